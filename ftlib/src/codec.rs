@@ -1,0 +1,251 @@
+//! Frames on bytes: a `u32` big-endian length, then a bincode payload.
+//!
+//! This is the only module that names bincode, and it never touches a socket: it turns
+//! messages into bytes and bytes into messages, checking every length against its limit
+//! before anything is allocated.
+
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::protocol::MAX_FRAME;
+
+/// Length of the frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// The one bincode configuration of protocol v1: little-endian, variable-length integers,
+/// and a decode limit equal to the frame limit.
+pub type Config = Configuration<LittleEndian, Varint, Limit<MAX_FRAME>>;
+
+/// The bincode configuration every frame is encoded and decoded with.
+pub fn config() -> Config {
+    bincode::config::standard().with_limit::<MAX_FRAME>()
+}
+
+/// Encodes `msg` as one frame (header and payload) into `out`, replacing its contents.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the payload would exceed [`MAX_FRAME`].
+pub fn encode_frame<T: Serialize + ?Sized>(msg: &T, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    bincode::serde::encode_into_std_write(msg, out, config())
+        .map_err(|e| Error::Protocol(format!("cannot encode message: {e}")))?;
+    let len = out.len() - HEADER_LEN;
+    if len > MAX_FRAME {
+        return Err(Error::FrameTooLarge {
+            len: len as u64,
+            limit: MAX_FRAME,
+        });
+    }
+    let len = u32::try_from(len).map_err(|_| Error::FrameTooLarge {
+        len: len as u64,
+        limit: MAX_FRAME,
+    })?;
+    out[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Reads a frame header and checks the length against `limit`.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the declared length is above `limit`.
+pub fn payload_len(header: [u8; HEADER_LEN], limit: usize) -> Result<usize> {
+    let len = u32::from_be_bytes(header);
+    match usize::try_from(len) {
+        Ok(len) if len <= limit => Ok(len),
+        _ => Err(Error::FrameTooLarge {
+            len: u64::from(len),
+            limit,
+        }),
+    }
+}
+
+/// Decodes one payload as a `T`, which may borrow from it (chunk data is not copied).
+///
+/// # Errors
+/// [`Error::Protocol`] when the payload is not a valid `T` or has bytes left over.
+pub fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T> {
+    let (msg, used) = bincode::serde::borrow_decode_from_slice(payload, config()).map_err(|e| {
+        Error::Protocol(format!("malformed {} message: {e}", short_type_name::<T>()))
+    })?;
+    if used != payload.len() {
+        return Err(Error::Protocol(format!(
+            "{} trailing bytes after a {} message",
+            payload.len() - used,
+            short_type_name::<T>()
+        )));
+    }
+    Ok(msg)
+}
+
+/// Decodes a whole frame (header included) from `bytes`: the message and the bytes used.
+/// `Ok(None)` means `bytes` does not yet hold a complete frame.
+///
+/// # Errors
+/// As [`payload_len`] and [`decode`].
+pub fn decode_frame<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: usize,
+) -> Result<Option<(T, usize)>> {
+    let Some((header, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let len = payload_len(*header, limit)?;
+    let Some(payload) = rest.get(..len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode(payload)?, HEADER_LEN + len)))
+}
+
+fn short_type_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Body, Entry, EntryKind, ErrorKind, Hello, MAX_CHUNK, Request, Response};
+
+    fn round_trip<T>(msg: &T) -> T
+    where
+        T: Serialize + for<'a> Deserialize<'a> + std::fmt::Debug + PartialEq,
+    {
+        let mut buf = Vec::new();
+        encode_frame(msg, &mut buf).expect("encode");
+        let (back, used) = decode_frame::<T>(&buf, MAX_FRAME)
+            .expect("decode")
+            .expect("complete");
+        assert_eq!(used, buf.len());
+        back
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let requests = [
+            Request::Hello(Hello::ours()),
+            Request::Put {
+                name: "a.txt".into(),
+                size: u64::MAX,
+            },
+            Request::Get { name: "é".into() },
+            Request::List,
+        ];
+        for r in &requests {
+            assert_eq!(&round_trip(r), r);
+        }
+        let responses = [
+            Response::Hello(Hello::ours()),
+            Response::Error {
+                kind: ErrorKind::NotFound,
+                message: "x".into(),
+            },
+            Response::Ready,
+            Response::Stored { size: 5 },
+            Response::File {
+                size: 1 << 40,
+                modified: -5,
+            },
+            Response::Entries(vec![Entry {
+                name: "n".into(),
+                kind: EntryKind::Dir,
+                size: 0,
+                modified: 1_700_000_000,
+            }]),
+            Response::ListEnd { count: 1 },
+        ];
+        for r in &responses {
+            assert_eq!(&round_trip(r), r);
+        }
+    }
+
+    #[test]
+    fn chunk_decodes_without_copy() {
+        let data = vec![7u8; 1000];
+        let mut buf = Vec::new();
+        encode_frame(&Body::Chunk(&data), &mut buf).expect("encode");
+        let payload = &buf[HEADER_LEN..];
+        let body: Body<'_> = decode(payload).expect("decode");
+        let Body::Chunk(bytes) = body else {
+            panic!("not a chunk: {body:?}")
+        };
+        assert_eq!(bytes, &data[..]);
+        let start = payload.as_ptr() as usize;
+        let at = bytes.as_ptr() as usize;
+        assert!(at > start && at < start + payload.len(), "chunk was copied");
+    }
+
+    #[test]
+    fn largest_chunk_fits_in_a_frame() {
+        let data = vec![1u8; MAX_CHUNK];
+        let mut buf = Vec::new();
+        encode_frame(&Body::Chunk(&data), &mut buf).expect("largest chunk encodes");
+        assert!(buf.len() - HEADER_LEN <= MAX_FRAME);
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_before_allocation() {
+        assert!(matches!(
+            payload_len(u32::MAX.to_be_bytes(), MAX_FRAME),
+            Err(Error::FrameTooLarge { len, .. }) if len == u64::from(u32::MAX)
+        ));
+        let len = u32::try_from(MAX_FRAME + 1).expect("fits");
+        assert!(payload_len(len.to_be_bytes(), MAX_FRAME).is_err());
+        assert_eq!(payload_len(7u32.to_be_bytes(), MAX_FRAME).expect("ok"), 7);
+        let data = vec![0u8; MAX_FRAME + 10];
+        let mut buf = Vec::new();
+        assert!(matches!(
+            encode_frame(&Body::Chunk(&data), &mut buf),
+            Err(Error::FrameTooLarge { .. })
+        ));
+    }
+
+    /// One row per malformed payload: each must be a protocol error, never a panic.
+    #[test]
+    fn malformed_payloads_are_protocol_errors() {
+        let mut put = Vec::new();
+        encode_frame(
+            &Request::Put {
+                name: "a".into(),
+                size: 1,
+            },
+            &mut put,
+        )
+        .expect("encode");
+        let put = &put[HEADER_LEN..];
+        let mut trailing = put.to_vec();
+        trailing.push(0);
+        let rows: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", vec![]),
+            ("unknown tag", vec![200]),
+            ("tag only", vec![1]),
+            ("truncated", put[..put.len() - 1].to_vec()),
+            ("trailing byte", trailing),
+            // Put with a string length claiming 2^60 bytes: refused by the limit.
+            ("length bomb", vec![1, 253, 0, 0, 0, 0, 0, 0, 0, 0x10, b'a']),
+            ("invalid utf-8", vec![1, 2, 0xff, 0xfe, 1]),
+        ];
+        for (what, bytes) in rows {
+            let got = decode::<Request>(&bytes);
+            assert!(
+                matches!(got, Err(Error::Protocol(_))),
+                "{what}: got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn incomplete_frames_ask_for_more() {
+        let mut buf = Vec::new();
+        encode_frame(&Request::List, &mut buf).expect("encode");
+        for cut in 0..buf.len() {
+            assert!(
+                decode_frame::<Request>(&buf[..cut], MAX_FRAME)
+                    .expect("no error")
+                    .is_none()
+            );
+        }
+    }
+}

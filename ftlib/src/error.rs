@@ -1,0 +1,367 @@
+//! The library's one error type, and how each error maps to the [`ErrorKind`] that
+//! crosses the wire.
+
+use std::io;
+use std::time::Duration;
+
+use crate::protocol::ErrorKind;
+use crate::report::escape;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ft.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer reported a failure; `message` is the peer's text, escaped when displayed.
+    #[error("{side}: {}", escape(message))]
+    Remote {
+        /// Which side reported it: `"server"` or `"client"`.
+        side: &'static str,
+        /// The kind the peer sent.
+        kind: ErrorKind,
+        /// The peer's message, unescaped.
+        message: String,
+    },
+    /// A name that is not one plain path component.
+    #[error("invalid file name {}: {reason}", escape(name))]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// The named file does not exist or is not a regular file.
+    #[error("{} not found{detail}", escape(name))]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// Extra detail, empty or starting with a separator.
+        detail: &'static str,
+    },
+    /// A file of that name exists already and was left untouched.
+    #[error("{} already exists{where_}", escape(name))]
+    AlreadyExists {
+        /// The name asked for.
+        name: String,
+        /// Where, e.g. `" on the server"`, or empty.
+        where_: &'static str,
+    },
+    /// A file larger than the receiver accepts.
+    #[error(
+        "{} is {size} bytes, more than the limit of {limit} bytes",
+        escape(name)
+    )]
+    TooLarge {
+        /// The file's name.
+        name: String,
+        /// Its declared size.
+        size: u64,
+        /// The limit it exceeds.
+        limit: u64,
+    },
+    /// The body carried more or fewer bytes than declared, or the source changed while read.
+    #[error("{}: expected {expected} bytes, got {actual}{detail}", escape(name))]
+    SizeMismatch {
+        /// The file's name.
+        name: String,
+        /// Declared size.
+        expected: u64,
+        /// Bytes actually seen (a lower bound when the body was too long).
+        actual: u64,
+        /// Extra detail, empty or starting with a separator.
+        detail: &'static str,
+    },
+    /// The body's digest did not match the data received.
+    #[error(
+        "{}: checksum mismatch, the data was corrupted in transit",
+        escape(name)
+    )]
+    ChecksumMismatch {
+        /// The file's name.
+        name: String,
+    },
+    /// A frame's declared length is above the limit; nothing was allocated for it.
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    FrameTooLarge {
+        /// Declared length.
+        len: u64,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The peer sent something the protocol does not allow here.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer does not speak ft, or no version both sides speak.
+    #[error(
+        "version mismatch: we speak ft v{ours_min}..v{ours_max}, the peer v{theirs_min}..v{theirs_max}"
+    )]
+    Version {
+        /// Oldest version we speak.
+        ours_min: u32,
+        /// Newest version we speak.
+        ours_max: u32,
+        /// Oldest version the peer speaks.
+        theirs_min: u32,
+        /// Newest version the peer speaks.
+        theirs_max: u32,
+    },
+    /// The peer was silent longer than the timeout.
+    #[error("timed out after {} s without progress from the peer", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The peer closed the connection in the middle of an exchange.
+    #[error("connection closed by the peer {0}")]
+    Closed(&'static str),
+    /// The connection failed (refused, reset, unreachable).
+    #[error("connection to {peer} failed: {source}")]
+    Network {
+        /// The peer, as text.
+        peer: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A local file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        context: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The transfer was cancelled locally.
+    #[error("cancelled")]
+    Cancelled,
+    /// The server already serves as many connections as it may.
+    #[error("server busy: {live} connections already, try again later")]
+    Busy {
+        /// Connections being served.
+        live: usize,
+    },
+    /// The server is shutting down and does not take new requests.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The kind this error travels as.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Remote { kind, .. } => *kind,
+            Error::InvalidName { .. } => ErrorKind::InvalidName,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::TooLarge { .. } => ErrorKind::TooLarge,
+            Error::SizeMismatch { .. } => ErrorKind::SizeMismatch,
+            Error::ChecksumMismatch { .. } => ErrorKind::ChecksumMismatch,
+            Error::FrameTooLarge { .. } | Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Version { .. } => ErrorKind::Version,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Closed(_) | Error::Network { .. } => ErrorKind::Connection,
+            Error::Io { source, .. } => match source.kind() {
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::NoSpace,
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                    ErrorKind::PermissionDenied
+                }
+                io::ErrorKind::FileTooLarge => ErrorKind::TooLarge,
+                _ => ErrorKind::Io,
+            },
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::ShuttingDown => ErrorKind::ShuttingDown,
+        }
+    }
+
+    /// True when the connection this error happened on can no longer carry requests.
+    pub fn breaks_connection(&self) -> bool {
+        match self {
+            Error::FrameTooLarge { .. }
+            | Error::Protocol(_)
+            | Error::Version { .. }
+            | Error::Timeout(_)
+            | Error::Closed(_)
+            | Error::Network { .. }
+            | Error::Busy { .. }
+            | Error::ShuttingDown => true,
+            Error::Remote { kind, .. } => matches!(
+                kind,
+                ErrorKind::Protocol
+                    | ErrorKind::Version
+                    | ErrorKind::Busy
+                    | ErrorKind::Timeout
+                    | ErrorKind::ShuttingDown
+            ),
+            _ => false,
+        }
+    }
+
+    /// Wraps a local file-system error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Wraps an error of the connection's socket.
+    pub(crate) fn net(peer: impl ToString, source: io::Error) -> Error {
+        match source.kind() {
+            io::ErrorKind::UnexpectedEof => Error::Closed("in the middle of a frame"),
+            _ => Error::Network {
+                peer: peer.to_string(),
+                source,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant is formatted at least once, and the text names the offending input.
+    #[test]
+    fn every_variant_formats() {
+        let cases: Vec<(Error, &str, ErrorKind)> = vec![
+            (
+                Error::Remote {
+                    side: "server",
+                    kind: ErrorKind::Busy,
+                    message: "full\x1b[2J".into(),
+                },
+                "server: \"full\\u{1b}[2J\"",
+                ErrorKind::Busy,
+            ),
+            (
+                Error::InvalidName {
+                    name: "../x".into(),
+                    reason: "not one path component",
+                },
+                "invalid file name ../x",
+                ErrorKind::InvalidName,
+            ),
+            (
+                Error::NotFound {
+                    name: "a.txt".into(),
+                    detail: "",
+                },
+                "a.txt not found",
+                ErrorKind::NotFound,
+            ),
+            (
+                Error::AlreadyExists {
+                    name: "a.txt".into(),
+                    where_: " on the server",
+                },
+                "a.txt already exists on the server",
+                ErrorKind::AlreadyExists,
+            ),
+            (
+                Error::TooLarge {
+                    name: "big".into(),
+                    size: 10,
+                    limit: 5,
+                },
+                "big is 10 bytes, more than the limit of 5 bytes",
+                ErrorKind::TooLarge,
+            ),
+            (
+                Error::SizeMismatch {
+                    name: "f".into(),
+                    expected: 3,
+                    actual: 2,
+                    detail: "",
+                },
+                "f: expected 3 bytes, got 2",
+                ErrorKind::SizeMismatch,
+            ),
+            (
+                Error::ChecksumMismatch { name: "f".into() },
+                "f: checksum mismatch",
+                ErrorKind::ChecksumMismatch,
+            ),
+            (
+                Error::FrameTooLarge { len: 9, limit: 4 },
+                "frame of 9 bytes exceeds the limit of 4 bytes",
+                ErrorKind::Protocol,
+            ),
+            (
+                Error::Protocol("bad tag".into()),
+                "protocol error: bad tag",
+                ErrorKind::Protocol,
+            ),
+            (
+                Error::Version {
+                    ours_min: 1,
+                    ours_max: 1,
+                    theirs_min: 2,
+                    theirs_max: 3,
+                },
+                "we speak ft v1..v1, the peer v2..v3",
+                ErrorKind::Version,
+            ),
+            (
+                Error::Timeout(Duration::from_millis(1500)),
+                "timed out after 1.5 s",
+                ErrorKind::Timeout,
+            ),
+            (
+                Error::Closed("before answering"),
+                "connection closed by the peer before answering",
+                ErrorKind::Connection,
+            ),
+            (
+                Error::Network {
+                    peer: "127.0.0.1:1".into(),
+                    source: io::Error::from(io::ErrorKind::ConnectionRefused),
+                },
+                "connection to 127.0.0.1:1 failed",
+                ErrorKind::Connection,
+            ),
+            (
+                Error::io("writing a.txt", io::Error::from(io::ErrorKind::StorageFull)),
+                "writing a.txt: ",
+                ErrorKind::NoSpace,
+            ),
+            (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
+            (
+                Error::Busy { live: 3 },
+                "server busy: 3 connections already",
+                ErrorKind::Busy,
+            ),
+            (
+                Error::ShuttingDown,
+                "shutting down",
+                ErrorKind::ShuttingDown,
+            ),
+        ];
+        for (error, text, kind) in cases {
+            let shown = error.to_string();
+            assert!(shown.contains(text), "{shown:?} lacks {text:?}");
+            assert_eq!(error.kind(), kind, "{shown}");
+        }
+    }
+
+    #[test]
+    fn connection_breaking_errors() {
+        assert!(Error::Protocol("x".into()).breaks_connection());
+        assert!(Error::Timeout(Duration::from_secs(1)).breaks_connection());
+        assert!(
+            !Error::NotFound {
+                name: "x".into(),
+                detail: ""
+            }
+            .breaks_connection()
+        );
+        assert!(
+            !Error::Remote {
+                side: "server",
+                kind: ErrorKind::AlreadyExists,
+                message: String::new()
+            }
+            .breaks_connection()
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! ft: move files between machines over TCP without ever losing or corrupting one.
+//!
+//! `ftlib` is the whole of ft; the `ftserver` and `ftclient` binaries are thin shells
+//! around it. A [`Server`] serves one directory through a [`store::Store`]; a [`Client`]
+//! uploads, downloads and lists. Messages are the serde types of [`protocol`], framed by
+//! [`codec`]; file bodies stream in bounded chunks closed by an XXH3-128 digest
+//! ([`transfer`]). The wire format is specified in `docs/PROTOCOL.md`.
+//!
+//! # Examples
+//! ```
+//! use std::net::TcpListener;
+//! use ftlib::{Client, ClientConfig, Server, ServerConfig, store::DirStore};
+//!
+//! let served = tempfile::tempdir()?;
+//! let local = tempfile::tempdir()?;
+//! let server = Server::new(
+//!     TcpListener::bind("127.0.0.1:0")?,
+//!     DirStore::open(served.path())?,
+//!     ServerConfig::default(),
+//! )?;
+//! let addr = server.local_addr()?;
+//! let stop = server.shutdown_handle();
+//! let running = std::thread::spawn(move || server.run(|_report| {}));
+//!
+//! let mut client = Client::connect(addr, ClientConfig::default())?;
+//! let data = b"hello, ft";
+//! client.put_reader(&data[..], data.len() as u64, "hello.txt", |_| {})?;
+//! client.get("hello.txt", &DirStore::open(local.path())?, false, |_| {})?;
+//! assert_eq!(std::fs::read(local.path().join("hello.txt"))?, data);
+//!
+//! stop.shutdown();
+//! running.join().expect("server thread")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod codec;
+pub mod connection;
+pub mod error;
+pub mod protocol;
+pub mod report;
+pub mod server;
+pub mod store;
+mod sys;
+pub mod transfer;
+
+pub use client::{Client, ClientConfig, Progress};
+pub use error::{Error, Result};
+pub use protocol::ErrorKind;
+pub use report::Report;
+pub use server::{Server, ServerConfig, ShutdownHandle};

@@ -1,0 +1,333 @@
+//! The messages of ft protocol v1 and the limits both sides enforce.
+//!
+//! This module only defines data: what a frame may carry and how large things may be.
+//! Encoding lives in [`crate::codec`]; the order in which messages flow is in `docs/PROTOCOL.md`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this library speaks.
+pub const VERSION: u32 = 1;
+
+/// The oldest protocol version this library still speaks.
+pub const MIN_VERSION: u32 = 1;
+
+/// Bytes that open every hello, so a peer that is not speaking ft is recognised at once.
+///
+/// Like PNG's signature: a non-ASCII first byte and a line feed catch text protocols and
+/// line-ending translation.
+pub const MAGIC: [u8; 4] = *b"\x89FT\n";
+
+/// Largest payload of one frame, in bytes (the 4-byte length prefix not included).
+pub const MAX_FRAME: usize = MAX_CHUNK + 1024;
+
+/// Largest payload of the first frame each side sends (the hello), in bytes.
+pub const MAX_HELLO_FRAME: usize = 1024;
+
+/// Largest data chunk a peer may send in one [`Body::Chunk`].
+pub const MAX_CHUNK: usize = 1024 * 1024;
+
+/// Chunk size this library sends by default.
+pub const DEFAULT_CHUNK: usize = 256 * 1024;
+
+/// Longest file name, in bytes of UTF-8.
+pub const MAX_NAME: usize = 255;
+
+/// Longest agent string in a hello, in bytes.
+pub const MAX_AGENT: usize = 64;
+
+/// Longest error message put on the wire, in bytes; longer messages are cut.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// Most entries in one [`Response::Entries`] batch.
+pub const LIST_BATCH: usize = 256;
+
+/// Length of a body digest: XXH3-128, big-endian.
+pub const DIGEST_LEN: usize = 16;
+
+/// The first message of each side: who is speaking and which versions it understands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`MAGIC`].
+    pub magic: [u8; 4],
+    /// Server: the newest version it speaks. Client: the version chosen for this connection.
+    pub version: u32,
+    /// The oldest version the sender speaks.
+    pub min_version: u32,
+    /// Free-form software name and version, at most [`MAX_AGENT`] bytes, for logs only.
+    pub agent: String,
+}
+
+impl Hello {
+    /// The hello this library sends.
+    pub fn ours() -> Hello {
+        let mut agent = format!("ftlib/{}", env!("CARGO_PKG_VERSION"));
+        agent.truncate(MAX_AGENT);
+        Hello {
+            magic: MAGIC,
+            version: VERSION,
+            min_version: MIN_VERSION,
+            agent,
+        }
+    }
+}
+
+/// A message from client to server that starts an exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The client's hello; first frame of the client, never sent again.
+    Hello(Hello),
+    /// Upload `size` bytes as `name`. The server answers [`Response::Ready`] or an error
+    /// before any data is sent; then the client sends the [`Body`].
+    Put {
+        /// Final name in the served directory (one path component).
+        name: String,
+        /// Exact number of bytes the body will carry.
+        size: u64,
+    },
+    /// Download `name`. The server answers [`Response::File`] followed by the [`Body`], or an error.
+    Get {
+        /// Name in the served directory (one path component).
+        name: String,
+    },
+    /// List the served directory: [`Response::Entries`] batches, then [`Response::ListEnd`].
+    List,
+}
+
+/// A message from server to client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The server's hello; first frame of the server.
+    Hello(Hello),
+    /// The request failed; the connection stays usable unless the kind is
+    /// [`ErrorKind::Protocol`], [`ErrorKind::Version`], [`ErrorKind::Busy`],
+    /// [`ErrorKind::Timeout`] or [`ErrorKind::ShuttingDown`].
+    Error {
+        /// What went wrong, for programs.
+        kind: ErrorKind,
+        /// What went wrong, for people; at most [`MAX_MESSAGE`] bytes.
+        message: String,
+    },
+    /// The server accepts an upload: send the body now.
+    Ready,
+    /// The upload is verified, durable and published under its name.
+    Stored {
+        /// Bytes stored.
+        size: u64,
+    },
+    /// A download starts: the body of exactly `size` bytes follows.
+    File {
+        /// Exact size of the body that follows.
+        size: u64,
+        /// Modification time, seconds since the Unix epoch.
+        modified: i64,
+    },
+    /// One batch of a listing, at most [`LIST_BATCH`] entries.
+    Entries(Vec<Entry>),
+    /// The listing is complete.
+    ListEnd {
+        /// Number of entries sent in all batches.
+        count: u64,
+    },
+}
+
+/// A frame of a file body, in either direction: chunks, then exactly one `End` or `Abort`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body<'a> {
+    /// The next bytes of the file, at most [`MAX_CHUNK`].
+    Chunk(#[serde(borrow, with = "serde_bytes")] &'a [u8]),
+    /// The body is complete; the digest covers every byte of it.
+    End {
+        /// XXH3-128 of the whole body, big-endian.
+        digest: [u8; DIGEST_LEN],
+    },
+    /// The sender gives up; the receiver discards what it got.
+    Abort {
+        /// Why.
+        kind: ErrorKind,
+        /// Why, for people; at most [`MAX_MESSAGE`] bytes.
+        message: String,
+    },
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// File name (one path component). May contain characters a terminal interprets:
+    /// escape it before printing.
+    pub name: String,
+    /// What kind of entry this is.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub modified: i64,
+}
+
+/// Declares an enum that travels as a `u16` code, so a peer with a newer list of
+/// values decodes unknown ones as `Other` instead of failing.
+macro_rules! coded_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[doc = $doc:literal])* $variant:ident = $code:literal => $label:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+        #[serde(from = "u16")]
+        #[non_exhaustive]
+        pub enum $name {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in code order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The code this value has on the wire.
+            pub fn code(self) -> u16 {
+                match self { $($name::$variant => $code,)* }
+            }
+
+            /// Short lowercase name, as printed in reports and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $label,)* }
+            }
+        }
+
+        impl From<u16> for $name {
+            fn from(code: u16) -> $name {
+                match code {
+                    $($code => $name::$variant,)*
+                    _ => $name::Other,
+                }
+            }
+        }
+
+        impl From<$name> for u16 {
+            fn from(value: $name) -> u16 {
+                value.code()
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                // The wire (bincode) gets the code; human-readable formats such as JSON the label.
+                if s.is_human_readable() {
+                    s.serialize_str(self.as_str())
+                } else {
+                    s.serialize_u16(self.code())
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+coded_enum! {
+    /// What went wrong, as carried in [`Response::Error`] and [`Body::Abort`].
+    ///
+    /// Travels as a `u16`; codes this version does not know decode as [`ErrorKind::Other`].
+    pub enum ErrorKind {
+        /// Anything not covered below, including codes from newer peers.
+        Other = 0 => "other",
+        /// The named file does not exist (or is not a regular file).
+        NotFound = 1 => "not-found",
+        /// A file of that name already exists; it was not touched.
+        AlreadyExists = 2 => "already-exists",
+        /// The name is not one plain path component.
+        InvalidName = 3 => "invalid-name",
+        /// The file is larger than the peer accepts.
+        TooLarge = 4 => "too-large",
+        /// The file system is full.
+        NoSpace = 5 => "no-space",
+        /// The body's digest did not match.
+        ChecksumMismatch = 6 => "checksum-mismatch",
+        /// The body was shorter or longer than declared, or the source changed while sent.
+        SizeMismatch = 7 => "size-mismatch",
+        /// The server has no room for another connection.
+        Busy = 8 => "busy",
+        /// The peer was silent for too long.
+        Timeout = 9 => "timeout",
+        /// The peer broke the protocol.
+        Protocol = 10 => "protocol",
+        /// No common protocol version.
+        Version = 11 => "version",
+        /// An I/O error on the peer's side.
+        Io = 12 => "io",
+        /// The peer's operating system denied access.
+        PermissionDenied = 13 => "permission-denied",
+        /// The server is shutting down.
+        ShuttingDown = 14 => "shutting-down",
+        /// The sender cancelled the transfer.
+        Cancelled = 15 => "cancelled",
+        /// The local side could not reach the peer, or the connection broke.
+        Connection = 16 => "connection",
+    }
+}
+
+coded_enum! {
+    /// The kind of a listed entry.
+    pub enum EntryKind {
+        /// Anything else (from newer peers).
+        Other = 0 => "other",
+        /// A regular file.
+        File = 1 => "file",
+        /// A directory (listed, not transferable).
+        Dir = 2 => "dir",
+    }
+}
+
+/// Cuts `message` to at most [`MAX_MESSAGE`] bytes on a character boundary.
+pub fn clip_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_unknown_is_other() {
+        for &kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from(kind.code()), kind);
+        }
+        assert_eq!(ErrorKind::from(9999), ErrorKind::Other);
+        for &kind in EntryKind::ALL {
+            assert_eq!(EntryKind::from(u16::from(kind)), kind);
+        }
+        assert_eq!(EntryKind::from(77), EntryKind::Other);
+    }
+
+    #[test]
+    fn labels_are_unique() {
+        let mut labels: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), ErrorKind::ALL.len());
+        assert_eq!(ErrorKind::AlreadyExists.to_string(), "already-exists");
+    }
+
+    #[test]
+    fn clip_message_respects_char_boundaries() {
+        let long = "é".repeat(MAX_MESSAGE);
+        let clipped = clip_message(long);
+        assert!(clipped.len() <= MAX_MESSAGE);
+        assert!(clipped.chars().all(|c| c == 'é'));
+        assert_eq!(clip_message("short".into()), "short");
+    }
+}

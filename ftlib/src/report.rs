@@ -1,0 +1,272 @@
+//! One [`Report`] per request, on either side: a one-line `Display` for people and a JSON
+//! object for programs. How and where it is printed is the binaries' business.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local, SecondsFormat};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::protocol::ErrorKind;
+
+/// Makes text from a peer safe to print: returned unchanged when it holds no control or
+/// bidirectional-override characters, otherwise quoted with those characters escaped.
+///
+/// # Examples
+/// ```
+/// use ftlib::report::escape;
+/// assert_eq!(escape("notes.pdf"), "notes.pdf");
+/// assert_eq!(escape("evil\x1b[2J"), "\"evil\\u{1b}[2J\"");
+/// ```
+pub fn escape(text: &str) -> String {
+    let risky =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(risky) {
+        let mut out = String::with_capacity(text.len() + 8);
+        out.push('"');
+        for c in text.chars() {
+            if risky(c) || c == '"' || c == '\\' {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out.push('"');
+        out
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Which request a report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Op {
+    /// The connection itself: greeting, refusal, malformed input outside a request.
+    Connect,
+    /// An upload.
+    Put,
+    /// A download.
+    Get,
+    /// A listing.
+    List,
+}
+
+impl Op {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Connect => "connect",
+            Op::Put => "put",
+            Op::Get => "get",
+            Op::List => "list",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The kind, as on the wire.
+    pub kind: ErrorKind,
+    /// The message (unescaped; escaped when displayed).
+    pub message: String,
+}
+
+impl From<&Error> for Failure {
+    fn from(error: &Error) -> Failure {
+        Failure {
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// When it finished.
+    pub time: DateTime<Local>,
+    /// The other side's address.
+    pub peer: SocketAddr,
+    /// The operation.
+    pub op: Op,
+    /// The file name, if the request had one.
+    pub name: Option<String>,
+    /// File bytes moved by this request (0 for a listing).
+    pub bytes: u64,
+    /// Entries received or sent, for a listing.
+    pub entries: Option<u64>,
+    /// How long it took.
+    pub duration: Duration,
+    /// `None` on success.
+    pub failure: Option<Failure>,
+}
+
+impl Report {
+    /// A report for a request that started at `started` and finished now; for a listing,
+    /// `bytes` is the number of entries.
+    pub fn new(
+        peer: SocketAddr,
+        op: Op,
+        name: Option<&str>,
+        started: Instant,
+        bytes: u64,
+        failure: Option<&Error>,
+    ) -> Report {
+        Report {
+            time: Local::now(),
+            peer,
+            op,
+            name: name.map(str::to_owned),
+            bytes: if op == Op::List { 0 } else { bytes },
+            entries: (op == Op::List).then_some(bytes),
+            duration: started.elapsed(),
+            failure: failure.map(Failure::from),
+        }
+    }
+
+    /// True when the request succeeded.
+    pub fn is_success(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The report as one line of JSON (no trailing newline).
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            time: String,
+            peer: String,
+            op: Op,
+            name: Option<&'a str>,
+            bytes: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            entries: Option<u64>,
+            duration_ms: f64,
+            status: &'static str,
+            error_kind: Option<ErrorKind>,
+            message: Option<&'a str>,
+        }
+        let json = Json {
+            time: self.time.to_rfc3339_opts(SecondsFormat::Millis, false),
+            peer: self.peer.to_string(),
+            op: self.op,
+            name: self.name.as_deref(),
+            bytes: self.bytes,
+            entries: self.entries,
+            duration_ms: (self.duration.as_secs_f64() * 1e6).round() / 1e3,
+            status: if self.is_success() {
+                "success"
+            } else {
+                "failure"
+            },
+            error_kind: self.failure.as_ref().map(|f| f.kind),
+            message: self.failure.as_ref().map(|f| f.message.as_str()),
+        };
+        serde_json::to_string(&json).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// `TIME IP PORT OP NAME BYTES DURATION success` or `… failure KIND: MESSAGE`.
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {} {} {:.3}s ",
+            self.time.to_rfc3339_opts(SecondsFormat::Millis, false),
+            self.peer.ip(),
+            self.peer.port(),
+            self.op,
+            self.name.as_deref().map_or_else(|| "-".to_owned(), escape),
+            match self.entries {
+                Some(n) => format!("{n} entries"),
+                None => format!("{} bytes", self.bytes),
+            },
+            self.duration.as_secs_f64(),
+        )?;
+        match &self.failure {
+            None => f.write_str("success"),
+            Some(failure) => write!(f, "failure {}: {}", failure.kind, escape(&failure.message)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(failure: Option<&Error>) -> Report {
+        Report::new(
+            "127.0.0.1:4000".parse().expect("addr"),
+            Op::Put,
+            Some("a b\x1b.txt"),
+            Instant::now(),
+            42,
+            failure,
+        )
+    }
+
+    #[test]
+    fn display_is_one_escaped_line() {
+        let ok = sample(None).to_string();
+        assert!(ok.ends_with("success"), "{ok}");
+        assert!(
+            ok.contains(" 127.0.0.1 4000 put \"a b\\u{1b}.txt\" 42 bytes "),
+            "{ok}"
+        );
+        let err = Error::AlreadyExists {
+            name: "x\ny".into(),
+            where_: "",
+        };
+        let bad = sample(Some(&err)).to_string();
+        assert!(!bad.contains('\n') && !bad.contains('\x1b'), "{bad:?}");
+        assert!(bad.contains("failure already-exists: "), "{bad}");
+    }
+
+    #[test]
+    fn json_has_the_documented_fields() {
+        let err = Error::NotFound {
+            name: "gone".into(),
+            detail: "",
+        };
+        let json: serde_json::Value =
+            serde_json::from_str(&sample(Some(&err)).to_json()).expect("valid json");
+        for field in [
+            "time",
+            "peer",
+            "op",
+            "name",
+            "bytes",
+            "duration_ms",
+            "status",
+            "error_kind",
+            "message",
+        ] {
+            assert!(json.get(field).is_some(), "missing {field}: {json}");
+        }
+        assert_eq!(json["peer"], "127.0.0.1:4000");
+        assert_eq!(json["op"], "put");
+        assert_eq!(json["status"], "failure");
+        assert_eq!(json["error_kind"], "not-found");
+        assert_eq!(json["name"], "a b\u{1b}.txt");
+        let ok: serde_json::Value = serde_json::from_str(&sample(None).to_json()).expect("json");
+        assert_eq!(ok["status"], "success");
+        assert!(ok["error_kind"].is_null());
+    }
+
+    #[test]
+    fn escape_cases() {
+        assert_eq!(escape("plain name.txt"), "plain name.txt");
+        assert_eq!(escape("a\nb"), "\"a\\nb\"");
+        assert_eq!(escape("q\"\u{202e}"), "\"q\\\"\\u{202e}\"");
+    }
+}

@@ -1,0 +1,514 @@
+//! The server: accepts on a listener it is given, refuses connections beyond the limit with
+//! `Busy`, serves each connection on its own thread, and shuts down gracefully when asked
+//! through a [`ShutdownHandle`]. Every request ends in one [`Report`].
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::protocol::{
+    DEFAULT_CHUNK, Hello, MAGIC, MIN_VERSION, Request, Response, VERSION, clip_message,
+};
+use crate::report::{Op, Report};
+use crate::store::Store;
+use crate::transfer::{self, Hooks, Side};
+
+/// How a [`Server`] behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Connections served at once; more are refused with `Busy`.
+    pub max_connections: usize,
+    /// How long a connection may stay silent, between requests or inside one frame.
+    pub idle_timeout: Duration,
+    /// After shutdown is asked, how long running transfers may take to finish.
+    pub grace: Duration,
+    /// Chunk size for downloads.
+    pub chunk_size: usize,
+    /// Largest upload accepted, if limited.
+    pub max_file_size: Option<u64>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            chunk_size: DEFAULT_CHUNK,
+            max_file_size: None,
+        }
+    }
+}
+
+/// Stops a running [`Server`]; cheap to clone and safe to call from a signal handler thread.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    wake: SocketAddr,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to stop: it stops accepting at once, closes idle connections, lets
+    /// transfers run for the grace period, then closes the rest and returns from `run`.
+    pub fn shutdown(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            // Wake the accept loop; if this fails it notices at the next connection.
+            let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
+        }
+    }
+
+    /// True once shutdown was asked.
+    pub fn is_shutdown(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// Receives every report the server makes.
+pub type ReportSink = Arc<dyn Fn(&Report) + Send + Sync>;
+
+/// An ft server on an already-bound listener.
+///
+/// # Examples
+/// ```
+/// use std::net::TcpListener;
+/// use ftlib::server::{Server, ServerConfig};
+/// use ftlib::store::DirStore;
+///
+/// let dir = tempfile::tempdir()?;
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let server = Server::new(listener, DirStore::open(dir.path())?, ServerConfig::default())?;
+/// let addr = server.local_addr()?;
+/// let stop = server.shutdown_handle();
+/// let running = std::thread::spawn(move || server.run(|report| println!("{report}")));
+///
+/// let mut client = ftlib::Client::connect(addr, ftlib::ClientConfig::default())?;
+/// assert!(client.list()?.is_empty());
+///
+/// stop.shutdown();
+/// running.join().expect("server thread")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Prepares a server; nothing is accepted until [`Server::run`].
+    ///
+    /// # Errors
+    /// When the listener's address cannot be read.
+    pub fn new(
+        listener: TcpListener,
+        store: impl Store + 'static,
+        config: ServerConfig,
+    ) -> io::Result<Server> {
+        let local = listener.local_addr()?;
+        let wake_ip = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Ok(Server {
+            listener,
+            store: Arc::new(store),
+            config,
+            shutdown: ShutdownHandle {
+                flag: Arc::new(AtomicBool::new(false)),
+                wake: SocketAddr::new(wake_ip, local.port()),
+            },
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    ///
+    /// # Errors
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Removes temporary files a crash left, then serves until shutdown; returns once every
+    /// connection has ended and temporary files are cleaned.
+    ///
+    /// # Errors
+    /// When the served directory cannot be read at start.
+    pub fn run(self, reports: impl Fn(&Report) + Send + Sync + 'static) -> Result<()> {
+        self.store.cleanup()?;
+        let ctx = Arc::new(Ctx {
+            store: self.store,
+            config: self.config,
+            shutdown: self.shutdown,
+            reports: Arc::new(reports),
+            registry: Arc::default(),
+        });
+        for stream in self.listener.incoming() {
+            if ctx.shutdown.is_shutdown() {
+                break;
+            }
+            match stream {
+                Ok(stream) => accept(&ctx, stream),
+                // Out of descriptors or similar: pause instead of spinning.
+                Err(e) if e.kind() != io::ErrorKind::ConnectionAborted => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => {}
+            }
+        }
+        drop(self.listener);
+        ctx.registry.drain(ctx.config.grace);
+        ctx.store.cleanup()?;
+        Ok(())
+    }
+}
+
+/// What every connection thread shares.
+struct Ctx {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+    reports: ReportSink,
+    registry: Arc<Registry>,
+}
+
+/// The live connections: a clone of each socket (to close it at shutdown) and whether it
+/// is inside a request.
+#[derive(Default)]
+struct Registry {
+    live: Mutex<HashMap<u64, (TcpStream, Arc<AtomicBool>)>>,
+    changed: Condvar,
+    next: AtomicU64,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, Arc<AtomicBool>)>> {
+        self.live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes a place if fewer than `max` are live; the permit frees it when dropped.
+    fn admit(self: &Arc<Self>, stream: &TcpStream, max: usize) -> Result<Permit, usize> {
+        let mut live = self.lock();
+        if live.len() >= max {
+            return Err(live.len());
+        }
+        let clone = stream.try_clone().map_err(|_| live.len())?;
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let busy = Arc::new(AtomicBool::new(true));
+        live.insert(id, (clone, busy.clone()));
+        Ok(Permit {
+            registry: Arc::clone(self),
+            id,
+            busy,
+        })
+    }
+
+    /// Closes idle connections now and busy ones after `grace`; waits until all are gone.
+    fn drain(&self, grace: Duration) {
+        let forced_at = Instant::now() + grace;
+        let give_up = forced_at + Duration::from_secs(10);
+        let mut live = self.lock();
+        while !live.is_empty() && Instant::now() < give_up {
+            let force = Instant::now() >= forced_at;
+            for (stream, busy) in live.values() {
+                if force || !busy.load(Ordering::SeqCst) {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+            live = self
+                .changed
+                .wait_timeout(live, Duration::from_millis(50))
+                .map_or_else(|p| p.into_inner().0, |(guard, _)| guard);
+        }
+    }
+}
+
+/// A place in the registry, released on drop.
+struct Permit {
+    registry: Arc<Registry>,
+    id: u64,
+    busy: Arc<AtomicBool>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.id);
+        self.registry.changed.notify_all();
+    }
+}
+
+fn accept(ctx: &Arc<Ctx>, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    let started = Instant::now();
+    let live = match ctx.registry.admit(&stream, ctx.config.max_connections) {
+        Ok(permit) => {
+            let thread_ctx = Arc::clone(ctx);
+            let spawned = thread::Builder::new()
+                .name(format!("ft {peer}"))
+                .spawn(move || serve_connection(&thread_ctx, stream, peer, permit));
+            if let Err(e) = spawned {
+                // The closure, permit and stream are dropped: the place is free again.
+                let error = Error::io("starting a connection thread", e);
+                (ctx.reports)(&Report::new(
+                    peer,
+                    Op::Connect,
+                    None,
+                    started,
+                    0,
+                    Some(&error),
+                ));
+            }
+            return;
+        }
+        Err(live) => live,
+    };
+    // Refuse at once. The client sends nothing before our greeting, so closing right after
+    // this small frame cannot reset it away.
+    let error = Error::Busy { live };
+    if let Ok(mut conn) = Connection::new(stream, Duration::from_secs(1)) {
+        answer_error(&mut conn, &error);
+        conn.close();
+    }
+    (ctx.reports)(&Report::new(
+        peer,
+        Op::Connect,
+        None,
+        started,
+        0,
+        Some(&error),
+    ));
+}
+
+fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Permit) {
+    let started = Instant::now();
+    let Ok(mut conn) = Connection::new(stream, ctx.config.idle_timeout) else {
+        return;
+    };
+    if let Err(e) = handshake(&mut conn) {
+        if !ctx.shutdown.is_shutdown() {
+            answer_error(&mut conn, &e);
+            (ctx.reports)(&Report::new(peer, Op::Connect, None, started, 0, Some(&e)));
+        }
+        conn.close();
+        return;
+    }
+    loop {
+        permit.busy.store(false, Ordering::SeqCst);
+        if ctx.shutdown.is_shutdown() {
+            break;
+        }
+        let started = Instant::now();
+        let request = match conn.recv::<Request>() {
+            Ok(Some(request)) => request,
+            Ok(None) => break,
+            // Idle between requests: close quietly. Shut down: the socket was closed for us.
+            Err(Error::Timeout(_)) => break,
+            Err(_) if ctx.shutdown.is_shutdown() => break,
+            Err(e) => {
+                answer_error(&mut conn, &e);
+                (ctx.reports)(&Report::new(peer, Op::Connect, None, started, 0, Some(&e)));
+                break;
+            }
+        };
+        permit.busy.store(true, Ordering::SeqCst);
+        let (report, keep) = serve_request(ctx, &mut conn, request, started);
+        (ctx.reports)(&report);
+        if !keep {
+            break;
+        }
+    }
+    conn.close();
+}
+
+/// Greets first (so a refused client never has unread data in flight), then checks the
+/// client's hello.
+fn handshake(conn: &mut Connection) -> Result<()> {
+    conn.send(&Response::Hello(Hello::ours()))?;
+    match conn.recv_hello::<Request>()? {
+        Request::Hello(hello) if hello.magic != MAGIC => Err(Error::Protocol(
+            "the peer does not speak ft (bad magic in hello)".into(),
+        )),
+        Request::Hello(hello) if (MIN_VERSION..=VERSION).contains(&hello.version) => Ok(()),
+        Request::Hello(hello) => Err(Error::Version {
+            ours_min: MIN_VERSION,
+            ours_max: VERSION,
+            theirs_min: hello.min_version,
+            theirs_max: hello.version,
+        }),
+        _ => Err(Error::Protocol("the first message must be a hello".into())),
+    }
+}
+
+/// Sends the failure to the client if the connection can still carry it.
+fn answer_error(conn: &mut Connection, error: &Error) {
+    let worth_sending = !matches!(
+        error,
+        Error::Timeout(_) | Error::Closed(_) | Error::Network { .. }
+    );
+    if worth_sending {
+        let _ = conn.send(&Response::Error {
+            kind: error.kind(),
+            message: clip_message(error.to_string()),
+        });
+    }
+}
+
+/// A request's failure, and whether the client has already been told (inside a body or
+/// listing, the failure travels as `Abort` or `Error` there).
+struct Failed {
+    error: Error,
+    answered: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            answered: false,
+        }
+    }
+}
+
+fn answered(error: Error) -> Failed {
+    Failed {
+        error,
+        answered: true,
+    }
+}
+
+/// Serves one request; returns its report and whether the connection goes on.
+fn serve_request(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    request: Request,
+    started: Instant,
+) -> (Report, bool) {
+    let moved = Cell::new(0u64);
+    let (op, name, result) = match request {
+        Request::Put { name, size } => {
+            let result = serve_put(ctx, conn, &name, size, &moved);
+            (Op::Put, Some(name), result)
+        }
+        Request::Get { name } => {
+            let result = serve_get(ctx, conn, &name, &moved);
+            (Op::Get, Some(name), result)
+        }
+        Request::List => (Op::List, None, serve_list(ctx, conn)),
+        Request::Hello(_) => (
+            Op::Connect,
+            None,
+            Err(Error::Protocol("a second hello".into()).into()),
+        ),
+    };
+    let peer = conn.peer();
+    match result {
+        Ok(bytes) => (
+            Report::new(peer, op, name.as_deref(), started, bytes, None),
+            true,
+        ),
+        Err(Failed { error, answered }) => {
+            if !answered {
+                answer_error(conn, &error);
+            }
+            let report = Report::new(
+                peer,
+                op,
+                name.as_deref(),
+                started,
+                moved.get(),
+                Some(&error),
+            );
+            (report, !error.breaks_connection())
+        }
+    }
+}
+
+fn serve_put(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    name: &str,
+    size: u64,
+    moved: &Cell<u64>,
+) -> Result<u64, Failed> {
+    if let Some(limit) = ctx.config.max_file_size {
+        if size > limit {
+            return Err(Error::TooLarge {
+                name: name.to_owned(),
+                size,
+                limit,
+            }
+            .into());
+        }
+    }
+    let mut upload = ctx.store.create(name, size)?;
+    conn.send(&Response::Ready)?;
+    let mut progress = |n| moved.set(n);
+    let mut hooks = Hooks {
+        progress: Some(&mut progress),
+        cancel: None,
+    };
+    let got = transfer::recv_body(conn, Side::Client, name, &mut upload, size, &mut hooks)?;
+    upload.commit()?;
+    conn.send(&Response::Stored { size: got })?;
+    Ok(got)
+}
+
+fn serve_get(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    name: &str,
+    moved: &Cell<u64>,
+) -> Result<u64, Failed> {
+    let mut source = ctx.store.open(name)?;
+    conn.send(&Response::File {
+        size: source.size,
+        modified: source.modified,
+    })?;
+    let mut progress = |n| moved.set(n);
+    let mut hooks = Hooks {
+        progress: Some(&mut progress),
+        cancel: None,
+    };
+    transfer::send_body(
+        conn,
+        name,
+        &mut source.reader,
+        source.size,
+        ctx.config.chunk_size,
+        &mut hooks,
+    )
+    .map_err(answered)
+}
+
+fn serve_list(ctx: &Ctx, conn: &mut Connection) -> Result<u64, Failed> {
+    let entries = ctx.store.list()?;
+    transfer::send_listing(conn, entries).map_err(answered)
+}

@@ -1,0 +1,165 @@
+//! Every operating-system-specific file call, behind `cfg`, each with a portable fallback
+//! that keeps the same promise: open without following a symlink, publish a finished file
+//! without replacing an existing one, and make a directory entry durable.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::Path;
+
+/// Opens `path` for reading without following a symlink in its last component.
+/// A symlink there fails (ELOOP on Unix; checked on the handle elsewhere).
+pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        // FILE_FLAG_OPEN_REPARSE_POINT: open the link itself, never its target.
+        options.custom_flags(0x0020_0000);
+    }
+    let file = options.open(path)?;
+    if file.metadata()?.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to follow a symbolic link",
+        ));
+    }
+    #[cfg(unix)]
+    clear_nonblocking(&file)?;
+    Ok(file)
+}
+
+/// O_NONBLOCK keeps `open` from hanging on a FIFO planted in the directory; regular files
+/// ignore it, but clear it so reads behave as usual.
+#[cfg(unix)]
+fn clear_nonblocking(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Moves the finished file `tmp` to `dst` only if nothing exists at `dst`; fails with
+/// [`io::ErrorKind::AlreadyExists`] otherwise. Atomic: a racing publisher of the same name
+/// either wins whole or gets `AlreadyExists`.
+pub fn publish_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    match rename_noreplace(tmp, dst) {
+        Ok(()) => return Ok(()),
+        // The file system does not support RENAME_NOREPLACE: fall back to link + unlink.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {}
+        Err(e) => return Err(e),
+    }
+    // link() never replaces an existing name; then drop the temporary name.
+    fs::hard_link(tmp, dst)?;
+    if let Err(e) = fs::remove_file(tmp) {
+        // The data is published; a leftover temporary name is swept at the next start.
+        let _ = e;
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn rename_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+    };
+    let (from, to) = (to_c(tmp)?, to_c(dst)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Moves `tmp` to `dst`, atomically replacing whatever is at `dst`.
+pub fn publish_replace(tmp: &Path, dst: &Path) -> io::Result<()> {
+    fs::rename(tmp, dst)
+}
+
+/// Makes the directory's entries durable (a new or renamed name survives a crash).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows cannot open a directory for flushing without extra flags; NTFS journals
+        // metadata, and the file itself was synced before it was published.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
+pub fn create_new(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o644);
+    }
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_never_replaces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (tmp, dst) = (dir.path().join("t"), dir.path().join("d"));
+        fs::write(&dst, b"old").expect("write");
+        fs::write(&tmp, b"new").expect("write");
+        let err = publish_noreplace(&tmp, &dst).expect_err("must refuse");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&dst).expect("read"), b"old");
+        fs::remove_file(&dst).expect("rm");
+        publish_noreplace(&tmp, &dst).expect("publish");
+        assert_eq!(fs::read(&dst).expect("read"), b"new");
+        assert!(!tmp.exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_are_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"secret").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+        assert!(open_read_nofollow(&link).is_err());
+        assert!(create_new(&link).is_err());
+        assert_eq!(fs::read(&outside).expect("read"), b"secret");
+    }
+}

@@ -1,0 +1,341 @@
+//! Streaming over a [`Connection`]: a file body as bounded chunks closed by an end-to-end
+//! XXH3-128 digest, and a listing as bounded batches. Memory stays constant whatever the
+//! size of the file or directory.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::protocol::{
+    Body, DIGEST_LEN, Entry, ErrorKind, LIST_BATCH, MAX_CHUNK, MAX_NAME, Response, clip_message,
+};
+use crate::report::escape;
+
+/// Which side the other end of a connection is, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The other end is a server.
+    Server,
+    /// The other end is a client.
+    Client,
+}
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Server => "server",
+            Side::Client => "client",
+        }
+    }
+
+    /// The error for a failure the peer reported.
+    pub fn remote(self, kind: ErrorKind, message: String) -> Error {
+        Error::Remote {
+            side: self.as_str(),
+            kind,
+            message,
+        }
+    }
+}
+
+/// What a transfer reports to and asks of its caller between chunks.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Called with the number of body bytes moved so far.
+    pub progress: Option<&'a mut dyn FnMut(u64)>,
+    /// When set, stops the transfer with [`Error::Cancelled`] at the next chunk.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl Hooks<'_> {
+    fn progress(&mut self, done: u64) {
+        if let Some(progress) = self.progress.as_mut() {
+            progress(done);
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Debug for Hooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
+            .finish()
+    }
+}
+
+/// Sends exactly `size` bytes from `reader` as a body, then its digest.
+///
+/// When the source ends early, grows, fails, or the transfer is cancelled, an `Abort` is
+/// sent instead of `End`, so the connection stays usable, and the error is returned.
+///
+/// # Errors
+/// [`Error::SizeMismatch`], [`Error::Io`], [`Error::Cancelled`] (connection still usable);
+/// connection errors.
+pub fn send_body(
+    conn: &mut Connection,
+    name: &str,
+    reader: &mut dyn Read,
+    size: u64,
+    chunk_size: usize,
+    hooks: &mut Hooks<'_>,
+) -> Result<u64> {
+    let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
+    let mut buf = vec![0u8; usize::try_from(size).map_or(chunk_size, |s| s.clamp(1, chunk_size))];
+    let mut hasher = Xxh3::new();
+    let mut sent = 0u64;
+    while sent < size {
+        if hooks.cancelled() {
+            return abort(conn, Error::Cancelled);
+        }
+        let want = usize::try_from(size - sent).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = match fill(reader, &mut buf[..want]) {
+            Ok(0) => {
+                return abort(
+                    conn,
+                    Error::SizeMismatch {
+                        name: name.to_owned(),
+                        expected: size,
+                        actual: sent,
+                        detail: " (the file shrank while being sent)",
+                    },
+                );
+            }
+            Ok(n) => n,
+            Err(e) => return abort(conn, Error::io(format!("reading {}", escape(name)), e)),
+        };
+        let data = &buf[..n];
+        hasher.update(data);
+        conn.send(&Body::Chunk(data))?;
+        sent += n as u64;
+        hooks.progress(sent);
+    }
+    match fill(reader, &mut [0u8; 1]) {
+        Ok(0) => {}
+        Ok(_) => {
+            return abort(
+                conn,
+                Error::SizeMismatch {
+                    name: name.to_owned(),
+                    expected: size,
+                    actual: size + 1,
+                    detail: " (the file grew while being sent)",
+                },
+            );
+        }
+        Err(e) => return abort(conn, Error::io(format!("reading {}", escape(name)), e)),
+    }
+    conn.send(&Body::End {
+        digest: hasher.digest128().to_be_bytes(),
+    })?;
+    Ok(sent)
+}
+
+/// Sends an `Abort` carrying `error`, then returns it.
+fn abort<T>(conn: &mut Connection, error: Error) -> Result<T> {
+    conn.send(&Body::Abort {
+        kind: error.kind(),
+        message: clip_message(error.to_string()),
+    })?;
+    Err(error)
+}
+
+/// Reads until `buf` is full or the source ends.
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Receives a body of exactly `size` bytes into `writer` and verifies its digest.
+///
+/// Nothing is trusted until this returns `Ok`: the caller must discard what was written
+/// on any error. A failing `writer` does not desynchronise the connection: the rest of the
+/// body is read and dropped, then the write error is returned.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] (body ended early), [`Error::ChecksumMismatch`], [`Error::Io`]
+/// (writer), [`Error::Remote`] (sender aborted): the connection stays usable.
+/// [`Error::Protocol`] (body longer than declared, empty or oversized chunk),
+/// [`Error::Cancelled`] and connection errors: it does not.
+pub fn recv_body(
+    conn: &mut Connection,
+    peer: Side,
+    name: &str,
+    writer: &mut dyn Write,
+    size: u64,
+    hooks: &mut Hooks<'_>,
+) -> Result<u64> {
+    let mut hasher = Xxh3::new();
+    let mut got = 0u64;
+    let mut write_error = None;
+    loop {
+        if hooks.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        match conn.expect::<Body<'_>>("in the middle of a file body")? {
+            Body::Chunk(data) => {
+                if data.is_empty() || data.len() > MAX_CHUNK {
+                    return Err(Error::Protocol(format!(
+                        "chunk of {} bytes (allowed: 1 to {MAX_CHUNK})",
+                        data.len()
+                    )));
+                }
+                let len = data.len() as u64;
+                if len > size - got {
+                    return Err(Error::Protocol(format!(
+                        "the body of {} is longer than the declared {size} bytes",
+                        escape(name)
+                    )));
+                }
+                hasher.update(data);
+                got += len;
+                if write_error.is_none() {
+                    if let Err(e) = writer.write_all(data) {
+                        write_error = Some(Error::io(format!("writing {}", escape(name)), e));
+                    }
+                }
+                hooks.progress(got);
+            }
+            Body::End { digest } => {
+                if let Some(e) = write_error {
+                    return Err(e);
+                }
+                if got != size {
+                    return Err(Error::SizeMismatch {
+                        name: name.to_owned(),
+                        expected: size,
+                        actual: got,
+                        detail: " (the body ended early)",
+                    });
+                }
+                if digest != hasher.digest128().to_be_bytes() {
+                    return Err(Error::ChecksumMismatch {
+                        name: name.to_owned(),
+                    });
+                }
+                return Ok(got);
+            }
+            Body::Abort { kind, message } => return Err(peer.remote(kind, message)),
+        }
+    }
+}
+
+/// Streams `entries` as batches of at most [`LIST_BATCH`], then `ListEnd`. A failing
+/// entry ends the listing with an `Error` response instead.
+///
+/// # Errors
+/// The entry error (connection still usable), or connection errors.
+pub fn send_listing(
+    conn: &mut Connection,
+    entries: impl Iterator<Item = Result<Entry>>,
+) -> Result<u64> {
+    let mut batch = Vec::with_capacity(LIST_BATCH);
+    let mut count = 0u64;
+    for entry in entries {
+        match entry {
+            Ok(entry) => batch.push(entry),
+            Err(e) => {
+                conn.send(&Response::Error {
+                    kind: e.kind(),
+                    message: clip_message(e.to_string()),
+                })?;
+                return Err(e);
+            }
+        }
+        if batch.len() == LIST_BATCH {
+            count += batch.len() as u64;
+            conn.send(&Response::Entries(std::mem::take(&mut batch)))?;
+            batch.reserve(LIST_BATCH);
+        }
+    }
+    if !batch.is_empty() {
+        count += batch.len() as u64;
+        conn.send(&Response::Entries(batch))?;
+    }
+    conn.send(&Response::ListEnd { count })?;
+    Ok(count)
+}
+
+/// Receives a listing, handing each entry to `each`; at most `max_entries` are accepted.
+///
+/// # Errors
+/// [`Error::Remote`] when the server reports a failure; [`Error::Protocol`] for oversized
+/// batches or names, too many entries or a wrong count; connection errors.
+pub fn recv_listing(
+    conn: &mut Connection,
+    max_entries: u64,
+    each: &mut dyn FnMut(Entry),
+) -> Result<u64> {
+    let mut count = 0u64;
+    loop {
+        match conn.expect::<Response>("in the middle of a listing")? {
+            Response::Entries(batch) => {
+                if batch.len() > LIST_BATCH {
+                    return Err(Error::Protocol(format!(
+                        "listing batch of {} entries (limit {LIST_BATCH})",
+                        batch.len()
+                    )));
+                }
+                count += batch.len() as u64;
+                if count > max_entries {
+                    return Err(Error::Protocol(format!(
+                        "listing longer than the limit of {max_entries} entries"
+                    )));
+                }
+                for entry in batch {
+                    if entry.name.is_empty() || entry.name.len() > MAX_NAME {
+                        return Err(Error::Protocol(format!(
+                            "listing entry with a name of {} bytes",
+                            entry.name.len()
+                        )));
+                    }
+                    each(entry);
+                }
+            }
+            Response::ListEnd { count: sent } if sent == count => return Ok(count),
+            Response::ListEnd { count: sent } => {
+                return Err(Error::Protocol(format!(
+                    "listing ended claiming {sent} entries after {count}"
+                )));
+            }
+            Response::Error { kind, message } => return Err(Side::Server.remote(kind, message)),
+            other => {
+                return Err(Error::Protocol(format!(
+                    "unexpected {} in a listing",
+                    response_name(&other)
+                )));
+            }
+        }
+    }
+}
+
+/// Short name of a response, for error messages.
+pub fn response_name(response: &Response) -> &'static str {
+    match response {
+        Response::Hello(_) => "hello",
+        Response::Error { .. } => "error",
+        Response::Ready => "ready",
+        Response::Stored { .. } => "stored",
+        Response::File { .. } => "file",
+        Response::Entries(_) => "entries",
+        Response::ListEnd { .. } => "list-end",
+    }
+}
+
+/// Length of the digest on the wire; kept next to the code that computes it.
+const _: () = assert!(DIGEST_LEN == 16);
