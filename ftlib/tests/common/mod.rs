@@ -1,0 +1,216 @@
+//! Shared harness: a real server on 127.0.0.1:0 in its own thread, serving a temporary
+//! directory, and a raw peer that speaks frames directly for hostile cases.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ftlib::connection::Connection;
+use ftlib::protocol::{Hello, Request, Response};
+use ftlib::store::{DirStore, TEMP_PREFIX};
+use ftlib::{Client, ClientConfig, Report, Server, ServerConfig, ShutdownHandle};
+use tempfile::TempDir;
+
+/// A server running in-process on loopback; shut down and joined on drop.
+pub struct TestServer {
+    pub dir: TempDir,
+    pub addr: SocketAddr,
+    pub reports: Arc<Mutex<Vec<Report>>>,
+    stop: ShutdownHandle,
+    thread: Option<JoinHandle<ftlib::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::with_config(ServerConfig::default())
+    }
+
+    pub fn with_config(config: ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestServer::serving(dir, config)
+    }
+
+    pub fn serving(dir: TempDir, config: ServerConfig) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let store = DirStore::open(dir.path()).expect("store");
+        let server = Server::new(listener, store, config).expect("server");
+        let addr = server.local_addr().expect("addr");
+        let stop = server.shutdown_handle();
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&reports);
+        let thread = std::thread::spawn(move || {
+            server.run(move |r| sink.lock().expect("reports").push(r.clone()))
+        });
+        TestServer {
+            dir,
+            addr,
+            reports,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr, quick_config()).expect("connect")
+    }
+
+    pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+        let path = self.root().join(name);
+        fs::write(&path, data).expect("write served file");
+        path
+    }
+
+    /// Stops the server and waits for it, returning what `run` returned.
+    pub fn stop(&mut self) -> ftlib::Result<()> {
+        self.stop.shutdown();
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("server thread panicked")
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.stop.clone()
+    }
+
+    /// Waits until the server has made `n` reports (they are made after the reply is sent).
+    pub fn wait_reports(&self, n: usize) -> Vec<Report> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reports = self.reports.lock().expect("reports").clone();
+            if reports.len() >= n || Instant::now() > deadline {
+                return reports;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.stop.shutdown();
+            let _ = thread.join();
+        }
+    }
+}
+
+pub fn quick_config() -> ClientConfig {
+    let mut config = ClientConfig::default();
+    config.timeout = Duration::from_secs(10);
+    config
+}
+
+/// Names of ft temporary files in `dir`.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(TEMP_PREFIX))
+        .collect()
+}
+
+/// Waits (bounded) until no temporary file is left in `dir`: the server removes it when
+/// the failed request's thread gets there, which may be just after the reply.
+pub fn assert_no_temp_files(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !temp_files(dir).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        temp_files(dir),
+        Vec::<String>::new(),
+        "temporary files left"
+    );
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures are reproducible.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A peer that speaks raw frames: for sending what a well-behaved client never would.
+pub struct RawPeer {
+    pub conn: Connection,
+}
+
+impl RawPeer {
+    /// Connects and completes the handshake.
+    pub fn connect(addr: SocketAddr) -> RawPeer {
+        let mut peer = RawPeer::connect_silent(addr);
+        match peer.conn.recv_hello::<Response>().expect("server hello") {
+            Response::Hello(_) => {}
+            other => panic!("expected hello, got {other:?}"),
+        }
+        peer.conn
+            .send(&Request::Hello(Hello::ours()))
+            .expect("send hello");
+        peer
+    }
+
+    /// Connects without any handshake.
+    pub fn connect_silent(addr: SocketAddr) -> RawPeer {
+        let stream = TcpStream::connect(addr).expect("connect");
+        RawPeer {
+            conn: Connection::new(stream, Duration::from_secs(10)).expect("conn"),
+        }
+    }
+
+    pub fn send<T: serde::Serialize>(&mut self, msg: &T) {
+        self.conn.send(msg).expect("send");
+    }
+
+    pub fn recv(&mut self) -> Response {
+        self.conn
+            .expect::<Response>("a response")
+            .expect("response")
+    }
+
+    /// True when the server closed the connection (end of stream or reset) within 10 s.
+    pub fn closed_by_server(&mut self) -> bool {
+        matches!(
+            self.conn.recv::<Response>(),
+            Ok(None) | Err(ftlib::Error::Closed(_)) | Err(ftlib::Error::Network { .. })
+        )
+    }
+}
+
+/// Writes raw bytes on a fresh TCP connection after reading the server's greeting, and
+/// returns everything the server sent afterwards until it closed the connection.
+pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut greeting = [0u8; 4];
+    stream.read_exact(&mut greeting).expect("greeting header");
+    let len = u32::from_be_bytes(greeting) as usize;
+    let mut rest = vec![0u8; len];
+    stream.read_exact(&mut rest).expect("greeting");
+    let _ = stream.write_all(bytes);
+    // Half-close: a server waiting for the rest of a frame sees the end at once.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    out
+}
