@@ -88,7 +88,7 @@ impl Client {
     pub fn connect(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client> {
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
-            .map_err(|e| Error::net("the address given", e))?
+            .map_err(Error::Resolve)?
             .collect();
         let mut last = None;
         for addr in &addrs {
@@ -108,10 +108,10 @@ impl Client {
             }
         }
         Err(last.unwrap_or_else(|| {
-            Error::net(
-                "the address given",
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
-            )
+            Error::Resolve(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name has no address",
+            ))
         }))
     }
 

@@ -113,6 +113,9 @@ pub enum Error {
     /// The peer closed the connection in the middle of an exchange.
     #[error("connection closed by the peer {0}")]
     Closed(&'static str),
+    /// The host name could not be resolved to an address.
+    #[error("cannot resolve the host name: {0}")]
+    Resolve(#[source] io::Error),
     /// The connection failed (refused, reset, unreachable).
     #[error("connection to {peer} failed: {source}")]
     Network {
@@ -159,7 +162,9 @@ impl Error {
             Error::FrameTooLarge { .. } | Error::Protocol(_) => ErrorKind::Protocol,
             Error::Version { .. } => ErrorKind::Version,
             Error::Timeout(_) => ErrorKind::Timeout,
-            Error::Closed(_) | Error::Network { .. } => ErrorKind::Connection,
+            Error::Closed(_) | Error::Network { .. } | Error::Resolve(_) => {
+                ErrorKind::Connection
+            }
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::NoSpace,
                 io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
@@ -183,6 +188,7 @@ impl Error {
             | Error::Timeout(_)
             | Error::Closed(_)
             | Error::Network { .. }
+            | Error::Resolve(_)
             | Error::Busy { .. }
             | Error::ShuttingDown => true,
             Error::Remote { kind, .. } => matches!(
@@ -326,6 +332,11 @@ mod tests {
                 ErrorKind::NoSpace,
             ),
             (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
+            (
+                Error::Resolve(io::Error::other("no such host")),
+                "cannot resolve the host name: no such host",
+                ErrorKind::Connection,
+            ),
             (
                 Error::Busy { live: 3 },
                 "server busy: 3 connections already",
