@@ -1,0 +1,114 @@
+//! A file system that fills up during a transfer, on either side: a small real tmpfs.
+//! Mounting needs root (as CI runs); elsewhere the tests say they were skipped.
+
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{TestServer, assert_no_temp_files, bytes, temp_files};
+use ftlib::store::DirStore;
+use ftlib::{ErrorKind, ServerConfig};
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct Tmpfs {
+    _parent: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: mounting a tmpfs needs root");
+            return None;
+        }
+        let parent = tempfile::tempdir().expect("tempdir");
+        let path = parent.path().join("small");
+        std::fs::create_dir(&path).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Tmpfs {
+                _parent: parent,
+                path,
+            }),
+            other => {
+                eprintln!("SKIPPED: cannot mount a tmpfs here ({other:?})");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn an_upload_that_fills_the_server_disk_fails_cleanly() {
+    let Some(fs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
+    let server = TestServer::serving(dir, ServerConfig::default());
+    let mut client = server.client();
+    let data = bytes(3 * 1024 * 1024, 1);
+    let err = client
+        .put_reader(&data[..], data.len() as u64, "huge", |_| {})
+        .expect_err("cannot fit");
+    assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+    assert!(client.is_open(), "the body was drained; the connection goes on");
+    assert!(!server.root().join("huge").exists());
+    assert_no_temp_files(server.root());
+    // The space came back and the name is free.
+    let small = bytes(100_000, 2);
+    client
+        .put_reader(&small[..], small.len() as u64, "huge", |_| {})
+        .expect("fits now");
+    assert_eq!(
+        std::fs::read(server.root().join("huge")).expect("read"),
+        small
+    );
+    let reports = server.wait_reports(2);
+    assert_eq!(
+        reports[0].failure.as_ref().map(|f| f.kind),
+        Some(ErrorKind::NoSpace)
+    );
+}
+
+#[test]
+fn a_download_that_fills_the_local_disk_fails_cleanly() {
+    let Some(fs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let server = TestServer::start();
+    server.write("big", &bytes(3 * 1024 * 1024, 3));
+    server.write("small", b"still fits");
+    let local = DirStore::open(fs.path()).expect("local store");
+    let mut client = server.client();
+    let err = client
+        .get("big", &local, false, |_| {})
+        .expect_err("cannot fit");
+    assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+    assert!(!fs.path().join("big").exists());
+    assert!(temp_files(fs.path()).is_empty());
+    assert!(client.is_open());
+    client
+        .get("small", &local, false, |_| {})
+        .expect("same connection");
+    assert_eq!(
+        std::fs::read(fs.path().join("small")).expect("read"),
+        b"still fits"
+    );
+}
