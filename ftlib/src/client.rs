@@ -86,10 +86,7 @@ impl Client {
     /// when the server is full; [`Error::Version`] or [`Error::Protocol`] when the peer is not
     /// a compatible ft server; [`Error::Timeout`].
     pub fn connect(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client> {
-        let addrs: Vec<SocketAddr> = addr
-            .to_socket_addrs()
-            .map_err(Error::Resolve)?
-            .collect();
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(Error::Resolve)?.collect();
         let mut last = None;
         for addr in &addrs {
             match TcpStream::connect_timeout(addr, config.timeout) {

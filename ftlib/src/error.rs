@@ -162,9 +162,7 @@ impl Error {
             Error::FrameTooLarge { .. } | Error::Protocol(_) => ErrorKind::Protocol,
             Error::Version { .. } => ErrorKind::Version,
             Error::Timeout(_) => ErrorKind::Timeout,
-            Error::Closed(_) | Error::Network { .. } | Error::Resolve(_) => {
-                ErrorKind::Connection
-            }
+            Error::Closed(_) | Error::Network { .. } | Error::Resolve(_) => ErrorKind::Connection,
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::NoSpace,
                 io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {

@@ -68,7 +68,10 @@ fn an_upload_that_fills_the_server_disk_fails_cleanly() {
         .put_reader(&data[..], data.len() as u64, "huge", |_| {})
         .expect_err("cannot fit");
     assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
-    assert!(client.is_open(), "the body was drained; the connection goes on");
+    assert!(
+        client.is_open(),
+        "the body was drained; the connection goes on"
+    );
     assert!(!server.root().join("huge").exists());
     assert_no_temp_files(server.root());
     // The space came back and the name is free.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ftlib::store::DirStore;
+use ftlib::store::{DirStore, Store};
 use ftlib::{Server, ServerConfig};
 
 const EXAMPLES: &str = "\
@@ -62,6 +62,12 @@ fn run(args: Args) -> Result<(), String> {
     let store = DirStore::open(&args.root).map_err(|e| format!("cannot serve: {e}"))?;
     let listener = TcpListener::bind((args.bind, args.port))
         .map_err(|e| format!("cannot listen on {}: {e}", join(args.bind, args.port)))?;
+    // Before the first line, which promises a readable directory free of a crash's leftovers;
+    // after binding, so a second server started by mistake on a taken port removes nothing.
+    // `Server::run` cleans again, which is cheap.
+    store
+        .cleanup()
+        .map_err(|e| format!("cannot serve {}: {e}", args.root.display()))?;
     let mut config = ServerConfig::default();
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);

@@ -1,0 +1,617 @@
+//! The real `ftclient` binary against the real `ftserver` binary, as a user runs them:
+//! round trips, refusals, report lines, exit codes, argument forms and host forms.
+
+mod util;
+
+use std::ffi::OsString;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use util::{Line, Output, ServerProcess, ftclient_in, temp_files};
+
+/// A server on its own directory, plus a local directory and a working directory for the
+/// client, all under one temporary directory: `served/`, `local/`, `cwd/`.
+struct Fixture {
+    server: ServerProcess,
+    base: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    fn on(ip: IpAddr) -> Fixture {
+        let base = tempfile::tempdir().expect("create a temporary directory");
+        for dir in ["served", "local", "cwd"] {
+            fs::create_dir(base.path().join(dir)).expect("mkdir");
+        }
+        let server = ServerProcess::start(ip, &base.path().join("served"));
+        Fixture { server, base }
+    }
+
+    fn served(&self) -> PathBuf {
+        self.base.path().join("served")
+    }
+
+    fn local(&self) -> PathBuf {
+        self.base.path().join("local")
+    }
+
+    fn cwd(&self) -> PathBuf {
+        self.base.path().join("cwd")
+    }
+
+    fn port(&self) -> String {
+        self.server.addr.port().to_string()
+    }
+
+    /// `ftclient 127.0.0.1 PORT ARGS… --dir LOCAL`, run in `cwd/`.
+    fn ft(&self, args: &[&str]) -> Output {
+        let mut all: Vec<OsString> = vec!["127.0.0.1".into(), self.port().into()];
+        all.extend(args.iter().map(OsString::from));
+        all.extend(["--dir".into(), self.local().into()]);
+        self.ft_raw(all)
+    }
+
+    /// `ftclient ARGS…` exactly as given, run in `cwd/`.
+    fn ft_raw<S: Into<OsString>>(&self, args: impl IntoIterator<Item = S>) -> Output {
+        ftclient_in(&self.cwd(), args.into_iter().map(Into::into))
+    }
+
+    fn served_bytes(&self, name: &str) -> Vec<u8> {
+        fs::read(self.served().join(name)).unwrap_or_else(|e| panic!("served {name}: {e}"))
+    }
+}
+
+/// Every report line of `text`, parsed.
+fn reports(text: &str) -> Vec<Line> {
+    text.lines().map(Line::parse).collect()
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Deterministic bytes that do not compress into a pattern a bug could hide in.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[5]
+        })
+        .collect()
+}
+
+/// A port on 127.0.0.1 where nothing listens: bound by the system, then released.
+fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn assert_success(out: &Output) {
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
+
+#[test]
+fn put_then_get_round_trips_byte_identical_with_one_line_per_file() {
+    let f = Fixture::new();
+    let files = [
+        ("small.txt", b"hello, ft\n".to_vec()),
+        ("empty.bin", Vec::new()),
+        ("big.bin", noise(3 * 1024 * 1024 + 12_345)),
+    ];
+    for (name, data) in &files {
+        fs::write(f.local().join(name), data).expect("write");
+    }
+
+    let out = f.ft(&["put", "small.txt", "empty.bin", "big.bin"]);
+    assert_success(&out);
+    let lines = reports(&out.stdout);
+    assert_eq!(lines.len(), files.len(), "{out:?}");
+    for (line, (name, data)) in lines.iter().zip(&files) {
+        assert_eq!(
+            (
+                line.op.as_str(),
+                line.name.as_str(),
+                line.count,
+                line.unit.as_str()
+            ),
+            ("put", *name, data.len() as u64, "bytes"),
+            "{out:?}"
+        );
+        assert_eq!(line.kind, None, "{out:?}");
+        assert_eq!(line.ip, "127.0.0.1");
+        assert_eq!(&f.served_bytes(name), data, "{name} on the server");
+    }
+
+    let down = f.base.path().join("down");
+    fs::create_dir(&down).expect("mkdir");
+    let port = f.port();
+    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), port.into(), "get".into()];
+    args.extend(files.iter().map(|(name, _)| OsString::from(name)));
+    args.extend(["--dir".into(), down.clone().into()]);
+    let out = f.ft_raw(args);
+    assert_success(&out);
+    let lines = reports(&out.stdout);
+    assert_eq!(lines.len(), files.len(), "{out:?}");
+    for (line, (name, data)) in lines.iter().zip(&files) {
+        assert_eq!(
+            (line.op.as_str(), line.name.as_str(), line.count),
+            ("get", *name, data.len() as u64),
+            "{out:?}"
+        );
+        assert_eq!(line.kind, None, "{out:?}");
+        let got = fs::read(down.join(name)).expect("downloaded");
+        assert!(got == *data, "{name} differs after the round trip");
+    }
+    assert!(temp_files(&down).is_empty());
+    assert!(temp_files(&f.served()).is_empty());
+}
+
+#[test]
+fn put_of_an_existing_name_is_refused_and_the_server_copy_untouched() {
+    let f = Fixture::new();
+    fs::write(f.served().join("a.txt"), b"original").expect("write");
+    fs::write(f.local().join("a.txt"), b"replacement").expect("write");
+    let out = f.ft(&["put", "a.txt"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert_eq!(lines[0].kind.as_deref(), Some("already-exists"), "{out:?}");
+    assert!(lines[0].message.contains("already exists"), "{out:?}");
+    assert_eq!(f.served_bytes("a.txt"), b"original");
+    assert!(temp_files(&f.served()).is_empty());
+}
+
+#[test]
+fn get_of_a_missing_name_fails_and_leaves_nothing() {
+    let f = Fixture::new();
+    let out = f.ft(&["get", "missing.txt"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert_eq!(
+        (lines[0].op.as_str(), lines[0].name.as_str()),
+        ("get", "missing.txt")
+    );
+    assert_eq!(lines[0].kind.as_deref(), Some("not-found"), "{out:?}");
+    assert!(lines[0].message.contains("not found"), "{out:?}");
+    assert!(
+        names_in(&f.local()).is_empty(),
+        "no file, no temporary file"
+    );
+}
+
+#[test]
+fn get_keeps_an_existing_local_file_unless_overwrite() {
+    let f = Fixture::new();
+    fs::write(f.served().join("x.txt"), b"from the server").expect("write");
+    fs::write(f.local().join("x.txt"), b"mine").expect("write");
+
+    let out = f.ft(&["get", "x.txt"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    assert_eq!(lines[0].kind.as_deref(), Some("already-exists"), "{out:?}");
+    assert_eq!(fs::read(f.local().join("x.txt")).expect("read"), b"mine");
+
+    let out = f.ft(&["get", "x.txt", "--overwrite"]);
+    assert_success(&out);
+    assert_eq!(
+        fs::read(f.local().join("x.txt")).expect("read"),
+        b"from the server"
+    );
+    assert_eq!(names_in(&f.local()), ["x.txt"], "no temporary file left");
+}
+
+#[test]
+fn a_failed_file_does_not_stop_the_others() {
+    let f = Fixture::new();
+    fs::write(f.served().join("present"), b"here").expect("write");
+    let out = f.ft(&["get", "missing", "present"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    let outcome: Vec<_> = lines
+        .iter()
+        .map(|l| (l.name.as_str(), l.kind.as_deref()))
+        .collect();
+    assert_eq!(
+        outcome,
+        [("missing", Some("not-found")), ("present", None)],
+        "{out:?}"
+    );
+    assert_eq!(fs::read(f.local().join("present")).expect("read"), b"here");
+    assert!(!f.local().join("missing").exists());
+
+    fs::write(f.local().join("upload.txt"), b"up").expect("write");
+    let out = f.ft(&["put", "absent.txt", "upload.txt"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert_eq!(lines[0].name, "absent.txt");
+    assert!(lines[0].kind.is_some(), "{out:?}");
+    assert!(lines[0].message.contains("absent.txt"), "{out:?}");
+    assert_eq!(
+        (lines[1].name.as_str(), lines[1].kind.as_deref()),
+        ("upload.txt", None)
+    );
+    assert_eq!(f.served_bytes("upload.txt"), b"up");
+    assert!(!f.served().join("absent.txt").exists());
+}
+
+#[test]
+fn invalid_names_are_refused() {
+    let f = Fixture::new();
+    fs::write(f.served().join("x"), b"x").expect("write");
+    // Local files whose last component is not an acceptable remote name.
+    fs::write(f.local().join(".ft-tmp-1-2-3"), b"reserved").expect("write");
+    fs::write(f.local().join("a:b"), b"colon").expect("write");
+    let rows: &[(&str, &str)] = &[
+        ("get", "../x"),
+        ("get", "a/b"),
+        ("get", ".."),
+        ("get", "/x"),
+        ("get", ".ft-tmp-1-2-3"),
+        ("put", ".ft-tmp-1-2-3"),
+        ("put", "a:b"),
+    ];
+    for &(op, name) in rows {
+        let out = f.ft(&[op, name]);
+        assert_eq!(out.code, Some(1), "{op} {name}: {out:?}");
+        let lines = reports(&out.stdout);
+        assert_eq!(lines.len(), 1, "{op} {name}: {out:?}");
+        assert_eq!(
+            (lines[0].op.as_str(), lines[0].kind.as_deref()),
+            (op, Some("invalid-name")),
+            "{op} {name}: {out:?}"
+        );
+    }
+    assert_eq!(names_in(&f.local()), [".ft-tmp-1-2-3", "a:b"]);
+    assert_eq!(names_in(&f.served()), ["x"]);
+    assert!(!f.base.path().join("x").exists(), "written outside --dir");
+}
+
+#[test]
+fn list_prints_names_on_stdout_and_the_report_on_stderr() {
+    let f = Fixture::new();
+    let out = f.ft(&["list"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+
+    for name in ["b.txt", "a.txt"] {
+        fs::write(f.served().join(name), name).expect("write");
+    }
+    fs::create_dir(f.served().join("sub")).expect("mkdir");
+    // Created after start-up, so not cleaned: it must still never be listed.
+    fs::write(f.served().join(".ft-tmp-5-5-5"), b"partial").expect("write");
+
+    let out = f.ft(&["list"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let mut names: Vec<&str> = out.stdout.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["a.txt", "b.txt", "sub/"], "{out:?}");
+    let lines = reports(&out.stderr);
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert_eq!(
+        (lines[0].op.as_str(), lines[0].count, lines[0].unit.as_str()),
+        ("list", 3, "entries"),
+        "{out:?}"
+    );
+    assert_eq!(lines[0].kind, None, "{out:?}");
+
+    let out = f.ft(&["list", "--json"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 3, "{out:?}");
+    let json: Value = serde_json::from_str(out.stderr.trim_end()).expect("JSON");
+    assert_eq!(json["op"], "list", "{out:?}");
+    assert_eq!(json["status"], "success", "{out:?}");
+    assert_eq!(json["entries"], 3, "{out:?}");
+}
+
+#[test]
+fn options_before_the_host_and_after_the_subcommand_both_work() {
+    let f = Fixture::new();
+    fs::write(f.served().join("x"), b"payload").expect("write");
+    let port = f.port();
+    let dirs: Vec<PathBuf> = (1..=3)
+        .map(|i| f.base.path().join(format!("d{i}")))
+        .collect();
+    for dir in &dirs {
+        fs::create_dir(dir).expect("mkdir");
+    }
+    let d = |i: usize| dirs[i].to_str().expect("UTF-8 temp path").to_owned();
+    let forms: [Vec<String>; 3] = [
+        vec![
+            "--dir".into(),
+            d(0),
+            "127.0.0.1".into(),
+            port.clone(),
+            "get".into(),
+            "x".into(),
+        ],
+        vec![
+            "127.0.0.1".into(),
+            port.clone(),
+            "get".into(),
+            "x".into(),
+            "--dir".into(),
+            d(1),
+        ],
+        vec![
+            "127.0.0.1".into(),
+            port.clone(),
+            "--dir".into(),
+            d(2),
+            "get".into(),
+            "x".into(),
+        ],
+    ];
+    for (args, dir) in forms.iter().zip(&dirs) {
+        let out = f.ft_raw(args);
+        assert_success(&out);
+        assert_eq!(
+            fs::read(dir.join("x")).expect("read"),
+            b"payload",
+            "{args:?}"
+        );
+    }
+    // A flag before the host applies too: --overwrite replaces, --json changes the output.
+    fs::write(dirs[0].join("x"), b"stale").expect("write");
+    let args = [
+        "--overwrite",
+        "--json",
+        "--dir",
+        &d(0),
+        "127.0.0.1",
+        &port,
+        "get",
+        "x",
+    ];
+    let out = f.ft_raw(args);
+    assert_success(&out);
+    let json: Value = serde_json::from_str(out.stdout.trim_end()).expect("JSON");
+    assert_eq!(json["status"], "success", "{out:?}");
+    assert_eq!(fs::read(dirs[0].join("x")).expect("read"), b"payload");
+    assert!(
+        names_in(&f.local()).is_empty(),
+        "the default --dir was not used"
+    );
+}
+
+#[test]
+fn put_with_a_plain_name_looks_in_dir_first_then_the_working_directory() {
+    let f = Fixture::new();
+    fs::write(f.local().join("both.txt"), b"from --dir").expect("write");
+    fs::write(f.cwd().join("both.txt"), b"from cwd").expect("write");
+    fs::write(f.cwd().join("cwd-only.txt"), b"only in cwd").expect("write");
+    let out = f.ft(&["put", "both.txt", "cwd-only.txt"]);
+    assert_success(&out);
+    assert_eq!(f.served_bytes("both.txt"), b"from --dir");
+    assert_eq!(f.served_bytes("cwd-only.txt"), b"only in cwd");
+}
+
+#[test]
+fn put_of_a_path_uses_that_path_and_its_last_component_as_the_name() {
+    let f = Fixture::new();
+    for (root, text) in [(f.cwd(), "cwd/sub"), (f.local(), "dir/sub")] {
+        fs::create_dir(root.join("sub")).expect("mkdir");
+        fs::write(root.join("sub").join("rel.txt"), text).expect("write");
+    }
+    let elsewhere = f.base.path().join("elsewhere");
+    fs::create_dir(&elsewhere).expect("mkdir");
+    let absolute = elsewhere.join("abs.bin");
+    fs::write(&absolute, b"absolute").expect("write");
+
+    let out = f.ft(&[
+        "put",
+        "sub/rel.txt",
+        absolute.to_str().expect("UTF-8 temp path"),
+    ]);
+    assert_success(&out);
+    let names: Vec<_> = reports(&out.stdout).into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["rel.txt", "abs.bin"], "{out:?}");
+    // A path with directories is taken as given (relative to the working directory).
+    assert_eq!(f.served_bytes("rel.txt"), b"cwd/sub");
+    assert_eq!(f.served_bytes("abs.bin"), b"absolute");
+    assert_eq!(names_in(&f.served()), ["abs.bin", "rel.txt"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows: &[&[&str]] = &[
+        &[],
+        &["127.0.0.1"],
+        &["127.0.0.1", "6789"],
+        &["127.0.0.1", "not-a-port", "list"],
+        &["127.0.0.1", "70000", "list"],
+        &["127.0.0.1", "6789", "put"],
+        &["127.0.0.1", "6789", "get"],
+        &["127.0.0.1", "6789", "frobnicate"],
+        &["127.0.0.1", "6789", "list", "--timeout", "0"],
+        &["127.0.0.1", "6789", "list", "--no-such-option"],
+    ];
+    for args in rows {
+        let out = ftclient_in(dir.path(), *args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        // clap explains the error, or shows the usage when nothing was given.
+        assert!(
+            out.stderr.starts_with("error: ") || out.stderr.contains("Usage: ftclient"),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn help_shows_examples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ftclient_in(dir.path(), ["--help"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for needle in [
+        "Examples:",
+        "ftclient localhost 6789 put",
+        "get",
+        "list",
+        "--overwrite",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle:?} missing: {out:?}");
+    }
+}
+
+#[test]
+fn an_unreachable_server_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("a.txt"), b"a").expect("write");
+    let port = dead_port().to_string();
+    let dir_arg = dir.path().to_str().expect("UTF-8 temp path");
+    let commands: &[&[&str]] = &[&["list"], &["get", "a", "b"], &["put", "a.txt", "a.txt"]];
+    for command in commands {
+        let mut args = vec!["127.0.0.1", &port];
+        args.extend_from_slice(command);
+        args.extend(["--dir", dir_arg, "--timeout", "5"]);
+        let out = ftclient_in(dir.path(), &args);
+        assert_eq!(out.code, Some(1), "{command:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{command:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{command:?}: {out:?}");
+        assert!(
+            out.stderr
+                .starts_with(&format!("ftclient: cannot reach 127.0.0.1:{port}: ")),
+            "{command:?}: {out:?}"
+        );
+        assert_eq!(names_in(dir.path()), ["a.txt"], "{command:?}");
+    }
+}
+
+#[test]
+fn get_into_a_missing_directory_is_refused() {
+    let f = Fixture::new();
+    fs::write(f.served().join("x"), b"x").expect("write");
+    let missing = f.base.path().join("no-such-dir");
+    let port = f.port();
+    let out = f.ft_raw([
+        OsString::from("127.0.0.1"),
+        port.into(),
+        "get".into(),
+        "x".into(),
+        "--dir".into(),
+        missing.clone().into(),
+    ]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&missing.display().to_string()),
+        "{out:?}"
+    );
+    assert!(!missing.exists(), "--dir must not be created");
+}
+
+#[test]
+fn localhost_works_as_host() {
+    let f = Fixture::new();
+    fs::write(f.local().join("l.txt"), b"via localhost").expect("write");
+    let port = f.port();
+    let dir = f.local();
+    let dir = dir.to_str().expect("UTF-8 temp path");
+    let out = f.ft_raw(["localhost", &port, "put", "l.txt", "--dir", dir]);
+    assert_success(&out);
+    let out = f.ft_raw(["localhost", &port, "list", "--dir", dir]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "l.txt\n");
+    assert_eq!(f.served_bytes("l.txt"), b"via localhost");
+}
+
+#[test]
+fn ipv6_hosts_with_and_without_brackets_work() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: ::1 cannot be bound on this machine");
+        return;
+    }
+    let f = Fixture::on(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    fs::write(f.local().join("six.txt"), b"over IPv6").expect("write");
+    let port = f.port();
+    let local = f.local();
+    let local = local.to_str().expect("UTF-8 temp path");
+    let down = f.base.path().join("down");
+    fs::create_dir(&down).expect("mkdir");
+    let down = down.to_str().expect("UTF-8 temp path");
+
+    let out = f.ft_raw(["::1", &port, "put", "six.txt", "--dir", local]);
+    assert_success(&out);
+    assert_eq!(reports(&out.stdout)[0].ip, "::1", "{out:?}");
+    let out = f.ft_raw(["[::1]", &port, "get", "six.txt", "--dir", down]);
+    assert_success(&out);
+    assert_eq!(
+        fs::read(Path::new(down).join("six.txt")).expect("read"),
+        b"over IPv6"
+    );
+    let out = f.ft_raw(["[::1]", &port, "list", "--dir", local]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "six.txt\n");
+}
+
+#[test]
+fn json_reports_have_every_field() {
+    let f = Fixture::new();
+    fs::write(f.local().join("j.bin"), [1u8, 2, 3]).expect("write");
+    let out = f.ft(&["put", "j.bin", "--json"]);
+    assert_success(&out);
+    fs::remove_file(f.local().join("j.bin")).expect("remove");
+    let out2 = f.ft(&["get", "j.bin", "missing", "--json"]);
+    assert_eq!(out2.code, Some(1), "{out2:?}");
+
+    let text = format!("{}{}", out.stdout, out2.stdout);
+    let expected = [
+        json!({"op": "put", "name": "j.bin", "bytes": 3, "status": "success", "error_kind": null, "message": null}),
+        json!({"op": "get", "name": "j.bin", "bytes": 3, "status": "success", "error_kind": null, "message": null}),
+        json!({"op": "get", "name": "missing", "bytes": 0, "status": "failure", "error_kind": "not-found"}),
+    ];
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{text}");
+    let peer = format!("127.0.0.1:{}", f.port());
+    for (line, want) in lines.iter().zip(&expected) {
+        let got: Value = serde_json::from_str(line).expect("a JSON line");
+        for field in [
+            "time",
+            "peer",
+            "op",
+            "name",
+            "bytes",
+            "duration_ms",
+            "status",
+            "error_kind",
+            "message",
+        ] {
+            assert!(got.get(field).is_some(), "no {field}: {line}");
+        }
+        assert_eq!(got["peer"], peer, "{line}");
+        assert!(
+            got["time"].as_str().is_some_and(|t| t.contains('T')),
+            "{line}"
+        );
+        assert!(got["duration_ms"].is_number(), "{line}");
+        for (key, value) in want.as_object().expect("an object") {
+            assert_eq!(&got[key], value, "{key} in {line}");
+        }
+    }
+    assert!(
+        lines[2].contains("not found"),
+        "the message says what happened: {text}"
+    );
+    assert_eq!(
+        fs::read(f.local().join("j.bin")).expect("read"),
+        [1u8, 2, 3]
+    );
+}

@@ -1,0 +1,473 @@
+//! The real `ftserver` binary as a user runs it: argument checks, the first line, one report
+//! per request (text and JSON), and a clean exit on SIGTERM / SIGINT.
+
+mod util;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use ftlib::store::DirStore;
+use ftlib::{Client, ClientConfig, ErrorKind};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use util::{DEADLINE, Line, ServerProcess, ftserver, run, temp_files};
+
+fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+fn client(server: &ServerProcess) -> Client {
+    let mut config = ClientConfig::default();
+    config.timeout = DEADLINE;
+    Client::connect(server.addr, config).expect("connect to ftserver")
+}
+
+/// `ftserver PORT --bind 127.0.0.1 --root ROOT`.
+fn serve_args(port: u16, root: &Path) -> Vec<OsString> {
+    vec![
+        port.to_string().into(),
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--root".into(),
+        root.into(),
+    ]
+}
+
+/// Deterministic bytes that do not compress into a pattern a bug could hide in.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn missing_root_is_refused_naming_the_directory() {
+    let base = tempdir();
+    let missing = base.path().join("no-such-dir");
+    let out = run(ftserver(), serve_args(0, &missing));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(!out.stdout.contains("up and running"), "{out:?}");
+    assert!(out.stderr.starts_with("ftserver: "), "{out:?}");
+    assert!(
+        out.stderr.contains(&missing.display().to_string()),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("does not exist"), "{out:?}");
+    assert!(!missing.exists(), "the root must not be created");
+}
+
+#[test]
+fn root_that_is_a_file_is_refused() {
+    let base = tempdir();
+    let file = base.path().join("plain-file");
+    fs::write(&file, b"not a directory").expect("write");
+    let out = run(ftserver(), serve_args(0, &file));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains(&file.display().to_string()), "{out:?}");
+    assert!(out.stderr.contains("not a directory"), "{out:?}");
+    assert_eq!(fs::read(&file).expect("read"), b"not a directory");
+}
+
+#[test]
+fn port_in_use_is_refused() {
+    let root = tempdir();
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let out = run(ftserver(), serve_args(port, root.path()));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let rows: &[&[&str]] = &[
+        &[],
+        &["not-a-port"],
+        &["70000"],
+        &["0", "--bind", "not-an-address"],
+        &["0", "--max-connections", "0"],
+        &["0", "--idle-timeout", "0"],
+        &["0", "--no-such-option"],
+    ];
+    for args in rows {
+        let out = run(ftserver(), *args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(out.stderr.starts_with("error: "), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn help_shows_examples() {
+    let out = run(ftserver(), ["--help"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for needle in ["Examples:", "ftserver 6789", "--root", "--json", "SIGTERM"] {
+        assert!(out.stdout.contains(needle), "{needle:?} missing: {out:?}");
+    }
+}
+
+#[test]
+fn port_0_prints_the_real_port_and_it_accepts_clients() {
+    let root = tempdir();
+    // `start` parses `127.0.0.1 <port> server up and running` and refuses port 0.
+    let server = ServerProcess::start(root.path(), &[]);
+    assert_eq!(server.addr.ip().to_string(), "127.0.0.1");
+    TcpStream::connect(server.addr).expect("the printed port accepts connections");
+    let entries = client(&server).list().expect("an ft server answers there");
+    assert!(entries.is_empty());
+}
+
+#[test]
+fn stale_temp_file_is_removed_at_start_and_never_listed() {
+    let root = tempdir();
+    let stale = root.path().join(".ft-tmp-123-0-0");
+    fs::write(&stale, b"left by a crash").expect("write");
+    fs::write(root.path().join("keep.txt"), b"kept").expect("write");
+    let server = ServerProcess::start(root.path(), &[]);
+    assert!(!stale.exists(), "stale temporary file still there once up");
+    let names: Vec<String> = client(&server)
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["keep.txt"]);
+    assert_eq!(
+        fs::read(root.path().join("keep.txt")).expect("read"),
+        b"kept"
+    );
+}
+
+#[test]
+fn prints_one_report_line_per_request() {
+    let root = tempdir();
+    let local = tempdir();
+    let server = ServerProcess::start(root.path(), &[]);
+    let here = DirStore::open(local.path()).expect("local dir");
+    let mut c = client(&server);
+    c.put_reader(&b"hello"[..], 5, "a.txt", |_| {})
+        .expect("put");
+    c.get("a.txt", &here, false, |_| {}).expect("get");
+    assert_eq!(c.list().expect("list").len(), 1);
+    let missing = c.get("missing", &here, false, |_| {}).expect_err("missing");
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    let again = c
+        .put_reader(&b"other"[..], 5, "a.txt", |_| {})
+        .expect_err("exists");
+    assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+
+    let lines: Vec<Line> = (0..5).map(|_| Line::parse(&server.next_line())).collect();
+    let summaries: Vec<String> = lines.iter().map(Line::summary).collect();
+    assert_eq!(
+        summaries,
+        [
+            "put a.txt 5 bytes success",
+            "get a.txt 5 bytes success",
+            "list - 1 entries success",
+            "get missing 0 bytes not-found",
+            "put a.txt 0 bytes already-exists",
+        ]
+    );
+    assert!(lines.iter().all(|l| l.ip == "127.0.0.1"), "{lines:?}");
+    assert!(lines[3].message.contains("missing not found"), "{lines:?}");
+    assert!(
+        lines[4].message.contains("a.txt already exists"),
+        "{lines:?}"
+    );
+    assert_eq!(server.try_line(Duration::from_millis(100)), None);
+    assert_eq!(fs::read(root.path().join("a.txt")).expect("read"), b"hello");
+}
+
+#[test]
+fn json_reports_are_one_object_per_line() {
+    let root = tempdir();
+    let local = tempdir();
+    let server = ServerProcess::start(root.path(), &["--json"]);
+    let here = DirStore::open(local.path()).expect("local dir");
+    let mut c = client(&server);
+    c.put_reader(&b"12345678"[..], 8, "n.bin", |_| {})
+        .expect("put");
+    c.get("nope", &here, false, |_| {}).expect_err("missing");
+    c.list().expect("list");
+
+    let expected = [
+        json!({"op": "put", "name": "n.bin", "bytes": 8, "status": "success", "error_kind": null, "message": null}),
+        json!({"op": "get", "name": "nope", "bytes": 0, "status": "failure", "error_kind": "not-found"}),
+        json!({"op": "list", "name": null, "bytes": 0, "entries": 1, "status": "success", "error_kind": null}),
+    ];
+    for want in expected {
+        let text = server.next_line();
+        let got: Value = serde_json::from_str(&text).expect("a JSON line");
+        assert_has_report_fields(&got, "127.0.0.1:");
+        assert_json_includes(&got, &want);
+    }
+    assert!(
+        server.try_line(Duration::from_millis(100)).is_none(),
+        "one line per request"
+    );
+}
+
+/// The fields every JSON report carries, with the types a program relies on.
+fn assert_has_report_fields(json: &Value, peer_prefix: &str) {
+    for field in [
+        "time",
+        "peer",
+        "op",
+        "name",
+        "bytes",
+        "duration_ms",
+        "status",
+        "error_kind",
+        "message",
+    ] {
+        assert!(json.get(field).is_some(), "no {field}: {json}");
+    }
+    assert!(
+        json["time"].as_str().is_some_and(|t| t.contains('T')),
+        "{json}"
+    );
+    assert!(
+        json["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(peer_prefix)),
+        "{json}"
+    );
+    assert!(json["bytes"].is_u64(), "{json}");
+    assert!(json["duration_ms"].is_number(), "{json}");
+    let failed = json["status"] == "failure";
+    assert!(failed || json["status"] == "success", "{json}");
+    assert_eq!(json["error_kind"].is_string(), failed, "{json}");
+    assert_eq!(json["message"].is_string(), failed, "{json}");
+}
+
+/// Every field of `want` has the same value in `got`.
+fn assert_json_includes(got: &Value, want: &Value) {
+    for (key, value) in want.as_object().expect("an object") {
+        assert_eq!(&got[key], value, "{key} in {got}");
+    }
+}
+
+#[test]
+fn connections_beyond_the_limit_are_refused_with_busy() {
+    let root = tempdir();
+    let server = ServerProcess::start(root.path(), &["--max-connections", "1"]);
+    let mut first = client(&server);
+    first.list().expect("the first client is served");
+    let mut config = ClientConfig::default();
+    config.timeout = DEADLINE;
+    let refused = Client::connect(server.addr, config).expect_err("over the limit");
+    assert_eq!(refused.kind(), ErrorKind::Busy, "{refused}");
+    // Two threads report these, in either order.
+    let mut lines = [server.next_line(), server.next_line()].map(|l| Line::parse(&l));
+    lines.sort_by(|a, b| a.op.cmp(&b.op));
+    let ops = lines.each_ref().map(|l| (l.op.as_str(), l.kind.as_deref()));
+    assert_eq!(ops, [("connect", Some("busy")), ("list", None)]);
+    first.list().expect("the first client is still served");
+}
+
+#[test]
+fn uploads_above_max_file_size_are_refused() {
+    let root = tempdir();
+    let server = ServerProcess::start(root.path(), &["--max-file-size", "10"]);
+    let mut c = client(&server);
+    c.put_reader(&[7u8; 10][..], 10, "ten", |_| {})
+        .expect("at the limit");
+    let err = c
+        .put_reader(&[7u8; 11][..], 11, "eleven", |_| {})
+        .expect_err("over the limit");
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(!root.path().join("eleven").exists());
+    assert!(temp_files(root.path()).is_empty());
+}
+
+/// Yields `data`, pausing once after `pause_at` bytes until the gate opens (a message) or
+/// failing the read when the gate is dropped: an upload the test holds in the middle.
+struct Paused {
+    data: Vec<u8>,
+    pos: usize,
+    pause_at: usize,
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl Read for Paused {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.pause_at {
+            if let Some(gate) = self.gate.take() {
+                gate.recv()
+                    .map_err(|_| io::Error::other("upload abandoned by the test"))?;
+            }
+        }
+        let end = if self.pos < self.pause_at {
+            self.pause_at
+        } else {
+            self.data.len()
+        };
+        let n = buf.len().min(end - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Starts uploading `data` as `name` and returns once the server holds it half-way, as a
+/// temporary file in `root`. Send on the gate to let it finish; drop the gate to fail it.
+fn paused_upload(
+    server: &ServerProcess,
+    root: &Path,
+    name: &str,
+    data: Vec<u8>,
+) -> (mpsc::Sender<()>, JoinHandle<ftlib::Result<u64>>) {
+    let (gate, wait) = mpsc::channel();
+    let mut c = client(server);
+    let name = name.to_owned();
+    let upload = thread::spawn(move || {
+        let size = data.len() as u64;
+        let reader = Paused {
+            pause_at: data.len() / 2,
+            data,
+            pos: 0,
+            gate: Some(wait),
+        };
+        c.put_reader(reader, size, &name, |_| {})
+    });
+    wait_until("the upload's temporary file", || {
+        temp_files(root).len() == 1
+    });
+    (gate, upload)
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sigint_stop_it_promptly_with_status_0() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let root = tempdir();
+        let mut server = ServerProcess::start(root.path(), &[]);
+        // An idle connection must not hold the shutdown up.
+        let mut idle = client(&server);
+        idle.list().expect("list");
+        server.signal(signal);
+        let status = server.wait_exit(Duration::from_secs(3));
+        assert_eq!(status.code(), Some(0), "signal {signal}: {status:?}");
+        assert!(
+            server.stderr().contains("shutting down"),
+            "{}",
+            server.stderr()
+        );
+        assert!(temp_files(root.path()).is_empty());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn shutdown_lets_a_running_upload_finish() {
+    let root = tempdir();
+    let mut server = ServerProcess::start(root.path(), &[]);
+    let data = noise(600_000);
+    let (gate, upload) = paused_upload(&server, root.path(), "late.bin", data.clone());
+    server.signal(libc::SIGTERM);
+    server.wait_for_stderr("shutting down");
+    gate.send(()).expect("open the gate");
+    let stored = upload
+        .join()
+        .expect("upload thread")
+        .expect("the upload finishes within the grace period");
+    assert_eq!(stored, data.len() as u64);
+    assert_eq!(server.wait_exit(DEADLINE).code(), Some(0));
+    let line = Line::parse(&server.next_line());
+    assert_eq!((line.op.as_str(), line.kind), ("put", None));
+    assert_eq!(fs::read(root.path().join("late.bin")).expect("read"), data);
+    assert!(temp_files(root.path()).is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_leaves_nothing() {
+    let root = tempdir();
+    let mut server = ServerProcess::start(root.path(), &[]);
+    let (gate, upload) = paused_upload(&server, root.path(), "stalled.bin", noise(600_000));
+    server.signal(libc::SIGTERM);
+    // The grace period is 5 s; then the transfer is cut and cleaned up.
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!root.path().join("stalled.bin").exists());
+    assert!(temp_files(root.path()).is_empty());
+    let line = Line::parse(&server.next_line());
+    assert_eq!(
+        (line.op.as_str(), line.kind.as_deref()),
+        ("put", Some("connection")),
+        "the cut upload is reported as a failure"
+    );
+    drop(gate);
+    upload
+        .join()
+        .expect("upload thread")
+        .expect_err("the upload was cut");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_signal_exits_at_once_and_the_next_start_cleans_up() {
+    let root = tempdir();
+    let mut server = ServerProcess::start(root.path(), &[]);
+    let (gate, upload) = paused_upload(&server, root.path(), "cut.bin", noise(600_000));
+    server.signal(libc::SIGINT);
+    server.wait_for_stderr("shutting down");
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit(Duration::from_secs(3));
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(server.stderr().contains("exiting at once"));
+    drop(gate);
+    upload.join().expect("upload thread").expect_err("cut");
+    assert!(!root.path().join("cut.bin").exists());
+
+    // Whatever the forced exit left is removed by the next start and never listed.
+    let again = ServerProcess::start(root.path(), &[]);
+    assert!(client(&again).list().expect("list").is_empty());
+    assert!(temp_files(root.path()).is_empty());
+}
+
+#[test]
+fn a_second_server_on_a_taken_port_leaves_running_uploads_alone() {
+    let root = tempdir();
+    let server = ServerProcess::start(root.path(), &[]);
+    let data = noise(400_000);
+    let (gate, upload) = paused_upload(&server, root.path(), "busy.bin", data.clone());
+    let out = run(ftserver(), serve_args(server.addr.port(), root.path()));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("cannot listen on"), "{out:?}");
+    assert_eq!(
+        temp_files(root.path()).len(),
+        1,
+        "the running upload's file was removed"
+    );
+    gate.send(()).expect("open the gate");
+    upload
+        .join()
+        .expect("upload thread")
+        .expect("the first server's upload completes");
+    assert_eq!(fs::read(root.path().join("busy.bin")).expect("read"), data);
+}
