@@ -121,12 +121,13 @@ impl<'a> Session<'a> {
     /// Runs the command; true when every request succeeded.
     fn run(&mut self, command: &Command) -> bool {
         match command {
-            Command::Put { files } => self.each(files, Op::Put, |session, file| {
-                let (path, name) = local_source(file, &session.args.dir)?;
-                session.request(Op::Put, Some(&name), |client| {
+            Command::Put { files } => {
+                let dir = self.args.dir.clone();
+                self.each(files, Op::Put, |client, file| {
+                    let (path, name) = local_source(file, &dir)?;
                     client.put(&path, &name, |_| {})
                 })
-            }),
+            }
             Command::Get { names } => {
                 let dir = match DirStore::open(&self.args.dir) {
                     Ok(dir) => dir,
@@ -136,76 +137,62 @@ impl<'a> Session<'a> {
                     }
                 };
                 let overwrite = self.args.overwrite;
-                self.each(names, Op::Get, |session, name| {
-                    session.request(Op::Get, Some(name), |client| {
-                        client.get(name, &dir, overwrite, |_| {})
-                    })
+                self.each(names, Op::Get, |client, name| {
+                    client.get(name, &dir, overwrite, |_| {})
                 })
             }
             Command::List => self.list(),
         }
     }
 
-    /// Runs `one` for every item, stopping early only when the server cannot be reached
-    /// or the user interrupts.
-    fn each<T>(
+    /// Runs one request per item over the shared connection, printing a report for each;
+    /// stops early only when the server cannot be reached or the user interrupts.
+    fn each<T: Item>(
         &mut self,
         items: &[T],
         op: Op,
-        mut one: impl FnMut(&mut Self, &T) -> Result<Option<Report>, Stop>,
+        mut call: impl FnMut(&mut Client, &T) -> Result<u64, Error>,
     ) -> bool {
         let mut all_ok = true;
         for item in items {
             if self.cancel.load(Ordering::SeqCst) {
                 return false;
             }
-            match one(self, item) {
-                Ok(Some(report)) => {
-                    all_ok &= report.is_success();
-                    self.print(&report, false);
-                }
-                Ok(None) => return false,
-                Err(Stop::Local(report_error)) => {
-                    all_ok = false;
-                    let _ = op;
-                    eprintln!("ftclient: {report_error}");
-                }
-            }
+            let Some(client) = self.connected() else {
+                return false;
+            };
+            let started = Instant::now();
+            let result = call(client, item);
+            let report = Report::new(
+                client.peer(),
+                op,
+                Some(&item.remote_name()),
+                started,
+                *result.as_ref().unwrap_or(&0),
+                result.as_ref().err(),
+            );
+            all_ok &= report.is_success();
+            self.print(&report, false);
         }
         all_ok
-    }
-
-    /// Connects if needed and runs one request; `None` when the server cannot be reached.
-    fn request(
-        &mut self,
-        op: Op,
-        name: Option<&str>,
-        call: impl FnOnce(&mut Client) -> Result<u64, Error>,
-    ) -> Result<Option<Report>, Stop> {
-        let Some(client) = self.connected() else {
-            return Ok(None);
-        };
-        let started = Instant::now();
-        let result = call(client);
-        let peer = client.peer();
-        let (bytes, error) = match &result {
-            Ok(bytes) => (*bytes, None),
-            Err(e) => (0, Some(e)),
-        };
-        Ok(Some(Report::new(peer, op, name, started, bytes, error)))
     }
 
     /// The open connection, reconnecting after one broke; prints why when it cannot.
     fn connected(&mut self) -> Option<&mut Client> {
         if !self.client.as_ref().is_some_and(Client::is_open) {
+            self.client = None;
             match Client::connect((self.host, self.args.port), self.config.clone()) {
                 Ok(client) => self.client = Some(client),
                 Err(e) => {
+                    let why = match &e {
+                        // The address is in the line already.
+                        Error::Network { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    };
                     eprintln!(
-                        "ftclient: cannot reach {}: {e}",
+                        "ftclient: cannot reach {}: {why}",
                         display_target(self.host, self.args.port)
                     );
-                    self.client = None;
                     return None;
                 }
             }
@@ -214,26 +201,30 @@ impl<'a> Session<'a> {
     }
 
     fn list(&mut self) -> bool {
-        let json = self.args.json;
+        let Some(client) = self.connected() else {
+            return false;
+        };
+        let started = Instant::now();
         let mut out = std::io::stdout().lock();
-        let outcome = self.request(Op::List, None, |client| {
-            client.list_each(|entry| {
-                let suffix = if entry.kind == EntryKind::Dir {
-                    "/"
-                } else {
-                    ""
-                };
-                let _ = writeln!(out, "{}{suffix}", escape(&entry.name));
-            })
+        let result = client.list_each(|entry| {
+            let suffix = if entry.kind == EntryKind::Dir {
+                "/"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "{}{suffix}", escape(&entry.name));
         });
-        let _ = json;
-        match outcome {
-            Ok(Some(report)) => {
-                self.print(&report, true);
-                report.is_success()
-            }
-            _ => false,
-        }
+        drop(out);
+        let report = Report::new(
+            client.peer(),
+            Op::List,
+            None,
+            started,
+            *result.as_ref().unwrap_or(&0),
+            result.as_ref().err(),
+        );
+        self.print(&report, true);
+        report.is_success()
     }
 
     fn print(&self, report: &Report, to_stderr: bool) {
@@ -250,32 +241,45 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Why an item could not even be tried.
-enum Stop {
-    /// A local problem with this item; the others go on.
-    Local(String),
+/// A command-line item and the name it has on the server.
+trait Item {
+    fn remote_name(&self) -> String;
 }
 
-/// Where `put` reads `file` from, and the name it gets on the server.
-fn local_source(file: &Path, dir: &Path) -> Result<(PathBuf, String), Stop> {
-    let Some(name) = file.file_name() else {
-        return Err(Stop::Local(format!(
-            "{}: not a file name",
-            escape(&file.display().to_string())
-        )));
+impl Item for String {
+    fn remote_name(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Item for PathBuf {
+    fn remote_name(&self) -> String {
+        self.file_name()
+            .unwrap_or(self.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Where `put` reads `file` from (a plain name: `dir` first, then the working directory),
+/// and the name it gets on the server (the last component).
+fn local_source(file: &Path, dir: &Path) -> Result<(PathBuf, String), Error> {
+    let invalid = |reason| Error::InvalidName {
+        name: file.display().to_string(),
+        reason,
     };
-    let Some(name) = name.to_str() else {
-        return Err(Stop::Local(format!(
-            "{}: the name is not valid UTF-8",
-            escape(&file.display().to_string())
-        )));
-    };
-    let plain = file.components().count() == 1;
+    let name = file
+        .file_name()
+        .ok_or_else(|| invalid("the path does not end in a file name"))?
+        .to_str()
+        .ok_or_else(|| invalid("the name is not valid UTF-8"))?;
     let in_dir = dir.join(file);
-    let path = if plain && !in_dir.exists() && file.exists() {
-        file.to_path_buf()
-    } else if plain {
-        in_dir
+    let path = if file.components().count() > 1 || in_dir.exists() || !file.exists() {
+        if file.components().count() > 1 {
+            file.to_path_buf()
+        } else {
+            in_dir
+        }
     } else {
         file.to_path_buf()
     };

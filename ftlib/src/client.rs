@@ -163,8 +163,13 @@ impl Client {
     /// [`Error::SizeMismatch`] when the file changes while sent; connection errors.
     pub fn put(&mut self, path: &Path, name: &str, progress: impl FnMut(Progress)) -> Result<u64> {
         validate_name(name)?;
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound {
+                name: path.display().to_string(),
+                detail: " locally",
+            },
+            _ => Error::io(format!("opening {}", path.display()), e),
+        })?;
         let meta = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;

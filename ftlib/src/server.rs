@@ -435,6 +435,12 @@ fn serve_request(
             true,
         ),
         Err(Failed { error, answered }) => {
+            // A connection cut by our own shutdown is not the peer's doing.
+            let error = if error.breaks_connection() && ctx.shutdown.is_shutdown() {
+                Error::ShuttingDown
+            } else {
+                error
+            };
             if !answered {
                 answer_error(conn, &error);
             }
