@@ -418,8 +418,8 @@ fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_leaves_nothing() {
     let line = Line::parse(&server.next_line());
     assert_eq!(
         (line.op.as_str(), line.kind.as_deref()),
-        ("put", Some("connection")),
-        "the cut upload is reported as a failure"
+        ("put", Some("shutting-down")),
+        "the cut upload is reported as cut by the shutdown"
     );
     drop(gate);
     upload
