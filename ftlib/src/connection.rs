@@ -170,6 +170,25 @@ impl Connection {
         let _ = self.writer.stream.shutdown(Shutdown::Both);
     }
 
+    /// Closes without losing the last frame sent: stops sending, then reads and drops what
+    /// the peer still sends (at most 1 MiB, 1 s, and 200 ms of silence). Closing with unread
+    /// input would reset the connection and could destroy that frame in the peer's queue.
+    pub fn close_gracefully(&mut self) {
+        let _ = self.writer.stream.shutdown(Shutdown::Write);
+        let stream = &mut self.reader.get_mut().stream;
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut sink = [0u8; 16 * 1024];
+        let mut drained = 0;
+        while drained < 1 << 20 && Instant::now() < deadline {
+            match stream.read(&mut sink) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+
     fn read_frame(&mut self, limit: usize) -> Result<Option<&[u8]>> {
         self.reader.get_mut().deadline = Some(Instant::now() + self.timeout);
         let result = self.read_frame_inner(limit);

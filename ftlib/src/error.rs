@@ -24,6 +24,17 @@ pub enum Error {
         /// The peer's message, unescaped.
         message: String,
     },
+    /// The sender of a body gave up (its `Abort`); the exchange is complete, so the connection
+    /// stays usable.
+    #[error("the {side} aborted the transfer: {}", escape(message))]
+    Aborted {
+        /// Which side aborted: `"server"` or `"client"`.
+        side: &'static str,
+        /// The kind the sender gave.
+        kind: ErrorKind,
+        /// The sender's message, unescaped.
+        message: String,
+    },
     /// A name that is not one plain path component.
     #[error("invalid file name {}: {reason}", escape(name))]
     InvalidName {
@@ -152,7 +163,7 @@ impl Error {
     /// The kind this error travels as.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Remote { kind, .. } => *kind,
+            Error::Remote { kind, .. } | Error::Aborted { kind, .. } => *kind,
             Error::InvalidName { .. } => ErrorKind::InvalidName,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
@@ -331,6 +342,15 @@ mod tests {
             ),
             (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
             (
+                Error::Aborted {
+                    side: "client",
+                    kind: ErrorKind::Busy,
+                    message: "gave up".into(),
+                },
+                "the client aborted the transfer: gave up",
+                ErrorKind::Busy,
+            ),
+            (
                 Error::Resolve(io::Error::other("no such host")),
                 "cannot resolve the host name: no such host",
                 ErrorKind::Connection,
@@ -355,6 +375,15 @@ mod tests {
 
     #[test]
     fn connection_breaking_errors() {
+        // An abort ends the body cleanly, whatever kind it carries.
+        assert!(
+            !Error::Aborted {
+                side: "client",
+                kind: ErrorKind::Protocol,
+                message: String::new()
+            }
+            .breaks_connection()
+        );
         assert!(Error::Protocol("x".into()).breaks_connection());
         assert!(Error::Timeout(Duration::from_secs(1)).breaks_connection());
         assert!(

@@ -22,8 +22,9 @@ pub const MAGIC: [u8; 4] = *b"\x89FT\n";
 /// Largest payload of one frame, in bytes (the 4-byte length prefix not included).
 pub const MAX_FRAME: usize = MAX_CHUNK + 1024;
 
-/// Largest payload of the first frame each side sends (the hello), in bytes.
-pub const MAX_HELLO_FRAME: usize = 1024;
+/// Largest payload of the first frame each side sends (a hello, or the server's refusal
+/// carrying a message of up to [`MAX_MESSAGE`] bytes).
+pub const MAX_HELLO_FRAME: usize = MAX_MESSAGE + 64;
 
 /// Largest data chunk a peer may send in one [`Body::Chunk`].
 pub const MAX_CHUNK: usize = 1024 * 1024;
@@ -100,9 +101,8 @@ pub enum Request {
 pub enum Response {
     /// The server's hello; first frame of the server.
     Hello(Hello),
-    /// The request failed; the connection stays usable unless the kind is
-    /// [`ErrorKind::Protocol`], [`ErrorKind::Version`], [`ErrorKind::Busy`],
-    /// [`ErrorKind::Timeout`] or [`ErrorKind::ShuttingDown`].
+    /// The request failed. After kinds [`ErrorKind::Protocol`], [`ErrorKind::Version`] and
+    /// [`ErrorKind::Busy`] the server closes the connection; after the others it stays usable.
     Error {
         /// What went wrong, for programs.
         kind: ErrorKind,

@@ -17,7 +17,7 @@ use crate::protocol::{
     DEFAULT_CHUNK, Hello, MAGIC, MIN_VERSION, Request, Response, VERSION, clip_message,
 };
 use crate::report::{Op, Report};
-use crate::store::Store;
+use crate::store::{Store, validate_name};
 use crate::transfer::{self, Hooks, Side};
 
 /// How a [`Server`] behaves.
@@ -317,7 +317,7 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
             answer_error(&mut conn, &e);
             (ctx.reports)(&Report::new(peer, Op::Connect, None, started, 0, Some(&e)));
         }
-        conn.close();
+        conn.close_gracefully();
         return;
     }
     loop {
@@ -345,7 +345,7 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
             break;
         }
     }
-    conn.close();
+    conn.close_gracefully();
 }
 
 /// Greets first (so a refused client never has unread data in flight), then checks the
@@ -369,9 +369,10 @@ fn handshake(conn: &mut Connection) -> Result<()> {
 
 /// Sends the failure to the client if the connection can still carry it.
 fn answer_error(conn: &mut Connection, error: &Error) {
+    // Timed out, closed, broken or shut down: nobody is listening any more.
     let worth_sending = !matches!(
         error,
-        Error::Timeout(_) | Error::Closed(_) | Error::Network { .. }
+        Error::Timeout(_) | Error::Closed(_) | Error::Network { .. } | Error::ShuttingDown
     );
     if worth_sending {
         let _ = conn.send(&Response::Error {
@@ -464,6 +465,7 @@ fn serve_put(
     size: u64,
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
+    validate_name(name)?;
     if let Some(limit) = ctx.config.max_file_size {
         if size > limit {
             return Err(Error::TooLarge {

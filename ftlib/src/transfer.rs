@@ -39,6 +39,15 @@ impl Side {
             message,
         }
     }
+
+    /// The error for a body the peer aborted.
+    pub fn aborted(self, kind: ErrorKind, message: String) -> Error {
+        Error::Aborted {
+            side: self.as_str(),
+            kind,
+            message,
+        }
+    }
 }
 
 /// What a transfer reports to and asks of its caller between chunks.
@@ -169,7 +178,7 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 ///
 /// # Errors
 /// [`Error::SizeMismatch`] (body ended early), [`Error::ChecksumMismatch`], [`Error::Io`]
-/// (writer), [`Error::Remote`] (sender aborted): the connection stays usable.
+/// (writer), [`Error::Aborted`] (sender aborted): the connection stays usable.
 /// [`Error::Protocol`] (body longer than declared, empty or oversized chunk),
 /// [`Error::Cancelled`] and connection errors: it does not.
 pub fn recv_body(
@@ -230,7 +239,7 @@ pub fn recv_body(
                 }
                 return Ok(got);
             }
-            Body::Abort { kind, message } => return Err(peer.remote(kind, message)),
+            Body::Abort { kind, message } => return Err(peer.aborted(kind, message)),
         }
     }
 }
