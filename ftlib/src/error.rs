@@ -154,6 +154,22 @@ pub enum Error {
         /// Connections being served.
         live: usize,
     },
+    /// Uploads are refused: the server is read-only.
+    #[error("the server is read-only: uploads are not accepted")]
+    ReadOnly,
+    /// Not enough free space for a file of the announced size.
+    #[error(
+        "not enough space for {}: {needed} bytes needed, {available} available",
+        escape(name)
+    )]
+    NoSpace {
+        /// The file's name.
+        name: String,
+        /// Its size.
+        needed: u64,
+        /// Free space of the file system.
+        available: u64,
+    },
     /// The server is shutting down and does not take new requests.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -184,6 +200,8 @@ impl Error {
             },
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Busy { .. } => ErrorKind::Busy,
+            Error::ReadOnly => ErrorKind::ReadOnly,
+            Error::NoSpace { .. } => ErrorKind::NoSpace,
             Error::ShuttingDown => ErrorKind::ShuttingDown,
         }
     }
@@ -341,6 +359,16 @@ mod tests {
                 ErrorKind::NoSpace,
             ),
             (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
+            (Error::ReadOnly, "read-only", ErrorKind::ReadOnly),
+            (
+                Error::NoSpace {
+                    name: "big".into(),
+                    needed: 10,
+                    available: 3,
+                },
+                "not enough space for big: 10 bytes needed, 3 available",
+                ErrorKind::NoSpace,
+            ),
             (
                 Error::Aborted {
                     side: "client",

@@ -270,6 +270,8 @@ coded_enum! {
         Cancelled = 15 => "cancelled",
         /// The local side could not reach the peer, or the connection broke.
         Connection = 16 => "connection",
+        /// The server does not accept uploads.
+        ReadOnly = 17 => "read-only",
     }
 }
 

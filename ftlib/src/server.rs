@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub chunk_size: usize,
     /// Largest upload accepted, if limited.
     pub max_file_size: Option<u64>,
+    /// Refuse every upload with [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly).
+    pub read_only: bool,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +46,7 @@ impl Default for ServerConfig {
             grace: Duration::from_secs(5),
             chunk_size: DEFAULT_CHUNK,
             max_file_size: None,
+            read_only: false,
         }
     }
 }
@@ -466,6 +469,9 @@ fn serve_put(
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
     validate_name(name)?;
+    if ctx.config.read_only {
+        return Err(Error::ReadOnly.into());
+    }
     if let Some(limit) = ctx.config.max_file_size {
         if size > limit {
             return Err(Error::TooLarge {

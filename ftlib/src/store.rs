@@ -193,6 +193,21 @@ impl DirStore {
         &self.root
     }
 
+    /// Refuses early when the file system has less free space than `size`.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`].
+    pub fn check_space(&self, name: &str, size: u64) -> Result<()> {
+        match sys::available_space(&self.root) {
+            Some(available) if available < size => Err(Error::NoSpace {
+                name: name.to_owned(),
+                needed: size,
+                available,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Starts writing `name`; with `replace`, publishing replaces an existing file atomically
     /// (the client's `--overwrite`), otherwise it never does.
     ///
@@ -301,7 +316,9 @@ impl Store for DirStore {
         }
     }
 
-    fn create(&self, name: &str, _size: u64) -> Result<Box<dyn Upload>> {
+    fn create(&self, name: &str, size: u64) -> Result<Box<dyn Upload>> {
+        self.check_free(name)?;
+        self.check_space(name, size)?;
         Ok(Box::new(self.create_file(name, false)?))
     }
 

@@ -119,6 +119,33 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Bytes available to an unprivileged writer on the file system holding `dir`, where the
+/// platform can tell.
+pub fn available_space(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `path` is a valid NUL-terminated string and `stat` points to writable
+        // memory of the right type; it is read only after statvfs reports success.
+        let stat = unsafe {
+            if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+                return None;
+            }
+            stat.assume_init()
+        };
+        #[allow(clippy::useless_conversion)] // the field types differ between platforms
+        Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
 /// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();

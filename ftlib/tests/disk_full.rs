@@ -8,7 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{TestServer, assert_no_temp_files, bytes, temp_files};
+use common::{RawPeer, TestServer, assert_no_temp_files, bytes, temp_files};
+use ftlib::protocol::{Body, Request, Response};
 use ftlib::store::DirStore;
 use ftlib::{ErrorKind, ServerConfig};
 
@@ -88,6 +89,50 @@ fn an_upload_that_fills_the_server_disk_fails_cleanly() {
         reports[0].failure.as_ref().map(|f| f.kind),
         Some(ErrorKind::NoSpace)
     );
+}
+
+/// Each upload fits alone, so both pass the early check; the disk fills in the middle of
+/// the second body. The server keeps reading (and dropping) that body, then refuses it.
+#[test]
+fn a_disk_that_fills_during_an_upload_fails_it_cleanly() {
+    let Some(fs) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
+    let server = TestServer::serving(dir, ServerConfig::default());
+    let second = bytes(700 * 1024, 4);
+    let mut late = RawPeer::connect(server.addr);
+    late.send(&Request::Put {
+        name: "second".into(),
+        size: second.len() as u64,
+    });
+    assert_eq!(late.recv(), Response::Ready);
+
+    let first = bytes(700 * 1024, 5);
+    server
+        .client()
+        .put_reader(&first[..], first.len() as u64, "first", |_| {})
+        .expect("the first fits");
+
+    for chunk in second.chunks(64 * 1024) {
+        late.send(&Body::Chunk(chunk));
+    }
+    late.send(&Body::End {
+        digest: xxhash_rust::xxh3::xxh3_128(&second).to_be_bytes(),
+    });
+    match late.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::NoSpace),
+        other => panic!("expected no-space, got {other:?}"),
+    }
+    assert!(!server.root().join("second").exists());
+    assert_no_temp_files(server.root());
+    assert_eq!(
+        std::fs::read(server.root().join("first")).expect("read"),
+        first
+    );
+    // The connection stayed in step.
+    late.send(&Request::List);
+    assert!(matches!(late.recv(), Response::Entries(_)));
 }
 
 #[test]

@@ -297,3 +297,21 @@ fn shutdown_returns_and_leaves_no_temporary_files() {
     // The idle connection was closed by the shutdown.
     assert!(idle.list().is_err());
 }
+
+#[test]
+fn a_read_only_server_refuses_uploads_but_serves_downloads() {
+    let mut config = ftlib::ServerConfig::default();
+    config.read_only = true;
+    let server = TestServer::with_config(config);
+    server.write("public.txt", b"read me");
+    let mut client = server.client();
+    let kind = remote_kind(client.put_reader(&b"nope"[..], 4, "new.txt", |_| {}));
+    assert_eq!(kind, ErrorKind::ReadOnly);
+    assert!(!server.root().join("new.txt").exists());
+    let mut sink = Vec::new();
+    client
+        .get_into("public.txt", &mut sink, |_| {})
+        .expect("downloads still work");
+    assert_eq!(sink, b"read me");
+    assert_eq!(client.list().expect("list").len(), 1);
+}
