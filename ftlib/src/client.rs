@@ -3,20 +3,23 @@
 //! Progress is reported through a callback; drawing it is the caller's business.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    DEFAULT_CHUNK, Entry, Hello, MAGIC, MIN_VERSION, Request, Response, VERSION,
+    DEFAULT_CHUNK, Entry, Hello, MAGIC, MIN_VERSION, RESUME_VERSION, Request, Response, VERSION,
 };
-use crate::store::{DirStore, validate_name};
-use crate::transfer::{self, Hooks, Side, response_name};
+use crate::report::escape;
+use crate::store::{DirStore, DirUpload, validate_name};
+use crate::transfer::{self, Digest, Hooks, Received, Side, response_name};
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -54,8 +57,9 @@ pub struct Progress {
 
 /// A connection to an ft server.
 ///
-/// After an error that breaks the connection ([`Error::breaks_connection`]) every further
-/// request fails at once; [`Client::is_open`] tells, and a new `Client` reconnects.
+/// After an error that breaks the connection ([`Error::breaks_connection`]) the socket is
+/// released and every further request fails at once; [`Client::is_open`] tells, and a new
+/// `Client` reconnects.
 ///
 /// # Examples
 /// ```no_run
@@ -73,33 +77,42 @@ pub struct Progress {
 /// ```
 #[derive(Debug)]
 pub struct Client {
-    conn: Connection,
+    /// `None` once an error broke the connection.
+    conn: Option<Connection>,
+    peer: SocketAddr,
+    version: u32,
     config: ClientConfig,
-    open: bool,
+}
+
+/// Which way a download goes: into a writer, or into a directory (whose free space is
+/// checked once the size is known).
+enum Sink<'a> {
+    Writer(&'a mut dyn Write),
+    Dir(&'a DirStore, &'a mut DirUpload),
 }
 
 impl Client {
     /// Connects to the first reachable address of `addr` and exchanges hellos.
     ///
     /// # Errors
-    /// [`Error::Network`] when no address is reachable; [`Error::Remote`] with kind `Busy`
-    /// when the server is full; [`Error::Version`] or [`Error::Protocol`] when the peer is not
-    /// a compatible ft server; [`Error::Timeout`].
+    /// [`Error::Resolve`] or [`Error::Network`] when no address is reachable;
+    /// [`Error::Remote`] with kind `Busy` when the server is full; [`Error::Version`] or
+    /// [`Error::Protocol`] when the peer is not a compatible ft server; [`Error::Timeout`].
     pub fn connect(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(Error::Resolve)?.collect();
         let mut last = None;
         for addr in &addrs {
             match TcpStream::connect_timeout(addr, config.timeout) {
                 Ok(stream) => {
-                    let conn =
+                    let mut conn =
                         Connection::new(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
-                    let mut client = Client {
-                        conn,
+                    let version = handshake(&mut conn)?;
+                    return Ok(Client {
+                        conn: Some(conn),
+                        peer: *addr,
+                        version,
                         config,
-                        open: true,
-                    };
-                    client.handshake()?;
-                    return Ok(client);
+                    });
                 }
                 Err(e) => last = Some(Error::net(addr, e)),
             }
@@ -112,74 +125,31 @@ impl Client {
         }))
     }
 
-    fn handshake(&mut self) -> Result<()> {
-        let version = match self.conn.recv_hello::<Response>()? {
-            Response::Hello(hello) if hello.magic != MAGIC => {
-                return Err(Error::Protocol(
-                    "the server does not speak ft (bad magic in hello)".into(),
-                ));
-            }
-            Response::Hello(hello) => {
-                let version = hello.version.min(VERSION);
-                if version < hello.min_version.max(MIN_VERSION) {
-                    return Err(Error::Version {
-                        ours_min: MIN_VERSION,
-                        ours_max: VERSION,
-                        theirs_min: hello.min_version,
-                        theirs_max: hello.version,
-                    });
-                }
-                version
-            }
-            Response::Error { kind, message } => return Err(Side::Server.remote(kind, message)),
-            other => {
-                return Err(Error::Protocol(format!(
-                    "the server began with {} instead of hello",
-                    response_name(&other)
-                )));
-            }
-        };
-        self.conn.send(&Request::Hello(Hello {
-            version,
-            ..Hello::ours()
-        }))
-    }
-
     /// The server's address.
     pub fn peer(&self) -> SocketAddr {
-        self.conn.peer()
+        self.peer
+    }
+
+    /// The protocol version agreed with the server.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// False once an error broke the connection.
     pub fn is_open(&self) -> bool {
-        self.open
+        self.conn.is_some()
     }
 
     /// Uploads the local file at `path` as `name`.
     ///
     /// # Errors
-    /// [`Error::InvalidName`]; [`Error::Io`] or [`Error::NotFound`] for the local file;
+    /// [`Error::InvalidName`]; [`Error::NotFound`] or [`Error::Io`] for the local file;
     /// [`Error::Remote`] when the server refuses (e.g. kind `AlreadyExists`);
     /// [`Error::SizeMismatch`] when the file changes while sent; connection errors.
     pub fn put(&mut self, path: &Path, name: &str, progress: impl FnMut(Progress)) -> Result<u64> {
         validate_name(name)?;
-        let file = File::open(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound {
-                name: path.display().to_string(),
-                detail: " locally",
-            },
-            _ => Error::io(format!("opening {}", path.display()), e),
-        })?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if !meta.is_file() {
-            return Err(Error::NotFound {
-                name: path.display().to_string(),
-                detail: " (not a regular file)",
-            });
-        }
-        self.put_reader(file, meta.len(), name, progress)
+        let (file, size) = open_local(path)?;
+        self.put_reader(file, size, name, progress)
     }
 
     /// Uploads exactly `size` bytes read from `reader` as `name`.
@@ -194,50 +164,86 @@ impl Client {
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
         validate_name(name)?;
-        self.ensure_open()?;
-        let mut each = |done| progress(Progress { done, total: size });
-        let result = self.put_inner(&mut reader, size, name, &mut each);
-        self.settle(result)
-    }
-
-    fn put_inner(
-        &mut self,
-        reader: &mut dyn Read,
-        size: u64,
-        name: &str,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<u64> {
-        self.conn.send(&Request::Put {
+        let request = Request::Put {
             name: name.to_owned(),
             size,
-        })?;
-        match self.conn.expect("before answering the upload")? {
-            Response::Ready => {}
-            other => return Err(unexpected(other, "ready")),
-        }
-        progress(0);
-        let mut hooks = Hooks {
-            progress: Some(progress),
-            cancel: self.config.cancel.as_deref(),
         };
-        let chunk = self.config.chunk_size;
-        if let Err(e) = transfer::send_body(&mut self.conn, name, reader, size, chunk, &mut hooks) {
-            if !e.breaks_connection() {
-                // We aborted the body; the server confirms with an error response.
-                match self.conn.expect("after an aborted upload")? {
-                    Response::Error { .. } => {}
-                    other => return Err(unexpected(other, "error")),
-                }
+        let mut each = |done| progress(Progress { done, total: size });
+        self.with_conn(|conn, config| {
+            conn.send(&request)?;
+            match conn.expect("before answering the upload")? {
+                Response::Ready => {}
+                other => return Err(unexpected(other, "ready")),
             }
-            return Err(e);
+            upload_body(
+                conn,
+                config,
+                name,
+                &mut reader,
+                size,
+                0,
+                Digest::Running(Box::default()),
+                &mut each,
+            )
+        })
+    }
+
+    /// Uploads the local file at `path` as `name`, continuing where an interrupted upload of
+    /// the same file stopped: the file is hashed first, and the server continues only a
+    /// partial of exactly this content (a changed file starts over). Needs a v2 server.
+    ///
+    /// # Errors
+    /// As [`Client::put`], and [`Error::Unsupported`] for a v1 server.
+    pub fn put_resumable(
+        &mut self,
+        path: &Path,
+        name: &str,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        validate_name(name)?;
+        self.require(RESUME_VERSION, "resuming uploads")?;
+        let (mut file, size) = open_local(path)?;
+        let context = || format!("reading {}", path.display());
+        let (digest, hashed) =
+            transfer::hash_all(&mut file).map_err(|e| Error::io(context(), e))?;
+        if hashed != size {
+            return Err(Error::SizeMismatch {
+                name: name.to_owned(),
+                expected: size,
+                actual: hashed,
+                detail: " (the file changed while being hashed)",
+            });
         }
-        match self.conn.expect("before confirming the upload")? {
-            Response::Stored { size: stored } if stored == size => Ok(stored),
-            Response::Stored { size: stored } => Err(Error::Protocol(format!(
-                "the server stored {stored} bytes of {size}"
-            ))),
-            other => Err(unexpected(other, "stored")),
-        }
+        let request = Request::PutResumable {
+            name: name.to_owned(),
+            size,
+            digest,
+        };
+        let mut each = |done| progress(Progress { done, total: size });
+        self.with_conn(|conn, config| {
+            conn.send(&request)?;
+            let offset = match conn.expect("before answering the upload")? {
+                Response::ReadyFrom { offset } if offset <= size => offset,
+                Response::ReadyFrom { offset } => {
+                    return Err(Error::Protocol(format!(
+                        "the server resumes at byte {offset} of {size}"
+                    )));
+                }
+                other => return Err(unexpected(other, "ready-from")),
+            };
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::io(context(), e))?;
+            upload_body(
+                conn,
+                config,
+                name,
+                &mut file,
+                size,
+                offset,
+                Digest::Known(digest),
+                &mut each,
+            )
+        })
     }
 
     /// Downloads `name` into `dir`: through a temporary file, verified, then published
@@ -247,18 +253,54 @@ impl Client {
     /// # Errors
     /// [`Error::InvalidName`]; [`Error::AlreadyExists`] locally (before anything is sent);
     /// [`Error::Remote`] (e.g. kind `NotFound`); [`Error::ChecksumMismatch`],
-    /// [`Error::SizeMismatch`]; [`Error::Io`] locally; connection errors.
+    /// [`Error::SizeMismatch`]; [`Error::NoSpace`] or [`Error::Io`] locally; connection errors.
     pub fn get(
         &mut self,
         name: &str,
         dir: &DirStore,
         overwrite: bool,
-        progress: impl FnMut(Progress),
+        mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
         let mut upload = dir.create_file(name, overwrite)?;
-        let got = self.get_into(name, &mut upload, progress)?;
+        let got = self.download(name, None, Sink::Dir(dir, &mut upload), &mut progress)?;
         upload.commit()?;
-        Ok(got)
+        Ok(got.bytes)
+    }
+
+    /// Like [`Client::get`], but continues from a hidden partial file that an interrupted
+    /// `get_resumable` of the same name left in `dir`, if the server's file still starts with
+    /// those bytes (otherwise it starts over). A transfer cut by the network or by
+    /// cancelling keeps its partial for the next attempt; any other failure removes it.
+    /// Returns the bytes moved by this call. Needs a v2 server.
+    ///
+    /// # Errors
+    /// As [`Client::get`], and [`Error::Unsupported`] for a v1 server.
+    pub fn get_resumable(
+        &mut self,
+        name: &str,
+        dir: &DirStore,
+        overwrite: bool,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        validate_name(name)?;
+        self.require(RESUME_VERSION, "resuming downloads")?;
+        let key = format!("{:032x}", xxh3_128(name.as_bytes()));
+        let (mut partial, have) = dir.open_partial(&key, name, overwrite)?;
+        let prefix = transfer::hash_prefix(&mut partial.existing()?, have)
+            .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
+        let resume = Some((have, prefix));
+        match self.download(name, resume, Sink::Dir(dir, &mut partial), &mut progress) {
+            Ok(got) => {
+                partial.commit()?;
+                Ok(got.bytes)
+            }
+            Err(e) => {
+                if e.kind().is_interruption() {
+                    partial.keep();
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Downloads `name` into `writer`. The data is verified only when this returns `Ok`:
@@ -273,46 +315,85 @@ impl Client {
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
         validate_name(name)?;
-        self.ensure_open()?;
-        let result = self.get_inner(name, writer, &mut progress);
-        self.settle(result)
+        Ok(self
+            .download(name, None, Sink::Writer(writer), &mut progress)?
+            .bytes)
     }
 
-    fn get_inner(
+    /// Asks for `name` (from `resume.0` on, if the prefix matches) and receives it into `sink`.
+    fn download(
         &mut self,
         name: &str,
-        writer: &mut dyn Write,
+        resume: Option<(u64, Xxh3)>,
+        sink: Sink<'_>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64> {
-        self.conn.send(&Request::Get {
-            name: name.to_owned(),
-        })?;
-        let total = match self.conn.expect("before answering the download")? {
-            Response::File { size, .. } => size,
-            other => return Err(unexpected(other, "file")),
+    ) -> Result<Received> {
+        validate_name(name)?;
+        let request = match &resume {
+            None => Request::Get {
+                name: name.to_owned(),
+            },
+            Some((offset, prefix)) => Request::GetFrom {
+                name: name.to_owned(),
+                offset: *offset,
+                prefix: prefix.digest128().to_be_bytes(),
+            },
         };
-        progress(Progress { done: 0, total });
-        let mut each = |done| progress(Progress { done, total });
-        let mut hooks = Hooks {
-            progress: Some(&mut each),
-            cancel: self.config.cancel.as_deref(),
-        };
-        match transfer::recv_body(
-            &mut self.conn,
-            Side::Server,
-            name,
-            writer,
-            total,
-            &mut hooks,
-        ) {
-            // The rest of the body is still in flight: this connection cannot go on.
-            Err(Error::Cancelled) => {
-                self.open = false;
-                self.conn.close();
-                Err(Error::Cancelled)
-            }
-            other => other,
-        }
+        self.with_conn(|conn, config| {
+            conn.send(&request)?;
+            let (size, offset, prefix) =
+                match (conn.expect("before answering the download")?, resume) {
+                    (Response::File { size, .. }, None) => (size, 0, Xxh3::new()),
+                    (Response::FileFrom { size, offset, .. }, Some((have, prefix)))
+                        if offset == have =>
+                    {
+                        (size, offset, prefix)
+                    }
+                    (
+                        Response::FileFrom {
+                            size, offset: 0, ..
+                        },
+                        Some(_),
+                    ) => (size, 0, Xxh3::new()),
+                    (Response::FileFrom { offset, .. }, Some((have, _))) => {
+                        return Err(Error::Protocol(format!(
+                            "the server resumes at byte {offset}, we have {have}"
+                        )));
+                    }
+                    (other, _) => return Err(unexpected(other, "file")),
+                };
+            let writer: &mut dyn Write = match sink {
+                Sink::Writer(writer) => writer,
+                Sink::Dir(dir, upload) => {
+                    if offset == 0 {
+                        upload.restart()?;
+                    }
+                    // The body is already on its way: refusing now means giving up the connection.
+                    dir.check_space(name, size - offset)
+                        .map_err(|e| Error::Abandoned(Box::new(e)))?;
+                    upload
+                }
+            };
+            progress(Progress {
+                done: offset,
+                total: size,
+            });
+            let mut each = |done| progress(Progress { done, total: size });
+            let mut hooks = Hooks {
+                progress: Some(&mut each),
+                cancel: config.cancel.as_deref(),
+            };
+            transfer::recv_body(
+                conn,
+                Side::Server,
+                name,
+                writer,
+                size,
+                offset,
+                prefix,
+                &mut hooks,
+            )
+        })
     }
 
     /// Lists the served directory.
@@ -332,32 +413,135 @@ impl Client {
     /// # Errors
     /// As [`Client::list`].
     pub fn list_each(&mut self, mut each: impl FnMut(Entry)) -> Result<u64> {
-        self.ensure_open()?;
-        let max = self.config.max_list_entries;
-        let result = self
-            .conn
-            .send(&Request::List)
-            .and_then(|()| transfer::recv_listing(&mut self.conn, max, &mut each));
-        self.settle(result)
+        self.with_conn(|conn, config| {
+            conn.send(&Request::List)?;
+            transfer::recv_listing(conn, config.max_list_entries, &mut each)
+        })
     }
 
-    fn ensure_open(&self) -> Result<()> {
-        if self.open {
-            Ok(())
-        } else {
-            Err(Error::Closed("earlier; connect again"))
+    fn require(&self, version: u32, what: &'static str) -> Result<()> {
+        if self.conn.is_some() && self.version < version {
+            return Err(Error::Unsupported(what, self.version));
         }
+        Ok(())
     }
 
-    /// Marks the connection unusable after an error that broke it.
-    fn settle<T>(&mut self, result: Result<T>) -> Result<T> {
-        if let Err(e) = &result {
-            if e.breaks_connection() {
-                self.open = false;
-                self.conn.close();
-            }
+    /// Runs one exchange on the open connection; an error that breaks it releases the
+    /// socket at once, so the server is not left writing into a connection nobody reads.
+    fn with_conn<T>(
+        &mut self,
+        exchange: impl FnOnce(&mut Connection, &ClientConfig) -> Result<T>,
+    ) -> Result<T> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Error::Closed("earlier; connect again"));
+        };
+        let result = exchange(conn, &self.config);
+        if result.as_ref().is_err_and(Error::breaks_connection) {
+            self.conn = None;
         }
         result
+    }
+}
+
+/// Reads the server's greeting and answers with the version both speak.
+fn handshake(conn: &mut Connection) -> Result<u32> {
+    let version = match conn.recv_hello::<Response>()? {
+        Response::Hello(hello) if hello.magic != MAGIC => {
+            return Err(Error::Protocol(
+                "the server does not speak ft (bad magic in hello)".into(),
+            ));
+        }
+        Response::Hello(hello) => {
+            let version = hello.version.min(VERSION);
+            if version < hello.min_version.max(MIN_VERSION) {
+                return Err(Error::Version {
+                    ours_min: MIN_VERSION,
+                    ours_max: VERSION,
+                    theirs_min: hello.min_version,
+                    theirs_max: hello.version,
+                });
+            }
+            version
+        }
+        Response::Error { kind, message } => return Err(Side::Server.remote(kind, message)),
+        other => {
+            return Err(Error::Protocol(format!(
+                "the server began with {} instead of hello",
+                response_name(&other)
+            )));
+        }
+    };
+    conn.send(&Request::Hello(Hello {
+        version,
+        ..Hello::ours()
+    }))?;
+    Ok(version)
+}
+
+/// Opens a local file to upload: the file and its size.
+fn open_local(path: &Path) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::NotFound {
+            name: path.display().to_string(),
+            detail: " locally",
+        },
+        _ => Error::io(format!("opening {}", path.display()), e),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if !meta.is_file() {
+        return Err(Error::NotFound {
+            name: path.display().to_string(),
+            detail: " (not a regular file)",
+        });
+    }
+    Ok((file, meta.len()))
+}
+
+/// Sends an upload's body (bytes `offset..size`) and reads the server's verdict.
+#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
+fn upload_body(
+    conn: &mut Connection,
+    config: &ClientConfig,
+    name: &str,
+    reader: &mut dyn Read,
+    size: u64,
+    offset: u64,
+    digest: Digest,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    progress(offset);
+    let mut hooks = Hooks {
+        progress: Some(progress),
+        cancel: config.cancel.as_deref(),
+    };
+    let sent = transfer::send_body(
+        conn,
+        name,
+        reader,
+        size,
+        offset,
+        digest,
+        config.chunk_size,
+        &mut hooks,
+    );
+    if let Err(e) = sent {
+        if !e.breaks_connection() {
+            // We aborted the body; the server confirms with an error response.
+            match conn.expect("after an aborted upload")? {
+                Response::Error { .. } => {}
+                other => return Err(unexpected(other, "error")),
+            }
+        }
+        return Err(e);
+    }
+    match conn.expect("before confirming the upload")? {
+        Response::Stored { size: stored } if stored == size => Ok(size - offset),
+        Response::Stored { size: stored } => Err(Error::Protocol(format!(
+            "the server stored {stored} bytes of {size}"
+        ))),
+        other => Err(unexpected(other, "stored")),
     }
 }
 

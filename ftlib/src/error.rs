@@ -145,11 +145,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A local failure that left the rest of a body unread, so the connection was given up.
+    #[error("{0} (the connection was closed rather than read to the end)")]
+    Abandoned(Box<Error>),
+    /// The server speaks an older protocol without this feature.
+    #[error("the server does not support {0}: it speaks ft v{1}; upgrade it")]
+    Unsupported(&'static str, u32),
     /// The transfer was cancelled locally.
     #[error("cancelled")]
     Cancelled,
     /// The server already serves as many connections as it may.
-    #[error("server busy: {live} connections already, try again later")]
+    #[error("busy: {live} connections already being served, try again later")]
     Busy {
         /// Connections being served.
         live: usize,
@@ -199,6 +205,8 @@ impl Error {
                 _ => ErrorKind::Io,
             },
             Error::Cancelled => ErrorKind::Cancelled,
+            Error::Abandoned(inner) => inner.kind(),
+            Error::Unsupported(..) => ErrorKind::Version,
             Error::Busy { .. } => ErrorKind::Busy,
             Error::ReadOnly => ErrorKind::ReadOnly,
             Error::NoSpace { .. } => ErrorKind::NoSpace,
@@ -216,6 +224,7 @@ impl Error {
             | Error::Closed(_)
             | Error::Network { .. }
             | Error::Resolve(_)
+            | Error::Abandoned(_)
             | Error::Busy { .. }
             | Error::ShuttingDown => true,
             Error::Remote { kind, .. } => matches!(
@@ -361,6 +370,19 @@ mod tests {
             (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
             (Error::ReadOnly, "read-only", ErrorKind::ReadOnly),
             (
+                Error::Abandoned(Box::new(Error::io(
+                    "writing big",
+                    io::Error::from(io::ErrorKind::StorageFull),
+                ))),
+                "writing big: ",
+                ErrorKind::NoSpace,
+            ),
+            (
+                Error::Unsupported("resume", 1),
+                "the server does not support resume: it speaks ft v1",
+                ErrorKind::Version,
+            ),
+            (
                 Error::NoSpace {
                     name: "big".into(),
                     needed: 10,
@@ -385,7 +407,7 @@ mod tests {
             ),
             (
                 Error::Busy { live: 3 },
-                "server busy: 3 connections already",
+                "busy: 3 connections already being served",
                 ErrorKind::Busy,
             ),
             (

@@ -7,8 +7,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this library speaks.
-pub const VERSION: u32 = 1;
+/// The newest protocol version this library speaks (2 adds resumable transfers).
+pub const VERSION: u32 = 2;
+
+/// The first version with [`Request::GetFrom`] and [`Request::PutResumable`].
+pub const RESUME_VERSION: u32 = 2;
 
 /// The oldest protocol version this library still speaks.
 pub const MIN_VERSION: u32 = 1;
@@ -94,6 +97,28 @@ pub enum Request {
     },
     /// List the served directory: [`Response::Entries`] batches, then [`Response::ListEnd`].
     List,
+    /// (v2) Download `name`, continuing after the first `offset` bytes the client already has,
+    /// if the server's file starts with those bytes. The server answers
+    /// [`Response::FileFrom`] and the rest of the body, or an error.
+    GetFrom {
+        /// Name in the served directory.
+        name: String,
+        /// Bytes the client already has.
+        offset: u64,
+        /// XXH3-128 (big-endian) of those bytes.
+        prefix: [u8; DIGEST_LEN],
+    },
+    /// (v2) Upload `size` bytes whose XXH3-128 is `digest`, continuing a partial upload of the
+    /// same name, size and digest if the server kept one. The server answers
+    /// [`Response::ReadyFrom`] or an error; the body then carries bytes from that offset on.
+    PutResumable {
+        /// Final name in the served directory.
+        name: String,
+        /// Size of the whole file.
+        size: u64,
+        /// XXH3-128 (big-endian) of the whole file.
+        digest: [u8; DIGEST_LEN],
+    },
 }
 
 /// A message from server to client.
@@ -129,6 +154,23 @@ pub enum Response {
     ListEnd {
         /// Number of entries sent in all batches.
         count: u64,
+    },
+    /// (v2) Answer to [`Request::GetFrom`]: the body that follows carries bytes `offset..size`;
+    /// `offset` is the client's or 0 (its bytes did not match: start over). Its `End` digest
+    /// covers the whole file.
+    FileFrom {
+        /// Size of the whole file.
+        size: u64,
+        /// Modification time, seconds since the Unix epoch.
+        modified: i64,
+        /// Where the body starts.
+        offset: u64,
+    },
+    /// (v2) Answer to [`Request::PutResumable`]: send the body from `offset` on; its `End`
+    /// digest covers the whole file.
+    ReadyFrom {
+        /// Bytes the server already has.
+        offset: u64,
     },
 }
 
@@ -284,6 +326,20 @@ coded_enum! {
         File = 1 => "file",
         /// A directory (listed, not transferable).
         Dir = 2 => "dir",
+    }
+}
+
+impl ErrorKind {
+    /// True for failures that interrupt a transfer without saying anything against its
+    /// data (a broken connection, a timeout, a cancel, a shutdown): what a resume continues.
+    pub fn is_interruption(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::Cancelled
+                | ErrorKind::ShuttingDown
+        )
     }
 }
 

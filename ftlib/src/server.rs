@@ -13,12 +13,17 @@ use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::error::{Error, Result};
+use std::io::{Seek, SeekFrom};
+
+use xxhash_rust::xxh3::Xxh3;
+
 use crate::protocol::{
-    DEFAULT_CHUNK, Hello, MAGIC, MIN_VERSION, Request, Response, VERSION, clip_message,
+    DEFAULT_CHUNK, DIGEST_LEN, Hello, MAGIC, MIN_VERSION, RESUME_VERSION, Request, Response,
+    VERSION, clip_message,
 };
-use crate::report::{Op, Report};
-use crate::store::{Store, validate_name};
-use crate::transfer::{self, Hooks, Side};
+use crate::report::{Op, Report, escape};
+use crate::store::{Resumable, Source, Store, validate_name};
+use crate::transfer::{self, Digest, Hooks, Side};
 
 /// How a [`Server`] behaves.
 #[derive(Debug, Clone)]
@@ -315,14 +320,17 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
     let Ok(mut conn) = Connection::new(stream, ctx.config.idle_timeout) else {
         return;
     };
-    if let Err(e) = handshake(&mut conn) {
-        if !ctx.shutdown.is_shutdown() {
-            answer_error(&mut conn, &e);
-            (ctx.reports)(&Report::new(peer, Op::Connect, None, started, 0, Some(&e)));
+    let version = match handshake(&mut conn) {
+        Ok(version) => version,
+        Err(e) => {
+            if !ctx.shutdown.is_shutdown() {
+                answer_error(&mut conn, &e);
+                (ctx.reports)(&Report::new(peer, Op::Connect, None, started, 0, Some(&e)));
+            }
+            conn.close_gracefully();
+            return;
         }
-        conn.close_gracefully();
-        return;
-    }
+    };
     loop {
         permit.busy.store(false, Ordering::SeqCst);
         if ctx.shutdown.is_shutdown() {
@@ -342,7 +350,7 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
             }
         };
         permit.busy.store(true, Ordering::SeqCst);
-        let (report, keep) = serve_request(ctx, &mut conn, request, started);
+        let (report, keep) = serve_request(ctx, &mut conn, version, request, started);
         (ctx.reports)(&report);
         if !keep {
             break;
@@ -353,13 +361,16 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
 
 /// Greets first (so a refused client never has unread data in flight), then checks the
 /// client's hello.
-fn handshake(conn: &mut Connection) -> Result<()> {
+/// Returns the version the client chose.
+fn handshake(conn: &mut Connection) -> Result<u32> {
     conn.send(&Response::Hello(Hello::ours()))?;
     match conn.recv_hello::<Request>()? {
         Request::Hello(hello) if hello.magic != MAGIC => Err(Error::Protocol(
             "the peer does not speak ft (bad magic in hello)".into(),
         )),
-        Request::Hello(hello) if (MIN_VERSION..=VERSION).contains(&hello.version) => Ok(()),
+        Request::Hello(hello) if (MIN_VERSION..=VERSION).contains(&hello.version) => {
+            Ok(hello.version)
+        }
         Request::Hello(hello) => Err(Error::Version {
             ours_min: MIN_VERSION,
             ours_max: VERSION,
@@ -412,11 +423,33 @@ fn answered(error: Error) -> Failed {
 fn serve_request(
     ctx: &Ctx,
     conn: &mut Connection,
+    version: u32,
     request: Request,
     started: Instant,
 ) -> (Report, bool) {
     let moved = Cell::new(0u64);
+    let resumable = matches!(
+        request,
+        Request::GetFrom { .. } | Request::PutResumable { .. }
+    );
     let (op, name, result) = match request {
+        _ if resumable && version < RESUME_VERSION => (
+            Op::Connect,
+            None,
+            Err(Error::Protocol(format!("resumable requests need ft v{RESUME_VERSION}")).into()),
+        ),
+        Request::GetFrom {
+            name,
+            offset,
+            prefix,
+        } => {
+            let result = serve_get_from(ctx, conn, &name, offset, prefix, &moved);
+            (Op::Get, Some(name), result)
+        }
+        Request::PutResumable { name, size, digest } => {
+            let result = serve_put_resumable(ctx, conn, &name, size, digest, &moved);
+            (Op::Put, Some(name), result)
+        }
         Request::Put { name, size } => {
             let result = serve_put(ctx, conn, &name, size, &moved);
             (Op::Put, Some(name), result)
@@ -468,20 +501,7 @@ fn serve_put(
     size: u64,
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
-    validate_name(name)?;
-    if ctx.config.read_only {
-        return Err(Error::ReadOnly.into());
-    }
-    if let Some(limit) = ctx.config.max_file_size {
-        if size > limit {
-            return Err(Error::TooLarge {
-                name: name.to_owned(),
-                size,
-                limit,
-            }
-            .into());
-        }
-    }
+    check_upload(ctx, name, size)?;
     let mut upload = ctx.store.create(name, size)?;
     conn.send(&Response::Ready)?;
     let mut progress = |n| moved.set(n);
@@ -489,10 +509,100 @@ fn serve_put(
         progress: Some(&mut progress),
         cancel: None,
     };
-    let got = transfer::recv_body(conn, Side::Client, name, &mut upload, size, &mut hooks)?;
+    let got = transfer::recv_body(
+        conn,
+        Side::Client,
+        name,
+        &mut upload,
+        size,
+        0,
+        Xxh3::new(),
+        &mut hooks,
+    )?;
     upload.commit()?;
-    conn.send(&Response::Stored { size: got })?;
-    Ok(got)
+    conn.send(&Response::Stored { size: got.bytes })?;
+    Ok(got.bytes)
+}
+
+/// Checks what every upload must pass before its body.
+fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<()> {
+    validate_name(name)?;
+    if ctx.config.read_only {
+        return Err(Error::ReadOnly);
+    }
+    match ctx.config.max_file_size {
+        Some(limit) if size > limit => Err(Error::TooLarge {
+            name: name.to_owned(),
+            size,
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The key of a resumable upload: one partial per name, size and content.
+fn partial_key(name: &str, size: u64, digest: &[u8; DIGEST_LEN]) -> String {
+    let mut hasher = Xxh3::new();
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&size.to_le_bytes());
+    hasher.update(digest);
+    format!("{:032x}", hasher.digest128())
+}
+
+fn serve_put_resumable(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    name: &str,
+    size: u64,
+    digest: [u8; DIGEST_LEN],
+    moved: &Cell<u64>,
+) -> Result<u64, Failed> {
+    check_upload(ctx, name, size)?;
+    let Resumable {
+        mut upload,
+        offset,
+        mut existing,
+    } = ctx
+        .store
+        .create_resumable(name, size, &partial_key(name, size, &digest))?;
+    let prefix = transfer::hash_prefix(&mut existing, offset)
+        .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
+    drop(existing);
+    conn.send(&Response::ReadyFrom { offset })?;
+    let mut progress = |n: u64| moved.set(n - offset);
+    let mut hooks = Hooks {
+        progress: Some(&mut progress),
+        cancel: None,
+    };
+    let received = transfer::recv_body(
+        conn,
+        Side::Client,
+        name,
+        &mut upload,
+        size,
+        offset,
+        prefix,
+        &mut hooks,
+    );
+    match received {
+        Ok(got) if got.digest == digest => {
+            upload.commit()?;
+            conn.send(&Response::Stored { size })?;
+            Ok(got.bytes)
+        }
+        // Verified, but not the file announced: the partial is no prefix of it.
+        Ok(_) => Err(Error::ChecksumMismatch {
+            name: name.to_owned(),
+        }
+        .into()),
+        Err(e) => {
+            if e.kind().is_interruption() {
+                upload.keep();
+            }
+            Err(e.into())
+        }
+    }
 }
 
 fn serve_get(
@@ -506,7 +616,51 @@ fn serve_get(
         size: source.size,
         modified: source.modified,
     })?;
-    let mut progress = |n| moved.set(n);
+    send_source(ctx, conn, name, &mut source, 0, Xxh3::new(), moved)
+}
+
+fn serve_get_from(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    name: &str,
+    offset: u64,
+    prefix: [u8; DIGEST_LEN],
+    moved: &Cell<u64>,
+) -> Result<u64, Failed> {
+    let mut source = ctx.store.open(name)?;
+    let context = || format!("reading {}", escape(name));
+    let mut start = (0, Xxh3::new());
+    if offset > 0 && offset <= source.size {
+        let hasher = transfer::hash_prefix(&mut source.reader, offset)
+            .map_err(|e| Error::io(context(), e))?;
+        if hasher.digest128().to_be_bytes() == prefix {
+            start = (offset, hasher);
+        } else {
+            source
+                .reader
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(context(), e))?;
+        }
+    }
+    conn.send(&Response::FileFrom {
+        size: source.size,
+        modified: source.modified,
+        offset: start.0,
+    })?;
+    send_source(ctx, conn, name, &mut source, start.0, start.1, moved)
+}
+
+/// Sends a download's body from `offset` on; failures travel inside it as `Abort`.
+fn send_source(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    name: &str,
+    source: &mut Source,
+    offset: u64,
+    prefix: Xxh3,
+    moved: &Cell<u64>,
+) -> Result<u64, Failed> {
+    let mut progress = |n: u64| moved.set(n - offset);
     let mut hooks = Hooks {
         progress: Some(&mut progress),
         cancel: None,
@@ -516,6 +670,8 @@ fn serve_get(
         name,
         &mut source.reader,
         source.size,
+        offset,
+        Digest::Running(Box::new(prefix)),
         ctx.config.chunk_size,
         &mut hooks,
     )

@@ -4,12 +4,14 @@
 //! [`Store`] is the interface the server uses, so another backend can replace [`DirStore`];
 //! the client uses [`DirStore`] directly for its own directory, with the same promises.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::protocol::{Entry, EntryKind, MAX_NAME};
@@ -21,6 +23,9 @@ pub const RESERVED_PREFIX: &str = ".ft-";
 
 /// Prefix of temporary upload files.
 pub const TEMP_PREFIX: &str = ".ft-tmp-";
+
+/// Prefix of partial files kept for a resumable transfer.
+pub const PART_PREFIX: &str = ".ft-part-";
 
 /// Checks that `name` is one plain path component that is safe on every platform.
 ///
@@ -83,10 +88,15 @@ fn windows_reason(name: &str) -> Option<&'static str> {
     }
 }
 
+/// A readable, seekable source.
+pub trait ReadSeek: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
 /// A file opened for download.
 pub struct Source {
     /// The file's bytes.
-    pub reader: Box<dyn Read + Send>,
+    pub reader: Box<dyn ReadSeek>,
     /// Its size when opened.
     pub size: u64,
     /// Its modification time, seconds since the Unix epoch.
@@ -110,6 +120,28 @@ pub trait Upload: Write + Send {
     /// # Errors
     /// [`Error::AlreadyExists`] when the name was taken meanwhile; [`Error::Io`].
     fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Keeps what was written, hidden, for a later resume (resumable uploads only; others
+    /// are discarded).
+    fn keep(self: Box<Self>) {}
+}
+
+/// A resumable upload: the upload, the bytes it already holds, and a reader over them.
+pub struct Resumable {
+    /// Where the rest goes.
+    pub upload: Box<dyn Upload>,
+    /// Bytes already held from an earlier attempt.
+    pub offset: u64,
+    /// Those bytes, to hash them.
+    pub existing: Box<dyn Read + Send>,
+}
+
+impl fmt::Debug for Resumable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resumable")
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where served files live.
@@ -138,6 +170,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// As [`Store::check_free`].
     fn create(&self, name: &str, size: u64) -> Result<Box<dyn Upload>>;
 
+    /// Starts or continues a resumable upload of `name`; `key` identifies the source (same
+    /// key, same bytes), so a partial is only ever continued with the file it came from.
+    ///
+    /// # Errors
+    /// As [`Store::create`], and [`Error::AlreadyExists`] while another upload uses `key`.
+    fn create_resumable(&self, name: &str, size: u64, key: &str) -> Result<Resumable>;
+
     /// Removes temporary files left by a crash; returns how many. Only one server may
     /// serve a directory, since this removes every temporary file in it.
     ///
@@ -146,11 +185,43 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn cleanup(&self) -> Result<usize>;
 }
 
+/// How long and how much a [`DirStore`] keeps of partials left for a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialLimits {
+    /// Partials untouched for longer are removed.
+    pub max_age: Duration,
+    /// The oldest partials are removed while all of them together are larger.
+    pub max_bytes: u64,
+}
+
+impl Default for PartialLimits {
+    fn default() -> PartialLimits {
+        PartialLimits {
+            max_age: Duration::from_secs(24 * 3600),
+            max_bytes: 16 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
 /// A [`Store`] on a local directory.
 #[derive(Debug)]
 pub struct DirStore {
     root: PathBuf,
     counter: AtomicU64,
+    partials: Arc<Partials>,
+}
+
+/// Partials in use (never pruned, never opened twice) and the limits on the rest.
+#[derive(Debug, Default)]
+struct Partials {
+    active: Mutex<HashSet<PathBuf>>,
+    limits: Mutex<PartialLimits>,
+}
+
+impl Partials {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl DirStore {
@@ -185,7 +256,77 @@ impl DirStore {
         Ok(DirStore {
             root,
             counter: AtomicU64::new(0),
+            partials: Arc::default(),
         })
+    }
+
+    /// Sets how long and how much is kept of abandoned partials.
+    pub fn set_partial_limits(&self, limits: PartialLimits) {
+        *self
+            .partials
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// Opens (creating if needed) the partial `key` for `name`, for a resumable transfer:
+    /// the upload, positioned after the bytes it already holds, and how many those are.
+    /// With `replace`, publishing may replace an existing `name` (the client's
+    /// `--overwrite`). A partial in use by another transfer is refused.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Io`].
+    pub fn open_partial(&self, key: &str, name: &str, replace: bool) -> Result<(DirUpload, u64)> {
+        self.check_target(name, replace)?;
+        let path = self.root.join(format!("{PART_PREFIX}{key}"));
+        if !self.partials.active().insert(path.clone()) {
+            return Err(Error::AlreadyExists {
+                name: name.to_owned(),
+                where_: " (the same file is being transferred right now)",
+            });
+        }
+        let lock = PartialLock {
+            partials: Arc::clone(&self.partials),
+            path: path.clone(),
+        };
+        let context = || format!("opening the partial file of {}", escape(name));
+        let mut file = sys::open_partial(&path).map_err(|e| Error::io(context(), e))?;
+        let offset = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| Error::io(context(), e))?;
+        Ok((
+            DirUpload {
+                file: Some(file),
+                dst: self.root.join(name),
+                dir: self.root.clone(),
+                tmp: path,
+                name: name.to_owned(),
+                replace,
+                lock: Some(lock),
+            },
+            offset,
+        ))
+    }
+
+    /// Removes partials untouched for longer than the limit, then the oldest ones while
+    /// all together exceed the size limit; partials in use are left alone.
+    fn prune_partials(&self) {
+        prune_partials(&self.root, &self.partials);
+    }
+
+    fn check_target(&self, name: &str, replace: bool) -> Result<()> {
+        if replace {
+            validate_name(name)?;
+            if fs::symlink_metadata(self.root.join(name)).is_ok_and(|m| !m.is_file()) {
+                return Err(Error::AlreadyExists {
+                    name: name.to_owned(),
+                    where_: " and is not a regular file",
+                });
+            }
+            Ok(())
+        } else {
+            self.check_free(name)
+        }
     }
 
     /// The directory.
@@ -214,17 +355,7 @@ impl DirStore {
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`] (without `replace`), [`Error::Io`].
     pub fn create_file(&self, name: &str, replace: bool) -> Result<DirUpload> {
-        if replace {
-            validate_name(name)?;
-            if fs::symlink_metadata(self.root.join(name)).is_ok_and(|m| !m.is_file()) {
-                return Err(Error::AlreadyExists {
-                    name: name.to_owned(),
-                    where_: " and is not a regular file",
-                });
-            }
-        } else {
-            self.check_free(name)?;
-        }
+        self.check_target(name, replace)?;
         let (tmp, file) = self.create_temp(name)?;
         Ok(DirUpload {
             file: Some(file),
@@ -233,6 +364,7 @@ impl DirStore {
             tmp,
             name: name.to_owned(),
             replace,
+            lock: None,
         })
     }
 
@@ -322,7 +454,25 @@ impl Store for DirStore {
         Ok(Box::new(self.create_file(name, false)?))
     }
 
+    fn create_resumable(&self, name: &str, size: u64, key: &str) -> Result<Resumable> {
+        self.check_free(name)?;
+        let (mut upload, mut offset) = self.open_partial(key, name, false)?;
+        if offset > size {
+            // Cannot be a prefix of this file: start over.
+            upload.restart()?;
+            offset = 0;
+        }
+        self.check_space(name, size - offset)?;
+        let existing = upload.existing()?;
+        Ok(Resumable {
+            upload: Box::new(upload),
+            offset,
+            existing,
+        })
+    }
+
     fn cleanup(&self) -> Result<usize> {
+        self.prune_partials();
         let dir = fs::read_dir(&self.root).map_err(|e| Error::io("reading the directory", e))?;
         let mut removed = 0;
         for item in dir.flatten() {
@@ -382,7 +532,62 @@ fn unix_seconds(meta: &fs::Metadata) -> i64 {
     }
 }
 
-/// An upload into a [`DirStore`]: a hidden temporary file until committed.
+fn prune_partials(root: &Path, partials: &Partials) {
+    let limits = *partials.limits.lock().unwrap_or_else(|p| p.into_inner());
+    let Ok(dir) = fs::read_dir(root) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let mut kept = Vec::new();
+    for item in dir.flatten() {
+        let is_partial = item
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(PART_PREFIX));
+        let Ok(meta) = item.metadata() else {
+            continue;
+        };
+        if !is_partial || !meta.is_file() || partials.active().contains(&item.path()) {
+            continue;
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or_default();
+        if age > limits.max_age {
+            let _ = fs::remove_file(item.path());
+        } else {
+            kept.push((age, meta.len(), item.path()));
+        }
+    }
+    // Oldest first.
+    kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+    let mut total: u64 = kept.iter().map(|k| k.1).sum();
+    for (_, len, path) in kept {
+        if total <= limits.max_bytes {
+            break;
+        }
+        if fs::remove_file(path).is_ok() {
+            total -= len;
+        }
+    }
+}
+
+/// Marks a partial as in use until dropped.
+#[derive(Debug)]
+struct PartialLock {
+    partials: Arc<Partials>,
+    path: PathBuf,
+}
+
+impl Drop for PartialLock {
+    fn drop(&mut self) {
+        self.partials.active().remove(&self.path);
+    }
+}
+
+/// An upload into a [`DirStore`]: a hidden temporary (or partial) file until committed.
 #[derive(Debug)]
 pub struct DirUpload {
     file: Option<File>,
@@ -391,6 +596,8 @@ pub struct DirUpload {
     dir: PathBuf,
     name: String,
     replace: bool,
+    /// Set for a partial of a resumable transfer.
+    lock: Option<PartialLock>,
 }
 
 impl DirUpload {
@@ -422,6 +629,47 @@ impl DirUpload {
             .map_err(|e| Error::io(format!("syncing the directory of {name}"), e))
     }
 
+    /// Keeps a partial for a later resume: synced, hidden, subject to the store's limits.
+    /// An ordinary upload is discarded instead.
+    pub fn keep(mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        if let Some(file) = self.file.take() {
+            let _ = file.sync_data();
+        }
+        self.tmp = PathBuf::new();
+        let partials = Arc::clone(&lock.partials);
+        drop(lock);
+        prune_partials(&self.dir, &partials);
+    }
+
+    /// Empties the file to start over.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn restart(&mut self) -> Result<()> {
+        let context = format!("restarting {}", escape(&self.name));
+        let file = self.file().map_err(|e| Error::io(context.clone(), e))?;
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+            .map_err(|e| Error::io(context, e))
+    }
+
+    /// A reader over the bytes written so far (a partial's earlier attempts).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn existing(&self) -> Result<Box<dyn Read + Send>> {
+        let file = sys::open_read_nofollow(&self.tmp).map_err(|e| {
+            Error::io(
+                format!("reading the partial file of {}", escape(&self.name)),
+                e,
+            )
+        })?;
+        Ok(Box::new(file))
+    }
+
     fn file(&mut self) -> io::Result<&mut File> {
         self.file
             .as_mut()
@@ -446,6 +694,10 @@ impl Write for DirUpload {
 impl Upload for DirUpload {
     fn commit(self: Box<Self>) -> Result<()> {
         DirUpload::commit(*self)
+    }
+
+    fn keep(self: Box<Self>) {
+        DirUpload::keep(*self);
     }
 }
 

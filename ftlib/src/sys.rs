@@ -146,6 +146,35 @@ pub fn available_space(dir: &Path) -> Option<u64> {
     }
 }
 
+/// Opens the partial file at `path` for reading and writing, creating it if missing, never
+/// through a symlink; anything but a regular file there is refused.
+pub fn open_partial(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .mode(0o644);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.custom_flags(0x0020_0000);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a partial file must be a regular file",
+        ));
+    }
+    #[cfg(unix)]
+    clear_nonblocking(&file)?;
+    Ok(file)
+}
+
 /// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();

@@ -80,7 +80,66 @@ impl std::fmt::Debug for Hooks<'_> {
     }
 }
 
-/// Sends exactly `size` bytes from `reader` as a body, then its digest.
+/// How the digest at the end of a sent body is made.
+#[derive(Clone)]
+pub enum Digest {
+    /// Hash the bytes as they are sent, continuing from this state (which covers the bytes
+    /// before the body's offset, if any).
+    Running(Box<Xxh3>),
+    /// The whole file's digest is known already (a resumable upload declared it).
+    Known([u8; DIGEST_LEN]),
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Digest::Running(_) => f.write_str("Running"),
+            Digest::Known(d) => write!(f, "Known({d:02x?})"),
+        }
+    }
+}
+
+/// Reads exactly `len` bytes from `reader`, hashing them; the state continues a body.
+///
+/// # Errors
+/// When the reader fails or ends before `len` bytes.
+pub fn hash_prefix(reader: &mut dyn Read, len: u64) -> io::Result<Xxh3> {
+    let mut hasher = Xxh3::new();
+    let copied = io::copy(&mut reader.take(len), &mut HashWriter(&mut hasher))?;
+    if copied < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("only {copied} of {len} bytes could be read"),
+        ));
+    }
+    Ok(hasher)
+}
+
+/// The XXH3-128 of everything `reader` yields, and how many bytes that was.
+///
+/// # Errors
+/// When the reader fails.
+pub fn hash_all(reader: &mut dyn Read) -> io::Result<([u8; DIGEST_LEN], u64)> {
+    let mut hasher = Xxh3::new();
+    let len = io::copy(reader, &mut HashWriter(&mut hasher))?;
+    Ok((hasher.digest128().to_be_bytes(), len))
+}
+
+struct HashWriter<'a>(&'a mut Xxh3);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends bytes `offset..size` of a file from `reader` (positioned at `offset`) as a body,
+/// then the whole file's digest. `offset` is 0 except when resuming.
 ///
 /// When the source ends early, grows, fails, or the transfer is cancelled, an `Abort` is
 /// sent instead of `End`, so the connection stays usable, and the error is returned.
@@ -88,18 +147,25 @@ impl std::fmt::Debug for Hooks<'_> {
 /// # Errors
 /// [`Error::SizeMismatch`], [`Error::Io`], [`Error::Cancelled`] (connection still usable);
 /// connection errors.
+#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
 pub fn send_body(
     conn: &mut Connection,
     name: &str,
     reader: &mut dyn Read,
     size: u64,
+    offset: u64,
+    digest: Digest,
     chunk_size: usize,
     hooks: &mut Hooks<'_>,
 ) -> Result<u64> {
     let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
-    let mut buf = vec![0u8; usize::try_from(size).map_or(chunk_size, |s| s.clamp(1, chunk_size))];
-    let mut hasher = Xxh3::new();
-    let mut sent = 0u64;
+    let left = size.saturating_sub(offset);
+    let mut buf = vec![0u8; usize::try_from(left).map_or(chunk_size, |s| s.clamp(1, chunk_size))];
+    let mut hasher = match &digest {
+        Digest::Running(state) => Some(state.as_ref().clone()),
+        Digest::Known(_) => None,
+    };
+    let mut sent = offset;
     while sent < size {
         if hooks.cancelled() {
             return abort(conn, Error::Cancelled);
@@ -121,7 +187,9 @@ pub fn send_body(
             Err(e) => return abort(conn, Error::io(format!("reading {}", escape(name)), e)),
         };
         let data = &buf[..n];
-        hasher.update(data);
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(data);
+        }
         conn.send(&Body::Chunk(data))?;
         sent += n as u64;
         hooks.progress(sent);
@@ -141,10 +209,13 @@ pub fn send_body(
         }
         Err(e) => return abort(conn, Error::io(format!("reading {}", escape(name)), e)),
     }
-    conn.send(&Body::End {
-        digest: hasher.digest128().to_be_bytes(),
-    })?;
-    Ok(sent)
+    let digest = match (hasher, digest) {
+        (Some(hasher), _) => hasher.digest128().to_be_bytes(),
+        (None, Digest::Known(known)) => known,
+        (None, Digest::Running(state)) => state.digest128().to_be_bytes(),
+    };
+    conn.send(&Body::End { digest })?;
+    Ok(sent - offset)
 }
 
 /// Sends an `Abort` carrying `error`, then returns it.
@@ -170,31 +241,50 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Receives a body of exactly `size` bytes into `writer` and verifies its digest.
+/// A body received and verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes received in this body (from the offset on).
+    pub bytes: u64,
+    /// The verified digest of the whole file.
+    pub digest: [u8; DIGEST_LEN],
+}
+
+/// After a local write failure, the most of a body still read and dropped to keep the
+/// connection in step; past this, the connection is given up instead.
+pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Receives bytes `offset..size` of a file into `writer` and verifies the whole file's
+/// digest; `prefix` is the hash state of bytes `0..offset` (a fresh one when `offset` is 0).
 ///
 /// Nothing is trusted until this returns `Ok`: the caller must discard what was written
-/// on any error. A failing `writer` does not desynchronise the connection: the rest of the
-/// body is read and dropped, then the write error is returned.
+/// on any error. A failing `writer` does not desynchronise the connection: up to
+/// [`DRAIN_LIMIT`] more bytes are read and dropped, then the write error is returned (past
+/// that, it is returned as [`Error::Abandoned`]).
 ///
 /// # Errors
 /// [`Error::SizeMismatch`] (body ended early), [`Error::ChecksumMismatch`], [`Error::Io`]
 /// (writer), [`Error::Aborted`] (sender aborted): the connection stays usable.
 /// [`Error::Protocol`] (body longer than declared, empty or oversized chunk),
-/// [`Error::Cancelled`] and connection errors: it does not.
+/// [`Error::Abandoned`] (also for a cancel) and connection errors: it does not.
+#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
 pub fn recv_body(
     conn: &mut Connection,
     peer: Side,
     name: &str,
     writer: &mut dyn Write,
     size: u64,
+    offset: u64,
+    prefix: Xxh3,
     hooks: &mut Hooks<'_>,
-) -> Result<u64> {
-    let mut hasher = Xxh3::new();
-    let mut got = 0u64;
+) -> Result<Received> {
+    let mut hasher = prefix;
+    let mut got = offset;
     let mut write_error = None;
     loop {
         if hooks.cancelled() {
-            return Err(Error::Cancelled);
+            // The rest of the body is still in flight.
+            return Err(Error::Abandoned(Box::new(Error::Cancelled)));
         }
         match conn.expect::<Body<'_>>("in the middle of a file body")? {
             Body::Chunk(data) => {
@@ -205,7 +295,7 @@ pub fn recv_body(
                     )));
                 }
                 let len = data.len() as u64;
-                if len > size - got {
+                if len > size.saturating_sub(got) {
                     return Err(Error::Protocol(format!(
                         "the body of {} is longer than the declared {size} bytes",
                         escape(name)
@@ -215,7 +305,11 @@ pub fn recv_body(
                 got += len;
                 if write_error.is_none() {
                     if let Err(e) = writer.write_all(data) {
-                        write_error = Some(Error::io(format!("writing {}", escape(name)), e));
+                        let e = Error::io(format!("writing {}", escape(name)), e);
+                        if size - got > DRAIN_LIMIT {
+                            return Err(Error::Abandoned(Box::new(e)));
+                        }
+                        write_error = Some(e);
                     }
                 }
                 hooks.progress(got);
@@ -237,7 +331,10 @@ pub fn recv_body(
                         name: name.to_owned(),
                     });
                 }
-                return Ok(got);
+                return Ok(Received {
+                    bytes: got - offset,
+                    digest,
+                });
             }
             Body::Abort { kind, message } => return Err(peer.aborted(kind, message)),
         }
@@ -343,6 +440,8 @@ pub fn response_name(response: &Response) -> &'static str {
         Response::File { .. } => "file",
         Response::Entries(_) => "entries",
         Response::ListEnd { .. } => "list-end",
+        Response::FileFrom { .. } => "file-from",
+        Response::ReadyFrom { .. } => "ready-from",
     }
 }
 
