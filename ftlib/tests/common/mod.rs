@@ -137,7 +137,8 @@ pub fn assert_no_temp_files(dir: &Path) {
 
 /// Deterministic pseudo-random bytes (xorshift), so failures are reproducible.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    // Odd and distinct for every seed (`seed | 1` would make 2 and 3 the same).
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         x ^= x << 13;

@@ -1,0 +1,350 @@
+//! Resuming interrupted transfers: only the missing part moves, the result is verified
+//! whole, a partial that does not match its source is never spliced, partials stay hidden
+//! and bounded, and v1 peers are refused clearly.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{RawPeer, TestServer, assert_no_temp_files, bytes, quick_config};
+use ftlib::protocol::{Body, ErrorKind, Hello, Request, Response};
+use ftlib::store::{DirStore, PART_PREFIX, PartialLimits, Store};
+use ftlib::{Client, Error};
+
+fn partials(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(PART_PREFIX))
+        .collect()
+}
+
+/// A client whose transfers cancel themselves once `at` bytes have moved.
+fn cancelling_client(server: &TestServer, at: u64) -> (Client, Arc<AtomicBool>, u64) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut config = quick_config();
+    config.cancel = Some(Arc::clone(&cancel));
+    config.chunk_size = 64 * 1024;
+    (
+        Client::connect(server.addr, config).expect("connect"),
+        cancel,
+        at,
+    )
+}
+
+#[test]
+fn an_interrupted_download_resumes_with_only_the_missing_bytes() {
+    let server = TestServer::start();
+    let data = bytes(5 * 1024 * 1024 + 17, 1);
+    server.write("big.bin", &data);
+    let local = tempfile::tempdir().expect("tempdir");
+    let store = DirStore::open(local.path()).expect("store");
+
+    let (mut client, cancel, at) = cancelling_client(&server, 2 * 1024 * 1024);
+    let err = client
+        .get_resumable("big.bin", &store, false, |p| {
+            if p.done >= at {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect_err("cancelled");
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert!(
+        !local.path().join("big.bin").exists(),
+        "no partial under the final name"
+    );
+    let kept = partials(local.path());
+    assert_eq!(kept.len(), 1, "the partial is kept, hidden");
+    let have = fs::metadata(local.path().join(&kept[0]))
+        .expect("partial")
+        .len();
+    assert!(have >= at && have < data.len() as u64, "{have}");
+
+    let mut first = None;
+    let moved = server
+        .client()
+        .get_resumable("big.bin", &store, false, |p| {
+            first.get_or_insert(p.done);
+        })
+        .expect("resumed");
+    assert_eq!(first, Some(have), "progress starts where the partial ends");
+    assert_eq!(
+        moved,
+        data.len() as u64 - have,
+        "only the missing bytes moved"
+    );
+    assert_eq!(fs::read(local.path().join("big.bin")).expect("read"), data);
+    assert!(partials(local.path()).is_empty());
+    let reports = server.wait_reports(2);
+    assert_eq!(reports.last().map(|r| r.bytes), Some(moved));
+}
+
+#[test]
+fn a_partial_that_no_longer_matches_the_server_file_starts_over() {
+    let server = TestServer::start();
+    let old = bytes(3 * 1024 * 1024, 2);
+    server.write("doc", &old);
+    let local = tempfile::tempdir().expect("tempdir");
+    let store = DirStore::open(local.path()).expect("store");
+    let (mut client, cancel, at) = cancelling_client(&server, 1024 * 1024);
+    client
+        .get_resumable("doc", &store, false, |p| {
+            if p.done >= at {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect_err("cancelled");
+    assert_eq!(partials(local.path()).len(), 1);
+
+    // The file changes on the server (outside ft) before the resume.
+    let new = bytes(3 * 1024 * 1024, 4);
+    assert_ne!(new[..1024], old[..1024], "the content really changed");
+    fs::remove_file(server.root().join("doc")).expect("rm");
+    server.write("doc", &new);
+    let moved = server
+        .client()
+        .get_resumable("doc", &store, false, |_| {})
+        .expect("started over");
+    assert_eq!(moved, new.len() as u64, "everything moved again");
+    assert_eq!(fs::read(local.path().join("doc")).expect("read"), new);
+    assert!(partials(local.path()).is_empty());
+}
+
+#[test]
+fn a_failed_download_that_is_not_an_interruption_keeps_no_partial() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().expect("tempdir");
+    let store = DirStore::open(local.path()).expect("store");
+    let err = server
+        .client()
+        .get_resumable("missing", &store, false, |_| {})
+        .expect_err("not found");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(partials(local.path()).is_empty());
+    assert_eq!(fs::read_dir(local.path()).expect("read").count(), 0);
+}
+
+#[test]
+fn an_interrupted_upload_resumes_and_is_never_visible_before_it_completes() {
+    let server = TestServer::start();
+    let data = bytes(4 * 1024 * 1024 + 3, 4);
+    let local = tempfile::tempdir().expect("tempdir");
+    let source = local.path().join("up.bin");
+    fs::write(&source, &data).expect("write");
+
+    let (mut client, cancel, at) = cancelling_client(&server, 1536 * 1024);
+    let err = client
+        .put_resumable(&source, "up.bin", |p| {
+            if p.done >= at {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect_err("cancelled");
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert!(!server.root().join("up.bin").exists());
+    assert!(
+        client.list().expect("list").is_empty(),
+        "a partial is never listed"
+    );
+    let mut sink = Vec::new();
+    let err = client
+        .get_into("up.bin", &mut sink, |_| {})
+        .expect_err("a partial is never served");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // Kept by the server once its connection thread has seen the abort.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while partials(server.root()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(partials(server.root()).len(), 1);
+
+    let mut first = None;
+    let moved = server
+        .client()
+        .put_resumable(&source, "up.bin", |p| {
+            first.get_or_insert(p.done);
+        })
+        .expect("resumed");
+    let offset = first.expect("progress");
+    assert!(offset >= at, "resumed at {offset}");
+    assert_eq!(
+        moved,
+        data.len() as u64 - offset,
+        "only the missing bytes moved"
+    );
+    assert_eq!(fs::read(server.root().join("up.bin")).expect("read"), data);
+    assert!(partials(server.root()).is_empty());
+    assert_no_temp_files(server.root());
+}
+
+#[test]
+fn a_changed_source_never_continues_an_old_partial() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().expect("tempdir");
+    let source = local.path().join("f");
+    fs::write(&source, bytes(2 * 1024 * 1024, 5)).expect("write");
+    let (mut client, cancel, at) = cancelling_client(&server, 512 * 1024);
+    client
+        .put_resumable(&source, "f", |p| {
+            if p.done >= at {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect_err("cancelled");
+
+    // Same name and size, other content: a different key, so a fresh upload.
+    let changed = bytes(2 * 1024 * 1024, 8);
+    assert_ne!(changed, bytes(2 * 1024 * 1024, 5));
+    fs::write(&source, &changed).expect("write");
+    let mut first = None;
+    let moved = server
+        .client()
+        .put_resumable(&source, "f", |p| {
+            first.get_or_insert(p.done);
+        })
+        .expect("uploaded");
+    assert_eq!(first, Some(0));
+    assert_eq!(moved, changed.len() as u64);
+    assert_eq!(fs::read(server.root().join("f")).expect("read"), changed);
+}
+
+#[test]
+fn a_resumed_upload_whose_bytes_do_not_match_its_digest_is_refused_and_forgotten() {
+    let server = TestServer::start();
+    let mut peer = RawPeer::connect(server.addr);
+    let claimed = xxhash_rust::xxh3::xxh3_128(b"the real content").to_be_bytes();
+    peer.send(&Request::PutResumable {
+        name: "liar".into(),
+        size: 16,
+        digest: claimed,
+    });
+    assert_eq!(peer.recv(), Response::ReadyFrom { offset: 0 });
+    let other = b"something else!!";
+    peer.send(&Body::Chunk(other));
+    peer.send(&Body::End {
+        digest: xxhash_rust::xxh3::xxh3_128(other).to_be_bytes(),
+    });
+    match peer.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::ChecksumMismatch),
+        other => panic!("expected checksum-mismatch, got {other:?}"),
+    }
+    assert!(!server.root().join("liar").exists());
+    assert!(partials(server.root()).is_empty());
+}
+
+#[test]
+fn one_partial_cannot_be_written_by_two_uploads_at_once() {
+    let server = TestServer::start();
+    let digest = xxhash_rust::xxh3::xxh3_128(b"0123456789").to_be_bytes();
+    let request = Request::PutResumable {
+        name: "same".into(),
+        size: 10,
+        digest,
+    };
+    let mut first = RawPeer::connect(server.addr);
+    first.send(&request);
+    assert_eq!(first.recv(), Response::ReadyFrom { offset: 0 });
+    let mut second = RawPeer::connect(server.addr);
+    second.send(&request);
+    match second.recv() {
+        Response::Error { kind, message } => {
+            assert_eq!(kind, ErrorKind::AlreadyExists);
+            assert!(message.contains("right now"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    first.send(&Body::Chunk(b"0123456789"));
+    first.send(&Body::End { digest });
+    assert_eq!(first.recv(), Response::Stored { size: 10 });
+}
+
+#[test]
+fn abandoned_partials_are_bounded_in_age_and_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, len) in [(1, 3000), (2, 2000), (3, 1000)] {
+        fs::write(dir.path().join(format!("{PART_PREFIX}{i}")), vec![0u8; len]).expect("write");
+        // Distinct ages, oldest first.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let store = DirStore::open(dir.path()).expect("store");
+    store.set_partial_limits(PartialLimits {
+        max_age: Duration::from_secs(3600),
+        max_bytes: 3500,
+    });
+    store.cleanup().expect("cleanup");
+    let mut left = partials(dir.path());
+    left.sort();
+    assert_eq!(
+        left,
+        vec![format!("{PART_PREFIX}2"), format!("{PART_PREFIX}3")]
+    );
+    store.set_partial_limits(PartialLimits {
+        max_age: Duration::ZERO,
+        max_bytes: u64::MAX,
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    store.cleanup().expect("cleanup");
+    assert!(partials(dir.path()).is_empty());
+}
+
+#[test]
+fn resumable_requests_need_protocol_v2() {
+    let server = TestServer::start();
+    // A v1 client may not send them.
+    let mut old = RawPeer::connect_silent(server.addr);
+    assert!(matches!(
+        old.conn.recv_hello::<Response>(),
+        Ok(Response::Hello(_))
+    ));
+    old.send(&Request::Hello(Hello {
+        version: 1,
+        ..Hello::ours()
+    }));
+    old.send(&Request::GetFrom {
+        name: "x".into(),
+        offset: 0,
+        prefix: [0; 16],
+    });
+    match old.recv() {
+        Response::Error { kind, message } => {
+            assert_eq!(kind, ErrorKind::Protocol);
+            assert!(message.contains("v2"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // A v2 client facing a v1 server says so before sending anything.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut conn =
+            ftlib::connection::Connection::new(stream, Duration::from_secs(5)).expect("conn");
+        conn.send(&Response::Hello(Hello {
+            version: 1,
+            min_version: 1,
+            ..Hello::ours()
+        }))
+        .expect("hello");
+        let hello: Request = conn.recv_hello().expect("client hello");
+        let next = conn.recv::<Request>().map(|r| r.is_some());
+        (hello, next)
+    });
+    let mut client = Client::connect(addr, quick_config()).expect("connect");
+    assert_eq!(client.version(), 1);
+    let local = tempfile::tempdir().expect("tempdir");
+    let store = DirStore::open(local.path()).expect("store");
+    let err = client
+        .get_resumable("x", &store, false, |_| {})
+        .expect_err("unsupported");
+    assert!(matches!(err, Error::Unsupported(_, 1)), "{err}");
+    assert!(err.to_string().contains("upgrade"), "{err}");
+    drop(client);
+    let (hello, next) = fake.join().expect("fake server");
+    assert!(matches!(hello, Request::Hello(Hello { version: 1, .. })));
+    assert!(matches!(next, Ok(false)), "nothing was sent: {next:?}");
+}
