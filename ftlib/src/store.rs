@@ -177,8 +177,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// As [`Store::create`], and [`Error::AlreadyExists`] while another upload uses `key`.
     fn create_resumable(&self, name: &str, size: u64, key: &str) -> Result<Resumable>;
 
-    /// Removes temporary files left by a crash; returns how many. Only one server may
-    /// serve a directory, since this removes every temporary file in it.
+    /// Removes temporary files whose creating process is gone (a crash or a kill), and
+    /// partials beyond the age and size limits; returns how many temporary files went.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory cannot be read.
@@ -476,16 +476,29 @@ impl Store for DirStore {
         let dir = fs::read_dir(&self.root).map_err(|e| Error::io("reading the directory", e))?;
         let mut removed = 0;
         for item in dir.flatten() {
-            let is_temp = item
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+            let orphan = item.file_name().to_str().is_some_and(is_orphan_temp);
             let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
-            if is_temp && !is_dir && fs::remove_file(item.path()).is_ok() {
+            if orphan && !is_dir && fs::remove_file(item.path()).is_ok() {
                 removed += 1;
             }
         }
         Ok(removed)
+    }
+}
+
+/// A temporary file whose creator is gone: named `.ft-tmp-PID-…` with PID neither this
+/// process nor a live one, or not of that form at all.
+fn is_orphan_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    match rest
+        .split('-')
+        .next()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    {
+        Some(pid) => pid != std::process::id() && !sys::process_alive(pid),
+        None => true,
     }
 }
 
@@ -822,14 +835,22 @@ mod tests {
     }
 
     #[test]
-    fn cleanup_removes_only_temporaries() {
+    fn cleanup_removes_only_orphaned_temporaries() {
         let dir = tempfile::tempdir().expect("tempdir");
-        fs::write(dir.path().join(".ft-tmp-99-0-0"), b"stale").expect("write");
+        // Above Linux's largest pid: never a live process.
+        fs::write(dir.path().join(".ft-tmp-4194305-0-0"), b"stale").expect("write");
+        fs::write(dir.path().join(".ft-tmp-garbled"), b"stale").expect("write");
+        // Ours and a live process's (pid 1) are in use.
+        let ours = format!(".ft-tmp-{}-0-0", std::process::id());
+        fs::write(dir.path().join(&ours), b"mine").expect("write");
+        fs::write(dir.path().join(".ft-tmp-1-0-0"), b"init's").expect("write");
         fs::write(dir.path().join("keep"), b"k").expect("write");
         let store = DirStore::open(dir.path()).expect("open");
-        assert_eq!(store.cleanup().expect("cleanup"), 1);
+        assert_eq!(store.cleanup().expect("cleanup"), 2);
         assert!(dir.path().join("keep").exists());
-        assert!(temp_files(dir.path()).is_empty());
+        let mut left = temp_files(dir.path());
+        left.sort();
+        assert_eq!(left, vec![".ft-tmp-1-0-0".to_owned(), ours]);
     }
 
     #[cfg(unix)]

@@ -175,6 +175,28 @@ pub fn open_partial(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Whether process `pid` may still be running. Errs on the side of "alive" (another
+/// user's process, or a platform that cannot tell).
+pub fn process_alive(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        if pid <= 0 {
+            return true;
+        }
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
 /// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();

@@ -144,7 +144,7 @@ fn port_0_prints_the_real_port_and_it_accepts_clients() {
 #[test]
 fn stale_temp_file_is_removed_at_start_and_never_listed() {
     let root = tempdir();
-    let stale = root.path().join(".ft-tmp-123-0-0");
+    let stale = root.path().join(".ft-tmp-4194305-0-0");
     fs::write(&stale, b"left by a crash").expect("write");
     fs::write(root.path().join("keep.txt"), b"kept").expect("write");
     let server = ServerProcess::start(root.path(), &[]);

@@ -1,0 +1,147 @@
+//! The server killed (SIGKILL) in the middle of an upload, then restarted on the same
+//! directory: no partial file under the final name, no temporary file, the name free; and a
+//! resumable upload's partial survives the crash so the retry sends only the rest.
+
+#![cfg(unix)]
+
+mod util;
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ftlib::connection::Connection;
+use ftlib::protocol::{Body, Hello, Request, Response};
+use ftlib::store::{PART_PREFIX, TEMP_PREFIX};
+use ftlib::{Client, ClientConfig};
+use util::{DEADLINE, ServerProcess};
+
+fn names_with(dir: &Path, prefix: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A raw connection past the handshake, to stop an upload half-way on purpose.
+fn raw(server: &ServerProcess) -> Connection {
+    let stream = TcpStream::connect(server.addr).expect("connect");
+    let mut conn = Connection::new(stream, Duration::from_secs(10)).expect("conn");
+    assert!(matches!(
+        conn.recv_hello::<Response>(),
+        Ok(Response::Hello(_))
+    ));
+    conn.send(&Request::Hello(Hello::ours())).expect("hello");
+    conn
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn client(server: &ServerProcess) -> Client {
+    Client::connect(server.addr, ClientConfig::default()).expect("connect")
+}
+
+#[test]
+fn a_server_killed_mid_upload_leaves_nothing_after_restart() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(root.path(), &[]);
+    let body = data(1 << 20);
+    let mut conn = raw(&server);
+    conn.send(&Request::Put {
+        name: "victim.bin".into(),
+        size: body.len() as u64,
+    })
+    .expect("put");
+    assert_eq!(
+        conn.expect::<Response>("ready").expect("ready"),
+        Response::Ready
+    );
+    conn.send(&Body::Chunk(&body[..256 * 1024])).expect("chunk");
+    wait_until("the temporary file", || {
+        !names_with(root.path(), TEMP_PREFIX).is_empty()
+    });
+
+    server.signal(libc::SIGKILL);
+    server.wait_exit(DEADLINE);
+    // The crash left its temporary file, and nothing under the final name.
+    assert_eq!(names_with(root.path(), TEMP_PREFIX).len(), 1);
+    assert!(!root.path().join("victim.bin").exists());
+
+    let restarted = ServerProcess::start(root.path(), &[]);
+    assert!(names_with(root.path(), TEMP_PREFIX).is_empty());
+    let mut client = client(&restarted);
+    assert!(client.list().expect("list").is_empty());
+    client
+        .put_reader(&body[..], body.len() as u64, "victim.bin", |_| {})
+        .expect("the name is free");
+    assert_eq!(
+        fs::read(root.path().join("victim.bin")).expect("read"),
+        body
+    );
+}
+
+#[test]
+fn a_resumable_upload_survives_a_server_crash() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let local = tempfile::tempdir().expect("tempdir");
+    let body = data(3 << 20);
+    let source = local.path().join("big.bin");
+    fs::write(&source, &body).expect("write");
+    let (digest, _) = ftlib::transfer::hash_all(&mut &body[..]).expect("hash");
+
+    let mut server = ServerProcess::start(root.path(), &[]);
+    let mut conn = raw(&server);
+    conn.send(&Request::PutResumable {
+        name: "big.bin".into(),
+        size: body.len() as u64,
+        digest,
+    })
+    .expect("put");
+    assert_eq!(
+        conn.expect::<Response>("ready").expect("ready"),
+        Response::ReadyFrom { offset: 0 }
+    );
+    let sent = 1 << 20;
+    for chunk in body[..sent].chunks(256 * 1024) {
+        conn.send(&Body::Chunk(chunk)).expect("chunk");
+    }
+    let partial = || names_with(root.path(), PART_PREFIX);
+    wait_until("the partial to hold what was sent", || {
+        partial()
+            .first()
+            .and_then(|p| fs::metadata(root.path().join(p)).ok())
+            .is_some_and(|m| m.len() == sent as u64)
+    });
+    server.signal(libc::SIGKILL);
+    server.wait_exit(DEADLINE);
+
+    let restarted = ServerProcess::start(root.path(), &[]);
+    assert_eq!(partial().len(), 1, "a young partial survives the restart");
+    let mut client = client(&restarted);
+    assert!(
+        client.list().expect("list").is_empty(),
+        "and is never listed"
+    );
+    let mut first = None;
+    let moved = client
+        .put_resumable(&source, "big.bin", |p| {
+            first.get_or_insert(p.done);
+        })
+        .expect("resumed");
+    assert_eq!(first, Some(sent as u64));
+    assert_eq!(moved, (body.len() - sent) as u64);
+    assert_eq!(fs::read(root.path().join("big.bin")).expect("read"), body);
+    assert!(partial().is_empty());
+}
