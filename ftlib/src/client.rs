@@ -2,6 +2,7 @@
 //! Downloads go through a [`DirStore`], so a local file appears only complete and verified.
 //! Progress is reported through a callback; drawing it is the caller's business.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -15,10 +16,11 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    DEFAULT_CHUNK, Entry, Hello, MAGIC, MIN_VERSION, RESUME_VERSION, Request, Response, VERSION,
+    DEFAULT_CHUNK, Entry, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
+    Request, Response, VERSION,
 };
 use crate::report::escape;
-use crate::store::{DirStore, DirUpload, validate_name};
+use crate::store::{DirStore, DirUpload, Store, Upload, validate_name};
 use crate::transfer::{self, Digest, Hooks, Received, Side, response_name};
 
 /// How a [`Client`] behaves.
@@ -328,8 +330,13 @@ impl Client {
         sink: Sink<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Received> {
+        self.request_download(name, resume.as_ref())?;
+        self.receive_download(name, resume, sink, progress)
+    }
+
+    fn request_download(&mut self, name: &str, resume: Option<&(u64, Xxh3)>) -> Result<()> {
         validate_name(name)?;
-        let request = match &resume {
+        let request = match resume {
             None => Request::Get {
                 name: name.to_owned(),
             },
@@ -339,8 +346,18 @@ impl Client {
                 prefix: prefix.digest128().to_be_bytes(),
             },
         };
+        self.with_conn(|conn, _| conn.send(&request))
+    }
+
+    /// Receives the answer to a download request sent earlier.
+    fn receive_download(
+        &mut self,
+        name: &str,
+        resume: Option<(u64, Xxh3)>,
+        sink: Sink<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Received> {
         self.with_conn(|conn, config| {
-            conn.send(&request)?;
             let (size, offset, prefix) =
                 match (conn.expect("before answering the download")?, resume) {
                     (Response::File { size, .. }, None) => (size, 0, Xxh3::new()),
@@ -396,6 +413,149 @@ impl Client {
         })
     }
 
+    /// Uploads many files over this connection, pipelining the small ones (at most
+    /// [`MAX_PIPELINED`] bytes): up to [`PIPELINE_WINDOW`] are in flight, and the server
+    /// commits them in groups, each still verified and durable before it is acknowledged.
+    /// Larger files go one at a time, with progress. `done(i, result)` reports file `i`
+    /// (as [`Client::put`] would), in order.
+    pub fn put_many(
+        &mut self,
+        files: &[(std::path::PathBuf, String)],
+        mut progress: impl FnMut(usize, Progress),
+        mut done: impl FnMut(usize, Result<u64>),
+    ) {
+        let mut window = VecDeque::new();
+        for (i, (path, name)) in files.iter().enumerate() {
+            let (mut file, size) = match validate_name(name).and_then(|()| open_local(path)) {
+                Ok(local) => local,
+                Err(e) => {
+                    self.settle_puts(&mut window, 0, &mut done);
+                    done(i, Err(e));
+                    continue;
+                }
+            };
+            if size > MAX_PIPELINED || self.version < RESUME_VERSION {
+                self.settle_puts(&mut window, 0, &mut done);
+                done(i, self.put_reader(file, size, name, |p| progress(i, p)));
+                continue;
+            }
+            self.settle_puts(&mut window, PIPELINE_WINDOW - 1, &mut done);
+            progress(
+                i,
+                Progress {
+                    done: 0,
+                    total: size,
+                },
+            );
+            let sent = self.with_conn(|conn, config| {
+                conn.send(&Request::PutPipelined {
+                    name: name.clone(),
+                    size,
+                })?;
+                let mut hooks = Hooks {
+                    progress: None,
+                    cancel: config.cancel.as_deref(),
+                };
+                let digest = Digest::Running(Box::default());
+                transfer::send_body(
+                    conn,
+                    name,
+                    &mut file,
+                    size,
+                    0,
+                    digest,
+                    config.chunk_size,
+                    &mut hooks,
+                )
+            });
+            match sent {
+                Ok(_) => {
+                    progress(
+                        i,
+                        Progress {
+                            done: size,
+                            total: size,
+                        },
+                    );
+                    window.push_back((i, size, None));
+                }
+                // Aborted in step: the server's answer comes in order; ours is the reason.
+                Err(e) if !e.breaks_connection() => window.push_back((i, size, Some(e))),
+                Err(e) => {
+                    self.settle_puts(&mut window, 0, &mut done);
+                    done(i, Err(e));
+                }
+            }
+        }
+        self.settle_puts(&mut window, 0, &mut done);
+    }
+
+    /// Reads verdicts of pipelined uploads until at most `keep` are outstanding.
+    fn settle_puts(
+        &mut self,
+        window: &mut VecDeque<(usize, u64, Option<Error>)>,
+        keep: usize,
+        done: &mut dyn FnMut(usize, Result<u64>),
+    ) {
+        while window.len() > keep {
+            let Some((i, size, local)) = window.pop_front() else {
+                return;
+            };
+            let verdict = self.with_conn(|conn, _| {
+                match conn.expect("before answering a pipelined upload")? {
+                    Response::Stored { size: stored } if stored == size => Ok(size),
+                    Response::Stored { size: stored } => Err(Error::Protocol(format!(
+                        "the server stored {stored} bytes of {size}"
+                    ))),
+                    other => Err(unexpected(other, "stored")),
+                }
+            });
+            done(i, local.map_or(verdict, Err));
+        }
+    }
+
+    /// Downloads many files into `dir` over this connection: requests go out up to
+    /// [`PIPELINE_WINDOW`] ahead of the bodies being read, and verified files are made
+    /// durable and published in groups. Each file has the promises of [`Client::get`];
+    /// `done(i, result)` reports file `i`.
+    pub fn get_many(
+        &mut self,
+        names: &[String],
+        dir: &DirStore,
+        overwrite: bool,
+        mut progress: impl FnMut(usize, Progress),
+        mut done: impl FnMut(usize, Result<u64>),
+    ) {
+        let mut window: VecDeque<(usize, DirUpload)> = VecDeque::new();
+        let mut group: Vec<(usize, u64, DirUpload)> = Vec::new();
+        let mut next = 0;
+        loop {
+            while window.len() < PIPELINE_WINDOW && next < names.len() {
+                let i = next;
+                next += 1;
+                let asked = dir
+                    .create_file(&names[i], overwrite)
+                    .and_then(|upload| self.request_download(&names[i], None).map(|()| upload));
+                match asked {
+                    Ok(upload) => window.push_back((i, upload)),
+                    Err(e) => done(i, Err(e)),
+                }
+            }
+            let Some((i, mut upload)) = window.pop_front() else {
+                break;
+            };
+            let mut each = |p| progress(i, p);
+            match self.receive_download(&names[i], None, Sink::Dir(dir, &mut upload), &mut each) {
+                Ok(got) => group.push((i, got.bytes, upload)),
+                Err(e) => done(i, Err(e)),
+            }
+            if group.len() >= GROUP_MAX || window.is_empty() {
+                commit_downloads(dir, &mut group, &mut done);
+            }
+        }
+        commit_downloads(dir, &mut group, &mut done);
+    }
+
     /// Lists the served directory.
     ///
     /// # Errors
@@ -440,6 +600,27 @@ impl Client {
             self.conn = None;
         }
         result
+    }
+}
+
+/// Most pipelined requests in flight at once.
+pub const PIPELINE_WINDOW: usize = 64;
+
+/// Makes verified downloads durable and visible as one group, then reports each.
+fn commit_downloads(
+    dir: &DirStore,
+    group: &mut Vec<(usize, u64, DirUpload)>,
+    done: &mut dyn FnMut(usize, Result<u64>),
+) {
+    if group.is_empty() {
+        return;
+    }
+    let (ids, uploads): (Vec<_>, Vec<Box<dyn Upload>>) = group
+        .drain(..)
+        .map(|(i, bytes, upload)| ((i, bytes), Box::new(upload) as Box<dyn Upload>))
+        .unzip();
+    for ((i, bytes), result) in ids.into_iter().zip(dir.commit_group(uploads)) {
+        done(i, result.map(|()| bytes));
     }
 }
 

@@ -165,6 +165,24 @@ impl Connection {
         }
     }
 
+    /// True when the next frame can be read without waiting: bytes are buffered or
+    /// readable on the socket (an end of stream counts, since reading it is immediate).
+    pub fn input_pending(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let stream = &self.reader.get_ref().stream;
+        if stream.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let ready = !matches!(
+            stream.peek(&mut [0u8; 1]),
+            Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        let _ = stream.set_nonblocking(false);
+        ready
+    }
+
     /// Closes both directions of the socket.
     pub fn close(&self) {
         let _ = self.writer.stream.shutdown(Shutdown::Both);

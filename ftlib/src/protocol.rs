@@ -47,6 +47,12 @@ pub const MAX_MESSAGE: usize = 1024;
 /// Most entries in one [`Response::Entries`] batch.
 pub const LIST_BATCH: usize = 256;
 
+/// Largest file that may be sent with [`Request::PutPipelined`].
+pub const MAX_PIPELINED: u64 = 1024 * 1024;
+
+/// Most pipelined uploads a server commits as one group (more wait for the next group).
+pub const GROUP_MAX: usize = 256;
+
 /// Length of a body digest: XXH3-128, big-endian.
 pub const DIGEST_LEN: usize = 16;
 
@@ -118,6 +124,17 @@ pub enum Request {
         size: u64,
         /// XXH3-128 (big-endian) of the whole file.
         digest: [u8; DIGEST_LEN],
+    },
+    /// (v2) Upload a small file (at most [`MAX_PIPELINED`] bytes) without waiting: the body
+    /// follows at once, and the client may send further requests before the answer. The
+    /// answer, [`Response::Stored`] or an error, comes in request order once the file is
+    /// durable; the server commits consecutive pipelined uploads as a group. A refused
+    /// upload's body is read and dropped.
+    PutPipelined {
+        /// Final name in the served directory.
+        name: String,
+        /// Exact number of bytes the body carries.
+        size: u64,
     },
 }
 

@@ -4,26 +4,24 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Seek, SeekFrom, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::Connection;
-use crate::error::{Error, Result};
-use std::io::{Seek, SeekFrom};
-
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::connection::Connection;
+use crate::error::{Error, Result};
 use crate::protocol::{
-    DEFAULT_CHUNK, DIGEST_LEN, Hello, MAGIC, MIN_VERSION, RESUME_VERSION, Request, Response,
-    VERSION, clip_message,
+    DEFAULT_CHUNK, DIGEST_LEN, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
+    Request, Response, VERSION, clip_message,
 };
 use crate::report::{Op, Report, escape};
-use crate::store::{Resumable, Source, Store, validate_name};
-use crate::transfer::{self, Digest, Hooks, Side};
+use crate::store::{Resumable, Source, Store, Upload, validate_name};
+use crate::transfer::{self, Digest, Hooks, Received, Side};
 
 /// How a [`Server`] behaves.
 #[derive(Debug, Clone)]
@@ -331,9 +329,19 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
             return;
         }
     };
+    // Pipelined uploads received and verified, waiting to be committed as one group.
+    let mut group = Vec::new();
     loop {
-        permit.busy.store(false, Ordering::SeqCst);
-        if ctx.shutdown.is_shutdown() {
+        // Before waiting for input, commit and answer what is waiting: the client may be
+        // waiting for those answers before it sends more.
+        if !group.is_empty()
+            && (group.len() >= GROUP_MAX || !conn.input_pending())
+            && !commit_group(ctx, &mut conn, &mut group)
+        {
+            break;
+        }
+        permit.busy.store(!group.is_empty(), Ordering::SeqCst);
+        if ctx.shutdown.is_shutdown() && group.is_empty() {
             break;
         }
         let started = Instant::now();
@@ -350,13 +358,131 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
             }
         };
         permit.busy.store(true, Ordering::SeqCst);
+        if let Request::PutPipelined { name, size } = &request {
+            if version >= RESUME_VERSION {
+                match receive_pipelined(ctx, &mut conn, name, *size) {
+                    Ok(outcome) => {
+                        group.push(Pending {
+                            name: name.clone(),
+                            started,
+                            outcome,
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        answer_error(&mut conn, &e);
+                        let report = Report::new(peer, Op::Put, Some(name), started, 0, Some(&e));
+                        (ctx.reports)(&report);
+                        break;
+                    }
+                }
+            }
+        }
+        // Answers go out in request order: the group's first.
+        if !commit_group(ctx, &mut conn, &mut group) {
+            break;
+        }
         let (report, keep) = serve_request(ctx, &mut conn, version, request, started);
         (ctx.reports)(&report);
         if !keep {
             break;
         }
     }
+    // Verified uploads are published even when nobody is left to hear it.
+    commit_group(ctx, &mut conn, &mut group);
     conn.close_gracefully();
+}
+
+/// A pipelined upload whose body was read: the verified upload and its size, or why it
+/// was refused.
+struct Pending {
+    name: String,
+    started: Instant,
+    outcome: Result<(Box<dyn Upload>, u64)>,
+}
+
+/// Reads one pipelined upload's body: into a temporary file, or dropped when the upload is
+/// refused. `Err` only when the connection cannot go on.
+fn receive_pipelined(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    name: &str,
+    size: u64,
+) -> Result<Result<(Box<dyn Upload>, u64)>> {
+    if size > MAX_PIPELINED {
+        return Err(Error::Protocol(format!(
+            "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
+        )));
+    }
+    let whole = |conn: &mut Connection, writer: &mut dyn Write| -> Result<Received> {
+        let mut hooks = Hooks::default();
+        transfer::recv_body(
+            conn,
+            Side::Client,
+            name,
+            writer,
+            size,
+            0,
+            Xxh3::new(),
+            &mut hooks,
+        )
+    };
+    match check_upload(ctx, name, size).and_then(|()| ctx.store.create(name, size)) {
+        Ok(mut upload) => match whole(conn, &mut upload) {
+            Ok(got) => Ok(Ok((upload, got.bytes))),
+            Err(e) if e.breaks_connection() => Err(e),
+            Err(e) => Ok(Err(e)),
+        },
+        // Refused before its body was read: read it anyway, to stay in step.
+        Err(refused) => match whole(conn, &mut io::sink()) {
+            Err(e) if e.breaks_connection() => Err(e),
+            _ => Ok(Err(refused)),
+        },
+    }
+}
+
+/// Commits the waiting pipelined uploads as one group, then answers and reports each in
+/// order. False when the answers could not be sent.
+fn commit_group(ctx: &Ctx, conn: &mut Connection, group: &mut Vec<Pending>) -> bool {
+    if group.is_empty() {
+        return true;
+    }
+    let mut uploads = Vec::new();
+    let mut waiting = Vec::new();
+    for pending in group.drain(..) {
+        let outcome = pending.outcome.map(|(upload, size)| {
+            uploads.push(upload);
+            size
+        });
+        waiting.push((pending.name, pending.started, outcome));
+    }
+    let mut committed = ctx.store.commit_group(uploads).into_iter();
+    let mut sending = true;
+    for (name, started, outcome) in waiting {
+        let result = outcome.and_then(|size| {
+            committed
+                .next()
+                .unwrap_or_else(|| Err(Error::Protocol("group commit lost a result".into())))
+                .map(|()| size)
+        });
+        if sending {
+            let answer = match &result {
+                Ok(size) => Response::Stored { size: *size },
+                Err(e) => Response::Error {
+                    kind: e.kind(),
+                    message: clip_message(e.to_string()),
+                },
+            };
+            sending = conn.send(&answer).is_ok();
+        }
+        let (bytes, error) = match &result {
+            Ok(size) => (*size, None),
+            Err(e) => (0, Some(e)),
+        };
+        let report = Report::new(conn.peer(), Op::Put, Some(&name), started, bytes, error);
+        (ctx.reports)(&report);
+    }
+    sending
 }
 
 /// Greets first (so a refused client never has unread data in flight), then checks the
@@ -428,15 +554,18 @@ fn serve_request(
     started: Instant,
 ) -> (Report, bool) {
     let moved = Cell::new(0u64);
-    let resumable = matches!(
+    let needs_v2 = matches!(
         request,
-        Request::GetFrom { .. } | Request::PutResumable { .. }
+        Request::GetFrom { .. } | Request::PutResumable { .. } | Request::PutPipelined { .. }
     );
     let (op, name, result) = match request {
-        _ if resumable && version < RESUME_VERSION => (
+        _ if needs_v2 && version < RESUME_VERSION => (
             Op::Connect,
             None,
-            Err(Error::Protocol(format!("resumable requests need ft v{RESUME_VERSION}")).into()),
+            Err(Error::Protocol(format!(
+                "resumable and pipelined requests need ft v{RESUME_VERSION}"
+            ))
+            .into()),
         ),
         Request::GetFrom {
             name,
@@ -446,6 +575,12 @@ fn serve_request(
             let result = serve_get_from(ctx, conn, &name, offset, prefix, &moved);
             (Op::Get, Some(name), result)
         }
+        // The connection loop takes these on v2 connections.
+        Request::PutPipelined { name, .. } => (
+            Op::Put,
+            Some(name),
+            Err(Error::Protocol("a pipelined upload out of place".into()).into()),
+        ),
         Request::PutResumable { name, size, digest } => {
             let result = serve_put_resumable(ctx, conn, &name, size, digest, &moved);
             (Op::Put, Some(name), result)

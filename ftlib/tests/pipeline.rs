@@ -1,0 +1,211 @@
+//! Many files over one connection with requests pipelined: every file keeps the promises
+//! of a single transfer (verified, durable before it is acknowledged, never replacing), and
+//! each gets its own result, in order, whatever fails around it.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{RawPeer, TestServer, assert_no_temp_files, bytes, temp_files};
+use ftlib::ErrorKind;
+use ftlib::protocol::{Body, MAX_PIPELINED, Request, Response};
+use ftlib::store::DirStore;
+
+fn digest(data: &[u8]) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(data).to_be_bytes()
+}
+
+#[test]
+fn put_many_keeps_every_file_s_promises_and_reports_each_in_order() {
+    let server = TestServer::start();
+    server.write("taken", b"already here");
+    let local = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        let name = format!("small-{i:03}");
+        let data = bytes(i * 37, i as u64);
+        fs::write(local.path().join(&name), &data).expect("write");
+        files.push((local.path().join(&name), name.clone()));
+        expected.push(Ok(data.len() as u64));
+    }
+    let big = bytes(MAX_PIPELINED as usize + 1, 999);
+    fs::write(local.path().join("big"), &big).expect("write");
+    let odd: Vec<(&str, ErrorKind)> = vec![
+        ("taken", ErrorKind::AlreadyExists),
+        ("missing-locally", ErrorKind::NotFound),
+        ("../escape", ErrorKind::InvalidName),
+    ];
+    // Failures in the middle of the batch, and one file too large to pipeline.
+    files.insert(100, (local.path().join("big"), "big".into()));
+    expected.insert(100, Ok(big.len() as u64));
+    for (at, (name, kind)) in odd.into_iter().enumerate() {
+        let path = local
+            .path()
+            .join(if name == "taken" { "small-000" } else { name });
+        files.insert(50 + 70 * at, (path, name.into()));
+        expected.insert(50 + 70 * at, Err(kind));
+    }
+
+    let mut results = Vec::new();
+    server
+        .client()
+        .put_many(&files, |_, _| {}, |i, result| results.push((i, result)));
+    let order: Vec<usize> = results.iter().map(|r| r.0).collect();
+    assert_eq!(
+        order,
+        (0..files.len()).collect::<Vec<_>>(),
+        "reported in order"
+    );
+    for ((i, got), want) in results.iter().zip(&expected) {
+        match (got, want) {
+            (Ok(n), Ok(m)) => assert_eq!(n, m, "file {i}"),
+            (Err(e), Err(kind)) => assert_eq!(e.kind(), *kind, "file {i}: {e}"),
+            _ => panic!("file {i}: got {got:?}, want {want:?}"),
+        }
+    }
+    for (path, name) in &files {
+        if let Ok(data) = fs::read(path) {
+            if name != "taken" && name != "../escape" {
+                assert_eq!(
+                    fs::read(server.root().join(name)).expect(name),
+                    data,
+                    "{name}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        fs::read(server.root().join("taken")).expect("read"),
+        b"already here"
+    );
+    assert_no_temp_files(server.root());
+}
+
+#[test]
+fn get_many_downloads_in_a_pipeline_and_reports_each() {
+    let server = TestServer::start();
+    let mut names = Vec::new();
+    for i in 0..200 {
+        let name = format!("f{i:03}");
+        server.write(&name, &bytes(i * 53 + 1, i as u64 + 7));
+        names.push(name);
+    }
+    names.insert(10, "missing".into());
+    names.insert(20, "../escape".into());
+    names.insert(30, "mine".into());
+    let local = tempfile::tempdir().expect("tempdir");
+    fs::write(local.path().join("mine"), b"local copy").expect("write");
+    server.write("mine", b"server copy");
+    let store = DirStore::open(local.path()).expect("store");
+    let mut results: Vec<Option<ftlib::Result<u64>>> = names.iter().map(|_| None).collect();
+    server.client().get_many(
+        &names,
+        &store,
+        false,
+        |_, _| {},
+        |i, result| results[i] = Some(result),
+    );
+    for (i, name) in names.iter().enumerate() {
+        let result = results[i].take().expect("every file reported");
+        match name.as_str() {
+            "missing" => assert_eq!(result.expect_err(name).kind(), ErrorKind::NotFound),
+            "../escape" => assert_eq!(result.expect_err(name).kind(), ErrorKind::InvalidName),
+            "mine" => assert_eq!(result.expect_err(name).kind(), ErrorKind::AlreadyExists),
+            _ => {
+                let want = fs::read(server.root().join(name)).expect("served");
+                assert_eq!(result.expect(name), want.len() as u64);
+                assert_eq!(fs::read(local.path().join(name)).expect(name), want);
+            }
+        }
+    }
+    assert_eq!(
+        fs::read(local.path().join("mine")).expect("read"),
+        b"local copy"
+    );
+    assert!(temp_files(local.path()).is_empty());
+}
+
+#[test]
+fn pipelined_refusals_and_lies_keep_the_connection_in_step() {
+    let server = TestServer::start();
+    server.write("exists", b"keep");
+    let mut peer = RawPeer::connect(server.addr);
+    // Three uploads sent back to back before reading any answer.
+    let send = |peer: &mut RawPeer, name: &str, data: &[u8], claimed: &[u8]| {
+        peer.send(&Request::PutPipelined {
+            name: name.into(),
+            size: data.len() as u64,
+        });
+        peer.send(&Body::Chunk(data));
+        peer.send(&Body::End {
+            digest: digest(claimed),
+        });
+    };
+    send(&mut peer, "exists", b"intruder", b"intruder");
+    send(&mut peer, "corrupt", b"bytes", b"other");
+    send(&mut peer, "fine", b"good data", b"good data");
+    let kinds: Vec<_> = (0..3)
+        .map(|_| match peer.recv() {
+            Response::Stored { size } => Ok(size),
+            Response::Error { kind, .. } => Err(kind),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            Err(ErrorKind::AlreadyExists),
+            Err(ErrorKind::ChecksumMismatch),
+            Ok(9)
+        ]
+    );
+    assert_eq!(
+        fs::read(server.root().join("exists")).expect("read"),
+        b"keep"
+    );
+    assert!(!server.root().join("corrupt").exists());
+    assert_eq!(
+        fs::read(server.root().join("fine")).expect("read"),
+        b"good data"
+    );
+    // A pipelined upload larger than the limit cannot be drained safely: closed.
+    peer.send(&Request::PutPipelined {
+        name: "huge".into(),
+        size: MAX_PIPELINED + 1,
+    });
+    match peer.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::Protocol),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(peer.closed_by_server());
+    assert_no_temp_files(server.root());
+}
+
+#[test]
+fn verified_uploads_are_published_even_if_the_client_leaves_without_its_answers() {
+    let server = TestServer::start();
+    let mut peer = RawPeer::connect(server.addr);
+    for i in 0..5 {
+        let data = bytes(1000 + i, i as u64);
+        peer.send(&Request::PutPipelined {
+            name: format!("left-{i}"),
+            size: data.len() as u64,
+        });
+        peer.send(&Body::Chunk(&data));
+        peer.send(&Body::End {
+            digest: digest(&data),
+        });
+    }
+    peer.conn.close();
+    let reports = server.wait_reports(5);
+    assert_eq!(reports.len(), 5, "{reports:?}");
+    for i in 0..5 {
+        assert_eq!(
+            fs::read(server.root().join(format!("left-{i}"))).expect("published"),
+            bytes(1000 + i, i as u64)
+        );
+    }
+    assert_no_temp_files(server.root());
+}
