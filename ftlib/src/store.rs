@@ -492,7 +492,7 @@ impl Store for DirStore {
     }
 
     fn commit_group(&self, mut uploads: Vec<Box<dyn Upload>>) -> Vec<Result<()>> {
-        let published = sync_group(&self.root, &mut uploads)
+        let published = sync_group(&mut uploads)
             .into_iter()
             .zip(uploads)
             .map(|(synced, upload)| synced.and_then(|()| upload.publish()))
@@ -574,14 +574,11 @@ fn unix_seconds(meta: &fs::Metadata) -> i64 {
     }
 }
 
-/// Makes the data of every upload durable: one `syncfs` where the platform has it (one wait
-/// for the disk instead of one per file), else a sync per file. One result per upload.
-fn sync_group(root: &Path, uploads: &mut [Box<dyn Upload>]) -> Vec<Result<()>> {
-    if uploads.len() > 1 {
-        if let Ok(true) = sys::sync_filesystem(root) {
-            return uploads.iter().map(|_| Ok(())).collect();
-        }
-    }
+/// Makes the data of every upload durable. All were written before the first sync, so on
+/// journalling file systems the first sync commits most of the group and the rest are
+/// cheap. (`syncfs` would be one call, but it also waits for every other writer's dirty
+/// data on the file system.) One result per upload.
+fn sync_group(uploads: &mut [Box<dyn Upload>]) -> Vec<Result<()>> {
     uploads.iter_mut().map(|u| u.sync()).collect()
 }
 

@@ -175,26 +175,6 @@ pub fn open_partial(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Flushes every dirty file of the file system holding `dir` and waits for it (`syncfs`).
-/// `Ok(false)` where the platform has no such call: sync each file instead.
-pub fn sync_filesystem(dir: &Path) -> io::Result<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let dir = File::open(dir)?;
-        // SAFETY: syncfs on a descriptor we own for the duration of the call.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(true)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = dir;
-        Ok(false)
-    }
-}
-
 /// Whether process `pid` may still be running. Errs on the side of "alive" (another
 /// user's process, or a platform that cannot tell).
 pub fn process_alive(pid: u32) -> bool {
