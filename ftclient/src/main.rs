@@ -1,90 +1,52 @@
-//! `ftclient HOST PORT put FILE… | get NAME… | list`: parses arguments, calls
-//! `ftlib::Client` once per file over one connection, prints one report line per request,
-//! and exits 0 when every request succeeded, 1 when any failed, 2 on usage errors.
+//! `ftclient HOST PORT put FILE… | get NAME… | list [-l]`: parses arguments, calls
+//! `ftlib::Client` once per file over one connection, draws progress on a terminal, prints
+//! one report line per request, and exits 0 when every request succeeded, 1 when any
+//! failed, 2 on usage errors, 130 when interrupted.
 
-use std::io::Write;
+mod cli;
+mod hints;
+mod output;
+mod progress;
+
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
-use ftlib::protocol::EntryKind;
+use chrono::Local;
+use ftlib::protocol::Entry;
 use ftlib::report::{Op, Report, escape};
 use ftlib::store::DirStore;
-use ftlib::{Client, ClientConfig, Error};
+use ftlib::{Client, ClientConfig, Error, Progress};
 
-const EXAMPLES: &str = "\
-Examples:
-  ftclient localhost 6789 put notes.pdf          upload client_data/notes.pdf (or ./notes.pdf)
-  ftclient localhost 6789 put ~/a.txt ../b.bin   upload any paths; the remote name is the last component
-  ftclient localhost 6789 get test2.txt          download into client_data/test2.txt
-  ftclient --dir . ::1 6789 get a b c            download three files into . over IPv6
-  ftclient localhost 6789 list                   one name per line (directories end in /)
-
-Each put or get prints one report line on stdout: time, server ip and port, operation,
-file name, bytes, duration, then `success` or `failure KIND: MESSAGE`; list prints names on
-stdout and its report on stderr. Exit status: 0 all succeeded, 1 any failed, 2 usage error,
-130 interrupted.";
-
-/// Upload, download and list files on an ft server.
-#[derive(Debug, Parser)]
-#[command(version, about, after_help = EXAMPLES)]
-struct Args {
-    /// Server host name or IP address (IPv6 with or without brackets).
-    host: String,
-    /// Server port.
-    port: u16,
-    #[command(subcommand)]
-    command: Command,
-    /// Local directory: `get` writes here, and `put` looks here first for plain names.
-    #[arg(long, global = true, default_value = "client_data", value_name = "DIR")]
-    dir: PathBuf,
-    /// Print reports as JSON lines instead of text.
-    #[arg(long, global = true)]
-    json: bool,
-    /// Let `get` replace an existing local file (atomically, only once verified).
-    #[arg(long, global = true)]
-    overwrite: bool,
-    /// Seconds to wait for the server to connect or make progress.
-    #[arg(long, global = true, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    timeout: u64,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Upload files; the name on the server is each path's last component.
-    Put {
-        /// Files to upload: a plain name is looked up in --dir, then the current directory.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
-    },
-    /// Download files into --dir; an existing local file is kept unless --overwrite.
-    Get {
-        /// Names of files on the server.
-        #[arg(required = true, value_name = "NAME")]
-        names: Vec<String>,
-    },
-    /// List the files on the server, one name per line.
-    List,
-}
+use cli::{Args, Command, Parsed};
+use hints::{Target, hint, with_hint};
+use output::{entry_json, listed_name, long_listing, terminal_safe_json};
+use progress::Bars;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match cli::parse() {
+        Parsed::Run(args) => args,
+        Parsed::Done(code) => return code,
+    };
+    let bars = Bars::new(!args.quiet && std::io::stderr().is_terminal());
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
+    let say = bars.err_printer();
     let handler = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("ftclient: interrupted, cleaning up (again to force)");
+        say("ftclient: interrupted, cleaning up (again to force)");
     });
     if let Err(e) = handler {
         eprintln!("ftclient: cannot install the signal handler: {e}");
     }
-    let mut session = Session::new(&args, Arc::clone(&cancel));
+    let mut session = Session::new(&args, bars, Arc::clone(&cancel));
     let all_ok = session.run(&args.command);
+    session.bars.finish();
     if cancel.load(Ordering::SeqCst) {
         ExitCode::from(130)
     } else if all_ok {
@@ -101,10 +63,11 @@ struct Session<'a> {
     config: ClientConfig,
     client: Option<Client>,
     cancel: Arc<AtomicBool>,
+    bars: Bars,
 }
 
 impl<'a> Session<'a> {
-    fn new(args: &'a Args, cancel: Arc<AtomicBool>) -> Session<'a> {
+    fn new(args: &'a Args, bars: Bars, cancel: Arc<AtomicBool>) -> Session<'a> {
         let mut config = ClientConfig::default();
         config.timeout = Duration::from_secs(args.timeout);
         config.cancel = Some(Arc::clone(&cancel));
@@ -115,6 +78,16 @@ impl<'a> Session<'a> {
             config,
             client: None,
             cancel,
+            bars,
+        }
+    }
+
+    fn target(&self) -> Target<'a> {
+        Target {
+            host: self.host,
+            port: self.args.port,
+            dir: &self.args.dir,
+            timeout: self.args.timeout,
         }
     }
 
@@ -123,62 +96,77 @@ impl<'a> Session<'a> {
         match command {
             Command::Put { files } => {
                 let dir = self.args.dir.clone();
-                self.each(files, Op::Put, |client, file| {
+                self.each(files, Op::Put, |client, file, progress| {
                     let (path, name) = local_source(file, &dir)?;
-                    client.put(&path, &name, |_| {})
+                    client.put(&path, &name, progress)
                 })
             }
             Command::Get { names } => {
                 let dir = match DirStore::open(&self.args.dir) {
                     Ok(dir) => dir,
                     Err(e) => {
-                        eprintln!("ftclient: {e} (create it, or choose another with --dir)");
+                        self.bars.err(&format!(
+                            "ftclient: cannot download into {}: {e}; create it, or choose \
+                             another directory with --dir",
+                            self.args.dir.display()
+                        ));
                         return false;
                     }
                 };
                 let overwrite = self.args.overwrite;
-                self.each(names, Op::Get, |client, name| {
-                    client.get(name, &dir, overwrite, |_| {})
+                self.each(names, Op::Get, |client, name, progress| {
+                    client.get(name, &dir, overwrite, progress)
                 })
             }
-            Command::List => self.list(),
+            Command::List { long, bytes } => self.list(*long, *bytes),
         }
     }
 
-    /// Runs one request per item over the shared connection, printing a report for each;
-    /// stops early only when the server cannot be reached or the user interrupts.
+    /// Runs one request per item over the shared connection, drawing its progress and
+    /// printing a report for each; stops early only when the server cannot be reached or
+    /// the user interrupts.
     fn each<T: Item>(
         &mut self,
         items: &[T],
         op: Op,
-        mut call: impl FnMut(&mut Client, &T) -> Result<u64, Error>,
+        mut call: impl FnMut(&mut Client, &T, &mut dyn FnMut(Progress)) -> Result<u64, Error>,
     ) -> bool {
+        self.bars.start(items.len());
         let mut all_ok = true;
         for item in items {
             if self.cancel.load(Ordering::SeqCst) {
                 return false;
             }
-            let Some(client) = self.connected() else {
+            // Borrowing the client apart from the bars, hence two steps.
+            if !self.ensure_connected() {
+                return false;
+            }
+            let Some(client) = self.client.as_mut() else {
                 return false;
             };
+            let name = item.remote_name();
             let started = Instant::now();
-            let result = call(client, item);
+            let mut bar = self.bars.file(&name);
+            let result = call(client, item, &mut |p| bar.update(p));
+            let moved = bar.finish();
+            let bytes = *result.as_ref().unwrap_or(&moved);
             let report = Report::new(
                 client.peer(),
                 op,
-                Some(&item.remote_name()),
+                Some(&name),
                 started,
-                *result.as_ref().unwrap_or(&0),
+                bytes,
                 result.as_ref().err(),
             );
             all_ok &= report.is_success();
-            self.print(&report, false);
+            self.print(report, result.as_ref().err(), false);
         }
         all_ok
     }
 
-    /// The open connection, reconnecting after one broke; prints why when it cannot.
-    fn connected(&mut self) -> Option<&mut Client> {
+    /// True once a connection is open, reconnecting after one broke; prints why when it
+    /// cannot.
+    fn ensure_connected(&mut self) -> bool {
         if !self.client.as_ref().is_some_and(Client::is_open) {
             self.client = None;
             match Client::connect((self.host, self.args.port), self.config.clone()) {
@@ -189,31 +177,46 @@ impl<'a> Session<'a> {
                         Error::Network { source, .. } => source.to_string(),
                         other => other.to_string(),
                     };
-                    eprintln!(
-                        "ftclient: cannot reach {}: {why}",
-                        display_target(self.host, self.args.port)
-                    );
-                    return None;
+                    let why = with_hint(&why, hint(Op::Connect, &e, self.target()));
+                    self.bars.err(&format!(
+                        "ftclient: cannot reach {}: {}",
+                        display_target(self.host, self.args.port),
+                        escape(&why)
+                    ));
+                    return false;
                 }
             }
         }
-        self.client.as_mut()
+        true
     }
 
-    fn list(&mut self) -> bool {
-        let Some(client) = self.connected() else {
+    /// Names on stdout (one per line, one JSON object per entry with --json, or aligned
+    /// columns with `long`), the report on stderr.
+    fn list(&mut self, long: bool, exact: bool) -> bool {
+        let json = self.args.json;
+        if !self.ensure_connected() {
+            return false;
+        }
+        let Some(client) = self.client.as_mut() else {
             return false;
         };
         let started = Instant::now();
+        let mut kept: Vec<Entry> = Vec::new();
         let mut out = std::io::stdout().lock();
         let result = client.list_each(|entry| {
-            let suffix = if entry.kind == EntryKind::Dir {
-                "/"
+            // A closed stdout is not worth failing the listing for.
+            if json {
+                let _ = writeln!(out, "{}", entry_json(&entry));
+            } else if long {
+                kept.push(entry);
             } else {
-                ""
-            };
-            let _ = writeln!(out, "{}{suffix}", escape(&entry.name));
+                let _ = writeln!(out, "{}", listed_name(&entry));
+            }
         });
+        for line in long_listing(&mut kept, exact, &Local) {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
         drop(out);
         let report = Report::new(
             client.peer(),
@@ -223,20 +226,25 @@ impl<'a> Session<'a> {
             *result.as_ref().unwrap_or(&0),
             result.as_ref().err(),
         );
-        self.print(&report, true);
-        report.is_success()
+        let ok = report.is_success();
+        self.print(report, result.as_ref().err(), true);
+        ok
     }
 
-    fn print(&self, report: &Report, to_stderr: bool) {
+    /// Prints `report`, with a hint on what to do after `error`.
+    fn print(&self, mut report: Report, error: Option<&Error>, to_stderr: bool) {
+        if let (Some(failure), Some(error)) = (report.failure.as_mut(), error) {
+            failure.message = with_hint(&failure.message, hint(report.op, error, self.target()));
+        }
         let line = if self.args.json {
-            report.to_json()
+            terminal_safe_json(&report.to_json())
         } else {
             report.to_string()
         };
         if to_stderr {
-            eprintln!("{line}");
+            self.bars.err(&line);
         } else {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            self.bars.out(&line);
         }
     }
 }

@@ -5,106 +5,11 @@ mod util;
 
 use std::ffi::OsString;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
+use std::net::{IpAddr, Ipv6Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use tempfile::TempDir;
-use util::{Line, Output, ServerProcess, ftclient_in, temp_files};
-
-/// A server on its own directory, plus a local directory and a working directory for the
-/// client, all under one temporary directory: `served/`, `local/`, `cwd/`.
-struct Fixture {
-    server: ServerProcess,
-    base: TempDir,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        Fixture::on(IpAddr::V4(Ipv4Addr::LOCALHOST))
-    }
-
-    fn on(ip: IpAddr) -> Fixture {
-        let base = tempfile::tempdir().expect("create a temporary directory");
-        for dir in ["served", "local", "cwd"] {
-            fs::create_dir(base.path().join(dir)).expect("mkdir");
-        }
-        let server = ServerProcess::start(ip, &base.path().join("served"));
-        Fixture { server, base }
-    }
-
-    fn served(&self) -> PathBuf {
-        self.base.path().join("served")
-    }
-
-    fn local(&self) -> PathBuf {
-        self.base.path().join("local")
-    }
-
-    fn cwd(&self) -> PathBuf {
-        self.base.path().join("cwd")
-    }
-
-    fn port(&self) -> String {
-        self.server.addr.port().to_string()
-    }
-
-    /// `ftclient 127.0.0.1 PORT ARGS… --dir LOCAL`, run in `cwd/`.
-    fn ft(&self, args: &[&str]) -> Output {
-        let mut all: Vec<OsString> = vec!["127.0.0.1".into(), self.port().into()];
-        all.extend(args.iter().map(OsString::from));
-        all.extend(["--dir".into(), self.local().into()]);
-        self.ft_raw(all)
-    }
-
-    /// `ftclient ARGS…` exactly as given, run in `cwd/`.
-    fn ft_raw<S: Into<OsString>>(&self, args: impl IntoIterator<Item = S>) -> Output {
-        ftclient_in(&self.cwd(), args.into_iter().map(Into::into))
-    }
-
-    fn served_bytes(&self, name: &str) -> Vec<u8> {
-        fs::read(self.served().join(name)).unwrap_or_else(|e| panic!("served {name}: {e}"))
-    }
-}
-
-/// Every report line of `text`, parsed.
-fn reports(text: &str) -> Vec<Line> {
-    text.lines().map(Line::parse).collect()
-}
-
-/// The names in `dir`, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Deterministic bytes that do not compress into a pattern a bug could hide in.
-fn noise(len: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[5]
-        })
-        .collect()
-}
-
-/// A port on 127.0.0.1 where nothing listens: bound by the system, then released.
-fn dead_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn assert_success(out: &Output) {
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(out.stderr.is_empty(), "{out:?}");
-}
+use util::{Fixture, assert_success, dead_port, ftclient_in, names_in, noise, reports, temp_files};
 
 #[test]
 fn put_then_get_round_trips_byte_identical_with_one_line_per_file() {

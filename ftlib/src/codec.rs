@@ -46,6 +46,31 @@ pub fn encode_frame<T: Serialize + ?Sized>(msg: &T, out: &mut Vec<u8>) -> Result
     Ok(())
 }
 
+/// Writes into `out` (replacing its contents) the bytes that come before the data in the
+/// frame of a `Body::Chunk` of `len` bytes: frame header, variant index, length. Sending
+/// these then the data is the same as sending the encoded frame, without copying the data.
+///
+/// # Errors
+/// [`Error::FrameTooLarge`] when the frame would exceed [`MAX_FRAME`].
+pub fn chunk_prefix(len: usize, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    // A newtype variant is its index then its value; bytes are a length then the bytes.
+    let (variant, length) = (0u32, len as u64);
+    bincode::serde::encode_into_std_write((variant, length), out, config())
+        .map_err(|e| Error::Protocol(format!("cannot encode a chunk header: {e}")))?;
+    let total = out.len() - HEADER_LEN + len;
+    let total = u32::try_from(total)
+        .ok()
+        .filter(|&t| t as usize <= MAX_FRAME)
+        .ok_or(Error::FrameTooLarge {
+            len: total as u64,
+            limit: MAX_FRAME,
+        })?;
+    out[..HEADER_LEN].copy_from_slice(&total.to_be_bytes());
+    Ok(())
+}
+
 /// Reads a frame header and checks the length against `limit`.
 ///
 /// # Errors
@@ -175,6 +200,20 @@ mod tests {
         let start = payload.as_ptr() as usize;
         let at = bytes.as_ptr() as usize;
         assert!(at > start && at < start + payload.len(), "chunk was copied");
+    }
+
+    #[test]
+    fn chunk_prefix_then_data_is_the_encoded_frame() {
+        for len in [0, 1, 250, 251, 252, 65_535, 65_536, 70_000, MAX_CHUNK] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut whole = Vec::new();
+            encode_frame(&Body::Chunk(&data), &mut whole).expect("encode");
+            let mut split = Vec::new();
+            chunk_prefix(len, &mut split).expect("prefix");
+            split.extend_from_slice(&data);
+            assert_eq!(split, whole, "chunk of {len} bytes");
+        }
+        assert!(chunk_prefix(MAX_FRAME, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn send_body(
         if let Some(hasher) = hasher.as_mut() {
             hasher.update(data);
         }
-        conn.send(&Body::Chunk(data))?;
+        conn.send_chunk(data)?;
         sent += n as u64;
         hooks.progress(sent);
     }

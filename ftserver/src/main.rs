@@ -1,13 +1,15 @@
 //! `ftserver PORT`: serve one directory over ft. Parses arguments, binds the port, hands
-//! the listener to `ftlib::Server`, prints one report line per request.
+//! the listener to `ftlib::Server`, prints one report line per request. `--completions`
+//! and `--man` print what clap_complete and clap_mangen generate from the same arguments.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::net::{IpAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use clap_complete::Shell;
 use ftlib::store::{DirStore, Store};
 use ftlib::{Server, ServerConfig};
 
@@ -16,6 +18,10 @@ Examples:
   ftserver 6789                          serve ./server_data on all interfaces, port 6789
   ftserver 0 --bind 127.0.0.1            loopback only, on a free port (printed at start)
   ftserver 6789 --root /srv/files --json serve /srv/files, reports as JSON lines
+  ftserver 6789 --read-only              downloads and listings only; uploads are refused
+  ftserver 6789 --max-file-size 1000000  refuse uploads over 1 MB before their data is sent
+  ftserver --completions zsh > _ftserver shell completions (bash, zsh, fish, elvish, powershell)
+  ftserver --man > ftserver.1            this help as a man page
 
 Each request prints one line: time, client ip and port, operation, file name, bytes,
 duration, then `success` or `failure KIND: MESSAGE`. Ctrl-C or SIGTERM stops the server
@@ -39,16 +45,28 @@ struct Args {
     /// Seconds a connection may stay silent before it is closed.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout: u64,
-    /// Largest upload accepted, in bytes.
+    /// Largest upload accepted, in bytes; larger ones are refused before their data is sent.
     #[arg(long, value_name = "BYTES")]
     max_file_size: Option<u64>,
+    /// Refuse every upload (error kind `read-only`); downloads and listings still work.
+    #[arg(long)]
+    read_only: bool,
     /// Print reports as JSON lines instead of text.
     #[arg(long)]
     json: bool,
+    /// Print a completion script for SHELL on stdout, and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
+    /// Print the man page (roff) on stdout, and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -58,10 +76,51 @@ fn main() -> ExitCode {
     }
 }
 
+/// Parses the command line, exiting with status 2 and clap's explanation on a usage error.
+/// `--completions` and `--man` are answered here: `Err` holds the status to exit with.
+fn parse() -> Result<Args, ExitCode> {
+    // PORT is required except beside the exclusive generation flags; clap lets those
+    // through alone, and the derive then misses PORT, so they are looked at first.
+    let matches = Args::command().get_matches();
+    let mut out = Vec::new();
+    if let Some(&shell) = matches.get_one::<Shell>("completions") {
+        clap_complete::generate(shell, &mut Args::command(), "ftserver", &mut out);
+    } else if matches.get_flag("man") {
+        // Writing to a Vec cannot fail.
+        let _ = clap_mangen::Man::new(Args::command()).render(&mut out);
+    } else {
+        return Ok(Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    }
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(&out).and_then(|()| stdout.flush()) {
+        Ok(()) => Err(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("ftserver: cannot write to stdout: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
-    let store = DirStore::open(&args.root).map_err(|e| format!("cannot serve: {e}"))?;
-    let listener = TcpListener::bind((args.bind, args.port))
-        .map_err(|e| format!("cannot listen on {}: {e}", join(args.bind, args.port)))?;
+    let store = DirStore::open(&args.root).map_err(|e| {
+        format!("cannot serve: {e}; create it, or choose another directory with --root")
+    })?;
+    let listener = TcpListener::bind((args.bind, args.port)).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::AddrInUse => {
+                "; another program (another ftserver?) uses that port: stop it, or choose \
+                 another port (0 picks a free one)"
+            }
+            io::ErrorKind::PermissionDenied => {
+                "; ports below 1024 need privileges: choose a port from 1024 up"
+            }
+            io::ErrorKind::AddrNotAvailable => {
+                "; that is not an address of this machine: check --bind"
+            }
+            _ => "",
+        };
+        format!("cannot listen on {}: {e}{hint}", join(args.bind, args.port))
+    })?;
     // Before the first line, which promises a readable directory free of a crash's leftovers;
     // after binding, so a second server started by mistake on a taken port removes nothing.
     // `Server::run` cleans again, which is cheap.
@@ -72,6 +131,7 @@ fn run(args: Args) -> Result<(), String> {
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.max_file_size = args.max_file_size;
+    config.read_only = args.read_only;
     let server = Server::new(listener, store, config).map_err(|e| e.to_string())?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
 

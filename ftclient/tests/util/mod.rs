@@ -1,17 +1,23 @@
 //! Helpers for the CLI tests: run the real `ftserver` (found next to `ftclient`) as a
 //! process, read the port it prints, kill it when the test ends even on panic, and run
-//! `ftclient` to completion capturing what it prints.
+//! `ftclient` (or anything else) to completion capturing what it prints; a [`Fixture`] of
+//! temporary directories around a server.
 
-use std::ffi::OsStr;
+// Each test crate compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
 
 /// How long anything that should be quick may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -45,9 +51,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `ftserver 0 --bind IP --root ROOT` and waits for its first line.
     pub fn start(ip: IpAddr, root: &Path) -> ServerProcess {
+        ServerProcess::start_with(ip, root, &[])
+    }
+
+    /// Starts `ftserver 0 --bind IP --root ROOT EXTRA…` and waits for its first line.
+    pub fn start_with(ip: IpAddr, root: &Path, extra: &[&str]) -> ServerProcess {
         let mut child = Command::new(ftserver())
             .args(["0", "--bind", &ip.to_string(), "--root"])
             .arg(root)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -151,15 +163,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let exe = ftclient();
-    let mut child = Command::new(exe)
-        .current_dir(cwd)
-        .args(args)
+    let mut command = Command::new(ftclient());
+    command.current_dir(cwd).args(args);
+    run(command)
+}
+
+/// Runs `command` to completion with stdin empty, capturing stdout and stderr; kills it and
+/// fails if it takes longer than [`DEADLINE`].
+pub fn run(mut command: Command) -> Output {
+    let exe = PathBuf::from(command.get_program());
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn");
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
     let stdout = read_all(child.stdout.take().expect("piped stdout"));
     let stderr = read_all(child.stderr.take().expect("piped stderr"));
     let deadline = Instant::now() + DEADLINE;
@@ -219,6 +237,18 @@ pub struct Line {
 }
 
 impl Line {
+    /// `OP NAME COUNT UNIT success|KIND`: what a test compares, without time and ports.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.op,
+            self.name,
+            self.count,
+            self.unit,
+            self.kind.as_deref().unwrap_or("success")
+        )
+    }
+
     /// Parses `TIME IP PORT OP NAME COUNT UNIT DURATION success|failure KIND: MESSAGE`.
     pub fn parse(line: &str) -> Line {
         let fields: Vec<&str> = line.splitn(10, ' ').collect();
@@ -247,4 +277,122 @@ impl Line {
             message,
         }
     }
+}
+
+/// A server on its own directory, plus a local directory and a working directory for the
+/// client, all under one temporary directory: `served/`, `local/`, `cwd/`.
+pub struct Fixture {
+    /// The running server.
+    pub server: ServerProcess,
+    /// The temporary directory holding everything.
+    pub base: TempDir,
+}
+
+impl Fixture {
+    /// A server on 127.0.0.1.
+    pub fn new() -> Fixture {
+        Fixture::on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    }
+
+    /// A server on `ip`.
+    pub fn on(ip: IpAddr) -> Fixture {
+        Fixture::with(ip, &[])
+    }
+
+    /// A server on 127.0.0.1 started with `extra` options.
+    pub fn with_options(extra: &[&str]) -> Fixture {
+        Fixture::with(IpAddr::V4(Ipv4Addr::LOCALHOST), extra)
+    }
+
+    fn with(ip: IpAddr, extra: &[&str]) -> Fixture {
+        let base = tempfile::tempdir().expect("create a temporary directory");
+        for dir in ["served", "local", "cwd"] {
+            fs::create_dir(base.path().join(dir)).expect("mkdir");
+        }
+        let server = ServerProcess::start_with(ip, &base.path().join("served"), extra);
+        Fixture { server, base }
+    }
+
+    /// The served directory.
+    pub fn served(&self) -> PathBuf {
+        self.base.path().join("served")
+    }
+
+    /// The client's `--dir`.
+    pub fn local(&self) -> PathBuf {
+        self.base.path().join("local")
+    }
+
+    /// The client's working directory.
+    pub fn cwd(&self) -> PathBuf {
+        self.base.path().join("cwd")
+    }
+
+    /// The server's port, as text.
+    pub fn port(&self) -> String {
+        self.server.addr.port().to_string()
+    }
+
+    /// `127.0.0.1 PORT ARGS… --dir LOCAL`: the arguments [`Fixture::ft`] passes.
+    pub fn args(&self, args: &[&str]) -> Vec<OsString> {
+        let mut all: Vec<OsString> = vec!["127.0.0.1".into(), self.port().into()];
+        all.extend(args.iter().map(OsString::from));
+        all.extend(["--dir".into(), self.local().into()]);
+        all
+    }
+
+    /// `ftclient 127.0.0.1 PORT ARGS… --dir LOCAL`, run in `cwd/`.
+    pub fn ft(&self, args: &[&str]) -> Output {
+        self.ft_raw(self.args(args))
+    }
+
+    /// `ftclient ARGS…` exactly as given, run in `cwd/`.
+    pub fn ft_raw<S: Into<OsString>>(&self, args: impl IntoIterator<Item = S>) -> Output {
+        ftclient_in(&self.cwd(), args.into_iter().map(Into::into))
+    }
+
+    /// The bytes of `name` in the served directory.
+    pub fn served_bytes(&self, name: &str) -> Vec<u8> {
+        fs::read(self.served().join(name)).unwrap_or_else(|e| panic!("served {name}: {e}"))
+    }
+}
+
+/// Every report line of `text`, parsed.
+pub fn reports(text: &str) -> Vec<Line> {
+    text.lines().map(Line::parse).collect()
+}
+
+/// The names in `dir`, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Deterministic bytes that do not compress into a pattern a bug could hide in.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[5]
+        })
+        .collect()
+}
+
+/// A port on 127.0.0.1 where nothing listens: bound by the system, then released.
+pub fn dead_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Exit status 0 and nothing on stderr.
+pub fn assert_success(out: &Output) {
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
 }

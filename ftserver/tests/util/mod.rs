@@ -1,6 +1,9 @@
 //! Helpers for the CLI tests: run the real `ftserver` as a process, read the port it prints,
 //! follow its output without ever blocking it, and kill it when the test ends, even on panic.
 
+// Each test crate compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,149 @@
+//! The command line: the clap definitions, and `--completions SHELL` / `--man`, which print
+//! what clap_complete and clap_mangen generate from those same definitions.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap_complete::Shell;
+
+const EXAMPLES: &str = "\
+Examples:
+  ftclient localhost 6789 put notes.pdf          upload client_data/notes.pdf (or ./notes.pdf)
+  ftclient localhost 6789 put ~/a.txt ../b.bin   upload any paths; the remote name is the last component
+  ftclient localhost 6789 get test2.txt          download into client_data/test2.txt
+  ftclient --dir . ::1 6789 get a b c            download three files into . over IPv6
+  ftclient localhost 6789 list                   one name per line (directories end in /)
+  ftclient localhost 6789 list -l                kind, size, modification time and name, sorted
+  ftclient --json localhost 6789 list            one JSON object per entry (see docs/JSON.md)
+  ftclient --completions bash > ftclient.bash    shell completions (bash, zsh, fish, elvish, powershell)
+  ftclient --man > ftclient.1                    this help as a man page
+
+Each put or get prints one report line on stdout: time, server ip and port, operation,
+file name, bytes, duration, then `success` or `failure KIND: MESSAGE`; list prints names on
+stdout and its report on stderr. A progress bar is drawn on stderr when it is a terminal
+(not with --quiet). Exit status: 0 all succeeded, 1 any failed, 2 usage error,
+130 interrupted.";
+
+/// Upload, download and list files on an ft server.
+#[derive(Debug, Parser)]
+#[command(version, about, after_help = EXAMPLES)]
+pub struct Args {
+    /// Server host name or IP address (IPv6 with or without brackets).
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    #[command(subcommand)]
+    pub command: Command,
+    /// Local directory: `get` writes here, and `put` looks here first for plain names.
+    #[arg(long, global = true, default_value = "client_data", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print reports (and `list` entries) as JSON lines instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Let `get` replace an existing local file (atomically, only once verified).
+    #[arg(long, global = true)]
+    pub overwrite: bool,
+    /// Draw no progress bars; the report lines are printed all the same.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Seconds to wait for the server to connect or make progress.
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+    /// Print a completion script for SHELL on stdout, and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<Shell>,
+    /// Print the man page (roff) on stdout, and exit.
+    #[arg(long, exclusive = true)]
+    man: bool,
+}
+
+/// What to do on the server.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Upload files; the name on the server is each path's last component.
+    Put {
+        /// Files to upload: a plain name is looked up in --dir, then the current directory.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Download files into --dir; an existing local file is kept unless --overwrite.
+    Get {
+        /// Names of files on the server.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// List the files on the server, one name per line.
+    List {
+        /// Show kind, size and modification time in aligned columns, sorted by name.
+        #[arg(short, long)]
+        long: bool,
+        /// With --long: exact sizes in bytes instead of KiB, MiB, GiB…
+        #[arg(long, requires = "long")]
+        bytes: bool,
+    },
+}
+
+/// The outcome of reading the command line.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Talk to a server.
+    Run(Args),
+    /// A completion script or man page was printed; exit with this status.
+    Done(ExitCode),
+}
+
+/// Parses the command line, exiting with status 2 and clap's explanation on a usage error.
+/// `--completions` and `--man` are answered here.
+pub fn parse() -> Parsed {
+    // HOST PORT COMMAND are required except beside the exclusive generation flags, which
+    // clap lets through only when the subcommand is optional. Anything else goes to the
+    // strict parse, whose errors show the real usage.
+    let lenient = Args::command().subcommand_required(false).try_get_matches();
+    if let Err(e) = &lenient {
+        // A generation flag with other arguments: say so, not that a command is missing.
+        if e.kind() == clap::error::ErrorKind::ArgumentConflict {
+            e.exit();
+        }
+    }
+    if let Ok(matches) = lenient {
+        if let Some(&shell) = matches.get_one::<Shell>("completions") {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "ftclient", &mut out);
+            return Parsed::Done(emit(&out));
+        }
+        if matches.get_flag("man") {
+            let mut out = Vec::new();
+            // Writing to a Vec cannot fail.
+            let _ = clap_mangen::Man::new(Args::command()).render(&mut out);
+            return Parsed::Done(emit(&out));
+        }
+        if let Ok(args) = Args::from_arg_matches(&matches) {
+            return Parsed::Run(args);
+        }
+    }
+    Parsed::Run(Args::parse())
+}
+
+/// Writes generated text to stdout: status 0, or 1 when stdout is closed or full.
+fn emit(text: &[u8]) -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(text).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ftclient: cannot write to stdout: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Args::command().debug_assert();
+    }
+}

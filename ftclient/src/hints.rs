@@ -1,0 +1,274 @@
+//! What the user can do about a failure: a short hint appended to the library's message,
+//! chosen by operation and error kind, naming the host, port and directory where it helps.
+
+use std::io;
+use std::path::Path;
+
+use ftlib::report::Op;
+use ftlib::{Error, ErrorKind};
+
+/// Where the client was talking to, for hints that name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The host as given (brackets removed).
+    pub host: &'a str,
+    /// The port.
+    pub port: u16,
+    /// The local directory (`--dir`).
+    pub dir: &'a Path,
+    /// `--timeout`, in seconds.
+    pub timeout: u64,
+}
+
+/// What to do after `error` in operation `op` (`Connect` for reaching the server), if
+/// anything useful can be said.
+pub fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
+    let Target {
+        host,
+        port,
+        dir,
+        timeout,
+    } = to;
+    let dir = dir.display();
+    // A kind the server reported is about the server's side, otherwise about ours.
+    let remote = matches!(error, Error::Remote { .. } | Error::Aborted { .. });
+    let text = match (op, error.kind()) {
+        (_, ErrorKind::Connection) => match error {
+            Error::Resolve(_) => format!("check the host name {host:?}"),
+            Error::Network { source, .. } => match source.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    format!("is ftserver running on {host}, port {port}?")
+                }
+                io::ErrorKind::TimedOut => format!(
+                    "nothing answered within {timeout} s: check the host and port, \
+                     and that no firewall blocks port {port}"
+                ),
+                _ => format!("check the network, and that ftserver still runs on {host}"),
+            },
+            _ => format!("check that ftserver still runs on {host}, port {port}, and try again"),
+        },
+        (Op::Put, ErrorKind::AlreadyExists) => {
+            "the server never replaces a file: choose another name (rename or copy yours)".into()
+        }
+        (Op::Get, ErrorKind::AlreadyExists) if !remote => {
+            "pass --overwrite to replace your copy, or --dir to download elsewhere".into()
+        }
+        (Op::Get, ErrorKind::NotFound) => {
+            format!("`ftclient {host} {port} list` shows the files the server has")
+        }
+        (Op::Put, ErrorKind::NotFound) => {
+            format!("a plain name is looked up in {dir}, then in the current directory")
+        }
+        (Op::Put, ErrorKind::InvalidName) => {
+            "rename the file: a name is one path component without control characters".into()
+        }
+        (Op::Get, ErrorKind::InvalidName) => {
+            format!("use a name as `ftclient {host} {port} list` prints it")
+        }
+        (Op::Put, ErrorKind::TooLarge) => {
+            "the server's --max-file-size refuses it; ask its operator".into()
+        }
+        (_, ErrorKind::NoSpace) if remote || op == Op::Put => {
+            "the server's disk is too full; ask its operator to free space".into()
+        }
+        (_, ErrorKind::NoSpace) => {
+            format!("free space in {dir}, or download elsewhere with --dir")
+        }
+        (Op::Put, ErrorKind::PermissionDenied) if remote => {
+            "the server may not write its directory; tell its operator".into()
+        }
+        (Op::Put, ErrorKind::PermissionDenied) => "check that you may read the file".into(),
+        (Op::Get, ErrorKind::PermissionDenied) if remote => {
+            "the server may not read that file; tell its operator".into()
+        }
+        (Op::Get, ErrorKind::PermissionDenied) => format!("check that you may write to {dir}"),
+        (Op::Put, ErrorKind::SizeMismatch) if !remote => {
+            "the file changed while it was sent; upload it again once it is complete".into()
+        }
+        (_, ErrorKind::ChecksumMismatch | ErrorKind::SizeMismatch) => {
+            "the data was damaged in transit and nothing was kept; try again".into()
+        }
+        (_, ErrorKind::Busy | ErrorKind::ShuttingDown) => "try again later".into(),
+        (_, ErrorKind::Timeout) => {
+            format!("the server stopped answering; try again, or raise --timeout (now {timeout} s)")
+        }
+        (_, ErrorKind::Version) => {
+            "ftclient and ftserver speak different protocol versions; upgrade the older one".into()
+        }
+        (_, ErrorKind::Protocol) => format!("is {host}, port {port}, an ft server?"),
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// `message; hint`, or the message alone when there is no hint or it already says it.
+pub fn with_hint(message: &str, hint: Option<String>) -> String {
+    match hint {
+        Some(hint) if !message.contains(&hint) => format!("{message}; {hint}"),
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to() -> Target<'static> {
+        Target {
+            host: "files.example",
+            port: 6789,
+            dir: Path::new("client_data"),
+            timeout: 30,
+        }
+    }
+
+    fn remote(kind: ErrorKind) -> Error {
+        Error::Remote {
+            side: "server",
+            kind,
+            message: "m".into(),
+        }
+    }
+
+    fn net(kind: io::ErrorKind) -> Error {
+        Error::Network {
+            peer: "192.0.2.1:6789".into(),
+            source: io::Error::from(kind),
+        }
+    }
+
+    /// One row per situation a user meets: the hint holds the words they act on.
+    #[test]
+    fn hints_say_what_to_do() {
+        let rows: Vec<(Op, Error, &str)> = vec![
+            (
+                Op::Connect,
+                net(io::ErrorKind::ConnectionRefused),
+                "is ftserver running on files.example, port 6789?",
+            ),
+            (Op::Connect, net(io::ErrorKind::TimedOut), "within 30 s"),
+            (
+                Op::Connect,
+                Error::Resolve(io::Error::other("no such host")),
+                "check the host name \"files.example\"",
+            ),
+            (Op::Connect, Error::Busy { live: 3 }, "try again later"),
+            (
+                Op::Put,
+                remote(ErrorKind::AlreadyExists),
+                "choose another name",
+            ),
+            (
+                Op::Get,
+                Error::AlreadyExists {
+                    name: "x".into(),
+                    where_: "",
+                },
+                "pass --overwrite",
+            ),
+            (
+                Op::Get,
+                remote(ErrorKind::NotFound),
+                "`ftclient files.example 6789 list`",
+            ),
+            (
+                Op::Put,
+                Error::NotFound {
+                    name: "client_data/x".into(),
+                    detail: " locally",
+                },
+                "looked up in client_data, then in the current directory",
+            ),
+            (Op::Put, remote(ErrorKind::InvalidName), "rename the file"),
+            (Op::Get, remote(ErrorKind::InvalidName), "as `ftclient"),
+            (Op::Put, remote(ErrorKind::TooLarge), "--max-file-size"),
+            (Op::Put, remote(ErrorKind::NoSpace), "server's disk"),
+            (
+                Op::Get,
+                Error::io("writing", io::Error::from(io::ErrorKind::StorageFull)),
+                "free space in client_data",
+            ),
+            (
+                Op::Put,
+                remote(ErrorKind::PermissionDenied),
+                "tell its operator",
+            ),
+            (
+                Op::Get,
+                Error::io("writing", io::Error::from(io::ErrorKind::PermissionDenied)),
+                "write to client_data",
+            ),
+            (
+                Op::Put,
+                Error::SizeMismatch {
+                    name: "f".into(),
+                    expected: 2,
+                    actual: 1,
+                    detail: "",
+                },
+                "changed while it was sent",
+            ),
+            (
+                Op::Get,
+                Error::ChecksumMismatch { name: "f".into() },
+                "try again",
+            ),
+            (Op::Put, remote(ErrorKind::ShuttingDown), "try again later"),
+            (
+                Op::Get,
+                Error::Timeout(std::time::Duration::from_secs(30)),
+                "raise --timeout (now 30 s)",
+            ),
+            (
+                Op::Connect,
+                Error::Version {
+                    ours_min: 1,
+                    ours_max: 1,
+                    theirs_min: 2,
+                    theirs_max: 2,
+                },
+                "upgrade the older one",
+            ),
+            (
+                Op::Connect,
+                Error::Protocol("bad magic".into()),
+                "an ft server?",
+            ),
+            (
+                Op::Put,
+                Error::Closed("before answering"),
+                "ftserver still runs on files.example, port 6789",
+            ),
+        ];
+        for (op, error, want) in rows {
+            let got = hint(op, &error, to()).unwrap_or_default();
+            assert!(got.contains(want), "{op} {error}: {got:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_to_say_gives_no_hint() {
+        for (op, error) in [
+            (Op::Put, Error::Cancelled),
+            (Op::Put, remote(ErrorKind::ReadOnly)),
+            (Op::Get, remote(ErrorKind::Io)),
+            // Remote already-exists on get is another transfer of the same file, not ours.
+            (Op::Get, remote(ErrorKind::AlreadyExists)),
+        ] {
+            assert_eq!(hint(op, &error, to()), None, "{op} {error}");
+        }
+    }
+
+    #[test]
+    fn with_hint_appends_once() {
+        assert_eq!(with_hint("x failed", None), "x failed");
+        assert_eq!(
+            with_hint("x failed", Some("try again".into())),
+            "x failed; try again"
+        );
+        assert_eq!(
+            with_hint("busy, try again later", Some("try again later".into())),
+            "busy, try again later"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! How ftclient shows things: human-readable sizes, the columns of `list --long`, the JSON
+//! object of a listed entry, and JSON lines made safe for a terminal.
+
+use std::fmt::Display;
+
+use chrono::{DateTime, SecondsFormat, TimeZone};
+use ftlib::protocol::{Entry, EntryKind};
+use ftlib::report::escape;
+use serde::Serialize;
+
+/// `bytes` in binary units with at most one decimal: `512 B`, `1.5 KiB`, `23 MiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    // Precision loss is fine: one decimal is shown at most.
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let mut text = if value < 9.95 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    };
+    // 1023.6 KiB rounds to 1024: say 1.0 MiB instead.
+    if text == "1024" && unit < UNITS.len() - 1 {
+        text = "1.0".to_owned();
+        unit += 1;
+    }
+    format!("{text} {}", UNITS[unit])
+}
+
+/// The name as listed: escaped if it holds control characters, `/` after a directory.
+pub fn listed_name(entry: &Entry) -> String {
+    let suffix = if entry.kind == EntryKind::Dir {
+        "/"
+    } else {
+        ""
+    };
+    format!("{}{suffix}", escape(&entry.name))
+}
+
+/// `text` cut to at most `max` characters, ending in `…` when cut (for a progress bar's label).
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// The lines of `list --long`: kind, size, modification time (in `tz`) and name, in
+/// aligned columns, sorted by name. Sizes are exact byte counts when `exact`.
+pub fn long_listing<Tz>(entries: &mut [Entry], exact: bool, tz: &Tz) -> Vec<String>
+where
+    Tz: TimeZone,
+    Tz::Offset: Display,
+{
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let rows: Vec<[String; 4]> = entries
+        .iter()
+        .map(|entry| {
+            let size = match entry.kind {
+                EntryKind::Dir => "-".to_owned(),
+                _ if exact => entry.size.to_string(),
+                _ => human_size(entry.size),
+            };
+            let modified = DateTime::from_timestamp(entry.modified, 0).map_or_else(
+                || "?".to_owned(),
+                |t| t.with_timezone(tz).format("%Y-%m-%d %H:%M").to_string(),
+            );
+            [
+                entry.kind.as_str().to_owned(),
+                size,
+                modified,
+                listed_name(entry),
+            ]
+        })
+        .collect();
+    let width = |column: usize| {
+        rows.iter()
+            .map(|row| row[column].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (kind_w, size_w, time_w) = (width(0), width(1), width(2));
+    rows.iter()
+        .map(|[kind, size, modified, name]| {
+            format!("{kind:<kind_w$}  {size:>size_w$}  {modified:<time_w$}  {name}")
+        })
+        .collect()
+}
+
+/// One entry of `list --json`, without a newline.
+pub fn entry_json(entry: &Entry) -> String {
+    #[derive(Serialize)]
+    struct Json<'a> {
+        name: &'a str,
+        kind: &'static str,
+        size: u64,
+        modified: Option<String>,
+        modified_unix: i64,
+    }
+    let json = Json {
+        name: &entry.name,
+        kind: entry.kind.as_str(),
+        size: entry.size,
+        modified: DateTime::from_timestamp(entry.modified, 0)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        modified_unix: entry.modified,
+    };
+    // Serialising strings and integers cannot fail.
+    terminal_safe_json(&serde_json::to_string(&json).unwrap_or_default())
+}
+
+/// A JSON text with every character a terminal might act on written as a `\uXXXX` escape.
+/// serde_json escapes only U+0000..U+001F; DEL, the C1 controls (U+0080..U+009F, where
+/// U+009B is a CSI on some terminals) and the bidirectional overrides are escaped here.
+/// Such characters only occur inside strings, where the escape means the same character,
+/// so the JSON value is unchanged.
+pub fn terminal_safe_json(json: &str) -> String {
+    let risky =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !json.chars().any(risky) {
+        return json.to_owned();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if risky(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn entry(name: &str, kind: EntryKind, size: u64, modified: i64) -> Entry {
+        Entry {
+            name: name.to_owned(),
+            kind,
+            size,
+            modified,
+        }
+    }
+
+    #[test]
+    fn human_sizes() {
+        let rows: &[(u64, &str)] = &[
+            (0, "0 B"),
+            (1, "1 B"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (1536, "1.5 KiB"),
+            (10 * 1024 - 1, "10 KiB"),
+            (10 * 1024, "10 KiB"),
+            (123 * 1024 + 400, "123 KiB"),
+            (1024 * 1024 - 1, "1.0 MiB"),
+            (1024 * 1024, "1.0 MiB"),
+            (5 * 1024 * 1024 * 1024 + 1, "5.0 GiB"),
+            (1 << 40, "1.0 TiB"),
+            (1 << 50, "1.0 PiB"),
+            (u64::MAX, "16 EiB"),
+        ];
+        for &(bytes, want) in rows {
+            assert_eq!(human_size(bytes), want, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn shorten_cuts_on_characters() {
+        assert_eq!(shorten("short.txt", 20), "short.txt");
+        assert_eq!(shorten("abcdef", 4), "abc…");
+        assert_eq!(shorten("ééééé", 3), "éé…");
+    }
+
+    #[test]
+    fn long_listing_aligns_sorts_and_escapes() {
+        let mut entries = vec![
+            entry("zeta.bin", EntryKind::File, 5 * 1024 * 1024, 1_000_000_000),
+            entry("sub", EntryKind::Dir, 0, 0),
+            entry("a\x1bb", EntryKind::File, 7, 86_400),
+            entry("other", EntryKind::Other, 1536, -1),
+        ];
+        let lines = long_listing(&mut entries, false, &Utc);
+        assert_eq!(
+            lines,
+            [
+                "file       7 B  1970-01-02 00:00  \"a\\u{1b}b\"",
+                "other  1.5 KiB  1969-12-31 23:59  other",
+                "dir          -  1970-01-01 00:00  sub/",
+                "file   5.0 MiB  2001-09-09 01:46  zeta.bin",
+            ]
+        );
+        let exact = long_listing(&mut entries, true, &Utc);
+        assert_eq!(exact[3], "file   5242880  2001-09-09 01:46  zeta.bin");
+        assert_eq!(exact[2], "dir          -  1970-01-01 00:00  sub/");
+        assert!(long_listing(&mut [], false, &Utc).is_empty());
+    }
+
+    #[test]
+    fn long_listing_survives_an_impossible_time() {
+        let mut entries = vec![entry("x", EntryKind::File, 1, i64::MAX)];
+        assert_eq!(long_listing(&mut entries, true, &Utc), ["file  1  ?  x"]);
+    }
+
+    #[test]
+    fn entry_json_fields() {
+        let json: serde_json::Value = serde_json::from_str(&entry_json(&entry(
+            "a\u{9b}b",
+            EntryKind::File,
+            42,
+            1_000_000_000,
+        )))
+        .expect("valid JSON");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "a\u{9b}b",
+                "kind": "file",
+                "size": 42,
+                "modified": "2001-09-09T01:46:40Z",
+                "modified_unix": 1_000_000_000,
+            })
+        );
+        let odd = entry_json(&entry("d", EntryKind::Dir, 0, i64::MIN));
+        assert!(odd.contains("\"modified\":null"), "{odd}");
+    }
+
+    #[test]
+    fn terminal_safe_json_escapes_what_serde_json_leaves() {
+        let raw = serde_json::to_string("a\x1b\u{7f}\u{9b}\u{202e}é").expect("json");
+        let safe = terminal_safe_json(&raw);
+        assert_eq!(safe, r#""a\u001b\u007f\u009b\u202eé""#);
+        let back: String = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back, "a\x1b\u{7f}\u{9b}\u{202e}é");
+        assert_eq!(terminal_safe_json("{\"a\":1}"), "{\"a\":1}");
+    }
+}

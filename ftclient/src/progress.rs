@@ -1,0 +1,168 @@
+//! Progress bars on stderr, drawn with indicatif only for a person at a terminal: one bar per
+//! file (bytes done of total, rate, ETA) and, with several files, an overall bar. Lines
+//! printed through [`Bars`] never get mixed up with a bar being drawn.
+
+use std::cell::Cell;
+use std::io::Write;
+
+use ftlib::Progress;
+use ftlib::report::escape;
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::shorten;
+
+const FILE_TEMPLATE: &str =
+    "{prefix:24} [{wide_bar}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}  ETA {eta:>3}";
+const OVERALL_TEMPLATE: &str = "{prefix:24} [{wide_bar}] {pos}/{len} files, {msg}, {elapsed}";
+
+/// The bars of one invocation; with drawing off, nothing is ever drawn.
+#[derive(Debug)]
+pub struct Bars {
+    multi: MultiProgress,
+    overall: Option<ProgressBar>,
+    /// Bytes moved by the files finished so far.
+    moved: Cell<u64>,
+}
+
+impl Bars {
+    /// Bars drawn on stderr when `draw`, or never drawn.
+    pub fn new(draw: bool) -> Bars {
+        let target = if draw {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Bars {
+            multi: MultiProgress::with_draw_target(target),
+            overall: None,
+            moved: Cell::new(0),
+        }
+    }
+
+    /// Starts the overall bar when more than one file is to be moved.
+    pub fn start(&mut self, files: usize) {
+        if files > 1 && !self.multi.is_hidden() {
+            let bar = ProgressBar::new(files as u64)
+                .with_style(style(OVERALL_TEMPLATE))
+                .with_prefix("all files")
+                .with_message(HumanBytes(0).to_string());
+            let bar = self.multi.add(bar);
+            // Drawn now, not only once the first file is done.
+            bar.tick();
+            self.overall = Some(bar);
+        }
+    }
+
+    /// The bar of one file, drawn once its size is known.
+    pub fn file(&self, name: &str) -> FileBar<'_> {
+        FileBar {
+            bars: self,
+            label: shorten(&escape(name), 24),
+            bar: None,
+            moved: 0,
+        }
+    }
+
+    /// Clears every bar; call before the process ends.
+    pub fn finish(&self) {
+        if let Some(overall) = &self.overall {
+            overall.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+
+    /// Prints `line` on stdout, above the bars.
+    pub fn out(&self, line: &str) {
+        self.multi.suspend(|| {
+            // A closed stdout must not stop the other transfers.
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        });
+    }
+
+    /// Prints `line` on stderr, above the bars.
+    pub fn err(&self, line: &str) {
+        self.multi.suspend(|| eprintln!("{line}"));
+    }
+
+    /// [`Bars::err`] for another thread, such as a signal handler.
+    pub fn err_printer(&self) -> impl Fn(&str) + Send + Sync + 'static {
+        let multi = self.multi.clone();
+        move |line| multi.suspend(|| eprintln!("{line}"))
+    }
+
+    fn file_finished(&self, moved: u64) {
+        self.moved.set(self.moved.get() + moved);
+        if let Some(overall) = &self.overall {
+            overall.set_message(HumanBytes(self.moved.get()).to_string());
+            overall.inc(1);
+        }
+    }
+}
+
+/// One file's bar; records how many bytes moved, for the report.
+#[derive(Debug)]
+pub struct FileBar<'a> {
+    bars: &'a Bars,
+    label: String,
+    bar: Option<ProgressBar>,
+    moved: u64,
+}
+
+impl FileBar<'_> {
+    /// The library's progress callback.
+    pub fn update(&mut self, progress: Progress) {
+        self.moved = progress.done;
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(progress.total)
+                .with_style(style(FILE_TEMPLATE))
+                .with_prefix(self.label.clone());
+            match &self.bars.overall {
+                Some(overall) => self.bars.multi.insert_before(overall, bar),
+                None => self.bars.multi.add(bar),
+            }
+        });
+        bar.set_length(progress.total);
+        bar.set_position(progress.done);
+    }
+
+    /// Removes the bar and counts the file in the overall bar; returns the bytes moved
+    /// (the last progress reported).
+    pub fn finish(self) -> u64 {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            self.bars.multi.remove(bar);
+        }
+        self.bars.file_finished(self.moved);
+        self.moved
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("the templates are constant and valid")
+        .progress_chars("=> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_valid_and_hidden_bars_record_progress() {
+        let mut bars = Bars::new(false);
+        bars.start(3);
+        assert!(
+            bars.overall.is_none(),
+            "nothing is drawn, so no overall bar"
+        );
+        let mut file = bars.file("a\x1bb");
+        assert_eq!(file.label, "\"a\\u{1b}b\"");
+        file.update(Progress { done: 0, total: 10 });
+        file.update(Progress { done: 7, total: 10 });
+        assert_eq!(file.finish(), 7);
+        assert_eq!(bars.moved.get(), 7);
+        bars.finish();
+        style(FILE_TEMPLATE);
+        style(OVERALL_TEMPLATE);
+    }
+}

@@ -1,0 +1,153 @@
+//! Micro-benchmarks of the per-byte hot path: framing a chunk, decoding it, framing a listing
+//! batch, the XXH3-128 digest, and a whole download over loopback at several chunk sizes.
+//! The end-to-end comparison with other tools is `bench/run.py`; this is the quick check
+//! that a change to the codec or the transfer loop did not slow the hot path down.
+//!
+//! `cargo bench -p ftlib --bench hot_path` (add `-- --quick` for a short run).
+
+use std::hint::black_box;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use ftlib::codec::{self, HEADER_LEN};
+use ftlib::protocol::{Body, DEFAULT_CHUNK, Entry, EntryKind, Response};
+use ftlib::store::DirStore;
+use ftlib::{Client, ClientConfig, Server, ServerConfig};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Bytes of incompressible-looking data (a xorshift stream), so nothing is special-cased.
+fn data(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn entries(n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| Entry {
+            name: format!("file-{i:06}.dat"),
+            kind: EntryKind::File,
+            size: 4096 + i as u64,
+            modified: 1_700_000_000 + i as i64,
+        })
+        .collect()
+}
+
+fn codec_benches(c: &mut Criterion) {
+    let chunk = data(DEFAULT_CHUNK);
+    let mut frame = Vec::new();
+    codec::encode_frame(&Body::Chunk(&chunk), &mut frame).expect("encode chunk");
+
+    let mut group = c.benchmark_group("codec");
+    group.throughput(Throughput::Bytes(chunk.len() as u64));
+    group.bench_function("encode_chunk_256KiB", |b| {
+        let mut out = Vec::new();
+        b.iter(|| codec::encode_frame(&Body::Chunk(black_box(&chunk)), &mut out).expect("encode"));
+    });
+    group.bench_function("decode_chunk_256KiB", |b| {
+        let payload = &frame[HEADER_LEN..];
+        b.iter(
+            || match codec::decode::<Body<'_>>(black_box(payload)).expect("decode") {
+                Body::Chunk(bytes) => bytes.len(),
+                other => panic!("not a chunk: {other:?}"),
+            },
+        );
+    });
+
+    let batch = Response::Entries(entries(256));
+    let mut listing = Vec::new();
+    codec::encode_frame(&batch, &mut listing).expect("encode entries");
+    group.throughput(Throughput::Bytes(listing.len() as u64));
+    group.bench_function("encode_entries_256", |b| {
+        let mut out = Vec::new();
+        b.iter(|| codec::encode_frame(black_box(&batch), &mut out).expect("encode"));
+    });
+    group.bench_function("decode_entries_256", |b| {
+        let payload = &listing[HEADER_LEN..];
+        b.iter(|| codec::decode::<Response>(black_box(payload)).expect("decode"));
+    });
+    group.finish();
+}
+
+fn digest_benches(c: &mut Criterion) {
+    let chunk = data(DEFAULT_CHUNK);
+    let mut group = c.benchmark_group("digest");
+    group.throughput(Throughput::Bytes(chunk.len() as u64));
+    // What transfer.rs does per chunk: a streaming update of a running state.
+    group.bench_function("xxh3_128_update_256KiB", |b| {
+        let mut hasher = Xxh3::new();
+        b.iter(|| hasher.update(black_box(&chunk)));
+    });
+    group.finish();
+}
+
+/// A directory on tmpfs when there is one, so the disk does not decide.
+fn scratch() -> tempfile::TempDir {
+    let shm = PathBuf::from("/dev/shm");
+    let builder = tempfile::Builder::new().prefix("ft-bench-").to_owned();
+    if shm.is_dir() {
+        if let Ok(dir) = builder.tempdir_in(&shm) {
+            return dir;
+        }
+    }
+    builder.tempdir().expect("temporary directory")
+}
+
+/// A whole `get` of a 32 MiB file over loopback, into a sink, for several server chunk
+/// sizes: what the 256 KiB default buys against smaller and larger chunks.
+fn loopback_benches(c: &mut Criterion) {
+    const SIZE: usize = 32 * 1024 * 1024;
+    let served = scratch();
+    std::fs::write(served.path().join("big.bin"), data(SIZE)).expect("write served file");
+
+    let mut group = c.benchmark_group("loopback_get");
+    group.throughput(Throughput::Bytes(SIZE as u64));
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(4));
+    for chunk in [16 * 1024, 64 * 1024, DEFAULT_CHUNK, 1024 * 1024] {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let mut config = ServerConfig::default();
+        config.chunk_size = chunk;
+        let store = DirStore::open(served.path()).expect("open store");
+        let server = Server::new(listener, store, config).expect("server");
+        let addr = server.local_addr().expect("address");
+        let stop = server.shutdown_handle();
+        let running = std::thread::spawn(move || server.run(|_| {}));
+        let mut client = Client::connect(addr, ClientConfig::default()).expect("connect");
+
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{}KiB", chunk / 1024)),
+            &chunk,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let got = client
+                            .get_into("big.bin", &mut std::io::sink(), |_| {})
+                            .expect("get");
+                        assert_eq!(got, SIZE as u64);
+                    }
+                    start.elapsed()
+                });
+            },
+        );
+        drop(client);
+        stop.shutdown();
+        running.join().expect("server thread").expect("server run");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codec_benches, digest_benches, loopback_benches);
+criterion_main!(benches);
