@@ -593,7 +593,7 @@ impl Client {
         exchange: impl FnOnce(&mut Connection, &ClientConfig) -> Result<T>,
     ) -> Result<T> {
         let Some(conn) = self.conn.as_mut() else {
-            return Err(Error::Closed("earlier; connect again"));
+            return Err(Error::NotConnected);
         };
         let result = exchange(conn, &self.config);
         if result.as_ref().is_err_and(Error::breaks_connection) {

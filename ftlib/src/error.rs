@@ -151,6 +151,9 @@ pub enum Error {
     /// The server speaks an older protocol without this feature.
     #[error("the server does not support {0}: it speaks ft v{1}; upgrade it")]
     Unsupported(&'static str, u32),
+    /// The request was not sent: an earlier error broke this connection.
+    #[error("not sent: the connection broke earlier; connect again")]
+    NotConnected,
     /// The transfer was cancelled locally.
     #[error("cancelled")]
     Cancelled,
@@ -195,7 +198,9 @@ impl Error {
             Error::FrameTooLarge { .. } | Error::Protocol(_) => ErrorKind::Protocol,
             Error::Version { .. } => ErrorKind::Version,
             Error::Timeout(_) => ErrorKind::Timeout,
-            Error::Closed(_) | Error::Network { .. } | Error::Resolve(_) => ErrorKind::Connection,
+            Error::Closed(_) | Error::Network { .. } | Error::Resolve(_) | Error::NotConnected => {
+                ErrorKind::Connection
+            }
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::NoSpace,
                 io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
@@ -225,6 +230,7 @@ impl Error {
             | Error::Network { .. }
             | Error::Resolve(_)
             | Error::Abandoned(_)
+            | Error::NotConnected
             | Error::Busy { .. }
             | Error::ShuttingDown => true,
             Error::Remote { kind, .. } => matches!(
@@ -369,6 +375,11 @@ mod tests {
             ),
             (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
             (Error::ReadOnly, "read-only", ErrorKind::ReadOnly),
+            (
+                Error::NotConnected,
+                "not sent: the connection broke earlier",
+                ErrorKind::Connection,
+            ),
             (
                 Error::Abandoned(Box::new(Error::io(
                     "writing big",

@@ -165,8 +165,9 @@ pub enum Response {
         /// Modification time, seconds since the Unix epoch.
         modified: i64,
     },
-    /// One batch of a listing, at most [`LIST_BATCH`] entries.
-    Entries(Vec<Entry>),
+    /// One batch of a listing, at most [`LIST_BATCH`] entries (refused while decoding, so a
+    /// longer batch never allocates).
+    Entries(#[serde(deserialize_with = "bounded_batch")] Vec<Entry>),
     /// The listing is complete.
     ListEnd {
         /// Number of entries sent in all batches.
@@ -222,6 +223,40 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the Unix epoch.
     pub modified: i64,
+}
+
+/// Decodes a listing batch without ever holding room for more than [`LIST_BATCH`] entries:
+/// serde's own `Vec` would grow by doubling up to the frame limit and beyond.
+fn bounded_batch<'de, D: serde::Deserializer<'de>>(decoder: D) -> Result<Vec<Entry>, D::Error> {
+    struct Batch;
+
+    impl<'de> serde::de::Visitor<'de> for Batch {
+        type Value = Vec<Entry>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {LIST_BATCH} entries")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<Entry>, A::Error> {
+            let claimed = seq.size_hint().unwrap_or(0);
+            if claimed > LIST_BATCH {
+                return Err(serde::de::Error::invalid_length(claimed, &self));
+            }
+            let mut batch = Vec::with_capacity(claimed);
+            while let Some(entry) = seq.next_element()? {
+                if batch.len() == LIST_BATCH {
+                    return Err(serde::de::Error::invalid_length(LIST_BATCH + 1, &self));
+                }
+                batch.push(entry);
+            }
+            Ok(batch)
+        }
+    }
+
+    decoder.deserialize_seq(Batch)
 }
 
 /// Declares an enum that travels as a `u16` code, so a peer with a newer list of

@@ -390,13 +390,8 @@ pub fn recv_listing(
     let mut count = 0u64;
     loop {
         match conn.expect::<Response>("in the middle of a listing")? {
+            // Batches over LIST_BATCH entries are refused while decoding.
             Response::Entries(batch) => {
-                if batch.len() > LIST_BATCH {
-                    return Err(Error::Protocol(format!(
-                        "listing batch of {} entries (limit {LIST_BATCH})",
-                        batch.len()
-                    )));
-                }
                 count += batch.len() as u64;
                 if count > max_entries {
                     return Err(Error::Protocol(format!(

@@ -764,7 +764,7 @@ fn lying_listings_are_refused() {
                 });
             },
             kind: ErrorKind::Protocol,
-            text: "listing batch of 257 entries",
+            text: "expected at most 256 entries",
             broken: true,
         },
         Row {
