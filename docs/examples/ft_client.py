@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
-"""Minimal ft v1 client, written from docs/PROTOCOL.md alone (no Rust involved).
+"""Minimal ft client (protocol v2 and v1), written from docs/PROTOCOL.md alone (no Rust).
 
     ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT list
     ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT put FILE
-    ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT get NAME
+    ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT get [--resume] NAME
 
 Standard library only. The XXH3-128 body digest needs the optional `xxhash` package
 (`pip install xxhash`): without it `get` still checks the size but skips the digest check
-(with a warning), and `put` is refused, since an upload must end with a correct digest.
-`--trace` prints every frame in hex on stderr. Exit status: 0 success, 1 failure, 2 usage.
+(with a warning), and `put` and `get --resume` are refused, since they need the digest.
+
+`get --resume` (needs a v2 server, PROTOCOL.md section 12) downloads through a hidden
+partial file `DIR/.ft-part-<xxh3-128 of the name>`, the name the reference client uses
+too. When the transfer is interrupted (connection lost, timeout, Ctrl-C) the partial is
+kept, and the next `get --resume NAME` asks only for the missing bytes; any other failure
+removes it. Without --resume nothing is ever left behind.
+
+`--trace` prints every frame in hex on stderr. Exit status: 0 success, 1 failure, 2 usage,
+130 interrupted.
 """
 
 import argparse
 import datetime
 import os
 import socket
+import stat
 import struct
 import sys
 import time
@@ -24,26 +33,36 @@ try:
 except ImportError:
     xxhash = None
 
+try:
+    import fcntl
+except ImportError:  # Windows: partials are then not locked against a second client
+    fcntl = None
+
 # --- Constants (PROTOCOL.md section 1) -------------------------------------------------
 
 MAGIC = b"\x89FT\n"
-VERSION = 1
+VERSION = 2
 MIN_VERSION = 1
+RESUME_VERSION = 2
 MAX_CHUNK = 1024 * 1024
 MAX_FRAME = MAX_CHUNK + 1024
-MAX_HELLO_FRAME = 1024
+MAX_MESSAGE = 1024
+MAX_HELLO_FRAME = MAX_MESSAGE + 64
 CHUNK = 256 * 1024
 MAX_NAME = 255
 MAX_AGENT = 64
-MAX_MESSAGE = 1024
 LIST_BATCH = 256
-AGENT = "ft_client.py/1"
+AGENT = "ft_client.py/2"
+PART_PREFIX = ".ft-part-"
 
 ERROR_KINDS = [
     "other", "not-found", "already-exists", "invalid-name", "too-large", "no-space",
     "checksum-mismatch", "size-mismatch", "busy", "timeout", "protocol", "version", "io",
-    "permission-denied", "shutting-down", "cancelled", "connection",
+    "permission-denied", "shutting-down", "cancelled", "connection", "read-only",
 ]
+# Failures that interrupt a transfer without saying anything against its data: a
+# resumable download keeps its partial after these, and removes it after any other.
+INTERRUPTIONS = {"connection", "timeout", "cancelled", "shutting-down"}
 ENTRY_KINDS = ["other", "file", "dir"]
 
 
@@ -154,6 +173,11 @@ def enc_get(name):
     return b"\x02" + enc_str(name)
 
 
+def enc_get_from(name, offset, prefix):
+    # Request::GetFrom (v2) = variant 4: name, offset: u64, prefix: [u8; 16] (no length)
+    return b"\x04" + enc_str(name) + varint(offset) + prefix
+
+
 ENC_LIST = b"\x03"
 
 
@@ -193,6 +217,10 @@ def dec_response(payload):
         return r.finish(("entries", entries))
     if tag == 6:
         return r.finish(("list_end", r.varint(64)))
+    if tag == 7:  # v2
+        return r.finish(("file_from", r.varint(64), r.i64(), r.varint(64)))
+    if tag == 8:  # v2
+        return r.finish(("ready_from", r.varint(64)))
     raise protocol_error(f"unknown response variant {tag}")
 
 
@@ -293,6 +321,7 @@ def connect(host, port, timeout, trace):
     except BaseException:
         conn.close()
         raise
+    conn.version = version
     return conn
 
 
@@ -310,7 +339,7 @@ def hasher():
     return xxhash.xxh3_128() if xxhash else None
 
 
-# --- Requests (PROTOCOL.md sections 6 and 7) ---------------------------------------------
+# --- Requests (PROTOCOL.md sections 6, 7 and 12) -----------------------------------------
 
 def do_list(conn):
     conn.send(ENC_LIST)
@@ -364,56 +393,133 @@ def abort(conn, message):
     raise FtError("size-mismatch", message)
 
 
+def recv_body(conn, out, name, size, got, h):
+    """Receives a body carrying bytes got..size into `out`; `h` already holds bytes 0..got.
+    Returns how the digest was checked (for the message)."""
+    while True:
+        msg = dec_body(conn.recv(what="in the middle of a file body"))
+        if msg[0] == "chunk":
+            data = msg[1]
+            if not 1 <= len(data) <= MAX_CHUNK or len(data) > size - got:
+                # Breaks the protocol: the connection cannot go on.
+                raise protocol_error(f"bad chunk of {len(data)} bytes at {got}/{size}")
+            out.write(data)
+            if h:
+                h.update(data)
+            got += len(data)
+        elif msg[0] == "abort":
+            raise FtError(msg[1], msg[2], remote=True)
+        else:
+            if got != size:
+                raise FtError("size-mismatch", f"expected {size} bytes, got {got}")
+            if h is None:
+                print("ft_client.py: WARNING: xxhash not installed, digest NOT "
+                      "verified (pip install xxhash)", file=sys.stderr)
+                return "unverified"
+            if h.digest() != msg[1]:  # End's digest covers the whole file
+                raise FtError("checksum-mismatch", f"{name}: digest mismatch")
+            return "xxh3-128 " + h.hexdigest()
+
+
+def publish(path, dest, modified):
+    """Makes `path` visible as `dest`, never replacing an existing file."""
+    os.utime(path, (modified, modified))
+    try:
+        os.link(path, dest)
+    except FileExistsError:
+        raise FtError("already-exists", f"{dest} appeared meanwhile; kept it") from None
+
+
 def do_get(conn, name, directory):
     check_name(name)
     dest = os.path.join(directory, name)
     if os.path.lexists(dest):
         raise FtError("already-exists", f"{dest} already exists locally; nothing was asked")
-    tmp = os.path.join(directory, f".ft-tmp-py-{os.getpid()}-{time.monotonic_ns()}")
+    # `.ft-tmp-PID-…`: a clean-up that sees PID alive leaves the file alone.
+    tmp = os.path.join(directory, f".ft-tmp-{os.getpid()}-py-{time.monotonic_ns()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as out:
             conn.send(enc_get(name))
             _, size, modified = expect(conn, "file", what="before answering the download")
-            h, got = hasher(), 0
-            while True:
-                msg = dec_body(conn.recv(what="in the middle of a file body"))
-                if msg[0] == "chunk":
-                    data = msg[1]
-                    if not 1 <= len(data) <= MAX_CHUNK or len(data) > size - got:
-                        # Breaks the protocol: the connection cannot go on.
-                        raise protocol_error(f"bad chunk of {len(data)} bytes at {got}/{size}")
-                    out.write(data)
-                    if h:
-                        h.update(data)
-                    got += len(data)
-                elif msg[0] == "abort":
-                    raise FtError(msg[1], msg[2], remote=True)
-                else:
-                    if got != size:
-                        raise FtError("size-mismatch", f"expected {size} bytes, got {got}")
-                    if h is None:
-                        print("ft_client.py: WARNING: xxhash not installed, digest NOT "
-                              "verified (pip install xxhash)", file=sys.stderr)
-                        shown = "unverified"
-                    elif h.digest() != msg[1]:
-                        raise FtError("checksum-mismatch", f"{name}: digest mismatch")
-                    else:
-                        shown = "xxh3-128 " + h.hexdigest()
-                    break
+            shown = recv_body(conn, out, name, size, 0, hasher())
             out.flush()
             os.fsync(out.fileno())
-        os.utime(tmp, (modified, modified))
-        os.link(tmp, dest)  # publish without ever replacing an existing file
-    except FileExistsError:
-        raise FtError("already-exists", f"{dest} appeared meanwhile; kept it") from None
+        publish(tmp, dest, modified)
     finally:
         os.unlink(tmp)
     print(f"get {safe(name)}: {size} bytes, {shown}")
 
 
+def do_get_resume(conn, name, directory):
+    """get --resume: continue from (or keep, when interrupted) a hidden partial file."""
+    check_name(name)
+    if conn.version < RESUME_VERSION:
+        # A v1 server would close the connection on GetFrom: ask nothing.
+        raise FtError("version", f"the server speaks ft v{conn.version}, resuming needs "
+                                 f"v{RESUME_VERSION}; run get without --resume")
+    dest = os.path.join(directory, name)
+    if os.path.lexists(dest):
+        raise FtError("already-exists", f"{dest} already exists locally; nothing was asked")
+    key = xxhash.xxh3_128(name.encode("utf-8")).hexdigest()
+    part = os.path.join(directory, PART_PREFIX + key)
+    # Never through a symlink; anything but a regular file there is refused.
+    flags = os.O_RDWR | os.O_CREAT
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(part, flags, 0o644)
+    out = os.fdopen(fd, "r+b")
+    keep = False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FtError("io", f"{part} is not a regular file")
+        if fcntl:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                keep = True  # another client is using it: leave it alone
+                raise FtError("already-exists",
+                              f"{safe(name)} is being downloaded by another process") from None
+        # Step 1: hash what we have; the server continues only if its file starts with it.
+        h, have = xxhash.xxh3_128(), 0
+        while True:
+            data = out.read(CHUNK)
+            if not data:
+                break
+            h.update(data)
+            have += len(data)
+        conn.send(enc_get_from(name, have, h.digest()))
+        _, size, modified, offset = expect(conn, "file_from",
+                                           what="before answering the download")
+        if offset > size or offset not in (0, have):
+            raise protocol_error(f"the server resumes at byte {offset} of {size}, "
+                                 f"we have {have}")
+        if offset != have:
+            # offset 0: our bytes are not a prefix of the server's file: start over.
+            out.seek(0)
+            out.truncate()
+            h = xxhash.xxh3_128()
+        out.seek(offset)
+        shown = recv_body(conn, out, name, size, offset, h)
+        out.flush()
+        os.fsync(out.fileno())
+        publish(part, dest, modified)
+    except (FtError, KeyboardInterrupt) as e:
+        if isinstance(e, KeyboardInterrupt) or e.kind in INTERRUPTIONS:
+            keep = True
+            out.flush()
+            os.fsync(out.fileno())
+            print(f"ft_client.py: kept {out.tell()} bytes of {safe(name)} hidden in {part}; "
+                  f"run the same get --resume to continue", file=sys.stderr)
+        raise
+    finally:
+        out.close()
+        if not keep:
+            os.unlink(part)
+    print(f"get {safe(name)}: {size} bytes, {size - offset} moved from byte {offset}, {shown}")
+
+
 def main():
-    p = argparse.ArgumentParser(description="Minimal ft v1 client (see docs/PROTOCOL.md).")
+    p = argparse.ArgumentParser(description="Minimal ft client (see docs/PROTOCOL.md).")
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("command", choices=["list", "put", "get"])
@@ -421,12 +527,17 @@ def main():
     p.add_argument("--dir", default=".", help="where get writes (default: .)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per frame")
     p.add_argument("--trace", action="store_true", help="print frames in hex on stderr")
-    args = p.parse_args()
+    p.add_argument("--resume", action="store_true",
+                   help="get: continue an interrupted download (needs a v2 server)")
+    args = p.parse_intermixed_args()
     if (args.arg is None) != (args.command == "list"):
         p.error(f"{args.command} takes {'no argument' if args.command == 'list' else 'one'}")
+    if args.resume and args.command != "get":
+        p.error("--resume applies to get only")
     try:
-        if args.command == "put" and xxhash is None:
-            raise FtError("other", "put needs the xxhash package for the XXH3-128 digest "
+        if (args.command == "put" or args.resume) and xxhash is None:
+            raise FtError("other", f"{'get --resume' if args.resume else 'put'} needs the "
+                                   "xxhash package for the XXH3-128 digest "
                                    "(pip install xxhash); nothing was sent")
         conn = connect(args.host, args.port, args.timeout, args.trace)
         try:
@@ -434,13 +545,18 @@ def main():
                 do_list(conn)
             elif args.command == "put":
                 do_put(conn, args.arg)
+            elif args.resume:
+                do_get_resume(conn, args.arg, args.dir)
             else:
                 do_get(conn, args.arg, args.dir)
         finally:
             conn.close()
     except FtError as e:
         print(f"ft_client.py: {e}", file=sys.stderr)
-        return 1
+        return 130 if e.kind == "cancelled" else 1
+    except KeyboardInterrupt:
+        print("ft_client.py: interrupted", file=sys.stderr)
+        return 130
     except OSError as e:
         print(f"ft_client.py: local error: {e}", file=sys.stderr)
         return 1

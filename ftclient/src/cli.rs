@@ -67,12 +67,20 @@ pub enum Command {
         /// Files to upload: a plain name is looked up in --dir, then the current directory.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Continue an upload of the same file that was interrupted (the file is hashed
+        /// first; a changed file starts over). Without it, several files are pipelined.
+        #[arg(long)]
+        resume: bool,
     },
     /// Download files into --dir; an existing local file is kept unless --overwrite.
     Get {
         /// Names of files on the server.
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// Keep a hidden partial file if the download is interrupted, and continue from one
+        /// left by an earlier `get --resume` (if the server's file still starts with it).
+        #[arg(long)]
+        resume: bool,
     },
     /// List the files on the server, one name per line.
     List {

@@ -8,6 +8,8 @@ mod hints;
 mod output;
 mod progress;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::Local;
 use ftlib::protocol::Entry;
 use ftlib::report::{Op, Report, escape};
-use ftlib::store::DirStore;
+use ftlib::store::{DirStore, Store};
 use ftlib::{Client, ClientConfig, Error, Progress};
 
 use cli::{Args, Command, Parsed};
@@ -94,14 +96,38 @@ impl<'a> Session<'a> {
     /// Runs the command; true when every request succeeded.
     fn run(&mut self, command: &Command) -> bool {
         match command {
-            Command::Put { files } => {
+            Command::Put {
+                files,
+                resume: true,
+            } => {
                 let dir = self.args.dir.clone();
                 self.each(files, Op::Put, |client, file, progress| {
                     let (path, name) = local_source(file, &dir)?;
-                    client.put(&path, &name, progress)
+                    client.put_resumable(&path, &name, progress)
                 })
             }
-            Command::Get { names } => {
+            Command::Put {
+                files,
+                resume: false,
+            } => {
+                let dir = self.args.dir.clone();
+                self.batch(files, Op::Put, |client, todo, progress, done| {
+                    // Files that cannot even be named are reported without the server.
+                    let mut sent = Vec::new();
+                    let mut items = Vec::new();
+                    for &i in todo {
+                        match local_source(&files[i], &dir) {
+                            Ok(source) => {
+                                sent.push(i);
+                                items.push(source);
+                            }
+                            Err(e) => done(i, Err(e)),
+                        }
+                    }
+                    client.put_many(&items, |k, p| progress(sent[k], p), |k, r| done(sent[k], r));
+                })
+            }
+            Command::Get { names, resume } => {
                 let dir = match DirStore::open(&self.args.dir) {
                     Ok(dir) => dir,
                     Err(e) => {
@@ -113,9 +139,23 @@ impl<'a> Session<'a> {
                         return false;
                     }
                 };
+                // Temporary files of downloads whose client was killed.
+                let _ = dir.cleanup();
                 let overwrite = self.args.overwrite;
-                self.each(names, Op::Get, |client, name, progress| {
-                    client.get(name, &dir, overwrite, progress)
+                if *resume {
+                    return self.each(names, Op::Get, |client, name, progress| {
+                        client.get_resumable(name, &dir, overwrite, progress)
+                    });
+                }
+                self.batch(names, Op::Get, |client, todo, progress, done| {
+                    let subset: Vec<String> = todo.iter().map(|&i| names[i].clone()).collect();
+                    client.get_many(
+                        &subset,
+                        &dir,
+                        overwrite,
+                        |k, p| progress(todo[k], p),
+                        |k, r| done(todo[k], r),
+                    );
                 })
             }
             Command::List { long, bytes } => self.list(*long, *bytes),
@@ -162,6 +202,70 @@ impl<'a> Session<'a> {
             self.print(report, result.as_ref().err(), false);
         }
         all_ok
+    }
+
+    /// Runs `run` over the shared connection for all items at once (the library pipelines
+    /// them), drawing a bar per file in flight and printing each report as it comes. Files
+    /// not sent because the connection broke are retried on a new one.
+    fn batch<T: Item>(
+        &mut self,
+        items: &[T],
+        op: Op,
+        mut run: impl FnMut(
+            &mut Client,
+            &[usize],
+            &mut dyn FnMut(usize, Progress),
+            &mut dyn FnMut(usize, Result<u64, Error>),
+        ),
+    ) -> bool {
+        self.bars.start(items.len());
+        let mut todo: Vec<usize> = (0..items.len()).collect();
+        let mut all_ok = true;
+        while !todo.is_empty() && !self.cancel.load(Ordering::SeqCst) {
+            if !self.ensure_connected() {
+                return false;
+            }
+            let target = self.target();
+            let Some(client) = self.client.as_mut() else {
+                return false;
+            };
+            let peer = client.peer();
+            let (bars, args) = (&self.bars, self.args);
+            let live = RefCell::new(HashMap::new());
+            let mut retry = Vec::new();
+            let mut progress = |i: usize, p: Progress| {
+                live.borrow_mut()
+                    .entry(i)
+                    .or_insert_with(|| (Instant::now(), bars.file(&items[i].remote_name())))
+                    .1
+                    .update(p);
+            };
+            let mut done = |i: usize, result: Result<u64, Error>| {
+                if matches!(result, Err(Error::NotConnected)) {
+                    retry.push(i);
+                    return;
+                }
+                let (started, bar) = live
+                    .borrow_mut()
+                    .remove(&i)
+                    .unwrap_or_else(|| (Instant::now(), bars.file(&items[i].remote_name())));
+                let moved = bar.finish();
+                let name = items[i].remote_name();
+                let error = result.as_ref().err();
+                let bytes = *result.as_ref().unwrap_or(&moved);
+                let report = Report::new(peer, op, Some(&name), started, bytes, error);
+                all_ok &= report.is_success();
+                emit(args, bars, target, report, error, false);
+            };
+            run(client, &todo, &mut progress, &mut done);
+            if retry.len() == todo.len() {
+                // Nothing went through on a fresh connection: give up rather than loop.
+                all_ok = false;
+                break;
+            }
+            todo = retry;
+        }
+        all_ok && todo.is_empty()
     }
 
     /// True once a connection is open, reconnecting after one broke; prints why when it
@@ -232,20 +336,39 @@ impl<'a> Session<'a> {
     }
 
     /// Prints `report`, with a hint on what to do after `error`.
-    fn print(&self, mut report: Report, error: Option<&Error>, to_stderr: bool) {
-        if let (Some(failure), Some(error)) = (report.failure.as_mut(), error) {
-            failure.message = with_hint(&failure.message, hint(report.op, error, self.target()));
-        }
-        let line = if self.args.json {
-            terminal_safe_json(&report.to_json())
-        } else {
-            report.to_string()
-        };
-        if to_stderr {
-            self.bars.err(&line);
-        } else {
-            self.bars.out(&line);
-        }
+    fn print(&self, report: Report, error: Option<&Error>, to_stderr: bool) {
+        emit(
+            self.args,
+            &self.bars,
+            self.target(),
+            report,
+            error,
+            to_stderr,
+        );
+    }
+}
+
+/// Prints `report` above the bars, with a hint on what to do after `error`.
+fn emit(
+    args: &Args,
+    bars: &Bars,
+    target: Target<'_>,
+    mut report: Report,
+    error: Option<&Error>,
+    to_stderr: bool,
+) {
+    if let (Some(failure), Some(error)) = (report.failure.as_mut(), error) {
+        failure.message = with_hint(&failure.message, hint(report.op, error, target));
+    }
+    let line = if args.json {
+        terminal_safe_json(&report.to_json())
+    } else {
+        report.to_string()
+    };
+    if to_stderr {
+        bars.err(&line);
+    } else {
+        bars.out(&line);
     }
 }
 
@@ -282,14 +405,10 @@ fn local_source(file: &Path, dir: &Path) -> Result<(PathBuf, String), Error> {
         .to_str()
         .ok_or_else(|| invalid("the name is not valid UTF-8"))?;
     let in_dir = dir.join(file);
-    let path = if file.components().count() > 1 || in_dir.exists() || !file.exists() {
-        if file.components().count() > 1 {
-            file.to_path_buf()
-        } else {
-            in_dir
-        }
-    } else {
+    let path = if file.components().count() > 1 || (!in_dir.exists() && file.exists()) {
         file.to_path_buf()
+    } else {
+        in_dir
     };
     Ok((path, name.to_owned()))
 }

@@ -469,16 +469,8 @@ impl Client {
                 )
             });
             match sent {
-                Ok(_) => {
-                    progress(
-                        i,
-                        Progress {
-                            done: size,
-                            total: size,
-                        },
-                    );
-                    window.push_back((i, size, None));
-                }
+                // Sent is not stored: the verdict says how many bytes count.
+                Ok(_) => window.push_back((i, size, None)),
                 // Aborted in step: the server's answer comes in order; ours is the reason.
                 Err(e) if !e.breaks_connection() => window.push_back((i, size, Some(e))),
                 Err(e) => {
@@ -517,7 +509,7 @@ impl Client {
     /// Downloads many files into `dir` over this connection: requests go out up to
     /// [`PIPELINE_WINDOW`] ahead of the bodies being read, and verified files are made
     /// durable and published in groups. Each file has the promises of [`Client::get`];
-    /// `done(i, result)` reports file `i`.
+    /// `done(i, result)` reports file `i`, in order.
     pub fn get_many(
         &mut self,
         names: &[String],
@@ -526,8 +518,10 @@ impl Client {
         mut progress: impl FnMut(usize, Progress),
         mut done: impl FnMut(usize, Result<u64>),
     ) {
-        let mut window: VecDeque<(usize, DirUpload)> = VecDeque::new();
-        let mut group: Vec<(usize, u64, DirUpload)> = Vec::new();
+        // Requested downloads (or why one could not be requested), oldest first.
+        let mut window: VecDeque<(usize, Result<DirUpload>)> = VecDeque::new();
+        // Received ones (or why they failed), waiting for the group commit.
+        let mut group: Vec<(usize, Result<(u64, DirUpload)>)> = Vec::new();
         let mut next = 0;
         loop {
             while window.len() < PIPELINE_WINDOW && next < names.len() {
@@ -536,19 +530,17 @@ impl Client {
                 let asked = dir
                     .create_file(&names[i], overwrite)
                     .and_then(|upload| self.request_download(&names[i], None).map(|()| upload));
-                match asked {
-                    Ok(upload) => window.push_back((i, upload)),
-                    Err(e) => done(i, Err(e)),
-                }
+                window.push_back((i, asked));
             }
-            let Some((i, mut upload)) = window.pop_front() else {
+            let Some((i, asked)) = window.pop_front() else {
                 break;
             };
             let mut each = |p| progress(i, p);
-            match self.receive_download(&names[i], None, Sink::Dir(dir, &mut upload), &mut each) {
-                Ok(got) => group.push((i, got.bytes, upload)),
-                Err(e) => done(i, Err(e)),
-            }
+            let received = asked.and_then(|mut upload| {
+                self.receive_download(&names[i], None, Sink::Dir(dir, &mut upload), &mut each)
+                    .map(|got| (got.bytes, upload))
+            });
+            group.push((i, received));
             if group.len() >= GROUP_MAX || window.is_empty() {
                 commit_downloads(dir, &mut group, &mut done);
             }
@@ -606,21 +598,33 @@ impl Client {
 /// Most pipelined requests in flight at once.
 pub const PIPELINE_WINDOW: usize = 64;
 
-/// Makes verified downloads durable and visible as one group, then reports each.
+/// Makes the verified downloads of a group durable and visible at once, then reports
+/// every file of the group, failed ones included, in order.
 fn commit_downloads(
     dir: &DirStore,
-    group: &mut Vec<(usize, u64, DirUpload)>,
+    group: &mut Vec<(usize, Result<(u64, DirUpload)>)>,
     done: &mut dyn FnMut(usize, Result<u64>),
 ) {
-    if group.is_empty() {
-        return;
+    let mut uploads: Vec<Box<dyn Upload>> = Vec::new();
+    let mut outcomes = Vec::new();
+    for (i, received) in group.drain(..) {
+        outcomes.push((
+            i,
+            received.map(|(bytes, upload)| {
+                uploads.push(Box::new(upload));
+                bytes
+            }),
+        ));
     }
-    let (ids, uploads): (Vec<_>, Vec<Box<dyn Upload>>) = group
-        .drain(..)
-        .map(|(i, bytes, upload)| ((i, bytes), Box::new(upload) as Box<dyn Upload>))
-        .unzip();
-    for ((i, bytes), result) in ids.into_iter().zip(dir.commit_group(uploads)) {
-        done(i, result.map(|()| bytes));
+    let mut committed = dir.commit_group(uploads).into_iter();
+    for (i, outcome) in outcomes {
+        let result = outcome.and_then(|bytes| {
+            committed
+                .next()
+                .unwrap_or_else(|| Err(Error::Protocol("group commit lost a result".into())))
+                .map(|()| bytes)
+        });
+        done(i, result);
     }
 }
 
