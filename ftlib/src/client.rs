@@ -361,6 +361,11 @@ impl Client {
             let (size, offset, prefix) =
                 match (conn.expect("before answering the download")?, resume) {
                     (Response::File { size, .. }, None) => (size, 0, Xxh3::new()),
+                    (Response::FileFrom { size, offset, .. }, _) if offset > size => {
+                        return Err(Error::Protocol(format!(
+                            "the server resumes at byte {offset} of a {size}-byte file"
+                        )));
+                    }
                     (Response::FileFrom { size, offset, .. }, Some((have, prefix)))
                         if offset == have =>
                     {
@@ -711,15 +716,26 @@ fn upload_body(
         config.chunk_size,
         &mut hooks,
     );
-    if let Err(e) = sent {
-        if !e.breaks_connection() {
+    match sent {
+        Ok(_) => {}
+        Err(e) if !e.breaks_connection() => {
             // We aborted the body; the server confirms with an error response.
             match conn.expect("after an aborted upload")? {
                 Response::Error { .. } => {}
                 other => return Err(unexpected(other, "error")),
             }
+            return Err(e);
         }
-        return Err(e);
+        // The server stopped reading: it may have said why before it closed.
+        Err(e @ Error::Network { .. }) => {
+            return match conn.recv::<Response>() {
+                Ok(Some(Response::Error { kind, message })) => Err(Error::Abandoned(Box::new(
+                    Side::Server.remote(kind, message),
+                ))),
+                _ => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
     }
     match conn.expect("before confirming the upload")? {
         Response::Stored { size: stored } if stored == size => Ok(size - offset),

@@ -202,6 +202,27 @@ mod tests {
         assert!(at > start && at < start + payload.len(), "chunk was copied");
     }
 
+    /// The busy refusal exactly as docs/PROTOCOL.md shows it.
+    #[test]
+    fn busy_frame_matches_the_spec() {
+        let error = crate::Error::Busy { live: 256 };
+        let mut frame = Vec::new();
+        encode_frame(
+            &Response::Error {
+                kind: error.kind(),
+                message: error.to_string(),
+            },
+            &mut frame,
+        )
+        .expect("encode");
+        assert_eq!(
+            frame[..16],
+            [
+                0, 0, 0, 0x39, 1, 8, 0x36, b'b', b'u', b's', b'y', b':', b' ', b'a', b'l', b'r'
+            ]
+        );
+    }
+
     #[test]
     fn chunk_prefix_then_data_is_the_encoded_frame() {
         for len in [0, 1, 250, 251, 252, 65_535, 65_536, 70_000, MAX_CHUNK] {

@@ -158,7 +158,7 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
     /// The server already serves as many connections as it may.
-    #[error("busy: {live} connections already being served, try again later")]
+    #[error("busy: already serving {live} connection{}, try again later", if *live == 1 { "" } else { "s" })]
     Busy {
         /// Connections being served.
         live: usize,
@@ -418,7 +418,7 @@ mod tests {
             ),
             (
                 Error::Busy { live: 3 },
-                "busy: 3 connections already being served",
+                "busy: already serving 3 connections, try again later",
                 ErrorKind::Busy,
             ),
             (

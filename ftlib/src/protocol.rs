@@ -1,4 +1,5 @@
-//! The messages of ft protocol v1 and the limits both sides enforce.
+//! The messages of the ft protocol (v2; v1 is its subset without resume and pipelining)
+//! and the limits both sides enforce.
 //!
 //! This module only defines data: what a frame may carry and how large things may be.
 //! Encoding lives in [`crate::codec`]; the order in which messages flow is in `docs/PROTOCOL.md`.

@@ -352,6 +352,8 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
             Err(Error::Timeout(_)) => break,
             Err(_) if ctx.shutdown.is_shutdown() => break,
             Err(e) => {
+                // Earlier pipelined uploads are answered first, in order.
+                commit_group(ctx, &mut conn, &mut group);
                 answer_error(&mut conn, &e);
                 (ctx.reports)(&Report::new(peer, Op::Connect, None, started, 0, Some(&e)));
                 break;
@@ -370,6 +372,7 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
                         continue;
                     }
                     Err(e) => {
+                        commit_group(ctx, &mut conn, &mut group);
                         answer_error(&mut conn, &e);
                         let report = Report::new(peer, Op::Put, Some(name), started, 0, Some(&e));
                         (ctx.reports)(&report);
@@ -429,7 +432,11 @@ fn receive_pipelined(
     };
     match check_upload(ctx, name, size).and_then(|()| ctx.store.create(name, size)) {
         Ok(mut upload) => match whole(conn, &mut upload) {
-            Ok(got) => Ok(Ok((upload, got.bytes))),
+            Ok(got) => {
+                // Waiting uploads must not pile up open descriptors.
+                upload.release();
+                Ok(Ok((upload, got.bytes)))
+            }
             Err(e) if e.breaks_connection() => Err(e),
             Err(e) => Ok(Err(e)),
         },
@@ -704,7 +711,10 @@ fn serve_put_resumable(
     let prefix = transfer::hash_prefix(&mut existing, offset)
         .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
     drop(existing);
-    conn.send(&Response::ReadyFrom { offset })?;
+    if let Err(e) = conn.send(&Response::ReadyFrom { offset }) {
+        upload.keep();
+        return Err(e.into());
+    }
     let mut progress = |n: u64| moved.set(n - offset);
     let mut hooks = Hooks {
         progress: Some(&mut progress),

@@ -131,6 +131,10 @@ pub trait Upload: Write + Send {
     /// [`Error::Io`].
     fn sync(&mut self) -> Result<()>;
 
+    /// Closes the file handle while the upload waits for its group commit, so waiting
+    /// uploads hold no descriptors; nothing more may be written.
+    fn release(&mut self) {}
+
     /// Publishes without syncing anything: the data must be durable already, and the
     /// directory is synced by the caller ([`Store::commit_group`]).
     ///
@@ -482,7 +486,11 @@ impl Store for DirStore {
             upload.restart()?;
             offset = 0;
         }
-        self.check_space(name, size - offset)?;
+        if let Err(e) = self.check_space(name, size - offset) {
+            // Still resumable once there is room.
+            upload.keep();
+            return Err(e);
+        }
         let existing = upload.existing()?;
         Ok(Resumable {
             upload: Box::new(upload),
@@ -689,10 +697,17 @@ impl DirUpload {
     /// # Errors
     /// [`Error::Io`].
     pub fn sync(&mut self) -> Result<()> {
-        let name = escape(&self.name);
-        self.file()
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(format!("syncing {name}"), e))
+        let synced = match self.file.as_mut() {
+            Some(file) => file.sync_all(),
+            // Released while waiting: reopen the same (hidden) file to sync it.
+            None => sys::open_write_existing(&self.tmp).and_then(|file| file.sync_all()),
+        };
+        synced.map_err(|e| Error::io(format!("syncing {}", escape(&self.name)), e))
+    }
+
+    /// Closes the file handle until [`DirUpload::sync`]; see [`Upload::release`].
+    pub fn release(&mut self) {
+        drop(self.file.take());
     }
 
     /// Publishes the file under its name (never replacing, unless created to replace),
@@ -789,6 +804,10 @@ impl Upload for DirUpload {
 
     fn sync(&mut self) -> Result<()> {
         DirUpload::sync(self)
+    }
+
+    fn release(&mut self) {
+        DirUpload::release(self);
     }
 
     fn publish(self: Box<Self>) -> Result<()> {

@@ -197,6 +197,31 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Opens the existing regular file at `path` for writing (to sync it), never through a
+/// symlink.
+pub fn open_write_existing(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        options.custom_flags(0x0020_0000);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
 pub fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();

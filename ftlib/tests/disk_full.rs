@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -133,6 +134,61 @@ fn a_disk_that_fills_during_an_upload_fails_it_cleanly() {
     // The connection stayed in step.
     late.send(&Request::List);
     assert!(matches!(late.recv(), Response::Entries(_)));
+}
+
+/// When the disk fills with more than the drain limit still to come, the server gives up
+/// the connection rather than read it all; the client still learns why.
+#[test]
+fn a_client_learns_why_the_server_gave_up_on_its_body() {
+    let Some(fs) = Tmpfs::mount("200m") else {
+        return;
+    };
+    let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
+    let server = TestServer::serving(dir, ServerConfig::default());
+    let size = 150 << 20;
+    // The first upload is accepted while the disk is empty, then waits for a signal.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let mut waiting = server.client();
+    let first = std::thread::spawn(move || {
+        let gated = GatedReader {
+            gate: Some(wait),
+            data: std::io::repeat(7).take(size),
+        };
+        waiting.put_reader(gated, size, "first", |_| {})
+    });
+    // Wait until the first one has its temporary file (it was accepted), then fill the disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while temp_files(server.root()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server
+        .client()
+        .put_reader(std::io::repeat(1).take(size), size, "second", |_| {})
+        .expect("the second fits");
+    go.send(()).expect("open the gate");
+    let err = first
+        .join()
+        .expect("first thread")
+        .expect_err("no room left");
+    assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
+    assert!(err.to_string().contains("server"), "{err}");
+    assert!(!server.root().join("first").exists());
+    assert_no_temp_files(server.root());
+}
+
+/// A reader that yields nothing until its gate opens.
+struct GatedReader<R> {
+    gate: Option<std::sync::mpsc::Receiver<()>>,
+    data: R,
+}
+
+impl<R: std::io::Read> std::io::Read for GatedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv();
+        }
+        self.data.read(buf)
+    }
 }
 
 #[test]

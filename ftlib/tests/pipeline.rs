@@ -209,3 +209,79 @@ fn verified_uploads_are_published_even_if_the_client_leaves_without_its_answers(
     }
     assert_no_temp_files(server.root());
 }
+
+/// Uploads waiting for their group hold no open files: a client cannot exhaust the
+/// server's descriptors by delaying the commit.
+#[cfg(target_os = "linux")]
+#[test]
+fn waiting_pipelined_uploads_hold_no_descriptors() {
+    let open_fds = || fs::read_dir("/proc/self/fd").expect("fds").count();
+    let server = TestServer::start();
+    let mut peer = RawPeer::connect(server.addr);
+    let before = open_fds();
+    for i in 0..200 {
+        let data = bytes(100, i);
+        peer.send(&Request::PutPipelined {
+            name: format!("w{i}"),
+            size: 100,
+        });
+        peer.send(&Body::Chunk(&data));
+        peer.send(&Body::End {
+            digest: digest(&data),
+        });
+    }
+    // Half a header keeps the server waiting with the whole group uncommitted.
+    let mut list = Vec::new();
+    ftlib::codec::encode_frame(&Request::List, &mut list).expect("encode");
+    let stream = peer.conn_stream();
+    std::io::Write::write_all(&mut &stream, &list[..2]).expect("half a header");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while temp_files(server.root()).len() < 200 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        temp_files(server.root()).len(),
+        200,
+        "all received, none committed"
+    );
+    let during = open_fds();
+    assert!(
+        during < before + 20,
+        "{before} descriptors before, {during} while waiting"
+    );
+    std::io::Write::write_all(&mut &stream, &list[2..]).expect("rest of the header");
+    for _ in 0..200 {
+        assert!(matches!(peer.recv(), Response::Stored { size: 100 }));
+    }
+    assert!(matches!(peer.recv(), Response::Entries(_)));
+    assert_no_temp_files(server.root());
+}
+
+/// A protocol error after pipelined uploads: their answers come first, in order.
+#[test]
+fn a_protocol_error_is_answered_after_the_waiting_uploads() {
+    let server = TestServer::start();
+    let mut peer = RawPeer::connect(server.addr);
+    let mut garbage = Vec::new();
+    for i in 0..3 {
+        let data = bytes(10, i);
+        peer.send(&Request::PutPipelined {
+            name: format!("ok{i}"),
+            size: 10,
+        });
+        peer.send(&Body::Chunk(&data));
+        peer.send(&Body::End {
+            digest: digest(&data),
+        });
+    }
+    garbage.extend_from_slice(&[0, 0, 0, 1, 99]);
+    let stream = peer.conn_stream();
+    std::io::Write::write_all(&mut &stream, &garbage).expect("garbage");
+    for _ in 0..3 {
+        assert_eq!(peer.recv(), Response::Stored { size: 10 });
+    }
+    match peer.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::Protocol),
+        other => panic!("expected a protocol error last, got {other:?}"),
+    }
+}

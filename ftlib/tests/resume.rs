@@ -348,3 +348,45 @@ fn resumable_requests_need_protocol_v2() {
     assert!(matches!(hello, Request::Hello(Hello { version: 1, .. })));
     assert!(matches!(next, Ok(false)), "nothing was sent: {next:?}");
 }
+
+/// A server resuming "at our offset" of a file smaller than that offset is lying: a clear
+/// protocol error, never an arithmetic overflow.
+#[test]
+fn a_resume_offset_beyond_the_file_is_a_protocol_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fake = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accept");
+        let mut conn =
+            ftlib::connection::Connection::new(stream, Duration::from_secs(5)).expect("conn");
+        conn.send(&Response::Hello(Hello::ours())).expect("hello");
+        let _: Request = conn.recv_hello().expect("client hello");
+        let offset = match conn.expect::<Request>("get-from").expect("request") {
+            Request::GetFrom { offset, .. } => offset,
+            other => panic!("unexpected {other:?}"),
+        };
+        conn.send(&Response::FileFrom {
+            size: offset - 1,
+            modified: 0,
+            offset,
+        })
+        .expect("lie");
+        let _ = conn.recv::<Request>();
+    });
+    let local = tempfile::tempdir().expect("tempdir");
+    let store = DirStore::open(local.path()).expect("store");
+    let key = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b"f"));
+    fs::write(
+        local.path().join(format!("{PART_PREFIX}{key}")),
+        b"0123456789",
+    )
+    .expect("write");
+    let mut client = Client::connect(addr, quick_config()).expect("connect");
+    let err = client
+        .get_resumable("f", &store, false, |_| {})
+        .expect_err("a lie");
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+    assert!(!local.path().join("f").exists());
+    drop(client);
+    fake.join().expect("fake server");
+}

@@ -153,6 +153,7 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
 /// A peer that speaks raw frames: for sending what a well-behaved client never would.
 pub struct RawPeer {
     pub conn: Connection,
+    stream: TcpStream,
 }
 
 impl RawPeer {
@@ -173,8 +174,15 @@ impl RawPeer {
     pub fn connect_silent(addr: SocketAddr) -> RawPeer {
         let stream = TcpStream::connect(addr).expect("connect");
         RawPeer {
-            conn: Connection::new(stream, Duration::from_secs(10)).expect("conn"),
+            conn: Connection::new(stream.try_clone().expect("clone"), Duration::from_secs(10))
+                .expect("conn"),
+            stream,
         }
+    }
+
+    /// A handle on the socket, for writing raw bytes between frames.
+    pub fn conn_stream(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone")
     }
 
     pub fn send<T: serde::Serialize>(&mut self, msg: &T) {
