@@ -25,7 +25,7 @@ use ftlib::{Client, ClientConfig, Error, Progress};
 
 use cli::{Args, Command, Parsed};
 use hints::{Target, hint, with_hint};
-use output::{entry_json, listed_name, long_listing, terminal_safe_json};
+use output::{entry_json, listed_name, long_listing};
 use progress::Bars;
 
 fn main() -> ExitCode {
@@ -361,7 +361,7 @@ fn emit(
         failure.message = with_hint(&failure.message, hint(report.op, error, target));
     }
     let line = if args.json {
-        terminal_safe_json(&report.to_json())
+        report.to_json()
     } else {
         report.to_string()
     };

@@ -5,7 +5,7 @@ use std::fmt::Display;
 
 use chrono::{DateTime, SecondsFormat, TimeZone};
 use ftlib::protocol::{Entry, EntryKind};
-use ftlib::report::escape;
+use ftlib::report::{escape, terminal_safe_json};
 use serde::Serialize;
 
 /// `bytes` in binary units with at most one decimal: `512 B`, `1.5 KiB`, `23 MiB`.
@@ -118,28 +118,6 @@ pub fn entry_json(entry: &Entry) -> String {
     terminal_safe_json(&serde_json::to_string(&json).unwrap_or_default())
 }
 
-/// A JSON text with every character a terminal might act on written as a `\uXXXX` escape.
-/// serde_json escapes only U+0000..U+001F; DEL, the C1 controls (U+0080..U+009F, where
-/// U+009B is a CSI on some terminals) and the bidirectional overrides are escaped here.
-/// Such characters only occur inside strings, where the escape means the same character,
-/// so the JSON value is unchanged.
-pub fn terminal_safe_json(json: &str) -> String {
-    let risky =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !json.chars().any(risky) {
-        return json.to_owned();
-    }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if risky(c) {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,15 +213,5 @@ mod tests {
         );
         let odd = entry_json(&entry("d", EntryKind::Dir, 0, i64::MIN));
         assert!(odd.contains("\"modified\":null"), "{odd}");
-    }
-
-    #[test]
-    fn terminal_safe_json_escapes_what_serde_json_leaves() {
-        let raw = serde_json::to_string("a\x1b\u{7f}\u{9b}\u{202e}é").expect("json");
-        let safe = terminal_safe_json(&raw);
-        assert_eq!(safe, r#""a\u001b\u007f\u009b\u202eé""#);
-        let back: String = serde_json::from_str(&safe).expect("still JSON");
-        assert_eq!(back, "a\x1b\u{7f}\u{9b}\u{202e}é");
-        assert_eq!(terminal_safe_json("{\"a\":1}"), "{\"a\":1}");
     }
 }

@@ -21,8 +21,6 @@ use crate::protocol::ErrorKind;
 /// assert_eq!(escape("evil\x1b[2J"), "\"evil\\u{1b}[2J\"");
 /// ```
 pub fn escape(text: &str) -> String {
-    let risky =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
     if text.chars().any(risky) {
         let mut out = String::with_capacity(text.len() + 8);
         out.push('"');
@@ -38,6 +36,36 @@ pub fn escape(text: &str) -> String {
     } else {
         text.to_owned()
     }
+}
+
+/// Characters a terminal may act on: controls (C0, DEL, C1 such as the one-byte CSI
+/// U+009B) and the bidirectional overrides that reorder what is shown.
+fn risky(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A JSON text with every character a terminal might act on written as a `\uXXXX`
+/// escape. serde_json escapes only U+0000..U+001F; such characters only occur inside
+/// strings, where the escape means the same character, so the JSON value is unchanged.
+///
+/// # Examples
+/// ```
+/// let raw = serde_json::to_string("a\u{9b}31m").unwrap();
+/// assert_eq!(ftlib::report::terminal_safe_json(&raw), r#""a\u009b31m""#);
+/// ```
+pub fn terminal_safe_json(json: &str) -> String {
+    if !json.chars().any(risky) {
+        return json.to_owned();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if risky(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Which request a report is about.
@@ -140,7 +168,7 @@ impl Report {
         self.failure.is_none()
     }
 
-    /// The report as one line of JSON (no trailing newline).
+    /// The report as one line of JSON (no trailing newline), safe to print on a terminal.
     pub fn to_json(&self) -> String {
         #[derive(Serialize)]
         struct Json<'a> {
@@ -172,7 +200,9 @@ impl Report {
             error_kind: self.failure.as_ref().map(|f| f.kind),
             message: self.failure.as_ref().map(|f| f.message.as_str()),
         };
-        serde_json::to_string(&json).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        let json =
+            serde_json::to_string(&json).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        terminal_safe_json(&json)
     }
 }
 
@@ -261,6 +291,28 @@ mod tests {
         let ok: serde_json::Value = serde_json::from_str(&sample(None).to_json()).expect("json");
         assert_eq!(ok["status"], "success");
         assert!(ok["error_kind"].is_null());
+    }
+
+    #[test]
+    fn json_is_safe_on_a_terminal_and_still_the_same_value() {
+        let raw = serde_json::to_string("a\x1b\u{7f}\u{9b}\u{202e}é").expect("json");
+        let safe = terminal_safe_json(&raw);
+        assert_eq!(safe, r#""a\u001b\u007f\u009b\u202eé""#);
+        let back: String = serde_json::from_str(&safe).expect("still JSON");
+        assert_eq!(back, "a\x1b\u{7f}\u{9b}\u{202e}é");
+        let report = Report::new(
+            "127.0.0.1:1".parse().expect("addr"),
+            Op::Put,
+            Some("csi\u{9b}31m"),
+            Instant::now(),
+            0,
+            None,
+        );
+        assert!(
+            report.to_json().contains(r"csi\u009b31m"),
+            "{}",
+            report.to_json()
+        );
     }
 
     #[test]
