@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use util::{Fixture, Line, ftclient, noise};
 
-const SIZE: usize = 128 << 20;
+const SIZE: usize = 48 << 20;
 
 fn partial_len(dir: &Path) -> Option<u64> {
     fs::read_dir(dir)
@@ -23,9 +23,22 @@ fn partial_len(dir: &Path) -> Option<u64> {
         .map(|m| m.len())
 }
 
-/// Starts `ftclient ARGS`, sends it SIGINT once `dir` holds a partial of at least 8 MiB,
+/// Starts `ftclient ARGS`, sends it SIGINT once `dir` holds a partial of at least 4 MiB,
 /// and returns its exit code.
 fn interrupt(f: &Fixture, args: &[&str], dir: &Path) -> Option<i32> {
+    signal_when(f, args, libc::SIGINT, || {
+        partial_len(dir).is_some_and(|len| len >= 4 << 20)
+    })
+}
+
+/// Starts `ftclient ARGS`, sends it `signal` once `ready()`, and returns its exit code
+/// (`None` when the signal killed it).
+fn signal_when(
+    f: &Fixture,
+    args: &[&str],
+    signal: libc::c_int,
+    mut ready: impl FnMut() -> bool,
+) -> Option<i32> {
     let mut child = Command::new(ftclient())
         .args(f.args(args))
         .current_dir(f.cwd())
@@ -35,16 +48,19 @@ fn interrupt(f: &Fixture, args: &[&str], dir: &Path) -> Option<i32> {
         .spawn()
         .expect("spawn ftclient");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while partial_len(dir).is_none_or(|len| len < 8 << 20) {
+    while !ready() {
         if let Some(status) = child.try_wait().expect("try_wait") {
             panic!("ftclient finished ({status}) before it could be interrupted");
         }
-        assert!(Instant::now() < deadline, "no partial appeared");
+        assert!(
+            Instant::now() < deadline,
+            "the transfer never got under way"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: kill with a live child's pid (not yet reaped, so not reused).
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     child.wait().expect("wait").code()
 }
 
@@ -149,4 +165,61 @@ fn many_small_files_go_in_one_command_each_reported_in_order() {
             noise(i * 13)
         );
     }
+}
+
+fn temp_len(dir: &Path) -> Option<u64> {
+    fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with(".ft-tmp-"))
+        .and_then(|e| e.metadata().ok())
+        .map(|m| m.len())
+}
+
+/// A client killed outright (no chance to clean up) in the middle of an upload: the server
+/// removes the temporary file and the name stays free.
+#[test]
+fn a_client_killed_mid_upload_leaves_nothing_on_the_server() {
+    let f = Fixture::new();
+    let data = noise(SIZE);
+    fs::write(f.local().join("big.bin"), &data).expect("write");
+    let code = signal_when(&f, &["put", "big.bin"], libc::SIGKILL, || {
+        temp_len(&f.served()).is_some_and(|len| len >= 4 << 20)
+    });
+    assert_eq!(code, None, "killed by the signal");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while temp_len(&f.served()).is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        temp_len(&f.served()),
+        None,
+        "the server removed its temporary file"
+    );
+    assert!(!f.served().join("big.bin").exists());
+    let out = f.ft(&["put", "big.bin"]);
+    assert_eq!(out.code, Some(0), "the name is free: {out:?}");
+    assert_eq!(f.served_bytes("big.bin"), data);
+}
+
+/// A client killed in the middle of a download leaves its temporary file (it had no chance
+/// to remove it); the next `ftclient get` in that directory removes it.
+#[test]
+fn a_client_killed_mid_download_is_cleaned_up_by_the_next_run() {
+    let f = Fixture::new();
+    let data = noise(SIZE);
+    fs::write(f.served().join("big.bin"), &data).expect("write");
+    let code = signal_when(&f, &["get", "big.bin"], libc::SIGKILL, || {
+        temp_len(&f.local()).is_some_and(|len| len >= 4 << 20)
+    });
+    assert_eq!(code, None, "killed by the signal");
+    assert!(
+        temp_len(&f.local()).is_some(),
+        "the killed client's temporary file"
+    );
+    assert!(!f.local().join("big.bin").exists());
+    let out = f.ft(&["get", "big.bin"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(temp_len(&f.local()), None, "cleaned up");
+    assert_eq!(fs::read(f.local().join("big.bin")).expect("read"), data);
 }
