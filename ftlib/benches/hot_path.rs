@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-byte hot path: framing a chunk, decoding it, framing a listing
-//! batch, the XXH3-128 digest, and a whole download over loopback at several chunk sizes.
+//! batch, the XXH3-128 digest, a whole download over loopback at several chunk sizes, and
+//! 100 small files moved one by one against pipelined with group commit (on disk).
 //! The end-to-end comparison with other tools is `bench/run.py`; this is the quick check
 //! that a change to the codec or the transfer loop did not slow the hot path down.
 //!
@@ -7,7 +8,7 @@
 
 use std::hint::black_box;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{
@@ -149,5 +150,132 @@ fn loopback_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codec_benches, digest_benches, loopback_benches);
+/// A directory on disk (not tmpfs), where an fsync costs what it costs.
+fn disk_scratch() -> tempfile::TempDir {
+    let builder = tempfile::Builder::new().prefix("ft-bench-").to_owned();
+    builder
+        .tempdir_in("/var/tmp")
+        .or_else(|_| builder.tempdir())
+        .expect("temporary directory")
+}
+
+fn empty(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+    }
+}
+
+/// 100 files of 4 KiB over one connection: `put`/`get` one at a time (each waits for its
+/// fsync and acknowledgement) against `put_many`/`get_many` (pipelined, group commit).
+fn small_file_benches(c: &mut Criterion) {
+    const FILES: usize = 100;
+    let local = disk_scratch();
+    let served = disk_scratch();
+    let got = disk_scratch();
+    let files: Vec<(PathBuf, String)> = (0..FILES)
+        .map(|i| {
+            let name = format!("f{i:03}");
+            let path = local.path().join(&name);
+            std::fs::write(&path, data(4096 + i)).expect("write local file");
+            (path, name)
+        })
+        .collect();
+    let names: Vec<String> = files.iter().map(|f| f.1.clone()).collect();
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let store = DirStore::open(served.path()).expect("open store");
+    let server = Server::new(listener, store, ServerConfig::default()).expect("server");
+    let addr = server.local_addr().expect("address");
+    let stop = server.shutdown_handle();
+    let running = std::thread::spawn(move || server.run(|_| {}));
+    let mut client = Client::connect(addr, ClientConfig::default()).expect("connect");
+    let into = DirStore::open(got.path()).expect("open local store");
+
+    let mut group = c.benchmark_group("small_files_100x4KiB");
+    group.throughput(Throughput::Elements(FILES as u64));
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("put_one_by_one", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for (path, name) in &files {
+                    client.put(path, name, |_| {}).expect("put");
+                }
+                spent += start.elapsed();
+                empty(served.path());
+            }
+            spent
+        });
+    });
+    group.bench_function("put_many_pipelined", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                client.put_many(
+                    &files,
+                    |_, _| {},
+                    |_, r| {
+                        r.expect("put");
+                    },
+                );
+                spent += start.elapsed();
+                empty(served.path());
+            }
+            spent
+        });
+    });
+    for (path, name) in &files {
+        std::fs::copy(path, served.path().join(name)).expect("serve file");
+    }
+    group.bench_function("get_one_by_one", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                for name in &names {
+                    client.get(name, &into, false, |_| {}).expect("get");
+                }
+                spent += start.elapsed();
+                empty(got.path());
+            }
+            spent
+        });
+    });
+    group.bench_function("get_many_pipelined", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                client.get_many(
+                    &names,
+                    &into,
+                    false,
+                    |_, _| {},
+                    |_, r| {
+                        r.expect("get");
+                    },
+                );
+                spent += start.elapsed();
+                empty(got.path());
+            }
+            spent
+        });
+    });
+    group.finish();
+    drop(client);
+    stop.shutdown();
+    running.join().expect("server thread").expect("server run");
+}
+
+criterion_group!(
+    benches,
+    codec_benches,
+    digest_benches,
+    loopback_benches,
+    small_file_benches
+);
 criterion_main!(benches);

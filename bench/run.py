@@ -1,0 +1,1501 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of ft against the limit of the machine and against peer tools.
+
+Everything runs on loopback (127.0.0.1 only) in temporary directories, and every server
+this script starts is stopped when it ends, also on failure or Ctrl-C. It installs nothing:
+tools that are missing are reported and their rows skipped.
+
+Workloads (sizes configurable, see --help):
+  big         one 1 GiB file, put and get, on tmpfs (so the disk does not decide)
+  small       1,000 files of 4 KiB, put and get in one command each, on disk (ft fsyncs)
+  concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
+  rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
+
+Peers: socat (file piped over TCP into a file: the limit), iperf3 (memory to memory, for
+reference), rsync daemon (rsync://, -W, no compression), scp over a private sshd, nginx + curl.
+
+Every run is verified byte for byte; a run that fails or does not verify is not counted.
+Runs of one workload are interleaved (ft, socat, rsync, ..., then again in a rotated order)
+and the table quotes medians; ratios are taken pair by pair (each run against the
+baseline run of the same round), then their median is quoted.
+
+Needs python3 (standard library only), Linux (/proc), cargo to build ft, and for the peers
+and the CPU/RSS columns: apt-get install time socat rsync openssh-server nginx iperf3 curl.
+Usage: bench/run.py [--quick] [--only big,small,concurrent,rss] (see --help); results go to
+bench/results/latest.json and latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import pwd
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+INSTALL_HINT = "apt-get install time socat rsync openssh-server nginx iperf3 curl"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def human(n: int) -> str:
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    if n >= MiB:
+        return f"{n / MiB:.1f} MiB"
+    return f"{n} B"
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": KiB, "M": MiB, "G": GiB}.get(text[-1:], 1)
+    return int(float(text.rstrip("KMG")) * mult)
+
+
+# ---------------------------------------------------------------------------------------
+# Processes: reaping with rusage, process trees under /proc, servers that always stop.
+# ---------------------------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: the kernel sends SIGTERM if this script dies (even by SIGKILL)."""
+    _libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class RunFailed(Exception):
+    """A run that did not succeed or did not verify: it is reported, never counted."""
+
+
+@dataclass
+class Reaped:
+    rc: int
+    cpu: float  # user + system seconds of the process and the children it waited for
+    maxrss_kib: int | None
+    sys: float = 0.0  # the system part of cpu
+
+
+def reap(proc: subprocess.Popen) -> Reaped:
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Reaped(proc.returncode, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, ru.ru_stime)
+
+
+# A child's ru_maxrss also counts the memory of the process it was forked from (Linux keeps
+# the pre-exec high-water mark), so a command spawned from this Python process would show
+# Python's RSS as its floor. GNU time forks it from a small process and reports its rusage.
+GNU_TIME = "/usr/bin/time"
+HAVE_TIME = os.access(GNU_TIME, os.X_OK)
+
+
+class Measured:
+    """A command started under GNU time when available (exact CPU and peak RSS of the
+    command and the children it waited for), otherwise with rusage CPU only."""
+
+    counter = 0
+
+    def __init__(self, argv: list[str], scratch: Path, gate: int | None = None, **popen):
+        Measured.counter += 1
+        self.stats = scratch / f"time-{os.getpid()}-{Measured.counter}"
+        if HAVE_TIME:
+            argv = [GNU_TIME, "-f", "%e %U %S %M", "-o", str(self.stats), "--", *argv]
+        if gate is not None:
+            argv = ["/bin/sh", "-c", 'read x; exec "$@"', "sh", *argv]
+            popen["stdin"] = gate
+        else:
+            popen.setdefault("stdin", subprocess.DEVNULL)
+        self.proc = subprocess.Popen(argv, **popen)
+
+    def reap(self) -> Reaped:
+        r = reap(self.proc)
+        if not HAVE_TIME:
+            return Reaped(r.rc, r.cpu, None, r.sys)
+        try:
+            last = self.stats.read_text().split("\n")[-2]
+            _, user, system, rss = last.split()
+            self.stats.unlink()
+            return Reaped(r.rc, float(user) + float(system), int(rss), float(system))
+        except (OSError, IndexError, ValueError):
+            return Reaped(r.rc, r.cpu, None, r.sys)
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            try:
+                self.proc.kill()
+                reap(self.proc)
+            except (ProcessLookupError, ChildProcessError):  # reaped while interrupted
+                self.proc.returncode = -9
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        text = _read(f"/proc/{pid}/task/{tid}/children")
+        if text:
+            out.extend(int(c) for c in text.split())
+    return out
+
+
+def tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(children(p))
+    return pids
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (total, system) of a process tree: live processes plus the children they
+    reaped."""
+    total = system = 0
+    for p in tree(pid):
+        text = _read(f"/proc/{p}/stat")
+        if not text:
+            continue
+        utime, stime, cutime, cstime = map(int, text[text.rfind(")") + 2 :].split()[11:15])
+        total += utime + stime + cutime + cstime
+        system += stime + cstime
+    return total / CLK_TCK, system / CLK_TCK
+
+
+def tree_tasks(pid: int) -> int:
+    n = 0
+    for p in tree(pid):
+        try:
+            n += len(os.listdir(f"/proc/{p}/task"))
+        except OSError:
+            pass
+    return n
+
+
+def tree_rss(pid: int) -> int:
+    total = 0
+    for p in tree(pid):
+        text = _read(f"/proc/{p}/statm")
+        if text:
+            total += int(text.split()[1]) * PAGE
+    return total
+
+
+def vm_hwm(pid: int) -> int:
+    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * KiB
+    return 0
+
+
+class RssSampler:
+    """Samples the summed RSS of a process tree every `interval` seconds (longer for big
+    trees, so that sampling costs at most about a tenth of a core); keeps the peak."""
+
+    def __init__(self, pid: int, interval: float = 0.02):
+        self.pid, self.interval, self.peak = pid, interval, tree_rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        wait = self.interval
+        while not self._stop.wait(wait):
+            t = time.thread_time()
+            self.peak = max(self.peak, tree_rss(self.pid))
+            wait = max(self.interval, 9 * (time.thread_time() - t))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_rss(self.pid))
+        return self.peak
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """True when something listens on 127.0.0.1:port (without connecting to it, which
+    would use up a one-shot listener such as socat's or iperf3's)."""
+    for line in (_read("/proc/net/tcp") or "").splitlines()[1:]:
+        local, _, state = line.split()[1:4]
+        addr, hexport = local.split(":")
+        if state == "0A" and int(hexport, 16) == port and addr in ("0100007F", "00000000"):
+            return True
+    return False
+
+
+def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise RunFailed(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class Server:
+    """A server process in its own session; stop() ends its whole process group."""
+
+    live: list["Server"] = []
+
+    def __init__(self, name: str, argv: list[str], logfile: Path, port: int | None = None):
+        self.name, self.argv, self.logfile, self.port = name, argv, logfile, port
+        with open(logfile, "wb") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        Server.live.append(self)
+        try:
+            if port is None:
+                wait_until(self._port_from_log, 10, f"{name} to announce its port")
+            else:
+                wait_until(lambda: self._alive() and listening(port), 10, f"{name} to listen")
+        except RunFailed as e:
+            self.stop()
+            raise RunFailed(f"{name} did not start: {e}\n{tail(logfile)}") from None
+        self.idle_tasks = tree_tasks(self.pid)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _alive(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RunFailed(f"{self.name} exited with {self.proc.returncode}")
+        return True
+
+    def _port_from_log(self) -> bool:
+        self._alive()
+        first = (_read(str(self.logfile)) or "").split("\n", 1)
+        if len(first) < 2 or "server up and running" not in first[0]:
+            return False
+        self.port = int(first[0].split()[1])
+        return True
+
+    def settle(self, timeout: float = 3.0) -> None:
+        """Waits until the per-connection processes or threads of a run are gone."""
+        deadline = time.monotonic() + timeout
+        while tree_tasks(self.pid) > self.idle_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        if self in Server.live:
+            Server.live.remove(self)
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        else:
+            # The group may outlive its leader (forked children).
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for server in list(reversed(cls.live)):
+            server.stop()
+
+
+@dataclass
+class Sample:
+    """One verified run."""
+
+    wall: float
+    cli_cpu: float
+    srv_cpu: float
+    cli_rss: int | None  # bytes; None without GNU time
+    srv_rss: int | None  # bytes
+    mbps: float | None = None  # set when the tool measures itself (iperf3)
+    cli_sys: float = 0.0  # the system part of cli_cpu
+    srv_sys: float = 0.0
+
+
+def peak(reaped: list[Reaped]) -> int | None:
+    if any(r.maxrss_kib is None for r in reaped):
+        return None
+    return max(r.maxrss_kib for r in reaped) * KiB
+
+
+def run_clients(
+    argvs: list[list[str]],
+    server: Server | None,
+    logfile: Path,
+    env: dict | None = None,
+) -> Sample:
+    """Runs client processes at once (released together through one pipe) while the server
+    stays up; measures wall time, the clients' CPU and peak RSS (rusage), and the server
+    tree's CPU delta and sampled peak RSS."""
+    gate_r, gate_w = os.pipe()
+    procs: list[Measured] = []
+    sampler = None
+    many = len(argvs) > 1
+    with open(logfile, "ab") as out:
+        try:
+            if server:
+                server.settle()
+                cpu0 = tree_cpu(server.pid)
+                sampler = RssSampler(server.pid)
+            for argv in argvs:
+                procs.append(Measured(argv, logfile.parent, gate_r if many else None,
+                                      stdout=out, stderr=out, env=env))
+            os.close(gate_r)
+            gate_r = -1
+            start = time.perf_counter()
+            os.close(gate_w)
+            gate_w = -1
+            reaped = [p.reap() for p in procs]
+            wall = time.perf_counter() - start
+            if server:
+                server.settle()
+                cpu1 = tree_cpu(server.pid)
+        finally:
+            if sampler:
+                srv_rss = sampler.stop()
+            for fd in (gate_r, gate_w):
+                if fd >= 0:
+                    os.close(fd)
+            for p in procs:
+                p.kill()
+    failed = [r.rc for r in reaped if r.rc != 0]
+    if failed:
+        raise RunFailed(f"{len(failed)} client(s) failed (exit {failed[0]}):\n{tail(logfile)}")
+    return Sample(
+        wall=wall,
+        cli_cpu=sum(r.cpu for r in reaped),
+        srv_cpu=cpu1[0] - cpu0[0] if server else 0.0,
+        cli_rss=peak(reaped),
+        srv_rss=srv_rss if server else None,
+        cli_sys=sum(r.sys for r in reaped),
+        srv_sys=cpu1[1] - cpu0[1] if server else 0.0,
+    )
+
+
+def run_pair(receiver: list[str], port: int, sender: list[str], logfile: Path,
+             sender_out: Path | None = None) -> Sample:
+    """A one-shot receiver (the 'server') and a sender; both are measured with rusage."""
+    sender_out = sender_out or logfile
+    with open(logfile, "ab") as out, open(sender_out, "ab") as sout:
+        recv = Measured(receiver, logfile.parent, stdout=out, stderr=out)
+        send = None
+        try:
+            wait_until(lambda: recv.proc.poll() is None and listening(port), 10, receiver[0])
+            start = time.perf_counter()
+            send = Measured(sender, logfile.parent, stdout=sout, stderr=out)
+            s = send.reap()
+            r = recv.reap()
+            wall = time.perf_counter() - start
+        finally:
+            recv.kill()
+            if send:
+                send.kill()
+    if s.rc or r.rc:
+        raise RunFailed(f"sender exit {s.rc}, receiver exit {r.rc}:\n{tail(logfile)}")
+    return Sample(wall, s.cpu, r.cpu, peak([s]), peak([r]), cli_sys=s.sys, srv_sys=r.sys)
+
+
+# ---------------------------------------------------------------------------------------
+# Verification.
+# ---------------------------------------------------------------------------------------
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x = fa.read(4 * MiB)
+                if x != fb.read(4 * MiB):
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
+def same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(data) + 1) == data
+    except OSError:
+        return False
+
+
+def verify(ok: bool, what: str) -> None:
+    if not ok:
+        raise RunFailed(f"verification failed: {what}")
+
+
+def measured(run: Callable[[], Sample], check: Callable[[], None],
+             cleanup: Callable[[], None]) -> Sample:
+    """Runs, verifies, and always cleans up (ft never overwrites: a leftover copy would
+    fail the next run)."""
+    try:
+        s = run()
+        check()
+        return s
+    finally:
+        cleanup()
+
+
+def clear_dir(d: Path) -> None:
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+
+
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+
+
+# ---------------------------------------------------------------------------------------
+# Tools: which are here, and the servers of each peer.
+# ---------------------------------------------------------------------------------------
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+@dataclass
+class Tools:
+    ftserver: str
+    ftclient: str
+    paths: dict[str, str | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    peers: set[str] = field(default_factory=set)
+
+    def have(self, peer: str) -> bool:
+        return peer in self.peers
+
+
+PEER_NEEDS = {
+    "socat": ["socat"],
+    "iperf3": ["iperf3"],
+    "rsync": ["rsync"],
+    "scp": ["sshd", "ssh", "scp", "ssh-keygen"],
+    "nginx": ["nginx", "curl"],
+}
+PEER_PACKAGE = {
+    "socat": "socat",
+    "iperf3": "iperf3",
+    "rsync": "rsync",
+    "scp": "openssh-server openssh-client",
+    "nginx": "nginx curl",
+}
+
+
+def detect_tools(args) -> Tools:
+    bindir = Path(args.bin_dir)
+    tools = Tools(str(bindir / "ftserver"), str(bindir / "ftclient"))
+    for exe in (tools.ftserver, tools.ftclient):
+        if not os.access(exe, os.X_OK):
+            sys.exit(f"{exe} not found: build with `cargo build --release` or pass --bin-dir")
+    wanted = set(args.peers.split(",")) if args.peers else set(PEER_NEEDS)
+    for peer, needs in PEER_NEEDS.items():
+        for exe in needs:
+            tools.paths[exe] = find_tool(exe)
+        missing = [exe for exe in needs if not tools.paths[exe]]
+        if peer not in wanted:
+            continue
+        if missing:
+            tools.notes.append(
+                f"{peer}: skipped, {', '.join(missing)} not installed "
+                f"(apt-get install {PEER_PACKAGE[peer]})"
+            )
+        else:
+            tools.peers.add(peer)
+    if not HAVE_TIME:
+        tools.notes.append(f"{GNU_TIME} not installed (apt-get install time): client peak RSS "
+                           "not measured, client CPU from rusage")
+    if "scp" in tools.peers and not Path("/run/sshd").is_dir():
+        # sshd refuses to start without its privilege-separation directory.
+        if os.geteuid() == 0:
+            log("note: creating /run/sshd (sshd's privilege-separation directory)")
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        else:
+            tools.peers.discard("scp")
+            tools.notes.append("scp: skipped, /run/sshd is missing (sudo mkdir /run/sshd)")
+    return tools
+
+
+def tool_versions(tools: Tools) -> dict[str, str]:
+    probes = {
+        "socat": ["socat", "-V"],
+        "iperf3": ["iperf3", "--version"],
+        "rsync": ["rsync", "--version"],
+        "ssh": ["ssh", "-V"],
+        "nginx": ["nginx", "-v"],
+        "curl": ["curl", "--version"],
+    }
+    out = {}
+    for name, argv in probes.items():
+        exe = tools.paths.get(argv[0])
+        if not exe:
+            continue
+        try:
+            r = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        lines = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
+        line = next((l for l in lines if "version" in l.lower()), lines[0] if lines else "")
+        out[name] = line.strip()
+    return out
+
+
+def optional(tools: Tools, peer: str, start: Callable[[], Server]) -> Server | None:
+    """Starts a peer's server; when it will not start, its rows are skipped with a note."""
+    try:
+        return start()
+    except RunFailed as e:
+        tools.notes.append(f"{peer}: skipped, its server did not start: {e}")
+        log(f"note: {tools.notes[-1]}")
+        return None
+
+
+def start_ftserver(tools: Tools, root: Path, work: Path, tag: str) -> Server:
+    return Server(
+        f"ftserver ({tag})",
+        [tools.ftserver, "0", "--bind", HOST, "--root", str(root), "--max-connections", "1024"],
+        work / f"ftserver-{tag}.log",
+    )
+
+
+def start_rsyncd(tools: Tools, root: Path, work: Path, tag: str) -> Server:
+    port = free_port()
+    ids = f"  uid = {os.getuid()}\n  gid = {os.getgid()}\n" if os.geteuid() == 0 else ""
+    conf = work / f"rsyncd-{tag}.conf"
+    conf.write_text(
+        f"address = {HOST}\nport = {port}\nuse chroot = no\nlisten backlog = 1024\n"
+        f"pid file = {work}/rsyncd-{tag}.pid\nlog file = {work}/rsyncd-{tag}.log\n"
+        f"[bench]\n  path = {root}\n  read only = false\n  transfer logging = no\n{ids}"
+    )
+    return Server(
+        f"rsync daemon ({tag})",
+        [tools.paths["rsync"], "--daemon", "--no-detach", f"--config={conf}"],
+        work / f"rsyncd-{tag}.out",
+        port,
+    )
+
+
+def start_nginx(tools: Tools, root: Path, work: Path, tag: str) -> Server:
+    port = free_port()
+    d = work / f"nginx-{tag}"
+    d.mkdir()
+    user = f"user {pwd.getpwuid(os.getuid()).pw_name};\n" if os.geteuid() == 0 else ""
+    temps = "".join(f"{k}_temp_path {d}/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (d / "nginx.conf").write_text(
+        f"daemon off;\nmaster_process on;\nworker_processes auto;\n{user}"
+        f"pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n"
+        "events { worker_connections 4096; }\n"
+        "http {\n access_log off;\n sendfile on;\n tcp_nopush on;\n"
+        " keepalive_requests 1000000;\n default_type application/octet-stream;\n"
+        f" {temps} server {{ listen {HOST}:{port} backlog=1024; root {root}; }}\n}}\n"
+    )
+    return Server(
+        f"nginx ({tag})",
+        [tools.paths["nginx"], "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log")],
+        work / f"nginx-{tag}.out",
+        port,
+    )
+
+
+@dataclass
+class Sshd:
+    server: Server
+    ssh_opts: list[str]
+    user: str
+
+
+def start_sshd(tools: Tools, work: Path) -> Sshd:
+    port = free_port()
+    d = work / "sshd"
+    d.mkdir()
+    for key in ("host_key", "client_key"):
+        subprocess.run(
+            [tools.paths["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)],
+            check=True,
+            stdin=subprocess.DEVNULL,
+        )
+    shutil.copy(d / "client_key.pub", d / "authorized_keys")
+    sftp = next(
+        (p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                     "/usr/libexec/sftp-server") if os.access(p, os.X_OK)),
+        None,
+    )
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress {HOST}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n"
+        f"AuthorizedKeysFile {d}/authorized_keys\nPubkeyAuthentication yes\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "PermitRootLogin prohibit-password\nStrictModes no\nMaxStartups 1024\n"
+        "LogLevel ERROR\n" + (f"Subsystem sftp {sftp}\n" if sftp else "")
+    )
+    sshd = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin") or tools.paths["sshd"]
+    check = subprocess.run([sshd, "-t", "-f", str(d / "sshd_config")], capture_output=True, text=True)
+    if check.returncode:
+        raise RunFailed(f"sshd config refused: {check.stderr.strip()}")
+    server = Server("sshd", [sshd, "-f", str(d / "sshd_config"), "-D", "-e"], work / "sshd.out", port)
+    opts = [
+        "-F", "/dev/null", "-i", str(d / "client_key"), "-o", "IdentitiesOnly=yes",
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-P", str(port),
+    ]
+    if not sftp:
+        opts.append("-O")  # legacy scp protocol when the server has no sftp subsystem
+    return Sshd(server, opts, pwd.getpwuid(os.getuid()).pw_name)
+
+
+# ---------------------------------------------------------------------------------------
+# Rows, interleaving, medians.
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    group: str
+    tool: str
+    op: str
+    run: Callable[[], Sample]
+    bytes: int
+    files: int
+    baseline: bool = False
+    note: str = ""
+    samples: list[Sample | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def mbps(self, s: Sample) -> float:
+        return s.mbps if s.mbps is not None else self.bytes / s.wall / 1e6
+
+    def fps(self, s: Sample) -> float:
+        return self.files / s.wall
+
+
+def interleave(rows: list[Row], reps: int, label: str) -> None:
+    """Runs every row `reps` times, one round at a time, each round in a rotated order."""
+    for rep in range(reps):
+        k = rep % len(rows)
+        for row in rows[k:] + rows[:k]:
+            what = f"[{label} {rep + 1}/{reps}] {row.tool} {row.op}"
+            try:
+                s = row.run()
+            except RunFailed as e:
+                row.samples.append(None)
+                row.errors.append(str(e))
+                log(f"{what}: FAILED: {e}")
+                continue
+            row.samples.append(s)
+            log(f"{what}: {s.wall:.3f} s, {row.mbps(s):.0f} MB/s" +
+                (f", {row.fps(s):.0f} files/s" if row.files > 1 else ""))
+
+
+def summarize(rows: list[Row], by_files: bool) -> list[dict]:
+    out = []
+    base_of = {}
+    for row in rows:
+        if row.baseline:
+            base_of.setdefault(row.op, row)
+            base_of.setdefault("*", row)
+    for row in rows:
+        good = [s for s in row.samples if s]
+        entry = {
+            "workload": row.group,
+            "tool": row.tool,
+            "op": row.op,
+            "bytes": row.bytes,
+            "files": row.files,
+            "baseline": row.baseline,
+            "note": row.note,
+            "ok": len(good),
+            "runs": len(row.samples),
+            "errors": row.errors,
+            "samples": [
+                None if s is None else {
+                    "wall_s": round(s.wall, 4), "mb_per_s": round(row.mbps(s), 1),
+                    "files_per_s": round(row.fps(s), 1), "client_cpu_s": round(s.cli_cpu, 3),
+                    "server_cpu_s": round(s.srv_cpu, 3), "client_sys_s": round(s.cli_sys, 3),
+                    "server_sys_s": round(s.srv_sys, 3), "client_peak_rss": s.cli_rss,
+                    "server_peak_rss": s.srv_rss,
+                }
+                for s in row.samples
+            ],
+        }
+        if good:
+            def med(values):
+                return round(statistics.median(values), 4)
+
+            def med_of(values):
+                values = [v for v in values if v is not None]
+                return statistics.median(values) if values else None
+
+            entry["median"] = {
+                "wall_s": med(s.wall for s in good),
+                "mb_per_s": med(row.mbps(s) for s in good),
+                "files_per_s": med(row.fps(s) for s in good),
+                "client_cpu_s": med(s.cli_cpu for s in good),
+                "server_cpu_s": med(s.srv_cpu for s in good),
+                "client_sys_s": med(s.cli_sys for s in good),
+                "server_sys_s": med(s.srv_sys for s in good),
+                "client_peak_rss": med_of(s.cli_rss for s in good),
+                "server_peak_rss": med_of(s.srv_rss for s in good),
+            }
+        base = base_of.get(row.op) or base_of.get("*")
+        if base is not None and good:
+            metric = row.fps if by_files else row.mbps
+            bmetric = base.fps if by_files else base.mbps
+            pairs = [
+                metric(s) / bmetric(b)
+                for s, b in zip(row.samples, base.samples)
+                if s and b
+            ]
+            if pairs:
+                entry["ratio"] = statistics.median(pairs)
+                entry["ratio_of"] = f"{base.tool} {base.op}".strip()
+                entry["ratio_metric"] = "files/s" if by_files else "MB/s"
+        out.append(entry)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Workloads.
+# ---------------------------------------------------------------------------------------
+
+
+def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict]:
+    size = args.big_size
+    group = f"{human(size)} file (tmpfs)"
+    w = base / "big"
+    w.mkdir()
+    src, got = w / "src", w / "got"
+    src.mkdir()
+    got.mkdir()
+    log(f"big: writing {human(size)} of random data on tmpfs")
+    write_random(src / "put.bin", size)
+    original = src / "put.bin"
+    rows: list[Row] = []
+
+    def root(name: str) -> Path:
+        r = w / name
+        r.mkdir()
+        os.link(original, r / "get.bin")
+        return r
+
+    def copy_of_original(run: Callable[[], Sample], out: Path) -> Sample:
+        return measured(run, lambda: verify(same_file(original, out), str(out)),
+                        lambda: out.unlink(missing_ok=True))
+
+    if tools.have("socat"):
+        buf = str(args.socat_buffer)
+
+        def socat_copy() -> Sample:
+            port = free_port()
+            out = got / "socat.bin"
+            return copy_of_original(lambda: run_pair(
+                [tools.paths["socat"], "-u", "-b", buf,
+                 f"TCP-LISTEN:{port},bind={HOST},reuseaddr", f"OPEN:{out},creat,trunc"],
+                port,
+                [tools.paths["socat"], "-u", "-b", buf, f"OPEN:{original}", f"TCP:{HOST}:{port}"],
+                w / "socat.log",
+            ), out)
+
+        rows.append(Row(group, "socat (limit)", "file->file", socat_copy, size, 1, baseline=True,
+                        note=f"socat -u -b {buf} file to TCP to file"))
+
+    if tools.have("iperf3"):
+
+        def iperf() -> Sample:
+            port = free_port()
+            out = w / "iperf3.json"
+            out.unlink(missing_ok=True)
+            s = run_pair(
+                [tools.paths["iperf3"], "-s", "-1", "-B", HOST, "-p", str(port)], port,
+                [tools.paths["iperf3"], "-c", HOST, "-p", str(port), "-n", str(size), "-J"],
+                w / "iperf3.log", sender_out=out)
+            end = json.loads(out.read_text())["end"]
+            sent, received = end["sum_sent"], end["sum_received"]
+            verify(sent["bytes"] >= size, f"iperf3 sent {sent['bytes']} of {size} bytes")
+            s.mbps = received["bytes"] / received["seconds"] / 1e6
+            return s
+
+        rows.append(Row(group, "iperf3 (reference)", "mem->mem", iperf, size, 1,
+                        note="memory to memory, its own measure of the transfer"))
+
+    servers = []
+    ftroot = root("ft")
+    ft = start_ftserver(tools, ftroot, w, "big")
+    servers.append(ft)
+
+    def ft_put() -> Sample:
+        return copy_of_original(lambda: run_clients(
+            [[tools.ftclient, "--dir", str(src), HOST, str(ft.port), "put", "put.bin"]],
+            ft, w / "ftclient.log"), ftroot / "put.bin")
+
+    def ft_get() -> Sample:
+        return copy_of_original(lambda: run_clients(
+            [[tools.ftclient, "--dir", str(got), HOST, str(ft.port), "get", "get.bin"]],
+            ft, w / "ftclient.log"), got / "get.bin")
+
+    rows += [Row(group, "ft", "put", ft_put, size, 1), Row(group, "ft", "get", ft_get, size, 1)]
+
+    rsroot = root("rsync")
+    rs = tools.have("rsync") and optional(tools, "rsync", lambda: start_rsyncd(tools, rsroot, w, "big"))
+    if rs:
+        servers.append(rs)
+        url = f"rsync://{HOST}:{rs.port}/bench"
+        flags = [tools.paths["rsync"], "-W", "--no-compress", "-q"]
+
+        def rs_put() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[*flags, str(original), f"{url}/"]], rs, w / "rsync.log"), rsroot / "put.bin")
+
+        def rs_get() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[*flags, f"{url}/get.bin", f"{got}/"]], rs, w / "rsync.log"), got / "get.bin")
+
+        rows += [Row(group, "rsync daemon", "put", rs_put, size, 1),
+                 Row(group, "rsync daemon", "get", rs_get, size, 1)]
+
+    if sshd:
+        scproot = root("scp")
+        remote = f"{sshd.user}@{HOST}:{scproot}"
+        scp = [tools.paths["scp"], "-q", *sshd.ssh_opts]
+
+        def scp_put() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[*scp, str(original), f"{remote}/put.bin"]], sshd.server, w / "scp.log"),
+                scproot / "put.bin")
+
+        def scp_get() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[*scp, f"{remote}/get.bin", str(got / "get.bin")]], sshd.server, w / "scp.log"),
+                got / "get.bin")
+
+        rows += [Row(group, "scp", "put", scp_put, size, 1), Row(group, "scp", "get", scp_get, size, 1)]
+
+    ngroot = root("nginx")
+    ng = tools.have("nginx") and optional(tools, "nginx", lambda: start_nginx(tools, ngroot, w, "big"))
+    if ng:
+        servers.append(ng)
+
+        def ng_get() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[tools.paths["curl"], "-sS", "--fail", "-o", str(got / "get.bin"),
+                  f"http://{HOST}:{ng.port}/get.bin"]], ng, w / "curl.log"), got / "get.bin")
+
+        rows.append(Row(group, "nginx + curl", "get", ng_get, size, 1, note="get only"))
+
+    try:
+        interleave(rows, args.reps, "big")
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(w, ignore_errors=True)
+    return summarize(rows, by_files=False)
+
+
+def workload_small(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict]:
+    n, size = args.small_count, args.small_size
+    group = f"{n} x {human(size)} files (disk)"
+    w = base / "small"
+    w.mkdir()
+    src, got = w / "src", w / "got"
+    src.mkdir()
+    got.mkdir()
+    contents = [os.urandom(size) for _ in range(n)]
+    put_names = [f"p{i:05d}" for i in range(n)]
+    get_names = [f"g{i:05d}" for i in range(n)]
+    for name, data in zip(put_names, contents):
+        (src / name).write_bytes(data)
+    glob = f"[00000-{n - 1:05d}]"
+
+    def fill(d: Path) -> Path:
+        d.mkdir(parents=True)
+        for name, pname in zip(get_names, put_names):
+            os.link(src / pname, d / name)
+        return d
+
+    def check_dir(d: Path, names: list[str]) -> None:
+        for name, data in zip(names, contents):
+            verify(same_bytes(d / name, data), str(d / name))
+        extra = set(os.listdir(d)) - set(names)
+        verify(not extra, f"unexpected files in {d}: {sorted(extra)[:3]}")
+
+    def into_dir(run: Callable[[], Sample], d: Path, names: list[str], keep: bool) -> Sample:
+        """Runs, checks that `d` holds exactly `names`, then empties (or removes) `d`."""
+        return measured(run, lambda: check_dir(d, names),
+                        lambda: clear_dir(d) if keep else shutil.rmtree(d, ignore_errors=True))
+
+    rows: list[Row] = []
+    servers = []
+    total = n * size
+
+    rsroot = w / "rsync"
+    fill(rsroot / "g")
+    rs = tools.have("rsync") and optional(tools, "rsync", lambda: start_rsyncd(tools, rsroot, w, "small"))
+    if rs:
+        servers.append(rs)
+        url = f"rsync://{HOST}:{rs.port}/bench"
+        rsync = [tools.paths["rsync"], "-W", "--no-compress", "-q", "-r"]
+
+        def rs_put(extra: list[str]) -> Callable[[], Sample]:
+            return lambda: into_dir(lambda: run_clients(
+                [[*rsync, *extra, f"{src}/", f"{url}/up/"]], rs, w / "rsync.log"),
+                rsroot / "up", put_names, keep=False)
+
+        def rs_get(extra: list[str]) -> Callable[[], Sample]:
+            return lambda: into_dir(lambda: run_clients(
+                [[*rsync, *extra, f"{url}/g/", f"{got}/"]], rs, w / "rsync.log"),
+                got, get_names, keep=True)
+
+        rows += [
+            Row(group, "rsync daemon", "put", rs_put([]), total, n, baseline=True),
+            Row(group, "rsync daemon", "get", rs_get([]), total, n, baseline=True),
+            Row(group, "rsync --fsync", "put", rs_put(["--fsync"]), total, n,
+                note="rsync with an fsync per file, like ft"),
+            Row(group, "rsync --fsync", "get", rs_get(["--fsync"]), total, n),
+        ]
+
+    ftroot = fill(w / "ft")
+    ft = start_ftserver(tools, ftroot, w, "small")
+    servers.append(ft)
+
+    def ft_put() -> Sample:
+        def check() -> None:
+            for name, data in zip(put_names, contents):
+                verify(same_bytes(ftroot / name, data), name)
+
+        def cleanup() -> None:
+            for name in put_names:
+                (ftroot / name).unlink(missing_ok=True)
+
+        return measured(lambda: run_clients(
+            [[tools.ftclient, "--dir", str(src), HOST, str(ft.port), "put", *put_names]],
+            ft, w / "ftclient.log"), check, cleanup)
+
+    def ft_get() -> Sample:
+        return into_dir(lambda: run_clients(
+            [[tools.ftclient, "--dir", str(got), HOST, str(ft.port), "get", *get_names]],
+            ft, w / "ftclient.log"), got, get_names, keep=True)
+
+    rows += [Row(group, "ft", "put", ft_put, total, n, note="fsync per file and directory"),
+             Row(group, "ft", "get", ft_get, total, n)]
+
+    if sshd:
+        scproot = w / "scp"
+        fill(scproot / "g")
+        remote = f"{sshd.user}@{HOST}:{scproot}"
+        scp = [tools.paths["scp"], "-q", "-r", *sshd.ssh_opts]
+
+        def scp_put() -> Sample:
+            return into_dir(lambda: run_clients(
+                [[*scp, str(src), f"{remote}/up"]], sshd.server, w / "scp.log"),
+                scproot / "up", put_names, keep=False)
+
+        def scp_get() -> Sample:
+            return into_dir(lambda: run_clients(
+                [[*scp, f"{remote}/g", str(got / "g")]], sshd.server, w / "scp.log"),
+                got / "g", get_names, keep=False)
+
+        rows += [Row(group, "scp", "put", scp_put, total, n),
+                 Row(group, "scp", "get", scp_get, total, n)]
+
+    ngroot = w / "nginx"
+    fill(ngroot / "g")
+    ng = tools.have("nginx") and optional(tools, "nginx", lambda: start_nginx(tools, ngroot, w, "small"))
+    if ng:
+        servers.append(ng)
+
+        def ng_get() -> Sample:
+            return into_dir(lambda: run_clients(
+                [[tools.paths["curl"], "-sS", "--fail", "-o", f"{got}/g#1",
+                  f"http://{HOST}:{ng.port}/g/g{glob}"]], ng, w / "curl.log"),
+                got, get_names, keep=True)
+
+        rows.append(Row(group, "nginx + curl", "get", ng_get, total, n,
+                        note="one curl, one keep-alive connection; get only"))
+
+    try:
+        interleave(rows, args.reps, "small")
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(w, ignore_errors=True)
+    return summarize(rows, by_files=True)
+
+
+def workload_concurrent(args, tools: Tools, base: Path, sshd: Sshd | None, clients: int) -> list[dict]:
+    size = args.conc_size
+    group = f"{clients} clients x {human(size)} get (tmpfs)"
+    w = base / f"conc{clients}"
+    w.mkdir()
+    got = w / "got"
+    data = os.urandom(size)
+    original = w / "c.bin"
+    original.write_bytes(data)
+    dirs = [got / f"c{i:03d}" for i in range(clients)]
+
+    def root(name: str) -> Path:
+        r = w / name
+        r.mkdir()
+        os.link(original, r / "c.bin")
+        return r
+
+    def prepare() -> None:
+        clear_dir(got)
+        for d in dirs:
+            d.mkdir()
+
+    def check() -> None:
+        for d in dirs:
+            verify(same_bytes(d / "c.bin", data), str(d / "c.bin"))
+
+    def make(server: Server | None, argv_of: Callable[[Path], list[str]], log_name: str) -> Callable[[], Sample]:
+        def run() -> Sample:
+            prepare()
+            return measured(lambda: run_clients([argv_of(d) for d in dirs], server, w / log_name),
+                            check, lambda: clear_dir(got))
+        return run
+
+    rows: list[Row] = []
+    servers: list[Server] = []
+    total = clients * size
+    port = free_port()
+    buf = str(args.socat_buffer)
+    sc = tools.have("socat") and optional(tools, "socat", lambda: Server(
+        "socat fork server",
+        [tools.paths["socat"], "-U", "-b", buf,
+         f"TCP-LISTEN:{port},bind={HOST},reuseaddr,fork,backlog=1024", f"OPEN:{original},rdonly"],
+        w / "socat-server.out", port))
+    if sc:
+        servers.append(sc)
+        rows.append(Row(group, "socat (limit)", "get", make(
+            sc, lambda d: [tools.paths["socat"], "-u", "-b", buf, f"TCP:{HOST}:{port}",
+                           f"CREATE:{d}/c.bin"], "socat.log"), total, clients, baseline=True,
+            note="socat fork server: one process per connection"))
+
+    ft = start_ftserver(tools, root("ft"), w, f"conc{clients}")
+    servers.append(ft)
+    rows.append(Row(group, "ft", "get", make(
+        ft, lambda d: [tools.ftclient, "--dir", str(d), HOST, str(ft.port), "get", "c.bin"],
+        "ftclient.log"), total, clients))
+
+    rs = tools.have("rsync") and optional(
+        tools, "rsync", lambda: start_rsyncd(tools, root("rsync"), w, f"conc{clients}"))
+    if rs:
+        servers.append(rs)
+        rows.append(Row(group, "rsync daemon", "get", make(
+            rs, lambda d: [tools.paths["rsync"], "-W", "--no-compress", "-q",
+                           f"rsync://{HOST}:{rs.port}/bench/c.bin", f"{d}/"], "rsync.log"),
+            total, clients))
+    if sshd and clients > args.scp_max_clients:
+        note = f"scp: not run with {clients} clients (--scp-max-clients {args.scp_max_clients})"
+        if note not in tools.notes:
+            tools.notes.append(note)
+    elif sshd:
+        scproot = root("scp")
+        rows.append(Row(group, "scp", "get", make(
+            sshd.server, lambda d: [tools.paths["scp"], "-q", *sshd.ssh_opts,
+                                    f"{sshd.user}@{HOST}:{scproot}/c.bin", f"{d}/c.bin"],
+            "scp.log"), total, clients))
+    ng = tools.have("nginx") and optional(
+        tools, "nginx", lambda: start_nginx(tools, root("nginx"), w, f"conc{clients}"))
+    if ng:
+        servers.append(ng)
+        rows.append(Row(group, "nginx + curl", "get", make(
+            ng, lambda d: [tools.paths["curl"], "-sS", "--fail", "-o", f"{d}/c.bin",
+                           f"http://{HOST}:{ng.port}/c.bin"], "curl.log"), total, clients))
+    try:
+        interleave(rows, args.conc_reps, f"{clients} clients")
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(w, ignore_errors=True)
+    out = summarize(rows, by_files=False)
+    for entry in out:
+        entry["clients"] = clients
+    return out
+
+
+def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
+    """Peak RSS of ftserver (a fresh one per transfer, so its VmHWM is this transfer's) and
+    ftclient (rusage) while moving a file. The source is sparse, so a 4 GiB case costs
+    tmpfs space only for the copy; throughput here is not comparable to the big workload."""
+    w = base / "rss"
+    w.mkdir()
+    src, got, root = w / "src", w / "got", w / "root"
+    for d in (src, got, root):
+        d.mkdir()
+    rows: list[Row] = []
+    for size in args.rss_sizes:
+        name = f"r{size}.bin"
+        with open(src / name, "wb") as f:
+            f.truncate(size)
+        group = f"RSS, {human(size)} (sparse source)"
+
+        def fresh(kind: str, size=size, name=name) -> Callable[[], Sample]:
+            def run() -> Sample:
+                if kind == "get":
+                    os.link(src / name, root / name)
+                out = root / name if kind == "put" else got / name
+
+                def transfer() -> Sample:
+                    server = start_ftserver(tools, root, w, "rss")
+                    try:
+                        d = src if kind == "put" else got
+                        s = run_clients([[tools.ftclient, "--dir", str(d), HOST,
+                                          str(server.port), kind, name]], server,
+                                        w / "ftclient.log")
+                        s.srv_rss = vm_hwm(server.pid)
+                        return s
+                    finally:
+                        server.stop()
+
+                def cleanup() -> None:
+                    out.unlink(missing_ok=True)
+                    (root / name).unlink(missing_ok=True)
+
+                return measured(transfer, lambda: verify(same_file(src / name, out), str(out)),
+                                cleanup)
+            return run
+
+        rows += [Row(group, "ft", "put", fresh("put"), size, 1, note="server RSS = VmHWM"),
+                 Row(group, "ft", "get", fresh("get"), size, 1)]
+    try:
+        interleave(rows, args.rss_reps, "rss")
+    finally:
+        shutil.rmtree(w, ignore_errors=True)
+    return summarize(rows, by_files=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Report.
+# ---------------------------------------------------------------------------------------
+
+COLUMNS = ["workload", "tool", "op", "MB/s", "files/s", "ratio", "wall s",
+           "CPU s cli", "CPU s srv", "RSS MiB cli", "RSS MiB srv", "ok"]
+
+
+def mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / MiB:.1f}"
+
+
+def table_rows(results: list[dict]) -> list[list[str]]:
+    out = []
+    for r in results:
+        m = r.get("median")
+        ratio = r.get("ratio")
+        if ratio is None:
+            ratio_s = "-"
+        elif r.get("baseline") and abs(ratio - 1) < 1e-9:
+            ratio_s = "1 (base)"
+        else:
+            ratio_s = f"{ratio:.2f}"
+        if m is None:
+            cells = ["-"] * 8
+        else:
+            cells = [
+                f"{m['mb_per_s']:.0f}",
+                f"{m['files_per_s']:.0f}" if r["files"] > 1 else "-",
+                ratio_s,
+                f"{m['wall_s']:.3f}",
+                f"{m['client_cpu_s']:.2f}",
+                f"{m['server_cpu_s']:.2f}",
+                mib(m["client_peak_rss"]),
+                mib(m["server_peak_rss"]),
+            ]
+        out.append([r["workload"], r["tool"], r["op"], *cells, f"{r['ok']}/{r['runs']}"])
+    return out
+
+
+def print_table(results: list[dict]) -> str:
+    rows = table_rows(results)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+    lines = []
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    lines.append(fmt(COLUMNS))
+    lines.append("  ".join("-" * w for w in widths))
+    last = None
+    for r in rows:
+        if last is not None and r[0] != last:
+            lines.append("")
+        last = r[0]
+        lines.append(fmt(r))
+    return "\n".join(lines)
+
+
+def markdown_table(results: list[dict]) -> str:
+    rows = table_rows(results)
+    lines = ["| " + " | ".join(COLUMNS) + " |",
+             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    info = {
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("model name"):
+            info["cpu"] = line.split(":", 1)[1].strip()
+            break
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            info["memory_gib"] = round(int(line.split()[1]) / (1 << 20), 1)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        info["ft_commit"] = commit + ("+dirty" if dirty else "")
+    except OSError:
+        pass
+    info["load_avg_at_start"] = os.getloadavg()
+    return info
+
+
+def fs_type(path: Path) -> str:
+    best, kind = "", "?"
+    for line in (_read("/proc/mounts") or "").splitlines():
+        parts = line.split()
+        mnt = parts[1]
+        if str(path).startswith(mnt.rstrip("/") + "/") or str(path) == mnt:
+            if len(mnt) >= len(best):
+                best, kind = mnt, parts[2]
+    return kind
+
+
+# ---------------------------------------------------------------------------------------
+# Main.
+# ---------------------------------------------------------------------------------------
+
+WORKLOADS = ["big", "small", "concurrent", "rss"]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Peers need: {INSTALL_HINT}. Missing ones are skipped with a note.",
+    )
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run (about a minute): 64 MiB file, 100 small files, 1 MiB per "
+                        "concurrent client, scp up to 16 clients, RSS at 16 and 256 MiB, "
+                        "3 rounds (2 for concurrent and rss)")
+    p.add_argument("--only", default="", help=f"comma-separated workloads: {','.join(WORKLOADS)}")
+    p.add_argument("--peers", default="", help="comma-separated peers: " + ",".join(PEER_NEEDS))
+    p.add_argument("--reps", type=int, help="rounds per workload (default 5, --quick 3)")
+    p.add_argument("--conc-reps", type=int,
+                   help="rounds of the concurrent workload (default 3, --quick 2)")
+    p.add_argument("--rss-reps", type=int, help="rounds of the rss workload (default 3, --quick 2)")
+    p.add_argument("--scp-max-clients", type=int,
+                   help="largest client count scp is run with (default 256, --quick 16): "
+                        "each scp costs an ssh handshake, which takes minutes at 256 on 2 cores")
+    p.add_argument("--big-size", type=parse_size, help="size of the big file (default 1G)")
+    p.add_argument("--small-count", type=int, help="number of small files (default 1000)")
+    p.add_argument("--small-size", type=parse_size, default=4 * KiB, help="small file size (4K)")
+    p.add_argument("--conc-size", type=parse_size, help="file per concurrent client (default 16M)")
+    p.add_argument("--clients", help="concurrent client counts (default 16,256)")
+    p.add_argument("--rss-sizes", help="sizes for the rss workload (default 100M,4G)")
+    p.add_argument("--socat-buffer", type=parse_size, default=256 * KiB,
+                   help="socat -b buffer size (default 256K, ft's chunk size)")
+    p.add_argument("--tmpfs", default="/dev/shm", help="tmpfs directory for big files (/dev/shm)")
+    p.add_argument("--disk", default="/var/tmp", help="disk directory for small files (/var/tmp)")
+    p.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
+                   help="where ftserver and ftclient are (default target/release)")
+    p.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
+    p.add_argument("--json", default=str(REPO / "bench" / "results" / "latest.json"),
+                   help="results file (a .md table is written beside it)")
+    a = p.parse_args()
+    quick = a.quick
+    a.reps = a.reps or (3 if quick else 5)
+    a.rss_reps = a.rss_reps or (2 if quick else 3)
+    a.conc_reps = a.conc_reps or (2 if quick else 3)
+    if a.scp_max_clients is None:
+        a.scp_max_clients = 16 if quick else 256
+    a.big_size = a.big_size or (64 * MiB if quick else GiB)
+    a.small_count = a.small_count or (100 if quick else 1000)
+    a.conc_size = a.conc_size or (1 * MiB if quick else 16 * MiB)
+    a.clients = [int(c) for c in (a.clients or "16,256").split(",")]
+    a.rss_sizes = [parse_size(s) for s in (a.rss_sizes or ("16M,256M" if quick else "100M,4G")).split(",")]
+    a.only = [x for x in a.only.split(",") if x] or WORKLOADS
+    for x in a.only:
+        if x not in WORKLOADS:
+            p.error(f"unknown workload {x!r} (choose from {', '.join(WORKLOADS)})")
+    if a.small_count > 100000:
+        p.error("--small-count is at most 100000")
+    return a
+
+
+def main() -> int:
+    args = parse_args()
+    # Servers are stopped in `finally` blocks: make every usual stop signal raise here, even
+    # when started in the background by a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+    if not args.no_build:
+        log("building: cargo build --release --bin ftserver --bin ftclient")
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "ftserver",
+                        "--bin", "ftclient"], cwd=REPO, check=True)
+    tools = detect_tools(args)
+    log(f"peers: {', '.join(sorted(tools.peers)) or 'none'}")
+    for note in tools.notes:
+        log(f"note: {note}")
+    if tools.notes:
+        log(f"note: to run every peer: {INSTALL_HINT}")
+
+    tmpfs, disk = Path(args.tmpfs), Path(args.disk)
+    for path, want, role in ((tmpfs, "tmpfs", "--tmpfs"), (disk, None, "--disk")):
+        kind = fs_type(path.resolve())
+        if want and kind != want:
+            log(f"warning: {role} {path} is {kind}, not {want}")
+        if not want and kind == "tmpfs":
+            log(f"warning: {role} {path} is tmpfs: the small-file workload will not touch a disk")
+    need = max(
+        3 * args.big_size if "big" in args.only else 0,
+        2 * max(args.clients) * args.conc_size if "concurrent" in args.only else 0,
+        max(args.rss_sizes) + 64 * MiB if "rss" in args.only else 0,
+    )
+    st = os.statvfs(tmpfs)
+    if st.f_bavail * st.f_frsize < need:
+        sys.exit(f"{tmpfs} has {st.f_bavail * st.f_frsize / GiB:.1f} GiB free, "
+                 f"{need / GiB:.1f} GiB needed; use smaller sizes or another --tmpfs")
+
+    info = machine()
+    if info["load_avg_at_start"][0] > 1.0:
+        log(f"warning: load average {info['load_avg_at_start'][0]:.1f}: something else is "
+            "running, expect noise")
+    info["versions"] = tool_versions(tools)
+    info["tmpfs"], info["disk"] = f"{tmpfs} ({fs_type(tmpfs.resolve())})", f"{disk} ({fs_type(disk.resolve())})"
+    results: list[dict] = []
+    mem_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=tmpfs))
+    disk_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=disk))
+    started = time.time()
+    sshd = None
+    try:
+        # A private copy, so a rebuild during the run cannot mix two versions of ft.
+        (mem_base / "bin").mkdir()
+        tools.ftserver = shutil.copy2(tools.ftserver, mem_base / "bin" / "ftserver")
+        tools.ftclient = shutil.copy2(tools.ftclient, mem_base / "bin" / "ftclient")
+        if tools.have("scp") and set(args.only) & {"big", "small", "concurrent"}:
+            try:
+                sshd = start_sshd(tools, mem_base)
+            except (RunFailed, subprocess.CalledProcessError) as e:
+                tools.notes.append(f"scp: skipped, private sshd did not start: {e}")
+                log(f"note: {tools.notes[-1]}")
+        if "big" in args.only:
+            results += workload_big(args, tools, mem_base, sshd)
+        if "small" in args.only:
+            results += workload_small(args, tools, disk_base, sshd)
+        if "concurrent" in args.only:
+            for n in args.clients:
+                results += workload_concurrent(args, tools, mem_base, sshd, n)
+        if "rss" in args.only:
+            results += workload_rss(args, tools, mem_base)
+    finally:
+        Server.stop_all()
+        shutil.rmtree(mem_base, ignore_errors=True)
+        shutil.rmtree(disk_base, ignore_errors=True)
+
+    text = print_table(results)
+    print()
+    print(text)
+    print()
+    print("MB = 10^6 bytes; medians of the verified runs; ratio = median of per-round ratios "
+          "against the round's baseline (MB/s against socat, files/s against rsync);")
+    print("CPU s = user+system seconds (clients and one-shot receivers by GNU time, a "
+          "persistent server's process tree by /proc); RSS = peak resident set (clients: GNU "
+          "time, the largest client; persistent servers: sampled every 20 ms and summed over "
+          "their processes; rss workload: a fresh ftserver's VmHWM).")
+    for note in tools.notes:
+        print(f"note: {note}")
+    for r in results:
+        for e in r["errors"][:1]:
+            print(f"failed: {r['workload']} {r['tool']} {r['op']}: {e.splitlines()[0]}")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "duration_s": round(time.time() - started, 1),
+        "load_avg_at_end": os.getloadavg(),
+        "machine": info,
+        "config": {k: v for k, v in vars(args).items() if k not in ("json",)},
+        "notes": tools.notes,
+        "results": results,
+    }
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown_table(results) + "\n")
+    print(f"results: {out} and {out.with_suffix('.md')}")
+    return 1 if any(r["ok"] < r["runs"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        Server.stop_all()
+        sys.exit(130)
