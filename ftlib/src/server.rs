@@ -417,18 +417,8 @@ fn receive_pipelined(
             "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
         )));
     }
-    let whole = |conn: &mut Connection, writer: &mut dyn Write| -> Result<Received> {
-        let mut hooks = Hooks::default();
-        transfer::recv_body(
-            conn,
-            Side::Client,
-            name,
-            writer,
-            size,
-            0,
-            Xxh3::new(),
-            &mut hooks,
-        )
+    let whole = |conn: &mut Connection, writer: &mut dyn Write| {
+        receive_into(conn, name, writer, size, 0, Xxh3::new(), None)
     };
     match check_upload(ctx, name, size).and_then(|()| ctx.store.create(name, size)) {
         Ok(mut upload) => match whole(conn, &mut upload) {
@@ -646,24 +636,43 @@ fn serve_put(
     check_upload(ctx, name, size)?;
     let mut upload = ctx.store.create(name, size)?;
     conn.send(&Response::Ready)?;
-    let mut progress = |n| moved.set(n);
+    let got = receive_into(conn, name, &mut upload, size, 0, Xxh3::new(), Some(moved))?;
+    upload.commit()?;
+    conn.send(&Response::Stored { size: got.bytes })?;
+    Ok(got.bytes)
+}
+
+/// Receives an upload's body (bytes `offset..size`, `prefix` hashing those before it) into
+/// `writer`, counting the bytes this request moved in `moved`.
+#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
+fn receive_into(
+    conn: &mut Connection,
+    name: &str,
+    writer: &mut dyn Write,
+    size: u64,
+    offset: u64,
+    prefix: Xxh3,
+    moved: Option<&Cell<u64>>,
+) -> Result<Received> {
+    let mut progress = |n: u64| {
+        if let Some(moved) = moved {
+            moved.set(n - offset);
+        }
+    };
     let mut hooks = Hooks {
         progress: Some(&mut progress),
         cancel: None,
     };
-    let got = transfer::recv_body(
+    transfer::recv_body(
         conn,
         Side::Client,
         name,
-        &mut upload,
+        writer,
         size,
-        0,
-        Xxh3::new(),
+        offset,
+        prefix,
         &mut hooks,
-    )?;
-    upload.commit()?;
-    conn.send(&Response::Stored { size: got.bytes })?;
-    Ok(got.bytes)
+    )
 }
 
 /// Checks what every upload must pass before its body.
@@ -715,21 +724,7 @@ fn serve_put_resumable(
         upload.keep();
         return Err(e.into());
     }
-    let mut progress = |n: u64| moved.set(n - offset);
-    let mut hooks = Hooks {
-        progress: Some(&mut progress),
-        cancel: None,
-    };
-    let received = transfer::recv_body(
-        conn,
-        Side::Client,
-        name,
-        &mut upload,
-        size,
-        offset,
-        prefix,
-        &mut hooks,
-    );
+    let received = receive_into(conn, name, &mut upload, size, offset, prefix, Some(moved));
     match received {
         Ok(got) if got.digest == digest => {
             upload.commit()?;

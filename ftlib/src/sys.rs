@@ -6,15 +6,17 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
 
-/// Opens `path` for reading without following a symlink in its last component.
-/// A symlink there fails (ELOOP on Unix; checked on the handle elsewhere).
-pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true);
+/// Opens `path` with `options` without following a symlink in its last component: a symlink
+/// there fails (ELOOP on Unix; checked on the handle elsewhere), and so does anything but a
+/// regular file when `regular_only`.
+fn open_nofollow(path: &Path, options: &mut OpenOptions, regular_only: bool) -> io::Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        // O_NONBLOCK: a FIFO planted in the directory must not hang the open.
+        options
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .mode(0o644);
     }
     #[cfg(windows)]
     {
@@ -23,10 +25,11 @@ pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
         options.custom_flags(0x0020_0000);
     }
     let file = options.open(path)?;
-    if file.metadata()?.file_type().is_symlink() {
+    let kind = file.metadata()?.file_type();
+    if kind.is_symlink() || (regular_only && !kind.is_file()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "refusing to follow a symbolic link",
+            "not a regular file (symbolic links are not followed)",
         ));
     }
     #[cfg(unix)]
@@ -34,8 +37,28 @@ pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// O_NONBLOCK keeps `open` from hanging on a FIFO planted in the directory; regular files
-/// ignore it, but clear it so reads behave as usual.
+/// Opens `path` for reading without following a symlink in its last component.
+pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
+    open_nofollow(path, OpenOptions::new().read(true), false)
+}
+
+/// Opens the partial file at `path` for reading and writing, creating it if missing, never
+/// through a symlink; anything but a regular file there is refused.
+pub fn open_partial(path: &Path) -> io::Result<File> {
+    open_nofollow(
+        path,
+        OpenOptions::new().read(true).write(true).create(true),
+        true,
+    )
+}
+
+/// Opens the existing regular file at `path` for writing (to sync it), never through a
+/// symlink.
+pub fn open_write_existing(path: &Path) -> io::Result<File> {
+    open_nofollow(path, OpenOptions::new().write(true), true)
+}
+
+/// Regular files ignore O_NONBLOCK, but clear it so reads behave as usual.
 #[cfg(unix)]
 fn clear_nonblocking(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -146,35 +169,6 @@ pub fn available_space(dir: &Path) -> Option<u64> {
     }
 }
 
-/// Opens the partial file at `path` for reading and writing, creating it if missing, never
-/// through a symlink; anything but a regular file there is refused.
-pub fn open_partial(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .mode(0o644);
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::OpenOptionsExt;
-        options.custom_flags(0x0020_0000);
-    }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a partial file must be a regular file",
-        ));
-    }
-    #[cfg(unix)]
-    clear_nonblocking(&file)?;
-    Ok(file)
-}
-
 /// Whether process `pid` may still be running. Errs on the side of "alive" (another
 /// user's process, or a platform that cannot tell).
 pub fn process_alive(pid: u32) -> bool {
@@ -195,31 +189,6 @@ pub fn process_alive(pid: u32) -> bool {
         let _ = pid;
         true
     }
-}
-
-/// Opens the existing regular file at `path` for writing (to sync it), never through a
-/// symlink.
-pub fn open_write_existing(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::OpenOptionsExt;
-        options.custom_flags(0x0020_0000);
-    }
-    let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
 }
 
 /// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
