@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
-use ftlib::store::{DirStore, Store};
+use ftlib::store::{DirStore, PartialLimits, Store};
 use ftlib::{Server, ServerConfig};
 
 const EXAMPLES: &str = "\
@@ -51,6 +51,13 @@ struct Args {
     /// Refuse every upload (error kind `read-only`); downloads and listings still work.
     #[arg(long)]
     read_only: bool,
+    /// Hours an interrupted `put --resume` is kept (hidden) for the client to continue;
+    /// older partials are removed at start-up and whenever a partial is kept.
+    #[arg(long, default_value_t = 24, value_name = "HOURS")]
+    partial_max_age: u64,
+    /// Most bytes all kept partials may take together; the oldest go first.
+    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
+    partial_max_bytes: u64,
     /// Print reports as JSON lines instead of text.
     #[arg(long)]
     json: bool,
@@ -121,6 +128,10 @@ fn run(args: Args) -> Result<(), String> {
         };
         format!("cannot listen on {}: {e}{hint}", join(args.bind, args.port))
     })?;
+    store.set_partial_limits(PartialLimits {
+        max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
+        max_bytes: args.partial_max_bytes,
+    });
     // Before the first line, which promises a readable directory free of a crash's leftovers;
     // after binding, so a second server started by mistake on a taken port removes nothing.
     // `Server::run` cleans again, which is cheap.
