@@ -1,26 +1,19 @@
-//! Helpers for the CLI tests: run the real `ftserver` (found next to `ftclient`) as a
-//! process, read the port it prints, kill it when the test ends even on panic, and run
-//! `ftclient` (or anything else) to completion capturing what it prints; a [`Fixture`] of
-//! temporary directories around a server.
+//! Helpers for the CLI tests: the shared ones from `ft-testutil` (run a process under a
+//! deadline, follow a running server, parse report lines), plus where `ftclient` and
+//! `ftserver` (found next to `ftclient`) are and a [`Fixture`] of temporary directories
+//! around a server.
 
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+pub use ft_testutil::*;
 use tempfile::TempDir;
-
-/// How long anything that should be quick may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The ftclient binary under test.
 pub fn ftclient() -> &'static Path {
@@ -39,123 +32,6 @@ pub fn ftserver() -> PathBuf {
     exe
 }
 
-/// A running `ftserver`, killed and reaped on drop.
-pub struct ServerProcess {
-    child: Child,
-    /// Where it listens, as printed on its first line.
-    pub addr: SocketAddr,
-    stdout: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    /// Starts `ftserver 0 --bind IP --root ROOT` and waits for its first line.
-    pub fn start(ip: IpAddr, root: &Path) -> ServerProcess {
-        ServerProcess::start_with(ip, root, &[])
-    }
-
-    /// Starts `ftserver 0 --bind IP --root ROOT EXTRA…` and waits for its first line.
-    pub fn start_with(ip: IpAddr, root: &Path, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(ftserver())
-            .args(["0", "--bind", &ip.to_string(), "--root"])
-            .arg(root)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ftserver");
-        let stdout = lines(child.stdout.take().expect("piped stdout"));
-        let stderr = collect(child.stderr.take().expect("piped stderr"));
-        let mut server = ServerProcess {
-            child,
-            addr: SocketAddr::new(ip, 0),
-            stdout,
-            stderr,
-        };
-        let first = server.next_line();
-        let ip_text = ip.to_string();
-        let port = match first.split(' ').collect::<Vec<_>>()[..] {
-            [shown, port, "server", "up", "and", "running"] if shown == ip_text => {
-                port.parse::<u16>().expect("numeric port")
-            }
-            _ => panic!("unexpected first line {first:?}"),
-        };
-        assert_ne!(port, 0, "the real port must be printed, not 0");
-        server.addr.set_port(port);
-        server
-    }
-
-    /// The next stdout line; panics if none comes within [`DEADLINE`].
-    pub fn next_line(&self) -> String {
-        match self.stdout.recv_timeout(DEADLINE) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("no output from ftserver; stderr: {}", self.stderr())
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                panic!("ftserver closed its stdout; stderr: {}", self.stderr())
-            }
-        }
-    }
-
-    /// Everything written on stderr so far.
-    pub fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Forwards each stdout line to a channel, so the child never blocks on a full pipe.
-fn lines(stdout: ChildStdout) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Accumulates a stream in a shared string.
-fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let shared = Arc::clone(&text);
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = stream.read(&mut buf) {
-            shared
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
-/// What a finished process printed.
-#[derive(Debug)]
-pub struct Output {
-    /// Exit code (`None` when killed by a signal).
-    pub code: Option<i32>,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
 /// Runs `ftclient ARGS…` in `cwd` to completion, killing it and failing if it takes longer
 /// than [`DEADLINE`].
 pub fn ftclient_in<I, S>(cwd: &Path, args: I) -> Output
@@ -166,117 +42,6 @@ where
     let mut command = Command::new(ftclient());
     command.current_dir(cwd).args(args);
     run(command)
-}
-
-/// Runs `command` to completion with stdin empty, capturing stdout and stderr; kills it and
-/// fails if it takes longer than [`DEADLINE`].
-pub fn run(mut command: Command) -> Output {
-    let exe = PathBuf::from(command.get_program());
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
-    let stdout = read_all(child.stdout.take().expect("piped stdout"));
-    let stderr = read_all(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{} did not finish within {DEADLINE:?}", exe.display());
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
-    Output {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-/// Reads a stream to its end on another thread.
-fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stream.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Names of ft temporary files in `dir`.
-pub fn temp_files(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| name.starts_with(".ft-tmp-"))
-        .collect()
-}
-
-/// One text report line, split into the fields a user reads.
-#[derive(Debug)]
-pub struct Line {
-    /// The peer's IP address.
-    pub ip: String,
-    /// `put`, `get`, `list` or `connect`.
-    pub op: String,
-    /// The file name, `-` for none.
-    pub name: String,
-    /// Bytes moved (entries for a listing).
-    pub count: u64,
-    /// `bytes` or `entries`.
-    pub unit: String,
-    /// `None` on success, else the error kind (e.g. `not-found`).
-    pub kind: Option<String>,
-    /// The failure message, empty on success.
-    pub message: String,
-}
-
-impl Line {
-    /// `OP NAME COUNT UNIT success|KIND`: what a test compares, without time and ports.
-    pub fn summary(&self) -> String {
-        format!(
-            "{} {} {} {} {}",
-            self.op,
-            self.name,
-            self.count,
-            self.unit,
-            self.kind.as_deref().unwrap_or("success")
-        )
-    }
-
-    /// Parses `TIME IP PORT OP NAME COUNT UNIT DURATION success|failure KIND: MESSAGE`.
-    pub fn parse(line: &str) -> Line {
-        let fields: Vec<&str> = line.splitn(10, ' ').collect();
-        assert!(fields.len() >= 9, "not a report line: {line:?}");
-        assert!(
-            fields[0].contains('T') && fields[7].ends_with('s'),
-            "not a report line: {line:?}"
-        );
-        fields[2].parse::<u16>().expect("port field");
-        let (kind, message) = match fields[8] {
-            "success" => (None, String::new()),
-            "failure" => {
-                let rest = fields.get(9).expect("failure kind");
-                let (kind, message) = rest.split_once(": ").expect("KIND: MESSAGE");
-                (Some(kind.to_owned()), message.to_owned())
-            }
-            other => panic!("status {other:?} in {line:?}"),
-        };
-        Line {
-            ip: fields[1].to_owned(),
-            op: fields[3].to_owned(),
-            name: fields[4].to_owned(),
-            count: fields[5].parse().expect("count field"),
-            unit: fields[6].to_owned(),
-            kind,
-            message,
-        }
-    }
 }
 
 /// A server on its own directory, plus a local directory and a working directory for the
@@ -309,7 +74,7 @@ impl Fixture {
         for dir in ["served", "local", "cwd"] {
             fs::create_dir(base.path().join(dir)).expect("mkdir");
         }
-        let server = ServerProcess::start_with(ip, &base.path().join("served"), extra);
+        let server = ServerProcess::start(&ftserver(), ip, &base.path().join("served"), extra);
         Fixture { server, base }
     }
 

@@ -1,0 +1,290 @@
+//! Helpers shared by the `ftserver` and `ftclient` CLI tests: run a process to completion
+//! under a deadline capturing what it prints, run the real `ftserver` as a process (read the
+//! port it prints, follow its output without ever blocking it, kill it when the test ends,
+//! even on panic), list ft temporary files and parse text report lines.
+//!
+//! Each package's `tests/util/mod.rs` re-exports this crate and adds what only it needs,
+//! such as where its binaries are.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long anything that should be quick may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running `ftserver`, killed and reaped on drop.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    /// Where it listens, as printed on its first line.
+    pub addr: SocketAddr,
+    stdout: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `EXE 0 --bind IP --root ROOT EXTRA…`, where `exe` is the ftserver binary, and
+    /// waits for its first line, which must announce the real port on `ip`.
+    pub fn start(exe: &Path, ip: IpAddr, root: &Path, extra: &[&str]) -> ServerProcess {
+        let mut child = Command::new(exe)
+            .args(["0", "--bind", &ip.to_string(), "--root"])
+            .arg(root)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ftserver");
+        let stdout = lines(child.stdout.take().expect("piped stdout"));
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::new(ip, 0),
+            stdout,
+            stderr,
+        };
+        let first = server.next_line();
+        let ip_text = ip.to_string();
+        let port = match first.split(' ').collect::<Vec<_>>()[..] {
+            [shown, port, "server", "up", "and", "running"] if shown == ip_text => {
+                port.parse::<u16>().expect("numeric port")
+            }
+            _ => panic!("unexpected first line {first:?}"),
+        };
+        assert_ne!(port, 0, "the real port must be printed, not 0");
+        server.addr.set_port(port);
+        server
+    }
+
+    /// The next stdout line; panics if none comes within [`DEADLINE`].
+    pub fn next_line(&self) -> String {
+        match self.stdout.recv_timeout(DEADLINE) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("no output from ftserver; stderr: {}", self.stderr())
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("ftserver closed its stdout; stderr: {}", self.stderr())
+            }
+        }
+    }
+
+    /// A stdout line if one is already there or comes within `wait`.
+    pub fn try_line(&self, wait: Duration) -> Option<String> {
+        self.stdout.recv_timeout(wait).ok()
+    }
+
+    /// Everything written on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Waits until stderr contains `needle`; panics after [`DEADLINE`].
+    pub fn wait_for_stderr(&self, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.stderr().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "ftserver never printed {needle:?} on stderr; got {:?}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal to the process.
+    #[cfg(unix)]
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet, so
+        // the pid cannot have been reused.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits for the process to exit by itself within `within`; panics if it does not.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ftserver still running after {within:?}; stderr: {}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards each stdout line to a channel, so the child never blocks on a full pipe.
+fn lines(stdout: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Accumulates a stream in a shared string.
+fn collect(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let shared = Arc::clone(&text);
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+/// What a finished process printed.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `command` to completion with stdin empty, capturing stdout and stderr; kills it and
+/// fails if it takes longer than [`DEADLINE`].
+pub fn run(mut command: Command) -> Output {
+    let exe = PathBuf::from(command.get_program());
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} did not finish within {DEADLINE:?}", exe.display());
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Reads a stream to its end on another thread.
+fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Names of ft temporary files in `dir`.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with(".ft-tmp-"))
+        .collect()
+}
+
+/// One text report line, split into the fields a user reads.
+#[derive(Debug)]
+pub struct Line {
+    /// The peer's IP address.
+    pub ip: String,
+    /// `put`, `get`, `list` or `connect`.
+    pub op: String,
+    /// The file name, `-` for none.
+    pub name: String,
+    /// Bytes moved (entries for a listing).
+    pub count: u64,
+    /// `bytes` or `entries`.
+    pub unit: String,
+    /// `None` on success, else the error kind (e.g. `not-found`).
+    pub kind: Option<String>,
+    /// The failure message, empty on success.
+    pub message: String,
+}
+
+impl Line {
+    /// `OP NAME COUNT UNIT success|KIND`: what a test compares, without time and ports.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.op,
+            self.name,
+            self.count,
+            self.unit,
+            self.kind.as_deref().unwrap_or("success")
+        )
+    }
+
+    /// Parses `TIME IP PORT OP NAME COUNT UNIT DURATION success|failure KIND: MESSAGE`;
+    /// panics on anything else.
+    pub fn parse(line: &str) -> Line {
+        let fields: Vec<&str> = line.splitn(10, ' ').collect();
+        assert!(fields.len() >= 9, "not a report line: {line:?}");
+        assert!(
+            fields[0].contains('T') && fields[7].ends_with('s'),
+            "not a report line: {line:?}"
+        );
+        fields[2].parse::<u16>().expect("port field");
+        let (kind, message) = match fields[8] {
+            "success" => (None, String::new()),
+            "failure" => {
+                let rest = fields.get(9).expect("failure kind");
+                let (kind, message) = rest.split_once(": ").expect("KIND: MESSAGE");
+                (Some(kind.to_owned()), message.to_owned())
+            }
+            other => panic!("status {other:?} in {line:?}"),
+        };
+        Line {
+            ip: fields[1].to_owned(),
+            op: fields[3].to_owned(),
+            name: fields[4].to_owned(),
+            count: fields[5].parse().expect("count field"),
+            unit: fields[6].to_owned(),
+            kind,
+            message,
+        }
+    }
+}
