@@ -233,6 +233,8 @@ pub struct DirStore {
     root: PathBuf,
     counter: AtomicU64,
     partials: Arc<Partials>,
+    /// This process, named in temporary files so cleanup can tell whose they are.
+    pid: u32,
 }
 
 /// Partials in use (never pruned, never opened twice) and the limits on the rest.
@@ -281,6 +283,7 @@ impl DirStore {
             root,
             counter: AtomicU64::new(0),
             partials: Arc::default(),
+            pid: std::process::id(),
         })
     }
 
@@ -380,6 +383,11 @@ impl DirStore {
     /// [`Error::InvalidName`], [`Error::AlreadyExists`] (without `replace`), [`Error::Io`].
     pub fn create_file(&self, name: &str, replace: bool) -> Result<DirUpload> {
         self.check_target(name, replace)?;
+        self.new_upload(name, replace)
+    }
+
+    /// The upload of `name` into a new temporary file; the name was checked by the caller.
+    fn new_upload(&self, name: &str, replace: bool) -> Result<DirUpload> {
         let (tmp, file) = self.create_temp(name)?;
         Ok(DirUpload {
             file: Some(file),
@@ -401,7 +409,7 @@ impl DirStore {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
             let tmp = self
                 .root
-                .join(format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", std::process::id()));
+                .join(format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", self.pid));
             match sys::create_new(&tmp) {
                 Ok(file) => return Ok((tmp, file)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {
@@ -475,7 +483,7 @@ impl Store for DirStore {
     fn create(&self, name: &str, size: u64) -> Result<Box<dyn Upload>> {
         self.check_free(name)?;
         self.check_space(name, size)?;
-        Ok(Box::new(self.create_file(name, false)?))
+        Ok(Box::new(self.new_upload(name, false)?))
     }
 
     fn create_resumable(&self, name: &str, size: u64, key: &str) -> Result<Resumable> {
