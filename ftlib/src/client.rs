@@ -20,7 +20,7 @@ use crate::protocol::{
     Request, Response, VERSION,
 };
 use crate::report::escape;
-use crate::store::{DirStore, DirUpload, Store, Upload, validate_name};
+use crate::store::{DirStore, DirUpload, Outcome, Upload, commit_outcomes, validate_name};
 use crate::transfer::{self, Digest, Hooks, Received, Side, response_name};
 
 /// How a [`Client`] behaves.
@@ -316,7 +316,6 @@ impl Client {
         writer: &mut dyn Write,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        validate_name(name)?;
         Ok(self
             .download(name, None, Sink::Writer(writer), &mut progress)?
             .bytes)
@@ -357,6 +356,8 @@ impl Client {
         sink: Sink<'_>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Received> {
+        // Bytes a partial already holds; if the server refuses them, they are dropped.
+        let had = resume.as_ref().map_or(0, |r| r.0);
         self.with_conn(|conn, config| {
             let (size, offset, prefix) =
                 match (conn.expect("before answering the download")?, resume) {
@@ -387,7 +388,7 @@ impl Client {
             let writer: &mut dyn Write = match sink {
                 Sink::Writer(writer) => writer,
                 Sink::Dir(dir, upload) => {
-                    if offset == 0 {
+                    if offset < had {
                         upload.restart()?;
                     }
                     // The body is already on its way: refusing now means giving up the connection.
@@ -526,7 +527,7 @@ impl Client {
         // Requested downloads (or why one could not be requested), oldest first.
         let mut window: VecDeque<(usize, Result<DirUpload>)> = VecDeque::new();
         // Received ones (or why they failed), waiting for the group commit.
-        let mut group: Vec<(usize, Result<(u64, DirUpload)>)> = Vec::new();
+        let mut group: Vec<(usize, Outcome)> = Vec::new();
         let mut next = 0;
         loop {
             while window.len() < PIPELINE_WINDOW && next < names.len() {
@@ -543,7 +544,7 @@ impl Client {
             let mut each = |p| progress(i, p);
             let received = asked.and_then(|mut upload| {
                 self.receive_download(&names[i], None, Sink::Dir(dir, &mut upload), &mut each)
-                    .map(|got| (got.bytes, upload))
+                    .map(|got| (Box::new(upload) as Box<dyn Upload>, got.bytes))
             });
             group.push((i, received));
             if group.len() >= GROUP_MAX || window.is_empty() {
@@ -607,28 +608,10 @@ pub const PIPELINE_WINDOW: usize = 64;
 /// every file of the group, failed ones included, in order.
 fn commit_downloads(
     dir: &DirStore,
-    group: &mut Vec<(usize, Result<(u64, DirUpload)>)>,
+    group: &mut Vec<(usize, Outcome)>,
     done: &mut dyn FnMut(usize, Result<u64>),
 ) {
-    let mut uploads: Vec<Box<dyn Upload>> = Vec::new();
-    let mut outcomes = Vec::new();
-    for (i, received) in group.drain(..) {
-        outcomes.push((
-            i,
-            received.map(|(bytes, upload)| {
-                uploads.push(Box::new(upload));
-                bytes
-            }),
-        ));
-    }
-    let mut committed = dir.commit_group(uploads).into_iter();
-    for (i, outcome) in outcomes {
-        let result = outcome.and_then(|bytes| {
-            committed
-                .next()
-                .unwrap_or_else(|| Err(Error::Protocol("group commit lost a result".into())))
-                .map(|()| bytes)
-        });
+    for (i, result) in commit_outcomes(dir, std::mem::take(group)) {
         done(i, result);
     }
 }

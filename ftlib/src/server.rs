@@ -20,7 +20,7 @@ use crate::protocol::{
     Request, Response, VERSION, clip_message,
 };
 use crate::report::{Op, Report, escape};
-use crate::store::{Resumable, Source, Store, Upload, validate_name};
+use crate::store::{Outcome, Resumable, Source, Store, commit_outcomes, validate_name};
 use crate::transfer::{self, Digest, Hooks, Received, Side};
 
 /// How a [`Server`] behaves.
@@ -401,17 +401,12 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
 struct Pending {
     name: String,
     started: Instant,
-    outcome: Result<(Box<dyn Upload>, u64)>,
+    outcome: Outcome,
 }
 
 /// Reads one pipelined upload's body: into a temporary file, or dropped when the upload is
 /// refused. `Err` only when the connection cannot go on.
-fn receive_pipelined(
-    ctx: &Ctx,
-    conn: &mut Connection,
-    name: &str,
-    size: u64,
-) -> Result<Result<(Box<dyn Upload>, u64)>> {
+fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) -> Result<Outcome> {
     if size > MAX_PIPELINED {
         return Err(Error::Protocol(format!(
             "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
@@ -444,24 +439,12 @@ fn commit_group(ctx: &Ctx, conn: &mut Connection, group: &mut Vec<Pending>) -> b
     if group.is_empty() {
         return true;
     }
-    let mut uploads = Vec::new();
-    let mut waiting = Vec::new();
-    for pending in group.drain(..) {
-        let outcome = pending.outcome.map(|(upload, size)| {
-            uploads.push(upload);
-            size
-        });
-        waiting.push((pending.name, pending.started, outcome));
-    }
-    let mut committed = ctx.store.commit_group(uploads).into_iter();
+    let outcomes = group
+        .drain(..)
+        .map(|p| ((p.name, p.started), p.outcome))
+        .collect();
     let mut sending = true;
-    for (name, started, outcome) in waiting {
-        let result = outcome.and_then(|size| {
-            committed
-                .next()
-                .unwrap_or_else(|| Err(Error::Protocol("group commit lost a result".into())))
-                .map(|()| size)
-        });
+    for ((name, started), result) in commit_outcomes(ctx.store.as_ref(), outcomes) {
         if sending {
             let answer = match &result {
                 Ok(size) => Response::Stored { size: *size },

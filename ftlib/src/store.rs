@@ -590,6 +590,39 @@ fn unix_seconds(meta: &fs::Metadata) -> i64 {
     }
 }
 
+/// A received upload waiting for its commit: the verified upload and its size, or why it
+/// failed.
+pub type Outcome = Result<(Box<dyn Upload>, u64)>;
+
+/// Group-commits the received uploads among `outcomes` (each a verified upload and its
+/// size, or why it failed) and returns every outcome, in order, with its size on success.
+pub fn commit_outcomes<T>(store: &dyn Store, outcomes: Vec<(T, Outcome)>) -> Vec<(T, Result<u64>)> {
+    let mut uploads = Vec::new();
+    let sized: Vec<_> = outcomes
+        .into_iter()
+        .map(|(id, outcome)| {
+            let size = outcome.map(|(upload, size)| {
+                uploads.push(upload);
+                size
+            });
+            (id, size)
+        })
+        .collect();
+    let mut committed = store.commit_group(uploads).into_iter();
+    sized
+        .into_iter()
+        .map(|(id, size)| {
+            let result = size.and_then(|size| {
+                committed
+                    .next()
+                    .unwrap_or_else(|| Err(Error::Protocol("group commit lost a result".into())))
+                    .map(|()| size)
+            });
+            (id, result)
+        })
+        .collect()
+}
+
 /// Makes the data of every upload durable. All were written before the first sync, so on
 /// journalling file systems the first sync commits most of the group and the rest are
 /// cheap. (`syncfs` would be one call, but it also waits for every other writer's dirty

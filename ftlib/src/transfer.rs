@@ -161,9 +161,10 @@ pub fn send_body(
     let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
     let left = size.saturating_sub(offset);
     let mut buf = vec![0u8; usize::try_from(left).map_or(chunk_size, |s| s.clamp(1, chunk_size))];
-    let mut hasher = match &digest {
-        Digest::Running(state) => Some(state.as_ref().clone()),
-        Digest::Known(_) => None,
+    // Ok: hash as we go; Err: the whole file's digest is known already.
+    let mut running = match digest {
+        Digest::Running(state) => Ok(*state),
+        Digest::Known(known) => Err(known),
     };
     let mut sent = offset;
     while sent < size {
@@ -187,7 +188,7 @@ pub fn send_body(
             Err(e) => return abort(conn, Error::io(format!("reading {}", escape(name)), e)),
         };
         let data = &buf[..n];
-        if let Some(hasher) = hasher.as_mut() {
+        if let Ok(hasher) = running.as_mut() {
             hasher.update(data);
         }
         conn.send_chunk(data)?;
@@ -209,11 +210,7 @@ pub fn send_body(
         }
         Err(e) => return abort(conn, Error::io(format!("reading {}", escape(name)), e)),
     }
-    let digest = match (hasher, digest) {
-        (Some(hasher), _) => hasher.digest128().to_be_bytes(),
-        (None, Digest::Known(known)) => known,
-        (None, Digest::Running(state)) => state.digest128().to_be_bytes(),
-    };
+    let digest = running.map_or_else(|known| known, |hasher| hasher.digest128().to_be_bytes());
     conn.send(&Body::End { digest })?;
     Ok(sent - offset)
 }
