@@ -8,13 +8,12 @@
 //!
 //! # Examples
 //! ```
-//! use std::net::TcpListener;
-//! use ftlib::{Client, ClientConfig, Server, ServerConfig, store::DirStore};
+//! use ftlib::{Client, ClientConfig, Server, ServerConfig, server::listen, store::DirStore};
 //!
 //! let served = tempfile::tempdir()?;
 //! let local = tempfile::tempdir()?;
 //! let server = Server::new(
-//!     TcpListener::bind("127.0.0.1:0")?,
+//!     listen("127.0.0.1:0")?,
 //!     DirStore::open(served.path())?,
 //!     ServerConfig::default(),
 //! )?;

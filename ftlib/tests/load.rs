@@ -153,3 +153,34 @@ fn hundreds_of_concurrent_clients_put_and_get_verified() {
         "failed requests on the server"
     );
 }
+
+/// A burst larger than std's default queue of 128 is held by the kernel until the server
+/// accepts it: with a short queue the excess handshakes are dropped, and a client that
+/// believes it is connected waits for a greeting that never comes (CI saw exactly that).
+#[test]
+fn a_burst_of_connections_waits_in_the_listen_queue() {
+    const BURST: usize = 300;
+    let listener = ftlib::server::listen("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    // Nobody accepts while the burst connects.
+    let mut streams = Vec::with_capacity(BURST);
+    for i in 0..BURST {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            Ok(stream) => streams.push(stream),
+            Err(e) => panic!("connection {i} of {BURST} not queued: {e}"),
+        }
+    }
+    listener.set_nonblocking(true).expect("nonblocking");
+    let mut accepted = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while accepted < BURST && Instant::now() < deadline {
+        match listener.accept() {
+            Ok(_) => accepted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    assert_eq!(accepted, BURST, "connections the listener queued");
+}

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -37,7 +37,7 @@ impl TestServer {
     }
 
     pub fn serving(dir: TempDir, config: ServerConfig) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let listener = ftlib::server::listen("127.0.0.1:0").expect("bind loopback");
         let store = DirStore::open(dir.path()).expect("store");
         let server = Server::new(listener, store, config).expect("server");
         let addr = server.local_addr().expect("addr");
