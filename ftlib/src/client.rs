@@ -20,7 +20,9 @@ use crate::protocol::{
     Request, Response, VERSION,
 };
 use crate::report::escape;
-use crate::store::{DirStore, DirUpload, Outcome, Upload, commit_outcomes, validate_name};
+use crate::store::{
+    DirStore, DirUpload, GROUP_BYTES, Outcome, Upload, commit_outcomes, validate_name,
+};
 use crate::transfer::{self, Digest, Hooks, Received, Side, response_name};
 
 /// How a [`Client`] behaves.
@@ -547,7 +549,11 @@ impl Client {
                     .map(|got| (Box::new(upload) as Box<dyn Upload>, got.bytes))
             });
             group.push((i, received));
-            if group.len() >= GROUP_MAX || window.is_empty() {
+            let held: u64 = group
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().map(|(_, size)| *size))
+                .sum();
+            if group.len() >= GROUP_MAX || held >= GROUP_BYTES || window.is_empty() {
                 commit_downloads(dir, &mut group, &mut done);
             }
         }

@@ -20,7 +20,9 @@ use crate::protocol::{
     Request, Response, VERSION, clip_message,
 };
 use crate::report::{Op, Report, escape};
-use crate::store::{Outcome, Resumable, Source, Store, commit_outcomes, validate_name};
+use crate::store::{
+    GROUP_BYTES, Outcome, Resumable, Source, Store, commit_outcomes, validate_name,
+};
 use crate::transfer::{self, Digest, Hooks, Received, Side};
 
 /// How a [`Server`] behaves.
@@ -380,12 +382,14 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
         }
     };
     // Pipelined uploads received and verified, waiting to be committed as one group.
-    let mut group = Vec::new();
+    let mut group: Vec<Pending> = Vec::new();
     loop {
         // Before waiting for input, commit and answer what is waiting: the client may be
         // waiting for those answers before it sends more.
         if !group.is_empty()
-            && (group.len() >= GROUP_MAX || !conn.input_pending())
+            && (group.len() >= GROUP_MAX
+                || group.iter().map(|p| p.size).sum::<u64>() >= GROUP_BYTES
+                || !conn.input_pending())
             && !commit_group(ctx, &mut conn, &mut group)
         {
             break;
@@ -416,6 +420,7 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
                     Ok(outcome) => {
                         group.push(Pending {
                             name: name.clone(),
+                            size: *size,
                             started,
                             outcome,
                         });
@@ -450,6 +455,8 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
 /// was refused.
 struct Pending {
     name: String,
+    /// As declared: what it holds in memory at most.
+    size: u64,
     started: Instant,
     outcome: Outcome,
 }

@@ -97,13 +97,7 @@ pub fn publish_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
 
 #[cfg(target_os = "linux")]
 fn rename_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let to_c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
-    };
-    let (from, to) = (to_c(tmp)?, to_c(dst)?);
+    let (from, to) = (c_path(tmp)?, c_path(dst)?);
     // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
     let rc = unsafe {
         libc::syscall(
@@ -120,6 +114,88 @@ fn rename_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Whether [`create_unnamed`] can work here at all: Linux, with `/proc` mounted (linking an
+/// unnamed file goes through `/proc/self/fd`).
+pub fn unnamed_files_possible() -> bool {
+    cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir()
+}
+
+/// Creates an unnamed regular file in `dir` for writing (Linux `O_TMPFILE`): nobody can see
+/// or open it, it vanishes if the process dies, and [`link_unnamed`] gives it a name.
+/// `Ok(None)` where the platform or the file system cannot.
+///
+/// Unlike creating a name, this does not lock the directory, so several threads can create
+/// files in one directory at once.
+pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = OpenOptions::new();
+        options
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o644);
+        match options.open(dir) {
+            Ok(file) => Ok(Some(file)),
+            // Not supported by this file system (EOPNOTSUPP), or a kernel older than 3.11
+            // that reads O_TMPFILE as O_DIRECTORY (EISDIR) or rejects it (EINVAL).
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// Gives the unnamed `file` (from [`create_unnamed`]) the name `dst`, only if nothing exists
+/// there; fails with [`io::ErrorKind::AlreadyExists`] otherwise. Atomic, like
+/// [`publish_noreplace`], and never follows a symlink at `dst`.
+pub fn link_unnamed(file: &File, dst: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let from = c_path(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd())))?;
+        let to = c_path(dst)?;
+        // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, dst);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
 /// Moves `tmp` to `dst`, atomically replacing whatever is at `dst`.
@@ -220,6 +296,31 @@ mod tests {
         publish_noreplace(&tmp, &dst).expect("publish");
         assert_eq!(fs::read(&dst).expect("read"), b"new");
         assert!(!tmp.exists());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unnamed_files_are_invisible_until_linked_and_never_replace() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some(mut file) = create_unnamed(dir.path()).expect("O_TMPFILE") else {
+            eprintln!("SKIPPED: this file system has no O_TMPFILE");
+            return;
+        };
+        file.write_all(b"new").expect("write");
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+        let (dst, taken) = (dir.path().join("d"), dir.path().join("taken"));
+        fs::write(&taken, b"old").expect("write");
+        let err = link_unnamed(&file, &taken).expect_err("must refuse");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&taken).expect("read"), b"old");
+        // A symlink at the name is a name: refused, its target untouched.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&taken, &link).expect("symlink");
+        assert!(link_unnamed(&file, &link).is_err());
+        assert_eq!(fs::read(&taken).expect("read"), b"old");
+        link_unnamed(&file, &dst).expect("link");
+        assert_eq!(fs::read(&dst).expect("read"), b"new");
     }
 
     #[cfg(unix)]

@@ -210,8 +210,34 @@ fn verified_uploads_are_published_even_if_the_client_leaves_without_its_answers(
     assert_no_temp_files(server.root());
 }
 
-/// Uploads waiting for their group hold no open files: a client cannot exhaust the
-/// server's descriptors by delaying the commit.
+/// The send and receive queues (bytes) of the loopback socket `local` connected to
+/// `remote`, read from `/proc/net/tcp` (both ends live in this process).
+#[cfg(target_os = "linux")]
+fn tcp_queues(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<(u64, u64)> {
+    let hex = |a: std::net::SocketAddr| format!("0100007F:{:04X}", a.port());
+    let (local, remote) = (hex(local), hex(remote));
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.get(1) != Some(&local.as_str()) || cols.get(2) != Some(&remote.as_str()) {
+            return None;
+        }
+        let (tx, rx) = cols.get(4)?.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// Bytes waiting unread in the server's end of the connection from `client`.
+#[cfg(target_os = "linux")]
+fn server_rx_queue(server: std::net::SocketAddr, client: std::net::SocketAddr) -> Option<u64> {
+    tcp_queues(server, client).map(|(_, rx)| rx)
+}
+
+/// Uploads waiting for their group hold no open files and show nothing on disk: a client
+/// cannot exhaust the server's descriptors by delaying the commit.
 #[cfg(target_os = "linux")]
 #[test]
 fn waiting_pipelined_uploads_hold_no_descriptors() {
@@ -234,27 +260,100 @@ fn waiting_pipelined_uploads_hold_no_descriptors() {
     let mut list = Vec::new();
     ftlib::codec::encode_frame(&Request::List, &mut list).expect("encode");
     let stream = peer.conn_stream();
+    let client = stream.local_addr().expect("client address");
     std::io::Write::write_all(&mut &stream, &list[..2]).expect("half a header");
+    // Received: nothing left in flight towards the server (the server has read it all,
+    // the half header into its own buffer).
+    let drained = || {
+        server_rx_queue(server.addr, client) == Some(0)
+            && tcp_queues(client, server.addr).is_some_and(|(tx, _)| tx == 0)
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while temp_files(server.root()).len() < 200 && std::time::Instant::now() < deadline {
+    while !drained() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert_eq!(
-        temp_files(server.root()).len(),
-        200,
-        "all received, none committed"
-    );
+    assert!(drained(), "all received");
     let during = open_fds();
     assert!(
         during < before + 20,
         "{before} descriptors before, {during} while waiting"
     );
+    // Held in memory: no temporary files either.
+    assert_eq!(temp_files(server.root()), Vec::<String>::new());
     std::io::Write::write_all(&mut &stream, &list[2..]).expect("rest of the header");
     for _ in 0..200 {
         assert!(matches!(peer.recv(), Response::Stored { size: 100 }));
     }
     assert!(matches!(peer.recv(), Response::Entries(_)));
+    for i in 0..200 {
+        assert_eq!(
+            fs::read(server.root().join(format!("w{i}"))).expect("published"),
+            bytes(100, i)
+        );
+    }
     assert_no_temp_files(server.root());
+}
+
+/// A group is committed once it holds `GROUP_BYTES`, even while more input is pending:
+/// what waits in memory for a connection stays bounded. (The server may commit sooner,
+/// whenever it finds no input waiting; the bound is on what can be left uncommitted.)
+#[test]
+fn a_group_is_committed_when_it_holds_enough_bytes() {
+    let server = TestServer::start();
+    let mut peer = RawPeer::connect(server.addr);
+    let size = ftlib::store::GROUP_BYTES / 4;
+    let count = 12;
+    // Everything, then half a header, in one write: input stays pending as far as the
+    // network allows, and the group stays far below GROUP_MAX files.
+    let mut wire = Vec::new();
+    let mut frame = Vec::new();
+    for i in 0..count {
+        let data = bytes(size as usize, i);
+        let request = Request::PutPipelined {
+            name: format!("g{i}"),
+            size,
+        };
+        ftlib::codec::encode_frame(&request, &mut frame).expect("encode");
+        wire.extend_from_slice(&frame);
+        ftlib::codec::encode_frame(&Body::Chunk(&data), &mut frame).expect("encode");
+        wire.extend_from_slice(&frame);
+        let end = Body::End {
+            digest: digest(&data),
+        };
+        ftlib::codec::encode_frame(&end, &mut frame).expect("encode");
+        wire.extend_from_slice(&frame);
+    }
+    let mut list = Vec::new();
+    ftlib::codec::encode_frame(&Request::List, &mut list).expect("encode");
+    wire.extend_from_slice(&list[..2]);
+    let stream = peer.conn_stream();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut &stream, &wire));
+    // At most GROUP_BYTES (three of these files plus the one that reaches it) may wait.
+    let left = (ftlib::store::GROUP_BYTES / size - 1) as usize;
+    for _ in 0..count as usize - left {
+        let answer = peer.recv();
+        assert!(
+            matches!(answer, Response::Stored { size: s } if s == size),
+            "{answer:?}"
+        );
+    }
+    writer.join().expect("writer").expect("write");
+    std::io::Write::write_all(&mut &peer.conn_stream(), &list[2..]).expect("rest of header");
+    let mut stored = count as usize - left;
+    loop {
+        match peer.recv() {
+            Response::Stored { size: s } if s == size => stored += 1,
+            Response::Entries(_) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(stored, count as usize);
+    for i in 0..count {
+        assert_eq!(
+            fs::read(server.root().join(format!("g{i}"))).expect("published"),
+            bytes(size as usize, i)
+        );
+    }
 }
 
 /// A protocol error after pipelined uploads: their answers come first, in order.
