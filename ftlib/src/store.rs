@@ -808,8 +808,9 @@ enum Data {
     Named(File),
     /// In the file at `tmp`, closed while waiting ([`DirUpload::release`]); reopened to sync.
     Closed,
-    /// In an unnamed file (`O_TMPFILE`), published by linking it.
-    Unnamed(File),
+    /// In an unnamed file (`O_TMPFILE`), published by linking it; the bytes are still held
+    /// in case the link fails for a reason other than the name being taken.
+    Unnamed(File, Vec<u8>),
 }
 
 /// An upload into a [`DirStore`]: never visible under its name until committed. A small
@@ -851,7 +852,7 @@ impl DirUpload {
     pub fn sync(&mut self) -> Result<()> {
         let synced = match &mut self.data {
             Data::Memory(_) => self.materialize(),
-            Data::Named(file) | Data::Unnamed(file) => file.sync_all(),
+            Data::Named(file) | Data::Unnamed(file, _) => file.sync_all(),
             // Released while waiting: reopen the same (hidden) file to sync it.
             Data::Closed => sys::open_write_existing(&self.tmp).and_then(|file| file.sync_all()),
         };
@@ -873,7 +874,7 @@ impl DirUpload {
         if let Some(mut file) = unnamed {
             file.write_all(&held)?;
             file.sync_all()?;
-            self.data = Data::Unnamed(file);
+            self.data = Data::Unnamed(file, held);
             return Ok(());
         }
         self.spill(&held)?;
@@ -909,7 +910,18 @@ impl DirUpload {
         }
         let name = escape(&self.name);
         let published = match std::mem::replace(&mut self.data, Data::Closed) {
-            Data::Unnamed(file) => sys::link_unnamed(&file, &self.dst),
+            Data::Unnamed(file, held) => match sys::link_unnamed(&file, &self.dst) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    // Linking through /proc is refused here: stop using unnamed files, and
+                    // publish these bytes through a named temporary file instead.
+                    self.temps.unnamed.store(false, Ordering::Relaxed);
+                    drop(file);
+                    self.spill(&held)
+                        .and_then(|()| self.file()?.sync_all())
+                        .and_then(|()| sys::publish_noreplace(&self.tmp, &self.dst))
+                }
+                linked => linked,
+            },
             // Closed before the name moves.
             Data::Named(_) | Data::Closed | Data::Memory(_) if self.replace => {
                 sys::publish_replace(&self.tmp, &self.dst)
@@ -980,7 +992,7 @@ impl DirUpload {
 
     fn file(&mut self) -> io::Result<&mut File> {
         match &mut self.data {
-            Data::Named(file) | Data::Unnamed(file) => Ok(file),
+            Data::Named(file) | Data::Unnamed(file, _) => Ok(file),
             Data::Memory(_) | Data::Closed => Err(io::Error::other("upload already committed")),
         }
     }
