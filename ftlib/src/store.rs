@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,9 +38,14 @@ pub const GROUP_BYTES: u64 = 1024 * 1024;
 
 /// Most threads that write, sync and publish the files of one group at once. Creating files
 /// is mostly kernel work and waiting for the disk; on Linux, where new files are created
-/// unnamed without locking the directory, four threads move about twice as many small files
-/// per second as one (measured in `bench/run.py`'s small-file workload).
+/// unnamed without locking the directory, several threads move about twice as many small
+/// files per second as one (`bench/create_files.py`, `bench/run.py`'s small-file workload).
 const COMMIT_THREADS: usize = 4;
+
+/// Most helper threads (beyond the committing connection's own) that all the group commits
+/// of one store use at once, so that many connections committing together neither start
+/// hundreds of threads nor hold several open files each.
+const COMMIT_HELPERS: usize = 8;
 
 /// Checks that `name` is one plain path component that is safe on every platform.
 ///
@@ -265,6 +270,8 @@ struct Temps {
     pid: u32,
     /// Whether to try unnamed files; cleared when the file system refuses them.
     unnamed: AtomicBool,
+    /// Commit helper threads running now (at most [`COMMIT_HELPERS`]).
+    helpers: AtomicUsize,
 }
 
 impl Temps {
@@ -350,6 +357,7 @@ impl DirStore {
                 counter: AtomicU64::new(0),
                 pid: std::process::id(),
                 unnamed: AtomicBool::new(sys::unnamed_files_possible()),
+                helpers: AtomicUsize::new(0),
             }),
             root,
             partials: Arc::default(),
@@ -453,13 +461,14 @@ impl DirStore {
     /// [`Error::InvalidName`], [`Error::AlreadyExists`] (without `replace`).
     pub fn create_file(&self, name: &str, replace: bool) -> Result<DirUpload> {
         self.check_target(name, replace)?;
-        Ok(self.new_upload(name, replace))
+        Ok(self.new_upload(name, replace, 0))
     }
 
-    /// The upload of `name`, held in memory for now; the name was checked by the caller.
-    fn new_upload(&self, name: &str, replace: bool) -> DirUpload {
+    /// The upload of `name`, held in memory for now, with room reserved for `expected`
+    /// bytes (at most [`BUFFERED_MAX`]); the name was checked by the caller.
+    fn new_upload(&self, name: &str, replace: bool, expected: usize) -> DirUpload {
         DirUpload {
-            data: Data::Memory(Vec::new()),
+            data: Data::Memory(Vec::with_capacity(expected.min(BUFFERED_MAX))),
             dst: self.root.join(name),
             temps: Arc::clone(&self.temps),
             tmp: PathBuf::new(),
@@ -527,10 +536,11 @@ impl Store for DirStore {
     fn create(&self, name: &str, size: u64) -> Result<Box<dyn Upload>> {
         self.check_free(name)?;
         self.check_space(name, size)?;
-        let mut upload = self.new_upload(name, false);
-        if usize::try_from(size).map_or(true, |size| size > BUFFERED_MAX) {
+        let expected = usize::try_from(size).unwrap_or(usize::MAX);
+        let mut upload = self.new_upload(name, false, expected);
+        if expected > BUFFERED_MAX {
             // Too big for memory: create its file now, so a failure shows before the body.
-            upload.spill(&[]).map_err(|e| {
+            upload.spill().map_err(|e| {
                 Error::io(format!("creating a temporary file for {}", escape(name)), e)
             })?;
         }
@@ -559,7 +569,7 @@ impl Store for DirStore {
     }
 
     fn commit_group(&self, uploads: Vec<Box<dyn Upload>>) -> Vec<Result<()>> {
-        let published = sync_and_publish(uploads);
+        let published = sync_and_publish(uploads, &self.temps.helpers);
         sync_dir_after(published, &self.root)
     }
 
@@ -671,14 +681,19 @@ pub fn commit_outcomes<T>(store: &dyn Store, outcomes: Vec<(T, Outcome)>) -> Vec
 }
 
 /// Syncs and publishes every upload, several at a time: each upload of a name not seen
-/// earlier in the group goes to one of up to [`COMMIT_THREADS`] threads; a second upload of
-/// the same name (or one without a name) waits and is committed after them, in order, so the
-/// first upload of a name is the one that wins it. One result per upload, in order.
-fn sync_and_publish(uploads: Vec<Box<dyn Upload>>) -> Vec<Result<()>> {
+/// earlier in the group goes to one of up to [`COMMIT_THREADS`] threads (this one and
+/// helpers, as many as `helpers` has room for); a second upload of the same name (compared
+/// without case, for case-insensitive file systems) or one without a name waits and is
+/// committed after them, in order, so the first upload of a name is the one that wins it.
+/// One result per upload, in order.
+fn sync_and_publish(uploads: Vec<Box<dyn Upload>>, helpers: &AtomicUsize) -> Vec<Result<()>> {
     let mut seen = HashSet::new();
     let at_once: Vec<bool> = uploads
         .iter()
-        .map(|u| u.name().is_some_and(|name| seen.insert(name.to_owned())))
+        .map(|u| {
+            u.name()
+                .is_some_and(|name| seen.insert(name.to_lowercase()))
+        })
         .collect();
     let parallel = at_once.iter().filter(|&&b| b).count();
     let mut slots: Vec<Option<Box<dyn Upload>>> = uploads.into_iter().map(Some).collect();
@@ -703,8 +718,9 @@ fn sync_and_publish(uploads: Vec<Box<dyn Upload>>) -> Vec<Result<()>> {
                 commit(slot, result);
             }
         };
+        let lent = Helpers::borrow(helpers, COMMIT_THREADS.min(parallel).saturating_sub(1));
         std::thread::scope(|scope| {
-            for _ in 1..COMMIT_THREADS.min(parallel) {
+            for _ in 0..lent.count {
                 // Without another thread the work is only slower, never undone.
                 let _ = std::thread::Builder::new()
                     .name("ft commit".into())
@@ -721,6 +737,30 @@ fn sync_and_publish(uploads: Vec<Box<dyn Upload>>) -> Vec<Result<()>> {
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::Protocol("group commit lost an upload".into()))))
         .collect()
+}
+
+/// Helper threads borrowed from a store's budget, returned when dropped.
+struct Helpers<'a> {
+    budget: &'a AtomicUsize,
+    count: usize,
+}
+
+impl<'a> Helpers<'a> {
+    /// Up to `want` helpers, as many as the budget ([`COMMIT_HELPERS`]) has room for.
+    fn borrow(budget: &'a AtomicUsize, want: usize) -> Helpers<'a> {
+        let mut count = 0;
+        let _ = budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            count = want.min(COMMIT_HELPERS.saturating_sub(used));
+            Some(used + count)
+        });
+        Helpers { budget, count }
+    }
+}
+
+impl Drop for Helpers<'_> {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.count, Ordering::AcqRel);
+    }
 }
 
 /// Ends a group commit: one directory sync for everything published. If it fails, those
@@ -811,6 +851,8 @@ enum Data {
     /// In an unnamed file (`O_TMPFILE`), published by linking it; the bytes are still held
     /// in case the link fails for a reason other than the name being taken.
     Unnamed(File, Vec<u8>),
+    /// Moving the bytes to disk failed part way: they can be neither synced nor published.
+    Failed,
 }
 
 /// An upload into a [`DirStore`]: never visible under its name until committed. A small
@@ -855,39 +897,61 @@ impl DirUpload {
             Data::Named(file) | Data::Unnamed(file, _) => file.sync_all(),
             // Released while waiting: reopen the same (hidden) file to sync it.
             Data::Closed => sys::open_write_existing(&self.tmp).and_then(|file| file.sync_all()),
+            Data::Failed => Err(failed()),
         };
         synced.map_err(|e| Error::io(format!("syncing {}", escape(&self.name)), e))
     }
 
-    /// Writes the bytes held in memory to a new hidden file and syncs it.
+    /// Writes the bytes held in memory to a new hidden file and syncs it. If that fails part
+    /// way, the upload is failed for good.
     fn materialize(&mut self) -> io::Result<()> {
-        // Whatever fails below, the upload cannot be synced again as if it were whole.
-        let Data::Memory(held) = std::mem::replace(&mut self.data, Data::Closed) else {
-            return Ok(());
+        let held = match std::mem::replace(&mut self.data, Data::Failed) {
+            Data::Memory(held) => held,
+            other => {
+                self.data = other;
+                return Ok(());
+            }
         };
         // An unnamed file cannot replace a name atomically: replacing uploads get a name.
-        let unnamed = if self.replace {
-            None
-        } else {
-            self.temps.create_unnamed()?
-        };
-        if let Some(mut file) = unnamed {
-            file.write_all(&held)?;
-            file.sync_all()?;
-            self.data = Data::Unnamed(file, held);
-            return Ok(());
+        if !self.replace {
+            match self.temps.create_unnamed() {
+                Ok(Some(mut file)) => {
+                    file.write_all(&held)?;
+                    file.sync_all()?;
+                    self.data = Data::Unnamed(file, held);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                // Out of descriptors or space: a named file would fail the same way.
+                Err(e) if sys::is_exhaustion(&e) => {
+                    self.data = Data::Memory(held);
+                    return Err(e);
+                }
+                // Refused here in a way the probe did not foresee: use named files.
+                Err(_) => self.temps.unnamed.store(false, Ordering::Relaxed),
+            }
         }
-        self.spill(&held)?;
+        self.data = Data::Memory(held);
+        self.spill()?;
         self.file()?.sync_all()
     }
 
-    /// Moves to a named temporary file holding `held`.
-    fn spill(&mut self, held: &[u8]) -> io::Result<()> {
-        let (tmp, file) = self.temps.create_named()?;
-        // Set first: from here on, dropping the upload removes the file.
+    /// Moves the bytes held in memory to a new named temporary file. If the file cannot be
+    /// created, they stay in memory; if they cannot all be written, the upload is failed.
+    fn spill(&mut self) -> io::Result<()> {
+        let (tmp, mut file) = self.temps.create_named()?;
+        // From here on, dropping the upload removes the file.
         self.tmp = tmp;
+        let held = match std::mem::replace(&mut self.data, Data::Failed) {
+            Data::Memory(held) => held,
+            other => {
+                self.data = other;
+                return Ok(());
+            }
+        };
+        file.write_all(&held)?;
         self.data = Data::Named(file);
-        self.file()?.write_all(held)
+        Ok(())
     }
 
     /// Closes the file handle until [`DirUpload::sync`]; see [`Upload::release`]. Bytes in
@@ -912,23 +976,27 @@ impl DirUpload {
         let published = match std::mem::replace(&mut self.data, Data::Closed) {
             Data::Unnamed(file, held) => match sys::link_unnamed(&file, &self.dst) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    // Linking through /proc is refused here: stop using unnamed files, and
-                    // publish these bytes through a named temporary file instead.
-                    self.temps.unnamed.store(false, Ordering::Relaxed);
+                    // Linking through /proc is refused here: publish these bytes through a
+                    // named temporary file instead, and stop making unnamed ones unless the
+                    // system was only out of space or descriptors.
+                    if !sys::is_exhaustion(&e) {
+                        self.temps.unnamed.store(false, Ordering::Relaxed);
+                    }
                     drop(file);
-                    self.spill(&held)
+                    self.data = Data::Memory(held);
+                    self.spill()
                         .and_then(|()| self.file()?.sync_all())
-                        .and_then(|()| sys::publish_noreplace(&self.tmp, &self.dst))
+                        .and_then(|()| self.publish_named())
                 }
                 linked => linked,
             },
-            // Closed before the name moves.
-            Data::Named(_) | Data::Closed | Data::Memory(_) if self.replace => {
-                sys::publish_replace(&self.tmp, &self.dst)
+            Data::Named(file) => {
+                // Closed before the name moves.
+                drop(file);
+                self.publish_named()
             }
-            Data::Named(_) | Data::Closed | Data::Memory(_) => {
-                sys::publish_noreplace(&self.tmp, &self.dst)
-            }
+            Data::Closed => self.publish_named(),
+            Data::Memory(_) | Data::Failed => Err(failed()),
         };
         published.map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => Error::AlreadyExists {
@@ -940,6 +1008,15 @@ impl DirUpload {
         // Published: from here on the name is the file's, whatever happens.
         self.tmp = PathBuf::new();
         Ok(())
+    }
+
+    /// Moves the named temporary file to the upload's name.
+    fn publish_named(&self) -> io::Result<()> {
+        if self.replace {
+            sys::publish_replace(&self.tmp, &self.dst)
+        } else {
+            sys::publish_noreplace(&self.tmp, &self.dst)
+        }
     }
 
     /// Keeps a partial for a later resume: synced, hidden, subject to the store's limits.
@@ -994,6 +1071,7 @@ impl DirUpload {
         match &mut self.data {
             Data::Named(file) | Data::Unnamed(file, _) => Ok(file),
             Data::Memory(_) | Data::Closed => Err(io::Error::other("upload already committed")),
+            Data::Failed => Err(failed()),
         }
     }
 
@@ -1005,18 +1083,27 @@ impl DirUpload {
             _ => return Ok(None),
         };
         if over {
-            let held = match &mut self.data {
-                Data::Memory(held) => std::mem::take(held),
-                _ => Vec::new(),
-            };
-            self.spill(&held)?;
+            self.spill()?;
             return Ok(None);
         }
         match &mut self.data {
-            Data::Memory(held) => Ok(Some(held)),
+            Data::Memory(held) => {
+                let needed = held.len() + len;
+                if needed > held.capacity() {
+                    // Doubling, but never reserving past the limit, whatever the chunks.
+                    let target = needed.max(held.capacity() * 2).min(BUFFERED_MAX);
+                    held.reserve_exact(target - held.len());
+                }
+                Ok(Some(held))
+            }
             _ => Ok(None),
         }
     }
+}
+
+/// The error of an upload whose bytes could not all be moved to disk.
+fn failed() -> io::Error {
+    io::Error::other("an earlier write of this upload failed")
 }
 
 impl Write for DirUpload {
@@ -1236,18 +1323,63 @@ mod tests {
                 assert_eq!(got, format!("{name}{k}"), "round {round}");
             }
 
+            // Replacing: every upload succeeds, and the last of a name is what stays, while
+            // other names are committed alongside.
             let mut uploads: Vec<Box<dyn Upload>> = Vec::new();
-            for k in 0..3 {
-                let mut up = store.create_file("a", true).expect("create");
+            let names = ["a", "x", "a", "y", "A", "a", "z"];
+            for (k, name) in names.iter().enumerate() {
+                let mut up = store.create_file(name, true).expect("create");
                 up.write_all(format!("new{k}").as_bytes()).expect("write");
                 uploads.push(Box::new(up));
             }
             assert!(store.commit_group(uploads).iter().all(Result::is_ok));
+            for (name, k) in [("a", 5), ("x", 1), ("y", 3), ("A", 4), ("z", 6)] {
+                let got = fs::read_to_string(dir.path().join(name)).expect("read");
+                assert_eq!(got, format!("new{k}"), "round {round}: {name}");
+            }
+            assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 10);
+        }
+    }
+
+    /// Bytes written with `write` in uneven pieces, some uploads spilling to a file, are
+    /// committed as a group exactly, through unnamed files and through named ones.
+    #[test]
+    fn group_commits_store_every_byte_with_and_without_unnamed_files() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = DirStore::open(dir.path()).expect("open");
+            if !unnamed {
+                store.temps.unnamed.store(false, Ordering::Relaxed);
+            }
+            let sizes = [0, 1, 4096, BUFFERED_MAX, BUFFERED_MAX + 1, 5000, 70_000];
+            let mut uploads: Vec<Box<dyn Upload>> = Vec::new();
+            let mut expected = Vec::new();
+            for (i, len) in sizes.into_iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|k| (k * 7 + i * 13) as u8).collect();
+                let mut up = store.create_file(&format!("f{i}"), false).expect("create");
+                let mut rest = &data[..];
+                let mut piece = 1;
+                while !rest.is_empty() {
+                    let n = up.write(&rest[..piece.min(rest.len())]).expect("write");
+                    rest = &rest[n..];
+                    piece = piece * 3 + 1;
+                }
+                up.release();
+                uploads.push(Box::new(up));
+                expected.push(data);
+            }
+            let results = store.commit_group(uploads);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            for (i, data) in expected.iter().enumerate() {
+                let got = fs::read(dir.path().join(format!("f{i}"))).expect("read");
+                assert!(got == *data, "unnamed {unnamed}: f{i} differs");
+            }
+            assert!(temp_files(dir.path()).is_empty());
             assert_eq!(
-                fs::read_to_string(dir.path().join("a")).expect("read"),
-                "new2"
+                store.temps.unnamed.load(Ordering::Relaxed),
+                unnamed && sys::unnamed_files_possible()
             );
-            assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 6);
+            assert_eq!(store.temps.helpers.load(Ordering::Relaxed), 0);
         }
     }
 
