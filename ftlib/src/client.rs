@@ -250,7 +250,9 @@ impl Client {
         })
     }
 
-    /// Downloads `name` into `dir`: through a temporary file, verified, then published
+    /// Downloads `name` into `dir`: held in memory (up to
+    /// [`BUFFERED_MAX`](crate::store::BUFFERED_MAX)) or in a hidden temporary file, verified,
+    /// made durable, then published
     /// without replacing an existing file unless `overwrite`. Nothing is left on failure.
     /// Only `dir/name` is ever written, whatever the server sends.
     ///

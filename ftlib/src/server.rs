@@ -461,8 +461,8 @@ struct Pending {
     outcome: Outcome,
 }
 
-/// Reads one pipelined upload's body: into a temporary file, or dropped when the upload is
-/// refused. `Err` only when the connection cannot go on.
+/// Reads one pipelined upload's body: into the store's upload (memory or a temporary file),
+/// or dropped when the upload is refused. `Err` only when the connection cannot go on.
 fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) -> Result<Outcome> {
     if size > MAX_PIPELINED {
         return Err(Error::Protocol(format!(

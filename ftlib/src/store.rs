@@ -155,8 +155,9 @@ pub trait Upload: Write + Send {
     /// uploads hold no descriptors; nothing more may be written.
     fn release(&mut self) {}
 
-    /// Publishes without syncing anything: the data must be durable already, and the
-    /// directory is synced by the caller ([`Store::commit_group`]).
+    /// Publishes without syncing the directory, which the caller does
+    /// ([`Store::commit_group`]). The data should be durable already ([`Upload::sync`]); a
+    /// store may sync what is not.
     ///
     /// # Errors
     /// As [`Upload::commit`].
@@ -458,7 +459,8 @@ impl DirStore {
     /// until more than [`BUFFERED_MAX`] bytes are written or the upload is synced.
     ///
     /// # Errors
-    /// [`Error::InvalidName`], [`Error::AlreadyExists`] (without `replace`).
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`] (without `replace`), [`Error::Io`]
+    /// when the name cannot be checked.
     pub fn create_file(&self, name: &str, replace: bool) -> Result<DirUpload> {
         self.check_target(name, replace)?;
         Ok(self.new_upload(name, replace, 0))
