@@ -894,6 +894,11 @@ impl DirUpload {
     /// # Errors
     /// [`Error::Io`].
     pub fn sync(&mut self) -> Result<()> {
+        // Bytes still in memory are written to disk here, so a full disk shows up here.
+        let doing = match self.data {
+            Data::Memory(_) => "writing",
+            _ => "syncing",
+        };
         let synced = match &mut self.data {
             Data::Memory(_) => self.materialize(),
             Data::Named(file) | Data::Unnamed(file, _) => file.sync_all(),
@@ -901,7 +906,7 @@ impl DirUpload {
             Data::Closed => sys::open_write_existing(&self.tmp).and_then(|file| file.sync_all()),
             Data::Failed => Err(failed()),
         };
-        synced.map_err(|e| Error::io(format!("syncing {}", escape(&self.name)), e))
+        synced.map_err(|e| Error::io(format!("{doing} {}", escape(&self.name)), e))
     }
 
     /// Writes the bytes held in memory to a new hidden file and syncs it. If that fails part

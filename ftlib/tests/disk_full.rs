@@ -223,3 +223,53 @@ fn a_download_that_fills_the_local_disk_fails_cleanly() {
         b"still fits"
     );
 }
+
+/// Many small pipelined uploads into a disk that holds only some of them: each fits the
+/// early check, and small files are written to disk only at the group commit, where the
+/// disk fills. Those that fit are stored intact; every other one fails as `no-space`,
+/// naming the file, with nothing left behind; the connection goes on.
+#[test]
+fn small_files_that_fill_the_server_disk_fail_one_by_one() {
+    let Some(fs) = Tmpfs::mount("512k") else {
+        return;
+    };
+    let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
+    let server = TestServer::serving(dir, ServerConfig::default());
+    let local = tempfile::tempdir().expect("local");
+    let count = 200;
+    let files: Vec<(PathBuf, String)> = (0..count)
+        .map(|i| {
+            let name = format!("s{i:03}");
+            let path = local.path().join(&name);
+            std::fs::write(&path, bytes(4096, i as u64)).expect("write");
+            (path, name)
+        })
+        .collect();
+    let mut results = Vec::new();
+    let mut client = server.client();
+    client.put_many(&files, |_, _| {}, |i, r| results.push((i, r)));
+    assert_eq!(results.len(), count);
+    let stored = results.iter().filter(|(_, r)| r.is_ok()).count();
+    // 512 KiB holds at most 128 pages of 4 KiB; some must fit and some must not.
+    assert!((1..count).contains(&stored), "{stored} of {count} stored");
+    for (i, result) in &results {
+        let name = &files[*i].1;
+        match result {
+            Ok(size) => {
+                assert_eq!(*size, 4096);
+                assert_eq!(
+                    std::fs::read(server.root().join(name)).expect("stored"),
+                    bytes(4096, *i as u64)
+                );
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NoSpace, "{name}: {e}");
+                assert!(e.to_string().contains(name.as_str()), "{e}");
+                assert!(!server.root().join(name).exists(), "{name}");
+            }
+        }
+    }
+    assert_no_temp_files(server.root());
+    assert!(client.is_open(), "failed uploads keep the connection");
+    assert!(client.list().is_ok());
+}
