@@ -912,12 +912,8 @@ impl DirUpload {
     /// Writes the bytes held in memory to a new hidden file and syncs it. If that fails part
     /// way, the upload is failed for good.
     fn materialize(&mut self) -> io::Result<()> {
-        let held = match std::mem::replace(&mut self.data, Data::Failed) {
-            Data::Memory(held) => held,
-            other => {
-                self.data = other;
-                return Ok(());
-            }
+        let Some(held) = self.take_held() else {
+            return Ok(());
         };
         // An unnamed file cannot replace a name atomically: replacing uploads get a name.
         if !self.replace {
@@ -949,16 +945,25 @@ impl DirUpload {
         let (tmp, mut file) = self.temps.create_named()?;
         // From here on, dropping the upload removes the file.
         self.tmp = tmp;
-        let held = match std::mem::replace(&mut self.data, Data::Failed) {
-            Data::Memory(held) => held,
-            other => {
-                self.data = other;
-                return Ok(());
-            }
+        let Some(held) = self.take_held() else {
+            return Ok(());
         };
         file.write_all(&held)?;
         self.data = Data::Named(file);
         Ok(())
+    }
+
+    /// Takes the bytes held in memory, leaving the upload failed until they are placed
+    /// again, so no error on the way can leave it looking whole; `None`, with nothing
+    /// changed, when the bytes are not in memory.
+    fn take_held(&mut self) -> Option<Vec<u8>> {
+        match std::mem::replace(&mut self.data, Data::Failed) {
+            Data::Memory(held) => Some(held),
+            other => {
+                self.data = other;
+                None
+            }
+        }
     }
 
     /// Closes the file handle until [`DirUpload::sync`]; see [`Upload::release`]. Bytes in
