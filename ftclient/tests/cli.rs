@@ -9,7 +9,10 @@ use std::net::{IpAddr, Ipv6Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use util::{Fixture, assert_success, dead_port, ftclient_in, names_in, noise, reports, temp_files};
+use util::{
+    Fixture, JSON_REPORT_FIELDS, assert_success, dead_port, ftclient_in, names_in, noise, reports,
+    temp_files,
+};
 
 #[test]
 fn put_then_get_round_trips_byte_identical_with_one_line_per_file() {
@@ -488,17 +491,7 @@ fn json_reports_have_every_field() {
     let peer = format!("127.0.0.1:{}", f.port());
     for (line, want) in lines.iter().zip(&expected) {
         let got: Value = serde_json::from_str(line).expect("a JSON line");
-        for field in [
-            "time",
-            "peer",
-            "op",
-            "name",
-            "bytes",
-            "duration_ms",
-            "status",
-            "error_kind",
-            "message",
-        ] {
+        for field in JSON_REPORT_FIELDS {
             assert!(got.get(field).is_some(), "no {field}: {line}");
         }
         assert_eq!(got["peer"], peer, "{line}");

@@ -5,10 +5,9 @@
 mod util;
 
 use std::fs;
-use std::process::Command;
 
 use serde_json::Value;
-use util::{Fixture, Line, assert_success, dead_port, ftclient_in, reports};
+use util::{Fixture, Line, assert_bash_accepts, assert_success, dead_port, ftclient_in, reports};
 
 /// The one report line of a failed request.
 fn failed(out: &util::Output) -> Line {
@@ -214,15 +213,7 @@ fn completions_and_man_page_are_generated_for_every_shell() {
         }
     }
     let out = ftclient_in(dir.path(), ["--completions", "bash"]);
-    let script = dir.path().join("ftclient.bash");
-    fs::write(&script, &out.stdout).expect("write");
-    if let Ok(check) = Command::new("bash").arg("-n").arg(&script).output() {
-        assert!(
-            check.status.success(),
-            "bash rejects the script: {}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-    }
+    assert_bash_accepts(dir.path(), "ftclient.bash", &out.stdout);
 
     let out = ftclient_in(dir.path(), ["--man"]);
     assert_success(&out);

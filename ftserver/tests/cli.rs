@@ -16,7 +16,7 @@ use ftlib::store::DirStore;
 use ftlib::{Client, ClientConfig, ErrorKind};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use util::{DEADLINE, Line, ServerProcess, ftserver, run, temp_files};
+use util::{DEADLINE, JSON_REPORT_FIELDS, Line, ServerProcess, ftserver, run, temp_files};
 
 fn tempdir() -> TempDir {
     tempfile::tempdir().expect("create a temporary directory")
@@ -243,17 +243,7 @@ fn json_reports_are_one_object_per_line() {
 
 /// The fields every JSON report carries, with the types a program relies on.
 fn assert_has_report_fields(json: &Value, peer_prefix: &str) {
-    for field in [
-        "time",
-        "peer",
-        "op",
-        "name",
-        "bytes",
-        "duration_ms",
-        "status",
-        "error_kind",
-        "message",
-    ] {
+    for field in JSON_REPORT_FIELDS {
         assert!(json.get(field).is_some(), "no {field}: {json}");
     }
     assert!(

@@ -7,11 +7,10 @@ mod util;
 use std::cell::Cell;
 use std::fs;
 use std::io::{self, Read};
-use std::process::Command;
 
 use ftlib::store::DirStore;
 use ftlib::{Client, ClientConfig, ErrorKind};
-use util::{DEADLINE, Line, ServerProcess, ftserver, run, temp_files};
+use util::{DEADLINE, Line, ServerProcess, assert_bash_accepts, ftserver, run, temp_files};
 
 fn client(server: &ServerProcess) -> Client {
     let mut config = ClientConfig::default();
@@ -141,15 +140,7 @@ fn completions_and_man_page_are_generated() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let out = run(ftserver(), ["--completions", "bash"]);
-    let script = dir.path().join("ftserver.bash");
-    fs::write(&script, &out.stdout).expect("write");
-    if let Ok(check) = Command::new("bash").arg("-n").arg(&script).output() {
-        assert!(
-            check.status.success(),
-            "bash rejects the script: {}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-    }
+    assert_bash_accepts(dir.path(), "ftserver.bash", &out.stdout);
 
     let out = run(ftserver(), ["--man"]);
     assert_eq!(out.code, Some(0), "{out:?}");

@@ -19,6 +19,33 @@ use std::time::{Duration, Instant};
 /// How long anything that should be quick may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The fields every `--json` report line carries (docs/JSON.md), on both binaries.
+pub const JSON_REPORT_FIELDS: [&str; 9] = [
+    "time",
+    "peer",
+    "op",
+    "name",
+    "bytes",
+    "duration_ms",
+    "status",
+    "error_kind",
+    "message",
+];
+
+/// Fails unless `bash -n` accepts `script` (a generated completion script, written to a
+/// file in `dir`). Where bash is not installed there is nothing to check it with.
+pub fn assert_bash_accepts(dir: &Path, name: &str, script: &str) {
+    let path = dir.join(name);
+    fs::write(&path, script).expect("write");
+    if let Ok(check) = Command::new("bash").arg("-n").arg(&path).output() {
+        assert!(
+            check.status.success(),
+            "bash rejects the script: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}
+
 /// A running `ftserver`, killed and reaped on drop.
 #[derive(Debug)]
 pub struct ServerProcess {
