@@ -112,6 +112,7 @@ pub fn with_hint(message: &str, hint: Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ftlib::{Changed, Missing, Side, Taken};
 
     fn to() -> Target<'static> {
         Target {
@@ -124,7 +125,7 @@ mod tests {
 
     fn remote(kind: ErrorKind) -> Error {
         Error::Remote {
-            side: "server",
+            side: Side::Server,
             kind,
             message: "m".into(),
         }
@@ -162,7 +163,7 @@ mod tests {
                 Op::Get,
                 Error::AlreadyExists {
                     name: "x".into(),
-                    where_: "",
+                    why: Taken::Exists,
                 },
                 "pass --overwrite",
             ),
@@ -175,7 +176,7 @@ mod tests {
                 Op::Put,
                 Error::NotFound {
                     name: "client_data/x".into(),
-                    detail: " locally",
+                    why: Missing::Local,
                 },
                 "looked up in client_data, then in the current directory",
             ),
@@ -204,7 +205,7 @@ mod tests {
                     name: "f".into(),
                     expected: 2,
                     actual: 1,
-                    detail: "",
+                    why: Changed::Unknown,
                 },
                 "changed while it was sent",
             ),

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Local;
 use ftlib::protocol::Entry;
-use ftlib::report::{Op, Report, escape};
+use ftlib::report::{Op, Report};
 use ftlib::store::{DirStore, Store};
+use ftlib::text::escape;
 use ftlib::{Client, ClientConfig, Error, Progress};
 
 use cli::{Args, Command, Parsed};

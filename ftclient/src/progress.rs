@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::io::Write;
 
 use ftlib::Progress;
-use ftlib::report::escape;
+use ftlib::text::escape;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::shorten;

@@ -14,16 +14,16 @@ use std::time::Duration;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::connection::Connection;
-use crate::error::{Error, Result};
+use crate::error::{Changed, Error, Missing, Result, Side};
 use crate::protocol::{
     DEFAULT_CHUNK, Entry, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
     Request, Response, VERSION,
 };
-use crate::report::escape;
 use crate::store::{
     DirStore, DirUpload, GROUP_BYTES, Outcome, Upload, commit_outcomes, validate_name,
 };
-use crate::transfer::{self, Digest, Hooks, Received, Side, response_name};
+use crate::text::escape;
+use crate::transfer::{self, Digest, Hooks, Received, response_name};
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub struct Progress {
 /// let here = DirStore::open("client_data")?;
 /// client.get("test2.txt", &here, false, |p| eprintln!("{}/{}", p.done, p.total))?;
 /// for entry in client.list()? {
-///     println!("{}", ftlib::report::escape(&entry.name));
+///     println!("{}", ftlib::text::escape(&entry.name));
 /// }
 /// # Ok::<(), ftlib::Error>(())
 /// ```
@@ -215,7 +215,7 @@ impl Client {
                 name: name.to_owned(),
                 expected: size,
                 actual: hashed,
-                detail: " (the file changed while being hashed)",
+                why: Changed::WhileHashed,
             });
         }
         let request = Request::PutResumable {
@@ -664,7 +664,7 @@ fn open_local(path: &Path) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             name: path.display().to_string(),
-            detail: " locally",
+            why: Missing::Local,
         },
         _ => Error::io(format!("opening {}", path.display()), e),
     })?;
@@ -674,7 +674,7 @@ fn open_local(path: &Path) -> Result<(File, u64)> {
     if !meta.is_file() {
         return Err(Error::NotFound {
             name: path.display().to_string(),
-            detail: " (not a regular file)",
+            why: Missing::NotRegular,
         });
     }
     Ok((file, meta.len()))

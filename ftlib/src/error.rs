@@ -1,11 +1,12 @@
 //! The library's one error type, and how each error maps to the [`ErrorKind`] that
 //! crosses the wire.
 
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
 use crate::protocol::ErrorKind;
-use crate::report::escape;
+use crate::text::escape;
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -17,8 +18,8 @@ pub enum Error {
     /// The peer reported a failure; `message` is the peer's text, escaped when displayed.
     #[error("{side}: {}", escape(message))]
     Remote {
-        /// Which side reported it: `"server"` or `"client"`.
-        side: &'static str,
+        /// Which side reported it.
+        side: Side,
         /// The kind the peer sent.
         kind: ErrorKind,
         /// The peer's message, unescaped.
@@ -28,8 +29,8 @@ pub enum Error {
     /// stays usable.
     #[error("the {side} aborted the transfer: {}", escape(message))]
     Aborted {
-        /// Which side aborted: `"server"` or `"client"`.
-        side: &'static str,
+        /// Which side aborted.
+        side: Side,
         /// The kind the sender gave.
         kind: ErrorKind,
         /// The sender's message, unescaped.
@@ -44,20 +45,20 @@ pub enum Error {
         reason: &'static str,
     },
     /// The named file does not exist or is not a regular file.
-    #[error("{} not found{detail}", escape(name))]
+    #[error("{} not found{why}", escape(name))]
     NotFound {
         /// The name asked for.
         name: String,
-        /// Extra detail, empty or starting with a separator.
-        detail: &'static str,
+        /// Why, where more than "absent" can be said.
+        why: Missing,
     },
     /// A file of that name exists already and was left untouched.
-    #[error("{} already exists{where_}", escape(name))]
+    #[error("{} already exists{why}", escape(name))]
     AlreadyExists {
         /// The name asked for.
         name: String,
-        /// Where, e.g. `" on the server"`, or empty.
-        where_: &'static str,
+        /// What holds the name.
+        why: Taken,
     },
     /// A file larger than the receiver accepts.
     #[error(
@@ -73,7 +74,7 @@ pub enum Error {
         limit: u64,
     },
     /// The body carried more or fewer bytes than declared, or the source changed while read.
-    #[error("{}: expected {expected} bytes, got {actual}{detail}", escape(name))]
+    #[error("{}: expected {expected} bytes, got {actual}{why}", escape(name))]
     SizeMismatch {
         /// The file's name.
         name: String,
@@ -81,8 +82,8 @@ pub enum Error {
         expected: u64,
         /// Bytes actually seen (a lower bound when the body was too long).
         actual: u64,
-        /// Extra detail, empty or starting with a separator.
-        detail: &'static str,
+        /// How the sizes came to differ.
+        why: Changed,
     },
     /// The body's digest did not match the data received.
     #[error(
@@ -184,6 +185,131 @@ pub enum Error {
     ShuttingDown,
 }
 
+/// Which end of a connection said something: the peer named in remote errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The server.
+    Server,
+    /// The client.
+    Client,
+}
+
+impl Side {
+    /// Lowercase name, as shown in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Server => "server",
+            Side::Client => "client",
+        }
+    }
+
+    /// The error for a failure this side reported.
+    pub fn remote(self, kind: ErrorKind, message: String) -> Error {
+        Error::Remote {
+            side: self,
+            kind,
+            message,
+        }
+    }
+
+    /// The error for a body this side aborted.
+    pub fn aborted(self, kind: ErrorKind, message: String) -> Error {
+        Error::Aborted {
+            side: self,
+            kind,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a name was [`Error::NotFound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// Nothing has that name.
+    Absent,
+    /// The local file to upload does not exist.
+    Local,
+    /// Something has that name, but not a regular file.
+    NotRegular,
+    /// A symbolic link has that name; links are never followed.
+    Symlink,
+}
+
+impl fmt::Display for Missing {
+    /// The words that follow "NAME not found".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Absent => "",
+            Missing::Local => " locally",
+            Missing::NotRegular => " (not a regular file)",
+            Missing::Symlink => " (symbolic links are not served)",
+        })
+    }
+}
+
+/// What holds a name that was [`Error::AlreadyExists`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Taken {
+    /// A file (or anything else) of that name exists.
+    Exists,
+    /// It exists and is not a regular file, so it cannot be replaced.
+    NotAFile,
+    /// Another transfer of the same file is running right now.
+    InUse,
+    /// Another upload of that name was published first.
+    Raced,
+}
+
+impl fmt::Display for Taken {
+    /// The words that follow "NAME already exists".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Taken::Exists => "",
+            Taken::NotAFile => " and is not a regular file",
+            Taken::InUse => " (the same file is being transferred right now)",
+            Taken::Raced => " (another upload finished first)",
+        })
+    }
+}
+
+/// How the bytes of a body came to differ from its declared size
+/// ([`Error::SizeMismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Changed {
+    /// The sizes differ; nothing more is known.
+    Unknown,
+    /// The body ended before the declared size.
+    EndedEarly,
+    /// The source file shrank while it was sent.
+    Shrank,
+    /// The source file grew while it was sent.
+    Grew,
+    /// The source file changed while it was hashed.
+    WhileHashed,
+}
+
+impl fmt::Display for Changed {
+    /// The words that follow "expected N bytes, got M".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Changed::Unknown => "",
+            Changed::EndedEarly => " (the body ended early)",
+            Changed::Shrank => " (the file shrank while being sent)",
+            Changed::Grew => " (the file grew while being sent)",
+            Changed::WhileHashed => " (the file changed while being hashed)",
+        })
+    }
+}
+
 impl Error {
     /// The kind this error travels as.
     pub fn kind(&self) -> ErrorKind {
@@ -275,7 +401,7 @@ mod tests {
         let cases: Vec<(Error, &str, ErrorKind)> = vec![
             (
                 Error::Remote {
-                    side: "server",
+                    side: Side::Server,
                     kind: ErrorKind::Busy,
                     message: "full\x1b[2J".into(),
                 },
@@ -293,7 +419,7 @@ mod tests {
             (
                 Error::NotFound {
                     name: "a.txt".into(),
-                    detail: "",
+                    why: Missing::Absent,
                 },
                 "a.txt not found",
                 ErrorKind::NotFound,
@@ -301,9 +427,9 @@ mod tests {
             (
                 Error::AlreadyExists {
                     name: "a.txt".into(),
-                    where_: " on the server",
+                    why: Taken::Raced,
                 },
-                "a.txt already exists on the server",
+                "a.txt already exists (another upload finished first)",
                 ErrorKind::AlreadyExists,
             ),
             (
@@ -320,9 +446,9 @@ mod tests {
                     name: "f".into(),
                     expected: 3,
                     actual: 2,
-                    detail: "",
+                    why: Changed::Shrank,
                 },
-                "f: expected 3 bytes, got 2",
+                "f: expected 3 bytes, got 2 (the file shrank while being sent)",
                 ErrorKind::SizeMismatch,
             ),
             (
@@ -404,7 +530,7 @@ mod tests {
             ),
             (
                 Error::Aborted {
-                    side: "client",
+                    side: Side::Client,
                     kind: ErrorKind::Busy,
                     message: "gave up".into(),
                 },
@@ -434,12 +560,73 @@ mod tests {
         }
     }
 
+    /// Each reason reads as its own words after the message it completes.
+    #[test]
+    fn every_reason_formats() {
+        let missing = [
+            (Missing::Absent, "x not found"),
+            (Missing::Local, "x not found locally"),
+            (Missing::NotRegular, "x not found (not a regular file)"),
+            (
+                Missing::Symlink,
+                "x not found (symbolic links are not served)",
+            ),
+        ];
+        for (why, text) in missing {
+            let name = "x".into();
+            assert_eq!(Error::NotFound { name, why }.to_string(), text);
+        }
+        let taken = [
+            (Taken::Exists, "x already exists"),
+            (
+                Taken::NotAFile,
+                "x already exists and is not a regular file",
+            ),
+            (
+                Taken::InUse,
+                "x already exists (the same file is being transferred right now)",
+            ),
+            (
+                Taken::Raced,
+                "x already exists (another upload finished first)",
+            ),
+        ];
+        for (why, text) in taken {
+            let name = "x".into();
+            assert_eq!(Error::AlreadyExists { name, why }.to_string(), text);
+        }
+        let changed = [
+            (Changed::Unknown, ""),
+            (Changed::EndedEarly, " (the body ended early)"),
+            (Changed::Shrank, " (the file shrank while being sent)"),
+            (Changed::Grew, " (the file grew while being sent)"),
+            (
+                Changed::WhileHashed,
+                " (the file changed while being hashed)",
+            ),
+        ];
+        for (why, text) in changed {
+            let error = Error::SizeMismatch {
+                name: "x".into(),
+                expected: 2,
+                actual: 1,
+                why,
+            };
+            assert_eq!(
+                error.to_string(),
+                format!("x: expected 2 bytes, got 1{text}")
+            );
+        }
+        assert_eq!(Side::Server.to_string(), "server");
+        assert_eq!(Side::Client.to_string(), "client");
+    }
+
     #[test]
     fn connection_breaking_errors() {
         // An abort ends the body cleanly, whatever kind it carries.
         assert!(
             !Error::Aborted {
-                side: "client",
+                side: Side::Client,
                 kind: ErrorKind::Protocol,
                 message: String::new()
             }
@@ -450,13 +637,13 @@ mod tests {
         assert!(
             !Error::NotFound {
                 name: "x".into(),
-                detail: ""
+                why: Missing::Absent
             }
             .breaks_connection()
         );
         assert!(
             !Error::Remote {
-                side: "server",
+                side: Side::Server,
                 kind: ErrorKind::AlreadyExists,
                 message: String::new()
             }

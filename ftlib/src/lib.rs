@@ -43,10 +43,11 @@ pub mod report;
 pub mod server;
 pub mod store;
 mod sys;
+pub mod text;
 pub mod transfer;
 
 pub use client::{Client, ClientConfig, Progress};
-pub use error::{Error, Result};
+pub use error::{Changed, Error, Missing, Result, Side, Taken};
 pub use protocol::ErrorKind;
 pub use report::Report;
 pub use server::{Server, ServerConfig, ShutdownHandle};

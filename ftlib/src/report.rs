@@ -10,63 +10,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::protocol::ErrorKind;
-
-/// Makes text from a peer safe to print: returned unchanged when it holds no control or
-/// bidirectional-override characters, otherwise quoted with those characters escaped.
-///
-/// # Examples
-/// ```
-/// use ftlib::report::escape;
-/// assert_eq!(escape("notes.pdf"), "notes.pdf");
-/// assert_eq!(escape("evil\x1b[2J"), "\"evil\\u{1b}[2J\"");
-/// ```
-pub fn escape(text: &str) -> String {
-    if text.chars().any(risky) {
-        let mut out = String::with_capacity(text.len() + 8);
-        out.push('"');
-        for c in text.chars() {
-            if risky(c) || c == '"' || c == '\\' {
-                out.extend(c.escape_default());
-            } else {
-                out.push(c);
-            }
-        }
-        out.push('"');
-        out
-    } else {
-        text.to_owned()
-    }
-}
-
-/// Characters a terminal may act on: controls (C0, DEL, C1 such as the one-byte CSI
-/// U+009B) and the bidirectional overrides that reorder what is shown.
-fn risky(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// A JSON text with every character a terminal might act on written as a `\uXXXX`
-/// escape. serde_json escapes only U+0000..U+001F; such characters only occur inside
-/// strings, where the escape means the same character, so the JSON value is unchanged.
-///
-/// # Examples
-/// ```
-/// let raw = serde_json::to_string("a\u{9b}31m").unwrap();
-/// assert_eq!(ftlib::report::terminal_safe_json(&raw), r#""a\u009b31m""#);
-/// ```
-pub fn terminal_safe_json(json: &str) -> String {
-    if !json.chars().any(risky) {
-        return json.to_owned();
-    }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if risky(c) {
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+use crate::text::{escape, terminal_safe_json};
 
 /// Which request a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -255,7 +199,7 @@ mod tests {
         );
         let err = Error::AlreadyExists {
             name: "x\ny".into(),
-            where_: "",
+            why: crate::error::Taken::Exists,
         };
         let bad = sample(Some(&err)).to_string();
         assert!(!bad.contains('\n') && !bad.contains('\x1b'), "{bad:?}");
@@ -266,7 +210,7 @@ mod tests {
     fn json_has_the_documented_fields() {
         let err = Error::NotFound {
             name: "gone".into(),
-            detail: "",
+            why: crate::error::Missing::Absent,
         };
         let json: serde_json::Value =
             serde_json::from_str(&sample(Some(&err)).to_json()).expect("valid json");
@@ -313,12 +257,5 @@ mod tests {
             "{}",
             report.to_json()
         );
-    }
-
-    #[test]
-    fn escape_cases() {
-        assert_eq!(escape("plain name.txt"), "plain name.txt");
-        assert_eq!(escape("a\nb"), "\"a\\nb\"");
-        assert_eq!(escape("q\"\u{202e}"), "\"q\\\"\\u{202e}\"");
     }
 }

@@ -14,16 +14,17 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::connection::Connection;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Side};
 use crate::protocol::{
     DEFAULT_CHUNK, DIGEST_LEN, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
     Request, Response, VERSION, clip_message,
 };
-use crate::report::{Op, Report, escape};
+use crate::report::{Op, Report};
 use crate::store::{
     GROUP_BYTES, Outcome, Resumable, Source, Store, commit_outcomes, validate_name,
 };
-use crate::transfer::{self, Digest, Hooks, Received, Side};
+use crate::text::escape;
+use crate::transfer::{self, Digest, Hooks, Received};
 
 /// How a [`Server`] behaves.
 #[derive(Debug, Clone)]

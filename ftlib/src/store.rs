@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result, Taken};
 use crate::protocol::{Entry, EntryKind, MAX_NAME};
-use crate::report::escape;
 use crate::sys;
+use crate::text::escape;
 
 /// Names starting with this are ft's own (temporary files); never listed, served or accepted.
 pub const RESERVED_PREFIX: &str = ".ft-";
@@ -387,7 +387,7 @@ impl DirStore {
         if !self.partials.active().insert(path.clone()) {
             return Err(Error::AlreadyExists {
                 name: name.to_owned(),
-                where_: " (the same file is being transferred right now)",
+                why: Taken::InUse,
             });
         }
         let lock = PartialLock {
@@ -425,7 +425,7 @@ impl DirStore {
             if fs::symlink_metadata(self.root.join(name)).is_ok_and(|m| !m.is_file()) {
                 return Err(Error::AlreadyExists {
                     name: name.to_owned(),
-                    where_: " and is not a regular file",
+                    why: Taken::NotAFile,
                 });
             }
             Ok(())
@@ -496,12 +496,12 @@ impl Store for DirStore {
             if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
                 Error::NotFound {
                     name: name.to_owned(),
-                    detail: " (symbolic links are not served)",
+                    why: Missing::Symlink,
                 }
             } else if e.kind() == io::ErrorKind::NotFound {
                 Error::NotFound {
                     name: name.to_owned(),
-                    detail: "",
+                    why: Missing::Absent,
                 }
             } else {
                 Error::io(format!("opening {}", escape(name)), e)
@@ -513,7 +513,7 @@ impl Store for DirStore {
         if !meta.is_file() {
             return Err(Error::NotFound {
                 name: name.to_owned(),
-                detail: " (not a regular file)",
+                why: Missing::NotRegular,
             });
         }
         Ok(Source {
@@ -528,7 +528,7 @@ impl Store for DirStore {
         match fs::symlink_metadata(self.root.join(name)) {
             Ok(_) => Err(Error::AlreadyExists {
                 name: name.to_owned(),
-                where_: "",
+                why: Taken::Exists,
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(format!("checking {}", escape(name)), e)),
@@ -1013,7 +1013,7 @@ impl DirUpload {
         published.map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => Error::AlreadyExists {
                 name: self.name.clone(),
-                where_: " (another upload finished first)",
+                why: Taken::Raced,
             },
             _ => Error::io(format!("publishing {name}"), e),
         })?;

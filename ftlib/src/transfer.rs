@@ -8,47 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::connection::Connection;
-use crate::error::{Error, Result};
+use crate::error::{Changed, Error, Result, Side};
 use crate::protocol::{
-    Body, DIGEST_LEN, Entry, ErrorKind, LIST_BATCH, MAX_CHUNK, MAX_NAME, Response, clip_message,
+    Body, DIGEST_LEN, Entry, LIST_BATCH, MAX_CHUNK, MAX_NAME, Response, clip_message,
 };
-use crate::report::escape;
-
-/// Which side the other end of a connection is, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The other end is a server.
-    Server,
-    /// The other end is a client.
-    Client,
-}
-
-impl Side {
-    fn as_str(self) -> &'static str {
-        match self {
-            Side::Server => "server",
-            Side::Client => "client",
-        }
-    }
-
-    /// The error for a failure the peer reported.
-    pub fn remote(self, kind: ErrorKind, message: String) -> Error {
-        Error::Remote {
-            side: self.as_str(),
-            kind,
-            message,
-        }
-    }
-
-    /// The error for a body the peer aborted.
-    pub fn aborted(self, kind: ErrorKind, message: String) -> Error {
-        Error::Aborted {
-            side: self.as_str(),
-            kind,
-            message,
-        }
-    }
-}
+use crate::text::escape;
 
 /// What a transfer reports to and asks of its caller between chunks.
 #[derive(Default)]
@@ -180,7 +144,7 @@ pub fn send_body(
                         name: name.to_owned(),
                         expected: size,
                         actual: sent,
-                        detail: " (the file shrank while being sent)",
+                        why: Changed::Shrank,
                     },
                 );
             }
@@ -204,7 +168,7 @@ pub fn send_body(
                     name: name.to_owned(),
                     expected: size,
                     actual: size + 1,
-                    detail: " (the file grew while being sent)",
+                    why: Changed::Grew,
                 },
             );
         }
@@ -320,7 +284,7 @@ pub fn recv_body(
                         name: name.to_owned(),
                         expected: size,
                         actual: got,
-                        detail: " (the body ended early)",
+                        why: Changed::EndedEarly,
                     });
                 }
                 if digest != hasher.digest128().to_be_bytes() {

@@ -23,8 +23,8 @@ use ftlib::protocol::{
     Body, DEFAULT_CHUNK, Entry, EntryKind, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
     MAX_HELLO_FRAME, Request, Response,
 };
-use ftlib::report::escape;
 use ftlib::store::DirStore;
+use ftlib::text::escape;
 use ftlib::{Client, ClientConfig, Error};
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
