@@ -19,6 +19,12 @@ Runs of one workload are interleaved (ft, socat, rsync, ..., then again in a rot
 and the table quotes medians; ratios are taken pair by pair (each run against the
 baseline run of the same round), then their median is quoted.
 
+Before/after (--ft-base-bin-dir DIR): the ftserver and ftclient in DIR, typically built
+from an older commit, join every workload as the peer "ft@base", run exactly as ft is
+(same arguments, files, verification) in the same interleaved rounds. Its rows sit under
+ft's with the same ratio against the usual baseline, and a "vs ft@base" column gives the
+median of ft / ft@base taken round by round, so a slowdown can be told from noise.
+
 Needs python3 (standard library only), Linux (/proc), cargo to build ft, and for the peers
 and the CPU/RSS columns: apt-get install time socat rsync openssh-server nginx iperf3 curl.
 Usage: bench/run.py [--quick] [--only big,small,concurrent,rss] (see --help); results go to
@@ -29,6 +35,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import filecmp
+import hashlib
 import json
 import os
 import platform
@@ -518,10 +526,26 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
 
 
+FT_BASE = "ft@base"  # the tool name of the --ft-base-bin-dir build in the tables
+
+
+@dataclass
+class Ft:
+    """One build of ft: "ft" (--bin-dir) or "ft@base" (--ft-base-bin-dir)."""
+
+    tool: str
+    server: str
+    client: str
+
+    @property
+    def suffix(self) -> str:
+        """Added to the names of its logs, server and directories ("" for ft)."""
+        return self.tool.removeprefix("ft")
+
+
 @dataclass
 class Tools:
-    ftserver: str
-    ftclient: str
+    fts: list[Ft]  # ft first, then ft@base when asked for
     paths: dict[str, str | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     peers: set[str] = field(default_factory=set)
@@ -548,10 +572,20 @@ PEER_PACKAGE = {
 
 def detect_tools(args) -> Tools:
     bindir = Path(args.bin_dir)
-    tools = Tools(str(bindir / "ftserver"), str(bindir / "ftclient"))
-    for exe in (tools.ftserver, tools.ftclient):
+    tools = Tools([Ft("ft", str(bindir / "ftserver"), str(bindir / "ftclient"))])
+    for exe in (tools.fts[0].server, tools.fts[0].client):
         if not os.access(exe, os.X_OK):
             sys.exit(f"{exe} not found: build with `cargo build --release` or pass --bin-dir")
+    if args.ft_base_bin_dir:
+        based = Path(args.ft_base_bin_dir)
+        tools.fts.append(Ft(FT_BASE, str(based / "ftserver"), str(based / "ftclient")))
+        for exe in (tools.fts[1].server, tools.fts[1].client):
+            if not os.access(exe, os.X_OK):
+                sys.exit(f"{exe} not found (--ft-base-bin-dir)")
+        if all(filecmp.cmp(a, b, shallow=False) for a, b in
+               ((tools.fts[0].server, tools.fts[1].server),
+                (tools.fts[0].client, tools.fts[1].client))):
+            tools.notes.append(f"{FT_BASE}: its binaries are byte for byte those of ft")
     wanted = set(args.peers.split(",")) if args.peers else set(PEER_NEEDS)
     for peer, needs in PEER_NEEDS.items():
         for exe in needs:
@@ -614,11 +648,11 @@ def optional(tools: Tools, peer: str, start: Callable[[], Server]) -> Server | N
         return None
 
 
-def start_ftserver(tools: Tools, root: Path, work: Path, tag: str) -> Server:
+def start_ftserver(ft: Ft, root: Path, work: Path, tag: str) -> Server:
     return Server(
-        f"ftserver ({tag})",
-        [tools.ftserver, "0", "--bind", HOST, "--root", str(root), "--max-connections", "1024"],
-        work / f"ftserver-{tag}.log",
+        f"ftserver{ft.suffix} ({tag})",
+        [ft.server, "0", "--bind", HOST, "--root", str(root), "--max-connections", "1024"],
+        work / f"ftserver{ft.suffix}-{tag}.log",
     )
 
 
@@ -732,10 +766,20 @@ class Row:
 
 
 def interleave(rows: list[Row], reps: int, label: str) -> None:
-    """Runs every row `reps` times, one round at a time, each round in a rotated order."""
+    """Runs every row `reps` times, one round at a time, each round in a rotated order.
+    Every other round, each ft row and its ft@base row trade places, so that neither build
+    always runs first (what ran just before can slow a run down)."""
+    partner = {}
+    for a in rows:
+        for b in rows:
+            if a.tool == "ft" and b.tool == FT_BASE and (a.group, a.op) == (b.group, b.op):
+                partner[id(a)], partner[id(b)] = b, a
     for rep in range(reps):
         k = rep % len(rows)
-        for row in rows[k:] + rows[:k]:
+        order = rows[k:] + rows[:k]
+        if rep % 2:
+            order = [partner.get(id(row), row) for row in order]
+        for row in order:
             what = f"[{label} {rep + 1}/{reps}] {row.tool} {row.op}"
             try:
                 s = row.run()
@@ -752,6 +796,7 @@ def interleave(rows: list[Row], reps: int, label: str) -> None:
 def summarize(rows: list[Row], by_files: bool) -> list[dict]:
     out = []
     base_of = {}
+    ft_base_of = {(row.group, row.op): row for row in rows if row.tool == FT_BASE}
     for row in rows:
         if row.baseline:
             base_of.setdefault(row.op, row)
@@ -817,6 +862,14 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
                 entry["ratio"] = statistics.median(pairs)
                 entry["ratio_of"] = f"{base.tool} {base.op}".strip()
                 entry["ratio_metric"] = "files/s" if by_files else "MB/s"
+        other = ft_base_of.get((row.group, row.op)) if row.tool == "ft" else None
+        if other is not None and good:
+            # Before/after: ft against ft@base's run of the same round, in the ratio's unit.
+            metric = row.fps if by_files else row.mbps
+            pairs = [metric(s) / metric(b) for s, b in zip(row.samples, other.samples) if s and b]
+            if pairs:
+                entry["vs_ft_base"] = statistics.median(pairs)
+                entry["vs_ft_base_rounds"] = [round(x, 4) for x in pairs]
         out.append(entry)
     return out
 
@@ -886,21 +939,28 @@ def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict
                         note="memory to memory, its own measure of the transfer"))
 
     servers = []
-    ftroot = root("ft")
-    ft = start_ftserver(tools, ftroot, w, "big")
-    servers.append(ft)
 
-    def ft_put() -> Sample:
-        return copy_of_original(lambda: run_clients(
-            [[tools.ftclient, "--dir", str(src), HOST, str(ft.port), "put", "put.bin"]],
-            ft, w / "ftclient.log"), ftroot / "put.bin")
+    def ft_rows(build: Ft) -> list[Row]:
+        ftroot = root(build.tool)
+        ft = start_ftserver(build, ftroot, w, "big")
+        servers.append(ft)
+        client_log = w / f"ftclient{build.suffix}.log"
 
-    def ft_get() -> Sample:
-        return copy_of_original(lambda: run_clients(
-            [[tools.ftclient, "--dir", str(got), HOST, str(ft.port), "get", "get.bin"]],
-            ft, w / "ftclient.log"), got / "get.bin")
+        def ft_put() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[build.client, "--dir", str(src), HOST, str(ft.port), "put", "put.bin"]],
+                ft, client_log), ftroot / "put.bin")
 
-    rows += [Row(group, "ft", "put", ft_put, size, 1), Row(group, "ft", "get", ft_get, size, 1)]
+        def ft_get() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[build.client, "--dir", str(got), HOST, str(ft.port), "get", "get.bin"]],
+                ft, client_log), got / "get.bin")
+
+        return [Row(group, build.tool, "put", ft_put, size, 1),
+                Row(group, build.tool, "get", ft_get, size, 1)]
+
+    for build in tools.fts:
+        rows += ft_rows(build)
 
     rsroot = root("rsync")
     rs = tools.have("rsync") and optional(tools, "rsync", lambda: start_rsyncd(tools, rsroot, w, "big"))
@@ -1020,30 +1080,36 @@ def workload_small(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[di
             Row(group, "rsync --fsync", "get", rs_get(["--fsync"]), total, n),
         ]
 
-    ftroot = fill(w / "ft")
-    ft = start_ftserver(tools, ftroot, w, "small")
-    servers.append(ft)
+    def ft_rows(build: Ft) -> list[Row]:
+        ftroot = fill(w / build.tool)
+        ft = start_ftserver(build, ftroot, w, "small")
+        servers.append(ft)
+        client_log = w / f"ftclient{build.suffix}.log"
 
-    def ft_put() -> Sample:
-        def check() -> None:
-            for name, data in zip(put_names, contents):
-                verify(same_bytes(ftroot / name, data), name)
+        def ft_put() -> Sample:
+            def check() -> None:
+                for name, data in zip(put_names, contents):
+                    verify(same_bytes(ftroot / name, data), name)
 
-        def cleanup() -> None:
-            for name in put_names:
-                (ftroot / name).unlink(missing_ok=True)
+            def cleanup() -> None:
+                for name in put_names:
+                    (ftroot / name).unlink(missing_ok=True)
 
-        return measured(lambda: run_clients(
-            [[tools.ftclient, "--dir", str(src), HOST, str(ft.port), "put", *put_names]],
-            ft, w / "ftclient.log"), check, cleanup)
+            return measured(lambda: run_clients(
+                [[build.client, "--dir", str(src), HOST, str(ft.port), "put", *put_names]],
+                ft, client_log), check, cleanup)
 
-    def ft_get() -> Sample:
-        return into_dir(lambda: run_clients(
-            [[tools.ftclient, "--dir", str(got), HOST, str(ft.port), "get", *get_names]],
-            ft, w / "ftclient.log"), got, get_names, keep=True)
+        def ft_get() -> Sample:
+            return into_dir(lambda: run_clients(
+                [[build.client, "--dir", str(got), HOST, str(ft.port), "get", *get_names]],
+                ft, client_log), got, get_names, keep=True)
 
-    rows += [Row(group, "ft", "put", ft_put, total, n, note="fsync per file and directory"),
-             Row(group, "ft", "get", ft_get, total, n)]
+        return [Row(group, build.tool, "put", ft_put, total, n,
+                    note="fsync per file and directory"),
+                Row(group, build.tool, "get", ft_get, total, n)]
+
+    for build in tools.fts:
+        rows += ft_rows(build)
 
     if sshd:
         scproot = w / "scp"
@@ -1138,11 +1204,13 @@ def workload_concurrent(args, tools: Tools, base: Path, sshd: Sshd | None, clien
                            f"CREATE:{d}/c.bin"], "socat.log"), total, clients, baseline=True,
             note="socat fork server: one process per connection"))
 
-    ft = start_ftserver(tools, root("ft"), w, f"conc{clients}")
-    servers.append(ft)
-    rows.append(Row(group, "ft", "get", make(
-        ft, lambda d: [tools.ftclient, "--dir", str(d), HOST, str(ft.port), "get", "c.bin"],
-        "ftclient.log"), total, clients))
+    for build in tools.fts:
+        ft = start_ftserver(build, root(build.tool), w, f"conc{clients}")
+        servers.append(ft)
+        rows.append(Row(group, build.tool, "get", make(
+            ft, lambda d, build=build, ft=ft: [build.client, "--dir", str(d), HOST, str(ft.port),
+                                               "get", "c.bin"],
+            f"ftclient{build.suffix}.log"), total, clients))
 
     rs = tools.have("rsync") and optional(
         tools, "rsync", lambda: start_rsyncd(tools, root("rsync"), w, f"conc{clients}"))
@@ -1197,19 +1265,19 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
             f.truncate(size)
         group = f"RSS, {human(size)} (sparse source)"
 
-        def fresh(kind: str, size=size, name=name) -> Callable[[], Sample]:
+        def fresh(build: Ft, kind: str, size=size, name=name) -> Callable[[], Sample]:
             def run() -> Sample:
                 if kind == "get":
                     os.link(src / name, root / name)
                 out = root / name if kind == "put" else got / name
 
                 def transfer() -> Sample:
-                    server = start_ftserver(tools, root, w, "rss")
+                    server = start_ftserver(build, root, w, "rss")
                     try:
                         d = src if kind == "put" else got
-                        s = run_clients([[tools.ftclient, "--dir", str(d), HOST,
+                        s = run_clients([[build.client, "--dir", str(d), HOST,
                                           str(server.port), kind, name]], server,
-                                        w / "ftclient.log")
+                                        w / f"ftclient{build.suffix}.log")
                         s.srv_rss = vm_hwm(server.pid)
                         return s
                     finally:
@@ -1223,8 +1291,10 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
                                 cleanup)
             return run
 
-        rows += [Row(group, "ft", "put", fresh("put"), size, 1, note="server RSS = VmHWM"),
-                 Row(group, "ft", "get", fresh("get"), size, 1)]
+        for build in tools.fts:
+            rows += [Row(group, build.tool, "put", fresh(build, "put"), size, 1,
+                         note="server RSS = VmHWM"),
+                     Row(group, build.tool, "get", fresh(build, "get"), size, 1)]
     try:
         interleave(rows, args.rss_reps, "rss")
     finally:
@@ -1238,6 +1308,18 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
 
 COLUMNS = ["workload", "tool", "op", "MB/s", "files/s", "ratio", "best", "wall s",
            "CPU s cli", "CPU s srv", "RSS MiB cli", "RSS MiB srv", "ok"]
+VS_BASE = "vs ft@base"  # a column after "ratio" when ft@base was run
+
+
+def with_ft_base(results: list[dict]) -> bool:
+    return any(r["tool"] == FT_BASE for r in results)
+
+
+def columns(results: list[dict]) -> list[str]:
+    if not with_ft_base(results):
+        return COLUMNS
+    at = COLUMNS.index("ratio") + 1
+    return COLUMNS[:at] + [VS_BASE] + COLUMNS[at:]
 
 
 def mib(n: int | None) -> str:
@@ -1246,6 +1328,7 @@ def mib(n: int | None) -> str:
 
 def table_rows(results: list[dict]) -> list[list[str]]:
     out = []
+    vs_base = with_ft_base(results)
     for r in results:
         m = r.get("median")
         ratio = r.get("ratio")
@@ -1270,17 +1353,23 @@ def table_rows(results: list[dict]) -> list[list[str]]:
                 mib(m["client_peak_rss"]),
                 mib(m["server_peak_rss"]),
             ]
+        if vs_base:
+            x = r.get("vs_ft_base")
+            at = COLUMNS.index("ratio") - 2  # cells start at "MB/s": just after the ratio
+            cells.insert(at, f"{x:.3f}" if x is not None else
+                         "1 (base)" if r["tool"] == FT_BASE and m is not None else "-")
         out.append([r["workload"], r["tool"], r["op"], *cells, f"{r['ok']}/{r['runs']}"])
     return out
 
 
 def print_table(results: list[dict]) -> str:
     rows = table_rows(results)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+    cols = columns(results)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     lines = []
     fmt = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines.append(fmt(COLUMNS))
+    lines.append(fmt(cols))
     lines.append("  ".join("-" * w for w in widths))
     last = None
     for r in rows:
@@ -1293,8 +1382,9 @@ def print_table(results: list[dict]) -> str:
 
 def markdown_table(results: list[dict]) -> str:
     rows = table_rows(results)
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|"]
+    cols = columns(results)
+    lines = ["| " + " | ".join(cols) + " |",
+             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(cols))) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -1322,6 +1412,14 @@ def machine() -> dict:
         pass
     info["load_avg_at_start"] = os.getloadavg()
     return info
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * MiB):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def fs_type(path: Path) -> str:
@@ -1373,6 +1471,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
                    help="where ftserver and ftclient are (default target/release)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
+    p.add_argument("--ft-base-bin-dir", metavar="DIR",
+                   help="before/after: also run the ftserver and ftclient in DIR (e.g. built "
+                        "from an older commit; never built by this script) as the peer "
+                        f"{FT_BASE}, exactly as ft is run, in the same interleaved rounds of "
+                        "every workload; the table gains a column '" + VS_BASE + "': the "
+                        "median of per-round ratios ft / ft@base (MB/s, files/s for small)")
     p.add_argument("--json", default=str(REPO / "bench" / "results" / "latest.json"),
                    help="results file (a .md table is written beside it)")
     a = p.parse_args()
@@ -1437,6 +1541,12 @@ def main() -> int:
             "running, expect noise")
     info["versions"] = tool_versions(tools)
     info["tmpfs"], info["disk"] = f"{tmpfs} ({fs_type(tmpfs.resolve())})", f"{disk} ({fs_type(disk.resolve())})"
+    if len(tools.fts) > 1:
+        # Which binaries were compared: the commit above is this checkout's, not theirs.
+        info["ft_builds"] = {ft.tool: {
+            "bin_dir": str(Path(ft.server).resolve().parent),
+            **{f"{Path(exe).name}_sha256": sha256(exe)[:16] for exe in (ft.server, ft.client)},
+        } for ft in tools.fts}
     results: list[dict] = []
     mem_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=tmpfs))
     disk_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=disk))
@@ -1444,9 +1554,11 @@ def main() -> int:
     sshd = None
     try:
         # A private copy, so a rebuild during the run cannot mix two versions of ft.
-        (mem_base / "bin").mkdir()
-        tools.ftserver = shutil.copy2(tools.ftserver, mem_base / "bin" / "ftserver")
-        tools.ftclient = shutil.copy2(tools.ftclient, mem_base / "bin" / "ftclient")
+        for ft in tools.fts:
+            d = mem_base / f"bin{ft.suffix}"
+            d.mkdir()
+            ft.server = shutil.copy2(ft.server, d / "ftserver")
+            ft.client = shutil.copy2(ft.client, d / "ftclient")
         if tools.have("scp") and set(args.only) & {"big", "small", "concurrent"}:
             try:
                 sshd = start_sshd(tools, mem_base)
@@ -1478,6 +1590,13 @@ def main() -> int:
           "persistent server's process tree by /proc); RSS = peak resident set (clients: GNU "
           "time, the largest client; persistent servers: sampled every 20 ms and summed over "
           "their processes; rss workload: a fresh ftserver's VmHWM).")
+    if with_ft_base(results):
+        print(f"{VS_BASE} = median of per-round ratios ft / {FT_BASE} ({FT_BASE}: the binaries "
+              f"in {args.ft_base_bin_dir}), in the ratio's unit; per round:")
+        for r in results:
+            if "vs_ft_base" in r:
+                rounds = " ".join(f"{x:.3f}" for x in r["vs_ft_base_rounds"])
+                print(f"  {r['workload']} {r['op']}: {r['vs_ft_base']:.3f} ({rounds})")
     for note in tools.notes:
         print(f"note: {note}")
     for r in results:
