@@ -20,7 +20,7 @@ fn put_then_get_round_trips_byte_identical_with_one_line_per_file() {
     let files = [
         ("small.txt", b"hello, ft\n".to_vec()),
         ("empty.bin", Vec::new()),
-        ("big.bin", noise(3 * 1024 * 1024 + 12_345)),
+        ("big.bin", noise(3 * 1024 * 1024 + 12_345, 1)),
     ];
     for (name, data) in &files {
         fs::write(f.local().join(name), data).expect("write");

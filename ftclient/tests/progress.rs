@@ -77,7 +77,7 @@ fn screen_text(raw: &str) -> Vec<String> {
 /// Two files to upload: one large enough to take several frames, one small.
 fn two_files(f: &Fixture) -> [(&'static str, Vec<u8>); 2] {
     let files = [
-        ("big.bin", noise(8 * 1024 * 1024)),
+        ("big.bin", noise(8 * 1024 * 1024, 1)),
         ("small.txt", b"hi".to_vec()),
     ];
     for (name, data) in &files {
@@ -146,7 +146,7 @@ fn downloads_draw_a_bar_too() {
         return;
     }
     let f = Fixture::new();
-    fs::write(f.served().join("down.bin"), noise(4 * 1024 * 1024)).expect("write");
+    fs::write(f.served().join("down.bin"), noise(4 * 1024 * 1024, 1)).expect("write");
     let out = on_terminal(&f, &["get", "down.bin"], "");
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("down.bin"), "{out:?}");
@@ -158,7 +158,7 @@ fn downloads_draw_a_bar_too() {
     assert_eq!(report_lines(&screen_text(&out.stdout)).len(), 1, "{out:?}");
     assert_eq!(
         fs::read(f.local().join("down.bin")).expect("downloaded"),
-        noise(4 * 1024 * 1024)
+        noise(4 * 1024 * 1024, 1)
     );
 }
 

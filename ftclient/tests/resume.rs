@@ -67,7 +67,7 @@ fn signal_when(
 #[test]
 fn an_interrupted_get_resumes_with_only_the_rest() {
     let f = Fixture::new();
-    let data = noise(SIZE);
+    let data = noise(SIZE, 1);
     fs::write(f.served().join("big.bin"), &data).expect("write");
 
     let code = interrupt(&f, &["get", "--resume", "big.bin"], &f.local());
@@ -94,7 +94,7 @@ fn an_interrupted_get_resumes_with_only_the_rest() {
 #[test]
 fn an_interrupted_put_resumes_with_only_the_rest() {
     let f = Fixture::new();
-    let data = noise(SIZE);
+    let data = noise(SIZE, 1);
     fs::write(f.local().join("big.bin"), &data).expect("write");
 
     let code = interrupt(&f, &["put", "--resume", "big.bin"], &f.served());
@@ -129,7 +129,7 @@ fn many_small_files_go_in_one_command_each_reported_in_order() {
     let mut args = vec!["put".to_owned()];
     for i in 0..300 {
         let name = format!("s{i:03}");
-        fs::write(f.local().join(&name), noise(i * 13)).expect("write");
+        fs::write(f.local().join(&name), noise(i * 13, 1)).expect("write");
         args.push(name);
     }
     args.insert(150, "missing".into());
@@ -148,7 +148,7 @@ fn many_small_files_go_in_one_command_each_reported_in_order() {
         assert_eq!(line.kind.as_deref(), want, "{line:?}");
     }
     for i in 0..300 {
-        assert_eq!(f.served_bytes(&format!("s{i:03}")), noise(i * 13));
+        assert_eq!(f.served_bytes(&format!("s{i:03}")), noise(i * 13, 1));
     }
 
     let mut get: Vec<&str> = vec!["get"];
@@ -162,7 +162,7 @@ fn many_small_files_go_in_one_command_each_reported_in_order() {
         let name = format!("s{i:03}");
         assert_eq!(
             fs::read(f.local().join(&name)).expect("read"),
-            noise(i * 13)
+            noise(i * 13, 1)
         );
     }
 }
@@ -181,7 +181,7 @@ fn temp_len(dir: &Path) -> Option<u64> {
 #[test]
 fn a_client_killed_mid_upload_leaves_nothing_on_the_server() {
     let f = Fixture::new();
-    let data = noise(SIZE);
+    let data = noise(SIZE, 1);
     fs::write(f.local().join("big.bin"), &data).expect("write");
     let code = signal_when(&f, &["put", "big.bin"], libc::SIGKILL, || {
         temp_len(&f.served()).is_some_and(|len| len >= 4 << 20)
@@ -207,7 +207,7 @@ fn a_client_killed_mid_upload_leaves_nothing_on_the_server() {
 #[test]
 fn a_client_killed_mid_download_is_cleaned_up_by_the_next_run() {
     let f = Fixture::new();
-    let data = noise(SIZE);
+    let data = noise(SIZE, 1);
     fs::write(f.served().join("big.bin"), &data).expect("write");
     let code = signal_when(&f, &["get", "big.bin"], libc::SIGKILL, || {
         temp_len(&f.local()).is_some_and(|len| len >= 4 << 20)

@@ -14,24 +14,12 @@ use std::time::{Duration, Instant};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
+use ft_testutil::noise;
 use ftlib::codec::{self, HEADER_LEN};
 use ftlib::protocol::{Body, DEFAULT_CHUNK, Entry, EntryKind, Response};
 use ftlib::store::DirStore;
 use ftlib::{Client, ClientConfig, Server, ServerConfig};
 use xxhash_rust::xxh3::Xxh3;
-
-/// Bytes of incompressible-looking data (a xorshift stream), so nothing is special-cased.
-fn data(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
-}
 
 fn entries(n: usize) -> Vec<Entry> {
     (0..n)
@@ -45,7 +33,7 @@ fn entries(n: usize) -> Vec<Entry> {
 }
 
 fn codec_benches(c: &mut Criterion) {
-    let chunk = data(DEFAULT_CHUNK);
+    let chunk = noise(DEFAULT_CHUNK, 0);
     let mut frame = Vec::new();
     codec::encode_frame(&Body::Chunk(&chunk), &mut frame).expect("encode chunk");
 
@@ -81,7 +69,7 @@ fn codec_benches(c: &mut Criterion) {
 }
 
 fn digest_benches(c: &mut Criterion) {
-    let chunk = data(DEFAULT_CHUNK);
+    let chunk = noise(DEFAULT_CHUNK, 0);
     let mut group = c.benchmark_group("digest");
     group.throughput(Throughput::Bytes(chunk.len() as u64));
     // What transfer.rs does per chunk: a streaming update of a running state.
@@ -109,7 +97,7 @@ fn scratch() -> tempfile::TempDir {
 fn loopback_benches(c: &mut Criterion) {
     const SIZE: usize = 32 * 1024 * 1024;
     let served = scratch();
-    std::fs::write(served.path().join("big.bin"), data(SIZE)).expect("write served file");
+    std::fs::write(served.path().join("big.bin"), noise(SIZE, 0)).expect("write served file");
 
     let mut group = c.benchmark_group("loopback_get");
     group.throughput(Throughput::Bytes(SIZE as u64));
@@ -176,7 +164,7 @@ fn small_file_benches(c: &mut Criterion) {
         .map(|i| {
             let name = format!("f{i:03}");
             let path = local.path().join(&name);
-            std::fs::write(&path, data(4096 + i)).expect("write local file");
+            std::fs::write(&path, noise(4096 + i, 0)).expect("write local file");
             (path, name)
         })
         .collect();

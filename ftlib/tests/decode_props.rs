@@ -1,13 +1,13 @@
 //! The decoders against arbitrary bytes: a message or an error, never a panic, never one
 //! allocation larger than the frame limit; every valid message round-trips. A counting
-//! global allocator records the largest single allocation each thread requests.
+//! global allocator (`ft_testutil::CountingAlloc`) records the largest single allocation
+//! each thread requests.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
+use ft_testutil::{CountingAlloc, largest_allocation};
 use ftlib::Error;
 use ftlib::codec::{self, HEADER_LEN};
 use ftlib::connection::Connection;
@@ -18,58 +18,9 @@ use ftlib::protocol::{
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-// ---------------------------------------------------------------------------------------
-// Counting allocator
-
-/// `System`, noting the largest size each thread asks for (per thread, so tests running in
-/// parallel do not see each other's allocations).
-struct Counting;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note(size: usize) {
-    // `try_with`: allocations during thread teardown must not panic.
-    let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; noting the size neither allocates
-// nor unwinds.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// Every allocation is counted, so `largest_allocation` can bound what a decode asks for.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f`; returns its result and the largest single allocation it made on this thread.
-fn largest_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    LARGEST.with(|largest| largest.set(0));
-    let result = f();
-    (result, LARGEST.with(Cell::get))
-}
+static ALLOCATOR: CountingAlloc = CountingAlloc;
 
 // ---------------------------------------------------------------------------------------
 // The decoders, all at once

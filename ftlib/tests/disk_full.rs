@@ -9,7 +9,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{RawPeer, TestServer, assert_no_temp_files, bytes, temp_files};
+use common::{RawPeer, TestServer, assert_no_temp_files};
+use ft_testutil::{digest, noise, temp_files};
 use ftlib::protocol::{Body, Request, Response};
 use ftlib::store::DirStore;
 use ftlib::{ErrorKind, ServerConfig};
@@ -65,7 +66,7 @@ fn an_upload_that_fills_the_server_disk_fails_cleanly() {
     let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
     let server = TestServer::serving(dir, ServerConfig::default());
     let mut client = server.client();
-    let data = bytes(3 * 1024 * 1024, 1);
+    let data = noise(3 * 1024 * 1024, 1);
     let err = client
         .put_reader(&data[..], data.len() as u64, "huge", |_| {})
         .expect_err("cannot fit");
@@ -77,7 +78,7 @@ fn an_upload_that_fills_the_server_disk_fails_cleanly() {
     assert!(!server.root().join("huge").exists());
     assert_no_temp_files(server.root());
     // The space came back and the name is free.
-    let small = bytes(100_000, 2);
+    let small = noise(100_000, 2);
     client
         .put_reader(&small[..], small.len() as u64, "huge", |_| {})
         .expect("fits now");
@@ -101,7 +102,7 @@ fn a_disk_that_fills_during_an_upload_fails_it_cleanly() {
     };
     let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
     let server = TestServer::serving(dir, ServerConfig::default());
-    let second = bytes(700 * 1024, 4);
+    let second = noise(700 * 1024, 4);
     let mut late = RawPeer::connect(server.addr);
     late.send(&Request::Put {
         name: "second".into(),
@@ -109,7 +110,7 @@ fn a_disk_that_fills_during_an_upload_fails_it_cleanly() {
     });
     assert_eq!(late.recv(), Response::Ready);
 
-    let first = bytes(700 * 1024, 5);
+    let first = noise(700 * 1024, 5);
     server
         .client()
         .put_reader(&first[..], first.len() as u64, "first", |_| {})
@@ -119,7 +120,7 @@ fn a_disk_that_fills_during_an_upload_fails_it_cleanly() {
         late.send(&Body::Chunk(chunk));
     }
     late.send(&Body::End {
-        digest: xxhash_rust::xxh3::xxh3_128(&second).to_be_bytes(),
+        digest: digest(&second),
     });
     match late.recv() {
         Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::NoSpace),
@@ -197,7 +198,7 @@ fn a_download_that_fills_the_local_disk_fails_cleanly() {
         return;
     };
     let server = TestServer::start();
-    server.write("big", &bytes(3 * 1024 * 1024, 3));
+    server.write("big", &noise(3 * 1024 * 1024, 3));
     server.write("small", b"still fits");
     let local = DirStore::open(fs.path()).expect("local store");
     let mut client = server.client();
@@ -241,7 +242,7 @@ fn small_files_that_fill_the_server_disk_fail_one_by_one() {
         .map(|i| {
             let name = format!("s{i:03}");
             let path = local.path().join(&name);
-            std::fs::write(&path, bytes(4096, i as u64)).expect("write");
+            std::fs::write(&path, noise(4096, i as u64)).expect("write");
             (path, name)
         })
         .collect();
@@ -259,7 +260,7 @@ fn small_files_that_fill_the_server_disk_fail_one_by_one() {
                 assert_eq!(*size, 4096);
                 assert_eq!(
                     std::fs::read(server.root().join(name)).expect("stored"),
-                    bytes(4096, *i as u64)
+                    noise(4096, *i as u64)
                 );
             }
             Err(e) => {

@@ -9,15 +9,11 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{RawPeer, TestServer, assert_no_temp_files, bytes, quick_config, raw_exchange};
+use common::{RawPeer, TestServer, assert_no_temp_files, quick_config, raw_exchange};
+use ft_testutil::{digest, noise};
 use ftlib::codec;
 use ftlib::protocol::{Body, ErrorKind, Hello, MAGIC, MAX_FRAME, Request, Response};
 use ftlib::{Client, Error, ServerConfig};
-use xxhash_rust::xxh3::xxh3_128;
-
-fn digest(data: &[u8]) -> [u8; 16] {
-    xxh3_128(data).to_be_bytes()
-}
 
 fn expect_error(response: Response, kind: ErrorKind) -> String {
     match response {
@@ -106,7 +102,7 @@ fn malformed_frames_end_only_that_connection() {
         ),
         ("second hello", hello[..].to_vec(), true),
         ("chunk before a request", chunk_first, true),
-        ("random bytes", common::bytes(300, 5), true),
+        ("random bytes", noise(300, 5), true),
         // Cut short inside a frame: nobody is left to answer, the server only closes.
         (
             "truncated frame",
@@ -466,7 +462,7 @@ fn max_file_size_refuses_before_the_body() {
     config.max_file_size = Some(1000);
     let server = TestServer::with_config(config);
     let mut client = server.client();
-    let data = bytes(1001, 3);
+    let data = noise(1001, 3);
     let err = client
         .put_reader(&data[..], 1001, "big", |_| {})
         .expect_err("too large");

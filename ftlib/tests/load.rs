@@ -10,7 +10,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{TestServer, assert_no_temp_files, bytes, temp_files};
+use common::{TestServer, assert_no_temp_files};
+use ft_testutil::{noise, temp_files};
 use ftlib::protocol::EntryKind;
 use ftlib::store::DirStore;
 use ftlib::{Client, ClientConfig, ServerConfig};
@@ -33,7 +34,7 @@ fn name(i: usize) -> String {
 
 /// Distinct content and a distinct size per client, so a mixed-up file cannot pass.
 fn payload(i: usize) -> Vec<u8> {
-    bytes(SIZE + i, 2 * i as u64 + 1)
+    noise(SIZE + i, 2 * i as u64 + 1)
 }
 
 /// Connects, waits until every client is connected, uploads its payload, downloads it into

@@ -3,34 +3,28 @@
 //! answers, unknown error kinds, silence. Whatever the server does, the client writes only
 //! the file it asked for, stops at the declared size, leaves nothing behind on failure,
 //! escapes what it prints, times out clearly, and closes a connection it can no longer trust.
-
-mod common;
+//! The fake server is `ft_testutil::fake_server`; the row that runs the real `ftclient`
+//! binary against it is in `ftclient/tests/malicious_server.rs`.
 
 use std::fs;
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::bytes;
+use ft_testutil::fake_server::{
+    Ending, FakeServer, NAME, Peer, assert_printable, entry, serve_terminal_names, terminal_names,
+};
+use ft_testutil::{digest, names_in, noise};
 use ftlib::codec::{self, HEADER_LEN};
-use ftlib::connection::Connection;
 use ftlib::protocol::{
-    Body, DEFAULT_CHUNK, Entry, EntryKind, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
-    MAX_HELLO_FRAME, Request, Response,
+    Body, DEFAULT_CHUNK, Entry, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
+    MAX_HELLO_FRAME, Response,
 };
 use ftlib::store::DirStore;
 use ftlib::text::escape;
-use ftlib::{Client, ClientConfig, Error};
+use ftlib::{Client, ClientConfig};
 use serde::Serialize;
-use xxhash_rust::xxh3::xxh3_128;
-
-/// The name every download row asks for.
-const NAME: &str = "asked.txt";
 
 /// Client timeout for rows that must fail before any timeout could fire.
 const QUICK: Duration = Duration::from_secs(5);
@@ -38,185 +32,8 @@ const QUICK: Duration = Duration::from_secs(5);
 /// Client timeout for rows where the server goes silent.
 const SHORT: Duration = Duration::from_millis(500);
 
-/// How long the fake server waits for the client before giving up on it.
-const FAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Most listing entries the client accepts in these tests.
 const MAX_LIST: u64 = 1000;
-
-fn digest(data: &[u8]) -> [u8; 16] {
-    xxh3_128(data).to_be_bytes()
-}
-
-// ---------------------------------------------------------------------------------------
-// The fake server
-// ---------------------------------------------------------------------------------------
-
-/// How the fake server's connection ended, once its script was played.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
-    /// The client closed (or reset) the connection.
-    ClientClosed,
-    /// The client kept the connection open but said nothing for [`FAKE_TIMEOUT`].
-    ClientSilent,
-}
-
-/// A fake ft server on loopback, built on ftlib's own codec: it accepts one connection,
-/// plays a script on it, then answers any `List` with an empty listing (so a test can check
-/// the connection is still in step) until the client hangs up.
-struct FakeServer {
-    addr: SocketAddr,
-    thread: Option<JoinHandle<Ending>>,
-}
-
-impl FakeServer {
-    /// Plays `script` from the first byte: the script decides whether and how to greet.
-    fn start(script: fn(&mut Peer)) -> FakeServer {
-        FakeServer::spawn(script, false)
-    }
-
-    /// Greets like a real server, reads the client's hello, then plays `script`.
-    fn after_hello(script: fn(&mut Peer)) -> FakeServer {
-        FakeServer::spawn(script, true)
-    }
-
-    fn spawn(script: fn(&mut Peer), greet: bool) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let thread = std::thread::spawn(move || {
-            let (stream, _) = listener.accept().expect("accept");
-            let raw = stream.try_clone().expect("clone stream");
-            let mut peer = Peer {
-                conn: Connection::new(stream, FAKE_TIMEOUT).expect("connection"),
-                raw,
-            };
-            if greet {
-                peer.handshake();
-            }
-            script(&mut peer);
-            peer.serve_until_closed()
-        });
-        FakeServer {
-            addr,
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits for the fake server to finish (bounded by [`FAKE_TIMEOUT`]) and re-raises any
-    /// failed assertion of its script.
-    fn finish(mut self) -> Ending {
-        match self.thread.take().expect("not finished yet").join() {
-            Ok(ending) => ending,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    }
-}
-
-/// The server's end of the connection, as a script sees it.
-struct Peer {
-    conn: Connection,
-    /// The same socket, for bytes that are not a well-formed frame.
-    raw: TcpStream,
-}
-
-impl Peer {
-    fn handshake(&mut self) {
-        self.send(&Response::Hello(Hello::ours()));
-        match self.conn.recv_hello::<Request>().expect("client hello") {
-            Request::Hello(_) => {}
-            other => panic!("expected the client's hello, got {other:?}"),
-        }
-    }
-
-    /// The client's next request.
-    fn request(&mut self) -> Request {
-        self.conn
-            .expect::<Request>("a request")
-            .expect("the client's request")
-    }
-
-    /// Reads a `Get` and checks it asks for [`NAME`].
-    fn expect_get(&mut self) {
-        match self.request() {
-            Request::Get { name } => assert_eq!(name, NAME),
-            other => panic!("expected get {NAME}, got {other:?}"),
-        }
-    }
-
-    fn expect_list(&mut self) {
-        match self.request() {
-            Request::List => {}
-            other => panic!("expected list, got {other:?}"),
-        }
-    }
-
-    /// Reads a `Put`; returns the declared size.
-    fn expect_put(&mut self) -> u64 {
-        match self.request() {
-            Request::Put { name, size } => {
-                assert_eq!(name, NAME);
-                size
-            }
-            other => panic!("expected put {NAME}, got {other:?}"),
-        }
-    }
-
-    /// Reads an upload body up to its `End` or `Abort`; returns the bytes received.
-    fn drain_body(&mut self) -> u64 {
-        let mut got = 0;
-        loop {
-            match self.conn.expect::<Body<'_>>("a body").expect("body frame") {
-                Body::Chunk(data) => got += data.len() as u64,
-                Body::End { .. } | Body::Abort { .. } => return got,
-            }
-        }
-    }
-
-    /// Sends one frame. The client may have hung up already; the script carries on.
-    fn send<T: Serialize + ?Sized>(&mut self, msg: &T) {
-        let _ = self.conn.send(msg);
-    }
-
-    /// Sends one frame; false once the client is gone.
-    fn try_send<T: Serialize + ?Sized>(&mut self, msg: &T) -> bool {
-        self.conn.send(msg).is_ok()
-    }
-
-    /// Sends `payload` with a correct header, whatever it contains.
-    fn frame(&mut self, payload: &[u8]) {
-        let len = u32::try_from(payload.len()).expect("payload fits a header");
-        self.raw(&len.to_be_bytes());
-        self.raw(payload);
-    }
-
-    /// Sends bytes as they are.
-    fn raw(&mut self, bytes: &[u8]) {
-        let _ = self.raw.write_all(bytes);
-    }
-
-    fn file(&mut self, size: u64) {
-        self.send(&Response::File { size, modified: 0 });
-    }
-
-    fn hang_up(&mut self) {
-        self.conn.close();
-    }
-
-    /// After the script: answers `List` with an empty listing, ignores anything else, until
-    /// the client closes or stays silent for [`FAKE_TIMEOUT`].
-    fn serve_until_closed(mut self) -> Ending {
-        loop {
-            match self.conn.recv::<Request>() {
-                Ok(Some(Request::List)) => self.send(&Response::ListEnd { count: 0 }),
-                Ok(Some(_)) => {}
-                // Body frames of an upload the script did not read: skip them.
-                Err(Error::Protocol(_)) => {}
-                Err(Error::Timeout(_)) => return Ending::ClientSilent,
-                Ok(None) | Err(_) => return Ending::ClientClosed,
-            }
-        }
-    }
-}
 
 /// Mirrors of [`Response`] and [`Body`] whose error kinds are plain codes, to send kinds this
 /// library has never heard of. bincode encodes an enum by variant index, so only the order
@@ -246,15 +63,6 @@ const UNKNOWN_KIND: u16 = 999;
 const EVIL_MESSAGE: &str =
     "\x1b[2J\x1b]0;owned\x07fake prompt$ \rrm -rf ~\nsecond line\u{9b}31m\u{202e}txt.exe";
 
-fn entry(name: &str) -> Entry {
-    Entry {
-        name: name.to_owned(),
-        kind: EntryKind::File,
-        size: 1,
-        modified: 0,
-    }
-}
-
 /// The bincode tag of `Response::Entries`, read off a real encoding.
 fn entries_tag() -> u8 {
     let mut frame = Vec::new();
@@ -269,35 +77,6 @@ const LENGTH_BOMB: [u8; 9] = [253, 0, 0, 0, 0, 0, 0, 0, 0x10];
 // ---------------------------------------------------------------------------------------
 // Checks shared by every row
 // ---------------------------------------------------------------------------------------
-
-/// Panics when `text` holds anything a terminal would interpret.
-fn assert_printable(text: &str, what: &str) {
-    let bad: Vec<char> = text
-        .chars()
-        .filter(|&c| {
-            c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        })
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "{what}: raw control characters {bad:?} in {text:?}"
-    );
-}
-
-/// Every name in `dir`, sorted.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|e| {
-            e.expect("entry")
-                .file_name()
-                .into_string()
-                .expect("utf-8 name")
-        })
-        .collect();
-    names.sort();
-    names
-}
 
 fn client_config(kind: ErrorKind) -> ClientConfig {
     let mut config = ClientConfig::default();
@@ -393,7 +172,7 @@ fn run_row(row: &Row) {
         }),
         Op::List => client.list().map(|entries| entries.len() as u64),
         Op::Put => {
-            let data = bytes(10_000, 7);
+            let data = noise(10_000, 7);
             client.put_reader(&data[..], data.len() as u64, NAME, |_| {})
         }
     };
@@ -615,7 +394,7 @@ fn lying_downloads_publish_nothing() {
             script: |p| {
                 p.expect_get();
                 p.file(64 << 20);
-                let chunk = bytes(DEFAULT_CHUNK, 3);
+                let chunk = noise(DEFAULT_CHUNK, 3);
                 for _ in 0..16 {
                     p.send(&Body::Chunk(&chunk));
                 }
@@ -1208,45 +987,6 @@ fn names_from_the_server_never_choose_where_the_client_writes() {
     assert_eq!(fake.finish(), Ending::ClientClosed);
 }
 
-/// Names that would take over a terminal: the client accepts them as data.
-fn terminal_names() -> Vec<Entry> {
-    let names = [
-        "clear\x1b[2J\x1b[H",
-        "title\x1b]0;owned\x07",
-        "two\nlines",
-        "carriage\rreturn",
-        "tab\there",
-        "bell\x07",
-        "del\x7f",
-        "c1 csi\u{9b}31m",
-        "rtl\u{202e}fdp.exe",
-        "isolate\u{2066}x\u{2069}",
-        "quote\"and\\backslash",
-        "../x",
-        "/etc/x",
-        "plain.txt",
-    ];
-    let mut entries: Vec<Entry> = names.iter().map(|n| entry(n)).collect();
-    entries.push(Entry {
-        name: "dir\x1b[31m".into(),
-        kind: EntryKind::Dir,
-        size: 0,
-        modified: 0,
-    });
-    entries
-}
-
-fn serve_terminal_names(p: &mut Peer) {
-    p.expect_list();
-    let entries = terminal_names();
-    let (first, second) = entries.split_at(5);
-    p.send(&Response::Entries(first.to_vec()));
-    p.send(&Response::Entries(second.to_vec()));
-    p.send(&Response::ListEnd {
-        count: entries.len() as u64,
-    });
-}
-
 #[test]
 fn listing_names_with_control_characters_are_accepted_and_escaped() {
     let fake = FakeServer::after_hello(serve_terminal_names);
@@ -1268,73 +1008,6 @@ fn listing_names_with_control_characters_are_accepted_and_escaped() {
     assert_eq!(fake.finish(), Ending::ClientClosed);
 }
 
-/// The real `ftclient` built for this workspace, if it has been built.
-fn ftclient_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let bin = target
-        .join("debug")
-        .join(format!("ftclient{}", std::env::consts::EXE_SUFFIX));
-    bin.is_file().then_some(bin)
-}
-
-#[test]
-fn the_ftclient_binary_prints_hostile_names_escaped_one_per_line() {
-    let Some(bin) = ftclient_binary() else {
-        eprintln!(
-            "note: skipping: target/debug/ftclient is not built (run `cargo build -p ftclient`)"
-        );
-        return;
-    };
-    let fake = FakeServer::after_hello(serve_terminal_names);
-    let local = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(&bin)
-        .arg("127.0.0.1")
-        .arg(fake.addr.port().to_string())
-        .arg("list")
-        .args(["--timeout", "5", "--dir"])
-        .arg(local.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ftclient");
-    // The output is a few hundred bytes: it fits the pipes, so polling cannot deadlock.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ftclient list did not finish within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
-    let stderr = String::from_utf8(output.stderr).expect("utf-8 stderr");
-    assert!(output.status.success(), "{:?}: {stderr}", output.status);
-    assert!(!stdout.as_bytes().contains(&0x1b), "raw ESC in {stdout:?}");
-    let entries = terminal_names();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), entries.len(), "one line per entry: {stdout:?}");
-    for (line, entry) in lines.iter().zip(&entries) {
-        assert_printable(line, line);
-        let suffix = if entry.kind == EntryKind::Dir {
-            "/"
-        } else {
-            ""
-        };
-        assert_eq!(*line, format!("{}{suffix}", escape(&entry.name)));
-    }
-    for line in stderr.lines() {
-        assert_printable(line, "stderr");
-    }
-    assert!(stderr.contains("success"), "{stderr}");
-    assert_eq!(names_in(local.path()), Vec::<String>::new());
-    assert_eq!(fake.finish(), Ending::ClientClosed);
-}
-
 // ---------------------------------------------------------------------------------------
 // Endless data
 // ---------------------------------------------------------------------------------------
@@ -1346,7 +1019,7 @@ fn an_endless_body_ends_at_cancel_and_leaves_nothing() {
     let fake = FakeServer::after_hello(|p| {
         p.expect_get();
         p.file(u64::MAX);
-        let chunk = bytes(DEFAULT_CHUNK, 11);
+        let chunk = noise(DEFAULT_CHUNK, 11);
         // The cancelled client releases its socket; the short send timeout only guards the
         // test should it not.
         p.raw

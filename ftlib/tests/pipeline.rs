@@ -7,14 +7,11 @@ mod common;
 use std::fs;
 use std::path::PathBuf;
 
-use common::{RawPeer, TestServer, assert_no_temp_files, bytes, temp_files};
+use common::{RawPeer, TestServer, assert_no_temp_files};
+use ft_testutil::{digest, noise, temp_files};
 use ftlib::ErrorKind;
 use ftlib::protocol::{Body, MAX_PIPELINED, Request, Response};
 use ftlib::store::DirStore;
-
-fn digest(data: &[u8]) -> [u8; 16] {
-    xxhash_rust::xxh3::xxh3_128(data).to_be_bytes()
-}
 
 #[test]
 fn put_many_keeps_every_file_s_promises_and_reports_each_in_order() {
@@ -25,12 +22,12 @@ fn put_many_keeps_every_file_s_promises_and_reports_each_in_order() {
     let mut expected = Vec::new();
     for i in 0..300 {
         let name = format!("small-{i:03}");
-        let data = bytes(i * 37, i as u64);
+        let data = noise(i * 37, i as u64);
         fs::write(local.path().join(&name), &data).expect("write");
         files.push((local.path().join(&name), name.clone()));
         expected.push(Ok(data.len() as u64));
     }
-    let big = bytes(MAX_PIPELINED as usize + 1, 999);
+    let big = noise(MAX_PIPELINED as usize + 1, 999);
     fs::write(local.path().join("big"), &big).expect("write");
     let odd: Vec<(&str, ErrorKind)> = vec![
         ("taken", ErrorKind::AlreadyExists),
@@ -89,7 +86,7 @@ fn get_many_downloads_in_a_pipeline_and_reports_each() {
     let mut names = Vec::new();
     for i in 0..200 {
         let name = format!("f{i:03}");
-        server.write(&name, &bytes(i * 53 + 1, i as u64 + 7));
+        server.write(&name, &noise(i * 53 + 1, i as u64 + 7));
         names.push(name);
     }
     names.insert(10, "missing".into());
@@ -188,7 +185,7 @@ fn verified_uploads_are_published_even_if_the_client_leaves_without_its_answers(
     let server = TestServer::start();
     let mut peer = RawPeer::connect(server.addr);
     for i in 0..5 {
-        let data = bytes(1000 + i, i as u64);
+        let data = noise(1000 + i, i as u64);
         peer.send(&Request::PutPipelined {
             name: format!("left-{i}"),
             size: data.len() as u64,
@@ -204,7 +201,7 @@ fn verified_uploads_are_published_even_if_the_client_leaves_without_its_answers(
     for i in 0..5 {
         assert_eq!(
             fs::read(server.root().join(format!("left-{i}"))).expect("published"),
-            bytes(1000 + i, i as u64)
+            noise(1000 + i, i as u64)
         );
     }
     assert_no_temp_files(server.root());
@@ -232,7 +229,7 @@ fn waiting_pipelined_uploads_hold_no_descriptors() {
     let mut peer = RawPeer::connect(server.addr);
     let small = 200;
     for i in 0..small {
-        let data = bytes(100, i);
+        let data = noise(100, i);
         peer.send(&Request::PutPipelined {
             name: format!("w{i}"),
             size: 100,
@@ -245,7 +242,7 @@ fn waiting_pipelined_uploads_hold_no_descriptors() {
     // Then one upload too big for memory, whose End frame travels in one write with half a
     // header: when the server has read that End, input is pending, so the upload waits.
     let big = ftlib::store::BUFFERED_MAX + 1000;
-    let data = bytes(big, 1000);
+    let data = noise(big, 1000);
     peer.send(&Request::PutPipelined {
         name: "big".into(),
         size: big as u64,
@@ -289,7 +286,7 @@ fn waiting_pipelined_uploads_hold_no_descriptors() {
     for i in 0..small {
         assert_eq!(
             fs::read(root.join(format!("w{i}"))).expect("published"),
-            bytes(100, i)
+            noise(100, i)
         );
     }
     assert!(fs::read(root.join("big")).expect("published") == data);
@@ -310,7 +307,7 @@ fn a_group_is_committed_when_it_holds_enough_bytes() {
     let mut wire = Vec::new();
     let mut frame = Vec::new();
     for i in 0..count {
-        let data = bytes(size as usize, i);
+        let data = noise(size as usize, i);
         let request = Request::PutPipelined {
             name: format!("g{i}"),
             size,
@@ -353,7 +350,7 @@ fn a_group_is_committed_when_it_holds_enough_bytes() {
     for i in 0..count {
         assert_eq!(
             fs::read(server.root().join(format!("g{i}"))).expect("published"),
-            bytes(size as usize, i)
+            noise(size as usize, i)
         );
     }
 }
@@ -365,7 +362,7 @@ fn a_protocol_error_is_answered_after_the_waiting_uploads() {
     let mut peer = RawPeer::connect(server.addr);
     let mut garbage = Vec::new();
     for i in 0..3 {
-        let data = bytes(10, i);
+        let data = noise(10, i);
         peer.send(&Request::PutPipelined {
             name: format!("ok{i}"),
             size: 10,

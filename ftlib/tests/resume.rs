@@ -5,23 +5,15 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{RawPeer, TestServer, assert_no_temp_files, bytes, quick_config};
+use common::{RawPeer, TestServer, assert_no_temp_files, quick_config};
+use ft_testutil::{digest, noise, partials};
 use ftlib::protocol::{Body, ErrorKind, Hello, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits, Store};
 use ftlib::{Client, Error};
-
-fn partials(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(PART_PREFIX))
-        .collect()
-}
 
 /// A client whose transfers cancel themselves once `at` bytes have moved.
 fn cancelling_client(server: &TestServer, at: u64) -> (Client, Arc<AtomicBool>, u64) {
@@ -39,7 +31,7 @@ fn cancelling_client(server: &TestServer, at: u64) -> (Client, Arc<AtomicBool>, 
 #[test]
 fn an_interrupted_download_resumes_with_only_the_missing_bytes() {
     let server = TestServer::start();
-    let data = bytes(5 * 1024 * 1024 + 17, 1);
+    let data = noise(5 * 1024 * 1024 + 17, 1);
     server.write("big.bin", &data);
     let local = tempfile::tempdir().expect("tempdir");
     let store = DirStore::open(local.path()).expect("store");
@@ -86,7 +78,7 @@ fn an_interrupted_download_resumes_with_only_the_missing_bytes() {
 #[test]
 fn a_partial_that_no_longer_matches_the_server_file_starts_over() {
     let server = TestServer::start();
-    let old = bytes(3 * 1024 * 1024, 2);
+    let old = noise(3 * 1024 * 1024, 2);
     server.write("doc", &old);
     let local = tempfile::tempdir().expect("tempdir");
     let store = DirStore::open(local.path()).expect("store");
@@ -101,7 +93,7 @@ fn a_partial_that_no_longer_matches_the_server_file_starts_over() {
     assert_eq!(partials(local.path()).len(), 1);
 
     // The file changes on the server (outside ft) before the resume.
-    let new = bytes(3 * 1024 * 1024, 4);
+    let new = noise(3 * 1024 * 1024, 4);
     assert_ne!(new[..1024], old[..1024], "the content really changed");
     fs::remove_file(server.root().join("doc")).expect("rm");
     server.write("doc", &new);
@@ -131,7 +123,7 @@ fn a_failed_download_that_is_not_an_interruption_keeps_no_partial() {
 #[test]
 fn an_interrupted_upload_resumes_and_is_never_visible_before_it_completes() {
     let server = TestServer::start();
-    let data = bytes(4 * 1024 * 1024 + 3, 4);
+    let data = noise(4 * 1024 * 1024 + 3, 4);
     let local = tempfile::tempdir().expect("tempdir");
     let source = local.path().join("up.bin");
     fs::write(&source, &data).expect("write");
@@ -186,7 +178,7 @@ fn a_changed_source_never_continues_an_old_partial() {
     let server = TestServer::start();
     let local = tempfile::tempdir().expect("tempdir");
     let source = local.path().join("f");
-    fs::write(&source, bytes(2 * 1024 * 1024, 5)).expect("write");
+    fs::write(&source, noise(2 * 1024 * 1024, 5)).expect("write");
     let (mut client, cancel, at) = cancelling_client(&server, 512 * 1024);
     client
         .put_resumable(&source, "f", |p| {
@@ -197,8 +189,8 @@ fn a_changed_source_never_continues_an_old_partial() {
         .expect_err("cancelled");
 
     // Same name and size, other content: a different key, so a fresh upload.
-    let changed = bytes(2 * 1024 * 1024, 8);
-    assert_ne!(changed, bytes(2 * 1024 * 1024, 5));
+    let changed = noise(2 * 1024 * 1024, 8);
+    assert_ne!(changed, noise(2 * 1024 * 1024, 5));
     fs::write(&source, &changed).expect("write");
     let mut first = None;
     let moved = server
@@ -216,7 +208,7 @@ fn a_changed_source_never_continues_an_old_partial() {
 fn a_resumed_upload_whose_bytes_do_not_match_its_digest_is_refused_and_forgotten() {
     let server = TestServer::start();
     let mut peer = RawPeer::connect(server.addr);
-    let claimed = xxhash_rust::xxh3::xxh3_128(b"the real content").to_be_bytes();
+    let claimed = digest(b"the real content");
     peer.send(&Request::PutResumable {
         name: "liar".into(),
         size: 16,
@@ -226,7 +218,7 @@ fn a_resumed_upload_whose_bytes_do_not_match_its_digest_is_refused_and_forgotten
     let other = b"something else!!";
     peer.send(&Body::Chunk(other));
     peer.send(&Body::End {
-        digest: xxhash_rust::xxh3::xxh3_128(other).to_be_bytes(),
+        digest: digest(other),
     });
     match peer.recv() {
         Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::ChecksumMismatch),
@@ -239,7 +231,7 @@ fn a_resumed_upload_whose_bytes_do_not_match_its_digest_is_refused_and_forgotten
 #[test]
 fn one_partial_cannot_be_written_by_two_uploads_at_once() {
     let server = TestServer::start();
-    let digest = xxhash_rust::xxh3::xxh3_128(b"0123456789").to_be_bytes();
+    let digest = digest(b"0123456789");
     let request = Request::PutResumable {
         name: "same".into(),
         size: 10,
@@ -276,8 +268,7 @@ fn abandoned_partials_are_bounded_in_age_and_size() {
         max_bytes: 3500,
     });
     store.cleanup().expect("cleanup");
-    let mut left = partials(dir.path());
-    left.sort();
+    let left = partials(dir.path());
     assert_eq!(
         left,
         vec![format!("{PART_PREFIX}2"), format!("{PART_PREFIX}3")]

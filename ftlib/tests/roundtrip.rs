@@ -7,7 +7,8 @@ use std::fs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{TestServer, assert_no_temp_files, bytes, quick_config, temp_files};
+use common::{TestServer, assert_no_temp_files, quick_config};
+use ft_testutil::{noise, temp_files};
 use ftlib::protocol::{DEFAULT_CHUNK, EntryKind};
 use ftlib::report::Op;
 use ftlib::store::DirStore;
@@ -37,7 +38,7 @@ fn files_of_every_size_round_trip_byte_identical() {
     ];
     for (i, size) in sizes.into_iter().enumerate() {
         let name = format!("file-{size}");
-        let data = bytes(size, i as u64 + 1);
+        let data = noise(size, i as u64 + 1);
         let source = local.path().join(format!("src-{size}"));
         fs::write(&source, &data).expect("write source");
         let mut last = None;
@@ -161,7 +162,7 @@ fn many_requests_share_one_connection() {
     let store = DirStore::open(local.path()).expect("store");
     let mut client = server.client();
     for i in 0..50 {
-        let data = bytes(i * 100, i as u64);
+        let data = noise(i * 100, i as u64);
         client
             .put_reader(&data[..], data.len() as u64, &format!("n{i}"), |_| {})
             .expect("put");
@@ -191,7 +192,7 @@ fn concurrent_clients_are_all_served() {
                 let mut client = Client::connect(addr, quick_config()).expect("connect");
                 for i in 0..5 {
                     let name = format!("t{t}-{i}");
-                    let data = bytes(50_000 + t * 1000 + i, (t * 10 + i) as u64);
+                    let data = noise(50_000 + t * 1000 + i, (t * 10 + i) as u64);
                     client
                         .put_reader(&data[..], data.len() as u64, &name, |_| {})
                         .expect("put");
@@ -217,7 +218,7 @@ fn racing_uploads_of_one_name_have_exactly_one_intact_winner() {
             .map(|t| {
                 let name = name.clone();
                 std::thread::spawn(move || {
-                    let data = bytes(300_000, t + 1);
+                    let data = noise(300_000, t + 1);
                     let mut client = Client::connect(addr, quick_config()).expect("connect");
                     client
                         .put_reader(&data[..], data.len() as u64, &name, |_| {})
@@ -250,7 +251,7 @@ fn a_cancelled_upload_leaves_nothing_and_the_name_free() {
     config.cancel = Some(Arc::clone(&cancel));
     config.chunk_size = 4096;
     let mut client = Client::connect(server.addr, config).expect("connect");
-    let data = bytes(1 << 20, 9);
+    let data = noise(1 << 20, 9);
     let result = client.put_reader(&data[..], data.len() as u64, "half", |p| {
         if p.done >= 64 * 1024 {
             cancel.store(true, Ordering::SeqCst);

@@ -10,22 +10,19 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ftlib::store::DirStore;
 use ftlib::{Client, ClientConfig, ErrorKind};
 use serde_json::{Value, json};
 use tempfile::TempDir;
-use util::{DEADLINE, JSON_REPORT_FIELDS, Line, ServerProcess, ftserver, run, temp_files};
+use util::{
+    DEADLINE, JSON_REPORT_FIELDS, Line, ServerProcess, client, ftserver, noise, run, temp_files,
+    wait_until,
+};
 
 fn tempdir() -> TempDir {
     tempfile::tempdir().expect("create a temporary directory")
-}
-
-fn client(server: &ServerProcess) -> Client {
-    let mut config = ClientConfig::default();
-    config.timeout = DEADLINE;
-    Client::connect(server.addr, config).expect("connect to ftserver")
 }
 
 /// `ftserver PORT --bind 127.0.0.1 --root ROOT`.
@@ -37,27 +34,6 @@ fn serve_args(port: u16, root: &Path) -> Vec<OsString> {
         "--root".into(),
         root.into(),
     ]
-}
-
-/// Deterministic bytes that do not compress into a pattern a bug could hide in.
-fn noise(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[3]
-        })
-        .collect()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -371,7 +347,7 @@ fn sigterm_and_sigint_stop_it_promptly_with_status_0() {
 fn shutdown_lets_a_running_upload_finish() {
     let root = tempdir();
     let mut server = ServerProcess::start(root.path(), &[]);
-    let data = noise(600_000);
+    let data = noise(600_000, 2);
     let (gate, upload) = paused_upload(&server, root.path(), "late.bin", data.clone());
     server.signal(libc::SIGTERM);
     server.wait_for_stderr("shutting down");
@@ -393,7 +369,7 @@ fn shutdown_lets_a_running_upload_finish() {
 fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_leaves_nothing() {
     let root = tempdir();
     let mut server = ServerProcess::start(root.path(), &[]);
-    let (gate, upload) = paused_upload(&server, root.path(), "stalled.bin", noise(600_000));
+    let (gate, upload) = paused_upload(&server, root.path(), "stalled.bin", noise(600_000, 2));
     server.signal(libc::SIGTERM);
     // The grace period is 5 s; then the transfer is cut and cleaned up.
     let status = server.wait_exit(Duration::from_secs(15));
@@ -418,7 +394,7 @@ fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_leaves_nothing() {
 fn a_second_signal_exits_at_once_and_the_next_start_cleans_up() {
     let root = tempdir();
     let mut server = ServerProcess::start(root.path(), &[]);
-    let (gate, upload) = paused_upload(&server, root.path(), "cut.bin", noise(600_000));
+    let (gate, upload) = paused_upload(&server, root.path(), "cut.bin", noise(600_000, 2));
     server.signal(libc::SIGINT);
     server.wait_for_stderr("shutting down");
     server.signal(libc::SIGINT);
@@ -439,7 +415,7 @@ fn a_second_signal_exits_at_once_and_the_next_start_cleans_up() {
 fn a_second_server_on_a_taken_port_leaves_running_uploads_alone() {
     let root = tempdir();
     let server = ServerProcess::start(root.path(), &[]);
-    let data = noise(400_000);
+    let data = noise(400_000, 2);
     let (gate, upload) = paused_upload(&server, root.path(), "busy.bin", data.clone());
     let out = run(ftserver(), serve_args(server.addr.port(), root.path()));
     assert_eq!(out.code, Some(1), "{out:?}");

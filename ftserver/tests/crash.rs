@@ -8,30 +8,11 @@ mod util;
 
 use std::fs;
 use std::net::TcpStream;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ftlib::connection::Connection;
 use ftlib::protocol::{Body, Hello, Request, Response};
-use ftlib::store::{PART_PREFIX, TEMP_PREFIX};
-use ftlib::{Client, ClientConfig};
-use util::{DEADLINE, ServerProcess};
-
-fn names_with(dir: &Path, prefix: &str) -> Vec<String> {
-    fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(prefix))
-        .collect()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use util::{DEADLINE, ServerProcess, client, noise, partials, temp_files, wait_until};
 
 /// A raw connection past the handshake, to stop an upload half-way on purpose.
 fn raw(server: &ServerProcess) -> Connection {
@@ -45,19 +26,11 @@ fn raw(server: &ServerProcess) -> Connection {
     conn
 }
 
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 % 251) as u8).collect()
-}
-
-fn client(server: &ServerProcess) -> Client {
-    Client::connect(server.addr, ClientConfig::default()).expect("connect")
-}
-
 #[test]
 fn a_server_killed_mid_upload_leaves_nothing_after_restart() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut server = ServerProcess::start(root.path(), &[]);
-    let body = data(1 << 20);
+    let body = noise(1 << 20, 3);
     let mut conn = raw(&server);
     conn.send(&Request::Put {
         name: "victim.bin".into(),
@@ -69,18 +42,16 @@ fn a_server_killed_mid_upload_leaves_nothing_after_restart() {
         Response::Ready
     );
     conn.send(&Body::Chunk(&body[..256 * 1024])).expect("chunk");
-    wait_until("the temporary file", || {
-        !names_with(root.path(), TEMP_PREFIX).is_empty()
-    });
+    wait_until("the temporary file", || !temp_files(root.path()).is_empty());
 
     server.signal(libc::SIGKILL);
     server.wait_exit(DEADLINE);
     // The crash left its temporary file, and nothing under the final name.
-    assert_eq!(names_with(root.path(), TEMP_PREFIX).len(), 1);
+    assert_eq!(temp_files(root.path()).len(), 1);
     assert!(!root.path().join("victim.bin").exists());
 
     let restarted = ServerProcess::start(root.path(), &[]);
-    assert!(names_with(root.path(), TEMP_PREFIX).is_empty());
+    assert!(temp_files(root.path()).is_empty());
     let mut client = client(&restarted);
     assert!(client.list().expect("list").is_empty());
     client
@@ -96,7 +67,7 @@ fn a_server_killed_mid_upload_leaves_nothing_after_restart() {
 fn a_resumable_upload_survives_a_server_crash() {
     let root = tempfile::tempdir().expect("tempdir");
     let local = tempfile::tempdir().expect("tempdir");
-    let body = data(3 << 20);
+    let body = noise(3 << 20, 3);
     let source = local.path().join("big.bin");
     fs::write(&source, &body).expect("write");
     let (digest, _) = ftlib::transfer::hash_all(&mut &body[..]).expect("hash");
@@ -117,7 +88,7 @@ fn a_resumable_upload_survives_a_server_crash() {
     for chunk in body[..sent].chunks(256 * 1024) {
         conn.send(&Body::Chunk(chunk)).expect("chunk");
     }
-    let partial = || names_with(root.path(), PART_PREFIX);
+    let partial = || partials(root.path());
     wait_until("the partial to hold what was sent", || {
         partial()
             .first()

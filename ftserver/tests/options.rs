@@ -9,14 +9,8 @@ use std::fs;
 use std::io::{self, Read};
 
 use ftlib::store::DirStore;
-use ftlib::{Client, ClientConfig, ErrorKind};
-use util::{DEADLINE, Line, ServerProcess, assert_bash_accepts, ftserver, run, temp_files};
-
-fn client(server: &ServerProcess) -> Client {
-    let mut config = ClientConfig::default();
-    config.timeout = DEADLINE;
-    Client::connect(server.addr, config).expect("connect to ftserver")
-}
+use ftlib::{Client, ErrorKind};
+use util::{Line, ServerProcess, assert_bash_accepts, client, ftserver, run, temp_files};
 
 /// A body that must never be read: the upload has to be refused before it is sent.
 struct Tripwire<'a>(&'a Cell<bool>);

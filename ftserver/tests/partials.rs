@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use ft_testutil::partials;
+
 /// Writes a partial of `len` bytes last modified `hours_ago`.
 fn partial(dir: &Path, key: &str, len: usize, hours_ago: u64) {
     let path = dir.join(format!(".ft-part-{key}"));
@@ -17,16 +19,6 @@ fn partial(dir: &Path, key: &str, len: usize, hours_ago: u64) {
         .open(&path)
         .and_then(|f| f.set_modified(when))
         .expect("set mtime");
-}
-
-fn partials(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(".ft-part-"))
-        .collect();
-    names.sort();
-    names
 }
 
 /// Starts ftserver with `extra` options on `root`, waits for its first line, stops it.

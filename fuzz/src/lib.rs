@@ -1,66 +1,22 @@
 //! What every ft fuzz target shares: a global allocator that remembers the largest single
-//! allocation, and the checks run on each input. The decoders are ftlib's own
-//! (`ftlib::codec`), so the fuzzers use exactly the bincode configuration ft ships.
+//! allocation (`ft_testutil::CountingAlloc`, as in the test suite), and the checks run on
+//! each input. The decoders are ftlib's own (`ftlib::codec`), so the fuzzers use exactly
+//! the bincode configuration ft ships.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use ft_testutil::{CountingAlloc, largest_allocation};
 use ftlib::Error;
 use ftlib::codec::{self, HEADER_LEN};
 use ftlib::protocol::MAX_FRAME;
 use serde::Deserialize;
 
-/// `System`, remembering the largest size asked for since the last [`largest_allocation`].
-/// libFuzzer runs one input at a time, so one counter for the process is enough.
-#[derive(Debug)]
-pub struct Counting;
-
-static LARGEST: AtomicUsize = AtomicUsize::new(0);
-
-fn note(size: usize) {
-    LARGEST.fetch_max(size, Ordering::Relaxed);
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; noting the size neither allocates
-// nor unwinds.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// Every allocation is counted, so `within_limit` can bound what one decode asks for. The
+// counter is per thread; libFuzzer runs each input on the thread that calls the target.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `f` and returns the largest single allocation it made.
-pub fn largest_allocation(f: impl FnOnce()) -> usize {
-    LARGEST.store(0, Ordering::Relaxed);
-    f();
-    LARGEST.load(Ordering::Relaxed)
-}
+static ALLOCATOR: CountingAlloc = CountingAlloc;
 
 /// Runs `f` on `data` and panics (a finding) when it allocated more than [`MAX_FRAME`] at once.
 pub fn within_limit(data: &[u8], f: impl FnOnce()) {
-    let largest = largest_allocation(f);
+    let ((), largest) = largest_allocation(f);
     assert!(
         largest <= MAX_FRAME,
         "decoding {} bytes allocated {largest} bytes at once, over MAX_FRAME = {MAX_FRAME}",

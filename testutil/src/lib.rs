@@ -1,10 +1,21 @@
-//! Helpers shared by the `ftserver` and `ftclient` CLI tests: run a process to completion
-//! under a deadline capturing what it prints, run the real `ftserver` as a process (read the
-//! port it prints, follow its output without ever blocking it, kill it when the test ends,
-//! even on panic), list ft temporary files and parse text report lines.
+//! Helpers shared by ft's tests, one copy each: for the `ftserver` and `ftclient` CLI tests,
+//! run a process to completion under a deadline capturing what it prints, run the real
+//! `ftserver` (read the port it prints, follow its output without ever blocking it, kill it
+//! when the test ends, even on panic) and parse text report lines; for every test,
+//! deterministic noise, the body digest, what a directory holds, a counting allocator
+//! ([`CountingAlloc`]) and a lying server for client tests ([`fake_server`]).
 //!
-//! Each package's `tests/util/mod.rs` re-exports this crate and adds what only it needs,
-//! such as where its binaries are.
+//! Each package's `tests/util/mod.rs` (`tests/common/mod.rs` in ftlib) uses this crate and
+//! adds what only it needs, such as where its binaries are.
+
+mod counting_alloc;
+mod data;
+mod dir;
+pub mod fake_server;
+
+pub use counting_alloc::{CountingAlloc, largest_allocation};
+pub use data::{digest, noise};
+pub use dir::{names_in, names_with, partials, temp_files};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
@@ -18,6 +29,15 @@ use std::time::{Duration, Instant};
 
 /// How long anything that should be quick may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `done` until it holds; fails naming `what` after [`DEADLINE`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// The fields every `--json` report line carries (docs/JSON.md), on both binaries.
 pub const JSON_REPORT_FIELDS: [&str; 9] = [
@@ -242,15 +262,6 @@ fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
         let _ = stream.read_to_end(&mut bytes);
         String::from_utf8_lossy(&bytes).into_owned()
     })
-}
-
-/// Names of ft temporary files in `dir`.
-pub fn temp_files(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| name.starts_with(".ft-tmp-"))
-        .collect()
 }
 
 /// One text report line, split into the fields a user reads.

@@ -127,29 +127,6 @@ pub fn reports(text: &str) -> Vec<Line> {
     text.lines().map(Line::parse).collect()
 }
 
-/// The names in `dir`, sorted.
-pub fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Deterministic bytes that do not compress into a pattern a bug could hide in.
-pub fn noise(len: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[5]
-        })
-        .collect()
-}
-
 /// A port on 127.0.0.1 where nothing listens: bound by the system, then released.
 pub fn dead_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

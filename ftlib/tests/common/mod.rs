@@ -1,5 +1,6 @@
 //! Shared harness: a real server on 127.0.0.1:0 in its own thread, serving a temporary
-//! directory, and a raw peer that speaks frames directly for hostile cases.
+//! directory, and a raw peer that speaks frames directly for hostile cases. Helpers every
+//! package's tests use (noise, digests, directory listings) come from `ft-testutil`.
 
 #![allow(dead_code)]
 
@@ -11,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use ft_testutil::temp_files;
 use ftlib::connection::Connection;
 use ftlib::protocol::{Hello, Request, Response};
-use ftlib::store::{DirStore, TEMP_PREFIX};
+use ftlib::store::DirStore;
 use ftlib::{Client, ClientConfig, Report, Server, ServerConfig, ShutdownHandle};
 use tempfile::TempDir;
 
@@ -112,15 +114,6 @@ pub fn quick_config() -> ClientConfig {
     config
 }
 
-/// Names of ft temporary files in `dir`.
-pub fn temp_files(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .expect("read_dir")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with(TEMP_PREFIX))
-        .collect()
-}
-
 /// Waits (bounded) until no temporary file is left in `dir`: the server removes it when
 /// the failed request's thread gets there, which may be just after the reply.
 pub fn assert_no_temp_files(dir: &Path) {
@@ -133,21 +126,6 @@ pub fn assert_no_temp_files(dir: &Path) {
         Vec::<String>::new(),
         "temporary files left"
     );
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so failures are reproducible.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    // Odd and distinct for every seed (`seed | 1` would make 2 and 3 the same).
-    let mut x = seed.wrapping_mul(2).wrapping_add(1);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A peer that speaks raw frames: for sending what a well-behaved client never would.

@@ -1,6 +1,6 @@
 //! Helpers for the CLI tests: the shared ones from `ft-testutil` (run a process under a
 //! deadline, follow a running server, parse report lines), bound to this package's
-//! `ftserver` binary.
+//! `ftserver` binary, and a library client for a running one.
 
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code)]
@@ -12,10 +12,18 @@ use std::path::Path;
 use std::process::Command;
 
 pub use ft_testutil::*;
+use ftlib::{Client, ClientConfig};
 
 /// The ftserver binary under test.
 pub fn ftserver() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ftserver"))
+}
+
+/// A library client connected to `server`, with [`DEADLINE`] as its timeout.
+pub fn client(server: &ft_testutil::ServerProcess) -> Client {
+    let mut config = ClientConfig::default();
+    config.timeout = DEADLINE;
+    Client::connect(server.addr, config).expect("connect to ftserver")
 }
 
 /// A running `ftserver` on 127.0.0.1, killed and reaped on drop; derefs to
