@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{RawPeer, TestServer, assert_no_temp_files, bytes, quick_config};
 use ftlib::protocol::{Body, ErrorKind, Hello, Request, Response};
-use ftlib::store::{DirStore, PART_PREFIX, PartialLimits, Store};
+use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Client, Error};
 
 fn partials(dir: &Path) -> Vec<String> {
