@@ -33,6 +33,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Operating-system calls go through rustix's safe wrappers (see `sys`).
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod codec;
