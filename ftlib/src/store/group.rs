@@ -307,6 +307,24 @@ mod tests {
         assert_eq!(budget.load(Ordering::Relaxed), 0);
     }
 
+    /// The store takes its own uploads back from `Box<dyn PendingFile>` (so they are
+    /// committed together); another directory's or another backend's it leaves whole.
+    #[test]
+    fn a_store_recognises_its_own_pending_files() {
+        let (here, there) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let store = DirStore::open(here.path()).expect("open");
+        let other = DirStore::open(there.path()).expect("open");
+        let ours = store.create(&name("a"), 1).expect("create");
+        let theirs = other.create(&name("a"), 1).expect("create");
+        let memory = MemStore::new().create(&name("a"), 1).expect("create");
+        assert!(matches!(claim(ours, &store.temps), Member::Ours(_)));
+        assert!(matches!(claim(theirs, &store.temps), Member::Foreign(_)));
+        assert!(matches!(claim(memory, &store.temps), Member::Foreign(_)));
+    }
+
     /// A pending file the store did not make (another backend's, another directory's) is
     /// committed on its own, in its place in the group, and never lost.
     #[test]

@@ -46,8 +46,11 @@ impl fmt::Debug for Source {
 }
 
 /// Lets a store take back its own pending files from `Box<dyn PendingFile>` (trait upcasting
-/// to `dyn Any` needs Rust 1.86; the workspace supports 1.85). Every `Any + Send` type has
-/// it, so backends write nothing for it.
+/// to `dyn Any` needs Rust 1.86; the workspace supports 1.85). Every [`PendingFile`] has it,
+/// so backends write nothing for it.
+///
+/// Only pending files have it, not `Box<dyn PendingFile>` itself: were the box `AsAny`,
+/// `boxed.as_any()` would describe the box, and a store would never recognise its own files.
 pub trait AsAny {
     /// The value as `Any`, to downcast to its own type.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
@@ -56,7 +59,7 @@ pub trait AsAny {
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<T: Any + Send> AsAny for T {
+impl<T: PendingFile + Any> AsAny for T {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
@@ -172,5 +175,22 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`Error::Io`](crate::Error::Io) when the store cannot be read.
     fn cleanup(&self) -> Result<usize> {
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With [`AsAny`] in scope, a boxed pending file still answers for what it holds, not
+    /// for the box (which is `Any` too), so a store recognises its own files.
+    #[test]
+    fn a_boxed_pending_file_is_seen_as_what_it_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let name = Name::new("a").expect("name");
+        let boxed: Box<dyn PendingFile> = store.create(&name, 1).expect("create");
+        assert!(boxed.as_any().is::<DirUpload>());
+        assert!(boxed.into_any().downcast::<DirUpload>().is_ok());
     }
 }
