@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::name::Name;
 use super::{PendingFile, Source, Store};
-use crate::error::{Error, Result, Taken};
+use crate::error::{Error, Missing, Result, Taken};
 use crate::protocol::{Entry, EntryKind};
 
 /// A [`Store`] that keeps its files in memory; clones share them.
@@ -120,7 +120,7 @@ impl Store for MemStore {
         let Some(file) = files.get(name.as_str()) else {
             return Err(Error::NotFound {
                 name: name.to_string(),
-                why: crate::error::Missing::Absent,
+                why: Missing::Absent,
             });
         };
         let mut reader = io::Cursor::new(Arc::clone(&file.bytes));
