@@ -21,12 +21,15 @@ pub const GROUP_BYTES: u64 = 1024 * 1024;
 
 /// A received upload waiting for its commit: the verified pending file and its size, or
 /// why it failed.
-pub type Outcome = Result<(Box<dyn PendingFile>, u64)>;
+pub(crate) type Outcome = Result<(Box<dyn PendingFile>, u64)>;
 
 /// Group-commits the received uploads among `outcomes` (each a verified pending file and
 /// its size, or why it failed) and returns every outcome, in order, with its size on
 /// success.
-pub fn commit_outcomes<T>(store: &dyn Store, outcomes: Vec<(T, Outcome)>) -> Vec<(T, Result<u64>)> {
+pub(crate) fn commit_outcomes<T>(
+    store: &dyn Store,
+    outcomes: Vec<(T, Outcome)>,
+) -> Vec<(T, Result<u64>)> {
     let mut files = Vec::new();
     let sized: Vec<_> = outcomes
         .into_iter()
