@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::Local;
 use ftlib::protocol::Entry;
 use ftlib::report::{Op, Report};
-use ftlib::store::{DirStore, Store};
+use ftlib::store::DirStore;
 use ftlib::text::escape;
 use ftlib::{Client, ClientConfig, Error, Progress};
 

@@ -15,13 +15,12 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::connection::Connection;
 use crate::error::{Changed, Error, Missing, Result, Side};
+use crate::pipeline::{GROUP_BYTES, GROUP_MAX, Outcome, PIPELINE_WINDOW, commit_outcomes};
 use crate::protocol::{
-    DEFAULT_CHUNK, Entry, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
-    Request, Response, VERSION,
+    DEFAULT_CHUNK, Entry, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION, Request,
+    Response, VERSION,
 };
-use crate::store::{
-    DirStore, DirUpload, GROUP_BYTES, Outcome, Upload, commit_outcomes, validate_name,
-};
+use crate::store::{DirStore, DirUpload, Name, PendingFile, validate_name};
 use crate::text::escape;
 use crate::transfer::{self, Digest, Hooks, Received, response_name};
 
@@ -267,8 +266,9 @@ impl Client {
         overwrite: bool,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        let mut upload = dir.create_file(name, overwrite)?;
-        let got = self.download(name, None, Sink::Dir(dir, &mut upload), &mut progress)?;
+        let name = Name::new(name)?;
+        let mut upload = dir.create_file(&name, overwrite)?;
+        let got = self.download(&name, None, Sink::Dir(dir, &mut upload), &mut progress)?;
         upload.commit()?;
         Ok(got.bytes)
     }
@@ -288,14 +288,14 @@ impl Client {
         overwrite: bool,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        validate_name(name)?;
+        let name = Name::new(name)?;
         self.require(RESUME_VERSION, "resuming downloads")?;
         let key = format!("{:032x}", xxh3_128(name.as_bytes()));
-        let (mut partial, have) = dir.open_partial(&key, name, overwrite)?;
+        let (mut partial, have) = dir.open_partial(&key, &name, overwrite)?;
         let prefix = transfer::hash_prefix(&mut partial.existing()?, have)
-            .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
+            .map_err(|e| Error::io(format!("reading the partial file of {}", escape(&name)), e))?;
         let resume = Some((have, prefix));
-        match self.download(name, resume, Sink::Dir(dir, &mut partial), &mut progress) {
+        match self.download(&name, resume, Sink::Dir(dir, &mut partial), &mut progress) {
             Ok(got) => {
                 partial.commit()?;
                 Ok(got.bytes)
@@ -321,14 +321,14 @@ impl Client {
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
         Ok(self
-            .download(name, None, Sink::Writer(writer), &mut progress)?
+            .download(&Name::new(name)?, None, Sink::Writer(writer), &mut progress)?
             .bytes)
     }
 
     /// Asks for `name` (from `resume.0` on, if the prefix matches) and receives it into `sink`.
     fn download(
         &mut self,
-        name: &str,
+        name: &Name,
         resume: Option<(u64, Xxh3)>,
         sink: Sink<'_>,
         progress: &mut dyn FnMut(Progress),
@@ -337,14 +337,13 @@ impl Client {
         self.receive_download(name, resume, sink, progress)
     }
 
-    fn request_download(&mut self, name: &str, resume: Option<&(u64, Xxh3)>) -> Result<()> {
-        validate_name(name)?;
+    fn request_download(&mut self, name: &Name, resume: Option<&(u64, Xxh3)>) -> Result<()> {
         let request = match resume {
             None => Request::Get {
-                name: name.to_owned(),
+                name: name.to_string(),
             },
             Some((offset, prefix)) => Request::GetFrom {
-                name: name.to_owned(),
+                name: name.to_string(),
                 offset: *offset,
                 prefix: prefix.digest128().to_be_bytes(),
             },
@@ -355,7 +354,7 @@ impl Client {
     /// Receives the answer to a download request sent earlier.
     fn receive_download(
         &mut self,
-        name: &str,
+        name: &Name,
         resume: Option<(u64, Xxh3)>,
         sink: Sink<'_>,
         progress: &mut dyn FnMut(Progress),
@@ -529,7 +528,7 @@ impl Client {
         mut done: impl FnMut(usize, Result<u64>),
     ) {
         // Requested downloads (or why one could not be requested), oldest first.
-        let mut window: VecDeque<(usize, Result<DirUpload>)> = VecDeque::new();
+        let mut window: VecDeque<(usize, Result<(Name, DirUpload)>)> = VecDeque::new();
         // Received ones (or why they failed), waiting for the group commit.
         let mut group: Vec<(usize, Outcome)> = Vec::new();
         let mut next = 0;
@@ -537,18 +536,20 @@ impl Client {
             while window.len() < PIPELINE_WINDOW && next < names.len() {
                 let i = next;
                 next += 1;
-                let asked = dir
-                    .create_file(&names[i], overwrite)
-                    .and_then(|upload| self.request_download(&names[i], None).map(|()| upload));
+                let asked = Name::new(&names[i]).and_then(|name| {
+                    let upload = dir.create_file(&name, overwrite)?;
+                    self.request_download(&name, None)?;
+                    Ok((name, upload))
+                });
                 window.push_back((i, asked));
             }
             let Some((i, asked)) = window.pop_front() else {
                 break;
             };
             let mut each = |p| progress(i, p);
-            let received = asked.and_then(|mut upload| {
-                self.receive_download(&names[i], None, Sink::Dir(dir, &mut upload), &mut each)
-                    .map(|got| (Box::new(upload) as Box<dyn Upload>, got.bytes))
+            let received = asked.and_then(|(name, mut upload)| {
+                self.receive_download(&name, None, Sink::Dir(dir, &mut upload), &mut each)
+                    .map(|got| (Box::new(upload) as Box<dyn PendingFile>, got.bytes))
             });
             group.push((i, received));
             let held: u64 = group
@@ -608,9 +609,6 @@ impl Client {
         result
     }
 }
-
-/// Most pipelined requests in flight at once.
-pub const PIPELINE_WINDOW: usize = 64;
 
 /// Makes the verified downloads of a group durable and visible at once, then reports
 /// every file of the group, failed ones included, in order.

@@ -33,11 +33,14 @@
 //! ```
 
 #![deny(missing_docs)]
+// Operating-system calls go through rustix's safe wrappers (see `sys`).
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod error;
+pub mod pipeline;
 pub mod protocol;
 pub mod report;
 pub mod server;

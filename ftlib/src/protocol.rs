@@ -51,9 +51,6 @@ pub const LIST_BATCH: usize = 256;
 /// Largest file that may be sent with [`Request::PutPipelined`].
 pub const MAX_PIPELINED: u64 = 1024 * 1024;
 
-/// Most pipelined uploads a server commits as one group (more wait for the next group).
-pub const GROUP_MAX: usize = 256;
-
 /// Length of a body digest: XXH3-128, big-endian.
 pub const DIGEST_LEN: usize = 16;
 

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -15,14 +15,13 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
+use crate::pipeline::{GROUP_BYTES, GROUP_MAX, Outcome, commit_outcomes};
 use crate::protocol::{
-    DEFAULT_CHUNK, DIGEST_LEN, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
-    Request, Response, VERSION, clip_message,
+    DEFAULT_CHUNK, DIGEST_LEN, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION, Request,
+    Response, VERSION, clip_message,
 };
 use crate::report::{Op, Report};
-use crate::store::{
-    GROUP_BYTES, Outcome, Resumable, Source, Store, commit_outcomes, validate_name,
-};
+use crate::store::{Name, Resumable, Source, Store};
 use crate::text::escape;
 use crate::transfer::{self, Digest, Hooks, Received};
 
@@ -473,7 +472,7 @@ fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) ->
     let whole = |conn: &mut Connection, writer: &mut dyn Write| {
         receive_into(conn, name, writer, size, 0, Xxh3::new(), None)
     };
-    match check_upload(ctx, name, size).and_then(|()| ctx.store.create(name, size)) {
+    match check_upload(ctx, name, size).and_then(|name| ctx.store.create(&name, size)) {
         Ok(mut upload) => match whole(conn, &mut upload) {
             Ok(got) => {
                 // Waiting uploads must not pile up open descriptors.
@@ -674,8 +673,8 @@ fn serve_put(
     size: u64,
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
-    check_upload(ctx, name, size)?;
-    let mut upload = ctx.store.create(name, size)?;
+    let checked = check_upload(ctx, name, size)?;
+    let mut upload = ctx.store.create(&checked, size)?;
     conn.send(&Response::Ready)?;
     let got = receive_into(conn, name, &mut upload, size, 0, Xxh3::new(), Some(moved))?;
     upload.commit()?;
@@ -716,19 +715,19 @@ fn receive_into(
     )
 }
 
-/// Checks what every upload must pass before its body.
-fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<()> {
-    validate_name(name)?;
+/// Checks what every upload must pass before its body (the name first); the name checked.
+fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<Name> {
+    let name = Name::new(name)?;
     if ctx.config.read_only {
         return Err(Error::ReadOnly);
     }
     match ctx.config.max_file_size {
         Some(limit) if size > limit => Err(Error::TooLarge {
-            name: name.to_owned(),
+            name: name.to_string(),
             size,
             limit,
         }),
-        _ => Ok(()),
+        _ => Ok(name),
     }
 }
 
@@ -750,14 +749,14 @@ fn serve_put_resumable(
     digest: [u8; DIGEST_LEN],
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
-    check_upload(ctx, name, size)?;
+    let checked = check_upload(ctx, name, size)?;
     let Resumable {
         mut upload,
         offset,
         mut existing,
     } = ctx
         .store
-        .create_resumable(name, size, &partial_key(name, size, &digest))?;
+        .create_resumable(&checked, size, &partial_key(name, size, &digest))?;
     let prefix = transfer::hash_prefix(&mut existing, offset)
         .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
     drop(existing);
@@ -792,7 +791,7 @@ fn serve_get(
     name: &str,
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
-    let mut source = ctx.store.open(name)?;
+    let mut source = ctx.store.open(&Name::new(name)?, 0)?;
     conn.send(&Response::File {
         size: source.size,
         modified: source.modified,
@@ -808,19 +807,17 @@ fn serve_get_from(
     prefix: [u8; DIGEST_LEN],
     moved: &Cell<u64>,
 ) -> Result<u64, Failed> {
-    let mut source = ctx.store.open(name)?;
-    let context = || format!("reading {}", escape(name));
+    let checked = Name::new(name)?;
+    let mut source = ctx.store.open(&checked, 0)?;
     let mut start = (0, Xxh3::new());
     if offset > 0 && offset <= source.size {
         let hasher = transfer::hash_prefix(&mut source.reader, offset)
-            .map_err(|e| Error::io(context(), e))?;
+            .map_err(|e| Error::io(format!("reading {}", escape(name)), e))?;
         if hasher.digest128().to_be_bytes() == prefix {
             start = (offset, hasher);
         } else {
-            source
-                .reader
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io(context(), e))?;
+            // Not the client's bytes: send the whole file, read afresh from its start.
+            source = ctx.store.open(&checked, 0)?;
         }
     }
     conn.send(&Response::FileFrom {

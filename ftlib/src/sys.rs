@@ -1,10 +1,18 @@
 //! Every operating-system-specific file call, behind `cfg`, each with a portable fallback
 //! that keeps the same promise: open without following a symlink, publish a finished file
 //! without replacing an existing one, and make a directory entry durable.
+//!
+//! Unix calls go through `rustix`, whose safe wrappers replace hand-written `unsafe` and
+//! `libc` here.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
+
+#[cfg(unix)]
+use rustix::fs::OFlags;
+#[cfg(unix)]
+use rustix::io::Errno;
 
 /// Opens `path` with `options` without following a symlink in its last component: a symlink
 /// there fails (ELOOP on Unix; checked on the handle elsewhere), and so does anything but a
@@ -15,7 +23,7 @@ fn open_nofollow(path: &Path, options: &mut OpenOptions, regular_only: bool) -> 
         use std::os::unix::fs::OpenOptionsExt;
         // O_NONBLOCK: a FIFO planted in the directory must not hang the open.
         options
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .custom_flags(custom_flags(OFlags::NOFOLLOW | OFlags::NONBLOCK))
             .mode(0o644);
     }
     #[cfg(windows)]
@@ -58,20 +66,17 @@ pub fn open_write_existing(path: &Path) -> io::Result<File> {
     open_nofollow(path, OpenOptions::new().write(true), true)
 }
 
+/// `flags` as `OpenOptionsExt::custom_flags` takes them: the same bits, as a C `int`.
+#[cfg(unix)]
+fn custom_flags(flags: OFlags) -> i32 {
+    flags.bits() as i32
+}
+
 /// Regular files ignore O_NONBLOCK, but clear it so reads behave as usual.
 #[cfg(unix)]
 fn clear_nonblocking(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    rustix::fs::fcntl_setfl(file, flags - OFlags::NONBLOCK)?;
     Ok(())
 }
 
@@ -80,40 +85,25 @@ fn clear_nonblocking(file: &File) -> io::Result<()> {
 /// either wins whole or gets `AlreadyExists`.
 pub fn publish_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    match rename_noreplace(tmp, dst) {
-        Ok(()) => return Ok(()),
-        // The file system does not support RENAME_NOREPLACE: fall back to link + unlink.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {}
-        Err(e) => return Err(e),
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, tmp, CWD, dst, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // The file system does not support RENAME_NOREPLACE: fall back to link + unlink.
+            Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    // link() never replaces an existing name; then drop the temporary name.
-    fs::hard_link(tmp, dst)?;
-    if let Err(e) = fs::remove_file(tmp) {
-        // The data is published; a leftover temporary name is swept at the next start.
-        let _ = e;
-    }
-    Ok(())
+    publish_by_link(tmp, dst)
 }
 
-#[cfg(target_os = "linux")]
-fn rename_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
-    let (from, to) = (c_path(tmp)?, c_path(dst)?);
-    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// [`publish_noreplace`] where renaming cannot refuse an existing name: `link` never
+/// replaces one; then the temporary name is dropped.
+fn publish_by_link(tmp: &Path, dst: &Path) -> io::Result<()> {
+    fs::hard_link(tmp, dst)?;
+    // The data is published; a leftover temporary name is swept at the next start.
+    let _ = fs::remove_file(tmp);
+    Ok(())
 }
 
 /// Whether `e` says the system ran out of something (descriptors, space, quota, memory)
@@ -121,10 +111,16 @@ fn rename_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
 pub fn is_exhaustion(e: &io::Error) -> bool {
     #[cfg(unix)]
     {
-        matches!(
-            e.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOSPC | libc::EDQUOT | libc::ENOMEM)
-        )
+        Errno::from_io_error(e).is_some_and(|errno| {
+            [
+                Errno::MFILE,
+                Errno::NFILE,
+                Errno::NOSPC,
+                Errno::DQUOT,
+                Errno::NOMEM,
+            ]
+            .contains(&errno)
+        })
     }
     #[cfg(not(unix))]
     {
@@ -147,25 +143,14 @@ pub fn unnamed_files_possible() -> bool {
 pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
     #[cfg(target_os = "linux")]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut options = OpenOptions::new();
-        options
-            .write(true)
-            .custom_flags(libc::O_TMPFILE)
-            .mode(0o644);
-        match options.open(dir) {
-            Ok(file) => Ok(Some(file)),
+        use rustix::fs::Mode;
+        let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+        match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
             // Not supported by this file system (EOPNOTSUPP), or a kernel older than 3.11
             // that reads O_TMPFILE as O_DIRECTORY (EISDIR) or rejects it (EINVAL).
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
+            Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -181,37 +166,18 @@ pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
 pub fn link_unnamed(file: &File, dst: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
+        use rustix::fs::{AtFlags, CWD, linkat};
         use std::os::fd::AsRawFd;
-        let from = c_path(Path::new(&format!("/proc/self/fd/{}", file.as_raw_fd())))?;
-        let to = c_path(dst)?;
-        // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::linkat(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::AT_SYMLINK_FOLLOW,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        // Through /proc, not AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH.
+        let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+        linkat(CWD, from.as_str(), CWD, dst, AtFlags::SYMLINK_FOLLOW)?;
+        Ok(())
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (file, dst);
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
-}
-
-#[cfg(target_os = "linux")]
-fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
 }
 
 /// Moves `tmp` to `dst`, atomically replacing whatever is at `dst`.
@@ -239,20 +205,8 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 pub fn available_space(dir: &Path) -> Option<u64> {
     #[cfg(unix)]
     {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
-        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-        // SAFETY: `path` is a valid NUL-terminated string and `stat` points to writable
-        // memory of the right type; it is read only after statvfs reports success.
-        let stat = unsafe {
-            if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
-                return None;
-            }
-            stat.assume_init()
-        };
-        #[allow(clippy::useless_conversion)] // the field types differ between platforms
-        Some(u64::from(stat.f_bavail).saturating_mul(u64::from(stat.f_frsize)))
+        let stat = rustix::fs::statvfs(dir).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
     #[cfg(not(unix))]
     {
@@ -266,15 +220,15 @@ pub fn available_space(dir: &Path) -> Option<u64> {
 pub fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
+        let Ok(pid) = i32::try_from(pid) else {
             return false;
         };
-        if pid <= 0 {
+        // 0 would ask about our own process group.
+        let Some(pid) = rustix::process::Pid::from_raw(pid) else {
             return true;
-        }
-        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-        let rc = unsafe { libc::kill(pid, 0) };
-        rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        };
+        // Signal 0 only checks that the process exists; nothing is sent.
+        rustix::process::test_kill_process(pid) != Err(Errno::SRCH)
     }
     #[cfg(not(unix))]
     {
@@ -299,19 +253,24 @@ pub fn create_new(path: &Path) -> io::Result<File> {
 mod tests {
     use super::*;
 
+    /// Both ways of publishing, renameat2's and the link + unlink fallback's.
     #[test]
     fn publish_never_replaces() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (tmp, dst) = (dir.path().join("t"), dir.path().join("d"));
-        fs::write(&dst, b"old").expect("write");
-        fs::write(&tmp, b"new").expect("write");
-        let err = publish_noreplace(&tmp, &dst).expect_err("must refuse");
-        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&dst).expect("read"), b"old");
-        fs::remove_file(&dst).expect("rm");
-        publish_noreplace(&tmp, &dst).expect("publish");
-        assert_eq!(fs::read(&dst).expect("read"), b"new");
-        assert!(!tmp.exists());
+        let publishers: [fn(&Path, &Path) -> io::Result<()>; 2] =
+            [publish_noreplace, publish_by_link];
+        for publish in publishers {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (tmp, dst) = (dir.path().join("t"), dir.path().join("d"));
+            fs::write(&dst, b"old").expect("write");
+            fs::write(&tmp, b"new").expect("write");
+            let err = publish(&tmp, &dst).expect_err("must refuse");
+            assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+            assert_eq!(fs::read(&dst).expect("read"), b"old");
+            fs::remove_file(&dst).expect("rm");
+            publish(&tmp, &dst).expect("publish");
+            assert_eq!(fs::read(&dst).expect("read"), b"new");
+            assert!(!tmp.exists());
+        }
     }
 
     #[cfg(target_os = "linux")]
@@ -342,6 +301,59 @@ mod tests {
         assert_eq!(fs::read(&taken).expect("read"), b"old");
         link_unnamed(&file, &dst).expect("link");
         assert_eq!(fs::read(&dst).expect("read"), b"new");
+    }
+
+    /// A FIFO planted where a file is expected neither hangs the open nor is taken for a
+    /// file to write; a file opened for reading is left in blocking mode.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn fifos_do_not_hang_and_reads_block_as_usual() {
+        use rustix::fs::{CWD, Mode, mkfifoat};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("fifo");
+        mkfifoat(CWD, &fifo, Mode::from_raw_mode(0o644)).expect("mkfifo");
+        assert!(open_partial(&fifo).is_err(), "a FIFO taken for a partial");
+        assert!(
+            open_write_existing(&fifo).is_err(),
+            "a FIFO taken for a file"
+        );
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").expect("write");
+        let opened = open_read_nofollow(&file).expect("open");
+        let flags = rustix::fs::fcntl_getfl(&opened).expect("flags");
+        assert!(!flags.contains(OFlags::NONBLOCK));
+    }
+
+    #[test]
+    fn process_liveness_errs_on_the_side_of_alive() {
+        assert!(process_alive(std::process::id()));
+        // Not a single process: never judged dead.
+        assert!(process_alive(0));
+        #[cfg(unix)]
+        {
+            // Above Linux's largest pid, and beyond any pid at all.
+            assert!(!process_alive(4_194_305));
+            assert!(!process_alive(u32::MAX));
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn free_space_is_known_and_exhaustion_told_from_refusal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(available_space(dir.path()).is_some_and(|n| n > 0));
+        for (errno, exhausted) in [
+            (Errno::MFILE, true),
+            (Errno::NFILE, true),
+            (Errno::NOSPC, true),
+            (Errno::DQUOT, true),
+            (Errno::NOMEM, true),
+            (Errno::ACCESS, false),
+            (Errno::OPNOTSUPP, false),
+        ] {
+            let e = io::Error::from_raw_os_error(errno.raw_os_error());
+            assert_eq!(is_exhaustion(&e), exhausted, "{e}");
+        }
     }
 
     #[cfg(unix)]

@@ -300,7 +300,7 @@ fn waiting_pipelined_uploads_hold_no_descriptors() {
 fn a_group_is_committed_when_it_holds_enough_bytes() {
     let server = TestServer::start();
     let mut peer = RawPeer::connect(server.addr);
-    let size = ftlib::store::GROUP_BYTES / 4;
+    let size = ftlib::pipeline::GROUP_BYTES / 4;
     let count = 12;
     // Everything, then half a header, in one write: input stays pending as far as the
     // network allows, and the group stays far below GROUP_MAX files.
@@ -328,7 +328,7 @@ fn a_group_is_committed_when_it_holds_enough_bytes() {
     let stream = peer.conn_stream();
     let writer = std::thread::spawn(move || std::io::Write::write_all(&mut &stream, &wire));
     // At most GROUP_BYTES (three of these files plus the one that reaches it) may wait.
-    let left = (ftlib::store::GROUP_BYTES / size - 1) as usize;
+    let left = (ftlib::pipeline::GROUP_BYTES / size - 1) as usize;
     for _ in 0..count as usize - left {
         let answer = peer.recv();
         assert!(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{RawPeer, TestServer, assert_no_temp_files, quick_config};
 use ft_testutil::{digest, noise, partials};
 use ftlib::protocol::{Body, ErrorKind, Hello, Request, Response};
-use ftlib::store::{DirStore, PART_PREFIX, PartialLimits, Store};
+use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Client, Error};
 
 /// A client whose transfers cancel themselves once `at` bytes have moved.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
-use ftlib::store::{DirStore, PartialLimits, Store};
+use ftlib::store::{DirStore, PartialLimits};
 use ftlib::{Server, ServerConfig};
 
 const EXAMPLES: &str = "\

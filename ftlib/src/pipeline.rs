@@ -1,0 +1,96 @@
+//! Pipelining, as this implementation does it: how many requests a client sends ahead, when
+//! a receiver commits the uploads it has verified as one group, and the bookkeeping that
+//! group-commits them and answers each in request order (shared by server and client).
+//!
+//! None of these is a wire limit (those are in [`crate::protocol`]); another
+//! implementation may choose differently (`docs/PROTOCOL.md`, section 1).
+
+use crate::error::{Error, Result};
+use crate::store::{PendingFile, Store};
+
+/// Most pipelined requests a client has in flight at once.
+pub const PIPELINE_WINDOW: usize = 64;
+
+/// Most verified pipelined uploads a receiver commits as one group (more wait for the next
+/// group).
+pub const GROUP_MAX: usize = 256;
+
+/// Receivers commit a group of uploads once it holds this many bytes, which bounds the
+/// memory a connection's waiting small uploads take.
+pub const GROUP_BYTES: u64 = 1024 * 1024;
+
+/// A received upload waiting for its commit: the verified pending file and its size, or
+/// why it failed.
+pub(crate) type Outcome = Result<(Box<dyn PendingFile>, u64)>;
+
+/// Group-commits the received uploads among `outcomes` (each a verified pending file and
+/// its size, or why it failed) and returns every outcome, in order, with its size on
+/// success.
+pub(crate) fn commit_outcomes<T>(
+    store: &dyn Store,
+    outcomes: Vec<(T, Outcome)>,
+) -> Vec<(T, Result<u64>)> {
+    let mut files = Vec::new();
+    let sized: Vec<_> = outcomes
+        .into_iter()
+        .map(|(id, outcome)| {
+            let size = outcome.map(|(file, size)| {
+                files.push(file);
+                size
+            });
+            (id, size)
+        })
+        .collect();
+    let mut committed = store.commit_group(files).into_iter();
+    sized
+        .into_iter()
+        .map(|(id, size)| {
+            let result = size.and_then(|size| {
+                committed
+                    .next()
+                    .unwrap_or_else(|| Err(Error::Protocol("group commit lost a result".into())))
+                    .map(|()| size)
+            });
+            (id, result)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+    use crate::store::{MemStore, Name};
+
+    /// Failed outcomes keep their place and their error; received ones are committed as a
+    /// group, the first of a repeated name winning; every size comes back with its id.
+    #[test]
+    fn outcomes_are_answered_in_order() {
+        let store = MemStore::new();
+        let pending = |name: &str, bytes: &[u8]| -> Outcome {
+            let name = Name::new(name)?;
+            let mut file = store.create(&name, bytes.len() as u64)?;
+            file.write_all(bytes).map_err(|e| Error::io("writing", e))?;
+            Ok((file, bytes.len() as u64))
+        };
+        let outcomes = vec![
+            (0, pending("a", b"first")),
+            (1, Err(Error::Cancelled)),
+            (2, pending("b", b"bb")),
+            (3, pending("a", b"second")),
+        ];
+        let results = commit_outcomes(&store, outcomes);
+        let ids: Vec<i32> = results.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [0, 1, 2, 3]);
+        assert!(matches!(results[0].1, Ok(5)));
+        assert!(matches!(results[1].1, Err(Error::Cancelled)));
+        assert!(matches!(results[2].1, Ok(2)));
+        assert!(matches!(results[3].1, Err(Error::AlreadyExists { .. })));
+        let mut got = String::new();
+        let name = Name::new("a").expect("name");
+        let mut source = store.open(&name, 0).expect("open");
+        source.reader.read_to_string(&mut got).expect("read");
+        assert_eq!(got, "first");
+    }
+}

@@ -1,0 +1,361 @@
+//! Group commit for a [`DirStore`](super::DirStore): a group's files are written, synced
+//! and published by up to [`COMMIT_THREADS`] threads, borrowed from a per-store budget of
+//! [`COMMIT_HELPERS`], then the directory is synced once for all of them.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::PendingFile;
+use super::pending::DirUpload;
+use super::temps::Temps;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Most threads that write, sync and publish the files of one group at once. Creating files
+/// is mostly kernel work and waiting for the disk; on Linux, where new files are created
+/// unnamed without locking the directory, several threads move about twice as many small
+/// files per second as one (`bench/create_files.py`, `bench/run.py`'s small-file workload).
+const COMMIT_THREADS: usize = 4;
+
+/// Most helper threads (beyond the committing connection's own) that all the group commits
+/// of one store use at once, so that many connections committing together neither start
+/// hundreds of threads nor hold several open files each.
+pub(super) const COMMIT_HELPERS: usize = 8;
+
+/// One file of a group.
+enum Member {
+    /// The store's own: synced and published here, its directory synced once after.
+    Ours(Box<DirUpload>),
+    /// Another store's (or another directory's): committed on its own, whole.
+    Foreign(Box<dyn PendingFile>),
+    /// Could not be taken back from `dyn PendingFile` (cannot happen: its type was asked
+    /// first); reported as an error rather than dropped silently.
+    Lost,
+}
+
+/// Commits `files` for the store whose temporary files `temps` makes, borrowing helper
+/// threads from `helpers`; see [`Store::commit_group`](super::Store::commit_group). One
+/// result per file, in order.
+pub(super) fn commit_group(
+    files: Vec<Box<dyn PendingFile>>,
+    temps: &Arc<Temps>,
+    helpers: &AtomicUsize,
+) -> Vec<Result<()>> {
+    let members: Vec<Member> = files.into_iter().map(|f| claim(f, temps)).collect();
+    let ours: Vec<bool> = members
+        .iter()
+        .map(|m| matches!(m, Member::Ours(_)))
+        .collect();
+    let published = sync_and_publish(members, helpers);
+    sync_dir_after(published, &ours, temps.root())
+}
+
+/// Takes back the store's own uploads; anything else is committed on its own.
+fn claim(file: Box<dyn PendingFile>, temps: &Arc<Temps>) -> Member {
+    if !file.as_any().is::<DirUpload>() {
+        return Member::Foreign(file);
+    }
+    match file.into_any().downcast::<DirUpload>() {
+        Ok(upload) if upload.made_by(temps) => Member::Ours(upload),
+        Ok(upload) => Member::Foreign(upload),
+        Err(_) => Member::Lost,
+    }
+}
+
+/// Syncs and publishes every file, several at a time: each of the store's own uploads of a
+/// name not seen earlier in the group goes to one of up to [`COMMIT_THREADS`] threads (this
+/// one and helpers, as many as `helpers` has room for); a second upload of the same name
+/// (compared without case, for case-insensitive file systems) or another store's file waits
+/// and is committed after them, in order, so the first upload of a name is the one that
+/// wins it. One result per file, in order.
+fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Result<()>> {
+    let mut seen = HashSet::new();
+    let at_once: Vec<bool> = members
+        .iter()
+        .map(|m| match m {
+            Member::Ours(upload) => seen.insert(upload.name().to_lowercase()),
+            Member::Foreign(_) | Member::Lost => false,
+        })
+        .collect();
+    let parallel = at_once.iter().filter(|&&b| b).count();
+    let mut slots: Vec<Option<Member>> = members.into_iter().map(Some).collect();
+    let mut results: Vec<Option<Result<()>>> = slots.iter().map(|_| None).collect();
+    let commit = |slot: &mut Option<Member>, result: &mut Option<Result<()>>| {
+        *result = match slot.take() {
+            Some(Member::Ours(mut upload)) => Some(upload.sync().and_then(|()| upload.publish())),
+            Some(Member::Foreign(file)) => Some(file.commit()),
+            Some(Member::Lost) => None,
+            // Committed already, by a thread: its result is in place.
+            None => return,
+        };
+    };
+    {
+        let work = Mutex::new(
+            slots
+                .iter_mut()
+                .zip(results.iter_mut())
+                .zip(&at_once)
+                .filter(|(_, at_once)| **at_once)
+                .map(|(pair, _)| pair),
+        );
+        let next = || work.lock().unwrap_or_else(|p| p.into_inner()).next();
+        let run = || {
+            while let Some((slot, result)) = next() {
+                commit(slot, result);
+            }
+        };
+        let lent = Helpers::borrow(helpers, COMMIT_THREADS.min(parallel).saturating_sub(1));
+        std::thread::scope(|scope| {
+            for _ in 0..lent.count {
+                // Without another thread the work is only slower, never undone.
+                let _ = std::thread::Builder::new()
+                    .name("ft commit".into())
+                    .stack_size(256 * 1024)
+                    .spawn_scoped(scope, run);
+            }
+            run();
+        });
+    }
+    for (slot, result) in slots.iter_mut().zip(results.iter_mut()) {
+        commit(slot, result);
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Protocol("group commit lost an upload".into()))))
+        .collect()
+}
+
+/// Helper threads borrowed from a store's budget, returned when dropped.
+struct Helpers<'a> {
+    budget: &'a AtomicUsize,
+    count: usize,
+}
+
+impl<'a> Helpers<'a> {
+    /// Up to `want` helpers, as many as the budget ([`COMMIT_HELPERS`]) has room for.
+    fn borrow(budget: &'a AtomicUsize, want: usize) -> Helpers<'a> {
+        let mut count = 0;
+        let _ = budget.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            count = want.min(COMMIT_HELPERS.saturating_sub(used));
+            Some(used + count)
+        });
+        Helpers { budget, count }
+    }
+}
+
+impl Drop for Helpers<'_> {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.count, Ordering::AcqRel);
+    }
+}
+
+/// Ends a group commit: one sync of `dir` for everything the store published there (`ours`
+/// marks those). If it fails, those files are published but not known durable, so each
+/// reports the failure.
+fn sync_dir_after(published: Vec<Result<()>>, ours: &[bool], dir: &Path) -> Vec<Result<()>> {
+    if !published.iter().zip(ours).any(|(r, &o)| o && r.is_ok()) {
+        return published;
+    }
+    let Err(e) = sys::sync_dir(dir) else {
+        return published;
+    };
+    let failure = || {
+        Error::io(
+            "syncing the directory",
+            io::Error::new(e.kind(), e.to_string()),
+        )
+    };
+    published
+        .into_iter()
+        .zip(ours)
+        .map(|(r, &o)| {
+            if o {
+                r.and_then(|()| Err(failure()))
+            } else {
+                r
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write;
+
+    use super::super::name::{Name, TEMP_PREFIX};
+    use super::super::pending::BUFFERED_MAX;
+    use super::super::{DirStore, MemStore, Store};
+    use super::*;
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .expect("read_dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
+    }
+
+    fn name(s: &str) -> Name {
+        Name::new(s).expect("valid name")
+    }
+
+    /// A group commits distinct names at once; of two uploads of one name, the first in the
+    /// group wins and the second is refused, every time; replacing uploads end with the
+    /// last one's bytes.
+    #[test]
+    fn group_commit_keeps_request_order_for_repeated_names() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = DirStore::open(dir.path()).expect("open");
+            let mut uploads: Vec<Box<dyn PendingFile>> = Vec::new();
+            let names = ["a", "b", "a", "c", "b", "d", "e", "f"];
+            for (k, n) in names.iter().enumerate() {
+                let mut up = store.create_file(&name(n), false).expect("create");
+                up.write_all(format!("{n}{k}").as_bytes()).expect("write");
+                uploads.push(Box::new(up));
+            }
+            let results = store.commit_group(uploads);
+            for (k, (n, result)) in names.iter().zip(&results).enumerate() {
+                let first = names.iter().position(|m| m == n) == Some(k);
+                assert_eq!(result.is_ok(), first, "round {round}: {n}#{k}: {result:?}");
+            }
+            for (n, k) in [("a", 0), ("b", 1), ("c", 3), ("d", 5), ("e", 6), ("f", 7)] {
+                let got = fs::read_to_string(dir.path().join(n)).expect("read");
+                assert_eq!(got, format!("{n}{k}"), "round {round}");
+            }
+
+            // Replacing: every upload succeeds, and the last of a name is what stays, while
+            // other names are committed alongside.
+            let mut uploads: Vec<Box<dyn PendingFile>> = Vec::new();
+            let names = ["a", "x", "a", "y", "A", "a", "z"];
+            for (k, n) in names.iter().enumerate() {
+                let mut up = store.create_file(&name(n), true).expect("create");
+                up.write_all(format!("new{k}").as_bytes()).expect("write");
+                uploads.push(Box::new(up));
+            }
+            assert!(store.commit_group(uploads).iter().all(Result::is_ok));
+            for (n, k) in [("a", 5), ("x", 1), ("y", 3), ("A", 4), ("z", 6)] {
+                let got = fs::read_to_string(dir.path().join(n)).expect("read");
+                assert_eq!(got, format!("new{k}"), "round {round}: {n}");
+            }
+            assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 10);
+        }
+    }
+
+    /// Bytes written with `write` in uneven pieces, some uploads spilling to a file, are
+    /// committed as a group exactly, through unnamed files and through named ones; the
+    /// helper threads all go back to the budget.
+    #[test]
+    fn group_commits_store_every_byte_with_and_without_unnamed_files() {
+        for unnamed in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = DirStore::open(dir.path()).expect("open");
+            if !unnamed {
+                store.temps.stop_unnamed();
+            }
+            let sizes = [0, 1, 4096, BUFFERED_MAX, BUFFERED_MAX + 1, 5000, 70_000];
+            let mut uploads: Vec<Box<dyn PendingFile>> = Vec::new();
+            let mut expected = Vec::new();
+            for (i, len) in sizes.into_iter().enumerate() {
+                let data: Vec<u8> = (0..len).map(|k| (k * 7 + i * 13) as u8).collect();
+                let mut up = store
+                    .create_file(&name(&format!("f{i}")), false)
+                    .expect("create");
+                let mut rest = &data[..];
+                let mut piece = 1;
+                while !rest.is_empty() {
+                    let n = up.write(&rest[..piece.min(rest.len())]).expect("write");
+                    rest = &rest[n..];
+                    piece = piece * 3 + 1;
+                }
+                up.release();
+                uploads.push(Box::new(up));
+                expected.push(data);
+            }
+            let results = store.commit_group(uploads);
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            for (i, data) in expected.iter().enumerate() {
+                let got = fs::read(dir.path().join(format!("f{i}"))).expect("read");
+                assert!(got == *data, "unnamed {unnamed}: f{i} differs");
+            }
+            assert!(temp_files(dir.path()).is_empty());
+            assert_eq!(
+                store.temps.unnamed_enabled(),
+                unnamed && sys::unnamed_files_possible()
+            );
+            assert_eq!(store.helpers.load(Ordering::Relaxed), 0);
+        }
+    }
+
+    /// All the group commits of a store together borrow at most [`COMMIT_HELPERS`] threads,
+    /// and give them back.
+    #[test]
+    fn helpers_come_from_a_bounded_budget() {
+        let budget = AtomicUsize::new(0);
+        let first = Helpers::borrow(&budget, 3);
+        let second = Helpers::borrow(&budget, 3);
+        let third = Helpers::borrow(&budget, 3);
+        assert_eq!((first.count, second.count, third.count), (3, 3, 2));
+        assert_eq!(Helpers::borrow(&budget, 3).count, 0);
+        drop(second);
+        assert_eq!(Helpers::borrow(&budget, 5).count, 3);
+        drop((first, third));
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
+    }
+
+    /// The store takes its own uploads back from `Box<dyn PendingFile>` (so they are
+    /// committed together); another directory's or another backend's it leaves whole.
+    #[test]
+    fn a_store_recognises_its_own_pending_files() {
+        let (here, there) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let store = DirStore::open(here.path()).expect("open");
+        let other = DirStore::open(there.path()).expect("open");
+        let ours = store.create(&name("a"), 1).expect("create");
+        let theirs = other.create(&name("a"), 1).expect("create");
+        let memory = MemStore::new().create(&name("a"), 1).expect("create");
+        assert!(matches!(claim(ours, &store.temps), Member::Ours(_)));
+        assert!(matches!(claim(theirs, &store.temps), Member::Foreign(_)));
+        assert!(matches!(claim(memory, &store.temps), Member::Foreign(_)));
+    }
+
+    /// A pending file the store did not make (another backend's, another directory's) is
+    /// committed on its own, in its place in the group, and never lost.
+    #[test]
+    fn foreign_pending_files_are_committed_on_their_own() {
+        let (here, there) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let store = DirStore::open(here.path()).expect("open");
+        let other_dir = DirStore::open(there.path()).expect("open");
+        let memory = MemStore::new();
+        let mut files: Vec<Box<dyn PendingFile>> = Vec::new();
+        let mut ours = store.create(&name("a"), 4).expect("create");
+        ours.write_all(b"ours").expect("write");
+        files.push(ours);
+        let mut in_memory = memory.create(&name("a"), 6).expect("create");
+        in_memory.write_all(b"memory").expect("write");
+        files.push(in_memory);
+        let mut elsewhere = other_dir.create(&name("a"), 9).expect("create");
+        elsewhere.write_all(b"elsewhere").expect("write");
+        files.push(elsewhere);
+        let results = store.commit_group(files);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(fs::read(here.path().join("a")).expect("read"), b"ours");
+        assert_eq!(
+            fs::read(there.path().join("a")).expect("read"),
+            b"elsewhere"
+        );
+        let mut source = memory.open(&name("a"), 0).expect("open");
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut source.reader, &mut got).expect("read");
+        assert_eq!(got, b"memory");
+    }
+}

@@ -1,0 +1,196 @@
+//! Where files live: the small [`Store`] interface the server serves from (list, open at an
+//! offset, create a [`PendingFile`] that is committed or discarded), its optional
+//! capabilities (resumable partials, group commit, crash cleanup), and two backends:
+//! [`DirStore`] on a local directory and [`MemStore`] in memory.
+//!
+//! Names are checked once, into a [`Name`], before they reach a store. The promises every
+//! backend keeps are one shared test suite (`ftlib/tests/store_suite.rs`).
+
+mod dir;
+mod group;
+mod memory;
+mod name;
+mod pending;
+mod temps;
+
+use std::any::Any;
+use std::fmt;
+use std::io::{self, Read, Write};
+
+pub use dir::DirStore;
+pub use memory::MemStore;
+pub use name::{Name, PART_PREFIX, RESERVED_PREFIX, TEMP_PREFIX, validate_name};
+pub use pending::{BUFFERED_MAX, DirUpload};
+pub use temps::PartialLimits;
+
+use crate::error::Result;
+use crate::protocol::Entry;
+
+/// A file opened for download.
+pub struct Source {
+    /// The file's bytes from the offset it was opened at.
+    pub reader: Box<dyn Read + Send>,
+    /// The whole file's size when opened (not counting from the offset).
+    pub size: u64,
+    /// Its modification time, seconds since the Unix epoch.
+    pub modified: i64,
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("size", &self.size)
+            .field("modified", &self.modified)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lets a store take back its own pending files from `Box<dyn PendingFile>` (trait upcasting
+/// to `dyn Any` needs Rust 1.86; the workspace supports 1.85). Every [`PendingFile`] has it,
+/// so backends write nothing for it.
+///
+/// Only pending files have it, not `Box<dyn PendingFile>` itself: were the box `AsAny`,
+/// `boxed.as_any()` would describe the box, and a store would never recognise its own files.
+pub trait AsAny {
+    /// The value as `Any`, to downcast to its own type.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+
+    /// A reference as `Any`, to ask its type before taking it.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: PendingFile + Any> AsAny for T {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A file being written: invisible under its name until [`PendingFile::commit`]; dropping
+/// it discards everything written.
+pub trait PendingFile: Write + Send + AsAny {
+    /// Makes the data durable, then publishes it under its name without replacing an
+    /// existing file (unless the store created it to replace). Call only once the data
+    /// was verified.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) when the name was taken
+    /// meanwhile (the file there is untouched); [`Error::Io`](crate::Error::Io).
+    fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Keeps what was written, hidden, for a later resume. Only a file from
+    /// [`Store::create_resumable`] of a store that keeps partials does; the default
+    /// discards it.
+    fn keep(self: Box<Self>) {}
+
+    /// Closes operating-system handles while the file waits for a group commit, so waiting
+    /// files hold no descriptors; nothing more may be written. The default does nothing.
+    fn release(&mut self) {}
+}
+
+/// A resumable upload: where the rest goes, how many bytes are already held from an
+/// earlier attempt, and a reader over those bytes (to hash them).
+pub struct Resumable {
+    /// Where the rest goes.
+    pub upload: Box<dyn PendingFile>,
+    /// Bytes already held from an earlier attempt.
+    pub offset: u64,
+    /// Those bytes, to hash them.
+    pub existing: Box<dyn Read + Send>,
+}
+
+impl fmt::Debug for Resumable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resumable")
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where served files live.
+///
+/// The promises, checked for every backend by `ftlib/tests/store_suite.rs`: a file is
+/// invisible until committed; a commit never replaces an existing file, so of racing
+/// creators of one name exactly one wins, intact; a dropped pending file leaves nothing and
+/// the name free; a committed file lists and opens with exactly its bytes.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// The entries visible to clients, in no particular order, streamed.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) when the entries cannot be read.
+    fn list(&self) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>>;
+
+    /// Opens `name` for reading from byte `offset` on (for a resumed download; past the end,
+    /// the reader is empty). [`Source::size`] is the whole file's.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when there is no such file (or not a
+    /// regular one); [`Error::Io`](crate::Error::Io).
+    fn open(&self, name: &Name, offset: u64) -> Result<Source>;
+
+    /// Starts writing `name`, expected to be `size` bytes. Refuses early, before any data:
+    /// an existing name, and (where the store can tell) a size beyond the free space.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists),
+    /// [`Error::NoSpace`](crate::Error::NoSpace), [`Error::Io`](crate::Error::Io).
+    fn create(&self, name: &Name, size: u64) -> Result<Box<dyn PendingFile>>;
+
+    /// Starts or continues a resumable upload of `name`; `key` identifies the source (same
+    /// key, same bytes), so kept bytes are only ever continued with the file they came from.
+    ///
+    /// The default keeps no partials: a fresh [`Store::create`] at offset 0.
+    ///
+    /// # Errors
+    /// As [`Store::create`], and [`Error::AlreadyExists`](crate::Error::AlreadyExists)
+    /// while another upload uses `key`.
+    fn create_resumable(&self, name: &Name, size: u64, key: &str) -> Result<Resumable> {
+        let _ = key;
+        Ok(Resumable {
+            upload: self.create(name, size)?,
+            offset: 0,
+            existing: Box::new(io::empty()),
+        })
+    }
+
+    /// Commits several verified files, with the promise of [`PendingFile::commit`] for each;
+    /// a store may do it with fewer waits for the disk. Of two files of one name, the first
+    /// wins. One result per file, in order.
+    ///
+    /// The default commits each in turn.
+    fn commit_group(&self, files: Vec<Box<dyn PendingFile>>) -> Vec<Result<()>> {
+        files.into_iter().map(PendingFile::commit).collect()
+    }
+
+    /// Removes what a crash left behind (temporary files whose creating process is gone)
+    /// and what a store keeps only for a while (partials beyond their limits); returns how
+    /// many temporary files went.
+    ///
+    /// The default has nothing to clean.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) when the store cannot be read.
+    fn cleanup(&self) -> Result<usize> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With [`AsAny`] in scope, a boxed pending file still answers for what it holds, not
+    /// for the box (which is `Any` too), so a store recognises its own files.
+    #[test]
+    fn a_boxed_pending_file_is_seen_as_what_it_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let name = Name::new("a").expect("name");
+        let boxed: Box<dyn PendingFile> = store.create(&name, 1).expect("create");
+        assert!(boxed.as_any().is::<DirUpload>());
+        assert!(boxed.into_any().downcast::<DirUpload>().is_ok());
+    }
+}

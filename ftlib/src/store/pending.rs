@@ -1,0 +1,499 @@
+//! [`DirUpload`], a file being written into a [`DirStore`](super::DirStore): where its
+//! bytes are while it arrives and waits (memory, a named or unnamed hidden file, closed, or
+//! failed for good), and how it is made durable and published without replacing.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::PendingFile;
+use super::name::Name;
+use super::temps::{PartialLock, Temps};
+use crate::error::{Error, Result, Taken};
+use crate::sys;
+use crate::text::escape;
+
+/// A [`DirStore`](super::DirStore) upload of at most this many bytes is held in memory until
+/// it is committed (a larger one goes to a temporary file as it arrives). A group of small
+/// files can then be created on disk by several threads at once
+/// ([`Store::commit_group`](super::Store::commit_group)).
+pub const BUFFERED_MAX: usize = 256 * 1024;
+
+/// Where an upload's bytes are.
+#[derive(Debug)]
+enum Data {
+    /// Held in memory (a small upload) until [`DirUpload::sync`] writes them to disk.
+    Memory(Vec<u8>),
+    /// In the named temporary (or partial) file at `tmp`, open.
+    Named(File),
+    /// In the file at `tmp`, closed while waiting ([`DirUpload::release`]); reopened to sync.
+    Closed,
+    /// In an unnamed file (`O_TMPFILE`), published by linking it; the bytes are still held
+    /// in case the link fails for a reason other than the name being taken.
+    Unnamed(File, Vec<u8>),
+    /// Moving the bytes to disk failed part way: they can be neither synced nor published.
+    Failed,
+}
+
+/// An upload into a [`DirStore`](super::DirStore): never visible under its name until
+/// committed, and discarded when dropped. A small upload is held in memory (at most
+/// [`BUFFERED_MAX`] bytes) and written at commit, into an unnamed file where the system has
+/// them; a larger one goes to a hidden temporary file as it arrives; a resumable one to its
+/// hidden partial file.
+#[derive(Debug)]
+pub struct DirUpload {
+    data: Data,
+    /// The named temporary or partial file, if one exists; empty otherwise.
+    tmp: PathBuf,
+    dst: PathBuf,
+    temps: Arc<Temps>,
+    name: Name,
+    replace: bool,
+    /// Set for a partial of a resumable transfer.
+    lock: Option<PartialLock>,
+}
+
+impl DirUpload {
+    /// The upload of `name`, held in memory for now, with room reserved for `expected`
+    /// bytes (at most [`BUFFERED_MAX`]).
+    pub(super) fn in_memory(
+        temps: &Arc<Temps>,
+        name: &Name,
+        replace: bool,
+        expected: usize,
+    ) -> DirUpload {
+        DirUpload {
+            data: Data::Memory(Vec::with_capacity(expected.min(BUFFERED_MAX))),
+            tmp: PathBuf::new(),
+            dst: temps.root().join(name.as_str()),
+            temps: Arc::clone(temps),
+            name: name.clone(),
+            replace,
+            lock: None,
+        }
+    }
+
+    /// The upload of `name` into the partial `file` that `lock` holds, positioned where
+    /// the next byte goes.
+    pub(super) fn partial(
+        temps: &Arc<Temps>,
+        name: &Name,
+        replace: bool,
+        lock: PartialLock,
+        file: File,
+    ) -> DirUpload {
+        DirUpload {
+            data: Data::Named(file),
+            tmp: lock.path().to_owned(),
+            dst: temps.root().join(name.as_str()),
+            temps: Arc::clone(temps),
+            name: name.clone(),
+            replace,
+            lock: Some(lock),
+        }
+    }
+
+    /// The name it is published under.
+    pub(super) fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// Whether it was made by the store whose temporary files `temps` makes, so publishing
+    /// it changes that store's directory.
+    pub(super) fn made_by(&self, temps: &Arc<Temps>) -> bool {
+        Arc::ptr_eq(&self.temps, temps)
+    }
+
+    /// Syncs and publishes the file, then syncs the directory; see [`PendingFile::commit`].
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the name was taken meanwhile; [`Error::Io`].
+    pub fn commit(mut self) -> Result<()> {
+        self.sync()?;
+        let temps = Arc::clone(&self.temps);
+        let name = escape(&self.name);
+        self.publish()?;
+        sys::sync_dir(temps.root())
+            .map_err(|e| Error::io(format!("syncing the directory of {name}"), e))
+    }
+
+    /// Makes the written data durable: bytes held in memory are written to a new file
+    /// first.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(super) fn sync(&mut self) -> Result<()> {
+        // Bytes still in memory are written to disk here, so a full disk shows up here.
+        let doing = match self.data {
+            Data::Memory(_) => "writing",
+            _ => "syncing",
+        };
+        let synced = match &mut self.data {
+            Data::Memory(_) => self.materialize(),
+            Data::Named(file) | Data::Unnamed(file, _) => file.sync_all(),
+            // Released while waiting: reopen the same (hidden) file to sync it.
+            Data::Closed => sys::open_write_existing(&self.tmp).and_then(|file| file.sync_all()),
+            Data::Failed => Err(failed()),
+        };
+        synced.map_err(|e| Error::io(format!("{doing} {}", escape(&self.name)), e))
+    }
+
+    /// Writes the bytes held in memory to a new hidden file and syncs it. If that fails part
+    /// way, the upload is failed for good.
+    fn materialize(&mut self) -> io::Result<()> {
+        let Some(held) = self.take_held() else {
+            return Ok(());
+        };
+        // An unnamed file cannot replace a name atomically: replacing uploads get a name.
+        if !self.replace {
+            match self.temps.create_unnamed() {
+                Ok(Some(mut file)) => {
+                    file.write_all(&held)?;
+                    file.sync_all()?;
+                    self.data = Data::Unnamed(file, held);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                // Out of descriptors or space: a named file would fail the same way.
+                Err(e) if sys::is_exhaustion(&e) => {
+                    self.data = Data::Memory(held);
+                    return Err(e);
+                }
+                // Refused here in a way the probe did not foresee: use named files.
+                Err(_) => self.temps.stop_unnamed(),
+            }
+        }
+        self.data = Data::Memory(held);
+        self.spill()?;
+        self.file()?.sync_all()
+    }
+
+    /// Moves the bytes held in memory to a new named temporary file. If the file cannot be
+    /// created, they stay in memory; if they cannot all be written, the upload is failed.
+    pub(super) fn spill(&mut self) -> io::Result<()> {
+        let (tmp, mut file) = self.temps.create_named()?;
+        // From here on, dropping the upload removes the file.
+        self.tmp = tmp;
+        let Some(held) = self.take_held() else {
+            return Ok(());
+        };
+        file.write_all(&held)?;
+        self.data = Data::Named(file);
+        Ok(())
+    }
+
+    /// Takes the bytes held in memory, leaving the upload failed until they are placed
+    /// again, so no error on the way can leave it looking whole; `None`, with nothing
+    /// changed, when the bytes are not in memory.
+    fn take_held(&mut self) -> Option<Vec<u8>> {
+        match std::mem::replace(&mut self.data, Data::Failed) {
+            Data::Memory(held) => Some(held),
+            other => {
+                self.data = other;
+                None
+            }
+        }
+    }
+
+    /// Closes the file handle until the commit; see [`PendingFile::release`]. Bytes in
+    /// memory or in an unnamed file (which has no name to reopen) stay as they are.
+    pub fn release(&mut self) {
+        if matches!(self.data, Data::Named(_)) {
+            self.data = Data::Closed;
+        }
+    }
+
+    /// Publishes the file under its name (never replacing, unless created to replace),
+    /// without syncing the directory. The data must be durable already (bytes still in
+    /// memory are synced first).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the name was taken meanwhile; [`Error::Io`].
+    pub(super) fn publish(mut self) -> Result<()> {
+        if matches!(self.data, Data::Memory(_)) {
+            self.sync()?;
+        }
+        let name = escape(&self.name);
+        let published = match std::mem::replace(&mut self.data, Data::Closed) {
+            Data::Unnamed(file, held) => match sys::link_unnamed(&file, &self.dst) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    // Linking through /proc is refused here: publish these bytes through a
+                    // named temporary file instead, and stop making unnamed ones unless the
+                    // system was only out of space or descriptors.
+                    if !sys::is_exhaustion(&e) {
+                        self.temps.stop_unnamed();
+                    }
+                    drop(file);
+                    self.data = Data::Memory(held);
+                    self.spill()
+                        .and_then(|()| self.file()?.sync_all())
+                        .and_then(|()| self.publish_named())
+                }
+                linked => linked,
+            },
+            Data::Named(file) => {
+                // Closed before the name moves.
+                drop(file);
+                self.publish_named()
+            }
+            Data::Closed => self.publish_named(),
+            Data::Memory(_) | Data::Failed => Err(failed()),
+        };
+        published.map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                name: self.name.to_string(),
+                why: Taken::Raced,
+            },
+            _ => Error::io(format!("publishing {name}"), e),
+        })?;
+        // Published: from here on the name is the file's, whatever happens.
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+
+    /// Moves the named temporary file to the upload's name.
+    fn publish_named(&self) -> io::Result<()> {
+        if self.replace {
+            sys::publish_replace(&self.tmp, &self.dst)
+        } else {
+            sys::publish_noreplace(&self.tmp, &self.dst)
+        }
+    }
+
+    /// Keeps a partial for a later resume: synced, hidden, subject to the store's limits.
+    /// An ordinary upload is discarded instead.
+    pub fn keep(mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        if let Data::Named(file) = std::mem::replace(&mut self.data, Data::Closed) {
+            let _ = file.sync_data();
+        }
+        self.tmp = PathBuf::new();
+        lock.release_and_prune();
+    }
+
+    /// Empties the file to start over.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn restart(&mut self) -> Result<()> {
+        if let Data::Memory(held) = &mut self.data {
+            held.clear();
+            return Ok(());
+        }
+        let context = format!("restarting {}", escape(&self.name));
+        let file = self.file().map_err(|e| Error::io(context.clone(), e))?;
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+            .map_err(|e| Error::io(context, e))
+    }
+
+    /// A reader over the bytes written so far (a partial's earlier attempts).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn existing(&self) -> Result<Box<dyn Read + Send>> {
+        if let Data::Memory(held) = &self.data {
+            return Ok(Box::new(io::Cursor::new(held.clone())));
+        }
+        let file = sys::open_read_nofollow(&self.tmp).map_err(|e| {
+            Error::io(
+                format!("reading the partial file of {}", escape(&self.name)),
+                e,
+            )
+        })?;
+        Ok(Box::new(file))
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        match &mut self.data {
+            Data::Named(file) | Data::Unnamed(file, _) => Ok(file),
+            Data::Memory(_) | Data::Closed => Err(io::Error::other("upload already committed")),
+            Data::Failed => Err(failed()),
+        }
+    }
+
+    /// Where `len` more bytes go: memory while they fit in [`BUFFERED_MAX`], else a file
+    /// (created now, with what memory held).
+    fn room(&mut self, len: usize) -> io::Result<Option<&mut Vec<u8>>> {
+        let over = match &self.data {
+            Data::Memory(held) => held.len().saturating_add(len) > BUFFERED_MAX,
+            _ => return Ok(None),
+        };
+        if over {
+            self.spill()?;
+            return Ok(None);
+        }
+        match &mut self.data {
+            Data::Memory(held) => {
+                let needed = held.len() + len;
+                if needed > held.capacity() {
+                    // Doubling, but never reserving past the limit, whatever the chunks.
+                    let target = needed.max(held.capacity() * 2).min(BUFFERED_MAX);
+                    held.reserve_exact(target - held.len());
+                }
+                Ok(Some(held))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The error of an upload whose bytes could not all be moved to disk.
+fn failed() -> io::Error {
+    io::Error::other("an earlier write of this upload failed")
+}
+
+impl Write for DirUpload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(held) = self.room(buf.len())? {
+            held.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
+        self.file()?.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if let Some(held) = self.room(buf.len())? {
+            held.extend_from_slice(buf);
+            return Ok(());
+        }
+        self.file()?.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.data {
+            Data::Memory(_) => Ok(()),
+            _ => self.file()?.flush(),
+        }
+    }
+}
+
+impl PendingFile for DirUpload {
+    fn commit(self: Box<Self>) -> Result<()> {
+        DirUpload::commit(*self)
+    }
+
+    fn keep(self: Box<Self>) {
+        DirUpload::keep(*self);
+    }
+
+    fn release(&mut self) {
+        DirUpload::release(self);
+    }
+}
+
+impl Drop for DirUpload {
+    fn drop(&mut self) {
+        // Closes the file first; an unnamed one disappears with its descriptor.
+        self.data = Data::Closed;
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::name::TEMP_PREFIX;
+    use super::super::{DirStore, Store};
+    use super::*;
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .expect("read_dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
+    }
+
+    fn name(s: &str) -> Name {
+        Name::new(s).expect("valid name")
+    }
+
+    #[test]
+    fn upload_is_invisible_until_commit_and_dropped_upload_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        // Past BUFFERED_MAX the bytes go to a hidden temporary file.
+        let big = vec![7u8; BUFFERED_MAX + 1];
+        let mut up = store.create_file(&name("a.txt"), false).expect("create");
+        up.write_all(&big).expect("write");
+        assert!(!dir.path().join("a.txt").exists());
+        assert_eq!(store.list().expect("list").count(), 0, "temp file listed");
+        assert_eq!(temp_files(dir.path()).len(), 1);
+        drop(up);
+        assert!(temp_files(dir.path()).is_empty());
+        assert!(!dir.path().join("a.txt").exists());
+
+        // A small upload is held in memory: nothing on disk until it is committed.
+        let mut up = store.create_file(&name("a.txt"), false).expect("create");
+        up.write_all(b"hello").expect("write");
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+        drop(up);
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+
+        let mut up = store.create_file(&name("a.txt"), false).expect("create");
+        up.write_all(b"hello").expect("write");
+        up.commit().expect("commit");
+        assert_eq!(fs::read(dir.path().join("a.txt")).expect("read"), b"hello");
+        assert!(temp_files(dir.path()).is_empty());
+    }
+
+    /// An upload announced larger than the memory limit gets its file at once, so a
+    /// failure to create it shows before the body; a small one stays in memory.
+    #[test]
+    fn large_announced_uploads_get_their_file_before_the_body() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let small = store
+            .create(&name("s"), BUFFERED_MAX as u64)
+            .expect("create");
+        assert!(temp_files(dir.path()).is_empty());
+        let large = store
+            .create(&name("l"), BUFFERED_MAX as u64 + 1)
+            .expect("create");
+        assert_eq!(temp_files(dir.path()).len(), 1);
+        drop((small, large));
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    /// Bytes written in pieces across the memory limit arrive whole, in order, whichever
+    /// side of the limit the upload ends on; replacing and non-replacing alike.
+    #[test]
+    fn uploads_around_the_memory_limit_are_stored_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        for (i, len) in [
+            0,
+            1,
+            BUFFERED_MAX - 1,
+            BUFFERED_MAX,
+            BUFFERED_MAX + 1,
+            3 * BUFFERED_MAX,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data: Vec<u8> = (0..len).map(|k| (k * 31 + i) as u8).collect();
+            for replace in [false, true] {
+                let file = format!("f{i}-{replace}");
+                let mut up = store.create_file(&name(&file), replace).expect("create");
+                for piece in data.chunks(100_000) {
+                    up.write_all(piece).expect("write");
+                }
+                up.commit().expect("commit");
+                assert_eq!(
+                    fs::read(dir.path().join(&file)).expect("read"),
+                    data,
+                    "{file}"
+                );
+            }
+        }
+        assert!(temp_files(dir.path()).is_empty());
+    }
+}

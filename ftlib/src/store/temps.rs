@@ -1,0 +1,318 @@
+//! The hidden files a [`DirStore`](super::DirStore) writes before publishing: temporary
+//! files (named `.ft-tmp-PID-N-NANOS`, or unnamed where Linux allows), partials kept for a
+//! resume (`.ft-part-KEY`: locked while in use, pruned by age and total size), and the
+//! clean-up of temporary files whose creating process is gone.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::name::{PART_PREFIX, TEMP_PREFIX};
+use crate::sys;
+
+/// Makes the hidden files uploads are written to.
+#[derive(Debug)]
+pub(super) struct Temps {
+    root: PathBuf,
+    counter: AtomicU64,
+    /// This process, named in temporary files so cleanup can tell whose they are.
+    pid: u32,
+    /// Whether to try unnamed files; cleared when the file system refuses them.
+    unnamed: AtomicBool,
+}
+
+impl Temps {
+    pub(super) fn new(root: PathBuf) -> Temps {
+        Temps {
+            root,
+            counter: AtomicU64::new(0),
+            pid: std::process::id(),
+            unnamed: AtomicBool::new(sys::unnamed_files_possible()),
+        }
+    }
+
+    /// The directory the files are made in.
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A new hidden temporary file `.ft-tmp-PID-N-NANOS` in the directory.
+    pub(super) fn create_named(&self) -> io::Result<(PathBuf, File)> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut attempt = 0;
+        loop {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let tmp = self
+                .root
+                .join(format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", self.pid));
+            match sys::create_new(&tmp) {
+                Ok(file) => return Ok((tmp, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A new unnamed file in the directory, where the system has them.
+    pub(super) fn create_unnamed(&self) -> io::Result<Option<File>> {
+        if !self.unnamed_enabled() {
+            return Ok(None);
+        }
+        let file = sys::create_unnamed(&self.root)?;
+        if file.is_none() {
+            self.stop_unnamed();
+        }
+        Ok(file)
+    }
+
+    /// Whether new files may still be unnamed.
+    pub(super) fn unnamed_enabled(&self) -> bool {
+        self.unnamed.load(Ordering::Relaxed)
+    }
+
+    /// Makes named files from now on: the file system refused unnamed ones.
+    pub(super) fn stop_unnamed(&self) {
+        self.unnamed.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Removes the temporary files in `root` whose creator is gone; returns how many went.
+pub(super) fn remove_orphans(root: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for item in fs::read_dir(root)?.flatten() {
+        let orphan = item.file_name().to_str().is_some_and(is_orphan_temp);
+        let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
+        if orphan && !is_dir && fs::remove_file(item.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// A temporary file whose creator is gone: named `.ft-tmp-PID-…` with PID neither this
+/// process nor a live one, or not of that form at all.
+fn is_orphan_temp(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+        return false;
+    };
+    match rest
+        .split('-')
+        .next()
+        .and_then(|pid| pid.parse::<u32>().ok())
+    {
+        Some(pid) => pid != std::process::id() && !sys::process_alive(pid),
+        None => true,
+    }
+}
+
+/// How long and how much a [`DirStore`](super::DirStore) keeps of partials left for a
+/// resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialLimits {
+    /// Partials untouched for longer are removed.
+    pub max_age: Duration,
+    /// The oldest partials are removed while all of them together are larger.
+    pub max_bytes: u64,
+}
+
+impl Default for PartialLimits {
+    fn default() -> PartialLimits {
+        PartialLimits {
+            max_age: Duration::from_secs(24 * 3600),
+            max_bytes: 16 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// The partials of one directory: those in use (never pruned, never opened twice) and the
+/// limits on the rest.
+#[derive(Debug)]
+pub(super) struct Partials {
+    root: PathBuf,
+    active: Mutex<HashSet<PathBuf>>,
+    limits: Mutex<PartialLimits>,
+}
+
+impl Partials {
+    pub(super) fn new(root: PathBuf) -> Partials {
+        Partials {
+            root,
+            active: Mutex::default(),
+            limits: Mutex::default(),
+        }
+    }
+
+    fn active(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn set_limits(&self, limits: PartialLimits) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// Marks the partial `key` as in use, until the lock is dropped; `None` while another
+    /// transfer holds it.
+    pub(super) fn lock(self: &Arc<Self>, key: &str) -> Option<PartialLock> {
+        let path = self.root.join(format!("{PART_PREFIX}{key}"));
+        if !self.active().insert(path.clone()) {
+            return None;
+        }
+        Some(PartialLock {
+            partials: Arc::clone(self),
+            path,
+        })
+    }
+
+    /// Removes partials untouched for longer than the limit, then the oldest ones while
+    /// all together exceed the size limit; partials in use are left alone.
+    pub(super) fn prune(&self) {
+        let limits = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(dir) = fs::read_dir(&self.root) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut kept = Vec::new();
+        for item in dir.flatten() {
+            let is_partial = item
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(PART_PREFIX));
+            let Ok(meta) = item.metadata() else {
+                continue;
+            };
+            if !is_partial || !meta.is_file() || self.active().contains(&item.path()) {
+                continue;
+            }
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age > limits.max_age {
+                let _ = fs::remove_file(item.path());
+            } else {
+                kept.push((age, meta.len(), item.path()));
+            }
+        }
+        // Oldest first.
+        kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+        let mut total: u64 = kept.iter().map(|k| k.1).sum();
+        for (_, len, path) in kept {
+            if total <= limits.max_bytes {
+                break;
+            }
+            if fs::remove_file(path).is_ok() {
+                total -= len;
+            }
+        }
+    }
+}
+
+/// Marks a partial as in use until dropped.
+#[derive(Debug)]
+pub(super) struct PartialLock {
+    partials: Arc<Partials>,
+    path: PathBuf,
+}
+
+impl PartialLock {
+    /// The partial's file.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Gives the partial up for a later resume: no longer in use, so subject to the limits,
+    /// which are applied now.
+    pub(super) fn release_and_prune(self) {
+        let partials = Arc::clone(&self.partials);
+        drop(self);
+        partials.prune();
+    }
+}
+
+impl Drop for PartialLock {
+    fn drop(&mut self) {
+        self.partials.active().remove(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .expect("read_dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
+    }
+
+    #[test]
+    fn cleanup_removes_only_orphaned_temporaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Above Linux's largest pid: never a live process.
+        fs::write(dir.path().join(".ft-tmp-4194305-0-0"), b"stale").expect("write");
+        fs::write(dir.path().join(".ft-tmp-garbled"), b"stale").expect("write");
+        // Ours and a live process's (pid 1) are in use.
+        let ours = format!(".ft-tmp-{}-0-0", std::process::id());
+        fs::write(dir.path().join(&ours), b"mine").expect("write");
+        fs::write(dir.path().join(".ft-tmp-1-0-0"), b"init's").expect("write");
+        fs::write(dir.path().join("keep"), b"k").expect("write");
+        let store = super::super::DirStore::open(dir.path()).expect("open");
+        assert_eq!(store.cleanup().expect("cleanup"), 2);
+        assert!(dir.path().join("keep").exists());
+        let mut left = temp_files(dir.path());
+        left.sort();
+        assert_eq!(left, vec![".ft-tmp-1-0-0".to_owned(), ours]);
+    }
+
+    /// Named temporaries are hidden, distinct, and carry this process's id for the clean-up.
+    #[test]
+    fn named_temporaries_are_hidden_distinct_and_ours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let temps = Temps::new(dir.path().to_owned());
+        let (a, _fa) = temps.create_named().expect("create");
+        let (b, _fb) = temps.create_named().expect("create");
+        assert_ne!(a, b);
+        let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+        for path in [&a, &b] {
+            let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+            assert!(name.starts_with(&prefix), "{name}");
+            assert!(!is_orphan_temp(name), "{name}");
+        }
+        assert_eq!(temp_files(dir.path()).len(), 2);
+    }
+
+    /// A partial is locked while in use: a second lock is refused, pruning spares it, and
+    /// once released the limits apply to it.
+    #[test]
+    fn partials_in_use_are_locked_and_spared_by_pruning() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partials = Arc::new(Partials::new(dir.path().to_owned()));
+        partials.set_limits(PartialLimits {
+            max_age: Duration::from_secs(3600),
+            max_bytes: 0,
+        });
+        let lock = partials.lock("k").expect("free");
+        fs::write(lock.path(), b"held").expect("write");
+        assert!(partials.lock("k").is_none(), "locked twice");
+        partials.prune();
+        assert!(lock.path().exists(), "a partial in use was pruned");
+        let path = lock.path().to_owned();
+        lock.release_and_prune();
+        assert!(
+            !path.exists(),
+            "a released partial beyond the limit was kept"
+        );
+        assert!(partials.lock("k").is_some(), "the lock was not released");
+    }
+}

@@ -1,0 +1,416 @@
+//! The promises every storage backend keeps, written once and run against each backend
+//! through ftlib's public API only. A backend joins with a fixture function and one
+//! `store_suite!` line; each promise is then its own test, named `<backend>::<promise>`.
+
+use std::any::Any;
+use std::fs;
+use std::io::{Read, Write};
+use std::sync::Barrier;
+
+use ftlib::ErrorKind;
+use ftlib::protocol::EntryKind;
+use ftlib::store::{DirStore, MemStore, Name, PendingFile, RESERVED_PREFIX, Store};
+
+/// A backend under test: a fresh, empty store, and a look at what it keeps hidden.
+struct Fixture {
+    store: Box<dyn Store>,
+    /// The backend's own hidden files (temporaries, partials) that exist now; after every
+    /// promise there must be none.
+    leftovers: Box<dyn Fn() -> Vec<String>>,
+    /// What must live as long as the store (a temporary directory).
+    _guard: Box<dyn Any>,
+}
+
+impl Fixture {
+    /// A backend that keeps nothing outside what its [`Store`] methods show.
+    fn plain(store: impl Store + 'static) -> Fixture {
+        Fixture {
+            store: Box::new(store),
+            leftovers: Box::new(Vec::new),
+            _guard: Box::new(()),
+        }
+    }
+
+    fn assert_clean(&self) {
+        assert_eq!(
+            (self.leftovers)(),
+            Vec::<String>::new(),
+            "hidden files left"
+        );
+    }
+}
+
+fn dir_store() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_owned();
+    Fixture {
+        store: Box::new(DirStore::open(&root).expect("open")),
+        leftovers: Box::new(move || {
+            fs::read_dir(&root)
+                .expect("read_dir")
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(RESERVED_PREFIX))
+                .collect()
+        }),
+        _guard: Box::new(dir),
+    }
+}
+
+fn mem_store() -> Fixture {
+    Fixture::plain(MemStore::new())
+}
+
+/// One test per promise for the backend made by `$fixture`.
+macro_rules! store_suite {
+    ($fixture:ident) => {
+        mod $fixture {
+            use super::promises;
+
+            fn run(promise: fn(&dyn ftlib::store::Store)) {
+                let fixture = super::$fixture();
+                promise(fixture.store.as_ref());
+                fixture.assert_clean();
+            }
+
+            #[test]
+            fn an_existing_name_is_refused_early() {
+                run(promises::an_existing_name_is_refused_early);
+            }
+
+            #[test]
+            fn a_commit_racing_a_committed_file_fails_and_the_first_stays() {
+                run(promises::a_commit_racing_a_committed_file_fails_and_the_first_stays);
+            }
+
+            #[test]
+            fn a_pending_file_is_invisible_until_committed() {
+                run(promises::a_pending_file_is_invisible_until_committed);
+            }
+
+            #[test]
+            fn a_dropped_pending_file_leaves_nothing_and_the_name_free() {
+                run(promises::a_dropped_pending_file_leaves_nothing_and_the_name_free);
+            }
+
+            #[test]
+            fn a_committed_file_lists_and_opens_with_exactly_its_bytes() {
+                run(promises::a_committed_file_lists_and_opens_with_exactly_its_bytes);
+            }
+
+            #[test]
+            fn open_at_an_offset_reads_from_there() {
+                run(promises::open_at_an_offset_reads_from_there);
+            }
+
+            #[test]
+            fn racing_creators_have_exactly_one_intact_winner() {
+                run(promises::racing_creators_have_exactly_one_intact_winner);
+            }
+
+            #[test]
+            fn group_commit_answers_in_order_and_the_first_of_a_name_wins() {
+                run(promises::group_commit_answers_in_order_and_the_first_of_a_name_wins);
+            }
+
+            #[test]
+            fn a_released_pending_file_still_commits_exactly() {
+                run(promises::a_released_pending_file_still_commits_exactly);
+            }
+
+            #[test]
+            fn a_resumed_upload_continues_only_its_own_bytes() {
+                run(promises::a_resumed_upload_continues_only_its_own_bytes);
+            }
+
+            #[test]
+            fn cleanup_never_removes_a_committed_or_pending_file() {
+                run(promises::cleanup_never_removes_a_committed_or_pending_file);
+            }
+        }
+    };
+}
+
+store_suite!(dir_store);
+store_suite!(mem_store);
+
+/// Stores take only a [`Name`], so a name that breaks the rules reaches no backend: this
+/// one table stands for all of them.
+#[test]
+fn invalid_names_never_reach_a_store() {
+    let long = "a".repeat(256);
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a/b",
+        "../up",
+        "a\\b",
+        "C:x",
+        "a\0b",
+        "line\nbreak",
+        "\x1b[31mred",
+        ".ft-tmp-1-2-3",
+        ".ft-part-abc",
+        &long,
+    ] {
+        match Name::new(bad) {
+            Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidName, "{bad:?}: {e}"),
+            Ok(name) => panic!("{bad:?} accepted as {name:?}"),
+        }
+    }
+}
+
+mod promises {
+    use super::*;
+
+    /// Sizes on both sides of what a backend may hold in memory (DirStore: 256 KiB).
+    const SIZES: [usize; 5] = [0, 1, 4096, 70_000, 300_000];
+
+    pub fn name(s: &str) -> Name {
+        Name::new(s).expect("valid name")
+    }
+
+    /// Distinct bytes for each `seed`.
+    pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    pub fn put(store: &dyn Store, file: &str, data: &[u8]) {
+        let mut pending = store
+            .create(&name(file), data.len() as u64)
+            .expect("create");
+        pending.write_all(data).expect("write");
+        pending.commit().expect("commit");
+    }
+
+    /// The whole file as a reader gives it, and the size `open` announced.
+    pub fn read(store: &dyn Store, file: &str) -> (Vec<u8>, u64) {
+        let mut source = store.open(&name(file), 0).expect("open");
+        let mut got = Vec::new();
+        source.reader.read_to_end(&mut got).expect("read");
+        (got, source.size)
+    }
+
+    /// `(name, kind, size)` of every listed entry, sorted.
+    pub fn listing(store: &dyn Store) -> Vec<(String, EntryKind, u64)> {
+        let mut entries: Vec<_> = store
+            .list()
+            .expect("list")
+            .map(|e| e.expect("entry"))
+            .map(|e| (e.name, e.kind, e.size))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
+    fn kind<T>(result: ftlib::Result<T>) -> Option<ErrorKind> {
+        result.err().map(|e| e.kind())
+    }
+
+    pub fn an_existing_name_is_refused_early(store: &dyn Store) {
+        put(store, "a", b"keep");
+        assert_eq!(
+            kind(store.create(&name("a"), 3)),
+            Some(ErrorKind::AlreadyExists)
+        );
+        assert_eq!(
+            kind(store.create_resumable(&name("a"), 3, "key")),
+            Some(ErrorKind::AlreadyExists)
+        );
+        assert_eq!(read(store, "a"), (b"keep".to_vec(), 4));
+    }
+
+    pub fn a_commit_racing_a_committed_file_fails_and_the_first_stays(store: &dyn Store) {
+        let mut first = store.create(&name("x"), 5).expect("create");
+        let mut second = store.create(&name("x"), 6).expect("create");
+        first.write_all(b"first").expect("write");
+        second.write_all(b"second").expect("write");
+        first.commit().expect("the first commit wins");
+        assert_eq!(kind(second.commit()), Some(ErrorKind::AlreadyExists));
+        assert_eq!(read(store, "x"), (b"first".to_vec(), 5));
+        assert_eq!(listing(store), [("x".to_owned(), EntryKind::File, 5)]);
+    }
+
+    pub fn a_pending_file_is_invisible_until_committed(store: &dyn Store) {
+        for (i, len) in SIZES.into_iter().enumerate() {
+            let file = format!("f{i}");
+            let data = bytes(len, 1);
+            let mut pending = store.create(&name(&file), len as u64).expect("create");
+            pending.write_all(&data).expect("write");
+            pending.flush().expect("flush");
+            assert!(
+                !listing(store).iter().any(|e| e.0 == file),
+                "{file} listed before its commit"
+            );
+            assert_eq!(
+                kind(store.open(&name(&file), 0)),
+                Some(ErrorKind::NotFound),
+                "{file} opened before its commit"
+            );
+            pending.commit().expect("commit");
+            assert_eq!(read(store, &file), (data, len as u64));
+        }
+    }
+
+    pub fn a_dropped_pending_file_leaves_nothing_and_the_name_free(store: &dyn Store) {
+        for len in SIZES {
+            let mut pending = store.create(&name("gone"), len as u64).expect("create");
+            pending.write_all(&bytes(len, 2)).expect("write");
+            drop(pending);
+            assert_eq!(listing(store), []);
+            assert_eq!(
+                kind(store.open(&name("gone"), 0)),
+                Some(ErrorKind::NotFound)
+            );
+        }
+        // Neither the data nor the name was kept: a new upload of it succeeds.
+        put(store, "gone", b"back");
+        assert_eq!(read(store, "gone"), (b"back".to_vec(), 4));
+    }
+
+    pub fn a_committed_file_lists_and_opens_with_exactly_its_bytes(store: &dyn Store) {
+        let mut expected = Vec::new();
+        for (i, len) in SIZES.into_iter().enumerate() {
+            let file = format!("file {i}.bin");
+            let data = bytes(len, i as u8);
+            put(store, &file, &data);
+            assert_eq!(read(store, &file), (data, len as u64));
+            expected.push((file, EntryKind::File, len as u64));
+        }
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(listing(store), expected);
+    }
+
+    pub fn open_at_an_offset_reads_from_there(store: &dyn Store) {
+        let data = bytes(70_000, 3);
+        put(store, "f", &data);
+        for offset in [0, 1, 4096, 69_999, 70_000, 80_000] {
+            let mut source = store.open(&name("f"), offset).expect("open");
+            let mut got = Vec::new();
+            source.reader.read_to_end(&mut got).expect("read");
+            let from = usize::try_from(offset).expect("small").min(data.len());
+            assert_eq!(source.size, 70_000, "offset {offset}");
+            assert!(got == data[from..], "offset {offset}: wrong bytes");
+        }
+    }
+
+    pub fn racing_creators_have_exactly_one_intact_winner(store: &dyn Store) {
+        const RACERS: u8 = 8;
+        const LEN: usize = 100_000;
+        let start = Barrier::new(usize::from(RACERS));
+        let results: Vec<Option<ErrorKind>> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|seed| {
+                    let start = &start;
+                    scope.spawn(move || {
+                        let created = store.create(&name("prize"), LEN as u64);
+                        start.wait();
+                        let mut pending = created?;
+                        pending
+                            .write_all(&bytes(LEN, seed))
+                            .map_err(|e| ftlib::Error::io("writing", e))?;
+                        pending.commit()
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .map(|r| kind(r.join().expect("racer panicked")))
+                .collect()
+        });
+        let winners: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].is_none())
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .flatten()
+                .all(|&k| k == ErrorKind::AlreadyExists),
+            "{results:?}"
+        );
+        let winner = u8::try_from(winners[0]).expect("few racers");
+        let (got, size) = read(store, "prize");
+        assert_eq!(size, LEN as u64);
+        assert!(
+            got == bytes(LEN, winner),
+            "the winner's bytes are not intact"
+        );
+        assert_eq!(listing(store).len(), 1);
+    }
+
+    pub fn group_commit_answers_in_order_and_the_first_of_a_name_wins(store: &dyn Store) {
+        let names = ["a", "b", "a", "old", "c", "b"];
+        let mut files: Vec<Box<dyn PendingFile>> = Vec::new();
+        for (k, n) in names.iter().enumerate() {
+            let mut pending = store.create(&name(n), 2).expect("create");
+            pending
+                .write_all(format!("{n}{k}").as_bytes())
+                .expect("write");
+            files.push(pending);
+        }
+        // Taken after its pending file was made: that one's commit in the group must fail.
+        put(store, "old", b"old");
+        let results: Vec<Option<ErrorKind>> =
+            store.commit_group(files).into_iter().map(kind).collect();
+        let taken = Some(ErrorKind::AlreadyExists);
+        assert_eq!(results, [None, None, taken, taken, None, taken]);
+        for (file, data) in [("a", "a0"), ("b", "b1"), ("c", "c4"), ("old", "old")] {
+            let (got, _) = read(store, file);
+            assert_eq!(String::from_utf8_lossy(&got), data, "{file}");
+        }
+        assert_eq!(listing(store).len(), 4);
+    }
+
+    pub fn a_released_pending_file_still_commits_exactly(store: &dyn Store) {
+        for (i, len) in SIZES.into_iter().enumerate() {
+            let file = format!("r{i}");
+            let data = bytes(len, 5);
+            let mut pending = store.create(&name(&file), len as u64).expect("create");
+            pending.write_all(&data).expect("write");
+            pending.release();
+            pending.commit().expect("commit");
+            assert_eq!(read(store, &file), (data, len as u64));
+        }
+    }
+
+    pub fn a_resumed_upload_continues_only_its_own_bytes(store: &dyn Store) {
+        let data = bytes(300_000, 6);
+        let resumable = store
+            .create_resumable(&name("big"), data.len() as u64, "key-1")
+            .expect("create");
+        assert_eq!(resumable.offset, 0, "a new key holds nothing");
+        let mut upload = resumable.upload;
+        upload.write_all(&data[..100_000]).expect("write");
+        upload.keep();
+        assert_eq!(listing(store), [], "a kept partial is listed");
+        assert_eq!(kind(store.open(&name("big"), 0)), Some(ErrorKind::NotFound));
+
+        // Continued: from wherever the store kept (0 if it keeps nothing), with exactly
+        // those bytes before it.
+        let mut resumed = store
+            .create_resumable(&name("big"), data.len() as u64, "key-1")
+            .expect("resume");
+        let offset = usize::try_from(resumed.offset).expect("small");
+        assert!(offset == 0 || offset == 100_000, "resumed at {offset}");
+        let mut held = Vec::new();
+        resumed.existing.read_to_end(&mut held).expect("read");
+        assert!(held == data[..offset], "the kept bytes differ");
+        resumed.upload.write_all(&data[offset..]).expect("write");
+        resumed.upload.commit().expect("commit");
+        assert_eq!(read(store, "big"), (data, 300_000));
+    }
+
+    pub fn cleanup_never_removes_a_committed_or_pending_file(store: &dyn Store) {
+        put(store, "stays", b"here");
+        let data = bytes(300_000, 7);
+        let mut pending = store.create(&name("pending"), 300_000).expect("create");
+        pending.write_all(&data).expect("write");
+        store.cleanup().expect("cleanup");
+        pending.commit().expect("a pending file survives a cleanup");
+        assert_eq!(read(store, "stays"), (b"here".to_vec(), 4));
+        assert_eq!(read(store, "pending"), (data, 300_000));
+    }
+}
