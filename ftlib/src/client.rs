@@ -109,7 +109,7 @@ impl Client {
             match TcpStream::connect_timeout(addr, config.timeout) {
                 Ok(stream) => {
                     let mut conn =
-                        Connection::new(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
+                        Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
                     let version = handshake(&mut conn)?;
                     return Ok(Client {
                         conn: Some(conn),

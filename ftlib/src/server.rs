@@ -352,7 +352,7 @@ fn accept(ctx: &Arc<Ctx>, stream: TcpStream) {
     // Refuse at once. The client sends nothing before our greeting, so closing right after
     // this small frame cannot reset it away.
     let error = Error::Busy { live };
-    if let Ok(mut conn) = Connection::new(stream, Duration::from_secs(1)) {
+    if let Ok(mut conn) = Connection::tcp(stream, Duration::from_secs(1)) {
         answer_error(&mut conn, &error);
         conn.close();
     }
@@ -368,7 +368,7 @@ fn accept(ctx: &Arc<Ctx>, stream: TcpStream) {
 
 fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Permit) {
     let started = Instant::now();
-    let Ok(mut conn) = Connection::new(stream, ctx.config.idle_timeout) else {
+    let Ok(mut conn) = Connection::tcp(stream, ctx.config.idle_timeout) else {
         return;
     };
     let version = match handshake(&mut conn) {

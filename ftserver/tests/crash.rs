@@ -36,7 +36,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// A raw connection past the handshake, to stop an upload half-way on purpose.
 fn raw(server: &ServerProcess) -> Connection {
     let stream = TcpStream::connect(server.addr).expect("connect");
-    let mut conn = Connection::new(stream, Duration::from_secs(10)).expect("conn");
+    let mut conn = Connection::tcp(stream, Duration::from_secs(10)).expect("conn");
     assert!(matches!(
         conn.recv_hello::<Response>(),
         Ok(Response::Hello(_))
