@@ -15,9 +15,9 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::connection::Connection;
 use crate::error::{Changed, Error, Missing, Result, Side};
+use crate::handshake::client_handshake;
 use crate::protocol::{
-    DEFAULT_CHUNK, Entry, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
-    Request, Response, VERSION,
+    DEFAULT_CHUNK, Entry, GROUP_MAX, MAX_PIPELINED, RESUME_VERSION, Request, Response,
 };
 use crate::store::{
     DirStore, DirUpload, GROUP_BYTES, Outcome, Upload, commit_outcomes, validate_name,
@@ -110,7 +110,7 @@ impl Client {
                 Ok(stream) => {
                     let mut conn =
                         Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
-                    let version = handshake(&mut conn)?;
+                    let version = client_handshake(&mut conn)?;
                     return Ok(Client {
                         conn: Some(conn),
                         peer: *addr,
@@ -622,41 +622,6 @@ fn commit_downloads(
     for (i, result) in commit_outcomes(dir, std::mem::take(group)) {
         done(i, result);
     }
-}
-
-/// Reads the server's greeting and answers with the version both speak.
-fn handshake(conn: &mut Connection) -> Result<u32> {
-    let version = match conn.recv_hello::<Response>()? {
-        Response::Hello(hello) if hello.magic != MAGIC => {
-            return Err(Error::Protocol(
-                "the server does not speak ft (bad magic in hello)".into(),
-            ));
-        }
-        Response::Hello(hello) => {
-            let version = hello.version.min(VERSION);
-            if version < hello.min_version.max(MIN_VERSION) {
-                return Err(Error::Version {
-                    ours_min: MIN_VERSION,
-                    ours_max: VERSION,
-                    theirs_min: hello.min_version,
-                    theirs_max: hello.version,
-                });
-            }
-            version
-        }
-        Response::Error { kind, message } => return Err(Side::Server.remote(kind, message)),
-        other => {
-            return Err(Error::Protocol(format!(
-                "the server began with {} instead of hello",
-                response_name(&other)
-            )));
-        }
-    };
-    conn.send(&Request::Hello(Hello {
-        version,
-        ..Hello::ours()
-    }))?;
-    Ok(version)
 }
 
 /// Opens a local file to upload: the file and its size.

@@ -38,6 +38,7 @@ pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod error;
+pub mod handshake;
 pub mod protocol;
 pub mod report;
 pub mod server;

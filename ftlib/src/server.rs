@@ -15,9 +15,10 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
+use crate::handshake::server_handshake;
 use crate::protocol::{
-    DEFAULT_CHUNK, DIGEST_LEN, GROUP_MAX, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION,
-    Request, Response, VERSION, clip_message,
+    DEFAULT_CHUNK, DIGEST_LEN, GROUP_MAX, MAX_PIPELINED, RESUME_VERSION, Request, Response,
+    clip_message,
 };
 use crate::report::{Op, Report};
 use crate::store::{
@@ -371,7 +372,7 @@ fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Perm
     let Ok(mut conn) = Connection::tcp(stream, ctx.config.idle_timeout) else {
         return;
     };
-    let version = match handshake(&mut conn) {
+    let version = match server_handshake(&mut conn) {
         Ok(version) => version,
         Err(e) => {
             if !ctx.shutdown.is_shutdown() {
@@ -521,28 +522,6 @@ fn commit_group(ctx: &Ctx, conn: &mut Connection, group: &mut Vec<Pending>) -> b
         (ctx.reports)(&report);
     }
     sending
-}
-
-/// Greets first (so a refused client never has unread data in flight), then checks the
-/// client's hello.
-/// Returns the version the client chose.
-fn handshake(conn: &mut Connection) -> Result<u32> {
-    conn.send(&Response::Hello(Hello::ours()))?;
-    match conn.recv_hello::<Request>()? {
-        Request::Hello(hello) if hello.magic != MAGIC => Err(Error::Protocol(
-            "the peer does not speak ft (bad magic in hello)".into(),
-        )),
-        Request::Hello(hello) if (MIN_VERSION..=VERSION).contains(&hello.version) => {
-            Ok(hello.version)
-        }
-        Request::Hello(hello) => Err(Error::Version {
-            ours_min: MIN_VERSION,
-            ours_max: VERSION,
-            theirs_min: hello.min_version,
-            theirs_max: hello.version,
-        }),
-        _ => Err(Error::Protocol("the first message must be a hello".into())),
-    }
 }
 
 /// Sends the failure to the client if the connection can still carry it.
