@@ -23,7 +23,7 @@ use crate::store::{
     DirStore, DirUpload, GROUP_BYTES, Outcome, Upload, commit_outcomes, validate_name,
 };
 use crate::text::escape;
-use crate::transfer::{self, Digest, Hooks, Received, response_name};
+use crate::transfer::{self, Digest, Hooks, Received, Span, response_name};
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -179,16 +179,9 @@ impl Client {
                 Response::Ready => {}
                 other => return Err(unexpected(other, "ready")),
             }
-            upload_body(
-                conn,
-                config,
-                name,
-                &mut reader,
-                size,
-                0,
-                Digest::Running(Box::default()),
-                &mut each,
-            )
+            let span = Span::whole(name, size);
+            let digest = Digest::Running(Box::default());
+            upload_body(conn, config, span, &mut reader, digest, &mut each)
         })
     }
 
@@ -237,13 +230,12 @@ impl Client {
             };
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| Error::io(context(), e))?;
+            let span = Span { name, size, offset };
             upload_body(
                 conn,
                 config,
-                name,
+                span,
                 &mut file,
-                size,
-                offset,
                 Digest::Known(digest),
                 &mut each,
             )
@@ -410,16 +402,8 @@ impl Client {
                 progress: Some(&mut each),
                 cancel: config.cancel.as_deref(),
             };
-            transfer::recv_body(
-                conn,
-                Side::Server,
-                name,
-                writer,
-                size,
-                offset,
-                prefix,
-                &mut hooks,
-            )
+            let span = Span { name, size, offset };
+            transfer::recv_body(conn, Side::Server, span, writer, prefix, &mut hooks)
         })
     }
 
@@ -467,16 +451,8 @@ impl Client {
                     cancel: config.cancel.as_deref(),
                 };
                 let digest = Digest::Running(Box::default());
-                transfer::send_body(
-                    conn,
-                    name,
-                    &mut file,
-                    size,
-                    0,
-                    digest,
-                    config.chunk_size,
-                    &mut hooks,
-                )
+                let span = Span::whole(name, size);
+                transfer::send_body(conn, span, &mut file, digest, config.chunk_size, &mut hooks)
             });
             match sent {
                 // Sent is not stored: the verdict says how many bytes count.
@@ -645,33 +621,22 @@ fn open_local(path: &Path) -> Result<(File, u64)> {
     Ok((file, meta.len()))
 }
 
-/// Sends an upload's body (bytes `offset..size`) and reads the server's verdict.
-#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
+/// Sends an upload's body (`span`) and reads the server's verdict.
 fn upload_body(
     conn: &mut Connection,
     config: &ClientConfig,
-    name: &str,
+    span: Span<'_>,
     reader: &mut dyn Read,
-    size: u64,
-    offset: u64,
     digest: Digest,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
+    let Span { size, offset, .. } = span;
     progress(offset);
     let mut hooks = Hooks {
         progress: Some(progress),
         cancel: config.cancel.as_deref(),
     };
-    let sent = transfer::send_body(
-        conn,
-        name,
-        reader,
-        size,
-        offset,
-        digest,
-        config.chunk_size,
-        &mut hooks,
-    );
+    let sent = transfer::send_body(conn, span, reader, digest, config.chunk_size, &mut hooks);
     match sent {
         Ok(_) => {}
         Err(e) if !e.breaks_connection() => {

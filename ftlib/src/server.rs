@@ -25,7 +25,7 @@ use crate::store::{
     GROUP_BYTES, Outcome, Resumable, Source, Store, commit_outcomes, validate_name,
 };
 use crate::text::escape;
-use crate::transfer::{self, Digest, Hooks, Received};
+use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 /// How a [`Server`] behaves.
 #[derive(Debug, Clone)]
@@ -472,7 +472,7 @@ fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) ->
         )));
     }
     let whole = |conn: &mut Connection, writer: &mut dyn Write| {
-        receive_into(conn, name, writer, size, 0, Xxh3::new(), None)
+        receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), None)
     };
     match check_upload(ctx, name, size).and_then(|()| ctx.store.create(name, size)) {
         Ok(mut upload) => match whole(conn, &mut upload) {
@@ -656,43 +656,32 @@ fn serve_put(
     check_upload(ctx, name, size)?;
     let mut upload = ctx.store.create(name, size)?;
     conn.send(&Response::Ready)?;
-    let got = receive_into(conn, name, &mut upload, size, 0, Xxh3::new(), Some(moved))?;
+    let span = Span::whole(name, size);
+    let got = receive_into(conn, span, &mut upload, Xxh3::new(), Some(moved))?;
     upload.commit()?;
     conn.send(&Response::Stored { size: got.bytes })?;
     Ok(got.bytes)
 }
 
-/// Receives an upload's body (bytes `offset..size`, `prefix` hashing those before it) into
+/// Receives an upload's body (`span`, `prefix` hashing the bytes before its offset) into
 /// `writer`, counting the bytes this request moved in `moved`.
-#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
 fn receive_into(
     conn: &mut Connection,
-    name: &str,
+    span: Span<'_>,
     writer: &mut dyn Write,
-    size: u64,
-    offset: u64,
     prefix: Xxh3,
     moved: Option<&Cell<u64>>,
 ) -> Result<Received> {
     let mut progress = |n: u64| {
         if let Some(moved) = moved {
-            moved.set(n - offset);
+            moved.set(n - span.offset);
         }
     };
     let mut hooks = Hooks {
         progress: Some(&mut progress),
         cancel: None,
     };
-    transfer::recv_body(
-        conn,
-        Side::Client,
-        name,
-        writer,
-        size,
-        offset,
-        prefix,
-        &mut hooks,
-    )
+    transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
 }
 
 /// Checks what every upload must pass before its body.
@@ -744,7 +733,8 @@ fn serve_put_resumable(
         upload.keep();
         return Err(e.into());
     }
-    let received = receive_into(conn, name, &mut upload, size, offset, prefix, Some(moved));
+    let span = Span { name, size, offset };
+    let received = receive_into(conn, span, &mut upload, prefix, Some(moved));
     match received {
         Ok(got) if got.digest == digest => {
             upload.commit()?;
@@ -825,12 +815,15 @@ fn send_source(
         progress: Some(&mut progress),
         cancel: None,
     };
+    let span = Span {
+        name,
+        size: source.size,
+        offset,
+    };
     transfer::send_body(
         conn,
-        name,
+        span,
         &mut source.reader,
-        source.size,
-        offset,
         Digest::Running(Box::new(prefix)),
         ctx.config.chunk_size,
         &mut hooks,
