@@ -15,14 +15,12 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use crate::connection::Connection;
 use crate::error::{Changed, Error, Missing, Result, Side};
+use crate::handshake::client_handshake;
 use crate::pipeline::{GROUP_BYTES, GROUP_MAX, Outcome, PIPELINE_WINDOW, commit_outcomes};
-use crate::protocol::{
-    DEFAULT_CHUNK, Entry, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION, Request,
-    Response, VERSION,
-};
+use crate::protocol::{DEFAULT_CHUNK, Entry, MAX_PIPELINED, RESUME_VERSION, Request, Response};
 use crate::store::{DirStore, DirUpload, Name, PendingFile, validate_name};
 use crate::text::escape;
-use crate::transfer::{self, Digest, Hooks, Received, response_name};
+use crate::transfer::{self, Digest, Hooks, Received, Span, response_name};
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -108,8 +106,8 @@ impl Client {
             match TcpStream::connect_timeout(addr, config.timeout) {
                 Ok(stream) => {
                     let mut conn =
-                        Connection::new(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
-                    let version = handshake(&mut conn)?;
+                        Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
+                    let version = client_handshake(&mut conn)?;
                     return Ok(Client {
                         conn: Some(conn),
                         peer: *addr,
@@ -178,16 +176,9 @@ impl Client {
                 Response::Ready => {}
                 other => return Err(unexpected(other, "ready")),
             }
-            upload_body(
-                conn,
-                config,
-                name,
-                &mut reader,
-                size,
-                0,
-                Digest::Running(Box::default()),
-                &mut each,
-            )
+            let span = Span::whole(name, size);
+            let digest = Digest::Running(Box::default());
+            upload_body(conn, config, span, &mut reader, digest, &mut each)
         })
     }
 
@@ -236,13 +227,12 @@ impl Client {
             };
             file.seek(SeekFrom::Start(offset))
                 .map_err(|e| Error::io(context(), e))?;
+            let span = Span { name, size, offset };
             upload_body(
                 conn,
                 config,
-                name,
+                span,
                 &mut file,
-                size,
-                offset,
                 Digest::Known(digest),
                 &mut each,
             )
@@ -409,16 +399,8 @@ impl Client {
                 progress: Some(&mut each),
                 cancel: config.cancel.as_deref(),
             };
-            transfer::recv_body(
-                conn,
-                Side::Server,
-                name,
-                writer,
-                size,
-                offset,
-                prefix,
-                &mut hooks,
-            )
+            let span = Span { name, size, offset };
+            transfer::recv_body(conn, Side::Server, span, writer, prefix, &mut hooks)
         })
     }
 
@@ -466,16 +448,8 @@ impl Client {
                     cancel: config.cancel.as_deref(),
                 };
                 let digest = Digest::Running(Box::default());
-                transfer::send_body(
-                    conn,
-                    name,
-                    &mut file,
-                    size,
-                    0,
-                    digest,
-                    config.chunk_size,
-                    &mut hooks,
-                )
+                let span = Span::whole(name, size);
+                transfer::send_body(conn, span, &mut file, digest, config.chunk_size, &mut hooks)
             });
             match sent {
                 // Sent is not stored: the verdict says how many bytes count.
@@ -622,41 +596,6 @@ fn commit_downloads(
     }
 }
 
-/// Reads the server's greeting and answers with the version both speak.
-fn handshake(conn: &mut Connection) -> Result<u32> {
-    let version = match conn.recv_hello::<Response>()? {
-        Response::Hello(hello) if hello.magic != MAGIC => {
-            return Err(Error::Protocol(
-                "the server does not speak ft (bad magic in hello)".into(),
-            ));
-        }
-        Response::Hello(hello) => {
-            let version = hello.version.min(VERSION);
-            if version < hello.min_version.max(MIN_VERSION) {
-                return Err(Error::Version {
-                    ours_min: MIN_VERSION,
-                    ours_max: VERSION,
-                    theirs_min: hello.min_version,
-                    theirs_max: hello.version,
-                });
-            }
-            version
-        }
-        Response::Error { kind, message } => return Err(Side::Server.remote(kind, message)),
-        other => {
-            return Err(Error::Protocol(format!(
-                "the server began with {} instead of hello",
-                response_name(&other)
-            )));
-        }
-    };
-    conn.send(&Request::Hello(Hello {
-        version,
-        ..Hello::ours()
-    }))?;
-    Ok(version)
-}
-
 /// Opens a local file to upload: the file and its size.
 fn open_local(path: &Path) -> Result<(File, u64)> {
     let file = File::open(path).map_err(|e| match e.kind() {
@@ -678,33 +617,22 @@ fn open_local(path: &Path) -> Result<(File, u64)> {
     Ok((file, meta.len()))
 }
 
-/// Sends an upload's body (bytes `offset..size`) and reads the server's verdict.
-#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
+/// Sends an upload's body (`span`) and reads the server's verdict.
 fn upload_body(
     conn: &mut Connection,
     config: &ClientConfig,
-    name: &str,
+    span: Span<'_>,
     reader: &mut dyn Read,
-    size: u64,
-    offset: u64,
     digest: Digest,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
+    let Span { size, offset, .. } = span;
     progress(offset);
     let mut hooks = Hooks {
         progress: Some(progress),
         cancel: config.cancel.as_deref(),
     };
-    let sent = transfer::send_body(
-        conn,
-        name,
-        reader,
-        size,
-        offset,
-        digest,
-        config.chunk_size,
-        &mut hooks,
-    );
+    let sent = transfer::send_body(conn, span, reader, digest, config.chunk_size, &mut hooks);
     match sent {
         Ok(_) => {}
         Err(e) if !e.breaks_connection() => {

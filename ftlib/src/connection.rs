@@ -1,6 +1,8 @@
-//! A framed connection: owns the socket, reads and writes whole frames, and enforces a
-//! deadline on each frame so a silent or dribbling peer cannot hold it forever.
+//! A framed connection over any byte stream (a [`Transport`]: TCP now, TLS next, an
+//! in-memory pipe in tests): reads and writes whole frames, and enforces a deadline on each
+//! frame so a silent or dribbling peer cannot hold it forever.
 
+use std::fmt;
 use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -11,17 +13,59 @@ use crate::codec::{self, HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::protocol::{MAX_FRAME, MAX_HELLO_FRAME};
 
+#[cfg(test)]
+pub(crate) mod mem;
+
 /// Read buffer size; chunks larger than this bypass the buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
-/// A socket whose reads and writes fail once the current frame's deadline has passed.
+/// A byte stream ft frames travel over: TCP now, TLS next, an in-memory pipe in tests.
+pub trait Transport: Read + Write + Send {
+    /// Bounds each blocking read and write (None: no bound).
+    ///
+    /// # Errors
+    /// When the stream cannot be configured.
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// True when a read would not block: bytes are waiting (or the end of the stream is).
+    fn input_ready(&mut self) -> bool;
+
+    /// Shuts down writing (the peer reads end of stream) or both directions.
+    ///
+    /// # Errors
+    /// When the stream is no longer connected.
+    fn shutdown(&mut self, how: Shutdown) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+
+    fn input_ready(&mut self) -> bool {
+        if self.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let ready = !matches!(
+            self.peek(&mut [0u8; 1]),
+            Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        let _ = self.set_nonblocking(false);
+        ready
+    }
+
+    fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+}
+
+/// A transport whose reads and writes fail once the current frame's deadline has passed.
 ///
-/// The socket's own timeout bounds each system call; the deadline bounds the frame, so a
-/// peer sending one byte just before each timeout is still cut off (after at most two
-/// timeouts).
-#[derive(Debug)]
+/// The transport's own timeout bounds each call; the deadline bounds the frame, so a peer
+/// sending one byte just before each timeout is still cut off (after at most two timeouts).
 struct Timed {
-    stream: TcpStream,
+    transport: Box<dyn Transport>,
     deadline: Option<Instant>,
 }
 
@@ -37,9 +81,17 @@ impl Timed {
     }
 }
 
+impl fmt::Debug for Timed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timed")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read(buf)?;
+        let n = self.transport.read(buf)?;
         self.check()?;
         Ok(n)
     }
@@ -47,19 +99,19 @@ impl Read for Timed {
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.stream.write(buf)?;
+        let n = self.transport.write(buf)?;
         self.check()?;
         Ok(n)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let n = self.stream.write_vectored(bufs)?;
+        let n = self.transport.write_vectored(bufs)?;
         self.check()?;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
+        self.transport.flush()
     }
 }
 
@@ -78,11 +130,14 @@ fn write_all_vectored(writer: &mut impl Write, head: &[u8], tail: &[u8]) -> io::
     Ok(())
 }
 
-/// One TCP connection carrying ft frames.
+/// One connection carrying ft frames, over any [`Transport`].
+///
+/// Reads go through a buffer reused across frames; each frame written is flushed to the
+/// transport at once (writes are not buffered).
 #[derive(Debug)]
 pub struct Connection {
+    /// The one transport: reads through the buffer, writes through `get_mut()`.
     reader: BufReader<Timed>,
-    writer: Timed,
     read_buf: Vec<u8>,
     write_buf: Vec<u8>,
     timeout: Duration,
@@ -90,30 +145,40 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Wraps a connected stream. `timeout` bounds each frame in either direction.
+    /// Wraps a connected transport whose other end is `peer`. `timeout` bounds each frame
+    /// in either direction.
     ///
     /// # Errors
-    /// When the socket cannot be configured or cloned.
-    pub fn new(stream: TcpStream, timeout: Duration) -> io::Result<Connection> {
-        let peer = stream.peer_addr()?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        let reader = Timed {
-            stream: stream.try_clone()?,
+    /// When the transport's timeout cannot be set.
+    pub fn new(
+        transport: impl Transport + 'static,
+        peer: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<Connection> {
+        let mut transport: Box<dyn Transport> = Box::new(transport);
+        transport.set_timeout(Some(timeout))?;
+        let timed = Timed {
+            transport,
             deadline: None,
         };
         Ok(Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, reader),
-            writer: Timed {
-                stream,
-                deadline: None,
-            },
+            reader: BufReader::with_capacity(READ_BUFFER, timed),
             read_buf: Vec::new(),
             write_buf: Vec::new(),
             timeout,
             peer,
         })
+    }
+
+    /// Wraps a connected TCP stream: disables Nagle's algorithm (every frame is flushed
+    /// whole, and waiting would only add latency), then as [`Connection::new`].
+    ///
+    /// # Errors
+    /// When the socket cannot be configured or its peer address read.
+    pub fn tcp(stream: TcpStream, timeout: Duration) -> io::Result<Connection> {
+        let peer = stream.peer_addr()?;
+        stream.set_nodelay(true)?;
+        Connection::new(stream, peer, timeout)
     }
 
     /// The address of the other end.
@@ -132,22 +197,27 @@ impl Connection {
     /// [`Error::FrameTooLarge`], [`Error::Timeout`] or [`Error::Network`].
     pub fn send<T: Serialize + ?Sized>(&mut self, msg: &T) -> Result<()> {
         codec::encode_frame(msg, &mut self.write_buf)?;
-        self.writer.deadline = Some(Instant::now() + self.timeout);
-        let result = self.writer.write_all(&self.write_buf);
-        self.writer.deadline = None;
+        let writer = self.reader.get_mut();
+        writer.deadline = Some(Instant::now() + self.timeout);
+        let result = writer
+            .write_all(&self.write_buf)
+            .and_then(|()| writer.flush());
+        writer.deadline = None;
         result.map_err(|e| self.map_io(e))
     }
 
     /// Sends a `Body::Chunk` of `data` as one frame, writing the data straight from the
-    /// caller's buffer (one vectored write for header and data, no copy).
+    /// caller's buffer (one vectored write for header and data, no copy), and flushes.
     ///
     /// # Errors
     /// As [`Connection::send`].
     pub fn send_chunk(&mut self, data: &[u8]) -> Result<()> {
         codec::chunk_prefix(data.len(), &mut self.write_buf)?;
-        self.writer.deadline = Some(Instant::now() + self.timeout);
-        let result = write_all_vectored(&mut self.writer, &self.write_buf, data);
-        self.writer.deadline = None;
+        let writer = self.reader.get_mut();
+        writer.deadline = Some(Instant::now() + self.timeout);
+        let result =
+            write_all_vectored(writer, &self.write_buf, data).and_then(|()| writer.flush());
+        writer.deadline = None;
         result.map_err(|e| self.map_io(e))
     }
 
@@ -200,45 +270,33 @@ impl Connection {
     }
 
     /// True when the next frame can be read without waiting: bytes are buffered or
-    /// readable on the socket (an end of stream counts, since reading it is immediate).
+    /// readable on the transport (an end of stream counts, since reading it is immediate).
     pub fn input_pending(&mut self) -> bool {
-        if !self.reader.buffer().is_empty() {
-            return true;
-        }
-        let stream = &self.reader.get_ref().stream;
-        if stream.set_nonblocking(true).is_err() {
-            return true;
-        }
-        let ready = !matches!(
-            stream.peek(&mut [0u8; 1]),
-            Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
-        );
-        let _ = stream.set_nonblocking(false);
-        ready
+        !self.reader.buffer().is_empty() || self.reader.get_mut().transport.input_ready()
     }
 
-    /// Closes both directions of the socket.
-    pub fn close(&self) {
-        let _ = self.writer.stream.shutdown(Shutdown::Both);
+    /// Closes both directions of the transport.
+    pub fn close(&mut self) {
+        let _ = self.reader.get_mut().transport.shutdown(Shutdown::Both);
     }
 
     /// Closes without losing the last frame sent: stops sending, then reads and drops what
     /// the peer still sends (at most 1 MiB, 1 s, and 200 ms of silence). Closing with unread
-    /// input would reset the connection and could destroy that frame in the peer's queue.
+    /// input would reset a TCP connection and could destroy that frame in the peer's queue.
     pub fn close_gracefully(&mut self) {
-        let _ = self.writer.stream.shutdown(Shutdown::Write);
-        let stream = &mut self.reader.get_mut().stream;
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let transport = &mut self.reader.get_mut().transport;
+        let _ = transport.shutdown(Shutdown::Write);
+        let _ = transport.set_timeout(Some(Duration::from_millis(200)));
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut sink = [0u8; 16 * 1024];
         let mut drained = 0;
         while drained < 1 << 20 && Instant::now() < deadline {
-            match stream.read(&mut sink) {
+            match transport.read(&mut sink) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => drained += n,
             }
         }
-        let _ = stream.shutdown(Shutdown::Both);
+        let _ = transport.shutdown(Shutdown::Both);
     }
 
     fn read_frame(&mut self, limit: usize) -> Result<Option<&[u8]>> {
@@ -294,5 +352,283 @@ impl Connection {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout(self.timeout),
             _ => Error::net(self.peer, e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use super::mem::{self, MemPipe, PEER, connection_pair};
+    use super::*;
+    use crate::protocol::{Body, Request, Response};
+
+    const SHORT: Duration = Duration::from_millis(200);
+
+    /// A connection, and the raw other end of its pipe for writing bytes no encoder makes.
+    fn raw_pair(timeout: Duration) -> (Connection, MemPipe) {
+        let (a, b) = mem::pipe();
+        (Connection::new(a, PEER, timeout).expect("connection"), b)
+    }
+
+    #[test]
+    fn frames_round_trip_both_ways() {
+        let (mut a, mut b) = connection_pair(SHORT);
+        let put = Request::Put {
+            name: "a.txt".into(),
+            size: 7,
+        };
+        a.send(&put).expect("send");
+        assert_eq!(b.recv::<Request>().expect("recv"), Some(put));
+        b.send(&Response::Stored { size: 7 }).expect("send");
+        assert_eq!(
+            a.expect::<Response>("an answer").expect("recv"),
+            Response::Stored { size: 7 }
+        );
+        assert_eq!(a.peer(), PEER);
+        assert_eq!(a.timeout(), SHORT);
+    }
+
+    /// Chunks smaller and larger than the read buffer and than the pipe, and a smaller one
+    /// after a larger one (read in place), arrive whole.
+    #[test]
+    fn chunks_round_trip_whatever_their_size() {
+        let sizes = [
+            1,
+            1000,
+            READ_BUFFER,
+            READ_BUFFER + 1,
+            300_000,
+            5,
+            crate::protocol::MAX_CHUNK,
+        ];
+        let (mut a, mut b) = connection_pair(Duration::from_secs(5));
+        thread::scope(|s| {
+            s.spawn(move || {
+                for (i, &len) in sizes.iter().enumerate() {
+                    a.send_chunk(&vec![i as u8; len]).expect("send chunk");
+                }
+            });
+            for (i, &len) in sizes.iter().enumerate() {
+                match b.expect::<Body<'_>>("a chunk").expect("recv") {
+                    Body::Chunk(data) => assert_eq!(data, &vec![i as u8; len][..]),
+                    other => panic!("not a chunk: {other:?}"),
+                }
+            }
+            assert_eq!(b.recv::<Body<'_>>().expect("clean end"), None);
+        });
+    }
+
+    #[test]
+    fn a_clean_end_between_frames_is_none() {
+        let (mut a, mut b) = connection_pair(SHORT);
+        a.send(&Request::List).expect("send");
+        a.close();
+        assert_eq!(b.recv::<Request>().expect("frame"), Some(Request::List));
+        assert_eq!(b.recv::<Request>().expect("clean end"), None);
+        assert!(matches!(
+            b.expect::<Request>("a request"),
+            Err(Error::Closed("a request"))
+        ));
+        assert!(matches!(
+            b.recv_hello::<Request>(),
+            Err(Error::Closed("before saying hello"))
+        ));
+    }
+
+    /// One row per place a stream can end inside a frame: each is `Closed`, never `None`.
+    #[test]
+    fn an_end_inside_a_frame_is_closed() {
+        let mut big = Vec::new();
+        codec::encode_frame(&Body::Chunk(&[9u8; 100]), &mut big).expect("encode");
+        let rows: [(&str, &[u8], &[u8], &str); 4] = [
+            (
+                "one header byte",
+                &[],
+                &[0],
+                "in the middle of a frame header",
+            ),
+            (
+                "three header bytes",
+                &[],
+                &[0, 0, 0],
+                "in the middle of a frame header",
+            ),
+            (
+                "payload cut, buffer grown",
+                &[],
+                &[0, 0, 0, 5, 2],
+                "in the middle of a frame",
+            ),
+            // After a larger frame the buffer is reused in place.
+            (
+                "payload cut, buffer reused",
+                &big,
+                &[0, 0, 0, 5, 2],
+                "in the middle of a frame",
+            ),
+        ];
+        for (what, before, cut, expected) in rows {
+            let (mut conn, mut peer) = raw_pair(SHORT);
+            peer.write_all(before).expect("write");
+            peer.write_all(cut).expect("write");
+            drop(peer);
+            if !before.is_empty() {
+                assert!(conn.recv::<Body<'_>>().expect(what).is_some(), "{what}");
+            }
+            match conn.recv::<Request>() {
+                Err(Error::Closed(why)) => assert_eq!(why, expected, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_allocation() {
+        let (mut conn, mut peer) = raw_pair(SHORT);
+        peer.write_all(&u32::MAX.to_be_bytes()).expect("write");
+        assert!(matches!(
+            conn.recv::<Request>(),
+            Err(Error::FrameTooLarge { len, limit: MAX_FRAME }) if len == u64::from(u32::MAX)
+        ));
+        assert_eq!(conn.read_buf.capacity(), 0, "allocated for a header alone");
+
+        let (mut conn, mut peer) = raw_pair(SHORT);
+        let just_over = u32::try_from(MAX_HELLO_FRAME + 1).expect("small");
+        peer.write_all(&just_over.to_be_bytes()).expect("write");
+        assert!(matches!(
+            conn.recv_hello::<Request>(),
+            Err(Error::Protocol(m)) if m.contains("does not speak ft (it began with bytes 00 00 04 41")
+        ));
+        assert_eq!(conn.read_buf.capacity(), 0);
+    }
+
+    #[test]
+    fn a_silent_peer_times_out() {
+        let (mut conn, _peer) = raw_pair(SHORT);
+        let started = Instant::now();
+        assert!(matches!(conn.recv::<Request>(), Err(Error::Timeout(t)) if t == SHORT));
+        let took = started.elapsed();
+        assert!(took >= SHORT && took < 5 * SHORT, "{took:?}");
+    }
+
+    /// A byte every 50 ms keeps each read well inside the timeout; the frame's deadline
+    /// still ends it after about one timeout (the whole frame would take 5 s).
+    #[test]
+    fn the_frame_deadline_cuts_off_a_dribbling_peer() {
+        let (mut conn, mut peer) = raw_pair(SHORT);
+        thread::scope(|s| {
+            s.spawn(move || {
+                for byte in [0, 0, 0, 100].into_iter().chain([1; 100]) {
+                    if peer.write_all(&[byte]).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let started = Instant::now();
+            let got = conn.recv::<Request>();
+            let took = started.elapsed();
+            assert!(matches!(got, Err(Error::Timeout(_))), "{got:?}");
+            assert!(took >= SHORT && took < 5 * SHORT, "{took:?}");
+            drop(conn);
+        });
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_times_the_sender_out() {
+        let (mut a, _b) = connection_pair(SHORT);
+        let data = vec![0u8; 4 * mem::CAPACITY];
+        let started = Instant::now();
+        assert!(matches!(a.send_chunk(&data), Err(Error::Timeout(_))));
+        assert!(started.elapsed() < 3 * SHORT);
+    }
+
+    #[test]
+    fn input_pending_tells_when_a_frame_is_waiting() {
+        let (mut a, mut b) = connection_pair(SHORT);
+        assert!(!b.input_pending());
+        a.send(&Request::List).expect("send");
+        assert!(b.input_pending());
+        b.recv::<Request>().expect("recv");
+        assert!(!b.input_pending());
+        // Two frames arrive in one read: the second waits in the buffer.
+        a.send(&Request::List).expect("send");
+        a.send(&Request::List).expect("send");
+        b.recv::<Request>().expect("recv");
+        assert!(b.input_pending(), "a buffered frame is pending");
+        b.recv::<Request>().expect("recv");
+        assert!(!b.input_pending());
+        a.close();
+        assert!(b.input_pending(), "an end of stream reads at once");
+    }
+
+    /// The closing side had unread input; the peer still gets the last frame, then a clean
+    /// end, and the close waits only for the peer's silence.
+    #[test]
+    fn close_gracefully_lets_the_last_frame_arrive() {
+        let (mut client, mut server) = connection_pair(Duration::from_secs(5));
+        for _ in 0..3 {
+            client.send(&Request::List).expect("send");
+        }
+        let closing = thread::spawn(move || {
+            server
+                .send(&Response::Error {
+                    kind: crate::ErrorKind::Protocol,
+                    message: "bye".into(),
+                })
+                .expect("send");
+            let started = Instant::now();
+            server.close_gracefully();
+            started.elapsed()
+        });
+        assert!(matches!(
+            client.recv::<Response>(),
+            Ok(Some(Response::Error { message, .. })) if message == "bye"
+        ));
+        assert_eq!(client.recv::<Response>().expect("clean end"), None);
+        let took = closing.join().expect("closing thread");
+        assert!(took < Duration::from_millis(900), "{took:?}");
+    }
+
+    /// A peer that never stops sending cannot hold a graceful close for long.
+    #[test]
+    fn close_gracefully_is_bounded() {
+        let (mut conn, mut peer) = raw_pair(Duration::from_secs(5));
+        let flooding = thread::spawn(move || while peer.write_all(&[7u8; 4096]).is_ok() {});
+        let started = Instant::now();
+        conn.close_gracefully();
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        flooding
+            .join()
+            .expect("the flood ends once the pipe is closed");
+    }
+
+    #[test]
+    fn tcp_transport_carries_frames_and_tells_input() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut client =
+            Connection::tcp(TcpStream::connect(addr).expect("connect"), SHORT).expect("client");
+        let (stream, _) = listener.accept().expect("accept");
+        let mut server = Connection::tcp(stream, SHORT).expect("server");
+        assert_eq!(client.peer(), addr);
+        assert!(!server.input_pending());
+        client.send(&Request::List).expect("send");
+        client.send_chunk(&[1, 2, 3]).expect("send chunk");
+        assert_eq!(server.recv::<Request>().expect("recv"), Some(Request::List));
+        assert!(matches!(
+            server.recv::<Body<'_>>(),
+            Ok(Some(Body::Chunk(&[1, 2, 3])))
+        ));
+        server.send(&Response::Ready).expect("send");
+        server.close_gracefully();
+        assert_eq!(
+            client.recv::<Response>().expect("recv"),
+            Some(Response::Ready)
+        );
+        assert_eq!(client.recv::<Response>().expect("clean end"), None);
+        assert!(matches!(server.recv::<Request>(), Ok(None) | Err(_)));
     }
 }

@@ -3,8 +3,10 @@
 //! `ftlib` is the whole of ft; the `ftserver` and `ftclient` binaries are thin shells
 //! around it. A [`Server`] serves one directory through a [`store::Store`]; a [`Client`]
 //! uploads, downloads and lists. Messages are the serde types of [`protocol`], framed by
-//! [`codec`]; file bodies stream in bounded chunks closed by an XXH3-128 digest
-//! ([`transfer`]). The wire format is specified in `docs/PROTOCOL.md`.
+//! [`codec`] and carried by a [`connection::Connection`] over any
+//! [`Transport`](connection::Transport); each connection opens with the [`handshake`]; file
+//! bodies stream in bounded chunks closed by an XXH3-128 digest ([`transfer`]). The wire
+//! format is specified in `docs/PROTOCOL.md`.
 //!
 //! # Examples
 //! ```
@@ -40,6 +42,7 @@ pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod error;
+pub mod handshake;
 pub mod pipeline;
 pub mod protocol;
 pub mod report;

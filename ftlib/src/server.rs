@@ -15,15 +15,15 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
+use crate::handshake::server_handshake;
 use crate::pipeline::{GROUP_BYTES, GROUP_MAX, Outcome, commit_outcomes};
 use crate::protocol::{
-    DEFAULT_CHUNK, DIGEST_LEN, Hello, MAGIC, MAX_PIPELINED, MIN_VERSION, RESUME_VERSION, Request,
-    Response, VERSION, clip_message,
+    DEFAULT_CHUNK, DIGEST_LEN, MAX_PIPELINED, RESUME_VERSION, Request, Response, clip_message,
 };
 use crate::report::{Op, Report};
 use crate::store::{Name, Resumable, Source, Store};
 use crate::text::escape;
-use crate::transfer::{self, Digest, Hooks, Received};
+use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 /// How a [`Server`] behaves.
 #[derive(Debug, Clone)]
@@ -351,7 +351,7 @@ fn accept(ctx: &Arc<Ctx>, stream: TcpStream) {
     // Refuse at once. The client sends nothing before our greeting, so closing right after
     // this small frame cannot reset it away.
     let error = Error::Busy { live };
-    if let Ok(mut conn) = Connection::new(stream, Duration::from_secs(1)) {
+    if let Ok(mut conn) = Connection::tcp(stream, Duration::from_secs(1)) {
         answer_error(&mut conn, &error);
         conn.close();
     }
@@ -367,10 +367,10 @@ fn accept(ctx: &Arc<Ctx>, stream: TcpStream) {
 
 fn serve_connection(ctx: &Ctx, stream: TcpStream, peer: SocketAddr, permit: Permit) {
     let started = Instant::now();
-    let Ok(mut conn) = Connection::new(stream, ctx.config.idle_timeout) else {
+    let Ok(mut conn) = Connection::tcp(stream, ctx.config.idle_timeout) else {
         return;
     };
-    let version = match handshake(&mut conn) {
+    let version = match server_handshake(&mut conn) {
         Ok(version) => version,
         Err(e) => {
             if !ctx.shutdown.is_shutdown() {
@@ -470,7 +470,7 @@ fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) ->
         )));
     }
     let whole = |conn: &mut Connection, writer: &mut dyn Write| {
-        receive_into(conn, name, writer, size, 0, Xxh3::new(), None)
+        receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), None)
     };
     match check_upload(ctx, name, size).and_then(|name| ctx.store.create(&name, size)) {
         Ok(mut upload) => match whole(conn, &mut upload) {
@@ -520,28 +520,6 @@ fn commit_group(ctx: &Ctx, conn: &mut Connection, group: &mut Vec<Pending>) -> b
         (ctx.reports)(&report);
     }
     sending
-}
-
-/// Greets first (so a refused client never has unread data in flight), then checks the
-/// client's hello.
-/// Returns the version the client chose.
-fn handshake(conn: &mut Connection) -> Result<u32> {
-    conn.send(&Response::Hello(Hello::ours()))?;
-    match conn.recv_hello::<Request>()? {
-        Request::Hello(hello) if hello.magic != MAGIC => Err(Error::Protocol(
-            "the peer does not speak ft (bad magic in hello)".into(),
-        )),
-        Request::Hello(hello) if (MIN_VERSION..=VERSION).contains(&hello.version) => {
-            Ok(hello.version)
-        }
-        Request::Hello(hello) => Err(Error::Version {
-            ours_min: MIN_VERSION,
-            ours_max: VERSION,
-            theirs_min: hello.min_version,
-            theirs_max: hello.version,
-        }),
-        _ => Err(Error::Protocol("the first message must be a hello".into())),
-    }
 }
 
 /// Sends the failure to the client if the connection can still carry it.
@@ -676,43 +654,32 @@ fn serve_put(
     let checked = check_upload(ctx, name, size)?;
     let mut upload = ctx.store.create(&checked, size)?;
     conn.send(&Response::Ready)?;
-    let got = receive_into(conn, name, &mut upload, size, 0, Xxh3::new(), Some(moved))?;
+    let span = Span::whole(name, size);
+    let got = receive_into(conn, span, &mut upload, Xxh3::new(), Some(moved))?;
     upload.commit()?;
     conn.send(&Response::Stored { size: got.bytes })?;
     Ok(got.bytes)
 }
 
-/// Receives an upload's body (bytes `offset..size`, `prefix` hashing those before it) into
+/// Receives an upload's body (`span`, `prefix` hashing the bytes before its offset) into
 /// `writer`, counting the bytes this request moved in `moved`.
-#[allow(clippy::too_many_arguments)] // each is one plain fact about the body
 fn receive_into(
     conn: &mut Connection,
-    name: &str,
+    span: Span<'_>,
     writer: &mut dyn Write,
-    size: u64,
-    offset: u64,
     prefix: Xxh3,
     moved: Option<&Cell<u64>>,
 ) -> Result<Received> {
     let mut progress = |n: u64| {
         if let Some(moved) = moved {
-            moved.set(n - offset);
+            moved.set(n - span.offset);
         }
     };
     let mut hooks = Hooks {
         progress: Some(&mut progress),
         cancel: None,
     };
-    transfer::recv_body(
-        conn,
-        Side::Client,
-        name,
-        writer,
-        size,
-        offset,
-        prefix,
-        &mut hooks,
-    )
+    transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
 }
 
 /// Checks what every upload must pass before its body (the name first); the name checked.
@@ -764,7 +731,8 @@ fn serve_put_resumable(
         upload.keep();
         return Err(e.into());
     }
-    let received = receive_into(conn, name, &mut upload, size, offset, prefix, Some(moved));
+    let span = Span { name, size, offset };
+    let received = receive_into(conn, span, &mut upload, prefix, Some(moved));
     match received {
         Ok(got) if got.digest == digest => {
             upload.commit()?;
@@ -843,12 +811,15 @@ fn send_source(
         progress: Some(&mut progress),
         cancel: None,
     };
+    let span = Span {
+        name,
+        size: source.size,
+        offset,
+    };
     transfer::send_body(
         conn,
-        name,
+        span,
         &mut source.reader,
-        source.size,
-        offset,
         Digest::Running(Box::new(prefix)),
         ctx.config.chunk_size,
         &mut hooks,

@@ -655,7 +655,7 @@ fn lying_peer(bytes: Vec<u8>) -> (Connection, std::thread::JoinHandle<()>) {
         let _ = stream.shutdown(Shutdown::Write);
     });
     let (stream, _) = listener.accept().expect("accept");
-    let conn = Connection::new(stream, Duration::from_secs(10)).expect("connection");
+    let conn = Connection::tcp(stream, Duration::from_secs(10)).expect("connection");
     (conn, peer)
 }
 

@@ -314,7 +314,7 @@ fn resumable_requests_need_protocol_v2() {
     let fake = std::thread::spawn(move || {
         let (stream, _) = listener.accept().expect("accept");
         let mut conn =
-            ftlib::connection::Connection::new(stream, Duration::from_secs(5)).expect("conn");
+            ftlib::connection::Connection::tcp(stream, Duration::from_secs(5)).expect("conn");
         conn.send(&Response::Hello(Hello {
             version: 1,
             min_version: 1,
@@ -349,7 +349,7 @@ fn a_resume_offset_beyond_the_file_is_a_protocol_error() {
     let fake = std::thread::spawn(move || {
         let (stream, _) = listener.accept().expect("accept");
         let mut conn =
-            ftlib::connection::Connection::new(stream, Duration::from_secs(5)).expect("conn");
+            ftlib::connection::Connection::tcp(stream, Duration::from_secs(5)).expect("conn");
         conn.send(&Response::Hello(Hello::ours())).expect("hello");
         let _: Request = conn.recv_hello().expect("client hello");
         let offset = match conn.expect::<Request>("get-from").expect("request") {

@@ -17,7 +17,7 @@ use util::{DEADLINE, ServerProcess, client, noise, partials, temp_files, wait_un
 /// A raw connection past the handshake, to stop an upload half-way on purpose.
 fn raw(server: &ServerProcess) -> Connection {
     let stream = TcpStream::connect(server.addr).expect("connect");
-    let mut conn = Connection::new(stream, Duration::from_secs(10)).expect("conn");
+    let mut conn = Connection::tcp(stream, Duration::from_secs(10)).expect("conn");
     assert!(matches!(
         conn.recv_hello::<Response>(),
         Ok(Response::Hello(_))

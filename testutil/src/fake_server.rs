@@ -57,7 +57,7 @@ impl FakeServer {
             let (stream, _) = listener.accept().expect("accept");
             let raw = stream.try_clone().expect("clone stream");
             let mut peer = Peer {
-                conn: Connection::new(stream, FAKE_TIMEOUT).expect("connection"),
+                conn: Connection::tcp(stream, FAKE_TIMEOUT).expect("connection"),
                 raw,
             };
             if greet {

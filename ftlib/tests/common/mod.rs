@@ -152,7 +152,7 @@ impl RawPeer {
     pub fn connect_silent(addr: SocketAddr) -> RawPeer {
         let stream = TcpStream::connect(addr).expect("connect");
         RawPeer {
-            conn: Connection::new(stream.try_clone().expect("clone"), Duration::from_secs(10))
+            conn: Connection::tcp(stream.try_clone().expect("clone"), Duration::from_secs(10))
                 .expect("conn"),
             stream,
         }
