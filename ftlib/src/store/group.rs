@@ -186,22 +186,10 @@ mod tests {
     use std::fs;
     use std::io::Write;
 
-    use super::super::name::{Name, TEMP_PREFIX};
     use super::super::pending::BUFFERED_MAX;
     use super::super::{DirStore, MemStore, Store};
     use super::*;
-
-    fn temp_files(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .expect("read_dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect()
-    }
-
-    fn name(s: &str) -> Name {
-        Name::new(s).expect("valid name")
-    }
+    use crate::store::test_util::{name, temp_files};
 
     /// A group commits distinct names at once; of two uploads of one name, the first in the
     /// group wins and the second is refused, every time; replacing uploads end with the

@@ -397,23 +397,10 @@ impl Drop for DirUpload {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
-    use super::super::name::TEMP_PREFIX;
     use super::super::{DirStore, Store};
     use super::*;
-
-    fn temp_files(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .expect("read_dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect()
-    }
-
-    fn name(s: &str) -> Name {
-        Name::new(s).expect("valid name")
-    }
+    use crate::store::test_util::{name, temp_files};
 
     #[test]
     fn upload_is_invisible_until_commit_and_dropped_upload_leaves_nothing() {

@@ -247,14 +247,7 @@ impl Drop for PartialLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_files(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .expect("read_dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect()
-    }
+    use crate::store::test_util::temp_files;
 
     #[test]
     fn cleanup_removes_only_orphaned_temporaries() {
