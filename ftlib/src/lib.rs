@@ -52,8 +52,9 @@ mod sys;
 pub mod text;
 pub mod transfer;
 
-pub use client::{Client, ClientConfig, Progress};
+pub use client::{Client, ClientConfig, Observer, Progress, Session};
 pub use error::{Changed, Error, Missing, Result, Side, Taken};
-pub use protocol::ErrorKind;
-pub use report::Report;
+pub use protocol::{Entry, EntryKind, ErrorKind};
+pub use report::{Op, Report};
 pub use server::{Server, ServerConfig, ShutdownHandle};
+pub use store::DirStore;
