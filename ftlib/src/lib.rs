@@ -2,7 +2,8 @@
 //!
 //! `ftlib` is the whole of ft; the `ftserver` and `ftclient` binaries are thin shells
 //! around it. A [`Server`] serves one directory through a [`store::Store`]; a [`Client`]
-//! uploads, downloads and lists. Messages are the serde types of [`protocol`], framed by
+//! uploads, downloads and lists; a [`Session`] runs a whole command line's worth of them
+//! (reconnecting, retrying, one [`Report`] per file, told to an [`Observer`]). Messages are the serde types of [`protocol`], framed by
 //! [`codec`] and carried by a [`connection::Connection`] over any
 //! [`Transport`](connection::Transport); each connection opens with the [`handshake`]; file
 //! bodies stream in bounded chunks closed by an XXH3-128 digest ([`transfer`]). The wire
