@@ -4,8 +4,7 @@
 use std::io;
 use std::path::Path;
 
-use ftlib::report::Op;
-use ftlib::{Error, ErrorKind};
+use ftlib::{Error, ErrorKind, Op};
 
 /// Where the client was talking to, for hints that name it.
 #[derive(Debug, Clone, Copy)]

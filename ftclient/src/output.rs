@@ -4,8 +4,8 @@
 use std::fmt::Display;
 
 use chrono::{DateTime, SecondsFormat, TimeZone};
-use ftlib::protocol::{Entry, EntryKind};
 use ftlib::text::{escape, terminal_safe_json};
+use ftlib::{Entry, EntryKind};
 use serde::Serialize;
 
 /// `bytes` in binary units with at most one decimal: `512 B`, `1.5 KiB`, `23 MiB`.

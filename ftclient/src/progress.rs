@@ -2,7 +2,7 @@
 //! file (bytes done of total, rate, ETA) and, with several files, an overall bar. Lines
 //! printed through [`Bars`] never get mixed up with a bar being drawn.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::io::Write;
 
 use ftlib::Progress;
@@ -19,7 +19,8 @@ const OVERALL_TEMPLATE: &str = "{prefix:24} [{wide_bar}] {pos}/{len} files, {msg
 #[derive(Debug)]
 pub struct Bars {
     multi: MultiProgress,
-    overall: Option<ProgressBar>,
+    /// Drawn only with several files; set once by [`Bars::start`].
+    overall: OnceCell<ProgressBar>,
     /// Bytes moved by the files finished so far.
     moved: Cell<u64>,
 }
@@ -34,14 +35,14 @@ impl Bars {
         };
         Bars {
             multi: MultiProgress::with_draw_target(target),
-            overall: None,
+            overall: OnceCell::new(),
             moved: Cell::new(0),
         }
     }
 
     /// Starts the overall bar when more than one file is to be moved.
-    pub fn start(&mut self, files: usize) {
-        if files > 1 && !self.multi.is_hidden() {
+    pub fn start(&self, files: usize) {
+        if files > 1 && !self.multi.is_hidden() && self.overall.get().is_none() {
             let bar = ProgressBar::new(files as u64)
                 .with_style(style(OVERALL_TEMPLATE))
                 .with_prefix("all files")
@@ -49,7 +50,8 @@ impl Bars {
             let bar = self.multi.add(bar);
             // Drawn now, not only once the first file is done.
             bar.tick();
-            self.overall = Some(bar);
+            // Empty, as checked above.
+            let _ = self.overall.set(bar);
         }
     }
 
@@ -65,7 +67,7 @@ impl Bars {
 
     /// Clears every bar; call before the process ends.
     pub fn finish(&self) {
-        if let Some(overall) = &self.overall {
+        if let Some(overall) = self.overall.get() {
             overall.finish_and_clear();
         }
         let _ = self.multi.clear();
@@ -92,14 +94,14 @@ impl Bars {
 
     fn file_finished(&self, moved: u64) {
         self.moved.set(self.moved.get() + moved);
-        if let Some(overall) = &self.overall {
+        if let Some(overall) = self.overall.get() {
             overall.set_message(HumanBytes(self.moved.get()).to_string());
             overall.inc(1);
         }
     }
 }
 
-/// One file's bar; records how many bytes moved, for the report.
+/// One file's bar; records how many bytes moved, for the overall bar.
 #[derive(Debug)]
 pub struct FileBar<'a> {
     bars: &'a Bars,
@@ -116,7 +118,7 @@ impl FileBar<'_> {
             let bar = ProgressBar::new(progress.total)
                 .with_style(style(FILE_TEMPLATE))
                 .with_prefix(self.label.clone());
-            match &self.bars.overall {
+            match self.bars.overall.get() {
                 Some(overall) => self.bars.multi.insert_before(overall, bar),
                 None => self.bars.multi.add(bar),
             }
@@ -125,15 +127,14 @@ impl FileBar<'_> {
         bar.set_position(progress.done);
     }
 
-    /// Removes the bar and counts the file in the overall bar; returns the bytes moved
-    /// (the last progress reported).
-    pub fn finish(self) -> u64 {
+    /// Removes the bar and counts the file, with the bytes its last progress said, in the
+    /// overall bar.
+    pub fn finish(self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
             self.bars.multi.remove(bar);
         }
         self.bars.file_finished(self.moved);
-        self.moved
     }
 }
 
@@ -149,17 +150,17 @@ mod tests {
 
     #[test]
     fn templates_are_valid_and_hidden_bars_record_progress() {
-        let mut bars = Bars::new(false);
+        let bars = Bars::new(false);
         bars.start(3);
         assert!(
-            bars.overall.is_none(),
+            bars.overall.get().is_none(),
             "nothing is drawn, so no overall bar"
         );
         let mut file = bars.file("a\x1bb");
         assert_eq!(file.label, "\"a\\u{1b}b\"");
         file.update(Progress { done: 0, total: 10 });
         file.update(Progress { done: 7, total: 10 });
-        assert_eq!(file.finish(), 7);
+        file.finish();
         assert_eq!(bars.moved.get(), 7);
         bars.finish();
         style(FILE_TEMPLATE);

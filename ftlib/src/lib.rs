@@ -2,7 +2,8 @@
 //!
 //! `ftlib` is the whole of ft; the `ftserver` and `ftclient` binaries are thin shells
 //! around it. A [`Server`] serves one directory through a [`store::Store`]; a [`Client`]
-//! uploads, downloads and lists. Messages are the serde types of [`protocol`], framed by
+//! uploads, downloads and lists; a [`Session`] runs a whole command line's worth of them
+//! (reconnecting, retrying, one [`Report`] per file, told to an [`Observer`]). Messages are the serde types of [`protocol`], framed by
 //! [`codec`] and carried by a [`connection::Connection`] over any
 //! [`Transport`](connection::Transport); each connection opens with the [`handshake`]; file
 //! bodies stream in bounded chunks closed by an XXH3-128 digest ([`transfer`]). The wire
@@ -52,8 +53,9 @@ mod sys;
 pub mod text;
 pub mod transfer;
 
-pub use client::{Client, ClientConfig, Progress};
+pub use client::{Client, ClientConfig, Observer, Progress, Session};
 pub use error::{Changed, Error, Missing, Result, Side, Taken};
-pub use protocol::ErrorKind;
-pub use report::Report;
+pub use protocol::{Entry, EntryKind, ErrorKind};
+pub use report::{Op, Report};
 pub use server::{Server, ServerConfig, ShutdownHandle};
+pub use store::DirStore;

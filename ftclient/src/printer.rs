@@ -1,0 +1,141 @@
+//! What ftclient shows while an `ftlib::Session` runs: the [`Observer`]s that draw a bar per
+//! file, print each report (text or JSON, with a hint after a failure) above the bars, and
+//! print a listing's entries on stdout; and the line for a server that cannot be reached.
+
+use std::collections::HashMap;
+use std::io::{StdoutLock, Write};
+
+use chrono::Local;
+use ftlib::text::escape;
+use ftlib::{Entry, Error, Observer, Op, Progress, Report};
+
+use crate::hints::{Target, hint, with_hint};
+use crate::output::{entry_json, listed_name, long_listing};
+use crate::progress::{Bars, FileBar};
+
+/// Bars and report lines for puts and gets, and the report of a listing.
+#[derive(Debug)]
+pub struct Printer<'a> {
+    bars: &'a Bars,
+    json: bool,
+    target: Target<'a>,
+    /// The bar of each file in flight, drawn from its first progress on.
+    live: HashMap<usize, FileBar<'a>>,
+}
+
+impl<'a> Printer<'a> {
+    /// Reports as JSON lines when `json`; hints name `target`.
+    pub fn new(bars: &'a Bars, json: bool, target: Target<'a>) -> Printer<'a> {
+        Printer {
+            bars,
+            json,
+            target,
+            live: HashMap::new(),
+        }
+    }
+
+    /// Says on stderr that the server could not be reached, why, and what to do.
+    pub fn cannot_reach(&self, error: &Error) {
+        let why = match error {
+            // The address is in the line already.
+            Error::Network { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        let why = with_hint(&why, hint(Op::Connect, error, self.target));
+        let Target { host, port, .. } = self.target;
+        let host = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        self.bars
+            .err(&format!("ftclient: cannot reach {host}: {}", escape(&why)));
+    }
+}
+
+impl Observer for Printer<'_> {
+    fn start(&mut self, count: usize) {
+        self.bars.start(count);
+    }
+
+    fn progress(&mut self, item: usize, name: &str, progress: Progress) {
+        let bars = self.bars;
+        self.live
+            .entry(item)
+            .or_insert_with(|| bars.file(name))
+            .update(progress);
+    }
+
+    /// The report above the bars: on stdout, a listing's on stderr (its entries are on
+    /// stdout).
+    fn finished(&mut self, item: usize, mut report: Report, error: Option<&Error>) {
+        if report.op != Op::List {
+            let bars = self.bars;
+            let name = report.name.as_deref().unwrap_or_default();
+            let bar = self.live.remove(&item).unwrap_or_else(|| bars.file(name));
+            bar.finish();
+        }
+        if let (Some(failure), Some(error)) = (report.failure.as_mut(), error) {
+            failure.message = with_hint(&failure.message, hint(report.op, error, self.target));
+        }
+        let line = if self.json {
+            report.to_json()
+        } else {
+            report.to_string()
+        };
+        if report.op == Op::List {
+            self.bars.err(&line);
+        } else {
+            self.bars.out(&line);
+        }
+    }
+}
+
+/// A listing on stdout: one name per line, one JSON object per entry with `--json`, or
+/// aligned columns sorted by name with `--long` (printed once all entries are in).
+#[derive(Debug)]
+pub struct Listing<'p, 'a> {
+    printer: &'p mut Printer<'a>,
+    long: bool,
+    exact: bool,
+    /// Held while entries arrive, rather than locked per line.
+    out: Option<StdoutLock<'static>>,
+    kept: Vec<Entry>,
+}
+
+impl<'p, 'a> Listing<'p, 'a> {
+    /// Columns when `long` (sizes in bytes when `exact`); the report goes to `printer`.
+    pub fn new(printer: &'p mut Printer<'a>, long: bool, exact: bool) -> Listing<'p, 'a> {
+        Listing {
+            printer,
+            long,
+            exact,
+            out: None,
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl Observer for Listing<'_, '_> {
+    fn entry(&mut self, entry: Entry) {
+        let out = self.out.get_or_insert_with(|| std::io::stdout().lock());
+        // A closed stdout is not worth failing the listing for.
+        if self.printer.json {
+            let _ = writeln!(out, "{}", entry_json(&entry));
+        } else if self.long {
+            self.kept.push(entry);
+        } else {
+            let _ = writeln!(out, "{}", listed_name(&entry));
+        }
+    }
+
+    fn finished(&mut self, item: usize, report: Report, error: Option<&Error>) {
+        let mut out = self.out.take().unwrap_or_else(|| std::io::stdout().lock());
+        for line in long_listing(&mut self.kept, self.exact, &Local) {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+        drop(out);
+        self.printer.finished(item, report, error);
+    }
+}

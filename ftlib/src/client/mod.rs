@@ -1,0 +1,392 @@
+//! The blocking client: connect once, then put, get and list over that connection.
+//! Downloads go through a [`DirStore`], so a local file appears only complete and verified.
+//! Progress is reported through a callback; drawing it is the caller's business.
+//!
+//! By concern: this file holds [`Client`] and its single requests; `exchange` the wire
+//! exchanges they share with `batch` (pipelined [`Client::put_many`] and
+//! [`Client::get_many`]); `local` the local side of an upload (opening a file, resolving a
+//! command-line path); `session` the policy of a whole command line ([`Session`]).
+
+mod batch;
+mod exchange;
+mod local;
+mod session;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::connection::Connection;
+use crate::error::{Changed, Error, Result};
+use crate::handshake::client_handshake;
+use crate::protocol::{DEFAULT_CHUNK, Entry, RESUME_VERSION, Request, Response};
+use crate::store::{DirStore, Name};
+use crate::text::escape;
+use crate::transfer::{self, Digest, Span};
+use exchange::{Sink, unexpected, upload_body};
+use local::open_local;
+
+pub use local::local_source;
+pub use session::{Observer, Session};
+
+/// How a [`Client`] behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// Bound on connecting and on each frame; a silent server fails after this long.
+    pub timeout: Duration,
+    /// Chunk size for uploads.
+    pub chunk_size: usize,
+    /// Most entries [`Client::list`] accepts.
+    pub max_list_entries: u64,
+    /// Set to true (e.g. from a Ctrl-C handler) to stop the current transfer cleanly.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            timeout: Duration::from_secs(30),
+            chunk_size: DEFAULT_CHUNK,
+            max_list_entries: 10_000_000,
+            cancel: None,
+        }
+    }
+}
+
+/// How far a transfer has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Body bytes moved so far.
+    pub done: u64,
+    /// Size of the whole body.
+    pub total: u64,
+}
+
+/// A connection to an ft server.
+///
+/// After an error that breaks the connection ([`Error::breaks_connection`]) the socket is
+/// released and every further request fails at once; [`Client::is_open`] tells, and a new
+/// `Client` reconnects.
+///
+/// # Examples
+/// ```no_run
+/// use ftlib::{Client, ClientConfig};
+/// use ftlib::store::DirStore;
+///
+/// let mut client = Client::connect("localhost:6789", ClientConfig::default())?;
+/// client.put("notes.pdf".as_ref(), "notes.pdf", |_| {})?;
+/// let here = DirStore::open("client_data")?;
+/// client.get("test2.txt", &here, false, |p| eprintln!("{}/{}", p.done, p.total))?;
+/// for entry in client.list()? {
+///     println!("{}", ftlib::text::escape(&entry.name));
+/// }
+/// # Ok::<(), ftlib::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    /// `None` once an error broke the connection.
+    conn: Option<Connection>,
+    peer: SocketAddr,
+    version: u32,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// Connects to the first reachable address of `addr` and exchanges hellos.
+    ///
+    /// # Errors
+    /// [`Error::Resolve`] or [`Error::Network`] when no address is reachable;
+    /// [`Error::Remote`] with kind `Busy` when the server is full; [`Error::Version`] or
+    /// [`Error::Protocol`] when the peer is not a compatible ft server; [`Error::Timeout`].
+    pub fn connect(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client> {
+        let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(Error::Resolve)?.collect();
+        let mut last = None;
+        for addr in &addrs {
+            match TcpStream::connect_timeout(addr, config.timeout) {
+                Ok(stream) => {
+                    let mut conn =
+                        Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
+                    let version = client_handshake(&mut conn)?;
+                    return Ok(Client {
+                        conn: Some(conn),
+                        peer: *addr,
+                        version,
+                        config,
+                    });
+                }
+                Err(e) => last = Some(Error::net(addr, e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::Resolve(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the name has no address",
+            ))
+        }))
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The protocol version agreed with the server.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// False once an error broke the connection.
+    pub fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Uploads the local file at `path` as `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`]; [`Error::NotFound`] or [`Error::Io`] for the local file;
+    /// [`Error::Remote`] when the server refuses (e.g. kind `AlreadyExists`);
+    /// [`Error::SizeMismatch`] when the file changes while sent; connection errors.
+    pub fn put(
+        &mut self,
+        path: &Path,
+        name: &str,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        let name = Name::new(name)?;
+        let (file, size) = open_local(path)?;
+        self.put_named(file, size, &name, &mut progress)
+    }
+
+    /// Uploads exactly `size` bytes read from `reader` as `name`.
+    ///
+    /// # Errors
+    /// As [`Client::put`].
+    pub fn put_reader(
+        &mut self,
+        reader: impl Read,
+        size: u64,
+        name: &str,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        self.put_named(reader, size, &Name::new(name)?, &mut progress)
+    }
+
+    /// [`Client::put_reader`] of a name already checked.
+    fn put_named(
+        &mut self,
+        mut reader: impl Read,
+        size: u64,
+        name: &Name,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64> {
+        let request = Request::Put {
+            name: name.to_string(),
+            size,
+        };
+        let mut each = |done| progress(Progress { done, total: size });
+        self.with_conn(|conn, config| {
+            conn.send(&request)?;
+            match conn.expect("before answering the upload")? {
+                Response::Ready => {}
+                other => return Err(unexpected(other, "ready")),
+            }
+            let span = Span::whole(name, size);
+            let digest = Digest::Running(Box::default());
+            upload_body(conn, config, span, &mut reader, digest, &mut each)
+        })
+    }
+
+    /// Uploads the local file at `path` as `name`, continuing where an interrupted upload of
+    /// the same file stopped: the file is hashed first, and the server continues only a
+    /// partial of exactly this content (a changed file starts over). Needs a v2 server.
+    ///
+    /// # Errors
+    /// As [`Client::put`], and [`Error::Unsupported`] for a v1 server.
+    pub fn put_resumable(
+        &mut self,
+        path: &Path,
+        name: &str,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        self.put_resumable_named(path, &Name::new(name)?, &mut progress)
+    }
+
+    /// [`Client::put_resumable`] of a name already checked.
+    fn put_resumable_named(
+        &mut self,
+        path: &Path,
+        name: &Name,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64> {
+        self.require(RESUME_VERSION, "resuming uploads")?;
+        let (mut file, size) = open_local(path)?;
+        let context = || format!("reading {}", path.display());
+        let (digest, hashed) =
+            transfer::hash_all(&mut file).map_err(|e| Error::io(context(), e))?;
+        if hashed != size {
+            return Err(Error::SizeMismatch {
+                name: name.to_string(),
+                expected: size,
+                actual: hashed,
+                why: Changed::WhileHashed,
+            });
+        }
+        let request = Request::PutResumable {
+            name: name.to_string(),
+            size,
+            digest,
+        };
+        let mut each = |done| progress(Progress { done, total: size });
+        self.with_conn(|conn, config| {
+            conn.send(&request)?;
+            let offset = match conn.expect("before answering the upload")? {
+                Response::ReadyFrom { offset } if offset <= size => offset,
+                Response::ReadyFrom { offset } => {
+                    return Err(Error::Protocol(format!(
+                        "the server resumes at byte {offset} of {size}"
+                    )));
+                }
+                other => return Err(unexpected(other, "ready-from")),
+            };
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::io(context(), e))?;
+            let span = Span { name, size, offset };
+            upload_body(
+                conn,
+                config,
+                span,
+                &mut file,
+                Digest::Known(digest),
+                &mut each,
+            )
+        })
+    }
+
+    /// Downloads `name` into `dir`: held in memory (up to
+    /// [`BUFFERED_MAX`](crate::store::BUFFERED_MAX)) or in a hidden temporary file, verified,
+    /// made durable, then published
+    /// without replacing an existing file unless `overwrite`. Nothing is left on failure.
+    /// Only `dir/name` is ever written, whatever the server sends.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`]; [`Error::AlreadyExists`] locally (before anything is sent);
+    /// [`Error::Remote`] (e.g. kind `NotFound`); [`Error::ChecksumMismatch`],
+    /// [`Error::SizeMismatch`]; [`Error::NoSpace`] or [`Error::Io`] locally; connection errors.
+    pub fn get(
+        &mut self,
+        name: &str,
+        dir: &DirStore,
+        overwrite: bool,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        let name = Name::new(name)?;
+        let mut upload = dir.create_file(&name, overwrite)?;
+        let got = self.download(&name, None, Sink::Dir(dir, &mut upload), &mut progress)?;
+        upload.commit()?;
+        Ok(got.bytes)
+    }
+
+    /// Like [`Client::get`], but continues from a hidden partial file that an interrupted
+    /// `get_resumable` of the same name left in `dir`, if the server's file still starts with
+    /// those bytes (otherwise it starts over). A transfer cut by the network or by
+    /// cancelling keeps its partial for the next attempt; any other failure removes it.
+    /// Returns the bytes moved by this call. Needs a v2 server.
+    ///
+    /// # Errors
+    /// As [`Client::get`], and [`Error::Unsupported`] for a v1 server.
+    pub fn get_resumable(
+        &mut self,
+        name: &str,
+        dir: &DirStore,
+        overwrite: bool,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        let name = Name::new(name)?;
+        self.require(RESUME_VERSION, "resuming downloads")?;
+        let key = format!("{:032x}", xxh3_128(name.as_bytes()));
+        let (mut partial, have) = dir.open_partial(&key, &name, overwrite)?;
+        let prefix = transfer::hash_prefix(&mut partial.existing()?, have)
+            .map_err(|e| Error::io(format!("reading the partial file of {}", escape(&name)), e))?;
+        let resume = Some((have, prefix));
+        match self.download(&name, resume, Sink::Dir(dir, &mut partial), &mut progress) {
+            Ok(got) => {
+                partial.commit()?;
+                Ok(got.bytes)
+            }
+            Err(e) => {
+                if e.kind().is_interruption() {
+                    partial.keep();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Downloads `name` into `writer`. The data is verified only when this returns `Ok`:
+    /// on error, discard whatever was written.
+    ///
+    /// # Errors
+    /// As [`Client::get`].
+    pub fn get_into(
+        &mut self,
+        name: &str,
+        writer: &mut dyn Write,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64> {
+        Ok(self
+            .download(&Name::new(name)?, None, Sink::Writer(writer), &mut progress)?
+            .bytes)
+    }
+
+    /// Lists the served directory.
+    ///
+    /// # Errors
+    /// [`Error::Remote`]; [`Error::Protocol`] when the listing exceeds
+    /// [`ClientConfig::max_list_entries`]; connection errors.
+    pub fn list(&mut self) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        self.list_each(|entry| entries.push(entry))?;
+        Ok(entries)
+    }
+
+    /// Lists the served directory, handing each entry to `each` as it arrives, in
+    /// constant memory; returns the number of entries.
+    ///
+    /// # Errors
+    /// As [`Client::list`].
+    pub fn list_each(&mut self, mut each: impl FnMut(Entry)) -> Result<u64> {
+        self.with_conn(|conn, config| {
+            conn.send(&Request::List)?;
+            transfer::recv_listing(conn, config.max_list_entries, &mut each)
+        })
+    }
+
+    fn require(&self, version: u32, what: &'static str) -> Result<()> {
+        if self.conn.is_some() && self.version < version {
+            return Err(Error::Unsupported(what, self.version));
+        }
+        Ok(())
+    }
+
+    /// Runs one exchange on the open connection; an error that breaks it releases the
+    /// socket at once, so the server is not left writing into a connection nobody reads.
+    fn with_conn<T>(
+        &mut self,
+        exchange: impl FnOnce(&mut Connection, &ClientConfig) -> Result<T>,
+    ) -> Result<T> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(Error::NotConnected);
+        };
+        let result = exchange(conn, &self.config);
+        if result.as_ref().is_err_and(Error::breaks_connection) {
+            self.conn = None;
+        }
+        result
+    }
+}
