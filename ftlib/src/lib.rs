@@ -10,7 +10,7 @@
 //!
 //! # Examples
 //! ```
-//! use ftlib::{Client, ClientConfig, Server, ServerConfig, server::listen, store::DirStore};
+//! use ftlib::{Client, ClientConfig, Server, ServerConfig, listen, store::DirStore};
 //!
 //! let served = tempfile::tempdir()?;
 //! let local = tempfile::tempdir()?;
@@ -56,4 +56,4 @@ pub use client::{Client, ClientConfig, Progress};
 pub use error::{Changed, Error, Missing, Result, Side, Taken};
 pub use protocol::ErrorKind;
 pub use report::Report;
-pub use server::{Server, ServerConfig, ShutdownHandle};
+pub use server::{Server, ServerConfig, ShutdownHandle, listen};
