@@ -1,4 +1,4 @@
-//! The server: [`Server`] takes a listener it is given ([`listen`] makes a good one) and a
+//! The server: [`Server`] takes a listener it is given ([`listen()`] makes a good one) and a
 //! [`Store`], cleans what a crash left, then accepts until asked to stop through a
 //! [`ShutdownHandle`], serving each connection on its own thread. Every request ends in one
 //! [`Report`].
@@ -86,7 +86,7 @@ impl ShutdownHandle {
 /// Receives every report the server makes.
 type ReportSink = Arc<dyn Fn(&Report) + Send + Sync>;
 
-/// An ft server on an already-bound listener, best made by [`listen`].
+/// An ft server on an already-bound listener, best made by [`listen()`].
 ///
 /// # Examples
 /// ```
