@@ -11,7 +11,7 @@
 //!
 //! # Examples
 //! ```
-//! use ftlib::{Client, ClientConfig, Server, ServerConfig, server::listen, store::DirStore};
+//! use ftlib::{Client, ClientConfig, Server, ServerConfig, listen, store::DirStore};
 //!
 //! let served = tempfile::tempdir()?;
 //! let local = tempfile::tempdir()?;
@@ -57,5 +57,5 @@ pub use client::{Client, ClientConfig, Observer, Progress, Session};
 pub use error::{Changed, Error, Missing, Result, Side, Taken};
 pub use protocol::{Entry, EntryKind, ErrorKind};
 pub use report::{Op, Report};
-pub use server::{Server, ServerConfig, ShutdownHandle};
+pub use server::{Server, ServerConfig, ShutdownHandle, listen};
 pub use store::DirStore;

@@ -132,18 +132,15 @@ fn run(args: Args) -> Result<(), String> {
         max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
         max_bytes: args.partial_max_bytes,
     });
-    // Before the first line, which promises a readable directory free of a crash's leftovers;
-    // after binding, so a second server started by mistake on a taken port removes nothing.
-    // `Server::run` cleans again, which is cheap.
-    store
-        .cleanup()
-        .map_err(|e| format!("cannot serve {}: {e}", args.root.display()))?;
     let mut config = ServerConfig::default();
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.max_file_size = args.max_file_size;
     config.read_only = args.read_only;
-    let server = Server::new(listener, store, config).map_err(|e| e.to_string())?;
+    // `Server::new` removes a crash's leftovers, before the first line promises a readable
+    // directory free of them.
+    let server = Server::new(listener, store, config)
+        .map_err(|e| format!("cannot serve {}: {e}", args.root.display()))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
 
     let stop = server.shutdown_handle();

@@ -1,0 +1,736 @@
+//! Serving one request: [`handle`], the one dispatch (one `match` over [`Request`],
+//! including the version check of v2-only requests), and one function per request type. A
+//! request is answered now, or — a pipelined upload — received and left waiting for its
+//! group's commit.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::Ctx;
+use super::pipeline::Waiting;
+use super::session::{Session, answer_error};
+use crate::connection::Connection;
+use crate::error::{Error, Result, Side};
+use crate::pipeline::Outcome;
+use crate::protocol::{DIGEST_LEN, MAX_PIPELINED, RESUME_VERSION, Request, Response};
+use crate::report::{Op, Report};
+use crate::store::{Name, Resumable, Source};
+use crate::text::escape;
+use crate::transfer::{self, Digest, Hooks, Received, Span};
+
+/// What became of a request.
+pub(super) enum Handled {
+    /// Answered (or failed in a way that needs no answer); its report, and whether the
+    /// connection goes on.
+    Answered { report: Report, keep_going: bool },
+    /// A pipelined upload received; its answer and report wait for the group's commit.
+    Deferred(Waiting),
+    /// Not served: the answers of the uploads waiting before it could not be sent, so the
+    /// client is gone.
+    Unserved,
+}
+
+/// Serves `request`, read at `started`: the dispatch.
+pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) -> Handled {
+    let needs_v2 = matches!(
+        request,
+        Request::GetFrom { .. } | Request::PutResumable { .. } | Request::PutPipelined { .. }
+    );
+    match request {
+        _ if needs_v2 && s.version < RESUME_VERSION => {
+            let error = Error::Protocol(format!(
+                "resumable and pipelined requests need ft v{RESUME_VERSION}"
+            ));
+            answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
+        }
+        Request::Put { name, size } => {
+            answer_now(s, Op::Put, Some(&name), started, |ex| put(ex, &name, size))
+        }
+        Request::PutResumable { name, size, digest } => {
+            answer_now(s, Op::Put, Some(&name), started, |ex| {
+                put_resumable(ex, &name, size, digest)
+            })
+        }
+        Request::PutPipelined { name, size } => put_pipelined(s, name, size, started),
+        Request::Get { name } => answer_now(s, Op::Get, Some(&name), started, |ex| get(ex, &name)),
+        Request::GetFrom {
+            name,
+            offset,
+            prefix,
+        } => answer_now(s, Op::Get, Some(&name), started, |ex| {
+            get_from(ex, &name, offset, prefix)
+        }),
+        Request::List => answer_now(s, Op::List, None, started, list),
+        Request::Hello(_) => {
+            let error = Error::Protocol("a second hello".into());
+            answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
+        }
+    }
+}
+
+/// A request being answered now: what its handler works with.
+struct Exchange<'a> {
+    ctx: &'a Ctx,
+    conn: &'a mut Connection,
+    /// Body bytes this request moved, for its report (also when it fails).
+    moved: u64,
+}
+
+/// A request's failure, and whether the client has already been told (inside a body or
+/// listing, the failure travels as `Abort` or `Error` there).
+struct Failed {
+    error: Error,
+    answered: bool,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed {
+            error,
+            answered: false,
+        }
+    }
+}
+
+fn answered(error: Error) -> Failed {
+    Failed {
+        error,
+        answered: true,
+    }
+}
+
+/// Serves a request whose answer goes out now. Answers go out in request order, so the
+/// waiting pipelined uploads are committed and answered first; then `serve` runs, and a
+/// failure it did not answer is answered here.
+fn answer_now(
+    s: &mut Session<'_>,
+    op: Op,
+    name: Option<&str>,
+    started: Instant,
+    serve: impl FnOnce(&mut Exchange<'_>) -> Result<u64, Failed>,
+) -> Handled {
+    if !s.waiting.commit(s.ctx, &mut s.conn) {
+        return Handled::Unserved;
+    }
+    let mut exchange = Exchange {
+        ctx: s.ctx,
+        conn: &mut s.conn,
+        moved: 0,
+    };
+    let result = serve(&mut exchange);
+    let moved = exchange.moved;
+    let peer = s.conn.peer();
+    match result {
+        Ok(bytes) => Handled::Answered {
+            report: Report::new(peer, op, name, started, bytes, None),
+            keep_going: true,
+        },
+        Err(Failed { error, answered }) => {
+            // A connection cut by our own shutdown is not the peer's doing.
+            let error = if error.breaks_connection() && s.ctx.shutdown.is_shutdown() {
+                Error::ShuttingDown
+            } else {
+                error
+            };
+            if !answered {
+                answer_error(&mut s.conn, &error);
+            }
+            Handled::Answered {
+                report: Report::new(peer, op, name, started, moved, Some(&error)),
+                keep_going: !error.breaks_connection(),
+            }
+        }
+    }
+}
+
+fn put(ex: &mut Exchange<'_>, name: &str, size: u64) -> Result<u64, Failed> {
+    let checked = check_upload(ex.ctx, name, size)?;
+    let mut upload = ex.ctx.store.create(&checked, size)?;
+    ex.conn.send(&Response::Ready)?;
+    let span = Span::whole(name, size);
+    let got = receive_into(ex.conn, span, &mut upload, Xxh3::new(), &mut ex.moved)?;
+    upload.commit()?;
+    ex.conn.send(&Response::Stored { size: got.bytes })?;
+    Ok(got.bytes)
+}
+
+fn put_resumable(
+    ex: &mut Exchange<'_>,
+    name: &str,
+    size: u64,
+    digest: [u8; DIGEST_LEN],
+) -> Result<u64, Failed> {
+    let checked = check_upload(ex.ctx, name, size)?;
+    let Resumable {
+        mut upload,
+        offset,
+        mut existing,
+    } = ex
+        .ctx
+        .store
+        .create_resumable(&checked, size, &partial_key(name, size, &digest))?;
+    let prefix = transfer::hash_prefix(&mut existing, offset)
+        .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
+    drop(existing);
+    if let Err(e) = ex.conn.send(&Response::ReadyFrom { offset }) {
+        upload.keep();
+        return Err(e.into());
+    }
+    let span = Span { name, size, offset };
+    match receive_into(ex.conn, span, &mut upload, prefix, &mut ex.moved) {
+        Ok(got) if got.digest == digest => {
+            upload.commit()?;
+            ex.conn.send(&Response::Stored { size })?;
+            Ok(got.bytes)
+        }
+        // Verified, but not the file announced: the partial is no prefix of it.
+        Ok(_) => Err(Error::ChecksumMismatch {
+            name: name.to_owned(),
+        }
+        .into()),
+        Err(e) => {
+            if e.kind().is_interruption() {
+                upload.keep();
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// A pipelined upload: its body is read now, its answer waits for the group's commit.
+/// When the connection cannot go on, the waiting uploads are answered first, then this one.
+fn put_pipelined(s: &mut Session<'_>, name: String, size: u64, started: Instant) -> Handled {
+    match receive_pipelined(s.ctx, &mut s.conn, &name, size) {
+        Ok(outcome) => Handled::Deferred(Waiting {
+            name,
+            size,
+            started,
+            outcome,
+        }),
+        Err(e) => {
+            s.waiting.commit(s.ctx, &mut s.conn);
+            answer_error(&mut s.conn, &e);
+            let report = Report::new(s.conn.peer(), Op::Put, Some(&name), started, 0, Some(&e));
+            Handled::Answered {
+                report,
+                keep_going: false,
+            }
+        }
+    }
+}
+
+/// Reads one pipelined upload's body: into the store's upload (memory or a temporary file),
+/// or dropped when the upload is refused. `Err` only when the connection cannot go on.
+fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) -> Result<Outcome> {
+    if size > MAX_PIPELINED {
+        return Err(Error::Protocol(format!(
+            "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
+        )));
+    }
+    // Its bytes are reported once it is committed.
+    let whole = |conn: &mut Connection, writer: &mut dyn Write| {
+        receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), &mut 0)
+    };
+    match check_upload(ctx, name, size).and_then(|name| ctx.store.create(&name, size)) {
+        Ok(mut upload) => match whole(conn, &mut upload) {
+            Ok(got) => {
+                // Waiting uploads must not pile up open descriptors.
+                upload.release();
+                Ok(Ok((upload, got.bytes)))
+            }
+            Err(e) if e.breaks_connection() => Err(e),
+            Err(e) => Ok(Err(e)),
+        },
+        // Refused before its body was read: read it anyway, to stay in step.
+        Err(refused) => match whole(conn, &mut io::sink()) {
+            Err(e) if e.breaks_connection() => Err(e),
+            _ => Ok(Err(refused)),
+        },
+    }
+}
+
+/// Receives an upload's body (`span`, `prefix` hashing the bytes before its offset) into
+/// `writer`, counting the bytes it moved in `moved`.
+fn receive_into(
+    conn: &mut Connection,
+    span: Span<'_>,
+    writer: &mut dyn Write,
+    prefix: Xxh3,
+    moved: &mut u64,
+) -> Result<Received> {
+    let mut progress = |n: u64| *moved = n - span.offset;
+    let mut hooks = Hooks {
+        progress: Some(&mut progress),
+        cancel: None,
+    };
+    transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
+}
+
+/// Checks what every upload must pass before its body (the name first); the name checked.
+fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<Name> {
+    let name = Name::new(name)?;
+    if ctx.config.read_only {
+        return Err(Error::ReadOnly);
+    }
+    match ctx.config.max_file_size {
+        Some(limit) if size > limit => Err(Error::TooLarge {
+            name: name.to_string(),
+            size,
+            limit,
+        }),
+        _ => Ok(name),
+    }
+}
+
+/// The key of a resumable upload: one partial per name, size and content.
+fn partial_key(name: &str, size: u64, digest: &[u8; DIGEST_LEN]) -> String {
+    let mut hasher = Xxh3::new();
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&size.to_le_bytes());
+    hasher.update(digest);
+    format!("{:032x}", hasher.digest128())
+}
+
+fn get(ex: &mut Exchange<'_>, name: &str) -> Result<u64, Failed> {
+    let mut source = ex.ctx.store.open(&Name::new(name)?, 0)?;
+    ex.conn.send(&Response::File {
+        size: source.size,
+        modified: source.modified,
+    })?;
+    let span = Span::whole(name, source.size);
+    send_source(ex, span, &mut source, Xxh3::new())
+}
+
+fn get_from(
+    ex: &mut Exchange<'_>,
+    name: &str,
+    offset: u64,
+    prefix: [u8; DIGEST_LEN],
+) -> Result<u64, Failed> {
+    let checked = Name::new(name)?;
+    let mut source = ex.ctx.store.open(&checked, 0)?;
+    let mut start = (0, Xxh3::new());
+    if offset > 0 && offset <= source.size {
+        let hasher = transfer::hash_prefix(&mut source.reader, offset)
+            .map_err(|e| Error::io(format!("reading {}", escape(name)), e))?;
+        if hasher.digest128().to_be_bytes() == prefix {
+            start = (offset, hasher);
+        } else {
+            // Not the client's bytes: send the whole file, read afresh from its start.
+            source = ex.ctx.store.open(&checked, 0)?;
+        }
+    }
+    let (offset, hasher) = start;
+    ex.conn.send(&Response::FileFrom {
+        size: source.size,
+        modified: source.modified,
+        offset,
+    })?;
+    let span = Span {
+        name,
+        size: source.size,
+        offset,
+    };
+    send_source(ex, span, &mut source, hasher)
+}
+
+/// Sends a download's body: the bytes of `span` from `source` (read up to the span's
+/// offset already), the digest continuing `prefix`. Failures travel inside it as `Abort`.
+fn send_source(
+    ex: &mut Exchange<'_>,
+    span: Span<'_>,
+    source: &mut Source,
+    prefix: Xxh3,
+) -> Result<u64, Failed> {
+    let moved = &mut ex.moved;
+    let mut progress = |n: u64| *moved = n - span.offset;
+    let mut hooks = Hooks {
+        progress: Some(&mut progress),
+        cancel: None,
+    };
+    transfer::send_body(
+        ex.conn,
+        span,
+        &mut source.reader,
+        Digest::Running(Box::new(prefix)),
+        ex.ctx.config.chunk_size,
+        &mut hooks,
+    )
+    .map_err(answered)
+}
+
+fn list(ex: &mut Exchange<'_>) -> Result<u64, Failed> {
+    let entries = ex.ctx.store.list()?;
+    transfer::send_listing(ex.conn, entries).map_err(answered)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    use std::thread::{self, JoinHandle};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ErrorKind;
+    use crate::connection::mem::{PEER, connection_pair};
+    use crate::handshake::{choose_version, client_hello};
+    use crate::protocol::{DEFAULT_CHUNK, VERSION};
+    use crate::server::{ServerConfig, ShutdownHandle, session};
+    use crate::store::{MemStore, Store};
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A connection loop serving a [`MemStore`] on one end of an in-memory pipe, and a
+    /// client speaking frames on the other.
+    struct Served {
+        client: Connection,
+        reports: Arc<Mutex<Vec<Report>>>,
+        server: JoinHandle<()>,
+    }
+
+    impl Served {
+        /// Serves `store`; the client's hello chooses `version`.
+        fn start(store: &MemStore, version: u32) -> Served {
+            let (mut client, server_end) = connection_pair(TIMEOUT);
+            let reports = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&reports);
+            let ctx = Ctx {
+                store: Arc::new(store.clone()),
+                config: ServerConfig::default(),
+                shutdown: ShutdownHandle {
+                    flag: Arc::default(),
+                    wake: PEER,
+                },
+                reports: Arc::new(move |r: &Report| sink.lock().expect("reports").push(r.clone())),
+                registry: Arc::default(),
+            };
+            let server =
+                thread::spawn(move || session::serve(&ctx, server_end, &AtomicBool::new(false)));
+            let greeting = client.recv_hello().expect("greeting");
+            assert_eq!(choose_version(greeting).expect("common version"), VERSION);
+            client.send(&client_hello(version)).expect("hello");
+            Served {
+                client,
+                reports,
+                server,
+            }
+        }
+
+        fn send(&mut self, request: &Request) {
+            self.client.send(request).expect("request");
+        }
+
+        fn answer(&mut self) -> Response {
+            self.client.expect("an answer").expect("answer")
+        }
+
+        /// Sends `data` as the body of `name`.
+        fn body(&mut self, name: &str, data: &[u8]) {
+            let span = Span::whole(name, data.len() as u64);
+            let digest = Digest::Running(Box::new(Xxh3::new()));
+            let mut reader = data;
+            transfer::send_body(
+                &mut self.client,
+                span,
+                &mut reader,
+                digest,
+                DEFAULT_CHUNK,
+                &mut Hooks::default(),
+            )
+            .expect("body sent");
+        }
+
+        /// Receives the body of a download of `name`, `size` bytes.
+        fn download(&mut self, name: &str, size: u64) -> Vec<u8> {
+            let mut got = Vec::new();
+            transfer::recv_body(
+                &mut self.client,
+                Side::Server,
+                Span::whole(name, size),
+                &mut got,
+                Xxh3::new(),
+                &mut Hooks::default(),
+            )
+            .expect("body received");
+            got
+        }
+
+        /// Checks that the server closed the connection, then waits for it to finish.
+        fn closed_by_server(mut self) -> Vec<(Op, Option<String>, Option<ErrorKind>)> {
+            assert!(
+                self.client
+                    .recv::<Response>()
+                    .expect("a clean end")
+                    .is_none(),
+                "the server closes after a protocol error"
+            );
+            self.finish()
+        }
+
+        /// Leaves, waits for the server to finish, and returns what it reported.
+        fn finish(self) -> Vec<(Op, Option<String>, Option<ErrorKind>)> {
+            drop(self.client);
+            self.server.join().expect("server thread");
+            let reports = self.reports.lock().expect("reports");
+            reports
+                .iter()
+                .map(|r| (r.op, r.name.clone(), r.failure.as_ref().map(|f| f.kind)))
+                .collect()
+        }
+    }
+
+    fn put_file(store: &MemStore, name: &str, data: &[u8]) {
+        let name = Name::new(name).expect("name");
+        let mut file = store.create(&name, data.len() as u64).expect("create");
+        file.write_all(data).expect("write");
+        file.commit().expect("commit");
+    }
+
+    fn stored(size: u64) -> Response {
+        Response::Stored { size }
+    }
+
+    fn kind_and_message(response: Response) -> (ErrorKind, String) {
+        match response {
+            Response::Error { kind, message } => (kind, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn ok(op: Op, name: &str) -> (Op, Option<String>, Option<ErrorKind>) {
+        (op, Some(name.to_owned()), None)
+    }
+
+    #[test]
+    fn a_put_then_a_get_round_trips() {
+        let store = MemStore::new();
+        let mut served = Served::start(&store, VERSION);
+        served.send(&Request::Put {
+            name: "a.txt".into(),
+            size: 5,
+        });
+        assert_eq!(served.answer(), Response::Ready);
+        served.body("a.txt", b"hello");
+        assert_eq!(served.answer(), stored(5));
+        served.send(&Request::Get {
+            name: "a.txt".into(),
+        });
+        assert!(matches!(served.answer(), Response::File { size: 5, .. }));
+        assert_eq!(served.download("a.txt", 5), b"hello");
+        assert_eq!(
+            served.finish(),
+            [ok(Op::Put, "a.txt"), ok(Op::Get, "a.txt")]
+        );
+    }
+
+    #[test]
+    fn a_put_of_an_existing_name_is_refused_before_any_data() {
+        let store = MemStore::new();
+        put_file(&store, "a", b"old");
+        let mut served = Served::start(&store, VERSION);
+        served.send(&Request::Put {
+            name: "a".into(),
+            size: 3,
+        });
+        let (kind, message) = kind_and_message(served.answer());
+        assert_eq!(kind, ErrorKind::AlreadyExists);
+        assert_eq!(message, "a already exists");
+        // No body follows a refusal, and the connection goes on.
+        served.send(&Request::Get { name: "a".into() });
+        assert!(matches!(served.answer(), Response::File { size: 3, .. }));
+        assert_eq!(served.download("a", 3), b"old");
+        assert_eq!(
+            served.finish(),
+            [
+                (Op::Put, Some("a".into()), Some(ErrorKind::AlreadyExists)),
+                ok(Op::Get, "a")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listing_shows_the_stored_files() {
+        let store = MemStore::new();
+        put_file(&store, "one", b"1");
+        put_file(&store, "two", b"22");
+        let mut served = Served::start(&store, VERSION);
+        served.send(&Request::List);
+        let mut entries = Vec::new();
+        let count = transfer::recv_listing(&mut served.client, 10, &mut |e| {
+            entries.push((e.name, e.size));
+        })
+        .expect("listing");
+        assert_eq!(count, 2);
+        entries.sort();
+        assert_eq!(entries, [("one".to_owned(), 1), ("two".to_owned(), 2)]);
+        assert_eq!(served.finish(), [(Op::List, None, None)]);
+    }
+
+    /// One row per v2-only request: on a v1 connection each is a protocol error that
+    /// closes the connection, reported as the connection's.
+    #[test]
+    fn v2_only_requests_on_a_v1_connection_are_protocol_errors() {
+        let rows = [
+            Request::GetFrom {
+                name: "a".into(),
+                offset: 1,
+                prefix: [0; DIGEST_LEN],
+            },
+            Request::PutResumable {
+                name: "a".into(),
+                size: 1,
+                digest: [0; DIGEST_LEN],
+            },
+            Request::PutPipelined {
+                name: "a".into(),
+                size: 1,
+            },
+        ];
+        for request in rows {
+            let store = MemStore::new();
+            put_file(&store, "a", b"a");
+            let mut served = Served::start(&store, 1);
+            served.send(&request);
+            let (kind, message) = kind_and_message(served.answer());
+            assert_eq!(kind, ErrorKind::Protocol, "{request:?}");
+            assert_eq!(
+                message, "protocol error: resumable and pipelined requests need ft v2",
+                "{request:?}"
+            );
+            assert_eq!(
+                served.closed_by_server(),
+                [(Op::Connect, None, Some(ErrorKind::Protocol))],
+                "{request:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_second_hello_is_a_protocol_error() {
+        let store = MemStore::new();
+        let mut served = Served::start(&store, VERSION);
+        served.send(&client_hello(VERSION));
+        let (kind, message) = kind_and_message(served.answer());
+        assert_eq!(kind, ErrorKind::Protocol);
+        assert_eq!(message, "protocol error: a second hello");
+        assert_eq!(
+            served.closed_by_server(),
+            [(Op::Connect, None, Some(ErrorKind::Protocol))]
+        );
+    }
+
+    /// Everything is sent before any answer is read; the refused upload's body is read
+    /// and dropped, and the answers come in request order, before the listing's.
+    #[test]
+    fn pipelined_puts_are_answered_in_order_with_one_refused_in_the_middle() {
+        let store = MemStore::new();
+        put_file(&store, "b", b"old");
+        let mut served = Served::start(&store, VERSION);
+        let uploads: [(&str, &[u8]); 3] = [("a", b"first"), ("b", b"new"), ("c", b"third")];
+        for (name, data) in uploads {
+            served.send(&Request::PutPipelined {
+                name: name.into(),
+                size: data.len() as u64,
+            });
+            served.body(name, data);
+        }
+        served.send(&Request::List);
+        assert_eq!(served.answer(), stored(5));
+        let (kind, message) = kind_and_message(served.answer());
+        assert_eq!(
+            (kind, message.as_str()),
+            (ErrorKind::AlreadyExists, "b already exists")
+        );
+        assert_eq!(served.answer(), stored(5));
+        let count = transfer::recv_listing(&mut served.client, 10, &mut |_| {}).expect("listing");
+        assert_eq!(count, 3);
+        let mut old = String::new();
+        let b = Name::new("b").expect("name");
+        store
+            .open(&b, 0)
+            .expect("b")
+            .reader
+            .read_to_string(&mut old)
+            .expect("read");
+        assert_eq!(old, "old");
+        assert_eq!(
+            served.finish(),
+            [
+                ok(Op::Put, "a"),
+                (Op::Put, Some("b".into()), Some(ErrorKind::AlreadyExists)),
+                ok(Op::Put, "c"),
+                (Op::List, None, None),
+            ]
+        );
+    }
+
+    /// A request after pipelined uploads sees them committed: a get finds the file, a put
+    /// of the same name is refused early.
+    #[test]
+    fn waiting_uploads_are_committed_before_a_later_answer() {
+        let store = MemStore::new();
+        let mut served = Served::start(&store, VERSION);
+        served.send(&Request::PutPipelined {
+            name: "p".into(),
+            size: 4,
+        });
+        served.body("p", b"pipe");
+        served.send(&Request::Get { name: "p".into() });
+        served.send(&Request::Put {
+            name: "p".into(),
+            size: 1,
+        });
+        assert_eq!(served.answer(), stored(4));
+        assert!(matches!(served.answer(), Response::File { size: 4, .. }));
+        assert_eq!(served.download("p", 4), b"pipe");
+        let (kind, _) = kind_and_message(served.answer());
+        assert_eq!(kind, ErrorKind::AlreadyExists);
+        assert_eq!(
+            served.finish(),
+            [
+                ok(Op::Put, "p"),
+                ok(Op::Get, "p"),
+                (Op::Put, Some("p".into()), Some(ErrorKind::AlreadyExists)),
+            ]
+        );
+    }
+
+    /// A pipelined upload over the limit closes the connection, after the answers of the
+    /// uploads waiting before it, and without reading its body.
+    #[test]
+    fn an_oversized_pipelined_upload_is_answered_after_the_waiting_ones() {
+        let store = MemStore::new();
+        let mut served = Served::start(&store, VERSION);
+        served.send(&Request::PutPipelined {
+            name: "small".into(),
+            size: 2,
+        });
+        served.body("small", b"ok");
+        served.send(&Request::PutPipelined {
+            name: "big".into(),
+            size: MAX_PIPELINED + 1,
+        });
+        assert_eq!(served.answer(), stored(2));
+        let (kind, message) = kind_and_message(served.answer());
+        assert_eq!(kind, ErrorKind::Protocol);
+        assert_eq!(
+            message,
+            format!(
+                "protocol error: a pipelined upload of {} bytes (at most {MAX_PIPELINED})",
+                MAX_PIPELINED + 1
+            )
+        );
+        assert_eq!(
+            served.closed_by_server(),
+            [
+                ok(Op::Put, "small"),
+                (Op::Put, Some("big".into()), Some(ErrorKind::Protocol)),
+            ]
+        );
+    }
+}

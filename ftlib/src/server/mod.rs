@@ -1,0 +1,258 @@
+//! The server: [`Server`] takes a listener it is given ([`listen()`] makes a good one) and a
+//! [`Store`], cleans what a crash left, then accepts until asked to stop through a
+//! [`ShutdownHandle`], serving each connection on its own thread. Every request ends in one
+//! [`Report`].
+//!
+//! Inside, by concern: `listen` (the listener), `registry` (live connections, the permit,
+//! `Busy`, draining at shutdown), `session` (one connection's loop), `handlers` (the one
+//! dispatch and one function per request), `pipeline` (waiting pipelined uploads and their
+//! group commit).
+
+mod handlers;
+mod listen;
+mod pipeline;
+mod registry;
+mod session;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use listen::{LISTEN_BACKLOG, listen};
+
+use crate::error::{Error, Result};
+use crate::protocol::DEFAULT_CHUNK;
+use crate::report::{Op, Report};
+use crate::store::Store;
+use registry::Registry;
+
+/// How a [`Server`] behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Connections served at once; more are refused with `Busy`.
+    pub max_connections: usize,
+    /// How long a connection may stay silent, between requests or inside one frame.
+    pub idle_timeout: Duration,
+    /// After shutdown is asked, how long running transfers may take to finish.
+    pub grace: Duration,
+    /// Chunk size for downloads.
+    pub chunk_size: usize,
+    /// Largest upload accepted, if limited.
+    pub max_file_size: Option<u64>,
+    /// Refuse every upload with [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly).
+    pub read_only: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(60),
+            grace: Duration::from_secs(5),
+            chunk_size: DEFAULT_CHUNK,
+            max_file_size: None,
+            read_only: false,
+        }
+    }
+}
+
+/// Stops a running [`Server`]; cheap to clone and safe to call from a signal handler thread.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    wake: SocketAddr,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to stop: it stops accepting at once, closes idle connections, lets
+    /// transfers run for the grace period, then closes the rest and returns from `run`.
+    pub fn shutdown(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            // Wake the accept loop; if this fails it notices at the next connection.
+            let _ = TcpStream::connect_timeout(&self.wake, Duration::from_secs(1));
+        }
+    }
+
+    /// True once shutdown was asked.
+    pub fn is_shutdown(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// Receives every report the server makes.
+type ReportSink = Arc<dyn Fn(&Report) + Send + Sync>;
+
+/// An ft server on an already-bound listener, best made by [`listen()`].
+///
+/// # Examples
+/// ```
+/// use ftlib::server::{Server, ServerConfig, listen};
+/// use ftlib::store::DirStore;
+///
+/// let dir = tempfile::tempdir()?;
+/// let listener = listen("127.0.0.1:0")?;
+/// let server = Server::new(listener, DirStore::open(dir.path())?, ServerConfig::default())?;
+/// let addr = server.local_addr()?;
+/// let stop = server.shutdown_handle();
+/// let running = std::thread::spawn(move || server.run(|report| println!("{report}")));
+///
+/// let mut client = ftlib::Client::connect(addr, ftlib::ClientConfig::default())?;
+/// assert!(client.list()?.is_empty());
+///
+/// stop.shutdown();
+/// running.join().expect("server thread")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Prepares a server, and removes what a crash left in the store (see
+    /// [`Store::cleanup`]), so that a caller announcing the server afterwards announces a
+    /// store that is readable and clean. Nothing is accepted until [`Server::run`].
+    ///
+    /// Taking a bound listener means a second server started by mistake on a taken port
+    /// fails to bind before it could remove anything.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the listener's address cannot be read, or the store cannot be
+    /// read to clean it.
+    pub fn new(
+        listener: TcpListener,
+        store: impl Store + 'static,
+        config: ServerConfig,
+    ) -> Result<Server> {
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listener's address", e))?;
+        store.cleanup()?;
+        let wake_ip = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Ok(Server {
+            listener,
+            store: Arc::new(store),
+            config,
+            shutdown: ShutdownHandle {
+                flag: Arc::new(AtomicBool::new(false)),
+                wake: SocketAddr::new(wake_ip, local.port()),
+            },
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    ///
+    /// # Errors
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shutdown; returns once every connection has ended and the store is
+    /// cleaned again.
+    ///
+    /// # Errors
+    /// When the store cannot be read for that last clean-up.
+    pub fn run(self, reports: impl Fn(&Report) + Send + Sync + 'static) -> Result<()> {
+        let ctx = Arc::new(Ctx {
+            store: self.store,
+            config: self.config,
+            shutdown: self.shutdown,
+            reports: Arc::new(reports),
+            registry: Arc::default(),
+        });
+        for stream in self.listener.incoming() {
+            if ctx.shutdown.is_shutdown() {
+                break;
+            }
+            match stream {
+                Ok(stream) => accept(&ctx, stream),
+                // Out of descriptors or similar: pause instead of spinning.
+                Err(e) if e.kind() != io::ErrorKind::ConnectionAborted => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(_) => {}
+            }
+        }
+        drop(self.listener);
+        ctx.registry.drain(ctx.config.grace);
+        // This process's own uploads are gone with their threads (and cleanup never touches
+        // them), but while we served, another process on this directory may have crashed
+        // and left temporary files, and kept partials may have outgrown their limits: leave
+        // the directory as clean as a start-up would, rather than wait for the next one.
+        ctx.store.cleanup()?;
+        Ok(())
+    }
+}
+
+/// What every connection thread shares.
+struct Ctx {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+    reports: ReportSink,
+    registry: Arc<Registry>,
+}
+
+impl Ctx {
+    /// Hands `report` to the sink.
+    fn report(&self, report: &Report) {
+        (self.reports)(report);
+    }
+}
+
+/// Takes a new connection: served on its own thread while there is room, else refused
+/// with `Busy` at once.
+fn accept(ctx: &Arc<Ctx>, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else {
+        return;
+    };
+    let started = Instant::now();
+    let error = match ctx.registry.admit(&stream, ctx.config.max_connections) {
+        Ok(permit) => {
+            let thread_ctx = Arc::clone(ctx);
+            let spawned = thread::Builder::new()
+                .name(format!("ft {peer}"))
+                .spawn(move || session::serve_tcp(&thread_ctx, stream, permit));
+            match spawned {
+                Ok(_) => return,
+                // The closure, permit and stream are dropped: the place is free again.
+                Err(e) => Error::io("starting a connection thread", e),
+            }
+        }
+        Err(live) => registry::refuse_busy(stream, live),
+    };
+    ctx.report(&Report::new(
+        peer,
+        Op::Connect,
+        None,
+        started,
+        0,
+        Some(&error),
+    ));
+}
