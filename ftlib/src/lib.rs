@@ -39,23 +39,30 @@
 // Operating-system calls go through rustix's safe wrappers (see `sys`).
 #![forbid(unsafe_code)]
 
-pub mod client;
+// The wire format, for other implementations and for tests that speak it byte by byte.
 pub mod codec;
-pub mod connection;
-pub mod error;
-pub mod handshake;
-pub mod pipeline;
 pub mod protocol;
-pub mod report;
-pub mod server;
+// The framing over any byte stream (TCP, TLS, an in-memory pipe).
+pub mod connection;
+// Pipelining's limits of this implementation (the rest of the module is the crate's).
+pub mod pipeline;
+// Where files live: the storage interface and its backends.
 pub mod store;
-mod sys;
+// Making peer text safe to print.
 pub mod text;
-pub mod transfer;
 
-pub use client::{Client, ClientConfig, Observer, Progress, Session};
+mod client;
+mod error;
+mod handshake;
+mod report;
+mod server;
+mod sys;
+mod transfer;
+
+pub use client::{Client, ClientConfig, Observer, Progress, Session, local_source};
+pub use connection::{Connection, Transport};
 pub use error::{Changed, Error, Missing, Result, Side, Taken};
 pub use protocol::{Entry, EntryKind, ErrorKind};
-pub use report::{Op, Report};
-pub use server::{Server, ServerConfig, ShutdownHandle, listen};
-pub use store::DirStore;
+pub use report::{Failure, Op, Report};
+pub use server::{LISTEN_BACKLOG, Server, ServerConfig, ShutdownHandle, listen};
+pub use store::{DirStore, MemStore, Name, PartialLimits, PendingFile, Store};
