@@ -29,7 +29,7 @@ stdout and its report on stderr. A progress bar is drawn on stderr when it is a 
 /// Upload, download and list files on an ft server.
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = EXAMPLES)]
-pub struct Args {
+pub(crate) struct Args {
     /// Server host name or IP address (IPv6 with or without brackets).
     pub host: String,
     /// Server port.
@@ -61,7 +61,7 @@ pub struct Args {
 
 /// What to do on the server.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Upload files; the name on the server is each path's last component.
     Put {
         /// Files to upload: a plain name is looked up in --dir, then the current directory.
@@ -95,7 +95,7 @@ pub enum Command {
 
 /// The outcome of reading the command line.
 #[derive(Debug)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// Talk to a server.
     Run(Args),
     /// A completion script or man page was printed; exit with this status.
@@ -104,7 +104,7 @@ pub enum Parsed {
 
 /// Parses the command line, exiting with status 2 and clap's explanation on a usage error.
 /// `--completions` and `--man` are answered here.
-pub fn parse() -> Parsed {
+pub(crate) fn parse() -> Parsed {
     // HOST PORT COMMAND are required except beside the exclusive generation flags, which
     // clap lets through only when the subcommand is optional. Anything else goes to the
     // strict parse, whose errors show the real usage.

@@ -8,7 +8,7 @@ use ftlib::{Error, ErrorKind, Op};
 
 /// Where the client was talking to, for hints that name it.
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// The host as given (brackets removed).
     pub host: &'a str,
     /// The port.
@@ -21,7 +21,7 @@ pub struct Target<'a> {
 
 /// What to do after `error` in operation `op` (`Connect` for reaching the server), if
 /// anything useful can be said.
-pub fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
+pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
     let Target {
         host,
         port,
@@ -101,7 +101,7 @@ pub fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
 }
 
 /// `message; hint`, or the message alone when there is no hint or it already says it.
-pub fn with_hint(message: &str, hint: Option<String>) -> String {
+pub(crate) fn with_hint(message: &str, hint: Option<String>) -> String {
     match hint {
         Some(hint) if !message.contains(&hint) => format!("{message}; {hint}"),
         _ => message.to_owned(),

@@ -3,6 +3,8 @@
 //! [`Printer`] that draws progress and prints one report line per request, and exits 0
 //! when every request succeeded, 1 when any failed, 2 on usage errors, 130 when interrupted.
 
+#![warn(unreachable_pub)]
+
 mod cli;
 mod hints;
 mod output;

@@ -9,7 +9,7 @@ use ftlib::{Entry, EntryKind};
 use serde::Serialize;
 
 /// `bytes` in binary units with at most one decimal: `512 B`, `1.5 KiB`, `23 MiB`.
-pub fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     if bytes < 1024 {
         return format!("{bytes} B");
@@ -35,7 +35,7 @@ pub fn human_size(bytes: u64) -> String {
 }
 
 /// The name as listed: escaped if it holds control characters, `/` after a directory.
-pub fn listed_name(entry: &Entry) -> String {
+pub(crate) fn listed_name(entry: &Entry) -> String {
     let suffix = if entry.kind == EntryKind::Dir {
         "/"
     } else {
@@ -45,7 +45,7 @@ pub fn listed_name(entry: &Entry) -> String {
 }
 
 /// `text` cut to at most `max` characters, ending in `…` when cut (for a progress bar's label).
-pub fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -56,7 +56,7 @@ pub fn shorten(text: &str, max: usize) -> String {
 
 /// The lines of `list --long`: kind, size, modification time (in `tz`) and name, in
 /// aligned columns, sorted by name. Sizes are exact byte counts when `exact`.
-pub fn long_listing<Tz>(entries: &mut [Entry], exact: bool, tz: &Tz) -> Vec<String>
+pub(crate) fn long_listing<Tz>(entries: &mut [Entry], exact: bool, tz: &Tz) -> Vec<String>
 where
     Tz: TimeZone,
     Tz::Offset: Display,
@@ -97,7 +97,7 @@ where
 }
 
 /// One entry of `list --json`, without a newline.
-pub fn entry_json(entry: &Entry) -> String {
+pub(crate) fn entry_json(entry: &Entry) -> String {
     #[derive(Serialize)]
     struct Json<'a> {
         name: &'a str,

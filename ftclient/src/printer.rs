@@ -15,7 +15,7 @@ use crate::progress::{Bars, FileBar};
 
 /// Bars and report lines for puts and gets, and the report of a listing.
 #[derive(Debug)]
-pub struct Printer<'a> {
+pub(crate) struct Printer<'a> {
     bars: &'a Bars,
     json: bool,
     target: Target<'a>,
@@ -25,7 +25,7 @@ pub struct Printer<'a> {
 
 impl<'a> Printer<'a> {
     /// Reports as JSON lines when `json`; hints name `target`.
-    pub fn new(bars: &'a Bars, json: bool, target: Target<'a>) -> Printer<'a> {
+    pub(crate) fn new(bars: &'a Bars, json: bool, target: Target<'a>) -> Printer<'a> {
         Printer {
             bars,
             json,
@@ -35,7 +35,7 @@ impl<'a> Printer<'a> {
     }
 
     /// Says on stderr that the server could not be reached, why, and what to do.
-    pub fn cannot_reach(&self, error: &Error) {
+    pub(crate) fn cannot_reach(&self, error: &Error) {
         let why = match error {
             // The address is in the line already.
             Error::Network { source, .. } => source.to_string(),
@@ -94,7 +94,7 @@ impl Observer for Printer<'_> {
 /// A listing on stdout: one name per line, one JSON object per entry with `--json`, or
 /// aligned columns sorted by name with `--long` (printed once all entries are in).
 #[derive(Debug)]
-pub struct Listing<'p, 'a> {
+pub(crate) struct Listing<'p, 'a> {
     printer: &'p mut Printer<'a>,
     long: bool,
     exact: bool,
@@ -105,7 +105,7 @@ pub struct Listing<'p, 'a> {
 
 impl<'p, 'a> Listing<'p, 'a> {
     /// Columns when `long` (sizes in bytes when `exact`); the report goes to `printer`.
-    pub fn new(printer: &'p mut Printer<'a>, long: bool, exact: bool) -> Listing<'p, 'a> {
+    pub(crate) fn new(printer: &'p mut Printer<'a>, long: bool, exact: bool) -> Listing<'p, 'a> {
         Listing {
             printer,
             long,

@@ -17,7 +17,7 @@ const OVERALL_TEMPLATE: &str = "{prefix:24} [{wide_bar}] {pos}/{len} files, {msg
 
 /// The bars of one invocation; with drawing off, nothing is ever drawn.
 #[derive(Debug)]
-pub struct Bars {
+pub(crate) struct Bars {
     multi: MultiProgress,
     /// Drawn only with several files; set once by [`Bars::start`].
     overall: OnceCell<ProgressBar>,
@@ -27,7 +27,7 @@ pub struct Bars {
 
 impl Bars {
     /// Bars drawn on stderr when `draw`, or never drawn.
-    pub fn new(draw: bool) -> Bars {
+    pub(crate) fn new(draw: bool) -> Bars {
         let target = if draw {
             ProgressDrawTarget::stderr()
         } else {
@@ -41,7 +41,7 @@ impl Bars {
     }
 
     /// Starts the overall bar when more than one file is to be moved.
-    pub fn start(&self, files: usize) {
+    pub(crate) fn start(&self, files: usize) {
         if files > 1 && !self.multi.is_hidden() && self.overall.get().is_none() {
             let bar = ProgressBar::new(files as u64)
                 .with_style(style(OVERALL_TEMPLATE))
@@ -56,7 +56,7 @@ impl Bars {
     }
 
     /// The bar of one file, drawn once its size is known.
-    pub fn file(&self, name: &str) -> FileBar<'_> {
+    pub(crate) fn file(&self, name: &str) -> FileBar<'_> {
         FileBar {
             bars: self,
             label: shorten(&escape(name), 24),
@@ -66,7 +66,7 @@ impl Bars {
     }
 
     /// Clears every bar; call before the process ends.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(overall) = self.overall.get() {
             overall.finish_and_clear();
         }
@@ -74,7 +74,7 @@ impl Bars {
     }
 
     /// Prints `line` on stdout, above the bars.
-    pub fn out(&self, line: &str) {
+    pub(crate) fn out(&self, line: &str) {
         self.multi.suspend(|| {
             // A closed stdout must not stop the other transfers.
             let _ = writeln!(std::io::stdout().lock(), "{line}");
@@ -82,12 +82,12 @@ impl Bars {
     }
 
     /// Prints `line` on stderr, above the bars.
-    pub fn err(&self, line: &str) {
+    pub(crate) fn err(&self, line: &str) {
         self.multi.suspend(|| eprintln!("{line}"));
     }
 
     /// [`Bars::err`] for another thread, such as a signal handler.
-    pub fn err_printer(&self) -> impl Fn(&str) + Send + Sync + 'static {
+    pub(crate) fn err_printer(&self) -> impl Fn(&str) + Send + Sync + 'static {
         let multi = self.multi.clone();
         move |line| multi.suspend(|| eprintln!("{line}"))
     }
@@ -103,7 +103,7 @@ impl Bars {
 
 /// One file's bar; records how many bytes moved, for the overall bar.
 #[derive(Debug)]
-pub struct FileBar<'a> {
+pub(crate) struct FileBar<'a> {
     bars: &'a Bars,
     label: String,
     bar: Option<ProgressBar>,
@@ -112,7 +112,7 @@ pub struct FileBar<'a> {
 
 impl FileBar<'_> {
     /// The library's progress callback.
-    pub fn update(&mut self, progress: Progress) {
+    pub(crate) fn update(&mut self, progress: Progress) {
         self.moved = progress.done;
         let bar = self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(progress.total)
@@ -129,7 +129,7 @@ impl FileBar<'_> {
 
     /// Removes the bar and counts the file, with the bytes its last progress said, in the
     /// overall bar.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
             self.bars.multi.remove(bar);

@@ -12,7 +12,7 @@ use crate::transfer::response_name;
 /// # Errors
 /// [`Error::Protocol`] when the message is not a hello or has the wrong magic;
 /// [`Error::Version`] when the chosen version is not one we speak.
-pub fn accept_hello(first: Request) -> Result<u32> {
+pub(crate) fn accept_hello(first: Request) -> Result<u32> {
     match first {
         Request::Hello(hello) if hello.magic != MAGIC => Err(Error::Protocol(
             "the peer does not speak ft (bad magic in hello)".into(),
@@ -35,7 +35,7 @@ pub fn accept_hello(first: Request) -> Result<u32> {
 /// # Errors
 /// [`Error::Remote`] when the server refused (e.g. kind `Busy`); [`Error::Version`] when no
 /// version is common; [`Error::Protocol`] for a wrong magic or a greeting that is no hello.
-pub fn choose_version(greeting: Response) -> Result<u32> {
+pub(crate) fn choose_version(greeting: Response) -> Result<u32> {
     match greeting {
         Response::Hello(hello) if hello.magic != MAGIC => Err(Error::Protocol(
             "the server does not speak ft (bad magic in hello)".into(),
@@ -61,7 +61,7 @@ pub fn choose_version(greeting: Response) -> Result<u32> {
 }
 
 /// The client's hello announcing the chosen `version`.
-pub fn client_hello(version: u32) -> Request {
+pub(crate) fn client_hello(version: u32) -> Request {
     Request::Hello(Hello {
         version,
         ..Hello::ours()
@@ -74,7 +74,7 @@ pub fn client_hello(version: u32) -> Request {
 /// # Errors
 /// As [`accept_hello`], and connection errors (a peer that is not ft is named by its first
 /// bytes, see [`Connection::recv_hello`]).
-pub fn server_handshake(conn: &mut Connection) -> Result<u32> {
+pub(crate) fn server_handshake(conn: &mut Connection) -> Result<u32> {
     conn.send(&Response::Hello(Hello::ours()))?;
     accept_hello(conn.recv_hello()?)
 }
@@ -84,7 +84,7 @@ pub fn server_handshake(conn: &mut Connection) -> Result<u32> {
 ///
 /// # Errors
 /// As [`choose_version`], and connection errors.
-pub fn client_handshake(conn: &mut Connection) -> Result<u32> {
+pub(crate) fn client_handshake(conn: &mut Connection) -> Result<u32> {
     let version = choose_version(conn.recv_hello()?)?;
     conn.send(&client_hello(version))?;
     Ok(version)

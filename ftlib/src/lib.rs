@@ -1,13 +1,20 @@
 //! ft: move files between machines over TCP without ever losing or corrupting one.
 //!
 //! `ftlib` is the whole of ft; the `ftserver` and `ftclient` binaries are thin shells
-//! around it. A [`Server`] serves one directory through a [`store::Store`]; a [`Client`]
-//! uploads, downloads and lists; a [`Session`] runs a whole command line's worth of them
-//! (reconnecting, retrying, one [`Report`] per file, told to an [`Observer`]). Messages are the serde types of [`protocol`], framed by
-//! [`codec`] and carried by a [`connection::Connection`] over any
-//! [`Transport`](connection::Transport); each connection opens with the [`handshake`]; file
-//! bodies stream in bounded chunks closed by an XXH3-128 digest ([`transfer`]). The wire
-//! format is specified in `docs/PROTOCOL.md`.
+//! around it and use only what this page lists.
+//!
+//! - Serving: a [`Server`] on a listener from [`listen`], serving a [`Store`] — a
+//!   [`DirStore`] on a directory, a [`MemStore`] in memory, or your own backend (see
+//!   [`store`]) — stopped through a [`ShutdownHandle`]; one [`Report`] per request.
+//! - Moving files: a [`Client`] for single requests over one connection, or a [`Session`]
+//!   for a command line's worth of files (pipelining, reconnecting, retrying what was never
+//!   sent, one report per file), told to an [`Observer`].
+//! - The wire: the messages of [`protocol`], framed by [`codec`] and carried by a
+//!   [`Connection`] over any [`Transport`] (a TCP stream, a TLS stream, an in-memory pipe).
+//!   File bodies stream in bounded chunks closed by an XXH3-128 digest of the whole file.
+//!   The byte-level specification is `docs/PROTOCOL.md`.
+//! - Failures: one [`Error`] type; its [`ErrorKind`] is what crosses the wire. Text that
+//!   came from a peer is printed through [`text::escape`].
 //!
 //! # Examples
 //! ```
@@ -36,6 +43,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![warn(unreachable_pub)]
 // Operating-system calls go through rustix's safe wrappers (see `sys`).
 #![forbid(unsafe_code)]
 

@@ -46,13 +46,13 @@ fn open_nofollow(path: &Path, options: &mut OpenOptions, regular_only: bool) -> 
 }
 
 /// Opens `path` for reading without following a symlink in its last component.
-pub fn open_read_nofollow(path: &Path) -> io::Result<File> {
+pub(crate) fn open_read_nofollow(path: &Path) -> io::Result<File> {
     open_nofollow(path, OpenOptions::new().read(true), false)
 }
 
 /// Opens the partial file at `path` for reading and writing, creating it if missing, never
 /// through a symlink; anything but a regular file there is refused.
-pub fn open_partial(path: &Path) -> io::Result<File> {
+pub(crate) fn open_partial(path: &Path) -> io::Result<File> {
     open_nofollow(
         path,
         OpenOptions::new().read(true).write(true).create(true),
@@ -62,7 +62,7 @@ pub fn open_partial(path: &Path) -> io::Result<File> {
 
 /// Opens the existing regular file at `path` for writing (to sync it), never through a
 /// symlink.
-pub fn open_write_existing(path: &Path) -> io::Result<File> {
+pub(crate) fn open_write_existing(path: &Path) -> io::Result<File> {
     open_nofollow(path, OpenOptions::new().write(true), true)
 }
 
@@ -83,7 +83,7 @@ fn clear_nonblocking(file: &File) -> io::Result<()> {
 /// Moves the finished file `tmp` to `dst` only if nothing exists at `dst`; fails with
 /// [`io::ErrorKind::AlreadyExists`] otherwise. Atomic: a racing publisher of the same name
 /// either wins whole or gets `AlreadyExists`.
-pub fn publish_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
+pub(crate) fn publish_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
@@ -108,7 +108,7 @@ fn publish_by_link(tmp: &Path, dst: &Path) -> io::Result<()> {
 
 /// Whether `e` says the system ran out of something (descriptors, space, quota, memory)
 /// rather than refusing the operation itself.
-pub fn is_exhaustion(e: &io::Error) -> bool {
+pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
     #[cfg(unix)]
     {
         Errno::from_io_error(e).is_some_and(|errno| {
@@ -130,7 +130,7 @@ pub fn is_exhaustion(e: &io::Error) -> bool {
 
 /// Whether [`create_unnamed`] can work here at all: Linux, with `/proc` mounted (linking an
 /// unnamed file goes through `/proc/self/fd`).
-pub fn unnamed_files_possible() -> bool {
+pub(crate) fn unnamed_files_possible() -> bool {
     cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir()
 }
 
@@ -140,7 +140,7 @@ pub fn unnamed_files_possible() -> bool {
 ///
 /// Unlike creating a name, this does not lock the directory, so several threads can create
 /// files in one directory at once.
-pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
+pub(crate) fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::Mode;
@@ -163,7 +163,7 @@ pub fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
 /// Gives the unnamed `file` (from [`create_unnamed`]) the name `dst`, only if nothing exists
 /// there; fails with [`io::ErrorKind::AlreadyExists`] otherwise. Atomic, like
 /// [`publish_noreplace`], and never follows a symlink at `dst`.
-pub fn link_unnamed(file: &File, dst: &Path) -> io::Result<()> {
+pub(crate) fn link_unnamed(file: &File, dst: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{AtFlags, CWD, linkat};
@@ -181,12 +181,12 @@ pub fn link_unnamed(file: &File, dst: &Path) -> io::Result<()> {
 }
 
 /// Moves `tmp` to `dst`, atomically replacing whatever is at `dst`.
-pub fn publish_replace(tmp: &Path, dst: &Path) -> io::Result<()> {
+pub(crate) fn publish_replace(tmp: &Path, dst: &Path) -> io::Result<()> {
     fs::rename(tmp, dst)
 }
 
 /// Makes the directory's entries durable (a new or renamed name survives a crash).
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()
@@ -202,7 +202,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Bytes available to an unprivileged writer on the file system holding `dir`, where the
 /// platform can tell.
-pub fn available_space(dir: &Path) -> Option<u64> {
+pub(crate) fn available_space(dir: &Path) -> Option<u64> {
     #[cfg(unix)]
     {
         let stat = rustix::fs::statvfs(dir).ok()?;
@@ -217,7 +217,7 @@ pub fn available_space(dir: &Path) -> Option<u64> {
 
 /// Whether process `pid` may still be running. Errs on the side of "alive" (another
 /// user's process, or a platform that cannot tell).
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else {
@@ -238,7 +238,7 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// Creates a new file at `path` for writing; fails if anything (a symlink included) is there.
-pub fn create_new(path: &Path) -> io::Result<File> {
+pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

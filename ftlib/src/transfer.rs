@@ -16,7 +16,7 @@ use crate::text::escape;
 
 /// What a transfer reports to and asks of its caller between chunks.
 #[derive(Default)]
-pub struct Hooks<'a> {
+pub(crate) struct Hooks<'a> {
     /// Called with the number of body bytes moved so far.
     pub progress: Option<&'a mut dyn FnMut(u64)>,
     /// When set, stops the transfer with [`Error::Cancelled`] at the next chunk.
@@ -46,7 +46,7 @@ impl std::fmt::Debug for Hooks<'_> {
 
 /// How the digest at the end of a sent body is made.
 #[derive(Clone)]
-pub enum Digest {
+pub(crate) enum Digest {
     /// Hash the bytes as they are sent, continuing from this state (which covers the bytes
     /// before the body's offset, if any).
     Running(Box<Xxh3>),
@@ -67,7 +67,7 @@ impl std::fmt::Debug for Digest {
 ///
 /// # Errors
 /// When the reader fails or ends before `len` bytes.
-pub fn hash_prefix(reader: &mut dyn Read, len: u64) -> io::Result<Xxh3> {
+pub(crate) fn hash_prefix(reader: &mut dyn Read, len: u64) -> io::Result<Xxh3> {
     let mut hasher = Xxh3::new();
     let copied = io::copy(&mut reader.take(len), &mut HashWriter(&mut hasher))?;
     if copied < len {
@@ -83,7 +83,7 @@ pub fn hash_prefix(reader: &mut dyn Read, len: u64) -> io::Result<Xxh3> {
 ///
 /// # Errors
 /// When the reader fails.
-pub fn hash_all(reader: &mut dyn Read) -> io::Result<([u8; DIGEST_LEN], u64)> {
+pub(crate) fn hash_all(reader: &mut dyn Read) -> io::Result<([u8; DIGEST_LEN], u64)> {
     let mut hasher = Xxh3::new();
     let len = io::copy(reader, &mut HashWriter(&mut hasher))?;
     Ok((hasher.digest128().to_be_bytes(), len))
@@ -104,7 +104,7 @@ impl Write for HashWriter<'_> {
 
 /// Which bytes of which file a body carries: `offset..size` of the file `name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span<'a> {
+pub(crate) struct Span<'a> {
     /// The file's name, as errors show it.
     pub name: &'a str,
     /// Size of the whole file.
@@ -115,7 +115,7 @@ pub struct Span<'a> {
 
 impl<'a> Span<'a> {
     /// The whole file: bytes `0..size`.
-    pub fn whole(name: &'a str, size: u64) -> Span<'a> {
+    pub(crate) fn whole(name: &'a str, size: u64) -> Span<'a> {
         Span {
             name,
             size,
@@ -133,7 +133,7 @@ impl<'a> Span<'a> {
 /// # Errors
 /// [`Error::SizeMismatch`], [`Error::Io`], [`Error::Cancelled`] (connection still usable);
 /// connection errors.
-pub fn send_body(
+pub(crate) fn send_body(
     conn: &mut Connection,
     span: Span<'_>,
     reader: &mut dyn Read,
@@ -224,7 +224,7 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// A body received and verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Received {
+pub(crate) struct Received {
     /// Bytes received in this body (from the offset on).
     pub bytes: u64,
     /// The verified digest of the whole file.
@@ -233,7 +233,7 @@ pub struct Received {
 
 /// After a local write failure, the most of a body still read and dropped to keep the
 /// connection in step; past this, the connection is given up instead.
-pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+pub(crate) const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Receives the bytes of `span` from `peer` into `writer` and verifies the whole file's
 /// digest; `prefix` is the hash state of bytes `0..span.offset` (a fresh one when the
@@ -249,7 +249,7 @@ pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 /// (writer), [`Error::Aborted`] (sender aborted): the connection stays usable.
 /// [`Error::Protocol`] (body longer than declared, empty or oversized chunk),
 /// [`Error::Abandoned`] (also for a cancel) and connection errors: it does not.
-pub fn recv_body(
+pub(crate) fn recv_body(
     conn: &mut Connection,
     peer: Side,
     span: Span<'_>,
@@ -326,7 +326,7 @@ pub fn recv_body(
 ///
 /// # Errors
 /// The entry error (connection still usable), or connection errors.
-pub fn send_listing(
+pub(crate) fn send_listing(
     conn: &mut Connection,
     entries: impl Iterator<Item = Result<Entry>>,
 ) -> Result<u64> {
@@ -362,7 +362,7 @@ pub fn send_listing(
 /// # Errors
 /// [`Error::Remote`] when the server reports a failure; [`Error::Protocol`] for oversized
 /// batches or names, too many entries or a wrong count; connection errors.
-pub fn recv_listing(
+pub(crate) fn recv_listing(
     conn: &mut Connection,
     max_entries: u64,
     each: &mut dyn FnMut(Entry),
@@ -406,7 +406,7 @@ pub fn recv_listing(
 }
 
 /// Short name of a response, for error messages.
-pub fn response_name(response: &Response) -> &'static str {
+pub(crate) fn response_name(response: &Response) -> &'static str {
     match response {
         Response::Hello(_) => "hello",
         Response::Error { .. } => "error",

@@ -161,7 +161,7 @@ fn hundreds_of_concurrent_clients_put_and_get_verified() {
 #[test]
 fn a_burst_of_connections_waits_in_the_listen_queue() {
     const BURST: usize = 300;
-    let listener = ftlib::server::listen("127.0.0.1:0").expect("listen");
+    let listener = ftlib::listen("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("addr");
     // Nobody accepts while the burst connects.
     let mut streams = Vec::with_capacity(BURST);

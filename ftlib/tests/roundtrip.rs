@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::{TestServer, assert_no_temp_files, quick_config};
 use ft_testutil::{noise, temp_files};
+use ftlib::Op;
 use ftlib::protocol::{DEFAULT_CHUNK, EntryKind};
-use ftlib::report::Op;
 use ftlib::store::DirStore;
 use ftlib::{Client, Error, ErrorKind};
 

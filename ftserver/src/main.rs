@@ -112,7 +112,7 @@ fn run(args: Args) -> Result<(), String> {
     let store = DirStore::open(&args.root).map_err(|e| {
         format!("cannot serve: {e}; create it, or choose another directory with --root")
     })?;
-    let listener = ftlib::server::listen((args.bind, args.port)).map_err(|e| {
+    let listener = ftlib::listen((args.bind, args.port)).map_err(|e| {
         let hint = match e.kind() {
             io::ErrorKind::AddrInUse => {
                 "; another program (another ftserver?) uses that port: stop it, or choose \

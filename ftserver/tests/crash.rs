@@ -70,7 +70,7 @@ fn a_resumable_upload_survives_a_server_crash() {
     let body = noise(3 << 20, 3);
     let source = local.path().join("big.bin");
     fs::write(&source, &body).expect("write");
-    let (digest, _) = ftlib::transfer::hash_all(&mut &body[..]).expect("hash");
+    let digest = util::digest(&body);
 
     let mut server = ServerProcess::start(root.path(), &[]);
     let mut conn = raw(&server);

@@ -20,7 +20,7 @@ use crate::store::Name;
 /// ```
 /// use std::path::Path;
 ///
-/// use ftlib::client::local_source;
+/// use ftlib::local_source;
 ///
 /// let (path, name) = local_source(Path::new("/tmp/notes.pdf"), Path::new("client_data"))?;
 /// assert_eq!(path, Path::new("/tmp/notes.pdf"));

@@ -24,7 +24,7 @@ pub const LISTEN_BACKLOG: i32 = 1024;
 ///
 /// # Examples
 /// ```
-/// let listener = ftlib::server::listen("127.0.0.1:0")?;
+/// let listener = ftlib::listen("127.0.0.1:0")?;
 /// assert_ne!(listener.local_addr()?.port(), 0);
 /// # Ok::<(), std::io::Error>(())
 /// ```

@@ -90,7 +90,7 @@ type ReportSink = Arc<dyn Fn(&Report) + Send + Sync>;
 ///
 /// # Examples
 /// ```
-/// use ftlib::server::{Server, ServerConfig, listen};
+/// use ftlib::{Server, ServerConfig, listen};
 /// use ftlib::store::DirStore;
 ///
 /// let dir = tempfile::tempdir()?;

@@ -39,7 +39,7 @@ impl TestServer {
     }
 
     pub fn serving(dir: TempDir, config: ServerConfig) -> TestServer {
-        let listener = ftlib::server::listen("127.0.0.1:0").expect("bind loopback");
+        let listener = ftlib::listen("127.0.0.1:0").expect("bind loopback");
         let store = DirStore::open(dir.path()).expect("store");
         let server = Server::new(listener, store, config).expect("server");
         let addr = server.local_addr().expect("addr");
