@@ -5,7 +5,6 @@
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::protocol::{Hello, MAGIC, MIN_VERSION, Request, Response, VERSION};
-use crate::transfer::response_name;
 
 /// The server's decision on the client's first message: the version the client chose.
 ///
@@ -55,7 +54,7 @@ pub(crate) fn choose_version(greeting: Response) -> Result<u32> {
         Response::Error { kind, message } => Err(Side::Server.remote(kind, message)),
         other => Err(Error::Protocol(format!(
             "the server began with {} instead of hello",
-            response_name(&other)
+            other.name()
         ))),
     }
 }

@@ -190,6 +190,23 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// Short name of the response, for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Hello(_) => "hello",
+            Response::Error { .. } => "error",
+            Response::Ready => "ready",
+            Response::Stored { .. } => "stored",
+            Response::File { .. } => "file",
+            Response::Entries(_) => "entries",
+            Response::ListEnd { .. } => "list-end",
+            Response::FileFrom { .. } => "file-from",
+            Response::ReadyFrom { .. } => "ready-from",
+        }
+    }
+}
+
 /// A frame of a file body, in either direction: chunks, then exactly one `End` or `Abort`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body<'a> {

@@ -398,25 +398,10 @@ pub(crate) fn recv_listing(
             other => {
                 return Err(Error::Protocol(format!(
                     "unexpected {} in a listing",
-                    response_name(&other)
+                    other.name()
                 )));
             }
         }
-    }
-}
-
-/// Short name of a response, for error messages.
-pub(crate) fn response_name(response: &Response) -> &'static str {
-    match response {
-        Response::Hello(_) => "hello",
-        Response::Error { .. } => "error",
-        Response::Ready => "ready",
-        Response::Stored { .. } => "stored",
-        Response::File { .. } => "file",
-        Response::Entries(_) => "entries",
-        Response::ListEnd { .. } => "list-end",
-        Response::FileFrom { .. } => "file-from",
-        Response::ReadyFrom { .. } => "ready-from",
     }
 }
 

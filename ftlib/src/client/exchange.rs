@@ -12,7 +12,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::protocol::{Request, Response};
 use crate::store::{DirStore, DirUpload, Name};
-use crate::transfer::{self, Digest, Hooks, Received, Span, response_name};
+use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 /// Which way a download goes: into a writer, or into a directory (whose free space is
 /// checked once the size is known).
@@ -169,7 +169,7 @@ pub(super) fn unexpected(response: Response, expected: &str) -> Error {
         Response::Error { kind, message } => Side::Server.remote(kind, message),
         other => Error::Protocol(format!(
             "expected {expected}, the server sent {}",
-            response_name(&other)
+            other.name()
         )),
     }
 }
