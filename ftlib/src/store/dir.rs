@@ -304,10 +304,7 @@ mod tests {
     use std::io::{Read, Write};
 
     use super::*;
-
-    fn name(s: &str) -> Name {
-        Name::new(s).expect("valid name")
-    }
+    use crate::store::test_util::name;
 
     #[test]
     fn racing_commits_have_one_winner() {
