@@ -146,6 +146,13 @@ impl Client {
         self.conn.is_some()
     }
 
+    /// True when the server has closed (or spoken on) this connection while no request was
+    /// in flight: between requests the server sends nothing unasked, so anything readable
+    /// is its end of the stream (an idle timeout, a shutdown). Call only between requests.
+    pub(crate) fn closed_while_idle(&mut self) -> bool {
+        self.conn.as_mut().is_some_and(Connection::input_pending)
+    }
+
     /// Uploads the local file at `path` as `name`.
     ///
     /// # Errors

@@ -127,9 +127,24 @@ impl Session {
             });
         }
         self.batch(&names, Op::Put, observer, |client, todo, progress, done| {
-            // A file that cannot even be named is reported in its place, never sent.
-            let sources = todo.iter().map(|&i| local_source(&files[i], dir));
-            client.put_sources(sources, progress, done);
+            // A file that cannot even be named is never sent; it is reported first, as
+            // ftclient always has, and the others in order after it.
+            let mut sent = Vec::new();
+            let mut sources = Vec::new();
+            for (k, &i) in todo.iter().enumerate() {
+                match local_source(&files[i], dir) {
+                    Ok(source) => {
+                        sent.push(k);
+                        sources.push(Ok(source));
+                    }
+                    Err(e) => done(k, Err(e)),
+                }
+            }
+            client.put_sources(
+                sources,
+                &mut |j, p| progress(sent[j], p),
+                &mut |j, r| done(sent[j], r),
+            );
         })
     }
 
@@ -185,10 +200,15 @@ impl Session {
             .is_some_and(|flag| flag.load(Ordering::SeqCst))
     }
 
-    /// The open connection: the one in use, or a new one if there was none or it broke.
+    /// The open connection: the one in use, or a new one if there was none, it broke, or
+    /// the server closed it while it sat idle (a session kept between commands).
     fn connected(&mut self) -> Result<&mut Client> {
+        let reusable = self
+            .client
+            .as_mut()
+            .is_some_and(|client| client.is_open() && !client.closed_while_idle());
         let client = match self.client.take() {
-            Some(client) if client.is_open() => client,
+            Some(client) if reusable => client,
             _ => Client::connect((self.host.as_str(), self.port), self.config.clone())?,
         };
         Ok(self.client.insert(client))
@@ -321,10 +341,14 @@ mod tests {
 
     impl Served {
         fn start() -> Served {
+            Served::start_with(ServerConfig::default())
+        }
+
+        fn start_with(config: ServerConfig) -> Served {
             let dir = tempfile::tempdir().expect("tempdir");
             let listener = crate::server::listen("127.0.0.1:0").expect("bind loopback");
             let store = DirStore::open(dir.path()).expect("store");
-            let server = Server::new(listener, store, ServerConfig::default()).expect("server");
+            let server = Server::new(listener, store, config).expect("server");
             let addr = server.local_addr().expect("addr");
             let stop = server.shutdown_handle();
             let reports = Arc::new(Mutex::new(Vec::new()));
@@ -468,8 +492,34 @@ mod tests {
         listener.local_addr().expect("addr").port()
     }
 
-    /// Pipelined, large and unnamable files each get one report, in command order; files
-    /// that cannot be read or named never reach the server.
+    /// A session kept between commands notices that the server closed its idle connection
+    /// and reconnects, instead of failing the next file on the dead one.
+    #[test]
+    fn a_session_reconnects_after_the_server_closed_it_while_idle() {
+        let mut config = ServerConfig::default();
+        config.idle_timeout = Duration::from_millis(200);
+        let served = Served::start_with(config);
+        let local = tempfile::tempdir().expect("tempdir");
+        fs::write(local.path().join("a.txt"), b"a").expect("write");
+        fs::write(local.path().join("b.txt"), b"bb").expect("write");
+        let mut session = served.session(self::config());
+        let mut record = Record::default();
+        let first = [PathBuf::from("a.txt")];
+        assert!(session.put(&first, local.path(), false, &mut record).expect("put"));
+        // Well past the idle timeout: the server has closed the connection by now.
+        std::thread::sleep(Duration::from_millis(800));
+        let second = [PathBuf::from("b.txt")];
+        assert!(session.put(&second, local.path(), false, &mut record).expect("put"));
+        assert_eq!(
+            record.outcomes(),
+            [row(0, "a.txt", 1, None), row(0, "b.txt", 2, None)]
+        );
+        assert_eq!(served.read("b.txt"), b"bb");
+    }
+
+    /// Pipelined, large and unnamable files each get one report; files that cannot be read
+    /// or named never reach the server. The reports come in command order, except that a
+    /// path that cannot even be named is reported first (ftclient's order since its start).
     #[test]
     fn puts_report_each_item_once_in_command_order() {
         let served = Served::start();
@@ -491,9 +541,9 @@ mod tests {
         assert_eq!(
             record.outcomes(),
             [
+                row(2, "..", 0, Some(ErrorKind::InvalidName)),
                 row(0, "a.txt", 1, None),
                 row(1, "missing.txt", 0, Some(ErrorKind::NotFound)),
-                row(2, "..", 0, Some(ErrorKind::InvalidName)),
                 row(3, "big.bin", BIG, None),
                 row(4, "b.txt", 2, None),
             ]
