@@ -97,26 +97,91 @@ fn files_of(module: &str) -> Vec<PathBuf> {
     files
 }
 
-/// The code of a file before its unit tests, with `//` comments dropped.
+/// The code of a file without its unit tests (`#[cfg(test)]` then `mod tests`, to the end)
+/// and without `//` comments, one entry per line.
 fn non_test_code(path: &Path) -> Vec<(usize, String)> {
     let text = fs::read_to_string(path).expect("read source");
-    text.lines()
-        .enumerate()
-        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
-        .map(|(i, line)| (i + 1, line.split("//").next().unwrap_or("").to_owned()))
-        .collect()
+    let lines: Vec<&str> = text.lines().collect();
+    let mut code = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let next = lines.get(i + 1).map_or("", |l| l.trim());
+        if line.trim() == "#[cfg(test)]" && next.starts_with("mod tests") {
+            break;
+        }
+        code.push((i + 1, line.split("//").next().unwrap_or("").to_owned()));
+    }
+    code
 }
 
-/// The modules a line names as `crate::MODULE`.
-fn named_modules(line: &str) -> Vec<&str> {
-    line.match_indices("crate::")
-        .filter_map(|(at, _)| {
-            let rest = &line[at + "crate::".len()..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            MODULES.iter().copied().find(|m| *m == &rest[..end])
-        })
+/// The modules named as `crate::MODULE` in `code`, with the line each is on; a group
+/// `crate::{a::X, b::{Y, Z}}` names `a` and `b`, also across lines.
+fn named_modules_in(code: &[(usize, String)]) -> Vec<(usize, &'static str)> {
+    let mut joined = String::new();
+    let mut line_at = Vec::new();
+    for (number, line) in code {
+        line_at.push((joined.len(), *number));
+        joined.push_str(line);
+        joined.push('\n');
+    }
+    let line_of = |offset: usize| {
+        line_at
+            .iter()
+            .take_while(|(start, _)| *start <= offset)
+            .last()
+            .map_or(0, |(_, n)| *n)
+    };
+    let mut found = Vec::new();
+    for (at, _) in joined.match_indices("crate::") {
+        let rest = &joined[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // Each item of the group at depth 0 starts with a module name.
+            let mut depth = 0;
+            let mut item_start = 0;
+            for (i, c) in group.char_indices() {
+                let boundary = match c {
+                    '{' => {
+                        depth += 1;
+                        false
+                    }
+                    '}' if depth == 0 => true,
+                    '}' => {
+                        depth -= 1;
+                        false
+                    }
+                    ',' => depth == 0,
+                    _ => false,
+                };
+                if boundary {
+                    if let Some(module) = module_at(&group[item_start..i]) {
+                        found.push((line_of(at), module));
+                    }
+                    item_start = i + 1;
+                    if c == '}' {
+                        break;
+                    }
+                }
+            }
+        } else if let Some(module) = module_at(rest) {
+            found.push((line_of(at), module));
+        }
+    }
+    found
+}
+
+/// The module a path starts with, if it is one of ftlib's.
+fn module_at(path: &str) -> Option<&'static str> {
+    let path = path.trim_start();
+    let end = path
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(path.len());
+    MODULES.iter().copied().find(|m| *m == &path[..end])
+}
+
+/// The modules one line names.
+fn named_modules(line: &str) -> Vec<&'static str> {
+    named_modules_in(&[(1, line.to_owned())])
+        .into_iter()
+        .map(|(_, m)| m)
         .collect()
 }
 
@@ -136,11 +201,9 @@ fn no_module_uses_what_its_rule_forbids() {
     let mut broken = Vec::new();
     for (module, allowed) in ALLOWED {
         for file in files_of(module) {
-            for (number, line) in non_test_code(&file) {
-                for used in named_modules(&line) {
-                    if used != *module && !allowed.contains(&used) {
-                        broken.push(format!("{}:{number}: {module} uses {used}", file.display()));
-                    }
+            for (number, used) in named_modules_in(&non_test_code(&file)) {
+                if used != *module && !allowed.contains(&used) {
+                    broken.push(format!("{}:{number}: {module} uses {used}", file.display()));
                 }
             }
         }
@@ -156,12 +219,25 @@ fn the_check_sees_uses() {
         ["server", "store"]
     );
     assert!(named_modules("use crate::servers::X;").is_empty());
+    assert_eq!(
+        named_modules("use crate::{server::X, store::{Name, Store}, text::escape};"),
+        ["server", "store", "text"]
+    );
+    let grouped = [
+        (7, "use crate::{".to_owned()),
+        (8, "    error::Error,".to_owned()),
+        (9, "    client::Client,".to_owned()),
+        (10, "};".to_owned()),
+    ];
+    assert_eq!(named_modules_in(&grouped), [(7, "error"), (7, "client")]);
+    // A test-only item early in a file does not hide the rest of it.
+    let connection = non_test_code(&src().join("connection.rs"));
+    assert!(connection.len() > 300, "{} lines read", connection.len());
     let store = files_of("store");
     assert!(store.len() > 3, "{store:?}");
     let uses: usize = store
         .iter()
-        .flat_map(|f| non_test_code(f))
-        .map(|(_, line)| named_modules(&line).len())
+        .map(|f| named_modules_in(&non_test_code(f)).len())
         .sum();
     assert!(
         uses > 10,

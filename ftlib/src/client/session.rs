@@ -140,11 +140,9 @@ impl Session {
                     Err(e) => done(k, Err(e)),
                 }
             }
-            client.put_sources(
-                sources,
-                &mut |j, p| progress(sent[j], p),
-                &mut |j, r| done(sent[j], r),
-            );
+            client.put_sources(sources, &mut |j, p| progress(sent[j], p), &mut |j, r| {
+                done(sent[j], r)
+            });
         })
     }
 
@@ -505,11 +503,19 @@ mod tests {
         let mut session = served.session(self::config());
         let mut record = Record::default();
         let first = [PathBuf::from("a.txt")];
-        assert!(session.put(&first, local.path(), false, &mut record).expect("put"));
+        assert!(
+            session
+                .put(&first, local.path(), false, &mut record)
+                .expect("put")
+        );
         // Well past the idle timeout: the server has closed the connection by now.
         std::thread::sleep(Duration::from_millis(800));
         let second = [PathBuf::from("b.txt")];
-        assert!(session.put(&second, local.path(), false, &mut record).expect("put"));
+        assert!(
+            session
+                .put(&second, local.path(), false, &mut record)
+                .expect("put")
+        );
         assert_eq!(
             record.outcomes(),
             [row(0, "a.txt", 1, None), row(0, "b.txt", 2, None)]
