@@ -494,9 +494,10 @@ mod tests {
     /// and reconnects, instead of failing the next file on the dead one.
     #[test]
     fn a_session_reconnects_after_the_server_closed_it_while_idle() {
-        let mut config = ServerConfig::default();
-        config.idle_timeout = Duration::from_millis(200);
-        let served = Served::start_with(config);
+        let served = Served::start_with(ServerConfig {
+            idle_timeout: Duration::from_millis(200),
+            ..ServerConfig::default()
+        });
         let local = tempfile::tempdir().expect("tempdir");
         fs::write(local.path().join("a.txt"), b"a").expect("write");
         fs::write(local.path().join("b.txt"), b"bb").expect("write");
