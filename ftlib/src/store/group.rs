@@ -68,16 +68,23 @@ fn claim(file: Box<dyn PendingFile>, temps: &Arc<Temps>) -> Member {
 /// Syncs and publishes every file, several at a time: each of the store's own uploads of a
 /// name not seen earlier in the group goes to one of up to [`COMMIT_THREADS`] threads (this
 /// one and helpers, as many as `helpers` has room for); a second upload of the same name
-/// (compared without case, for case-insensitive file systems) or another store's file waits
-/// and is committed after them, in order, so the first upload of a name is the one that
-/// wins it. One result per file, in order.
+/// (compared without case, for case-insensitive file systems), another store's file and
+/// everything after it wait and are committed after them, in order, so the first upload of
+/// a name is the one that wins it. One result per file, in order.
 fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Result<()>> {
     let mut seen = HashSet::new();
+    // A file of another store may have any name: from the first one on, everything waits
+    // and goes in order, so that it is not overtaken by a later upload of its name.
+    let mut foreign_seen = false;
     let at_once: Vec<bool> = members
         .iter()
         .map(|m| match m {
-            Member::Ours(upload) => seen.insert(upload.name().to_lowercase()),
-            Member::Foreign(_) | Member::Lost => false,
+            Member::Ours(upload) if !foreign_seen => seen.insert(upload.name().to_lowercase()),
+            Member::Ours(_) => false,
+            Member::Foreign(_) | Member::Lost => {
+                foreign_seen = true;
+                false
+            }
         })
         .collect();
     let parallel = at_once.iter().filter(|&&b| b).count();
@@ -345,5 +352,36 @@ mod tests {
         let mut got = Vec::new();
         std::io::Read::read_to_end(&mut source.reader, &mut got).expect("read");
         assert_eq!(got, b"memory");
+    }
+
+    /// Two stores on one directory: the first upload of a name in the group wins it even
+    /// when it is the other store's, and nothing after it overtakes it.
+    #[test]
+    fn a_foreign_file_first_in_the_group_keeps_its_name() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = DirStore::open(dir.path()).expect("open");
+            let twin = DirStore::open(dir.path()).expect("open");
+            let mut files: Vec<Box<dyn PendingFile>> = Vec::new();
+            let mut first = twin.create(&name("a"), 5).expect("create");
+            first.write_all(b"first").expect("write");
+            files.push(first);
+            let mut later = store.create(&name("a"), 5).expect("create");
+            later.write_all(b"later").expect("write");
+            files.push(later);
+            let mut other = store.create(&name("b"), 1).expect("create");
+            other.write_all(b"b").expect("write");
+            files.push(other);
+            let results = store.commit_group(files);
+            assert!(results[0].is_ok(), "round {round}: {results:?}");
+            assert!(
+                matches!(results[1], Err(Error::AlreadyExists { .. })),
+                "round {round}: {results:?}"
+            );
+            assert!(results[2].is_ok(), "round {round}: {results:?}");
+            assert_eq!(fs::read(dir.path().join("a")).expect("read"), b"first");
+            assert_eq!(fs::read(dir.path().join("b")).expect("read"), b"b");
+            assert!(temp_files(dir.path()).is_empty());
+        }
     }
 }
