@@ -204,7 +204,7 @@ impl Side {
     }
 
     /// The error for a failure this side reported.
-    pub fn remote(self, kind: ErrorKind, message: String) -> Error {
+    pub(crate) fn remote(self, kind: ErrorKind, message: String) -> Error {
         Error::Remote {
             side: self,
             kind,
@@ -213,7 +213,7 @@ impl Side {
     }
 
     /// The error for a body this side aborted.
-    pub fn aborted(self, kind: ErrorKind, message: String) -> Error {
+    pub(crate) fn aborted(self, kind: ErrorKind, message: String) -> Error {
         Error::Aborted {
             side: self,
             kind,

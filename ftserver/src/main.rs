@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
-use ftlib::store::{DirStore, PartialLimits};
-use ftlib::{Server, ServerConfig};
+use ftlib::{DirStore, PartialLimits, Server, ServerConfig};
 
 const EXAMPLES: &str = "\
 Examples:

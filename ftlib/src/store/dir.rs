@@ -87,7 +87,20 @@ impl DirStore {
     ///
     /// # Errors
     /// [`Error::AlreadyExists`], [`Error::Io`].
-    pub fn open_partial(&self, key: &str, name: &Name, replace: bool) -> Result<(DirUpload, u64)> {
+    pub(crate) fn open_partial(
+        &self,
+        key: &str,
+        name: &Name,
+        replace: bool,
+    ) -> Result<(DirUpload, u64)> {
+        // The key becomes part of a file name: only hex digits (ft's keys are digests), so
+        // no key from any caller can name another path.
+        if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Protocol(format!(
+                "a resumable upload's key must be 1 to 64 hex digits, not {}",
+                escape(key)
+            )));
+        }
         self.check_target(name, replace)?;
         let Some(lock) = self.partials.lock(key) else {
             return Err(Error::AlreadyExists {
@@ -110,7 +123,7 @@ impl DirStore {
     ///
     /// # Errors
     /// [`Error::NoSpace`].
-    pub fn check_space(&self, name: &Name, size: u64) -> Result<()> {
+    pub(crate) fn check_space(&self, name: &Name, size: u64) -> Result<()> {
         match sys::available_space(&self.root) {
             Some(available) if available < size => Err(Error::NoSpace {
                 name: name.to_string(),
@@ -418,5 +431,24 @@ mod tests {
         fs::write(dir.path().join("f"), b"").expect("write");
         let err = DirStore::open(dir.path().join("f")).expect_err("a file");
         assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    /// A partial's key is part of a file name: anything but hex digits is refused.
+    #[test]
+    fn partial_keys_are_hex_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        for key in ["", "../x", "ab/cd", ".ft-tmp-1", "zz", &"a".repeat(65)] {
+            let refused = store.create_resumable(&name("f"), 10, key);
+            assert!(
+                matches!(refused, Err(Error::Protocol(_))),
+                "{key:?}: {refused:?}"
+            );
+        }
+        assert!(store.create_resumable(&name("f"), 10, "0123abcdef").is_ok());
+        assert!(dir.path().read_dir().expect("ls").all(|e| {
+            let name = e.expect("entry").file_name();
+            name.to_string_lossy().starts_with(".ft-part-")
+        }));
     }
 }

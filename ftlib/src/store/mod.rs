@@ -158,7 +158,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Commits several verified files, with the promise of [`PendingFile::commit`] for each;
     /// a store may do it with fewer waits for the disk. Of two files of one name, the first
-    /// wins. One result per file, in order.
+    /// wins (of two created to replace, such as the client's `--overwrite`, the last one's
+    /// bytes stay). One result per file, in order.
     ///
     /// The default commits each in turn.
     fn commit_group(&self, files: Vec<Box<dyn PendingFile>>) -> Vec<Result<()>> {

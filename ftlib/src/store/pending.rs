@@ -278,7 +278,7 @@ impl DirUpload {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn restart(&mut self) -> Result<()> {
+    pub(crate) fn restart(&mut self) -> Result<()> {
         if let Data::Memory(held) = &mut self.data {
             held.clear();
             return Ok(());
@@ -294,7 +294,7 @@ impl DirUpload {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn existing(&self) -> Result<Box<dyn Read + Send>> {
+    pub(crate) fn existing(&self) -> Result<Box<dyn Read + Send>> {
         if let Data::Memory(held) = &self.data {
             return Ok(Box::new(io::Cursor::new(held.clone())));
         }
