@@ -214,17 +214,7 @@ mod tests {
         };
         let json: serde_json::Value =
             serde_json::from_str(&sample(Some(&err)).to_json()).expect("valid json");
-        for field in [
-            "time",
-            "peer",
-            "op",
-            "name",
-            "bytes",
-            "duration_ms",
-            "status",
-            "error_kind",
-            "message",
-        ] {
+        for field in ft_testutil::JSON_REPORT_FIELDS {
             assert!(json.get(field).is_some(), "missing {field}: {json}");
         }
         assert_eq!(json["peer"], "127.0.0.1:4000");

@@ -414,7 +414,7 @@ mod tests {
     use std::thread;
     use std::time::Duration;
 
-    use xxhash_rust::xxh3::xxh3_128;
+    use ft_testutil::digest;
 
     use super::*;
     use crate::connection::mem::connection_pair;
@@ -425,10 +425,6 @@ mod tests {
 
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i % 251) as u8).collect()
-    }
-
-    fn digest(bytes: &[u8]) -> [u8; DIGEST_LEN] {
-        xxh3_128(bytes).to_be_bytes()
     }
 
     fn prefix(bytes: &[u8]) -> Xxh3 {

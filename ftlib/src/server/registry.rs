@@ -107,12 +107,14 @@ pub(super) fn refuse_busy(stream: TcpStream, live: usize) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
     use std::net::TcpListener;
+    use std::thread;
 
     use super::*;
 
     /// Places are taken up to the limit, refused beyond it with the live count, and freed
-    /// when a permit is dropped; the drain returns once no permit is left.
+    /// when a permit is dropped.
     #[test]
     fn permits_are_bounded_and_freed_on_drop() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -125,8 +127,74 @@ mod tests {
         let third = registry.admit(&stream, 2).expect("a place was freed");
         drop((second, third));
         assert!(registry.lock().is_empty());
-        let started = Instant::now();
-        registry.drain(Duration::from_secs(5));
-        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    const GRACE: Duration = Duration::from_millis(200);
+
+    /// A connected client, and the server's end with its permit (busy or idle).
+    fn connection(
+        listener: &TcpListener,
+        registry: &Arc<Registry>,
+        busy: bool,
+    ) -> (TcpStream, (TcpStream, Permit)) {
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        // Bounds on every read, so a drain that never closes fails instead of hanging.
+        for stream in [&client, &server] {
+            stream.set_read_timeout(Some(GRACE * 10)).expect("timeout");
+        }
+        let permit = registry.admit(&server, 2).expect("a place");
+        permit.busy().store(busy, Ordering::SeqCst);
+        (client, (server, permit))
+    }
+
+    /// When `client` reads the end of stream of its closed connection, since `start`.
+    fn closed_after(mut client: TcpStream, start: Instant) -> Duration {
+        let read = client.read(&mut [0u8; 1]);
+        assert!(matches!(read, Ok(0)), "not an end of stream: {read:?}");
+        start.elapsed()
+    }
+
+    /// The drain at shutdown closes an idle connection at once and a busy one only once
+    /// the grace period is over, and returns when both connections have ended.
+    #[test]
+    fn drain_closes_idle_connections_at_once_and_busy_ones_after_the_grace() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let registry = Arc::new(Registry::default());
+        let (idle_client, idle) = connection(&listener, &registry, false);
+        let (busy_client, busy) = connection(&listener, &registry, true);
+        let start = Instant::now();
+        thread::scope(|s| {
+            // Each connection's loop, as the server's: when its socket is closed under it,
+            // it takes a moment to wind up, then ends, freeing its place.
+            let loops: Vec<_> = [idle, busy]
+                .into_iter()
+                .map(|(mut server, permit)| {
+                    s.spawn(move || {
+                        let _ = server.read(&mut [0u8; 1]);
+                        thread::sleep(Duration::from_millis(50));
+                        let ended = start.elapsed();
+                        drop(permit);
+                        ended
+                    })
+                })
+                .collect();
+            let drain = s.spawn(|| {
+                registry.drain(GRACE);
+                start.elapsed()
+            });
+            let idle_closed = closed_after(idle_client, start);
+            let busy_closed = closed_after(busy_client, start);
+            assert!(idle_closed < GRACE, "idle closed after {idle_closed:?}");
+            assert!(busy_closed >= GRACE, "busy closed after {busy_closed:?}");
+            let drained = drain.join().expect("drain");
+            for ended in loops.into_iter().map(|l| l.join().expect("loop")) {
+                assert!(
+                    drained >= ended,
+                    "drained after {drained:?}, before {ended:?}"
+                );
+            }
+        });
+        assert!(registry.lock().is_empty());
     }
 }

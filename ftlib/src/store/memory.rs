@@ -205,10 +205,7 @@ fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn name(s: &str) -> Name {
-        Name::new(s).expect("valid name")
-    }
+    use crate::store::test_util::name;
 
     /// A store with a capacity refuses early what cannot fit, and again at commit what
     /// no longer fits; refused files leave nothing and the room they did not take.

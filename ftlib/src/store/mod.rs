@@ -182,19 +182,10 @@ pub trait Store: Send + Sync + fmt::Debug {
 /// Helpers for the unit tests of the store's files.
 #[cfg(test)]
 pub(crate) mod test_util {
-    use std::fs;
-    use std::path::Path;
+    /// The one copy, in ft-testutil (what `pending.rs` and `group.rs` import from here).
+    pub(crate) use ft_testutil::temp_files;
 
-    use super::{Name, TEMP_PREFIX};
-
-    /// The temporary files left in `dir`.
-    pub(crate) fn temp_files(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .expect("read_dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(TEMP_PREFIX))
-            .collect()
-    }
+    use super::Name;
 
     /// A name the tests know to be valid.
     pub(crate) fn name(s: &str) -> Name {

@@ -246,8 +246,9 @@ impl Drop for PartialLock {
 
 #[cfg(test)]
 mod tests {
+    use ft_testutil::temp_files;
+
     use super::*;
-    use crate::store::test_util::temp_files;
 
     #[test]
     fn cleanup_removes_only_orphaned_temporaries() {
@@ -263,9 +264,7 @@ mod tests {
         let store = super::super::DirStore::open(dir.path()).expect("open");
         assert_eq!(store.cleanup().expect("cleanup"), 2);
         assert!(dir.path().join("keep").exists());
-        let mut left = temp_files(dir.path());
-        left.sort();
-        assert_eq!(left, vec![".ft-tmp-1-0-0".to_owned(), ours]);
+        assert_eq!(temp_files(dir.path()), [".ft-tmp-1-0-0".to_owned(), ours]);
     }
 
     /// Named temporaries are hidden, distinct, and carry this process's id for the clean-up.
