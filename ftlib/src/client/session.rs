@@ -477,12 +477,9 @@ mod tests {
         (i, name.to_owned(), bytes as u64, kind)
     }
 
+    /// ft's own hidden files in `dir` (temporaries and partials).
     fn temp_files(dir: &Path) -> Vec<String> {
-        fs::read_dir(dir)
-            .expect("read dir")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(crate::store::RESERVED_PREFIX))
-            .collect()
+        ft_testutil::names_with(dir, crate::store::RESERVED_PREFIX)
     }
 
     fn dead_port() -> u16 {
