@@ -19,6 +19,12 @@ pub const GROUP_MAX: usize = 256;
 /// memory a connection's waiting small uploads take.
 pub const GROUP_BYTES: u64 = 1024 * 1024;
 
+/// True when a receiver's waiting uploads make a full group, to be committed before it
+/// reads on: [`GROUP_MAX`] files, or [`GROUP_BYTES`] bytes.
+pub(crate) fn group_full(files: usize, bytes: u64) -> bool {
+    files >= GROUP_MAX || bytes >= GROUP_BYTES
+}
+
 /// A received upload waiting for its commit: the verified pending file and its size, or
 /// why it failed.
 pub(crate) type Outcome = Result<(Box<dyn PendingFile>, u64)>;

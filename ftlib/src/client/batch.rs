@@ -10,7 +10,7 @@ use super::exchange::{Sink, unexpected};
 use super::local::open_local;
 use super::{Client, Progress};
 use crate::error::{Error, Result};
-use crate::pipeline::{GROUP_BYTES, GROUP_MAX, Outcome, PIPELINE_WINDOW, commit_outcomes};
+use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
 use crate::protocol::{MAX_PIPELINED, RESUME_VERSION, Request, Response};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
 use crate::transfer::{self, Digest, Hooks, Span};
@@ -137,8 +137,10 @@ impl Client {
     ) {
         // Requested downloads (or why one could not be requested), oldest first.
         let mut window: VecDeque<(usize, Result<(Name, DirUpload)>)> = VecDeque::new();
-        // Received ones (or why they failed), waiting for the group commit.
+        // Received ones (or why they failed), waiting for the group commit, and the bytes
+        // the received ones hold.
         let mut group: Vec<(usize, Outcome)> = Vec::new();
+        let mut held = 0u64;
         let mut next = 0;
         loop {
             while window.len() < PIPELINE_WINDOW && next < names.len() {
@@ -159,13 +161,13 @@ impl Client {
                 self.receive_download(&name, None, Sink::Dir(dir, &mut upload), &mut each)
                     .map(|got| (Box::new(upload) as Box<dyn PendingFile>, got.bytes))
             });
+            if let Ok((_, size)) = &received {
+                held = held.saturating_add(*size);
+            }
             group.push((i, received));
-            let held: u64 = group
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok().map(|(_, size)| *size))
-                .sum();
-            if group.len() >= GROUP_MAX || held >= GROUP_BYTES || window.is_empty() {
+            if group_full(group.len(), held) || window.is_empty() {
                 commit_downloads(dir, &mut group, &mut done);
+                held = 0;
             }
         }
         commit_downloads(dir, &mut group, &mut done);

@@ -1,7 +1,6 @@
 //! The server's side of pipelining: received `PutPipelined` uploads wait in a [`Group`],
 //! which is committed through [`commit_outcomes`] and answered and reported in request
-//! order. It is committed when it is full ([`GROUP_MAX`] uploads or [`GROUP_BYTES`]
-//! declared), when no input is waiting (the client may be waiting for the answers), before
+//! order. It is committed when it is full ([`group_full`], counting declared sizes), when no input is waiting (the client may be waiting for the answers), before
 //! any other answer, and when the connection ends — also when the client is gone, so that
 //! verified uploads are always published.
 
@@ -9,7 +8,7 @@ use std::time::Instant;
 
 use super::Ctx;
 use crate::connection::Connection;
-use crate::pipeline::{GROUP_BYTES, GROUP_MAX, Outcome, commit_outcomes};
+use crate::pipeline::{Outcome, commit_outcomes, group_full};
 use crate::protocol::{Response, clip_message};
 use crate::report::{Op, Report};
 
@@ -47,9 +46,7 @@ impl Group {
     /// full, or no input is waiting (the client may be waiting for the answers).
     pub(super) fn due(&self, conn: &mut Connection) -> bool {
         !self.waiting.is_empty()
-            && (self.waiting.len() >= GROUP_MAX
-                || self.bytes >= GROUP_BYTES
-                || !conn.input_pending())
+            && (group_full(self.waiting.len(), self.bytes) || !conn.input_pending())
     }
 
     /// Commits the waiting uploads as one group, then answers and reports each in order.
