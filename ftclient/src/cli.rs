@@ -17,11 +17,20 @@ Examples:
   ftclient localhost 6789 list                   one name per line (directories end in /)
   ftclient localhost 6789 list -l                kind, size, modification time and name, sorted
   ftclient --json localhost 6789 list            one JSON object per entry (see docs/JSON.md)
+  ftclient --fingerprint SHA256:... host 6789 list  trust exactly the server printing this fingerprint
+  ftclient --plain localhost 6789 list           no TLS, for a server started with --plain
   ftclient --completions bash > ftclient.bash    shell completions (bash, zsh, fish, elvish, powershell)
   ftclient --man > ftclient.1                    this help as a man page
 
-Each put or get prints one report line on stdout: time, server ip and port, operation,
-file name, bytes, duration, then `success` or `failure KIND: MESSAGE`; list prints names on
+Connections are encrypted (TLS 1.3). On first contact with a server its fingerprint is
+recorded in the known_hosts file of the platform's config directory for ft (on Linux
+$XDG_CONFIG_HOME/ft/known_hosts or ~/.config/ft/known_hosts) and printed on stderr: compare
+it with the `fingerprint` line the server printed. If it later changes, ftclient stops
+before sending anything.
+
+Each put or get prints one report line on stdout: time, server ip and port, user (`-`
+without a login), operation, file name, bytes, duration, then `success` or
+`failure KIND: MESSAGE`; list prints names on
 stdout and its report on stderr. A progress bar is drawn on stderr when it is a terminal
 (not with --quiet). Exit status: 0 all succeeded, 1 any failed, 2 usage error,
 130 interrupted.";
@@ -51,6 +60,14 @@ pub(crate) struct Args {
     /// Seconds to wait for the server to connect or make progress.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
+    /// Trust only the server presenting this fingerprint (`SHA256:...`, as the server
+    /// prints it); the known_hosts file is neither read nor written.
+    #[arg(long, global = true, value_name = "FP", conflicts_with = "plain", value_parser = parse_fingerprint)]
+    pub fingerprint: Option<ftlib::Fingerprint>,
+    /// No TLS, for a server started with --plain: names, file bytes and listings cross the
+    /// network in clear. Only on a network you trust.
+    #[arg(long, global = true)]
+    pub plain: bool,
     /// Print a completion script for SHELL on stdout, and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     completions: Option<Shell>,
@@ -154,4 +171,8 @@ mod tests {
     fn the_definitions_are_consistent() {
         Args::command().debug_assert();
     }
+}
+
+fn parse_fingerprint(text: &str) -> Result<ftlib::Fingerprint, String> {
+    text.parse()
 }

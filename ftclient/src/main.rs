@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ftlib::{ClientConfig, DirStore, Error, Session};
+use ftlib::{ClientConfig, DirStore, Error, Session, Trust};
 
 use cli::{Args, Command, Parsed};
 use hints::Target;
@@ -45,6 +45,11 @@ fn main() -> ExitCode {
     let mut config = ClientConfig::default();
     config.timeout = Duration::from_secs(args.timeout);
     config.cancel = Some(Arc::clone(&cancel));
+    config.trust = match (args.plain, args.fingerprint) {
+        (true, _) => Trust::Plain,
+        (false, Some(fp)) => Trust::Pinned(fp),
+        (false, None) => Trust::default(),
+    };
     let mut session = Session::new(&args.host, args.port, config);
     let host = session.host().to_owned();
     let target = Target {

@@ -7,7 +7,7 @@ use std::io::{StdoutLock, Write};
 
 use chrono::Local;
 use ftlib::text::escape;
-use ftlib::{Entry, Error, Observer, Op, Progress, Report};
+use ftlib::{Entry, Error, FirstContact, Observer, Op, Progress, Report};
 
 use crate::hints::{Target, hint, with_hint};
 use crate::output::{entry_json, listed_name, long_listing};
@@ -36,6 +36,12 @@ impl<'a> Printer<'a> {
 
     /// Says on stderr that the server could not be reached, why, and what to do.
     pub(crate) fn cannot_reach(&self, error: &Error) {
+        if let Error::IdentityChanged { .. } = error {
+            // Says everything, the server included, and is not about reaching it.
+            self.bars
+                .err(&format!("ftclient: {}", escape(&error.to_string())));
+            return;
+        }
         let why = match error {
             // The address is in the line already.
             Error::Network { source, .. } => source.to_string(),
@@ -56,6 +62,16 @@ impl<'a> Printer<'a> {
 impl Observer for Printer<'_> {
     fn start(&mut self, count: usize) {
         self.bars.start(count);
+    }
+
+    fn first_contact(&mut self, contact: &FirstContact) {
+        self.bars.err(&format!(
+            "ftclient: first contact with {}: its fingerprint {} is now recorded in {}; \
+             compare it with the one the server printed",
+            escape(&contact.server),
+            contact.fingerprint,
+            contact.file.display()
+        ));
     }
 
     fn progress(&mut self, item: usize, name: &str, progress: Progress) {

@@ -106,14 +106,15 @@ fn loopback_benches(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
     for chunk in [16 * 1024, 64 * 1024, DEFAULT_CHUNK, 1024 * 1024] {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let mut config = ServerConfig::default();
+        let mut config = ServerConfig::plain();
         config.chunk_size = chunk;
         let store = DirStore::open(served.path()).expect("open store");
         let server = Server::new(listener, store, config).expect("server");
         let addr = server.local_addr().expect("address");
         let stop = server.shutdown_handle();
         let running = std::thread::spawn(move || server.run(|_| {}));
-        let mut client = Client::connect(addr, ClientConfig::default()).expect("connect");
+        let mut client =
+            Client::connect(addr, ClientConfig::trusting(ftlib::Trust::Plain)).expect("connect");
 
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("{}KiB", chunk / 1024)),
@@ -172,11 +173,12 @@ fn small_file_benches(c: &mut Criterion) {
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let store = DirStore::open(served.path()).expect("open store");
-    let server = Server::new(listener, store, ServerConfig::default()).expect("server");
+    let server = Server::new(listener, store, ServerConfig::plain()).expect("server");
     let addr = server.local_addr().expect("address");
     let stop = server.shutdown_handle();
     let running = std::thread::spawn(move || server.run(|_| {}));
-    let mut client = Client::connect(addr, ClientConfig::default()).expect("connect");
+    let mut client =
+        Client::connect(addr, ClientConfig::trusting(ftlib::Trust::Plain)).expect("connect");
     let into = DirStore::open(got.path()).expect("open local store");
 
     let mut group = c.benchmark_group("small_files_100x4KiB");

@@ -183,6 +183,46 @@ pub enum Error {
     /// The server is shutting down and does not take new requests.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A configuration (an identity, a users file, a known-hosts file) cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// The TLS handshake failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// A TLS client met a server that greets in plain.
+    #[error(
+        "the server at {peer} does not use TLS (it was started with --plain): connect with \
+         --plain, and only on a network you trust"
+    )]
+    PlainServer {
+        /// The server's address.
+        peer: std::net::SocketAddr,
+    },
+    /// The server presented another identity than the one trusted; nothing was sent.
+    #[error(
+        "the identity of {server} has changed: {recorded} says {expected}, the server \
+         presented {found}. Someone may be intercepting the connection, or the server was \
+         given a new identity. {advice}"
+    )]
+    IdentityChanged {
+        /// The server as the user named it (`HOST port PORT`).
+        server: String,
+        /// Where the trusted fingerprint comes from (a known-hosts line, a pin).
+        recorded: String,
+        /// The fingerprint trusted.
+        expected: crate::tls::Fingerprint,
+        /// The fingerprint presented.
+        found: crate::tls::Fingerprint,
+        /// What to do if the change is expected.
+        advice: String,
+    },
+    /// A login was refused: wrong user name or password (never saying which), no accounts,
+    /// or a connection that cannot carry a password.
+    #[error("{0}")]
+    AuthFailed(String),
+    /// The user's role (or the lack of a login) does not allow the request.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 /// Which end of a connection said something: the peer named in remote errors.
@@ -342,6 +382,12 @@ impl Error {
             Error::ReadOnly => ErrorKind::ReadOnly,
             Error::NoSpace { .. } => ErrorKind::NoSpace,
             Error::ShuttingDown => ErrorKind::ShuttingDown,
+            Error::Config(_) => ErrorKind::Other,
+            Error::Tls(_) => ErrorKind::Connection,
+            Error::PlainServer { .. } => ErrorKind::TlsRequired,
+            Error::IdentityChanged { .. } => ErrorKind::IdentityChanged,
+            Error::AuthFailed(_) => ErrorKind::AuthFailed,
+            Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
         }
     }
 
@@ -358,7 +404,11 @@ impl Error {
             | Error::Abandoned(_)
             | Error::NotConnected
             | Error::Busy { .. }
-            | Error::ShuttingDown => true,
+            | Error::ShuttingDown
+            | Error::Tls(_)
+            | Error::PlainServer { .. }
+            | Error::IdentityChanged { .. }
+            | Error::AuthFailed(_) => true,
             Error::Remote { kind, .. } => matches!(
                 kind,
                 ErrorKind::Protocol
@@ -366,6 +416,8 @@ impl Error {
                     | ErrorKind::Busy
                     | ErrorKind::Timeout
                     | ErrorKind::ShuttingDown
+                    | ErrorKind::AuthFailed
+                    | ErrorKind::TlsRequired
             ),
             _ => false,
         }

@@ -18,7 +18,7 @@
 //!
 //! # Examples
 //! ```
-//! use ftlib::{Client, ClientConfig, Server, ServerConfig, listen, store::DirStore};
+//! use ftlib::{Client, ClientConfig, Server, ServerConfig, Trust, listen, store::DirStore};
 //!
 //! let served = tempfile::tempdir()?;
 //! let local = tempfile::tempdir()?;
@@ -28,10 +28,12 @@
 //!     ServerConfig::default(),
 //! )?;
 //! let addr = server.local_addr()?;
+//! // TLS by default, here with a new identity whose fingerprint the client pins.
+//! let pin = Trust::Pinned(server.fingerprint().expect("TLS"));
 //! let stop = server.shutdown_handle();
 //! let running = std::thread::spawn(move || server.run(|_report| {}));
 //!
-//! let mut client = Client::connect(addr, ClientConfig::default())?;
+//! let mut client = Client::connect(addr, ClientConfig::trusting(pin))?;
 //! let data = b"hello, ft";
 //! client.put_reader(&data[..], data.len() as u64, "hello.txt", |_| {})?;
 //! client.get("hello.txt", &DirStore::open(local.path())?, false, |_| {})?;
@@ -65,12 +67,16 @@ mod handshake;
 mod report;
 mod server;
 mod sys;
+mod tls;
 mod transfer;
+mod trust;
 
-pub use client::{Client, ClientConfig, Observer, Progress, Session, local_source};
+pub use client::{Client, ClientConfig, Credentials, Observer, Progress, Session, local_source};
 pub use connection::{Connection, Transport};
 pub use error::{Changed, Error, Missing, Result, Side, Taken};
-pub use protocol::{Entry, EntryKind, ErrorKind};
+pub use protocol::{Entry, EntryKind, ErrorKind, Password, Role};
 pub use report::{Failure, Op, Report};
 pub use server::{LISTEN_BACKLOG, Server, ServerConfig, ShutdownHandle, listen};
 pub use store::{DirStore, MemStore, Name, PartialLimits, PendingFile, Store};
+pub use tls::{CERT_FILE, Fingerprint, Identity, KEY_FILE, TLS_GREETING, default_state_dir};
+pub use trust::{FirstContact, Trust, default_known_hosts};

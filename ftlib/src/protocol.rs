@@ -1,5 +1,5 @@
-//! The messages of the ft protocol (v2; v1 is its subset without resume and pipelining)
-//! and the limits both sides enforce.
+//! The messages of the ft protocol (v3; v1 is its subset without resume and pipelining,
+//! v2 the subset without logins) and the limits both sides enforce.
 //!
 //! This module only defines data: what a frame may carry and how large things may be.
 //! Encoding lives in [`crate::codec`]; the order in which messages flow is in `docs/PROTOCOL.md`.
@@ -8,11 +8,20 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The newest protocol version this library speaks (2 adds resumable transfers).
-pub const VERSION: u32 = 2;
+/// The newest protocol version this library speaks (2 adds resumable transfers, 3 logins).
+pub const VERSION: u32 = 3;
 
 /// The first version with [`Request::GetFrom`] and [`Request::PutResumable`].
 pub const RESUME_VERSION: u32 = 2;
+
+/// The first version with [`Request::Login`].
+pub const LOGIN_VERSION: u32 = 3;
+
+/// Longest user name, in bytes.
+pub const MAX_USER: usize = 64;
+
+/// Longest password a server checks, in bytes.
+pub const MAX_PASSWORD: usize = 1024;
 
 /// The oldest protocol version this library still speaks.
 pub const MIN_VERSION: u32 = 1;
@@ -134,6 +143,26 @@ pub enum Request {
         /// Exact number of bytes the body carries.
         size: u64,
     },
+    /// (v3) Log in, right after the hellos and only over TLS. The server answers
+    /// [`Response::LoggedIn`], or an error of kind [`ErrorKind::AuthFailed`] and closes the
+    /// connection.
+    Login {
+        /// The account's name, at most [`MAX_USER`] bytes.
+        user: String,
+        /// Its password, at most [`MAX_PASSWORD`] bytes.
+        password: Password,
+    },
+}
+
+/// A password on its way to the server: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(…)")
+    }
 }
 
 /// A message from server to client.
@@ -188,6 +217,11 @@ pub enum Response {
         /// Bytes the server already has.
         offset: u64,
     },
+    /// (v3) Answer to [`Request::Login`]: logged in, with this role.
+    LoggedIn {
+        /// What the account may do.
+        role: Role,
+    },
 }
 
 impl Response {
@@ -203,6 +237,7 @@ impl Response {
             Response::ListEnd { .. } => "list-end",
             Response::FileFrom { .. } => "file-from",
             Response::ReadyFrom { .. } => "ready-from",
+            Response::LoggedIn { .. } => "logged-in",
         }
     }
 }
@@ -381,6 +416,48 @@ coded_enum! {
         Connection = 16 => "connection",
         /// The server does not accept uploads.
         ReadOnly = 17 => "read-only",
+        /// A login was refused (wrong user name or password, never saying which).
+        AuthFailed = 18 => "auth-failed",
+        /// One side speaks TLS and the other plain; also the TLS server's greeting.
+        TlsRequired = 19 => "tls-required",
+        /// The server presented another identity than the one trusted (local only).
+        IdentityChanged = 20 => "identity-changed",
+    }
+}
+
+coded_enum! {
+    /// What an account may do.
+    pub enum Role {
+        /// A role this version does not know (from newer peers): allows nothing.
+        Other = 0 => "other",
+        /// Get and list.
+        Read = 1 => "read",
+        /// Get, list and put.
+        Write = 2 => "write",
+    }
+}
+
+impl Role {
+    /// True when the role allows downloads and listings.
+    pub fn may_read(self) -> bool {
+        matches!(self, Role::Read | Role::Write)
+    }
+
+    /// True when the role allows uploads.
+    pub fn may_write(self) -> bool {
+        self == Role::Write
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        match text {
+            "read" => Ok(Role::Read),
+            "write" => Ok(Role::Write),
+            _ => Err(format!("{text:?} is not a role: read or write")),
+        }
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Op {
     Get,
     /// A listing.
     List,
+    /// A login.
+    Login,
 }
 
 impl Op {
@@ -35,6 +37,7 @@ impl Op {
             Op::Put => "put",
             Op::Get => "get",
             Op::List => "list",
+            Op::Login => "login",
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct Report {
     pub time: DateTime<Local>,
     /// The other side's address.
     pub peer: SocketAddr,
+    /// The account logged in on the connection (`None`: anonymous).
+    pub user: Option<String>,
     /// The operation.
     pub op: Op,
     /// The file name, if the request had one.
@@ -98,6 +103,7 @@ impl Report {
         Report {
             time: Local::now(),
             peer,
+            user: None,
             op,
             name: name.map(str::to_owned),
             bytes: if op == Op::List { 0 } else { bytes },
@@ -105,6 +111,13 @@ impl Report {
             duration: started.elapsed(),
             failure: failure.map(Failure::from),
         }
+    }
+
+    /// The same report, naming the account that made the request.
+    #[must_use]
+    pub fn by(mut self, user: Option<&str>) -> Report {
+        self.user = user.map(str::to_owned);
+        self
     }
 
     /// True when the request succeeded.
@@ -118,6 +131,7 @@ impl Report {
         struct Json<'a> {
             time: String,
             peer: String,
+            user: Option<&'a str>,
             op: Op,
             name: Option<&'a str>,
             bytes: u64,
@@ -131,6 +145,7 @@ impl Report {
         let json = Json {
             time: self.time.to_rfc3339_opts(SecondsFormat::Millis, false),
             peer: self.peer.to_string(),
+            user: self.user.as_deref(),
             op: self.op,
             name: self.name.as_deref(),
             bytes: self.bytes,
@@ -150,15 +165,17 @@ impl Report {
     }
 }
 
-/// `TIME IP PORT OP NAME BYTES DURATION success` or `… failure KIND: MESSAGE`.
+/// `TIME IP PORT USER OP NAME BYTES DURATION success` or `… failure KIND: MESSAGE`; USER
+/// is `-` without a login.
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} {} {} {} {} {:.3}s ",
+            "{} {} {} {} {} {} {} {:.3}s ",
             self.time.to_rfc3339_opts(SecondsFormat::Millis, false),
             self.peer.ip(),
             self.peer.port(),
+            self.user.as_deref().map_or_else(|| "-".to_owned(), escape),
             self.op,
             self.name.as_deref().map_or_else(|| "-".to_owned(), escape),
             match self.entries {
@@ -194,7 +211,7 @@ mod tests {
         let ok = sample(None).to_string();
         assert!(ok.ends_with("success"), "{ok}");
         assert!(
-            ok.contains(" 127.0.0.1 4000 put \"a b\\u{1b}.txt\" 42 bytes "),
+            ok.contains(" 127.0.0.1 4000 - put \"a b\\u{1b}.txt\" 42 bytes "),
             "{ok}"
         );
         let err = Error::AlreadyExists {

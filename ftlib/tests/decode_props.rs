@@ -13,7 +13,7 @@ use ftlib::codec::{self, HEADER_LEN};
 use ftlib::connection::Connection;
 use ftlib::protocol::{
     Body, DIGEST_LEN, Entry, EntryKind, ErrorKind, Hello, LIST_BATCH, MAX_FRAME, MAX_HELLO_FRAME,
-    Request, Response,
+    Password, Request, Response, Role,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -179,7 +179,7 @@ fn hello() -> impl Strategy<Value = Hello> {
 }
 
 fn error_kind() -> impl Strategy<Value = ErrorKind> {
-    prop_oneof![any::<u16>(), 0u16..20].prop_map(ErrorKind::from)
+    prop_oneof![any::<u16>(), 0u16..24].prop_map(ErrorKind::from)
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
@@ -213,6 +213,10 @@ fn request() -> impl Strategy<Value = Request> {
         (text(300), any::<u64>(), any::<[u8; DIGEST_LEN]>())
             .prop_map(|(name, size, digest)| Request::PutResumable { name, size, digest }),
         (text(300), any::<u64>()).prop_map(|(name, size)| Request::PutPipelined { name, size }),
+        (text(80), text(300)).prop_map(|(user, password)| Request::Login {
+            user,
+            password: Password(password),
+        }),
     ]
 }
 
@@ -225,7 +229,8 @@ fn _request_covers_every_variant(msg: &Request) {
         | Request::List
         | Request::GetFrom { .. }
         | Request::PutResumable { .. }
-        | Request::PutPipelined { .. } => {}
+        | Request::PutPipelined { .. }
+        | Request::Login { .. } => {}
     }
 }
 
@@ -246,6 +251,9 @@ fn response() -> impl Strategy<Value = Response> {
             }
         }),
         any::<u64>().prop_map(|offset| Response::ReadyFrom { offset }),
+        any::<u16>()
+            .prop_map(Role::from)
+            .prop_map(|role| Response::LoggedIn { role }),
     ]
 }
 
@@ -260,7 +268,8 @@ fn _response_covers_every_variant(msg: &Response) {
         | Response::Entries(_)
         | Response::ListEnd { .. }
         | Response::FileFrom { .. }
-        | Response::ReadyFrom { .. } => {}
+        | Response::ReadyFrom { .. }
+        | Response::LoggedIn { .. } => {}
     }
 }
 

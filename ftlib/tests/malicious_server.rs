@@ -79,7 +79,7 @@ const LENGTH_BOMB: [u8; 9] = [253, 0, 0, 0, 0, 0, 0, 0, 0x10];
 // ---------------------------------------------------------------------------------------
 
 fn client_config(kind: ErrorKind) -> ClientConfig {
-    let mut config = ClientConfig::default();
+    let mut config = ClientConfig::trusting(ftlib::Trust::Plain);
     config.timeout = if kind == ErrorKind::Timeout {
         SHORT
     } else {

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
-use ftlib::{DirStore, PartialLimits, Server, ServerConfig};
+use ftlib::{DirStore, Identity, PartialLimits, Server, ServerConfig};
 
 const EXAMPLES: &str = "\
 Examples:
-  ftserver 6789                          serve ./server_data on all interfaces, port 6789
+  ftserver 6789                          serve ./server_data on all interfaces, port 6789, over TLS
+  ftserver 6789 --plain                  without TLS: only on a network you trust
   ftserver 0 --bind 127.0.0.1            loopback only, on a free port (printed at start)
   ftserver 6789 --root /srv/files --json serve /srv/files, reports as JSON lines
   ftserver 6789 --read-only              downloads and listings only; uploads are refused
@@ -22,8 +23,12 @@ Examples:
   ftserver --completions zsh > _ftserver shell completions (bash, zsh, fish, elvish, powershell)
   ftserver --man > ftserver.1            this help as a man page
 
-Each request prints one line: time, client ip and port, operation, file name, bytes,
-duration, then `success` or `failure KIND: MESSAGE`. Ctrl-C or SIGTERM stops the server
+The first line is `IP PORT server up and running`; over TLS the second is
+`fingerprint SHA256:...`, the server's identity, which clients record on first contact
+(compare it with what they print) or pin with `ftclient --fingerprint`. The identity is
+created once in --state-dir and kept. Then each request prints one line: time, client ip
+and port, user (`-` without a login), operation, file name, bytes, duration, then
+`success` or `failure KIND: MESSAGE`. Ctrl-C or SIGTERM stops the server
 gracefully: transfers in progress get a few seconds to finish; a second Ctrl-C exits at once.";
 
 /// Serve one directory over the ft protocol.
@@ -57,6 +62,15 @@ struct Args {
     /// Most bytes all kept partials may take together; the oldest go first.
     #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
     partial_max_bytes: u64,
+    /// No TLS: names, file bytes and listings cross the network in clear. Only for a
+    /// network you trust, or benchmarks; clients must use --plain too.
+    #[arg(long)]
+    plain: bool,
+    /// Where the server keeps its identity (identity.key, identity.crt), created on first
+    /// start; never inside the served root. [default: the platform's data directory for ft,
+    /// on Linux $XDG_DATA_HOME/ft or ~/.local/share/ft]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Print reports as JSON lines instead of text.
     #[arg(long)]
     json: bool,
@@ -132,6 +146,10 @@ fn run(args: Args) -> Result<(), String> {
         max_bytes: args.partial_max_bytes,
     });
     let mut config = ServerConfig::default();
+    config.plain = args.plain;
+    if !args.plain {
+        config.identity = Some(std::sync::Arc::new(identity(&args)?));
+    }
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.max_file_size = args.max_file_size;
@@ -154,6 +172,13 @@ fn run(args: Args) -> Result<(), String> {
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
     println!("{} {} server up and running", local.ip(), local.port());
+    match server.fingerprint() {
+        Some(fp) => println!("fingerprint {fp}"),
+        None => eprintln!(
+            "ftserver: warning: --plain: file names, contents and listings cross the network \
+             in clear; use it only on a network you trust"
+        ),
+    }
     let json = args.json;
     server
         .run(move |report| {
@@ -166,6 +191,57 @@ fn run(args: Args) -> Result<(), String> {
             let _ = writeln!(std::io::stdout().lock(), "{line}");
         })
         .map_err(|e| e.to_string())
+}
+
+/// The server's identity from the state directory, created there on first start; the
+/// directory must not be inside the served root.
+fn identity(args: &Args) -> Result<Identity, String> {
+    let dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => ftlib::default_state_dir().ok_or(
+            "there is no home directory to keep the server's identity in: choose one with \
+             --state-dir DIR",
+        )?,
+    };
+    let root = resolve(&args.root);
+    let state = resolve(&dir);
+    if state.starts_with(&root) {
+        return Err(format!(
+            "the state directory {} is inside the served root {}: clients could download the \
+             server's private key; choose another with --state-dir",
+            dir.display(),
+            args.root.display()
+        ));
+    }
+    let (identity, created) = Identity::load_or_create(&dir).map_err(|e| e.to_string())?;
+    if created {
+        eprintln!(
+            "ftserver: created a new identity in {} ({})",
+            dir.display(),
+            identity.fingerprint()
+        );
+    }
+    Ok(identity)
+}
+
+/// `path` made absolute with symbolic links resolved as far as it exists, the rest
+/// appended as written: where a directory would be once created.
+fn resolve(path: &std::path::Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
 fn join(ip: IpAddr, port: u16) -> String {

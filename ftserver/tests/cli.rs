@@ -13,12 +13,12 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use ftlib::store::DirStore;
-use ftlib::{Client, ClientConfig, ErrorKind};
+use ftlib::{Client, ErrorKind};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use util::{
-    DEADLINE, JSON_REPORT_FIELDS, Line, ServerProcess, client, ftserver, noise, run, temp_files,
-    wait_until,
+    DEADLINE, JSON_REPORT_FIELDS, Line, ServerProcess, client, ftserver, noise, pinned, run,
+    temp_files, wait_until,
 };
 
 fn tempdir() -> TempDir {
@@ -253,7 +253,7 @@ fn connections_beyond_the_limit_are_refused_with_busy() {
     let server = ServerProcess::start(root.path(), &["--max-connections", "1"]);
     let mut first = client(&server);
     first.list().expect("the first client is served");
-    let mut config = ClientConfig::default();
+    let mut config = pinned(&server);
     config.timeout = DEADLINE;
     let refused = Client::connect(server.addr, config).expect_err("over the limit");
     assert_eq!(refused.kind(), ErrorKind::Busy, "{refused}");

@@ -40,9 +40,10 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The fields every `--json` report line carries (docs/JSON.md), on both binaries.
-pub const JSON_REPORT_FIELDS: [&str; 9] = [
+pub const JSON_REPORT_FIELDS: [&str; 10] = [
     "time",
     "peer",
+    "user",
     "op",
     "name",
     "bytes",
@@ -66,21 +67,49 @@ pub fn assert_bash_accepts(dir: &Path, name: &str, script: &str) {
     }
 }
 
+/// Points a binary's home, config and data directories inside `dir`, so that no test reads
+/// or writes the real user's known_hosts or server identity.
+pub fn isolate(command: &mut Command, dir: &Path) {
+    command
+        .env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_DATA_HOME", dir.join("data"));
+}
+
 /// A running `ftserver`, killed and reaped on drop.
 #[derive(Debug)]
 pub struct ServerProcess {
     child: Child,
     /// Where it listens, as printed on its first line.
     pub addr: SocketAddr,
+    /// Its fingerprint, as printed on its second line (`None` with `--plain`).
+    pub fingerprint: Option<String>,
     stdout: Receiver<String>,
     stderr: Arc<Mutex<String>>,
+    /// Its home: where its identity is kept unless `--state-dir` says otherwise.
+    pub home: tempfile::TempDir,
 }
 
 impl ServerProcess {
-    /// Starts `EXE 0 --bind IP --root ROOT EXTRA…`, where `exe` is the ftserver binary, and
-    /// waits for its first line, which must announce the real port on `ip`.
+    /// Starts `EXE 0 --bind IP --root ROOT EXTRA…`, where `exe` is the ftserver binary, with
+    /// its own home ([`isolate`]), and waits for its first line, which must announce the real
+    /// port on `ip`, and unless `--plain` is among `extra`, its second, the fingerprint.
     pub fn start(exe: &Path, ip: IpAddr, root: &Path, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(exe)
+        let home = tempfile::tempdir().expect("a home for ftserver");
+        ServerProcess::start_in(exe, ip, root, extra, home)
+    }
+
+    /// [`ServerProcess::start`] with this home (to restart a server with the same identity).
+    pub fn start_in(
+        exe: &Path,
+        ip: IpAddr,
+        root: &Path,
+        extra: &[&str],
+        home: tempfile::TempDir,
+    ) -> ServerProcess {
+        let mut command = Command::new(exe);
+        isolate(&mut command, home.path());
+        let mut child = command
             .args(["0", "--bind", &ip.to_string(), "--root"])
             .arg(root)
             .args(extra)
@@ -94,8 +123,10 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             addr: SocketAddr::new(ip, 0),
+            fingerprint: None,
             stdout,
             stderr,
+            home,
         };
         let first = server.next_line();
         let ip_text = ip.to_string();
@@ -107,7 +138,23 @@ impl ServerProcess {
         };
         assert_ne!(port, 0, "the real port must be printed, not 0");
         server.addr.set_port(port);
+        if !extra.contains(&"--plain") {
+            let second = server.next_line();
+            let fp = second
+                .strip_prefix("fingerprint ")
+                .unwrap_or_else(|| panic!("unexpected second line {second:?}"));
+            assert!(fp.starts_with("SHA256:"), "{second:?}");
+            server.fingerprint = Some(fp.to_owned());
+        }
         server
+    }
+
+    /// Stops the server (kill and reap) and gives its home back, to start it again.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.home, placeholder)
     }
 
     /// The next stdout line; panics if none comes within [`DEADLINE`].
@@ -225,9 +272,17 @@ pub struct Output {
 }
 
 /// Runs `command` to completion with stdin empty, capturing stdout and stderr; kills it and
-/// fails if it takes longer than [`DEADLINE`].
+/// fails if it takes longer than [`DEADLINE`]. Unless the command sets `XDG_CONFIG_HOME`
+/// itself, it runs with a home of its own, removed afterwards ([`isolate`]).
 pub fn run(mut command: Command) -> Output {
     let exe = PathBuf::from(command.get_program());
+    let _home = if command.get_envs().any(|(key, _)| key == "XDG_CONFIG_HOME") {
+        None
+    } else {
+        let home = tempfile::tempdir().expect("a home for the command");
+        isolate(&mut command, home.path());
+        Some(home)
+    };
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -269,7 +324,9 @@ fn read_all(mut stream: impl Read + Send + 'static) -> JoinHandle<String> {
 pub struct Line {
     /// The peer's IP address.
     pub ip: String,
-    /// `put`, `get`, `list` or `connect`.
+    /// The account logged in, `-` for none.
+    pub user: String,
+    /// `put`, `get`, `list`, `login` or `connect`.
     pub op: String,
     /// The file name, `-` for none.
     pub name: String,
@@ -296,16 +353,19 @@ impl Line {
         )
     }
 
-    /// Parses `TIME IP PORT OP NAME COUNT UNIT DURATION success|failure KIND: MESSAGE`;
+    /// Parses `TIME IP PORT USER OP NAME COUNT UNIT DURATION success|failure KIND: MESSAGE`;
     /// panics on anything else.
     pub fn parse(line: &str) -> Line {
-        let fields: Vec<&str> = line.splitn(10, ' ').collect();
-        assert!(fields.len() >= 9, "not a report line: {line:?}");
+        let all: Vec<&str> = line.splitn(11, ' ').collect();
+        assert!(all.len() >= 10, "not a report line: {line:?}");
         assert!(
-            fields[0].contains('T') && fields[7].ends_with('s'),
+            all[0].contains('T') && all[8].ends_with('s'),
             "not a report line: {line:?}"
         );
-        fields[2].parse::<u16>().expect("port field");
+        all[2].parse::<u16>().expect("port field");
+        let user = all[3].to_owned();
+        // The fields after the user, as they were before it.
+        let fields: Vec<&str> = all[..3].iter().chain(&all[4..]).copied().collect();
         let (kind, message) = match fields[8] {
             "success" => (None, String::new()),
             "failure" => {
@@ -317,6 +377,7 @@ impl Line {
         };
         Line {
             ip: fields[1].to_owned(),
+            user,
             op: fields[3].to_owned(),
             name: fields[4].to_owned(),
             count: fields[5].parse().expect("count field"),

@@ -98,12 +98,22 @@ impl Fixture {
         self.server.addr.port().to_string()
     }
 
-    /// `127.0.0.1 PORT ARGS… --dir LOCAL`: the arguments [`Fixture::ft`] passes.
+    /// `127.0.0.1 PORT ARGS… --dir LOCAL`, and `--fingerprint FP` (the server's) or
+    /// `--plain` for a plain server: the arguments [`Fixture::ft`] passes.
     pub fn args(&self, args: &[&str]) -> Vec<OsString> {
         let mut all: Vec<OsString> = vec!["127.0.0.1".into(), self.port().into()];
         all.extend(args.iter().map(OsString::from));
         all.extend(["--dir".into(), self.local().into()]);
+        all.extend(self.trust());
         all
+    }
+
+    /// `--fingerprint FP` for the server, or `--plain` when it is plain.
+    pub fn trust(&self) -> Vec<OsString> {
+        match &self.server.fingerprint {
+            Some(fp) => vec!["--fingerprint".into(), fp.into()],
+            None => vec!["--plain".into()],
+        }
     }
 
     /// `ftclient 127.0.0.1 PORT ARGS… --dir LOCAL`, run in `cwd/`.

@@ -45,6 +45,12 @@ impl Client {
         progress: &mut dyn FnMut(usize, Progress),
         done: &mut dyn FnMut(usize, Result<u64>),
     ) {
+        if self.may_put().is_err() {
+            for (i, _) in files.into_iter().enumerate() {
+                done(i, self.may_put().map(|()| 0));
+            }
+            return;
+        }
         let mut window = VecDeque::new();
         for (i, source) in files.into_iter().enumerate() {
             let opened = source.and_then(|(path, name)| Ok((open_local(path.as_ref())?, name)));

@@ -22,12 +22,16 @@ use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::connection::Connection;
-use crate::error::{Changed, Error, Result};
+use crate::error::{Changed, Error, Result, Side};
 use crate::handshake::client_handshake;
-use crate::protocol::{DEFAULT_CHUNK, Entry, RESUME_VERSION, Request, Response};
+use crate::protocol::{
+    DEFAULT_CHUNK, Entry, LOGIN_VERSION, Password, RESUME_VERSION, Request, Response, Role,
+};
 use crate::store::{DirStore, Name};
 use crate::text::escape;
+use crate::tls;
 use crate::transfer::{self, Digest, Span};
+use crate::trust::{self, FirstContact, Trust};
 use exchange::{Sink, unexpected, upload_body};
 use local::open_local;
 
@@ -46,6 +50,11 @@ pub struct ClientConfig {
     pub max_list_entries: u64,
     /// Set to true (e.g. from a Ctrl-C handler) to stop the current transfer cleanly.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// How the server is recognised: by default TLS and the known-hosts file in the
+    /// platform's config directory.
+    pub trust: Trust,
+    /// The account to log in with, if any (over TLS only).
+    pub login: Option<Credentials>,
 }
 
 impl Default for ClientConfig {
@@ -55,8 +64,41 @@ impl Default for ClientConfig {
             chunk_size: DEFAULT_CHUNK,
             max_list_entries: 10_000_000,
             cancel: None,
+            trust: Trust::default(),
+            login: None,
         }
     }
+}
+
+impl ClientConfig {
+    /// The defaults, with this trust.
+    ///
+    /// # Examples
+    /// ```
+    /// use ftlib::{ClientConfig, Trust};
+    ///
+    /// let pinned = ClientConfig::trusting(Trust::Pinned(
+    ///     "SHA256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0".parse()?,
+    /// ));
+    /// let plain = ClientConfig::trusting(Trust::Plain);
+    /// assert_ne!(pinned.trust, plain.trust);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn trusting(trust: Trust) -> ClientConfig {
+        ClientConfig {
+            trust,
+            ..ClientConfig::default()
+        }
+    }
+}
+
+/// An account's name and password. `Debug` does not show the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The account's name.
+    pub user: String,
+    /// Its password.
+    pub password: Password,
 }
 
 /// How far a transfer has got.
@@ -95,29 +137,69 @@ pub struct Client {
     peer: SocketAddr,
     version: u32,
     config: ClientConfig,
+    /// The role of the account logged in, if any.
+    role: Option<Role>,
+    /// The server's fingerprint, when recorded by this connection.
+    first_contact: Option<FirstContact>,
 }
 
 impl Client {
-    /// Connects to the first reachable address of `addr` and exchanges hellos.
+    /// Connects to the first reachable address of `addr`, opens TLS as
+    /// [`ClientConfig::trust`] says, exchanges hellos and logs in if
+    /// [`ClientConfig::login`] is set. With [`Trust::KnownHosts`], the server is known by the
+    /// IP address it was reached at; [`Client::connect_to`] keeps the host name.
     ///
     /// # Errors
     /// [`Error::Resolve`] or [`Error::Network`] when no address is reachable;
-    /// [`Error::Remote`] with kind `Busy` when the server is full; [`Error::Version`] or
-    /// [`Error::Protocol`] when the peer is not a compatible ft server; [`Error::Timeout`].
+    /// [`Error::Remote`] with kind `Busy` when the server is full, `TlsRequired` when it
+    /// expects TLS and this client is plain, `AuthFailed` when the login is refused;
+    /// [`Error::PlainServer`] when a TLS client meets a plain server;
+    /// [`Error::IdentityChanged`] when the server is not the one trusted (nothing was sent);
+    /// [`Error::Tls`]; [`Error::Version`] or [`Error::Protocol`] when the peer is not a
+    /// compatible ft server; [`Error::Timeout`].
     pub fn connect(addr: impl ToSocketAddrs, config: ClientConfig) -> Result<Client> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs().map_err(Error::Resolve)?.collect();
+        Client::open(None, &addrs, config)
+    }
+
+    /// [`Client::connect`] to `host` (a name or an address) and `port`; the known-hosts
+    /// file knows the server by `host` as given.
+    ///
+    /// # Errors
+    /// As [`Client::connect`].
+    pub fn connect_to(host: &str, port: u16, config: ClientConfig) -> Result<Client> {
+        let host = trust::host_key(host);
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(Error::Resolve)?
+            .collect();
+        Client::open(Some(&host), &addrs, config)
+    }
+
+    fn open(host: Option<&str>, addrs: &[SocketAddr], config: ClientConfig) -> Result<Client> {
+        if config.login.is_some() && config.trust == Trust::Plain {
+            return Err(Error::Config(
+                "a password is never sent over a plain connection: log in over TLS".into(),
+            ));
+        }
         let mut last = None;
-        for addr in &addrs {
+        for addr in addrs {
             match TcpStream::connect_timeout(addr, config.timeout) {
                 Ok(stream) => {
-                    let mut conn =
-                        Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
+                    let host = host.map_or_else(|| addr.ip().to_string(), str::to_owned);
+                    let (mut conn, first_contact) = secure(stream, &host, addr, &config)?;
                     let version = client_handshake(&mut conn)?;
+                    let role = match &config.login {
+                        Some(login) => Some(log_in(&mut conn, version, login)?),
+                        None => None,
+                    };
                     return Ok(Client {
                         conn: Some(conn),
                         peer: *addr,
                         version,
                         config,
+                        role,
+                        first_contact,
                     });
                 }
                 Err(e) => last = Some(Error::net(addr, e)),
@@ -129,6 +211,31 @@ impl Client {
                 "the name has no address",
             ))
         }))
+    }
+
+    /// The server's fingerprint, when this connection was the first contact and recorded it
+    /// in the known-hosts file.
+    pub fn first_contact(&self) -> Option<&FirstContact> {
+        self.first_contact.as_ref()
+    }
+
+    /// The role of the account logged in (`None` without a login).
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    /// Refuses an upload locally when the account logged in may only read, so nothing is
+    /// sent for it.
+    fn may_put(&self) -> Result<()> {
+        match (self.role, &self.config.login) {
+            (Some(role), Some(login)) if !role.may_write() => {
+                Err(Error::PermissionDenied(format!(
+                    "user {} may only read (role {role}): uploads are refused",
+                    escape(&login.user)
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The server's address.
@@ -192,6 +299,7 @@ impl Client {
         name: &Name,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64> {
+        self.may_put()?;
         let request = Request::Put {
             name: name.to_string(),
             size,
@@ -231,6 +339,7 @@ impl Client {
         name: &Name,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64> {
+        self.may_put()?;
         self.require(RESUME_VERSION, "resuming uploads")?;
         let (mut file, size) = open_local(path)?;
         let context = || format!("reading {}", path.display());
@@ -395,5 +504,78 @@ impl Client {
             self.conn = None;
         }
         result
+    }
+}
+
+/// Opens the connection's transport as `config.trust` says: plain, or TLS with the server's
+/// certificate pinned or looked up in (and on first contact recorded to) the known-hosts
+/// file.
+fn secure(
+    stream: TcpStream,
+    host: &str,
+    addr: &SocketAddr,
+    config: &ClientConfig,
+) -> Result<(Connection, Option<FirstContact>)> {
+    let server = format!("{host} port {}", addr.port());
+    let (expected, recorded, advice) = match &config.trust {
+        Trust::Plain => {
+            let conn = Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
+            return Ok((conn, None));
+        }
+        Trust::Pinned(fp) => (
+            Some(*fp),
+            "the pinned fingerprint".to_owned(),
+            "If the change is expected, pin the new fingerprint.".to_owned(),
+        ),
+        Trust::KnownHosts(file) => match trust::lookup(file, host, addr.port())? {
+            Some((line, fp)) => (
+                Some(fp),
+                format!("{} line {line}", file.display()),
+                format!(
+                    "If the change is expected, remove line {line} of {} and connect again.",
+                    file.display()
+                ),
+            ),
+            None => (None, String::new(), String::new()),
+        },
+    };
+    match tls::connect(stream, host, expected, config.timeout)? {
+        Ok((conn, found)) => {
+            let first_contact = match (&config.trust, expected) {
+                (Trust::KnownHosts(file), None) => {
+                    trust::record(file, host, addr.port(), found)?;
+                    Some(FirstContact {
+                        server,
+                        fingerprint: found,
+                        file: file.clone(),
+                    })
+                }
+                _ => None,
+            };
+            Ok((conn, first_contact))
+        }
+        Err(tls::Mismatch { expected, found }) => Err(Error::IdentityChanged {
+            server,
+            recorded,
+            expected,
+            found,
+            advice,
+        }),
+    }
+}
+
+/// Logs in on a connection past its hellos: the account's role.
+fn log_in(conn: &mut Connection, version: u32, login: &Credentials) -> Result<Role> {
+    if version < LOGIN_VERSION {
+        return Err(Error::Unsupported("logins", version));
+    }
+    conn.send(&Request::Login {
+        user: login.user.clone(),
+        password: login.password.clone(),
+    })?;
+    match conn.expect("before answering the login")? {
+        Response::LoggedIn { role } => Ok(role),
+        Response::Error { kind, message } => Err(Side::Server.remote(kind, message)),
+        other => Err(unexpected(other, "logged-in")),
     }
 }

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::protocol::Entry;
 use crate::report::{Op, Report};
 use crate::store::DirStore;
+use crate::trust::FirstContact;
 
 /// What a [`Session`] tells its caller while files move. Items are numbered by their place
 /// in the command (0 for a listing).
@@ -34,6 +35,12 @@ pub trait Observer {
     /// One entry of a [`Session::list`], in the server's order, before its report.
     fn entry(&mut self, entry: Entry) {
         let _ = entry;
+    }
+
+    /// The server was met for the first time and its fingerprint recorded in the
+    /// known-hosts file: say so, so that a person can compare it with the server's.
+    fn first_contact(&mut self, contact: &FirstContact) {
+        let _ = contact;
     }
 
     /// Item `item` is done: its report, and the error (to say what to do) when it failed.
@@ -180,7 +187,7 @@ impl Session {
     /// # Errors
     /// As [`Session::put`].
     pub fn list(&mut self, observer: &mut dyn Observer) -> Result<bool> {
-        let client = self.connected()?;
+        let client = self.connected(observer)?;
         let started = Instant::now();
         let result = client.list_each(|entry| observer.entry(entry));
         let error = result.as_ref().err();
@@ -200,14 +207,20 @@ impl Session {
 
     /// The open connection: the one in use, or a new one if there was none, it broke, or
     /// the server closed it while it sat idle (a session kept between commands).
-    fn connected(&mut self) -> Result<&mut Client> {
+    fn connected(&mut self, observer: &mut dyn Observer) -> Result<&mut Client> {
         let reusable = self
             .client
             .as_mut()
             .is_some_and(|client| client.is_open() && !client.closed_while_idle());
         let client = match self.client.take() {
             Some(client) if reusable => client,
-            _ => Client::connect((self.host.as_str(), self.port), self.config.clone())?,
+            _ => {
+                let client = Client::connect_to(&self.host, self.port, self.config.clone())?;
+                if let Some(contact) = client.first_contact() {
+                    observer.first_contact(contact);
+                }
+                client
+            }
         };
         Ok(self.client.insert(client))
     }
@@ -227,7 +240,7 @@ impl Session {
             if self.cancelled() {
                 return Ok(false);
             }
-            let client = self.connected()?;
+            let client = self.connected(observer)?;
             let started = Instant::now();
             let mut moved = 0;
             let result = call(client, i, &mut |progress| {
@@ -263,7 +276,7 @@ impl Session {
         let mut todo: Vec<usize> = (0..names.len()).collect();
         let mut all_ok = true;
         while !todo.is_empty() && !self.cancelled() {
-            let client = self.connected()?;
+            let client = self.connected(observer)?;
             let peer = client.peer();
             let tally = RefCell::new(Tally {
                 observer: &mut *observer,
@@ -342,7 +355,9 @@ mod tests {
             Served::start_with(ServerConfig::default())
         }
 
-        fn start_with(config: ServerConfig) -> Served {
+        /// Serves in plain: these tests are about the session's policy.
+        fn start_with(mut config: ServerConfig) -> Served {
+            config.plain = true;
             let dir = tempfile::tempdir().expect("tempdir");
             let listener = crate::server::listen("127.0.0.1:0").expect("bind loopback");
             let store = DirStore::open(dir.path()).expect("store");
@@ -405,7 +420,7 @@ mod tests {
     fn config() -> ClientConfig {
         ClientConfig {
             timeout: Duration::from_secs(10),
-            ..ClientConfig::default()
+            ..ClientConfig::trusting(crate::Trust::Plain)
         }
     }
 

@@ -10,11 +10,13 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::Ctx;
 use super::pipeline::Waiting;
-use super::session::{Session, answer_error};
+use super::session::{Access, Session, answer_error};
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::pipeline::Outcome;
-use crate::protocol::{DIGEST_LEN, MAX_PIPELINED, RESUME_VERSION, Request, Response};
+use crate::protocol::{
+    DIGEST_LEN, LOGIN_VERSION, MAX_PIPELINED, Password, RESUME_VERSION, Request, Response,
+};
 use crate::report::{Op, Report};
 use crate::store::{Name, Resumable, Source};
 use crate::text::escape;
@@ -45,24 +47,51 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
             ));
             answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
         }
+        Request::Login { .. } if s.version < LOGIN_VERSION => {
+            let error = Error::Protocol(format!("logins need ft v{LOGIN_VERSION}"));
+            answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
+        }
         Request::Put { name, size } => {
-            answer_now(s, Op::Put, Some(&name), started, |ex| put(ex, &name, size))
+            let allowed = s.may(Access::Write);
+            answer_now(s, Op::Put, Some(&name), started, |ex| {
+                allowed?;
+                put(ex, &name, size)
+            })
         }
         Request::PutResumable { name, size, digest } => {
+            let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
+                allowed?;
                 put_resumable(ex, &name, size, digest)
             })
         }
         Request::PutPipelined { name, size } => put_pipelined(s, name, size, started),
-        Request::Get { name } => answer_now(s, Op::Get, Some(&name), started, |ex| get(ex, &name)),
+        Request::Get { name } => {
+            let allowed = s.may(Access::Read);
+            answer_now(s, Op::Get, Some(&name), started, |ex| {
+                allowed?;
+                get(ex, &name)
+            })
+        }
         Request::GetFrom {
             name,
             offset,
             prefix,
-        } => answer_now(s, Op::Get, Some(&name), started, |ex| {
-            get_from(ex, &name, offset, prefix)
-        }),
-        Request::List => answer_now(s, Op::List, None, started, list),
+        } => {
+            let allowed = s.may(Access::Read);
+            answer_now(s, Op::Get, Some(&name), started, |ex| {
+                allowed?;
+                get_from(ex, &name, offset, prefix)
+            })
+        }
+        Request::List => {
+            let allowed = s.may(Access::Read);
+            answer_now(s, Op::List, None, started, |ex| {
+                allowed?;
+                list(ex)
+            })
+        }
+        Request::Login { user, password } => login(s, &user, &password, started),
         Request::Hello(_) => {
             let error = Error::Protocol("a second hello".into());
             answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
@@ -202,7 +231,8 @@ fn put_resumable(
 /// A pipelined upload: its body is read now, its answer waits for the group's commit.
 /// When the connection cannot go on, the waiting uploads are answered first, then this one.
 fn put_pipelined(s: &mut Session<'_>, name: String, size: u64, started: Instant) -> Handled {
-    match receive_pipelined(s.ctx, &mut s.conn, &name, size) {
+    let allowed = s.may(Access::Write);
+    match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size) {
         Ok(outcome) => Handled::Deferred(Waiting {
             name,
             size,
@@ -223,7 +253,13 @@ fn put_pipelined(s: &mut Session<'_>, name: String, size: u64, started: Instant)
 
 /// Reads one pipelined upload's body: into the store's upload (memory or a temporary file),
 /// or dropped when the upload is refused. `Err` only when the connection cannot go on.
-fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) -> Result<Outcome> {
+fn receive_pipelined(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    allowed: Result<()>,
+    name: &str,
+    size: u64,
+) -> Result<Outcome> {
     if size > MAX_PIPELINED {
         return Err(Error::Protocol(format!(
             "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
@@ -233,7 +269,10 @@ fn receive_pipelined(ctx: &Ctx, conn: &mut Connection, name: &str, size: u64) ->
     let whole = |conn: &mut Connection, writer: &mut dyn Write| {
         receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), &mut 0)
     };
-    match check_upload(ctx, name, size).and_then(|name| ctx.store.create(&name, size)) {
+    let accepted = allowed
+        .and_then(|()| check_upload(ctx, name, size))
+        .and_then(|name| ctx.store.create(&name, size));
+    match accepted {
         Ok(mut upload) => match whole(conn, &mut upload) {
             Ok(got) => {
                 // Waiting uploads must not pile up open descriptors.
@@ -367,6 +406,38 @@ fn list(ex: &mut Exchange<'_>) -> Result<u64, Failed> {
     transfer::send_listing(ex.conn, entries).map_err(answered)
 }
 
+/// Logs the connection in: only over TLS, once, and against the server's accounts. A
+/// refusal closes the connection.
+fn login(s: &mut Session<'_>, user: &str, password: &Password, started: Instant) -> Handled {
+    let result = check_login(s, user, password);
+    let name = Some(user);
+    match result {
+        Ok(role) => answer_now(s, Op::Login, name, started, |ex| {
+            ex.conn.send(&Response::LoggedIn { role })?;
+            Ok(0)
+        }),
+        Err(error) => answer_now(s, Op::Login, name, started, |_| Err(error.into())),
+    }
+}
+
+/// The role of `user`, or why the login is refused (the session is updated on success).
+fn check_login(s: &mut Session<'_>, user: &str, password: &Password) -> Result<crate::Role> {
+    if s.user.is_some() {
+        return Err(Error::Protocol("a second login".into()));
+    }
+    if !s.secure {
+        return Err(Error::AuthFailed(
+            "a password is never accepted over a plain connection: this server runs without \
+             TLS (--plain), so it has no logins"
+                .into(),
+        ));
+    }
+    let _ = password;
+    Err(Error::AuthFailed(
+        "this server has no accounts: connect without --user".into(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;
@@ -408,9 +479,11 @@ mod tests {
                 },
                 reports: Arc::new(move |r: &Report| sink.lock().expect("reports").push(r.clone())),
                 registry: Arc::default(),
+                tls: None,
             };
-            let server =
-                thread::spawn(move || session::serve(&ctx, server_end, &AtomicBool::new(false)));
+            let server = thread::spawn(move || {
+                session::serve(&ctx, server_end, &AtomicBool::new(false), false);
+            });
             let greeting = client.recv_hello().expect("greeting");
             assert_eq!(choose_version(greeting).expect("common version"), VERSION);
             client.send(&client_hello(version)).expect("hello");

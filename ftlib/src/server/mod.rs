@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 pub use listen::{LISTEN_BACKLOG, listen};
 
 use crate::error::{Error, Result};
-use crate::protocol::DEFAULT_CHUNK;
+use crate::protocol::{DEFAULT_CHUNK, Role};
 use crate::report::{Op, Report};
 use crate::store::Store;
+use crate::tls::{self, Fingerprint, Identity};
 use registry::Registry;
 
 /// How a [`Server`] behaves.
@@ -45,6 +46,16 @@ pub struct ServerConfig {
     pub max_file_size: Option<u64>,
     /// Refuse every upload with [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly).
     pub read_only: bool,
+    /// No TLS: names, bytes and listings cross the network in clear, and logins are
+    /// refused. For trusted networks and benchmarks only.
+    pub plain: bool,
+    /// The certificate and key the server presents; `None` (and not plain): a new identity
+    /// made by [`Server::new`], kept in memory only (see [`Identity::load_or_create`] for one
+    /// that survives restarts).
+    pub identity: Option<Arc<Identity>>,
+    /// What a client that has not logged in may do (`None`: nothing). By default anyone
+    /// may read and write.
+    pub anonymous: Option<Role>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +67,19 @@ impl Default for ServerConfig {
             chunk_size: DEFAULT_CHUNK,
             max_file_size: None,
             read_only: false,
+            plain: false,
+            identity: None,
+            anonymous: Some(Role::Write),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults, without TLS ([`ServerConfig::plain`]).
+    pub fn plain() -> ServerConfig {
+        ServerConfig {
+            plain: true,
+            ..ServerConfig::default()
         }
     }
 }
@@ -97,10 +121,12 @@ type ReportSink = Arc<dyn Fn(&Report) + Send + Sync>;
 /// let listener = listen("127.0.0.1:0")?;
 /// let server = Server::new(listener, DirStore::open(dir.path())?, ServerConfig::default())?;
 /// let addr = server.local_addr()?;
+/// // TLS with a new identity: the client pins its fingerprint.
+/// let pin = ftlib::Trust::Pinned(server.fingerprint().expect("TLS by default"));
 /// let stop = server.shutdown_handle();
 /// let running = std::thread::spawn(move || server.run(|report| println!("{report}")));
 ///
-/// let mut client = ftlib::Client::connect(addr, ftlib::ClientConfig::default())?;
+/// let mut client = ftlib::Client::connect(addr, ftlib::ClientConfig::trusting(pin))?;
 /// assert!(client.list()?.is_empty());
 ///
 /// stop.shutdown();
@@ -112,6 +138,8 @@ pub struct Server {
     store: Arc<dyn Store>,
     config: ServerConfig,
     shutdown: ShutdownHandle,
+    /// The TLS configuration and the identity's fingerprint; `None` when plain.
+    tls: Option<(Arc<rustls::ServerConfig>, Fingerprint)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -120,6 +148,7 @@ impl std::fmt::Debug for Server {
             .field("listener", &self.listener)
             .field("store", &self.store)
             .field("config", &self.config)
+            .field("fingerprint", &self.fingerprint())
             .finish()
     }
 }
@@ -134,7 +163,7 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::Io`] when the listener's address cannot be read, or the store cannot be
-    /// read to clean it.
+    /// read to clean it; [`Error::Config`] when the identity cannot be used.
     pub fn new(
         listener: TcpListener,
         store: impl Store + 'static,
@@ -143,6 +172,17 @@ impl Server {
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listener's address", e))?;
+        let tls = if config.plain {
+            None
+        } else {
+            let identity = match &config.identity {
+                Some(identity) => Arc::clone(identity),
+                None => Arc::new(Identity::generate()?),
+            };
+            let tls_config = tls::server_config(&identity)
+                .map_err(|e| Error::Config(format!("the server's identity is unusable: {e}")))?;
+            Some((tls_config, identity.fingerprint()))
+        };
         store.cleanup()?;
         let wake_ip = match local.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -157,7 +197,13 @@ impl Server {
                 flag: Arc::new(AtomicBool::new(false)),
                 wake: SocketAddr::new(wake_ip, local.port()),
             },
+            tls,
         })
+    }
+
+    /// The fingerprint of the identity presented to clients (`None` when plain).
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.tls.as_ref().map(|(_, fp)| *fp)
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
@@ -185,6 +231,7 @@ impl Server {
             shutdown: self.shutdown,
             reports: Arc::new(reports),
             registry: Arc::default(),
+            tls: self.tls.map(|(config, _)| config),
         });
         for stream in self.listener.incoming() {
             if ctx.shutdown.is_shutdown() {
@@ -217,6 +264,8 @@ struct Ctx {
     shutdown: ShutdownHandle,
     reports: ReportSink,
     registry: Arc<Registry>,
+    /// The TLS configuration; `None` when plain.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Ctx {

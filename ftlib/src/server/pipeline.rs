@@ -28,6 +28,8 @@ pub(super) struct Group {
     waiting: Vec<Waiting>,
     /// Their declared sizes together.
     bytes: u64,
+    /// The account logged in on the connection, named in the reports.
+    pub(super) user: Option<String>,
 }
 
 impl Group {
@@ -78,14 +80,8 @@ impl Group {
                 Ok(size) => (*size, None),
                 Err(e) => (0, Some(e)),
             };
-            ctx.report(&Report::new(
-                conn.peer(),
-                Op::Put,
-                Some(&name),
-                started,
-                bytes,
-                error,
-            ));
+            let report = Report::new(conn.peer(), Op::Put, Some(&name), started, bytes, error);
+            ctx.report(&report.by(self.user.as_deref()));
         }
         sending
     }

@@ -3,6 +3,7 @@
 //! for their answers, and a graceful close.
 
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -13,8 +14,9 @@ use super::registry::Permit;
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::handshake::server_handshake;
-use crate::protocol::{Request, Response, clip_message};
+use crate::protocol::{Request, Response, Role, clip_message};
 use crate::report::{Op, Report};
+use crate::tls;
 
 /// A connection past its hello: what the handlers of its requests work with.
 pub(super) struct Session<'a> {
@@ -24,19 +26,39 @@ pub(super) struct Session<'a> {
     pub(super) version: u32,
     /// Pipelined uploads received, waiting to be committed as one group.
     pub(super) waiting: Group,
+    /// True over TLS (a password may be received).
+    pub(super) secure: bool,
+    /// The account logged in, if any.
+    pub(super) user: Option<String>,
+    /// What this client may do now: the account's role, or the anonymous one.
+    pub(super) role: Option<Role>,
 }
 
-/// Serves one accepted socket, holding its place in the registry until the end.
+/// Serves one accepted socket, holding its place in the registry until the end: opens TLS
+/// first unless the server is plain.
 pub(super) fn serve_tcp(ctx: &Ctx, stream: TcpStream, permit: Permit) {
-    if let Ok(conn) = Connection::tcp(stream, ctx.config.idle_timeout) {
-        serve(ctx, conn, permit.busy());
+    let timeout = ctx.config.idle_timeout;
+    let opened = match &ctx.tls {
+        None => Connection::tcp(stream, timeout).map_err(|e| Error::io("a new connection", e)),
+        Some(config) => {
+            let peer = stream.peer_addr();
+            let started = Instant::now();
+            tls::accept(stream, Arc::clone(config), timeout).inspect_err(|e| {
+                if let (Ok(peer), false) = (peer, ctx.shutdown.is_shutdown()) {
+                    ctx.report(&Report::new(peer, Op::Connect, None, started, 0, Some(e)));
+                }
+            })
+        }
+    };
+    if let Ok(conn) = opened {
+        serve(ctx, conn, permit.busy(), ctx.tls.is_some());
     }
 }
 
 /// Serves one connection: the hello, then requests until the client leaves, the
 /// connection breaks or the server shuts down. `busy` tells the shutdown whether the
 /// connection is inside a request.
-pub(super) fn serve(ctx: &Ctx, mut conn: Connection, busy: &AtomicBool) {
+pub(super) fn serve(ctx: &Ctx, mut conn: Connection, busy: &AtomicBool, secure: bool) {
     let started = Instant::now();
     let version = match server_handshake(&mut conn) {
         Ok(version) => version,
@@ -61,6 +83,9 @@ pub(super) fn serve(ctx: &Ctx, mut conn: Connection, busy: &AtomicBool) {
         conn,
         version,
         waiting: Group::default(),
+        secure,
+        user: None,
+        role: ctx.config.anonymous,
     };
     session.serve_requests(busy);
     // Verified uploads are published even when nobody is left to hear it.
@@ -93,7 +118,7 @@ impl Session<'_> {
                     answer_error(&mut self.conn, &e);
                     let peer = self.conn.peer();
                     let report = Report::new(peer, Op::Connect, None, started, 0, Some(&e));
-                    self.ctx.report(&report);
+                    self.ctx.report(&report.by(self.user.as_deref()));
                     return;
                 }
             };
@@ -101,7 +126,7 @@ impl Session<'_> {
             match handlers::handle(self, request, started) {
                 Handled::Deferred(upload) => self.waiting.push(upload),
                 Handled::Answered { report, keep_going } => {
-                    self.ctx.report(&report);
+                    self.ctx.report(&report.by(self.user.as_deref()));
                     if !keep_going {
                         return;
                     }
@@ -109,6 +134,39 @@ impl Session<'_> {
                 Handled::Unserved => return,
             }
         }
+    }
+}
+
+/// What a request needs its client to be allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// Downloads and listings.
+    Read,
+    /// Uploads.
+    Write,
+}
+
+impl Session<'_> {
+    /// Whether this client may do what a request needs; checked before any data moves.
+    pub(super) fn may(&self, access: Access) -> crate::Result<()> {
+        let allowed = self.role.is_some_and(|role| match access {
+            Access::Read => role.may_read(),
+            Access::Write => role.may_write(),
+        });
+        if allowed {
+            return Ok(());
+        }
+        let why = match (&self.user, self.role) {
+            (Some(user), _) => format!(
+                "user {} may only read: uploads are refused",
+                crate::text::escape(user)
+            ),
+            (None, Some(role)) if role.may_read() => {
+                "anonymous users may only read: log in with --user NAME".to_owned()
+            }
+            (None, _) => "this server requires a login: use --user NAME".to_owned(),
+        };
+        Err(Error::PermissionDenied(why))
     }
 }
 

@@ -38,7 +38,10 @@ impl TestServer {
         TestServer::serving(dir, config)
     }
 
-    pub fn serving(dir: TempDir, config: ServerConfig) -> TestServer {
+    /// Serves `dir` in plain (these tests speak frames directly; TLS has its own tests, in
+    /// `tls.rs`).
+    pub fn serving(dir: TempDir, mut config: ServerConfig) -> TestServer {
+        config.plain = true;
         let listener = ftlib::listen("127.0.0.1:0").expect("bind loopback");
         let store = DirStore::open(dir.path()).expect("store");
         let server = Server::new(listener, store, config).expect("server");
@@ -109,7 +112,7 @@ impl Drop for TestServer {
 }
 
 pub fn quick_config() -> ClientConfig {
-    let mut config = ClientConfig::default();
+    let mut config = ClientConfig::trusting(ftlib::Trust::Plain);
     config.timeout = Duration::from_secs(10);
     config
 }

@@ -21,9 +21,18 @@ pub fn ftserver() -> &'static Path {
 
 /// A library client connected to `server`, with [`DEADLINE`] as its timeout.
 pub fn client(server: &ft_testutil::ServerProcess) -> Client {
-    let mut config = ClientConfig::default();
+    let mut config = pinned(server);
     config.timeout = DEADLINE;
     Client::connect(server.addr, config).expect("connect to ftserver")
+}
+
+/// A client configuration trusting exactly `server` (by the fingerprint it printed), or
+/// plain for a plain server.
+pub fn pinned(server: &ft_testutil::ServerProcess) -> ClientConfig {
+    ClientConfig::trusting(match &server.fingerprint {
+        Some(fp) => ftlib::Trust::Pinned(fp.parse().expect("a fingerprint")),
+        None => ftlib::Trust::Plain,
+    })
 }
 
 /// A running `ftserver` on 127.0.0.1, killed and reaped on drop; derefs to
