@@ -29,6 +29,7 @@ fn ft_utc(f: &Fixture, args: &[&str]) -> Output {
     command
         .current_dir(f.cwd())
         .args(f.args(args))
+        .args(f.trust())
         .env("TZ", "UTC");
     run(command)
 }

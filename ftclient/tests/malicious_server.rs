@@ -22,6 +22,7 @@ fn the_ftclient_binary_prints_hostile_names_escaped_one_per_line() {
         "127.0.0.1".into(),
         fake.addr.port().to_string().into(),
         "list".into(),
+        "--plain".into(),
         "--timeout".into(),
         "5".into(),
         "--dir".into(),

@@ -35,6 +35,7 @@ fn have_script() -> bool {
 fn on_terminal(f: &Fixture, args: &[&str], shell_tail: &str) -> Output {
     let words: Vec<String> = std::iter::once(ftclient().as_os_str().to_owned())
         .chain(f.args(args))
+        .chain(f.trust())
         .map(|word: OsString| sh_quote(word.to_str().expect("UTF-8 test paths")))
         .collect();
     let line = format!(

@@ -41,6 +41,7 @@ fn signal_when(
 ) -> Option<i32> {
     let mut child = Command::new(ftclient())
         .args(f.args(args))
+        .args(f.trust())
         .current_dir(f.cwd())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

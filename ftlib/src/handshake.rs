@@ -150,6 +150,11 @@ mod tests {
                 Want::Version(2),
             ),
             (
+                "a v3 client",
+                Request::Hello(hello(MAGIC, 1, 3)),
+                Want::Version(3),
+            ),
+            (
                 "bad magic",
                 Request::Hello(hello(*b"\x89FT\r", 1, 2)),
                 Want::Fails(
@@ -159,10 +164,10 @@ mod tests {
             ),
             (
                 "too new",
-                Request::Hello(hello(MAGIC, 3, 4)),
+                Request::Hello(hello(MAGIC, 4, 5)),
                 Want::Fails(
                     ErrorKind::Version,
-                    "version mismatch: we speak ft v1..v2, the peer v3..v4",
+                    "version mismatch: we speak ft v1..v3, the peer v4..v5",
                 ),
             ),
             (
@@ -213,10 +218,10 @@ mod tests {
             ),
             (
                 "a server too new",
-                Response::Hello(hello(MAGIC, 3, 9)),
+                Response::Hello(hello(MAGIC, 4, 9)),
                 Want::Fails(
                     ErrorKind::Version,
-                    "version mismatch: we speak ft v1..v2, the peer v3..v9",
+                    "version mismatch: we speak ft v1..v3, the peer v4..v9",
                 ),
             ),
             (

@@ -29,7 +29,7 @@ fn raw(server: &ServerProcess) -> Connection {
 #[test]
 fn a_server_killed_mid_upload_leaves_nothing_after_restart() {
     let root = tempfile::tempdir().expect("tempdir");
-    let mut server = ServerProcess::start(root.path(), &[]);
+    let mut server = ServerProcess::start(root.path(), &["--plain"]);
     let body = noise(1 << 20, 3);
     let mut conn = raw(&server);
     conn.send(&Request::Put {
@@ -50,7 +50,7 @@ fn a_server_killed_mid_upload_leaves_nothing_after_restart() {
     assert_eq!(temp_files(root.path()).len(), 1);
     assert!(!root.path().join("victim.bin").exists());
 
-    let restarted = ServerProcess::start(root.path(), &[]);
+    let restarted = ServerProcess::start(root.path(), &["--plain"]);
     assert!(temp_files(root.path()).is_empty());
     let mut client = client(&restarted);
     assert!(client.list().expect("list").is_empty());
@@ -72,7 +72,7 @@ fn a_resumable_upload_survives_a_server_crash() {
     fs::write(&source, &body).expect("write");
     let digest = util::digest(&body);
 
-    let mut server = ServerProcess::start(root.path(), &[]);
+    let mut server = ServerProcess::start(root.path(), &["--plain"]);
     let mut conn = raw(&server);
     conn.send(&Request::PutResumable {
         name: "big.bin".into(),
@@ -98,7 +98,7 @@ fn a_resumable_upload_survives_a_server_crash() {
     server.signal(libc::SIGKILL);
     server.wait_exit(DEADLINE);
 
-    let restarted = ServerProcess::start(root.path(), &[]);
+    let restarted = ServerProcess::start(root.path(), &["--plain"]);
     assert_eq!(partial().len(), 1, "a young partial survives the restart");
     let mut client = client(&restarted);
     assert!(

@@ -21,10 +21,11 @@ fn partial(dir: &Path, key: &str, len: usize, hours_ago: u64) {
         .expect("set mtime");
 }
 
-/// Starts ftserver with `extra` options on `root`, waits for its first line, stops it.
+/// Starts ftserver (plain: no identity is created) with `extra` options on `root`, waits
+/// for its first line, stops it.
 fn start_and_stop(root: &Path, extra: &[&str]) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ftserver"))
-        .args(["0", "--bind", "127.0.0.1", "--root"])
+        .args(["0", "--plain", "--bind", "127.0.0.1", "--root"])
         .arg(root)
         .args(extra)
         .stdout(Stdio::piped())

@@ -98,13 +98,12 @@ impl Fixture {
         self.server.addr.port().to_string()
     }
 
-    /// `127.0.0.1 PORT ARGS… --dir LOCAL`, and `--fingerprint FP` (the server's) or
-    /// `--plain` for a plain server: the arguments [`Fixture::ft`] passes.
+    /// `127.0.0.1 PORT ARGS… --dir LOCAL`: the arguments [`Fixture::ft`] passes (before
+    /// [`Fixture::trust`]).
     pub fn args(&self, args: &[&str]) -> Vec<OsString> {
         let mut all: Vec<OsString> = vec!["127.0.0.1".into(), self.port().into()];
         all.extend(args.iter().map(OsString::from));
         all.extend(["--dir".into(), self.local().into()]);
-        all.extend(self.trust());
         all
     }
 
@@ -121,9 +120,10 @@ impl Fixture {
         self.ft_raw(self.args(args))
     }
 
-    /// `ftclient ARGS…` exactly as given, run in `cwd/`.
+    /// `ftclient ARGS…` as given and then [`Fixture::trust`], run in `cwd/`.
     pub fn ft_raw<S: Into<OsString>>(&self, args: impl IntoIterator<Item = S>) -> Output {
-        ftclient_in(&self.cwd(), args.into_iter().map(Into::into))
+        let args: Vec<OsString> = args.into_iter().map(Into::into).chain(self.trust()).collect();
+        ftclient_in(&self.cwd(), args)
     }
 
     /// The bytes of `name` in the served directory.
