@@ -163,6 +163,10 @@ fn emit(text: &[u8]) -> ExitCode {
     }
 }
 
+fn parse_fingerprint(text: &str) -> Result<ftlib::Fingerprint, String> {
+    text.parse()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,8 +175,4 @@ mod tests {
     fn the_definitions_are_consistent() {
         Args::command().debug_assert();
     }
-}
-
-fn parse_fingerprint(text: &str) -> Result<ftlib::Fingerprint, String> {
-    text.parse()
 }

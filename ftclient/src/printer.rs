@@ -36,7 +36,7 @@ impl<'a> Printer<'a> {
 
     /// Says on stderr that the server could not be reached, why, and what to do.
     pub(crate) fn cannot_reach(&self, error: &Error) {
-        if let Error::IdentityChanged { .. } = error {
+        if let Error::IdentityChanged(_) = error {
             // Says everything, the server included, and is not about reaching it.
             self.bars
                 .err(&format!("ftclient: {}", escape(&error.to_string())));

@@ -199,23 +199,8 @@ pub enum Error {
         peer: std::net::SocketAddr,
     },
     /// The server presented another identity than the one trusted; nothing was sent.
-    #[error(
-        "the identity of {server} has changed: {recorded} says {expected}, the server \
-         presented {found}. Someone may be intercepting the connection, or the server was \
-         given a new identity. {advice}"
-    )]
-    IdentityChanged {
-        /// The server as the user named it (`HOST port PORT`).
-        server: String,
-        /// Where the trusted fingerprint comes from (a known-hosts line, a pin).
-        recorded: String,
-        /// The fingerprint trusted.
-        expected: crate::tls::Fingerprint,
-        /// The fingerprint presented.
-        found: crate::tls::Fingerprint,
-        /// What to do if the change is expected.
-        advice: String,
-    },
+    #[error("{0}")]
+    IdentityChanged(Box<IdentityChange>),
     /// A login was refused: wrong user name or password (never saying which), no accounts,
     /// or a connection that cannot carry a password.
     #[error("{0}")]
@@ -223,6 +208,26 @@ pub enum Error {
     /// The user's role (or the lack of a login) does not allow the request.
     #[error("{0}")]
     PermissionDenied(String),
+}
+
+/// A server presenting another identity than the one trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the identity of {server} has changed: {recorded} says {expected}, the server presented \
+     {found}. Someone may be intercepting the connection, or the server was given a new \
+     identity. {advice}"
+)]
+pub struct IdentityChange {
+    /// The server as the user named it (`HOST port PORT`).
+    pub server: String,
+    /// Where the trusted fingerprint comes from (a known-hosts line, a pin).
+    pub recorded: String,
+    /// The fingerprint trusted.
+    pub expected: crate::tls::Fingerprint,
+    /// The fingerprint presented.
+    pub found: crate::tls::Fingerprint,
+    /// What to do if the change is expected.
+    pub advice: String,
 }
 
 /// Which end of a connection said something: the peer named in remote errors.
@@ -385,7 +390,7 @@ impl Error {
             Error::Config(_) => ErrorKind::Other,
             Error::Tls(_) => ErrorKind::Connection,
             Error::PlainServer { .. } => ErrorKind::TlsRequired,
-            Error::IdentityChanged { .. } => ErrorKind::IdentityChanged,
+            Error::IdentityChanged(_) => ErrorKind::IdentityChanged,
             Error::AuthFailed(_) => ErrorKind::AuthFailed,
             Error::PermissionDenied(_) => ErrorKind::PermissionDenied,
         }
@@ -407,7 +412,7 @@ impl Error {
             | Error::ShuttingDown
             | Error::Tls(_)
             | Error::PlainServer { .. }
-            | Error::IdentityChanged { .. }
+            | Error::IdentityChanged(_)
             | Error::AuthFailed(_) => true,
             Error::Remote { kind, .. } => matches!(
                 kind,

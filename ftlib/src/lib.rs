@@ -73,7 +73,7 @@ mod trust;
 
 pub use client::{Client, ClientConfig, Credentials, Observer, Progress, Session, local_source};
 pub use connection::{Connection, Transport};
-pub use error::{Changed, Error, Missing, Result, Side, Taken};
+pub use error::{Changed, Error, IdentityChange, Missing, Result, Side, Taken};
 pub use protocol::{Entry, EntryKind, ErrorKind, Password, Role};
 pub use report::{Failure, Op, Report};
 pub use server::{LISTEN_BACKLOG, Server, ServerConfig, ShutdownHandle, listen};

@@ -206,9 +206,9 @@ pub(crate) fn accept(
     let peer = stream
         .peer_addr()
         .map_err(|e| Error::io("a new connection", e))?;
-    let plain = stream.try_clone().map_err(|e| Error::net(&peer, e))?;
+    let plain = stream.try_clone().map_err(|e| Error::net(peer, e))?;
     Connection::tcp(plain, timeout)
-        .map_err(|e| Error::net(&peer, e))?
+        .map_err(|e| Error::net(peer, e))?
         .send(&Response::Error {
             kind: ErrorKind::TlsRequired,
             message: TLS_GREETING.to_owned(),
@@ -224,7 +224,7 @@ pub(crate) fn accept(
             }
             _ => tls_failure(&peer, e, timeout),
         })?;
-    Connection::new(tls, peer, timeout).map_err(|e| Error::net(&peer, e))
+    Connection::new(tls, peer, timeout).map_err(|e| Error::net(peer, e))
 }
 
 /// The server presented another certificate than the expected one; nothing was sent.
@@ -251,10 +251,10 @@ pub(crate) fn connect(
     let peer = stream
         .peer_addr()
         .map_err(|e| Error::io("a new connection", e))?;
-    let plain = stream.try_clone().map_err(|e| Error::net(&peer, e))?;
+    let plain = stream.try_clone().map_err(|e| Error::net(peer, e))?;
     // The server sends its greeting and waits: nothing more can be read past it here.
     let greeting = Connection::tcp(plain, timeout)
-        .map_err(|e| Error::net(&peer, e))?
+        .map_err(|e| Error::net(peer, e))?
         .recv_hello::<Response>()?;
     match greeting {
         Response::Error {
@@ -298,7 +298,7 @@ pub(crate) fn connect(
         }
     };
     shaken.map_err(|e| tls_failure(&peer, e, timeout))?;
-    let conn = Connection::new(tls, peer, timeout).map_err(|e| Error::net(&peer, e))?;
+    let conn = Connection::new(tls, peer, timeout).map_err(|e| Error::net(peer, e))?;
     Ok(Ok((conn, found)))
 }
 

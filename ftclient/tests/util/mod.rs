@@ -122,7 +122,11 @@ impl Fixture {
 
     /// `ftclient ARGS…` as given and then [`Fixture::trust`], run in `cwd/`.
     pub fn ft_raw<S: Into<OsString>>(&self, args: impl IntoIterator<Item = S>) -> Output {
-        let args: Vec<OsString> = args.into_iter().map(Into::into).chain(self.trust()).collect();
+        let args: Vec<OsString> = args
+            .into_iter()
+            .map(Into::into)
+            .chain(self.trust())
+            .collect();
         ftclient_in(&self.cwd(), args)
     }
 

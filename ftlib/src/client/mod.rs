@@ -22,7 +22,7 @@ use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::connection::Connection;
-use crate::error::{Changed, Error, Result, Side};
+use crate::error::{Changed, Error, IdentityChange, Result, Side};
 use crate::handshake::client_handshake;
 use crate::protocol::{
     DEFAULT_CHUNK, Entry, LOGIN_VERSION, Password, RESUME_VERSION, Request, Response, Role,
@@ -554,13 +554,15 @@ fn secure(
             };
             Ok((conn, first_contact))
         }
-        Err(tls::Mismatch { expected, found }) => Err(Error::IdentityChanged {
-            server,
-            recorded,
-            expected,
-            found,
-            advice,
-        }),
+        Err(tls::Mismatch { expected, found }) => {
+            Err(Error::IdentityChanged(Box::new(IdentityChange {
+                server,
+                recorded,
+                expected,
+                found,
+                advice,
+            })))
+        }
     }
 }
 

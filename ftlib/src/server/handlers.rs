@@ -421,7 +421,7 @@ fn login(s: &mut Session<'_>, user: &str, password: &Password, started: Instant)
 }
 
 /// The role of `user`, or why the login is refused (the session is updated on success).
-fn check_login(s: &mut Session<'_>, user: &str, password: &Password) -> Result<crate::Role> {
+fn check_login(s: &mut Session<'_>, _user: &str, password: &Password) -> Result<crate::Role> {
     if s.user.is_some() {
         return Err(Error::Protocol("a second login".into()));
     }
