@@ -68,6 +68,11 @@ pub(crate) struct Args {
     /// network in clear. Only on a network you trust.
     #[arg(long, global = true)]
     pub plain: bool,
+    /// Log in as NAME (a server started with --users). The password is read from the
+    /// FT_PASSWORD environment variable, else asked on the terminal; never give it on the
+    /// command line.
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "plain")]
+    pub user: Option<String>,
     /// Print a completion script for SHELL on stdout, and exit.
     #[arg(long, value_name = "SHELL", exclusive = true)]
     completions: Option<Shell>,

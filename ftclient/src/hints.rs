@@ -31,6 +31,10 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
     let dir = dir.display();
     // A kind the server reported is about the server's side, otherwise about ours.
     let remote = matches!(error, Error::Remote { .. } | Error::Aborted { .. });
+    // A refusal by role or for want of a login says what to do itself.
+    if let Error::PermissionDenied(_) = error {
+        return None;
+    }
     let text = match (op, error.kind()) {
         (_, ErrorKind::Connection) => match error {
             Error::Resolve(_) => format!("check the host name {host:?}"),
@@ -74,7 +78,9 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             format!("free space in {dir}, or download elsewhere with --dir")
         }
         (Op::Put, ErrorKind::PermissionDenied) if remote => {
-            "the server may not write its directory; tell its operator".into()
+            "the server refused: your account may not upload, or the server may not write its \
+             directory"
+                .into()
         }
         (Op::Put, ErrorKind::PermissionDenied) => "check that you may read the file".into(),
         (Op::Get, ErrorKind::PermissionDenied) if remote => {
@@ -95,6 +101,9 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             "ftclient and ftserver speak different protocol versions; upgrade the older one".into()
         }
         (_, ErrorKind::Protocol) => format!("is {host}, port {port}, an ft server?"),
+        (_, ErrorKind::AuthFailed) if remote => {
+            "check the user name and the password (FT_PASSWORD or the prompt)".into()
+        }
         _ => return None,
     };
     Some(text)
@@ -191,7 +200,7 @@ mod tests {
             (
                 Op::Put,
                 remote(ErrorKind::PermissionDenied),
-                "tell its operator",
+                "your account may not upload",
             ),
             (
                 Op::Get,

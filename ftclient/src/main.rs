@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ftlib::{ClientConfig, DirStore, Error, Session, Trust};
+use ftlib::{ClientConfig, Credentials, DirStore, Error, Password, Session, Trust};
 
 use cli::{Args, Command, Parsed};
 use hints::Target;
@@ -45,6 +45,20 @@ fn main() -> ExitCode {
     let mut config = ClientConfig::default();
     config.timeout = Duration::from_secs(args.timeout);
     config.cancel = Some(Arc::clone(&cancel));
+    if let Some(user) = &args.user {
+        match password(user) {
+            Ok(password) => {
+                config.login = Some(Credentials {
+                    user: user.clone(),
+                    password: Password(password),
+                });
+            }
+            Err(message) => {
+                eprintln!("ftclient: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     config.trust = match (args.plain, args.fingerprint) {
         (true, _) => Trust::Plain,
         (false, Some(fp)) => Trust::Pinned(fp),
@@ -102,4 +116,18 @@ fn run(
         }
         Command::List { long, bytes } => session.list(&mut Listing::new(printer, *long, *bytes)),
     }
+}
+
+/// The password of `user`: from `FT_PASSWORD`, else asked on the terminal without echo.
+fn password(user: &str) -> Result<String, String> {
+    if let Ok(password) = std::env::var("FT_PASSWORD") {
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "--user {user} needs a password: set FT_PASSWORD, or run on a terminal to be asked"
+        ));
+    }
+    rpassword::prompt_password(format!("password for {user}: "))
+        .map_err(|e| format!("cannot read the password: {e}"))
 }
