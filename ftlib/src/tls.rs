@@ -7,7 +7,7 @@ mod identity;
 mod verify;
 
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -29,16 +29,54 @@ use crate::protocol::{ErrorKind, Response};
 /// The message of a TLS server's greeting; a plain client shows it as the server's refusal.
 pub const TLS_GREETING: &str = "this server requires TLS: connect without --plain";
 
+/// Bytes read from the socket at once: rustls asks for 4 KiB per read, which would cost a
+/// system call per 4 KiB of a transfer.
+const SOCKET_READ: usize = 256 * 1024;
+
+/// The socket under rustls: reads through a buffer, writes straight through.
+#[derive(Debug)]
+struct Sock(BufReader<TcpStream>);
+
+impl Sock {
+    fn new(stream: TcpStream) -> Sock {
+        Sock(BufReader::with_capacity(SOCKET_READ, stream))
+    }
+
+    fn tcp(&mut self) -> &mut TcpStream {
+        self.0.get_mut()
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp().write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp().write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp().flush()
+    }
+}
+
 /// A TLS stream over TCP, either side of it, as an ft [`Transport`].
 pub(crate) struct Tls<C> {
     conn: C,
-    sock: TcpStream,
+    sock: Sock,
 }
 
 impl<C> fmt::Debug for Tls<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tls")
-            .field("sock", &self.sock)
+            .field("sock", self.sock.0.get_ref())
             .finish_non_exhaustive()
     }
 }
@@ -76,7 +114,7 @@ where
         self.sock.flush()
     }
 
-    fn stream(&mut self) -> rustls::Stream<'_, C, TcpStream> {
+    fn stream(&mut self) -> rustls::Stream<'_, C, Sock> {
         rustls::Stream::new(&mut self.conn, &mut self.sock)
     }
 
@@ -131,7 +169,7 @@ where
     S: SideData,
 {
     fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(timeout)
+        self.sock.tcp().set_timeout(timeout)
     }
 
     fn input_ready(&mut self) -> bool {
@@ -142,14 +180,20 @@ where
                 Some(false) => {}
                 Some(true) | None => return true,
             }
-            if !self.sock.input_ready() {
-                return false;
-            }
-            if self.sock.set_nonblocking(true).is_err() {
-                return true;
-            }
-            let read = self.conn.read_tls(&mut self.sock);
-            let _ = self.sock.set_nonblocking(false);
+            let read = if self.sock.0.buffer().is_empty() {
+                if !self.sock.tcp().input_ready() {
+                    return false;
+                }
+                if self.sock.tcp().set_nonblocking(true).is_err() {
+                    return true;
+                }
+                let read = self.conn.read_tls(&mut self.sock);
+                let _ = self.sock.tcp().set_nonblocking(false);
+                read
+            } else {
+                // Served from the buffer, without touching the socket.
+                self.conn.read_tls(&mut self.sock)
+            };
             match read {
                 // The end of the stream, or an error: a read returns at once.
                 Ok(0) => return true,
@@ -167,7 +211,7 @@ where
             Shutdown::Read => Ok(()),
             Shutdown::Write | Shutdown::Both => self.notify_close(),
         };
-        let shut = self.sock.shutdown(how);
+        let shut = self.sock.tcp().shutdown(how);
         notified.and(shut)
     }
 }
@@ -214,7 +258,10 @@ pub(crate) fn accept(
             message: TLS_GREETING.to_owned(),
         })?;
     let conn = ServerConnection::new(config).map_err(|e| Error::Tls(e.to_string()))?;
-    let mut tls = Tls { conn, sock: stream };
+    let mut tls = Tls {
+        conn,
+        sock: Sock::new(stream),
+    };
     tls.handshake(Instant::now() + 2 * timeout)
         .map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof
@@ -282,7 +329,10 @@ pub(crate) fn connect(
         .unwrap_or_else(|_| ServerName::IpAddress(peer.ip().into()));
     let conn =
         ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(e.to_string()))?;
-    let mut tls = Tls { conn, sock: stream };
+    let mut tls = Tls {
+        conn,
+        sock: Sock::new(stream),
+    };
     let shaken = tls.handshake(Instant::now() + 2 * timeout);
     let found = match (verifier.seen(), expected) {
         (Some(found), Some(expected)) if found != expected => {
