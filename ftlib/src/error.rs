@@ -191,8 +191,10 @@ pub enum Error {
     Tls(String),
     /// A TLS client met a server that greets in plain.
     #[error(
-        "the server at {peer} does not use TLS (it was started with --plain): connect with \
-         --plain, and only on a network you trust"
+        "the server at {} port {} does not use TLS (it was started with --plain); connect \
+         with --plain, and only on a network you trust",
+        peer.ip(),
+        peer.port()
     )]
     PlainServer {
         /// The server's address.

@@ -425,10 +425,15 @@ fn check_login(s: &mut Session<'_>, _user: &str, password: &Password) -> Result<
     if s.user.is_some() {
         return Err(Error::Protocol("a second login".into()));
     }
+    if s.began {
+        return Err(Error::Protocol(
+            "a login after other requests: log in right after the hello".into(),
+        ));
+    }
     if !s.secure {
         return Err(Error::AuthFailed(
-            "a password is never accepted over a plain connection: this server runs without \
-             TLS (--plain), so it has no logins"
+            "passwords are not sent over a plain connection; this server runs without TLS \
+             (--plain), so it has no logins"
                 .into(),
         ));
     }

@@ -32,6 +32,8 @@ pub(super) struct Session<'a> {
     pub(super) user: Option<String>,
     /// What this client may do now: the account's role, or the anonymous one.
     pub(super) role: Option<Role>,
+    /// True once a request was served: a login must come before.
+    pub(super) began: bool,
 }
 
 /// Serves one accepted socket, holding its place in the registry until the end: opens TLS
@@ -86,6 +88,7 @@ pub(super) fn serve(ctx: &Ctx, mut conn: Connection, busy: &AtomicBool, secure: 
         secure,
         user: None,
         role: ctx.config.anonymous,
+        began: false,
     };
     session.serve_requests(busy);
     // Verified uploads are published even when nobody is left to hear it.
@@ -123,7 +126,9 @@ impl Session<'_> {
                 }
             };
             busy.store(true, Ordering::SeqCst);
-            match handlers::handle(self, request, started) {
+            let handled = handlers::handle(self, request, started);
+            self.began = true;
+            match handled {
                 Handled::Deferred(upload) => self.waiting.push(upload),
                 Handled::Answered { report, keep_going } => {
                     self.ctx.report(&report.by(self.user.as_deref()));
