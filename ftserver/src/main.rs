@@ -12,6 +12,10 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
 use ftlib::{DirStore, Identity, PartialLimits, Server, ServerConfig};
 
+// `--add-user`; main wires it next (unused until then).
+#[allow(dead_code)]
+mod users;
+
 const EXAMPLES: &str = "\
 Examples:
   ftserver 6789                          serve ./server_data on all interfaces, port 6789, over TLS
