@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use listen::{LISTEN_BACKLOG, listen};
 
+use crate::accounts::{Throttle, Users};
 use crate::error::{Error, Result};
 use crate::protocol::{DEFAULT_CHUNK, Role};
 use crate::report::{Op, Report};
@@ -56,6 +57,8 @@ pub struct ServerConfig {
     /// What a client that has not logged in may do (`None`: nothing). By default anyone
     /// may read and write.
     pub anonymous: Option<Role>,
+    /// The accounts clients may log in with (over TLS only); `None`: no logins.
+    pub users: Option<Arc<Users>>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             plain: false,
             identity: None,
             anonymous: Some(Role::Write),
+            users: None,
         }
     }
 }
@@ -232,6 +236,7 @@ impl Server {
             reports: Arc::new(reports),
             registry: Arc::default(),
             tls: self.tls.map(|(config, _)| config),
+            throttle: Throttle::new(),
         });
         for stream in self.listener.incoming() {
             if ctx.shutdown.is_shutdown() {
@@ -266,6 +271,8 @@ struct Ctx {
     registry: Arc<Registry>,
     /// The TLS configuration; `None` when plain.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Slows down addresses that fail to log in.
+    throttle: Throttle,
 }
 
 impl Ctx {
