@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules of ftlib.
 const MODULES: &[&str] = &[
+    "accounts",
     "client",
     "codec",
     "connection",
@@ -38,6 +39,7 @@ const SERVER_SIDE: &[&str] = &[
     "error",
     "text",
     "tls",
+    "accounts",
 ];
 
 /// What the client may use: the network side, TLS, and what it trusts.
@@ -60,6 +62,8 @@ const CLIENT_SIDE: &[&str] = &[
 /// allowed.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("text", &[]),
+    // A server's accounts: the users file and the throttle; nothing of connections.
+    ("accounts", &["protocol", "error", "sys", "text"]),
     ("sys", &[]),
     ("protocol", &["codec"]),
     ("codec", &["protocol", "error"]),
