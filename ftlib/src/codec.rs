@@ -202,6 +202,66 @@ mod tests {
         assert!(at > start && at < start + payload.len(), "chunk was copied");
     }
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn frame_of<T: Serialize>(msg: &T) -> String {
+        let mut frame = Vec::new();
+        encode_frame(msg, &mut frame).expect("encode");
+        hex(&frame)
+    }
+
+    /// The version 3 rows of docs/PROTOCOL.md section 4.6, exactly.
+    #[test]
+    fn v3_frames_match_the_spec() {
+        use crate::protocol::{ErrorKind, Password, Role};
+        let error = |kind, message: &str| Response::Error {
+            kind,
+            message: message.into(),
+        };
+        let rows: [(&str, String); 7] = [
+            (
+                "00 00 00 0e 07 05 61 6c 69 63 65 06 73 65 63 72 65 74",
+                frame_of(&Request::Login {
+                    user: "alice".into(),
+                    password: Password("secret".into()),
+                }),
+            ),
+            (
+                "00 00 00 02 09 01",
+                frame_of(&Response::LoggedIn { role: Role::Read }),
+            ),
+            (
+                "00 00 00 02 09 02",
+                frame_of(&Response::LoggedIn { role: Role::Write }),
+            ),
+            (
+                "00 00 00 04 01 12 01 78",
+                frame_of(&error(ErrorKind::AuthFailed, "x")),
+            ),
+            (
+                "00 00 00 04 01 0d 01 78",
+                frame_of(&error(ErrorKind::PermissionDenied, "x")),
+            ),
+            (
+                "00 00 00 13 00 89 46 54 0a 03 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
+                frame_of(&Request::Hello(Hello::ours())),
+            ),
+            (
+                "00 00 00 34 01 13 31",
+                frame_of(&error(ErrorKind::TlsRequired, crate::tls::TLS_GREETING))[..20].to_owned(),
+            ),
+        ];
+        for (want, got) in rows {
+            assert_eq!(got, want);
+        }
+    }
+
     /// The busy refusal exactly as docs/PROTOCOL.md shows it.
     #[test]
     fn busy_frame_matches_the_spec() {
