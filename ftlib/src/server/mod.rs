@@ -32,6 +32,47 @@ use crate::tls::{self, Fingerprint, Identity};
 use registry::Registry;
 
 /// How a [`Server`] behaves.
+///
+/// # Examples
+/// An identity kept in a state directory (the same fingerprint on every start) and accounts
+/// with roles; clients that do not log in may only read.
+/// ```
+/// use std::sync::Arc;
+/// use ftlib::accounts::{self, Users};
+/// use ftlib::{Client, ClientConfig, Credentials, Identity, Password, Role, Server, ServerConfig, Trust};
+///
+/// let state = tempfile::tempdir()?;
+/// let served = tempfile::tempdir()?;
+/// let users_file = state.path().join("users");
+/// accounts::add_user(&users_file, "alice", Role::Write, "correct horse")?;
+///
+/// let (identity, _created) = Identity::load_or_create(state.path())?;
+/// let mut config = ServerConfig::default();
+/// config.identity = Some(Arc::new(identity));
+/// config.users = Some(Arc::new(Users::load(&users_file)?));
+/// config.anonymous = Some(Role::Read);
+/// let server = Server::new(
+///     ftlib::listen("127.0.0.1:0")?,
+///     ftlib::DirStore::open(served.path())?,
+///     config,
+/// )?;
+/// let (addr, fingerprint) = (server.local_addr()?, server.fingerprint().expect("TLS"));
+/// let stop = server.shutdown_handle();
+/// let running = std::thread::spawn(move || server.run(|report| println!("{report}")));
+///
+/// let mut login = ClientConfig::trusting(Trust::Pinned(fingerprint));
+/// login.login = Some(Credentials {
+///     user: "alice".into(),
+///     password: Password("correct horse".into()),
+/// });
+/// let client = Client::connect(addr, login)?;
+/// assert_eq!(client.role(), Some(Role::Write));
+/// drop(client);
+///
+/// stop.shutdown();
+/// running.join().expect("server thread")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
