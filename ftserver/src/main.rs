@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -263,7 +263,7 @@ fn identity(args: &Args) -> Result<Identity, String> {
 }
 
 /// The accounts in `file`, which must not be served, for a server with TLS.
-fn accounts(args: &Args, file: &std::path::Path) -> Result<Users, String> {
+fn accounts(args: &Args, file: &Path) -> Result<Users, String> {
     if args.plain {
         return Err(
             "--users needs TLS: passwords would cross the network in clear; drop \
@@ -295,26 +295,87 @@ fn parse_role(text: &str) -> Result<Role, String> {
     text.parse()
 }
 
-/// `path` made absolute with symbolic links resolved as far as it exists, the rest
-/// appended as written: where a directory would be once created.
-fn resolve(path: &std::path::Path) -> PathBuf {
+/// Where `path` is, or would be once created: absolute, each existing prefix with its
+/// symbolic links resolved, and a `..` after a missing directory taken as the parent of that
+/// directory (creating the path makes it a real one). Resolving only the longest existing
+/// prefix would leave `missing/../root/state` outside the root as written.
+fn resolve(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return rest.iter().rev().fold(real, |p, c| p.join(c));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
+    let mut resolved = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            // `resolved` has no symbolic links left: its parent is the real one.
+            Component::ParentDir => {
+                resolved.pop();
             }
-            _ => return absolute,
+            other => {
+                resolved.push(other);
+                if let Ok(real) = resolved.canonicalize() {
+                    resolved = real;
+                }
+            }
         }
     }
+    resolved
 }
 
 fn join(ip: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Every spelling of a place inside `root` resolves inside it, however much of it is
+    /// missing yet; a place beside it does not.
+    #[test]
+    fn resolve_sees_through_missing_directories_dots_and_links() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let root = base.path().join("root");
+        fs::create_dir(&root).expect("mkdir");
+        let real_root = root.canonicalize().expect("canonical");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&root, base.path().join("link")).expect("symlink");
+        let inside = [
+            "root",
+            "root/state",
+            "root/a/b/../c",
+            "missing/../root/state",
+            "missing/deeper/../../root/state",
+            "./root/./state/.",
+            #[cfg(unix)]
+            "link/state",
+            #[cfg(unix)]
+            "missing/../link/x/../state",
+        ];
+        for path in inside {
+            let resolved = resolve(&base.path().join(path));
+            assert!(
+                resolved.starts_with(&real_root),
+                "{path}: {}",
+                resolved.display()
+            );
+        }
+        for path in [
+            "state",
+            "root/../state",
+            "missing/../state",
+            "rootless/state",
+        ] {
+            let resolved = resolve(&base.path().join(path));
+            assert!(
+                !resolved.starts_with(&real_root),
+                "{path}: {}",
+                resolved.display()
+            );
+        }
+        assert!(
+            !base.path().join("missing").exists(),
+            "resolve created something"
+        );
+    }
 }
