@@ -132,7 +132,9 @@ fn short_type_name<T>() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Body, Entry, EntryKind, ErrorKind, Hello, MAX_CHUNK, Request, Response};
+    use crate::protocol::{
+        Body, Entry, EntryKind, ErrorKind, Hello, MAX_CHUNK, Password, Request, Response, Role,
+    };
 
     fn round_trip<T>(msg: &T) -> T
     where
@@ -221,6 +223,90 @@ mod tests {
                 0, 0, 0, 0x39, 1, 8, 0x36, b'b', b'u', b's', b'y', b':', b' ', b'a', b'l', b'r'
             ]
         );
+    }
+
+    /// The v3 frames of docs/PROTOCOL.md (sections 4.6 and 13.1), byte for byte.
+    #[test]
+    fn v3_frames_match_the_spec() {
+        fn hex<T: Serialize>(msg: &T) -> String {
+            let mut frame = Vec::new();
+            encode_frame(msg, &mut frame).expect("encode");
+            let bytes: Vec<String> = frame.iter().map(|b| format!("{b:02x}")).collect();
+            bytes.join(" ")
+        }
+        fn text(s: &str) -> String {
+            let bytes: Vec<String> = s.bytes().map(|b| format!("{b:02x}")).collect();
+            bytes.join(" ")
+        }
+        let login = |user: &str, password: &str| Request::Login {
+            user: user.into(),
+            password: Password(password.into()),
+        };
+        let error = |kind, message: &str| Response::Error {
+            kind,
+            message: message.into(),
+        };
+        let rows = [
+            (
+                hex(&Request::Hello(Hello::ours())),
+                format!(
+                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
+                    text("ftlib/0.1.0")
+                ),
+            ),
+            (
+                hex(&Response::Hello(Hello::ours())),
+                format!(
+                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
+                    text("ftlib/0.1.0")
+                ),
+            ),
+            (
+                hex(&login("alice", "secret")),
+                "00 00 00 0e 07 05 61 6c 69 63 65 06 73 65 63 72 65 74".into(),
+            ),
+            (
+                hex(&login("alice", "correct horse")),
+                format!(
+                    "00 00 00 15 07 05 {} 0d {}",
+                    text("alice"),
+                    text("correct horse")
+                ),
+            ),
+            (
+                hex(&Response::LoggedIn { role: Role::Read }),
+                "00 00 00 02 09 01".into(),
+            ),
+            (
+                hex(&Response::LoggedIn { role: Role::Write }),
+                "00 00 00 02 09 02".into(),
+            ),
+            (
+                hex(&error(ErrorKind::AuthFailed, "x")),
+                "00 00 00 04 01 12 01 78".into(),
+            ),
+            (
+                hex(&error(ErrorKind::PermissionDenied, "x")),
+                "00 00 00 04 01 0d 01 78".into(),
+            ),
+            (
+                hex(&error(ErrorKind::TlsRequired, crate::TLS_GREETING)),
+                format!("00 00 00 34 01 13 31 {}", text(crate::TLS_GREETING)),
+            ),
+            (
+                hex(&error(
+                    ErrorKind::AuthFailed,
+                    "login failed: wrong user name or password",
+                )),
+                format!(
+                    "00 00 00 2c 01 12 29 {}",
+                    text("login failed: wrong user name or password")
+                ),
+            ),
+        ];
+        for (got, want) in rows {
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
