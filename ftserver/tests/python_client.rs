@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use ftlib::protocol::{Hello, Request, Response};
 use tempfile::TempDir;
+use util::fake_server::{FakeServer, Peer};
 use util::{Line, Output, ServerProcess, noise};
 
 /// What the machine offers to run the script.
@@ -50,7 +52,7 @@ fn skip(test: &str) {
     println!("skipped {test}: python3 is not installed");
 }
 
-fn script() -> PathBuf {
+fn script_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples/ft_client.py")
 }
 
@@ -90,7 +92,7 @@ impl Setup {
     fn py_with(&self, trust: Vec<OsString>, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = Command::new("python3");
         command
-            .arg(script())
+            .arg(script_path())
             .args(trust)
             .arg("--dir")
             .arg(self.local())
@@ -224,6 +226,44 @@ fn plain_script_against_a_plain_server() {
         assert_eq!(line.summary(), "put a.txt 5 bytes success");
     }
     setup.list_and_get("a.txt", b"hello");
+}
+
+/// A plain server of an older version (a fake one: ftserver speaks v3): the script chooses
+/// that version in its hello, then lists.
+#[test]
+fn plain_script_chooses_an_older_servers_version() {
+    let Some(_) = python() else {
+        return skip("plain_script_chooses_an_older_servers_version");
+    };
+    fn older(peer: &mut Peer, version: u32) {
+        peer.send(&Response::Hello(Hello {
+            version,
+            ..Hello::ours()
+        }));
+        match peer.request() {
+            Request::Hello(hello) => {
+                assert_eq!(hello.version, version, "{hello:?}");
+                assert_eq!(hello.min_version, 1, "{hello:?}");
+                assert_eq!(hello.agent, "ft_client.py/3", "{hello:?}");
+            }
+            other => panic!("expected the client's hello, got {other:?}"),
+        }
+    }
+    let scripts: [fn(&mut Peer); 2] = [|peer| older(peer, 1), |peer| older(peer, 2)];
+    for script in scripts {
+        let fake = FakeServer::start(script);
+        let mut command = Command::new("python3");
+        command.arg(script_path()).args([
+            "--plain",
+            "127.0.0.1",
+            &fake.addr.port().to_string(),
+            "list",
+        ]);
+        let out = ft_testutil::run(command);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout, "", "an empty listing: {out:?}");
+        fake.finish();
+    }
 }
 
 /// One side TLS, the other plain: both refusals are immediate and say what to do, and the
