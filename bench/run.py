@@ -7,6 +7,13 @@ tools that are missing are reported and their rows skipped.
 
 Workloads (sizes configurable, see --help):
   big         one 1 GiB file, put and get, on tmpfs (so the disk does not decide)
+  encrypted   issue 9: the same file put and get by ft over TLS (pinned --fingerprint),
+              by plain ft (--plain), by scp and by socat both ways (the limit), on tmpfs;
+              a second table gives TLS/socat and TLS/scp (MB/s) and TLS/plain (CPU per
+              GiB, client + server) against their targets (>= 0.9, >= 3, <= 2). The
+              source is random bytes made once and kept in --data-cache. Binaries that
+              predate TLS: the TLS rows are skipped with a note, and plain ft runs
+              without --plain (detected from --help)
   small       1,000 files of 4 KiB, put and get in one command each, on disk (ft fsyncs)
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
@@ -20,15 +27,19 @@ and the table quotes medians; ratios are taken pair by pair (each run against th
 baseline run of the same round), then their median is quoted.
 
 Before/after (--ft-base-bin-dir DIR): the ftserver and ftclient in DIR, typically built
-from an older commit, join every workload as the peer "ft@base", run exactly as ft is
-(same arguments, files, verification) in the same interleaved rounds. Its rows sit under
-ft's with the same ratio against the usual baseline, and a "vs ft@base" column gives the
-median of ft / ft@base taken round by round, so a slowdown can be told from noise.
+from an older commit, join every workload but encrypted as the peer "ft@base", run exactly
+as ft is (same arguments, files, verification) in the same interleaved rounds. Its rows sit
+under ft's with the same ratio against the usual baseline, and a "vs ft@base" column gives
+the median of ft / ft@base taken round by round, so a slowdown can be told from noise.
 
 Needs python3 (standard library only), Linux (/proc), cargo to build ft, and for the peers
-and the CPU/RSS columns: apt-get install time socat rsync openssh-server nginx iperf3 curl.
-Usage: bench/run.py [--quick] [--only big,small,concurrent,rss] (see --help); results go to
-bench/results/latest.json and latest.md.
+and the CPU/RSS columns: apt-get install time socat rsync openssh-server openssh-client
+nginx iperf3 curl. scp needs no system sshd running and no ssh setup: the script starts a
+throwaway sshd on a free 127.0.0.1 port with a host key, a client key and authorized_keys
+of its own in its temporary directory (as root too; as root it creates /run/sshd, which
+sshd requires, when missing).
+Usage: bench/run.py [--quick] [--only big,encrypted,small,concurrent,rss] (see --help);
+results go to bench/results/latest.json and latest.md.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import json
 import os
 import platform
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -61,7 +73,7 @@ HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-INSTALL_HINT = "apt-get install time socat rsync openssh-server nginx iperf3 curl"
+INSTALL_HINT = "apt-get install time socat rsync openssh-server openssh-client nginx iperf3 curl"
 
 
 def log(msg: str) -> None:
@@ -290,7 +302,8 @@ class Server:
 
     live: list["Server"] = []
 
-    def __init__(self, name: str, argv: list[str], logfile: Path, port: int | None = None):
+    def __init__(self, name: str, argv: list[str], logfile: Path, port: int | None = None,
+                 env: dict | None = None):
         self.name, self.argv, self.logfile, self.port = name, argv, logfile, port
         with open(logfile, "wb") as out:
             self.proc = subprocess.Popen(
@@ -300,6 +313,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                env=env,
             )
         Server.live.append(self)
         try:
@@ -321,12 +335,18 @@ class Server:
             raise RunFailed(f"{self.name} exited with {self.proc.returncode}")
         return True
 
-    def _port_from_log(self) -> bool:
+    def line(self, match: Callable[[str], bool]) -> str | None:
+        """The first complete line of the log that matches. stderr shares the log, so a
+        warning may come before stdout's first line."""
         self._alive()
-        first = (_read(str(self.logfile)) or "").split("\n", 1)
-        if len(first) < 2 or "server up and running" not in first[0]:
+        lines = (_read(str(self.logfile)) or "").split("\n")[:-1]
+        return next((line for line in lines if match(line)), None)
+
+    def _port_from_log(self) -> bool:
+        first = self.line(lambda line: line.endswith(" server up and running"))
+        if first is None:
             return False
-        self.port = int(first[0].split()[1])
+        self.port = int(first.split()[1])
         return True
 
     def settle(self, timeout: float = 3.0) -> None:
@@ -435,27 +455,29 @@ def run_clients(
     )
 
 
-def run_pair(receiver: list[str], port: int, sender: list[str], logfile: Path,
-             sender_out: Path | None = None) -> Sample:
-    """A one-shot receiver (the 'server') and a sender; both are measured with rusage."""
-    sender_out = sender_out or logfile
-    with open(logfile, "ab") as out, open(sender_out, "ab") as sout:
-        recv = Measured(receiver, logfile.parent, stdout=out, stderr=out)
-        send = None
+def run_pair(listener: list[str], port: int, connector: list[str], logfile: Path,
+             connector_out: Path | None = None) -> Sample:
+    """A one-shot listener (the 'server': the receiver, or for a get the sender) and the
+    process that connects to it (the 'client'); both are measured with rusage. The wall
+    time starts when the connector is started."""
+    connector_out = connector_out or logfile
+    with open(logfile, "ab") as out, open(connector_out, "ab") as cout:
+        srv = Measured(listener, logfile.parent, stdout=out, stderr=out)
+        cli = None
         try:
-            wait_until(lambda: recv.proc.poll() is None and listening(port), 10, receiver[0])
+            wait_until(lambda: srv.proc.poll() is None and listening(port), 10, listener[0])
             start = time.perf_counter()
-            send = Measured(sender, logfile.parent, stdout=sout, stderr=out)
-            s = send.reap()
-            r = recv.reap()
+            cli = Measured(connector, logfile.parent, stdout=cout, stderr=out)
+            c = cli.reap()
+            s = srv.reap()
             wall = time.perf_counter() - start
         finally:
-            recv.kill()
-            if send:
-                send.kill()
-    if s.rc or r.rc:
-        raise RunFailed(f"sender exit {s.rc}, receiver exit {r.rc}:\n{tail(logfile)}")
-    return Sample(wall, s.cpu, r.cpu, peak([s]), peak([r]), cli_sys=s.sys, srv_sys=r.sys)
+            srv.kill()
+            if cli:
+                cli.kill()
+    if c.rc or s.rc:
+        raise RunFailed(f"client side exit {c.rc}, server side exit {s.rc}:\n{tail(logfile)}")
+    return Sample(wall, c.cpu, s.cpu, peak([c]), peak([s]), cli_sys=c.sys, srv_sys=s.sys)
 
 
 # ---------------------------------------------------------------------------------------
@@ -553,6 +575,11 @@ class Tools:
     def have(self, peer: str) -> bool:
         return peer in self.peers
 
+    def note(self, text: str) -> None:
+        """A note for the end of the report, also shown now."""
+        self.notes.append(text)
+        log(f"note: {text}")
+
 
 PEER_NEEDS = {
     "socat": ["socat"],
@@ -648,11 +675,14 @@ def optional(tools: Tools, peer: str, start: Callable[[], Server]) -> Server | N
         return None
 
 
-def start_ftserver(ft: Ft, root: Path, work: Path, tag: str) -> Server:
+def start_ftserver(ft: Ft, root: Path, work: Path, tag: str, extra: list[str] | None = None,
+                   env: dict | None = None) -> Server:
     return Server(
         f"ftserver{ft.suffix} ({tag})",
-        [ft.server, "0", "--bind", HOST, "--root", str(root), "--max-connections", "1024"],
+        [ft.server, "0", "--bind", HOST, "--root", str(root), "--max-connections", "1024",
+         *(extra or [])],
         work / f"ftserver{ft.suffix}-{tag}.log",
+        env=env,
     )
 
 
@@ -928,7 +958,7 @@ def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict
             s = run_pair(
                 [tools.paths["iperf3"], "-s", "-1", "-B", HOST, "-p", str(port)], port,
                 [tools.paths["iperf3"], "-c", HOST, "-p", str(port), "-n", str(size), "-J"],
-                w / "iperf3.log", sender_out=out)
+                w / "iperf3.log", connector_out=out)
             end = json.loads(out.read_text())["end"]
             sent, received = end["sum_sent"], end["sum_received"]
             verify(sent["bytes"] >= size, f"iperf3 sent {sent['bytes']} of {size} bytes")
@@ -1302,6 +1332,194 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
     return summarize(rows, by_files=False)
 
 
+# Tool names of the encrypted workload's rows.
+ENC_SOCAT, ENC_SCP, ENC_PLAIN, ENC_TLS = "socat (limit)", "scp", "ft plain", "ft TLS"
+
+
+def ft_flags(exe: str) -> set[str]:
+    """The long options an ft binary lists in its --help: which of issue 9's flags it has."""
+    try:
+        r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", r.stdout))
+
+
+def cached_random(args, size: int) -> Path:
+    """`size` random bytes made once in --data-cache and kept, so that later runs send the
+    same bytes without generating them again."""
+    d = Path(args.data_cache)
+    path = d / f"random-{size}.bin"
+    try:
+        if path.stat().st_size == size:
+            return path
+    except FileNotFoundError:
+        pass
+    d.mkdir(parents=True, exist_ok=True)
+    log(f"encrypted: writing {human(size)} of random data to {path} (kept for later runs)")
+    part = d / f".random-{size}.{os.getpid()}.part"
+    try:
+        write_random(part, size)
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
+    return path
+
+
+def workload_encrypted(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict]:
+    """Issue 9: one big file put and got by ft over TLS, by plain ft, by scp, and by socat
+    in both directions (the limit), in the same interleaved rounds, on tmpfs."""
+    size = args.big_size
+    group = f"{human(size)} file, encrypted (tmpfs)"
+    build = tools.fts[0]  # ft@base does not join: this workload compares ft with itself
+    w = base / "encrypted"
+    w.mkdir()
+    src, got, home = w / "src", w / "got", w / "home"
+    for d in (src, got, home):
+        d.mkdir()
+    original = src / "put.bin"
+    cache = cached_random(args, size)
+    log(f"encrypted: copying {cache} to {original}")
+    shutil.copyfile(cache, original)
+    # ft's processes get a home of their own: no known_hosts or identity lands in the real one.
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
+           "XDG_DATA_HOME": str(home / "data")}
+    rows: list[Row] = []
+    servers: list[Server] = []
+
+    def root(name: str) -> Path:
+        r = w / name
+        r.mkdir()
+        os.link(original, r / "get.bin")
+        return r
+
+    def copy_of_original(run: Callable[[], Sample], out: Path) -> Sample:
+        return measured(run, lambda: verify(same_file(original, out), str(out)),
+                        lambda: out.unlink(missing_ok=True))
+
+    if tools.have("socat"):
+        sroot = root("socat")
+        socat = [tools.paths["socat"], "-u", "-b", str(args.socat_buffer)]
+
+        def listen(port: int) -> str:
+            return f"TCP-LISTEN:{port},bind={HOST},reuseaddr"
+
+        def socat_put() -> Sample:
+            port, out = free_port(), sroot / "put.bin"
+            return copy_of_original(lambda: run_pair(
+                [*socat, listen(port), f"OPEN:{out},creat,trunc"], port,
+                [*socat, f"OPEN:{original},rdonly", f"TCP:{HOST}:{port}"], w / "socat.log"), out)
+
+        def socat_get() -> Sample:
+            port, out = free_port(), got / "get.bin"
+            return copy_of_original(lambda: run_pair(
+                [*socat, f"OPEN:{sroot / 'get.bin'},rdonly", listen(port)], port,
+                [*socat, f"TCP:{HOST}:{port}", f"OPEN:{out},creat,trunc"], w / "socat.log"), out)
+
+        rows += [Row(group, ENC_SOCAT, "put", socat_put, size, 1, baseline=True,
+                     note=f"socat -u -b {args.socat_buffer}, clear: file to TCP to file"),
+                 Row(group, ENC_SOCAT, "get", socat_get, size, 1, baseline=True,
+                     note="the listening side sends")]
+
+    if sshd:
+        scproot = root("scp")
+        remote = f"{sshd.user}@{HOST}:{scproot}"
+        scp = [tools.paths["scp"], "-q", *sshd.ssh_opts]
+
+        def scp_put() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[*scp, str(original), f"{remote}/put.bin"]], sshd.server, w / "scp.log"),
+                scproot / "put.bin")
+
+        def scp_get() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[*scp, f"{remote}/get.bin", str(got / "get.bin")]], sshd.server, w / "scp.log"),
+                got / "get.bin")
+
+        rows += [Row(group, ENC_SCP, "put", scp_put, size, 1, note="private sshd, default cipher"),
+                 Row(group, ENC_SCP, "get", scp_get, size, 1)]
+
+    def ft_rows(tool: str, tag: str, start: Callable[[Path], Server],
+                client_flags: Callable[[Server], list[str]], note: str) -> list[Row]:
+        ftroot = root(tag)
+        server = optional(tools, tool, lambda: start(ftroot))
+        if not server:
+            return []
+        servers.append(server)
+        flags = client_flags(server)
+        client_log = w / f"ftclient-{tag}.log"
+
+        def ft_put() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[build.client, *flags, "--dir", str(src), HOST, str(server.port), "put",
+                  "put.bin"]], server, client_log, env), ftroot / "put.bin")
+
+        def ft_get() -> Sample:
+            return copy_of_original(lambda: run_clients(
+                [[build.client, *flags, "--dir", str(got), HOST, str(server.port), "get",
+                  "get.bin"]], server, client_log, env), got / "get.bin")
+
+        return [Row(group, tool, "put", ft_put, size, 1, note=note),
+                Row(group, tool, "get", ft_get, size, 1)]
+
+    srv_flags, cli_flags = ft_flags(build.server), ft_flags(build.client)
+    tls_flags = {"--state-dir", "--fingerprint"} & (srv_flags | cli_flags)
+    if "--plain" in srv_flags and "--plain" in cli_flags:
+        plain, plain_note = ["--plain"], "--plain on both sides"
+    elif not tls_flags and "--plain" not in srv_flags | cli_flags:
+        plain, plain_note = [], "binaries predate --plain: run without it (they speak only plain)"
+        tools.note(f"{ENC_PLAIN}: the binaries in {args.bin_dir} predate --plain (not in "
+                   "their --help): run without it, plain being all they speak")
+    else:
+        plain = None
+        tools.note(f"{ENC_PLAIN}: skipped, ftserver or ftclient in {args.bin_dir} has TLS "
+                   "options but no --plain in its --help")
+    if plain is not None:
+        rows += ft_rows(ENC_PLAIN, "plain",
+                        lambda r: start_ftserver(build, r, w, "plain", plain, env),
+                        lambda _: plain, plain_note)
+
+    if "--state-dir" in srv_flags and "--fingerprint" in cli_flags:
+
+        def start_tls(r: Path) -> Server:
+            server = start_ftserver(build, r, w, "tls", ["--state-dir", str(w / "state")], env)
+            try:
+                wait_until(lambda: server.line(lambda l: l.startswith("fingerprint SHA256:")),
+                           10, "ftserver's second line, `fingerprint SHA256:...`")
+            except RunFailed as e:
+                server.stop()
+                raise RunFailed(f"{e}\n{tail(server.logfile)}") from None
+            return server
+
+        def pin(server: Server) -> list[str]:
+            fp = server.line(lambda l: l.startswith("fingerprint SHA256:")).split()[1]
+            return ["--fingerprint", fp]
+
+        rows += ft_rows(ENC_TLS, "tls", start_tls, pin, "TLS 1.3, server pinned by --fingerprint")
+    else:
+        missing = sorted({"--state-dir"} - srv_flags) + sorted({"--fingerprint"} - cli_flags)
+        tools.note(f"{ENC_TLS}: skipped, the binaries in {args.bin_dir} predate TLS "
+                   f"({', '.join(missing)} not in their --help); the issue 9 ratios need "
+                   "a build with TLS")
+
+    try:
+        interleave(rows, args.reps, "encrypted")
+    finally:
+        for s in servers:
+            s.stop()
+        written = sorted(str(p) for p in home.rglob("known_hosts"))
+        if written:
+            tools.note(f"{ENC_TLS}: ftclient wrote {', '.join(written)} although it "
+                       "pinned the server with --fingerprint")
+        shutil.rmtree(w, ignore_errors=True)
+    out = summarize(rows, by_files=False)
+    for entry in out:
+        entry["kind"] = "encrypted"
+    return out
+
+
+
 # ---------------------------------------------------------------------------------------
 # Report.
 # ---------------------------------------------------------------------------------------
@@ -1389,6 +1607,90 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# Issue 9's targets for the encrypted workload: (key, other tool, measure, bound, at least?,
+# column). The CPU measure is user+system seconds per GiB, client and server summed.
+TARGETS = [
+    ("tls_vs_socat", ENC_SOCAT, "MB/s", 0.9, True, "TLS/socat MB/s >= 0.9"),
+    ("tls_vs_scp", ENC_SCP, "MB/s", 3.0, True, "TLS/scp MB/s >= 3"),
+    ("tls_vs_plain_cpu", ENC_PLAIN, "CPU", 2.0, False, "TLS/plain CPU <= 2"),
+]
+
+
+def cpu_per_gib(entry: dict, s: dict) -> float:
+    return (s["client_cpu_s"] + s["server_cpu_s"]) / (entry["bytes"] / GiB)
+
+
+def issue9_targets(results: list[dict]) -> list[dict]:
+    """Per op: ft TLS against socat and scp (MB/s) and against plain ft (CPU per GiB, client
+    plus server), as the median of per-round ratios and as best run against best run."""
+    out = []
+    enc = [r for r in results if r.get("kind") == "encrypted"]
+    for op in ("put", "get"):
+        by_tool = {r["tool"]: r for r in enc if r["op"] == op}
+        if not by_tool:
+            continue
+        entry = {"op": op, "cpu_s_per_gib": {}, "cpu_s_per_gib_min": {}}
+        for tool, r in by_tool.items():
+            cpus = [cpu_per_gib(r, s) for s in r["samples"] if s]
+            if cpus:
+                entry["cpu_s_per_gib"][tool] = round(statistics.median(cpus), 3)
+                entry["cpu_s_per_gib_min"][tool] = round(min(cpus), 3)
+        tls = by_tool.get(ENC_TLS)
+        for key, other_tool, what, bound, at_least, _ in TARGETS:
+            other = by_tool.get(other_tool)
+            target = {"of": f"{ENC_TLS} / {other_tool}, {what}",
+                      "target": f"{'>=' if at_least else '<='} {bound:g}"}
+            if tls and other:
+                if what == "MB/s":
+                    f, best = (lambda r, s: s["mb_per_s"]), max
+                else:
+                    f, best = cpu_per_gib, min
+                pairs = [f(tls, a) / f(other, b) for a, b in zip(tls["samples"], other["samples"])
+                         if a and b]
+                mine = [f(tls, s) for s in tls["samples"] if s]
+                theirs = [f(other, s) for s in other["samples"] if s]
+                if pairs:
+                    median = statistics.median(pairs)
+                    target.update(median=round(median, 3), rounds=[round(x, 3) for x in pairs],
+                                  best=round(best(mine) / best(theirs), 3),
+                                  met=median >= bound if at_least else median <= bound)
+            entry[key] = target
+        out.append(entry)
+    return out
+
+
+def target_table(targets: list[dict]) -> tuple[list[str], list[list[str]]]:
+    tools = [ENC_SOCAT, ENC_SCP, ENC_PLAIN, ENC_TLS]
+    short = {ENC_SOCAT: "socat", ENC_SCP: "scp", ENC_PLAIN: "plain", ENC_TLS: "TLS"}
+    cols = ["op", *(column for *_, column in TARGETS), *(f"CPU s/GiB {short[t]}" for t in tools)]
+    rows = []
+    for e in targets:
+        cells = [e["op"]]
+        for key, *_ in TARGETS:
+            t = e[key]
+            cells.append("-" if "median" not in t else
+                         f"{t['median']:.2f} [{t['best']:.2f}] {'met' if t['met'] else 'MISSED'}")
+        for tool in tools:
+            m = e["cpu_s_per_gib"].get(tool)
+            cells.append("-" if m is None else f"{m:.2f} [{e['cpu_s_per_gib_min'][tool]:.2f}]")
+        rows.append(cells)
+    return cols, rows
+
+
+def print_targets(targets: list[dict]) -> str:
+    cols, rows = target_table(targets)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(cols), "  ".join("-" * w for w in widths), *map(fmt, rows)])
+
+
+def markdown_targets(targets: list[dict]) -> str:
+    cols, rows = target_table(targets)
+    lines = ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def machine() -> dict:
     info = {
         "cpus": os.cpu_count(),
@@ -1437,13 +1739,19 @@ def fs_type(path: Path) -> str:
 # Main.
 # ---------------------------------------------------------------------------------------
 
-WORKLOADS = ["big", "small", "concurrent", "rss"]
+WORKLOADS = ["big", "encrypted", "small", "concurrent", "rss"]
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog=f"Peers need: {INSTALL_HINT}. Missing ones are skipped with a note.",
+        epilog=f"Peers need: {INSTALL_HINT}. Missing ones are skipped with a note. scp runs "
+               "against a throwaway sshd that the script starts on a free 127.0.0.1 port with "
+               "a host key, client key and authorized_keys of its own in its temporary "
+               "directory (root is fine; as root it creates /run/sshd when missing): no system "
+               "sshd and no ~/.ssh setup are needed or touched. Issue 9's encrypted workload "
+               "(ft over TLS against socat, scp and plain ft, same rounds): "
+               "bench/run.py --only encrypted --peers socat,scp",
     )
     p.add_argument("--quick", action="store_true",
                    help="smoke run (about a minute): 64 MiB file, 100 small files, 1 MiB per "
@@ -1458,7 +1766,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--scp-max-clients", type=int,
                    help="largest client count scp is run with (default 256, --quick 16): "
                         "each scp costs an ssh handshake, which takes minutes at 256 on 2 cores")
-    p.add_argument("--big-size", type=parse_size, help="size of the big file (default 1G)")
+    p.add_argument("--big-size", type=parse_size,
+                   help="size of the big file, also the encrypted workload's (default 1G)")
+    p.add_argument("--data-cache", metavar="DIR", default="/tmp/ft-bench-cache",
+                   help="where the encrypted workload keeps its random source file between "
+                        "runs, random-SIZE.bin (default /tmp/ft-bench-cache; delete it freely)")
     p.add_argument("--small-count", type=int, help="number of small files (default 1000)")
     p.add_argument("--small-size", type=parse_size, default=4 * KiB, help="small file size (4K)")
     p.add_argument("--conc-size", type=parse_size, help="file per concurrent client (default 16M)")
@@ -1475,8 +1787,9 @@ def parse_args() -> argparse.Namespace:
                    help="before/after: also run the ftserver and ftclient in DIR (e.g. built "
                         "from an older commit; never built by this script) as the peer "
                         f"{FT_BASE}, exactly as ft is run, in the same interleaved rounds of "
-                        "every workload; the table gains a column '" + VS_BASE + "': the "
-                        "median of per-round ratios ft / ft@base (MB/s, files/s for small)")
+                        "every workload but encrypted; the table gains a column '" + VS_BASE +
+                        "': the median of per-round ratios ft / ft@base (MB/s, files/s for "
+                        "small)")
     p.add_argument("--json", default=str(REPO / "bench" / "results" / "latest.json"),
                    help="results file (a .md table is written beside it)")
     a = p.parse_args()
@@ -1526,7 +1839,7 @@ def main() -> int:
         if not want and kind == "tmpfs":
             log(f"warning: {role} {path} is tmpfs: the small-file workload will not touch a disk")
     need = max(
-        3 * args.big_size if "big" in args.only else 0,
+        3 * args.big_size if {"big", "encrypted"} & set(args.only) else 0,
         2 * max(args.clients) * args.conc_size if "concurrent" in args.only else 0,
         max(args.rss_sizes) + 64 * MiB if "rss" in args.only else 0,
     )
@@ -1559,7 +1872,7 @@ def main() -> int:
             d.mkdir()
             ft.server = shutil.copy2(ft.server, d / "ftserver")
             ft.client = shutil.copy2(ft.client, d / "ftclient")
-        if tools.have("scp") and set(args.only) & {"big", "small", "concurrent"}:
+        if tools.have("scp") and set(args.only) & {"big", "encrypted", "small", "concurrent"}:
             try:
                 sshd = start_sshd(tools, mem_base)
             except (RunFailed, subprocess.CalledProcessError) as e:
@@ -1567,6 +1880,8 @@ def main() -> int:
                 log(f"note: {tools.notes[-1]}")
         if "big" in args.only:
             results += workload_big(args, tools, mem_base, sshd)
+        if "encrypted" in args.only:
+            results += workload_encrypted(args, tools, mem_base, sshd)
         if "small" in args.only:
             results += workload_small(args, tools, disk_base, sshd)
         if "concurrent" in args.only:
@@ -1597,6 +1912,13 @@ def main() -> int:
             if "vs_ft_base" in r:
                 rounds = " ".join(f"{x:.3f}" for x in r["vs_ft_base_rounds"])
                 print(f"  {r['workload']} {r['op']}: {r['vs_ft_base']:.3f} ({rounds})")
+    targets = issue9_targets(results)
+    if targets:
+        print()
+        print(f"Issue 9 targets, {human(args.big_size)} file over loopback: median of per-round "
+              "ratios [best run against best run: fastest MB/s, cheapest CPU]; CPU s/GiB = "
+              "client + server user+system seconds per GiB, median [cheapest run]:")
+        print(print_targets(targets))
     for note in tools.notes:
         print(f"note: {note}")
     for r in results:
@@ -1613,9 +1935,11 @@ def main() -> int:
         "config": {k: v for k, v in vars(args).items() if k not in ("json",)},
         "notes": tools.notes,
         "results": results,
+        "targets": targets,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown_table(results) + "\n")
+    out.with_suffix(".md").write_text(
+        markdown_table(results) + "\n" + (f"\n{markdown_targets(targets)}\n" if targets else ""))
     print(f"results: {out} and {out.with_suffix('.md')}")
     return 1 if any(r["ok"] < r["runs"] for r in results) else 0
 

@@ -19,6 +19,7 @@ Examples:
   ftclient --json localhost 6789 list            one JSON object per entry (see docs/JSON.md)
   ftclient --fingerprint SHA256:... host 6789 list  trust exactly the server printing this fingerprint
   ftclient --plain localhost 6789 list           no TLS, for a server started with --plain
+  ftclient --user alice host 6789 put a.txt      log in (password from FT_PASSWORD, else asked)
   ftclient --completions bash > ftclient.bash    shell completions (bash, zsh, fish, elvish, powershell)
   ftclient --man > ftclient.1                    this help as a man page
 

@@ -7,7 +7,7 @@ use std::io::{StdoutLock, Write};
 
 use chrono::Local;
 use ftlib::text::escape;
-use ftlib::{Entry, Error, FirstContact, Observer, Op, Progress, Report};
+use ftlib::{Entry, Error, ErrorKind, FirstContact, Observer, Op, Progress, Report};
 
 use crate::hints::{Target, hint, with_hint};
 use crate::output::{entry_json, listed_name, long_listing};
@@ -54,8 +54,13 @@ impl<'a> Printer<'a> {
         } else {
             format!("{host}:{port}")
         };
+        let failed = match error.kind() {
+            ErrorKind::AuthFailed => "cannot log in to",
+            ErrorKind::TlsRequired => "cannot talk to",
+            _ => "cannot reach",
+        };
         self.bars
-            .err(&format!("ftclient: cannot reach {host}: {}", escape(&why)));
+            .err(&format!("ftclient: {failed} {host}: {}", escape(&why)));
     }
 }
 

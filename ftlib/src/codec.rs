@@ -132,9 +132,7 @@ fn short_type_name<T>() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{
-        Body, Entry, EntryKind, ErrorKind, Hello, MAX_CHUNK, Password, Request, Response, Role,
-    };
+    use crate::protocol::{Body, Entry, EntryKind, ErrorKind, Hello, MAX_CHUNK, Request, Response};
 
     fn round_trip<T>(msg: &T) -> T
     where
@@ -204,6 +202,112 @@ mod tests {
         assert!(at > start && at < start + payload.len(), "chunk was copied");
     }
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn frame_of<T: Serialize>(msg: &T) -> String {
+        let mut frame = Vec::new();
+        encode_frame(msg, &mut frame).expect("encode");
+        hex(&frame)
+    }
+
+    /// The version 3 rows of docs/PROTOCOL.md section 4.6, exactly.
+    #[test]
+    fn v3_frames_match_the_spec() {
+        use crate::protocol::{ErrorKind, Password, Role};
+        let error = |kind, message: &str| Response::Error {
+            kind,
+            message: message.into(),
+        };
+        let rows: [(&str, String); 7] = [
+            (
+                "00 00 00 0e 07 05 61 6c 69 63 65 06 73 65 63 72 65 74",
+                frame_of(&Request::Login {
+                    user: "alice".into(),
+                    password: Password("secret".into()),
+                }),
+            ),
+            (
+                "00 00 00 02 09 01",
+                frame_of(&Response::LoggedIn { role: Role::Read }),
+            ),
+            (
+                "00 00 00 02 09 02",
+                frame_of(&Response::LoggedIn { role: Role::Write }),
+            ),
+            (
+                "00 00 00 04 01 12 01 78",
+                frame_of(&error(ErrorKind::AuthFailed, "x")),
+            ),
+            (
+                "00 00 00 04 01 0d 01 78",
+                frame_of(&error(ErrorKind::PermissionDenied, "x")),
+            ),
+            (
+                "00 00 00 13 00 89 46 54 0a 03 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
+                frame_of(&Request::Hello(Hello::ours())),
+            ),
+            (
+                "00 00 00 34 01 13 31",
+                frame_of(&error(ErrorKind::TlsRequired, crate::tls::TLS_GREETING))[..20].to_owned(),
+            ),
+        ];
+        for (want, got) in rows {
+            assert_eq!(got, want);
+        }
+    }
+
+    /// The ft frames of docs/PROTOCOL.md section 13.1 (a TLS session with a login) that
+    /// section 4.6 does not show, exactly.
+    #[test]
+    fn v3_session_frames_match_the_spec() {
+        use crate::protocol::{ErrorKind, Password};
+        let text = |s: &str| hex(s.as_bytes());
+        let failed = "login failed: wrong user name or password";
+        let rows: [(String, String); 4] = [
+            (
+                format!(
+                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
+                    text("ftlib/0.1.0")
+                ),
+                frame_of(&Response::Hello(Hello::ours())),
+            ),
+            (
+                format!(
+                    "00 00 00 15 07 05 {} 0d {}",
+                    text("alice"),
+                    text("correct horse")
+                ),
+                frame_of(&Request::Login {
+                    user: "alice".into(),
+                    password: Password("correct horse".into()),
+                }),
+            ),
+            (
+                format!("00 00 00 34 01 13 31 {}", text(crate::tls::TLS_GREETING)),
+                frame_of(&Response::Error {
+                    kind: ErrorKind::TlsRequired,
+                    message: crate::tls::TLS_GREETING.into(),
+                }),
+            ),
+            (
+                format!("00 00 00 2c 01 12 29 {}", text(failed)),
+                frame_of(&Response::Error {
+                    kind: ErrorKind::AuthFailed,
+                    message: failed.into(),
+                }),
+            ),
+        ];
+        for (want, got) in rows {
+            assert_eq!(got, want);
+        }
+    }
+
     /// The busy refusal exactly as docs/PROTOCOL.md shows it.
     #[test]
     fn busy_frame_matches_the_spec() {
@@ -223,90 +327,6 @@ mod tests {
                 0, 0, 0, 0x39, 1, 8, 0x36, b'b', b'u', b's', b'y', b':', b' ', b'a', b'l', b'r'
             ]
         );
-    }
-
-    /// The v3 frames of docs/PROTOCOL.md (sections 4.6 and 13.1), byte for byte.
-    #[test]
-    fn v3_frames_match_the_spec() {
-        fn hex<T: Serialize>(msg: &T) -> String {
-            let mut frame = Vec::new();
-            encode_frame(msg, &mut frame).expect("encode");
-            let bytes: Vec<String> = frame.iter().map(|b| format!("{b:02x}")).collect();
-            bytes.join(" ")
-        }
-        fn text(s: &str) -> String {
-            let bytes: Vec<String> = s.bytes().map(|b| format!("{b:02x}")).collect();
-            bytes.join(" ")
-        }
-        let login = |user: &str, password: &str| Request::Login {
-            user: user.into(),
-            password: Password(password.into()),
-        };
-        let error = |kind, message: &str| Response::Error {
-            kind,
-            message: message.into(),
-        };
-        let rows = [
-            (
-                hex(&Request::Hello(Hello::ours())),
-                format!(
-                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
-                    text("ftlib/0.1.0")
-                ),
-            ),
-            (
-                hex(&Response::Hello(Hello::ours())),
-                format!(
-                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
-                    text("ftlib/0.1.0")
-                ),
-            ),
-            (
-                hex(&login("alice", "secret")),
-                "00 00 00 0e 07 05 61 6c 69 63 65 06 73 65 63 72 65 74".into(),
-            ),
-            (
-                hex(&login("alice", "correct horse")),
-                format!(
-                    "00 00 00 15 07 05 {} 0d {}",
-                    text("alice"),
-                    text("correct horse")
-                ),
-            ),
-            (
-                hex(&Response::LoggedIn { role: Role::Read }),
-                "00 00 00 02 09 01".into(),
-            ),
-            (
-                hex(&Response::LoggedIn { role: Role::Write }),
-                "00 00 00 02 09 02".into(),
-            ),
-            (
-                hex(&error(ErrorKind::AuthFailed, "x")),
-                "00 00 00 04 01 12 01 78".into(),
-            ),
-            (
-                hex(&error(ErrorKind::PermissionDenied, "x")),
-                "00 00 00 04 01 0d 01 78".into(),
-            ),
-            (
-                hex(&error(ErrorKind::TlsRequired, crate::TLS_GREETING)),
-                format!("00 00 00 34 01 13 31 {}", text(crate::TLS_GREETING)),
-            ),
-            (
-                hex(&error(
-                    ErrorKind::AuthFailed,
-                    "login failed: wrong user name or password",
-                )),
-                format!(
-                    "00 00 00 2c 01 12 29 {}",
-                    text("login failed: wrong user name or password")
-                ),
-            ),
-        ];
-        for (got, want) in rows {
-            assert_eq!(got, want);
-        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   [`Connection`] over any [`Transport`] (a TCP stream, a TLS stream, an in-memory pipe).
 //!   File bodies stream in bounded chunks closed by an XXH3-128 digest of the whole file.
 //!   The byte-level specification is `docs/PROTOCOL.md`.
+//! - Accounts: a server's [`Users`] file of argon2id password hashes and roles, and the
+//!   throttle of failed logins, in [`accounts`].
 //! - Failures: one [`Error`] type; its [`ErrorKind`] is what crosses the wire. Text that
 //!   came from a peer is printed through [`text::escape`].
 //!
@@ -49,6 +51,8 @@
 // Operating-system calls go through rustix's safe wrappers (see `sys`).
 #![forbid(unsafe_code)]
 
+// A server's accounts: the users file, login checks, the throttle of failed logins.
+pub mod accounts;
 // The wire format, for other implementations and for tests that speak it byte by byte.
 pub mod codec;
 pub mod protocol;
@@ -71,6 +75,7 @@ mod tls;
 mod transfer;
 mod trust;
 
+pub use accounts::Users;
 pub use client::{Client, ClientConfig, Credentials, Observer, Progress, Session, local_source};
 pub use connection::{Connection, Transport};
 pub use error::{Changed, Error, IdentityChange, Missing, Result, Side, Taken};

@@ -361,3 +361,110 @@ fn tls_failure(peer: &std::net::SocketAddr, e: io::Error, timeout: Duration) -> 
         _ => Error::net(peer, e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::thread;
+
+    use ft_testutil::wait_until;
+
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Both ends of a TLS connection over loopback, past the handshake, made as `accept` and
+    /// `connect` make them (without the greeting).
+    fn pair() -> (Tls<ClientConnection>, Tls<ServerConnection>) {
+        let identity = Identity::generate().expect("identity");
+        let config = server_config(&identity).expect("server config");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = thread::spawn(move || {
+            let (mut sock, _) = listener.accept().expect("accept");
+            sock.set_timeout(Some(TIMEOUT)).expect("timeout");
+            let conn = ServerConnection::new(config).expect("server connection");
+            let mut tls = Tls {
+                conn,
+                sock: Sock::new(sock),
+            };
+            tls.handshake(Instant::now() + TIMEOUT)
+                .expect("server handshake");
+            tls
+        });
+        let mut sock = TcpStream::connect(addr).expect("connect");
+        sock.set_timeout(Some(TIMEOUT)).expect("timeout");
+        let provider = provider();
+        let verifier = verify::Pinned::new(Some(identity.fingerprint()), Arc::clone(&provider));
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&TLS13])
+            .expect("TLS 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        let name = ServerName::try_from("ft").expect("name");
+        let conn = ClientConnection::new(Arc::new(config), name).expect("client connection");
+        let mut client = Tls {
+            conn,
+            sock: Sock::new(sock),
+        };
+        client
+            .handshake(Instant::now() + TIMEOUT)
+            .expect("client handshake");
+        (client, server.join().expect("server thread"))
+    }
+
+    /// Input is data or the peer's end, wherever it waits (on the socket, or decrypted
+    /// inside rustls with the socket empty); a record without data (a key update) is not,
+    /// or an idle connection would look busy and a reader would block on it.
+    #[test]
+    fn input_ready_counts_data_and_ends_not_records_without_data() {
+        let (mut client, mut server) = pair();
+        assert!(!server.input_ready(), "input on an idle connection");
+
+        client.conn.refresh_traffic_keys().expect("key update");
+        client.flush().expect("send the key update");
+        wait_until("the key update on the socket", || {
+            server.sock.tcp().input_ready()
+        });
+        assert!(!server.input_ready(), "a key update counts as input");
+        assert!(
+            !server.sock.tcp().input_ready(),
+            "the key update was not taken in"
+        );
+
+        client.write_all(b"ab").expect("write");
+        client.flush().expect("flush");
+        wait_until("the data", || server.input_ready());
+        let mut byte = [0u8; 1];
+        server.read_exact(&mut byte).expect("read a");
+        assert_eq!(&byte, b"a");
+        assert!(
+            !server.sock.tcp().input_ready(),
+            "the record is still on the socket"
+        );
+        assert!(server.input_ready(), "b, inside rustls, does not count");
+        server.read_exact(&mut byte).expect("read b");
+        assert!(!server.input_ready(), "input after everything was read");
+
+        // Data still flows after the key update, both ways.
+        server.write_all(b"c").expect("answer");
+        server.flush().expect("flush");
+        client.read_exact(&mut byte).expect("read c");
+        assert_eq!(&byte, b"c");
+
+        client.shutdown(Shutdown::Write).expect("close_notify");
+        wait_until("the close", || server.input_ready());
+        assert_eq!(server.read(&mut byte).expect("clean end"), 0);
+    }
+
+    /// A peer gone without close_notify (killed) is input too, and reads as an end.
+    #[test]
+    fn input_ready_counts_an_end_without_close_notify() {
+        let (client, mut server) = pair();
+        drop(client);
+        wait_until("the end", || server.input_ready());
+        let mut byte = [0u8; 1];
+        assert_eq!(server.read(&mut byte).expect("an end"), 0);
+    }
+}

@@ -4,18 +4,24 @@
 
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
-use ftlib::{DirStore, Identity, PartialLimits, Server, ServerConfig};
+use ftlib::{DirStore, Identity, PartialLimits, Role, Server, ServerConfig, Users};
+
+mod users;
 
 const EXAMPLES: &str = "\
 Examples:
   ftserver 6789                          serve ./server_data on all interfaces, port 6789, over TLS
   ftserver 6789 --plain                  without TLS: only on a network you trust
+  FT_PASSWORD=... ftserver --users users.txt --add-user alice --role write
+                                         add (or replace) an account, then exit
+  ftserver 6789 --users users.txt        only accounts get in: read may get and list, write may put
+  ftserver 6789 --users users.txt --anonymous read   anyone may get and list; accounts may put
   ftserver 0 --bind 127.0.0.1            loopback only, on a free port (printed at start)
   ftserver 6789 --root /srv/files --json serve /srv/files, reports as JSON lines
   ftserver 6789 --read-only              downloads and listings only; uploads are refused
@@ -36,7 +42,8 @@ gracefully: transfers in progress get a few seconds to finish; a second Ctrl-C e
 #[command(version, about, after_help = EXAMPLES)]
 struct Args {
     /// TCP port to listen on; 0 picks a free port.
-    port: u16,
+    #[arg(required_unless_present = "add_user")]
+    port: Option<u16>,
     /// Directory to serve; it must exist.
     #[arg(long, default_value = "server_data", value_name = "DIR")]
     root: PathBuf,
@@ -71,6 +78,21 @@ struct Args {
     /// on Linux $XDG_DATA_HOME/ft or ~/.local/share/ft]
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Require a login: the accounts are in FILE (lines NAME:ROLE:HASH, written by
+    /// --add-user; keep it outside the served root). Without it, anyone who can reach the
+    /// port may read and write.
+    #[arg(long, value_name = "FILE")]
+    users: Option<PathBuf>,
+    /// With --users: add the account NAME (or replace its password and role) and exit. The
+    /// password is read from FT_PASSWORD, else asked twice on the terminal.
+    #[arg(long, value_name = "NAME", requires_all = ["users", "role"])]
+    add_user: Option<String>,
+    /// The role of the account --add-user writes: `read` (get, list) or `write` (also put).
+    #[arg(long, value_name = "ROLE", requires = "add_user", value_parser = parse_role)]
+    role: Option<Role>,
+    /// With --users: what clients that do not log in may do; `read` lets them get and list.
+    #[arg(long, value_name = "ROLE", requires = "users", value_parser = ["read"])]
+    anonymous: Option<String>,
     /// Print reports as JSON lines instead of text.
     #[arg(long)]
     json: bool,
@@ -122,10 +144,16 @@ fn parse() -> Result<Args, ExitCode> {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if let (Some(file), Some(name), Some(role)) = (&args.users, &args.add_user, args.role) {
+        println!("{}", users::add_user(file, name, role)?);
+        return Ok(());
+    }
+    // Required by clap unless --add-user, which returned above.
+    let port = args.port.unwrap_or_default();
     let store = DirStore::open(&args.root).map_err(|e| {
         format!("cannot serve: {e}; create it, or choose another directory with --root")
     })?;
-    let listener = ftlib::listen((args.bind, args.port)).map_err(|e| {
+    let listener = ftlib::listen((args.bind, port)).map_err(|e| {
         let hint = match e.kind() {
             io::ErrorKind::AddrInUse => {
                 "; another program (another ftserver?) uses that port: stop it, or choose \
@@ -139,7 +167,7 @@ fn run(args: Args) -> Result<(), String> {
             }
             _ => "",
         };
-        format!("cannot listen on {}: {e}{hint}", join(args.bind, args.port))
+        format!("cannot listen on {}: {e}{hint}", join(args.bind, port))
     })?;
     store.set_partial_limits(PartialLimits {
         max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
@@ -149,6 +177,16 @@ fn run(args: Args) -> Result<(), String> {
     config.plain = args.plain;
     if !args.plain {
         config.identity = Some(std::sync::Arc::new(identity(&args)?));
+    }
+    match &args.users {
+        Some(file) => {
+            config.users = Some(std::sync::Arc::new(accounts(&args, file)?));
+            config.anonymous = args.anonymous.as_ref().map(|_| Role::Read);
+        }
+        None => eprintln!(
+            "ftserver: warning: no --users: anyone who can reach port {port} may download, \
+             list and upload files; see --users to require a login"
+        ),
     }
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
@@ -224,26 +262,120 @@ fn identity(args: &Args) -> Result<Identity, String> {
     Ok(identity)
 }
 
-/// `path` made absolute with symbolic links resolved as far as it exists, the rest
-/// appended as written: where a directory would be once created.
-fn resolve(path: &std::path::Path) -> PathBuf {
+/// The accounts in `file`, which must not be served, for a server with TLS.
+fn accounts(args: &Args, file: &Path) -> Result<Users, String> {
+    if args.plain {
+        return Err(
+            "--users needs TLS: passwords would cross the network in clear; drop \
+                    --plain"
+                .into(),
+        );
+    }
+    if resolve(file).starts_with(resolve(&args.root)) {
+        return Err(format!(
+            "the users file {} is inside the served root {}: clients could download the \
+             password hashes; keep it elsewhere",
+            file.display(),
+            args.root.display()
+        ));
+    }
+    let users = Users::load(file).map_err(|e| {
+        format!("{e}; create accounts with `ftserver --users FILE --add-user NAME --role ROLE`")
+    })?;
+    if users.is_empty() {
+        eprintln!(
+            "ftserver: warning: {} has no accounts: nobody can log in",
+            file.display()
+        );
+    }
+    Ok(users)
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+}
+
+/// Where `path` is, or would be once created: absolute, each existing prefix with its
+/// symbolic links resolved, and a `..` after a missing directory taken as the parent of that
+/// directory (creating the path makes it a real one). Resolving only the longest existing
+/// prefix would leave `missing/../root/state` outside the root as written.
+fn resolve(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            return rest.iter().rev().fold(real, |p, c| p.join(c));
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
+    let mut resolved = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            // `resolved` has no symbolic links left: its parent is the real one.
+            Component::ParentDir => {
+                resolved.pop();
             }
-            _ => return absolute,
+            other => {
+                resolved.push(other);
+                if let Ok(real) = resolved.canonicalize() {
+                    resolved = real;
+                }
+            }
         }
     }
+    resolved
 }
 
 fn join(ip: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Every spelling of a place inside `root` resolves inside it, however much of it is
+    /// missing yet; a place beside it does not.
+    #[test]
+    fn resolve_sees_through_missing_directories_dots_and_links() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let root = base.path().join("root");
+        fs::create_dir(&root).expect("mkdir");
+        let real_root = root.canonicalize().expect("canonical");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&root, base.path().join("link")).expect("symlink");
+        let inside = [
+            "root",
+            "root/state",
+            "root/a/b/../c",
+            "missing/../root/state",
+            "missing/deeper/../../root/state",
+            "./root/./state/.",
+            #[cfg(unix)]
+            "link/state",
+            #[cfg(unix)]
+            "missing/../link/x/../state",
+        ];
+        for path in inside {
+            let resolved = resolve(&base.path().join(path));
+            assert!(
+                resolved.starts_with(&real_root),
+                "{path}: {}",
+                resolved.display()
+            );
+        }
+        for path in [
+            "state",
+            "root/../state",
+            "missing/../state",
+            "rootless/state",
+        ] {
+            let resolved = resolve(&base.path().join(path));
+            assert!(
+                !resolved.starts_with(&real_root),
+                "{path}: {}",
+                resolved.display()
+            );
+        }
+        assert!(
+            !base.path().join("missing").exists(),
+            "resolve created something"
+        );
+    }
 }

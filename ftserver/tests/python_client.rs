@@ -1,6 +1,7 @@
 //! The example Python client, `docs/examples/ft_client.py` (written from docs/PROTOCOL.md
 //! alone), against the real `ftserver`: TLS with the printed fingerprint pinned, a wrong pin
-//! refused before any request, plain mode on both sides, and refusals between the two modes.
+//! refused before any request, plain mode on both sides, refusals between the two modes, and
+//! logins: a write user puts, a read user only reads, a wrong password is auth-failed.
 //! Skipped, saying why, where `python3` is missing; uploads need its optional `xxhash`
 //! package, and where that is missing the files are put in the served directory instead.
 
@@ -64,12 +65,37 @@ struct Setup {
 
 impl Setup {
     fn new(extra: &[&str]) -> Setup {
-        let base = tempfile::tempdir().expect("create a temporary directory");
+        Setup::in_base(
+            tempfile::tempdir().expect("create a temporary directory"),
+            extra,
+        )
+    }
+
+    fn in_base(base: TempDir, extra: &[&str]) -> Setup {
         for dir in ["served", "local"] {
             fs::create_dir(base.path().join(dir)).expect("mkdir");
         }
         let server = ServerProcess::start(&base.path().join("served"), extra);
         Setup { server, base }
+    }
+
+    /// A TLS server with the accounts of [`ACCOUNTS`] in `users.txt` (outside the root),
+    /// written by `ftserver --add-user`, and `extra` options.
+    fn with_accounts(extra: &[&str]) -> Setup {
+        let base = tempfile::tempdir().expect("create a temporary directory");
+        let users = base.path().join("users.txt");
+        let users = users.to_str().expect("utf-8 path");
+        for (name, role, password) in ACCOUNTS {
+            let mut command = Command::new(util::ftserver());
+            command
+                .args(["--users", users, "--add-user", name, "--role", role])
+                .env("FT_PASSWORD", password);
+            let out = ft_testutil::run(command);
+            assert_eq!(out.code, Some(0), "{out:?}");
+        }
+        let mut all = vec!["--users", users];
+        all.extend_from_slice(extra);
+        Setup::in_base(base, &all)
     }
 
     fn served(&self) -> PathBuf {
@@ -111,6 +137,20 @@ impl Setup {
         self.py_with(self.trust(), args, &[])
     }
 
+    /// The script logged in as `user` with `password` (`--user USER`, FT_PASSWORD).
+    fn py_as(&self, user: &str, password: &str, args: &[&str]) -> Output {
+        let mut all = vec!["--user", user];
+        all.extend_from_slice(args);
+        self.py_with(self.trust(), &all, &[("FT_PASSWORD", password)])
+    }
+
+    /// Writes `data` to `name` outside the served directory; gives the path.
+    fn local_file(&self, name: &str, data: &[u8]) -> String {
+        let file = self.base.path().join(name);
+        fs::write(&file, data).expect("write");
+        file.to_str().expect("utf-8 path").to_owned()
+    }
+
     /// Uploads `data` as `name` with the script, or, without xxhash, writes it into the
     /// served directory. Returns the server's report line for the upload, if there was one.
     fn put(&self, python: &Python, name: &str, data: &[u8]) -> Option<Line> {
@@ -118,9 +158,7 @@ impl Setup {
             fs::write(self.served().join(name), data).expect("write");
             return None;
         }
-        let file = self.base.path().join(name);
-        fs::write(&file, data).expect("write");
-        let out = self.py(&["put", file.to_str().expect("utf-8 path")]);
+        let out = self.py(&["put", &self.local_file(name, data)]);
         assert_eq!(out.code, Some(0), "{out:?}");
         assert!(
             out.stdout
@@ -327,4 +365,128 @@ fn usage_errors_exit_2() {
         None,
         "no connection was made"
     );
+}
+
+/// The accounts of [`Setup::with_accounts`]: name, role, password.
+const ACCOUNTS: [(&str, &str, &str); 2] = [
+    ("alice", "write", "correct horse"),
+    ("bob", "read", "battery staple"),
+];
+
+/// A write user's upload is stored under its name; a read user gets and lists, and its
+/// upload is refused after `LoggedIn{read}` without being sent; without a login nothing is
+/// allowed.
+#[test]
+fn logins_give_each_user_its_role() {
+    let Some(python) = python() else {
+        return skip("logins_give_each_user_its_role");
+    };
+    let setup = Setup::with_accounts(&[]);
+    if python.xxhash {
+        let out = setup.py_as(
+            "alice",
+            "correct horse",
+            &["put", &setup.local_file("a.txt", b"hello")],
+        );
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let login = Line::parse(&setup.server.next_line());
+        assert_eq!(login.summary(), "login alice 0 bytes success");
+        let put = Line::parse(&setup.server.next_line());
+        assert_eq!(put.summary(), "put a.txt 5 bytes success");
+        assert_eq!(put.user, "alice");
+
+        let out = setup.py_as(
+            "bob",
+            "battery staple",
+            &["put", &setup.local_file("b.txt", b"nope")],
+        );
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(out.stderr.contains("permission-denied"), "{out:?}");
+        assert!(out.stderr.contains("user bob has the role read"), "{out:?}");
+        assert!(out.stderr.contains("nothing was sent"), "{out:?}");
+        let login = Line::parse(&setup.server.next_line());
+        assert_eq!(login.summary(), "login bob 0 bytes success");
+        assert!(!setup.served().join("b.txt").exists());
+    } else {
+        fs::write(setup.served().join("a.txt"), b"hello").expect("write");
+    }
+
+    let out = setup.py_as("bob", "battery staple", &["get", "a.txt"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        fs::read(setup.local().join("a.txt")).expect("read"),
+        b"hello"
+    );
+    assert_eq!(
+        Line::parse(&setup.server.next_line()).summary(),
+        "login bob 0 bytes success"
+    );
+    let get = Line::parse(&setup.server.next_line());
+    assert_eq!(get.summary(), "get a.txt 5 bytes success");
+    assert_eq!(get.user, "bob");
+
+    let out = setup.py(&["list"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("server: permission-denied: this server requires a login"),
+        "{out:?}"
+    );
+    let list = Line::parse(&setup.server.next_line());
+    assert_eq!(list.summary(), "list - 0 entries permission-denied");
+    assert_eq!(list.user, "-");
+}
+
+/// A wrong password and an unknown user get the same auth-failed answer, and nothing else
+/// happens on their connections.
+#[test]
+fn wrong_password_is_auth_failed() {
+    let Some(_) = python() else {
+        return skip("wrong_password_is_auth_failed");
+    };
+    let setup = Setup::with_accounts(&[]);
+    fs::write(setup.served().join("a.txt"), b"hello").expect("write");
+    for (user, password) in [("alice", "wrong horse"), ("mallory", "correct horse")] {
+        let out = setup.py_as(user, password, &["get", "a.txt"]);
+        assert_eq!(out.code, Some(1), "{user}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("server: auth-failed: login failed: wrong user name or password"),
+            "{user}: {out:?}"
+        );
+        let line = Line::parse(&setup.server.next_line());
+        assert_eq!(line.op, "login", "{line:?}");
+        assert_eq!(line.kind.as_deref(), Some("auth-failed"), "{line:?}");
+        assert_eq!(line.user, "-", "{line:?}");
+    }
+    assert!(!setup.local().join("a.txt").exists());
+    assert_eq!(
+        setup.server.try_line(std::time::Duration::from_millis(200)),
+        None
+    );
+}
+
+/// With `--anonymous read`, the script without `--user` lists, and its upload is refused by
+/// the server with permission-denied before any data.
+#[test]
+fn anonymous_readers_may_not_upload() {
+    let Some(python) = python() else {
+        return skip("anonymous_readers_may_not_upload");
+    };
+    let setup = Setup::with_accounts(&["--anonymous", "read"]);
+    fs::write(setup.served().join("a.txt"), b"hello").expect("write");
+    setup.list_and_get("a.txt", b"hello");
+    if !python.xxhash {
+        return;
+    }
+    let out = setup.py(&["put", &setup.local_file("b.txt", b"nope")]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("server: permission-denied: anonymous users may only read"),
+        "{out:?}"
+    );
+    let put = Line::parse(&setup.server.next_line());
+    assert_eq!(put.summary(), "put b.txt 0 bytes permission-denied");
+    assert!(!setup.served().join("b.txt").exists());
 }

@@ -107,10 +107,24 @@ impl ServerProcess {
         extra: &[&str],
         home: tempfile::TempDir,
     ) -> ServerProcess {
+        ServerProcess::start_at(exe, SocketAddr::new(ip, 0), root, extra, home)
+    }
+
+    /// [`ServerProcess::start_in`] on `addr`'s port (0: a free one), to start another server
+    /// where a stopped one listened.
+    pub fn start_at(
+        exe: &Path,
+        addr: SocketAddr,
+        root: &Path,
+        extra: &[&str],
+        home: tempfile::TempDir,
+    ) -> ServerProcess {
+        let ip = addr.ip();
         let mut command = Command::new(exe);
         isolate(&mut command, home.path());
         let mut child = command
-            .args(["0", "--bind", &ip.to_string(), "--root"])
+            .arg(addr.port().to_string())
+            .args(["--bind", &ip.to_string(), "--root"])
             .arg(root)
             .args(extra)
             .stdin(Stdio::null())
@@ -137,6 +151,9 @@ impl ServerProcess {
             _ => panic!("unexpected first line {first:?}"),
         };
         assert_ne!(port, 0, "the real port must be printed, not 0");
+        if addr.port() != 0 {
+            assert_eq!(port, addr.port(), "not the port asked for");
+        }
         server.addr.set_port(port);
         if !extra.contains(&"--plain") {
             let second = server.next_line();
@@ -149,10 +166,15 @@ impl ServerProcess {
         server
     }
 
-    /// Stops the server (kill and reap) and gives its home back, to start it again.
-    pub fn stop(mut self) -> tempfile::TempDir {
+    /// Kills the server and reaps it; its port is free once this returns.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the server (kill and reap) and gives its home back, to start it again.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.kill();
         let placeholder = tempfile::tempdir().expect("tempdir");
         std::mem::replace(&mut self.home, placeholder)
     }

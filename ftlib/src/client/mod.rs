@@ -219,6 +219,13 @@ impl Client {
         self.first_contact.as_ref()
     }
 
+    /// The account logged in (`None` without a login).
+    pub fn user(&self) -> Option<&str> {
+        self.role
+            .and(self.config.login.as_ref())
+            .map(|login| login.user.as_str())
+    }
+
     /// The role of the account logged in (`None` without a login).
     pub fn role(&self) -> Option<Role> {
         self.role

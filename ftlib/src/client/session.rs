@@ -192,7 +192,8 @@ impl Session {
         let result = client.list_each(|entry| observer.entry(entry));
         let error = result.as_ref().err();
         let count = *result.as_ref().unwrap_or(&0);
-        let report = Report::new(client.peer(), Op::List, None, started, count, error);
+        let report =
+            Report::new(client.peer(), Op::List, None, started, count, error).by(client.user());
         let ok = report.is_success();
         observer.finished(0, report, error);
         Ok(ok)
@@ -250,7 +251,8 @@ impl Session {
             // A failed transfer counts what moved before it failed.
             let bytes = *result.as_ref().unwrap_or(&moved);
             let error = result.as_ref().err();
-            let report = Report::new(client.peer(), op, Some(name), started, bytes, error);
+            let report =
+                Report::new(client.peer(), op, Some(name), started, bytes, error).by(client.user());
             all_ok &= report.is_success();
             observer.finished(i, report, error);
         }
@@ -278,6 +280,7 @@ impl Session {
         while !todo.is_empty() && !self.cancelled() {
             let client = self.connected(observer)?;
             let peer = client.peer();
+            let user = client.user().map(str::to_owned);
             let tally = RefCell::new(Tally {
                 observer: &mut *observer,
                 live: HashMap::new(),
@@ -301,7 +304,8 @@ impl Session {
                 let (started, moved) = tally.live.remove(&i).unwrap_or_else(|| (Instant::now(), 0));
                 let error = result.as_ref().err();
                 let bytes = *result.as_ref().unwrap_or(&moved);
-                let report = Report::new(peer, op, Some(&names[i]), started, bytes, error);
+                let report = Report::new(peer, op, Some(&names[i]), started, bytes, error)
+                    .by(user.as_deref());
                 tally.all_ok &= report.is_success();
                 tally.observer.finished(i, report, error);
             };

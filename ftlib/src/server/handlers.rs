@@ -15,7 +15,8 @@ use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::pipeline::Outcome;
 use crate::protocol::{
-    DIGEST_LEN, LOGIN_VERSION, MAX_PIPELINED, Password, RESUME_VERSION, Request, Response,
+    DIGEST_LEN, LOGIN_VERSION, MAX_PASSWORD, MAX_PIPELINED, MAX_USER, Password, RESUME_VERSION,
+    Request, Response,
 };
 use crate::report::{Op, Report};
 use crate::store::{Name, Resumable, Source};
@@ -421,7 +422,9 @@ fn login(s: &mut Session<'_>, user: &str, password: &Password, started: Instant)
 }
 
 /// The role of `user`, or why the login is refused (the session is updated on success).
-fn check_login(s: &mut Session<'_>, _user: &str, password: &Password) -> Result<crate::Role> {
+/// An address with recent failures waits first; an unknown user costs the same work as a
+/// wrong password.
+fn check_login(s: &mut Session<'_>, user: &str, password: &Password) -> Result<crate::Role> {
     if s.user.is_some() {
         return Err(Error::Protocol("a second login".into()));
     }
@@ -437,10 +440,38 @@ fn check_login(s: &mut Session<'_>, _user: &str, password: &Password) -> Result<
                 .into(),
         ));
     }
-    let _ = password;
-    Err(Error::AuthFailed(
-        "this server has no accounts: connect without --user".into(),
-    ))
+    let Some(users) = &s.ctx.config.users else {
+        return Err(Error::AuthFailed(
+            "this server has no accounts: connect without --user".into(),
+        ));
+    };
+    let ip = s.conn.peer().ip();
+    let delay = s.ctx.throttle.delay_for(ip);
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    // Oversized credentials are checked as an unknown user, for the same time.
+    let fits = user.len() <= MAX_USER && password.0.len() <= MAX_PASSWORD;
+    let role = if fits {
+        users.verify(user, &password.0)
+    } else {
+        users.verify("", "")
+    };
+    match role {
+        Some(role) => {
+            s.ctx.throttle.succeeded(ip);
+            s.user = Some(user.to_owned());
+            s.waiting.user = Some(user.to_owned());
+            s.role = Some(role);
+            Ok(role)
+        }
+        None => {
+            s.ctx.throttle.failed(ip);
+            Err(Error::AuthFailed(
+                "login failed: wrong user name or password".into(),
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -485,6 +516,7 @@ mod tests {
                 reports: Arc::new(move |r: &Report| sink.lock().expect("reports").push(r.clone())),
                 registry: Arc::default(),
                 tls: None,
+                throttle: crate::accounts::Throttle::new(),
             };
             let server = thread::spawn(move || {
                 session::serve(&ctx, server_end, &AtomicBool::new(false), false);

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use listen::{LISTEN_BACKLOG, listen};
 
+use crate::accounts::{Throttle, Users};
 use crate::error::{Error, Result};
 use crate::protocol::{DEFAULT_CHUNK, Role};
 use crate::report::{Op, Report};
@@ -31,6 +32,47 @@ use crate::tls::{self, Fingerprint, Identity};
 use registry::Registry;
 
 /// How a [`Server`] behaves.
+///
+/// # Examples
+/// An identity kept in a state directory (the same fingerprint on every start) and accounts
+/// with roles; clients that do not log in may only read.
+/// ```
+/// use std::sync::Arc;
+/// use ftlib::accounts::{self, Users};
+/// use ftlib::{Client, ClientConfig, Credentials, Identity, Password, Role, Server, ServerConfig, Trust};
+///
+/// let state = tempfile::tempdir()?;
+/// let served = tempfile::tempdir()?;
+/// let users_file = state.path().join("users");
+/// accounts::add_user(&users_file, "alice", Role::Write, "correct horse")?;
+///
+/// let (identity, _created) = Identity::load_or_create(state.path())?;
+/// let mut config = ServerConfig::default();
+/// config.identity = Some(Arc::new(identity));
+/// config.users = Some(Arc::new(Users::load(&users_file)?));
+/// config.anonymous = Some(Role::Read);
+/// let server = Server::new(
+///     ftlib::listen("127.0.0.1:0")?,
+///     ftlib::DirStore::open(served.path())?,
+///     config,
+/// )?;
+/// let (addr, fingerprint) = (server.local_addr()?, server.fingerprint().expect("TLS"));
+/// let stop = server.shutdown_handle();
+/// let running = std::thread::spawn(move || server.run(|report| println!("{report}")));
+///
+/// let mut login = ClientConfig::trusting(Trust::Pinned(fingerprint));
+/// login.login = Some(Credentials {
+///     user: "alice".into(),
+///     password: Password("correct horse".into()),
+/// });
+/// let client = Client::connect(addr, login)?;
+/// assert_eq!(client.role(), Some(Role::Write));
+/// drop(client);
+///
+/// stop.shutdown();
+/// running.join().expect("server thread")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -56,6 +98,8 @@ pub struct ServerConfig {
     /// What a client that has not logged in may do (`None`: nothing). By default anyone
     /// may read and write.
     pub anonymous: Option<Role>,
+    /// The accounts clients may log in with (over TLS only); `None`: no logins.
+    pub users: Option<Arc<Users>>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +114,7 @@ impl Default for ServerConfig {
             plain: false,
             identity: None,
             anonymous: Some(Role::Write),
+            users: None,
         }
     }
 }
@@ -232,6 +277,7 @@ impl Server {
             reports: Arc::new(reports),
             registry: Arc::default(),
             tls: self.tls.map(|(config, _)| config),
+            throttle: Throttle::new(),
         });
         for stream in self.listener.incoming() {
             if ctx.shutdown.is_shutdown() {
@@ -266,6 +312,8 @@ struct Ctx {
     registry: Arc<Registry>,
     /// The TLS configuration; `None` when plain.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Slows down addresses that fail to log in.
+    throttle: Throttle,
 }
 
 impl Ctx {

@@ -16,13 +16,15 @@ use ft_testutil::temp_files;
 use ftlib::connection::Connection;
 use ftlib::protocol::{Hello, Request, Response};
 use ftlib::store::DirStore;
-use ftlib::{Client, ClientConfig, Report, Server, ServerConfig, ShutdownHandle};
+use ftlib::{Client, ClientConfig, Fingerprint, Report, Server, ServerConfig, ShutdownHandle};
 use tempfile::TempDir;
 
 /// A server running in-process on loopback; shut down and joined on drop.
 pub struct TestServer {
     pub dir: TempDir,
     pub addr: SocketAddr,
+    /// The identity's fingerprint, `None` when plain.
+    pub fingerprint: Option<Fingerprint>,
     pub reports: Arc<Mutex<Vec<Report>>>,
     stop: ShutdownHandle,
     thread: Option<JoinHandle<ftlib::Result<()>>>,
@@ -42,10 +44,23 @@ impl TestServer {
     /// `tls.rs`).
     pub fn serving(dir: TempDir, mut config: ServerConfig) -> TestServer {
         config.plain = true;
-        let listener = ftlib::listen("127.0.0.1:0").expect("bind loopback");
+        TestServer::on("127.0.0.1:0".parse().expect("address"), dir, config)
+    }
+
+    /// Serves a new temporary directory over TLS, with a new identity unless `config`
+    /// names one.
+    pub fn secure(config: ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestServer::on("127.0.0.1:0".parse().expect("address"), dir, config)
+    }
+
+    /// Serves `dir` on `addr` (port 0: a free one) as `config` says, TLS unless plain.
+    pub fn on(addr: SocketAddr, dir: TempDir, config: ServerConfig) -> TestServer {
+        let listener = ftlib::listen(addr).expect("bind loopback");
         let store = DirStore::open(dir.path()).expect("store");
         let server = Server::new(listener, store, config).expect("server");
         let addr = server.local_addr().expect("addr");
+        let fingerprint = server.fingerprint();
         let stop = server.shutdown_handle();
         let reports = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&reports);
@@ -55,6 +70,7 @@ impl TestServer {
         TestServer {
             dir,
             addr,
+            fingerprint,
             reports,
             stop,
             thread: Some(thread),
@@ -65,8 +81,13 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// A client trusting exactly this server (by its fingerprint), or plain for a plain one.
     pub fn client(&self) -> Client {
-        Client::connect(self.addr, quick_config()).expect("connect")
+        let mut config = quick_config();
+        if let Some(fp) = self.fingerprint {
+            config.trust = ftlib::Trust::Pinned(fp);
+        }
+        Client::connect(self.addr, config).expect("connect")
     }
 
     pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {

@@ -1,0 +1,792 @@
+//! A server's accounts: the users file (`NAME:ROLE:PHC` lines with argon2id hashes), checking
+//! a login against it (bounded memory, the same time for unknown users as for wrong
+//! passwords), adding a user to it atomically, and the [`Throttle`] that slows repeated login
+//! failures from one address.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHashString, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params};
+
+use crate::error::{Error, Result};
+use crate::protocol::{MAX_PASSWORD, MAX_USER};
+use crate::sys;
+use crate::text::escape;
+
+pub use crate::protocol::Role;
+
+/// Largest argon2 memory cost accepted in a users file, in KiB (the default is 19 MiB):
+/// hashes made elsewhere may be costlier, but not enough to take the server's memory.
+const MAX_M_COST: u32 = 256 * 1024;
+
+/// Largest argon2 time cost accepted in a users file (the default is 2).
+const MAX_T_COST: u32 = 16;
+
+/// Largest argon2 parallelism accepted in a users file (the default is 1).
+const MAX_P_COST: u32 = 16;
+
+/// Argon2 computations allowed at once in the process: each holds its memory cost (19 MiB
+/// with the defaults) for its whole run.
+const CONCURRENT_HASHES: usize = 2;
+
+/// The accounts of a users file: who may log in, with which password and [`Role`].
+///
+/// # Examples
+/// ```
+/// use ftlib::accounts::{Added, Role, Users, add_user};
+///
+/// let dir = tempfile::tempdir()?;
+/// let file = dir.path().join("users");
+/// assert_eq!(add_user(&file, "alice", Role::Write, "s3cret")?, Added::Added);
+/// let users = Users::load(&file)?;
+/// assert_eq!(users.verify("alice", "s3cret"), Some(Role::Write));
+/// assert_eq!(users.verify("alice", "guess"), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Users {
+    accounts: HashMap<String, Account>,
+    /// What an unknown user's password is checked against, so that the answer takes as long
+    /// as for a known one.
+    dummy: PasswordHashString,
+}
+
+/// One line of the users file.
+struct Account {
+    role: Role,
+    hash: PasswordHashString,
+}
+
+impl fmt::Debug for Users {
+    /// Names and roles only: the hashes stay out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<_> = self.accounts.iter().collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        f.debug_map()
+            .entries(
+                names
+                    .into_iter()
+                    .map(|(name, account)| (name, account.role)),
+            )
+            .finish()
+    }
+}
+
+impl Users {
+    /// Reads the users file at `path`: lines `NAME:ROLE:PHC`, where ROLE is `read` or `write`
+    /// and PHC an argon2id hash as [`add_user`] writes it; blank lines and lines starting
+    /// with `#` are ignored.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Config`] naming the file and the
+    /// line for a line that is not a valid account, or names a user already defined.
+    pub fn load(path: &Path) -> Result<Users> {
+        let text = fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading the users file {}", path.display()), e))?;
+        Users::parse(&text, path)
+    }
+
+    /// The accounts in `text`, the contents of the users file at `path`.
+    fn parse(text: &str, path: &Path) -> Result<Users> {
+        let mut accounts = HashMap::new();
+        let mut lines = HashMap::new();
+        for (index, line) in text.lines().enumerate() {
+            let number = index + 1;
+            let bad = |why: String| {
+                Error::Config(format!(
+                    "users file {} line {number}: {why}",
+                    path.display()
+                ))
+            };
+            let Some((name, role, hash)) = parse_line(line).map_err(bad)? else {
+                continue;
+            };
+            if let Some(first) = lines.insert(name, number) {
+                return Err(bad(format!(
+                    "user {name} is already defined on line {first}"
+                )));
+            }
+            accounts.insert(name.to_owned(), Account { role, hash });
+        }
+        Ok(Users {
+            accounts,
+            dummy: dummy_hash()?,
+        })
+    }
+
+    /// The role of `name` if `password` is theirs; `None` for a wrong password and for an
+    /// unknown user alike, after the same work. At most two checks run at once in the
+    /// process (each holds the hash's memory cost, 19 MiB by default); more wait their turn.
+    pub fn verify(&self, name: &str, password: &str) -> Option<Role> {
+        let account = self.accounts.get(name);
+        let hash = account.map_or(&self.dummy, |account| &account.hash);
+        let matches = {
+            let _permit = HASHING.acquire();
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash.password_hash())
+                .is_ok()
+        };
+        account.filter(|_| matches).map(|account| account.role)
+    }
+
+    /// True when the file defines no account.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+}
+
+/// What [`add_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// The name was new: its line was appended.
+    Added,
+    /// The name existed: its line was replaced in place.
+    Replaced,
+}
+
+/// Gives `name` the role `role` and the password `password` in the users file at `path`,
+/// creating the file if missing. The password is hashed with argon2id (the argon2 crate's
+/// default parameters, a random salt). An existing line of `name` is replaced where it
+/// stands; other lines, comments included, are kept in order. The new file is written
+/// beside the old one, readable by its owner only (mode 0600), synced, and renamed over it.
+///
+/// # Errors
+/// [`Error::Config`] for an invalid name, an empty or too long password, or an existing file
+/// that does not load (see [`Users::load`]); [`Error::Io`] when the file cannot be read or
+/// written.
+pub fn add_user(path: &Path, name: &str, role: Role, password: &str) -> Result<Added> {
+    check_name(name).map_err(Error::Config)?;
+    if !matches!(role, Role::Read | Role::Write) {
+        return Err(Error::Config(format!(
+            "{role} is not a role: read or write"
+        )));
+    }
+    if password.is_empty() {
+        return Err(Error::Config("the password is empty".into()));
+    }
+    if password.len() > MAX_PASSWORD {
+        return Err(Error::Config(format!(
+            "the password is {} bytes long; a server checks at most {MAX_PASSWORD}",
+            password.len()
+        )));
+    }
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Err(Error::io(
+                format!("reading the users file {}", path.display()),
+                e,
+            ));
+        }
+    };
+    // Never rewrite a file the server would not load.
+    Users::parse(&text, path)?;
+
+    let hash = {
+        let salt = SaltString::generate(&mut OsRng);
+        let _permit = HASHING.acquire();
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| Error::Config(format!("hashing the password: {e}")))?
+            .serialize()
+    };
+    let new_line = format!("{name}:{role}:{}", hash.as_str());
+    let mut added = Added::Added;
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if matches!(parse_line(line), Ok(Some((n, _, _))) if n == name) {
+            lines.push(&new_line);
+            added = Added::Replaced;
+        } else {
+            lines.push(line);
+        }
+    }
+    if added == Added::Added {
+        lines.push(&new_line);
+    }
+    let mut contents = lines.join("\n");
+    contents.push('\n');
+    replace_file(path, contents.as_bytes())?;
+    Ok(added)
+}
+
+/// The account on `line`, `None` for a comment or a blank line, or why the line is invalid.
+fn parse_line(line: &str) -> std::result::Result<Option<(&str, Role, PasswordHashString)>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let mut fields = line.splitn(3, ':');
+    let (Some(name), Some(role), Some(phc)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err("expected NAME:ROLE:PASSWORD-HASH".into());
+    };
+    check_name(name)?;
+    let role = role.parse::<Role>()?;
+    let hash = PasswordHashString::new(phc)
+        .map_err(|e| format!("the password hash of {name} is not a PHC string: {e}"))?;
+    check_hash(&hash).map_err(|why| format!("the password hash of {name} {why}"))?;
+    Ok(Some((name, role, hash)))
+}
+
+/// Refuses a user name that is not 1 to [`MAX_USER`] characters of `A-Z a-z 0-9 . _ -`.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_USER
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid user name \"{}\": 1 to {MAX_USER} characters of A-Z a-z 0-9 . _ -",
+            escape(name)
+        ))
+    }
+}
+
+/// Refuses a hash that is not argon2id with a salt and an output, or whose costs exceed
+/// the limits; completes "the password hash of NAME ...".
+fn check_hash(hash: &PasswordHashString) -> std::result::Result<(), String> {
+    let hash = hash.password_hash();
+    if Algorithm::try_from(hash.algorithm) != Ok(Algorithm::Argon2id) {
+        return Err(format!("is {}, not argon2id", hash.algorithm));
+    }
+    if hash.salt.is_none() || hash.hash.is_none() {
+        return Err("lacks its salt or its hash".into());
+    }
+    let params = Params::try_from(&hash).map_err(|e| format!("has invalid parameters: {e}"))?;
+    if params.m_cost() > MAX_M_COST || params.t_cost() > MAX_T_COST || params.p_cost() > MAX_P_COST
+    {
+        return Err(format!(
+            "costs more than a server spends on a login (m={}, t={}, p={}; at most m={MAX_M_COST}, \
+             t={MAX_T_COST}, p={MAX_P_COST})",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        ));
+    }
+    // The version is checked by the argon2 crate when the hash is verified; an unknown one
+    // never verifies.
+    Ok(())
+}
+
+/// A hash with the default parameters that no password is known to match: checking it
+/// costs what checking a real account costs.
+fn dummy_hash() -> Result<PasswordHashString> {
+    let zeros = "A".repeat(43);
+    let phc = format!(
+        "$argon2id$v=19$m={},t={},p={}$AAAAAAAAAAAAAAAAAAAAAA${zeros}",
+        Params::DEFAULT_M_COST,
+        Params::DEFAULT_T_COST,
+        Params::DEFAULT_P_COST
+    );
+    PasswordHashString::new(&phc)
+        .map_err(|e| Error::Config(format!("the stand-in password hash {phc} is invalid: {e}")))
+}
+
+/// Writes `contents` to a new file beside `path` (mode 0600), syncs it, renames it over
+/// `path` and syncs the directory.
+fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Config(format!("{} is not a file name", path.display())))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let context = || format!("writing the users file {}", path.display());
+
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()?;
+        sys::publish_replace(&tmp, path)
+    });
+    if let Err(e) = written {
+        // Nothing was published; do not leave the half-written copy behind.
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            let _ = fs::remove_file(&tmp);
+        }
+        return Err(Error::io(context(), e));
+    }
+    sys::sync_dir(&dir).map_err(|e| Error::io(context(), e))
+}
+
+/// Counts the argon2 computations running in the process and makes more wait.
+struct Gate {
+    running: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// The gate of every argon2 computation in the process.
+static HASHING: Gate = Gate {
+    running: Mutex::new(0),
+    freed: Condvar::new(),
+};
+
+/// A place at the [`Gate`], given back on drop.
+struct Permit(&'static Gate);
+
+impl Gate {
+    /// Waits until fewer than [`CONCURRENT_HASHES`] computations run, and takes a place.
+    fn acquire(&'static self) -> Permit {
+        let mut running = lock(&self.running);
+        while *running >= CONCURRENT_HASHES {
+            running = self
+                .freed
+                .wait(running)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *running += 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        *lock(&self.0.running) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Locks `mutex`; a panic elsewhere never leaves these counters half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// First wait after a failed login from an address.
+const FIRST_DELAY: Duration = Duration::from_millis(250);
+
+/// Longest wait, however many failures.
+const MAX_DELAY: Duration = Duration::from_secs(8);
+
+/// How long an address's failures are remembered after its last one.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Most addresses remembered at once.
+const MAX_ADDRESSES: usize = 4096;
+
+/// Slows repeated login failures from one address: the server waits
+/// [`delay_for`](Throttle::delay_for) before answering a login, 250 ms after one recent
+/// failure, doubling with each further one up to 8 s. An address's failures are forgotten
+/// 15 minutes after the last, or at its next success; at most 4096 addresses are
+/// remembered (when full, the expired ones go first, then the one whose last failure is
+/// oldest).
+///
+/// IPv6 addresses count by their /64 network, which one host can change at will; an
+/// IPv4-mapped IPv6 address counts as the IPv4 address.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use ftlib::accounts::Throttle;
+///
+/// let throttle = Throttle::new();
+/// let ip = "192.0.2.7".parse()?;
+/// assert_eq!(throttle.delay_for(ip), Duration::ZERO);
+/// throttle.failed(ip);
+/// throttle.failed(ip);
+/// assert_eq!(throttle.delay_for(ip), Duration::from_millis(500));
+/// throttle.succeeded(ip);
+/// assert_eq!(throttle.delay_for(ip), Duration::ZERO);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Throttle {
+    table: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+/// The recent failures of one address.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+impl Throttle {
+    /// A throttle that remembers no failure yet.
+    pub fn new() -> Throttle {
+        Throttle::default()
+    }
+
+    /// How long to wait before answering a login from `ip`: zero without a recent failure.
+    pub fn delay_for(&self, ip: IpAddr) -> Duration {
+        self.delay_at(ip, Instant::now())
+    }
+
+    /// Counts a failed login from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        self.failed_at(ip, Instant::now());
+    }
+
+    /// Forgets the failures of `ip` after a successful login.
+    pub fn succeeded(&self, ip: IpAddr) {
+        lock(&self.table).remove(&address_key(ip));
+    }
+
+    fn delay_at(&self, ip: IpAddr, now: Instant) -> Duration {
+        match lock(&self.table).get(&address_key(ip)) {
+            Some(failures) if !failures.expired(now) => failures.delay(),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn failed_at(&self, ip: IpAddr, now: Instant) {
+        let key = address_key(ip);
+        let mut table = lock(&self.table);
+        if !table.contains_key(&key) && table.len() >= MAX_ADDRESSES {
+            table.retain(|_, failures| !failures.expired(now));
+            if table.len() >= MAX_ADDRESSES {
+                let oldest = table
+                    .iter()
+                    .min_by_key(|(_, failures)| failures.last)
+                    .map(|(ip, _)| *ip);
+                if let Some(oldest) = oldest {
+                    table.remove(&oldest);
+                }
+            }
+        }
+        let failures = table.entry(key).or_insert(Failures {
+            count: 0,
+            last: now,
+        });
+        if failures.expired(now) {
+            failures.count = 0;
+        }
+        failures.count = failures.count.saturating_add(1);
+        failures.last = now;
+    }
+
+    /// Addresses remembered (expired ones included until they are swept).
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        lock(&self.table).len()
+    }
+}
+
+impl Failures {
+    fn expired(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last) >= FORGET_AFTER
+    }
+
+    /// 250 ms for one failure, doubling with each further one, at most [`MAX_DELAY`].
+    fn delay(&self) -> Duration {
+        let doublings = self.count.saturating_sub(1).min(16);
+        FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
+    }
+}
+
+/// What an address's failures are counted under: IPv4 as is, IPv6 by its /64.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !(u128::from(u64::MAX));
+                IpAddr::V6(Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users_file() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("users");
+        (dir, file)
+    }
+
+    #[test]
+    fn an_added_user_logs_in_with_their_password_only() {
+        let (_dir, file) = users_file();
+        assert_eq!(
+            add_user(&file, "alice", Role::Write, "correct horse").expect("add"),
+            Added::Added
+        );
+        let users = Users::load(&file).expect("load");
+        assert_eq!((users.len(), users.is_empty()), (1, false));
+        assert_eq!(users.verify("alice", "correct horse"), Some(Role::Write));
+        assert_eq!(users.verify("alice", "correct horsE"), None);
+        assert_eq!(users.verify("bob", "correct horse"), None);
+        let text = fs::read_to_string(&file).expect("read");
+        assert!(
+            text.starts_with("alice:write:$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{text}"
+        );
+        assert_eq!(format!("{users:?}"), r#"{"alice": Write}"#);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_users_file_is_private_and_no_temporary_copy_is_left() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, file) = users_file();
+        fs::write(&file, "# accounts\n").expect("write");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).expect("chmod");
+        add_user(&file, "alice", Role::Read, "pw").expect("add");
+        let mode = fs::metadata(&file).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["users"]);
+    }
+
+    #[test]
+    fn replacing_keeps_the_other_lines_in_order() {
+        let (_dir, file) = users_file();
+        add_user(&file, "alice", Role::Write, "old").expect("add");
+        let alice = fs::read_to_string(&file).expect("read");
+        let bob = format!("bob:read:{}", dummy_hash().expect("dummy").as_str());
+        fs::write(
+            &file,
+            format!("# the team\n\n{bob}\n  # alice below\n{alice}# end\n"),
+        )
+        .expect("write");
+
+        assert_eq!(
+            add_user(&file, "alice", Role::Read, "new").expect("replace"),
+            Added::Replaced
+        );
+        let text = fs::read_to_string(&file).expect("read");
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(
+            lines[..4],
+            ["# the team", "", bob.as_str(), "  # alice below"]
+        );
+        assert!(lines[4].starts_with("alice:read:$argon2id$"), "{text}");
+        assert_eq!(lines[5..], ["# end"]);
+        let users = Users::load(&file).expect("load");
+        assert_eq!(users.len(), 2);
+        assert_eq!(users.verify("alice", "new"), Some(Role::Read));
+        assert_eq!(users.verify("alice", "old"), None);
+    }
+
+    #[test]
+    fn malformed_lines_are_refused_with_file_and_line() {
+        let good = dummy_hash().expect("dummy");
+        let good = good.as_str();
+        let cases = [
+            ("alice", "expected NAME:ROLE:PASSWORD-HASH"),
+            ("alice:write", "expected NAME:ROLE:PASSWORD-HASH"),
+            (&format!(":write:{good}"), "invalid user name"),
+            (&format!("al ice:write:{good}"), "invalid user name"),
+            (
+                &format!("{}:write:{good}", "a".repeat(65)),
+                "invalid user name",
+            ),
+            (&format!("alice:admin:{good}"), "\"admin\" is not a role"),
+            (&format!("alice:other:{good}"), "\"other\" is not a role"),
+            (
+                "alice:write:hunter2",
+                "the password hash of alice is not a PHC string",
+            ),
+            (
+                &good.replace("argon2id", "argon2i"),
+                "the password hash of alice is argon2i, not argon2id",
+            ),
+            (
+                &good.replace("m=19456", "m=4194304"),
+                "the password hash of alice costs more than a server spends",
+            ),
+            (
+                "alice:write:$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA",
+                "the password hash of alice lacks its salt or its hash",
+            ),
+        ];
+        let (_dir, file) = users_file();
+        for (line, why) in cases {
+            let line = if line.starts_with("$argon2") {
+                format!("alice:write:{line}")
+            } else {
+                line.to_owned()
+            };
+            fs::write(&file, format!("# comment\n\n{line}\n")).expect("write");
+            let error = Users::load(&file).expect_err(&line).to_string();
+            let expected = format!("users file {} line 3: {why}", file.display());
+            assert!(error.starts_with(&expected), "{line}: {error}");
+            // add_user refuses to rewrite such a file.
+            let added = add_user(&file, "bob", Role::Read, "pw").expect_err(&line);
+            assert!(added.to_string().starts_with(&expected), "{added}");
+        }
+        fs::write(&file, format!("alice:write:{good}\n#\nalice:read:{good}\n")).expect("write");
+        let error = Users::load(&file).expect_err("duplicate").to_string();
+        assert!(
+            error.ends_with("line 3: user alice is already defined on line 1"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn comments_blank_lines_and_crlf_are_allowed() {
+        let (_dir, file) = users_file();
+        let good = dummy_hash().expect("dummy");
+        fs::write(
+            &file,
+            format!("# users\r\n\r\n   \r\n a.b_c-9:read:{}\r\n", good.as_str()),
+        )
+        .expect("write");
+        let users = Users::load(&file).expect("load");
+        assert_eq!(users.len(), 1);
+        fs::write(&file, "").expect("write");
+        assert!(Users::load(&file).expect("load").is_empty());
+        let missing = Users::load(&file.with_extension("missing")).expect_err("missing");
+        assert!(
+            missing.to_string().starts_with("reading the users file"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn add_user_refuses_bad_names_and_passwords_without_writing() {
+        let (_dir, file) = users_file();
+        let long = "x".repeat(MAX_PASSWORD + 1);
+        let cases = [
+            ("", Role::Write, "pw", "invalid user name"),
+            ("a:b", Role::Write, "pw", "invalid user name"),
+            ("a\nb", Role::Write, "pw", "invalid user name"),
+            ("alice", Role::Write, "", "the password is empty"),
+            ("alice", Role::Write, &long, "a server checks at most 1024"),
+            ("alice", Role::Other, "pw", "other is not a role"),
+        ];
+        for (name, role, password, why) in cases {
+            let error = add_user(&file, name, role, password).expect_err(why);
+            assert!(matches!(error, Error::Config(_)), "{error:?}");
+            assert!(error.to_string().contains(why), "{error}");
+            assert!(!file.exists());
+        }
+    }
+
+    #[test]
+    fn at_most_two_hashes_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static MOST: AtomicUsize = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..6 {
+                scope.spawn(|| {
+                    let _permit = HASHING.acquire();
+                    let running = *lock(&HASHING.running);
+                    MOST.fetch_max(running, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                });
+            }
+        });
+        assert!(MOST.load(Ordering::SeqCst) <= CONCURRENT_HASHES);
+    }
+
+    #[test]
+    fn the_throttle_doubles_up_to_its_cap() {
+        let throttle = Throttle::new();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let now = Instant::now();
+        assert_eq!(throttle.delay_at(ip, now), Duration::ZERO);
+        let expected = [250, 500, 1000, 2000, 4000, 8000, 8000, 8000];
+        for millis in expected {
+            throttle.failed_at(ip, now);
+            assert_eq!(throttle.delay_at(ip, now), Duration::from_millis(millis));
+        }
+        for _ in 0..100 {
+            throttle.failed_at(ip, now);
+        }
+        assert_eq!(throttle.delay_at(ip, now), MAX_DELAY);
+        let other: IpAddr = "192.0.2.2".parse().expect("ip");
+        assert_eq!(throttle.delay_at(other, now), Duration::ZERO);
+        throttle.succeeded(ip);
+        assert_eq!(throttle.delay_at(ip, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_throttle_forgets_15_minutes_after_the_last_failure() {
+        let throttle = Throttle::new();
+        let ip: IpAddr = "2001:db8::1".parse().expect("ip");
+        let start = Instant::now();
+        throttle.failed_at(ip, start);
+        let later = start + Duration::from_secs(10 * 60);
+        throttle.failed_at(ip, later);
+        let almost = later + FORGET_AFTER - Duration::from_secs(1);
+        assert_eq!(throttle.delay_at(ip, almost), Duration::from_millis(500));
+        let after = later + FORGET_AFTER;
+        assert_eq!(throttle.delay_at(ip, after), Duration::ZERO);
+        // A failure after that starts counting again.
+        throttle.failed_at(ip, after);
+        assert_eq!(throttle.delay_at(ip, after), FIRST_DELAY);
+    }
+
+    #[test]
+    fn ipv6_counts_by_network_and_mapped_ipv4_as_ipv4() {
+        let throttle = Throttle::new();
+        let now = Instant::now();
+        let one: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        throttle.failed_at(one, now);
+        for (ip, delay) in [
+            ("2001:db8:1:2:ffff::9", FIRST_DELAY),
+            ("2001:db8:1:3::1", Duration::ZERO),
+        ] {
+            let ip = ip.parse().expect("ip");
+            assert_eq!(throttle.delay_at(ip, now), delay, "{ip}");
+        }
+        throttle.failed_at("::ffff:192.0.2.9".parse().expect("ip"), now);
+        let v4: IpAddr = "192.0.2.9".parse().expect("ip");
+        assert_eq!(throttle.delay_at(v4, now), FIRST_DELAY);
+    }
+
+    #[test]
+    fn the_throttle_table_is_bounded() {
+        let throttle = Throttle::new();
+        let start = Instant::now();
+        let ip = |n: usize| IpAddr::from([10, 0, (n >> 8) as u8, n as u8]);
+        // Half of them fail early and expire; the other half stays recent.
+        for n in 0..MAX_ADDRESSES {
+            let at = if n < MAX_ADDRESSES / 2 {
+                start
+            } else {
+                start + FORGET_AFTER + Duration::from_millis(n as u64)
+            };
+            throttle.failed_at(ip(n), at);
+        }
+        assert_eq!(throttle.remembered(), MAX_ADDRESSES);
+        let now = start + FORGET_AFTER + Duration::from_millis(MAX_ADDRESSES as u64);
+        let newcomer = IpAddr::from([10, 1, 0, 0]);
+        throttle.failed_at(newcomer, now);
+        assert_eq!(throttle.remembered(), MAX_ADDRESSES / 2 + 1);
+
+        // Full of recent failures: the oldest goes.
+        let mut n = 0;
+        while throttle.remembered() < MAX_ADDRESSES {
+            throttle.failed_at(IpAddr::from([10, 2, (n >> 8) as u8, n as u8]), now);
+            n += 1;
+        }
+        let oldest = ip(MAX_ADDRESSES / 2);
+        assert_eq!(throttle.delay_at(oldest, now), FIRST_DELAY);
+        throttle.failed_at(IpAddr::from([10, 3, 0, 0]), now);
+        assert_eq!(throttle.remembered(), MAX_ADDRESSES);
+        assert_eq!(throttle.delay_at(oldest, now), Duration::ZERO);
+        assert_eq!(throttle.delay_at(newcomer, now), FIRST_DELAY);
+    }
+}
