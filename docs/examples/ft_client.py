@@ -1,28 +1,50 @@
 #!/usr/bin/env python3
-"""Minimal ft client (protocol v2 and v1), written from docs/PROTOCOL.md alone (no Rust).
+"""Minimal ft client (protocol v3 down to v1), written from docs/PROTOCOL.md alone (no Rust).
 
-    ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT list
-    ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT put FILE
-    ft_client.py [--dir DIR] [--timeout SECS] [--trace] HOST PORT get [--resume] NAME
+    ft_client.py --fingerprint SHA256:FP [--user NAME] [OPTIONS] HOST PORT list
+    ft_client.py --fingerprint SHA256:FP [--user NAME] [OPTIONS] HOST PORT put FILE
+    ft_client.py --fingerprint SHA256:FP [--user NAME] [OPTIONS] HOST PORT get [--resume] NAME
+    ft_client.py --plain [OPTIONS] HOST PORT list|put FILE|get [--resume] NAME
 
-Standard library only. The XXH3-128 body digest needs the optional `xxhash` package
+    OPTIONS: --dir DIR, --timeout SECS, --trace
+
+TLS by default (PROTOCOL.md sections 5.1 and 5.2): the client reads the server's plain
+greeting, starts TLS 1.3 on `Error{tls-required}`, and checks that the SHA-256 fingerprint of
+the server's certificate is the one given with `--fingerprint` (the `fingerprint SHA256:...`
+line ftserver prints) before it sends anything inside TLS. Unlike ftclient, this example
+keeps no known_hosts file: in TLS mode `--fingerprint` is required. A server that greets in
+plain is refused (nothing is sent); `--plain` talks to `ftserver --plain` in clear, with the
+v1 and v2 servers too.
+
+`--user NAME` logs in (section 5.4) with the password from the environment variable
+FT_PASSWORD (or, on a terminal, a prompt); never with --plain, which would send the
+password in clear.
+
+Standard library only (TLS through `ssl`). The XXH3-128 body digest needs the optional `xxhash` package
 (`pip install xxhash`): without it `get` still checks the size but skips the digest check
 (with a warning), and `put` and `get --resume` are refused, since they need the digest.
 
-`get --resume` (needs a v2 server, PROTOCOL.md section 12) downloads through a hidden
+`get --resume` (needs a v2 or later server, PROTOCOL.md section 12) downloads through a hidden
 partial file `DIR/.ft-part-<xxh3-128 of the name>`, the name the reference client uses
 too. When the transfer is interrupted (connection lost, timeout, Ctrl-C) the partial is
 kept, and the next `get --resume NAME` asks only for the missing bytes; any other failure
 removes it. Without --resume nothing is ever left behind.
 
-`--trace` prints every frame in hex on stderr. Exit status: 0 success, 1 failure, 2 usage,
+`--trace` prints every frame in hex on stderr (in TLS mode, as sent and received inside
+TLS; the bytes of a password are shown as `**`). Exit status: 0 success, 1 failure, 2 usage,
 130 interrupted.
 """
 
 import argparse
+import base64
 import datetime
+import getpass
+import hashlib
+import ipaddress
 import os
+import re
 import socket
+import ssl
 import stat
 import struct
 import sys
@@ -41,9 +63,10 @@ except ImportError:  # Windows: partials are then not locked against a second cl
 # --- Constants (PROTOCOL.md section 1) -------------------------------------------------
 
 MAGIC = b"\x89FT\n"
-VERSION = 2
+VERSION = 3
 MIN_VERSION = 1
 RESUME_VERSION = 2
+LOGIN_VERSION = 3
 MAX_CHUNK = 1024 * 1024
 MAX_FRAME = MAX_CHUNK + 1024
 MAX_MESSAGE = 1024
@@ -52,18 +75,20 @@ CHUNK = 256 * 1024
 MAX_NAME = 255
 MAX_AGENT = 64
 LIST_BATCH = 256
-AGENT = "ft_client.py/2"
+AGENT = "ft_client.py/3"
 PART_PREFIX = ".ft-part-"
 
 ERROR_KINDS = [
     "other", "not-found", "already-exists", "invalid-name", "too-large", "no-space",
     "checksum-mismatch", "size-mismatch", "busy", "timeout", "protocol", "version", "io",
     "permission-denied", "shutting-down", "cancelled", "connection", "read-only",
+    "auth-failed", "tls-required", "identity-changed",
 ]
 # Failures that interrupt a transfer without saying anything against its data: a
 # resumable download keeps its partial after these, and removes it after any other.
 INTERRUPTIONS = {"connection", "timeout", "cancelled", "shutting-down"}
 ENTRY_KINDS = ["other", "file", "dir"]
+ROLES = ["other", "read", "write"]  # Role codes; "other" (0 or unknown) allows nothing
 
 
 class FtError(Exception):
@@ -178,6 +203,11 @@ def enc_get_from(name, offset, prefix):
     return b"\x04" + enc_str(name) + varint(offset) + prefix
 
 
+def enc_login(user, password):
+    # Request::Login (v3) = variant 7: user: String, password: String
+    return b"\x07" + enc_str(user) + enc_str(password)
+
+
 ENC_LIST = b"\x03"
 
 
@@ -221,6 +251,8 @@ def dec_response(payload):
         return r.finish(("file_from", r.varint(64), r.i64(), r.varint(64)))
     if tag == 8:  # v2
         return r.finish(("ready_from", r.varint(64)))
+    if tag == 9:  # v3: LoggedIn { role: Role }, the role a u16 code like ErrorKind
+        return r.finish(("logged_in", r.code(ROLES)))
     raise protocol_error(f"unknown response variant {tag}")
 
 
@@ -238,30 +270,45 @@ def dec_body(payload):
 
 # --- Frames and the connection (PROTOCOL.md sections 2, 5, 9) ----------------------------
 
+def fingerprint_of(der):
+    """`SHA256:` + unpadded base64 of the SHA-256 of a DER certificate (section 5.2)."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+
+
 class Conn:
     def __init__(self, host, port, timeout, trace):
+        self.host, self.port = host, port
         self.timeout, self.trace = timeout, trace
+        self.version, self.role = None, None  # set by connect() and login()
         try:
             self.sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as e:
             raise FtError("connection", f"cannot connect to {host}:{port}: {e}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _show(self, arrow, frame):
-        if self.trace:
-            head = frame[:48].hex(" ")
-            more = f" ... ({len(frame)} bytes)" if len(frame) > 48 else ""
-            print(f"{arrow} {head}{more}", file=sys.stderr)
+    def where(self):
+        return f"the server at {self.host} port {self.port}"
 
-    def send(self, payload):
+    def _show(self, arrow, frame, secret=None):
+        if self.trace:
+            shown = [f"{b:02x}" for b in frame[:48]]
+            if secret:  # payload offsets of bytes never to print (a password)
+                for i in range(4 + secret[0], min(4 + secret[1], len(shown))):
+                    shown[i] = "**"
+            more = f" ... ({len(frame)} bytes)" if len(frame) > 48 else ""
+            print(f"{arrow} {' '.join(shown)}{more}", file=sys.stderr)
+
+    def send(self, payload, secret=None):
         frame = struct.pack(">I", len(payload)) + payload
-        self._show("C>", frame)
+        self._show("C>", frame, secret)
         try:
             self.sock.sendall(frame)
         except OSError as e:
             raise FtError("connection", f"sending: {e}") from None
 
     def _exact(self, n, deadline, what):
+        # recv asks for exactly what is missing: before TLS starts, no byte beyond the
+        # greeting may be consumed from the socket.
         buf = bytearray()
         while len(buf) < n:
             if time.monotonic() > deadline:
@@ -288,6 +335,38 @@ class Conn:
         self._show("S>", header + payload)
         return payload
 
+    def start_tls(self, pinned):
+        """TLS 1.3 on the same socket (section 5.2), then the pin check; raises
+        `identity-changed` before anything is sent inside TLS if the certificate differs."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        # Trust is the pin, not a CA or a name: OpenSSL still checks the handshake signature
+        # (CertificateVerify) against the certificate's key, and the pin names the certificate.
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            ipaddress.ip_address(self.host)
+            sni = None  # no SNI for an IP address; the server ignores SNI anyway
+        except ValueError:
+            sni = self.host
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=sni)
+        except socket.timeout:
+            raise FtError("timeout", f"TLS handshake with {self.where()}: no answer "
+                                     f"within {self.timeout} s") from None
+        except OSError as e:  # ssl.SSLError included
+            raise FtError("connection", f"TLS handshake with {self.where()} failed: {e}") from None
+        found = fingerprint_of(self.sock.getpeercert(binary_form=True))
+        if self.trace:
+            print(f"-- {self.sock.version()} {self.sock.cipher()[0]}, server certificate "
+                  f"{found}; the frames below travel inside TLS", file=sys.stderr)
+        if found != pinned:
+            raise FtError("identity-changed",
+                          f"{self.where()} presented the certificate {found}, not the pinned "
+                          f"{pinned}; nothing was sent inside TLS. Someone may be intercepting "
+                          f"the connection, or the server was given a new identity: compare "
+                          f"with the fingerprint line the server printed")
+
     def close(self):
         self.sock.close()
 
@@ -302,10 +381,30 @@ def expect(conn, *wanted, what):
     raise protocol_error(f"expected {' or '.join(wanted)}, got {msg[0]}")
 
 
-def connect(host, port, timeout, trace):
+def greet(conn, pinned):
+    """Reads the plain greeting (section 5.1); with `pinned` (TLS mode) starts TLS on
+    `Error{tls-required}`. Returns the server's Hello."""
+    greeting = dec_response(conn.recv(MAX_HELLO_FRAME, what="before its greeting"))
+    if greeting[0] == "error" and greeting[1] == "tls-required":
+        if pinned is None:
+            raise FtError("tls-required", f"{conn.where()} requires TLS (it said: "
+                                          f"{safe(greeting[2])}): run without --plain, with "
+                                          f"--fingerprint SHA256:... as the server printed it")
+        conn.start_tls(pinned)
+        return dec_response(conn.recv(MAX_HELLO_FRAME, what="before saying hello"))
+    if greeting[0] == "hello" and pinned is not None:
+        # Never fall back to plain: close having sent nothing.
+        raise FtError("tls-required", f"{conn.where()} does not use TLS (it was started "
+                                      f"with --plain); connect with --plain, and only on a "
+                                      f"network you trust")
+    return greeting  # a plain server's hello, or a refusal such as busy
+
+
+def connect(host, port, timeout, trace, pinned):
+    """Greeting, TLS unless `pinned` is None (--plain), hellos (sections 5.1-5.3)."""
     conn = Conn(host, port, timeout, trace)
     try:
-        first = dec_response(conn.recv(MAX_HELLO_FRAME, what="before saying hello"))
+        first = greet(conn, pinned)
         if first[0] == "error":  # e.g. busy: refused before any hello
             raise FtError(first[1], first[2], remote=True)
         if first[0] != "hello":
@@ -323,6 +422,17 @@ def connect(host, port, timeout, trace):
         raise
     conn.version = version
     return conn
+
+
+def login(conn, user, password):
+    """Login right after the hellos (section 5.4); a refusal closes the connection."""
+    if conn.version < LOGIN_VERSION:
+        raise FtError("version", f"the server speaks ft v{conn.version}, logging in needs "
+                                 f"v{LOGIN_VERSION}; the password was not sent")
+    payload = enc_login(user, password)
+    conn.send(payload, secret=(len(payload) - len(password.encode("utf-8")), len(payload)))
+    _, conn.role = expect(conn, "logged_in", what="before answering the login")
+    conn.user = user
 
 
 # --- Names (PROTOCOL.md section 10) ------------------------------------------------------
@@ -365,6 +475,10 @@ def do_list(conn):
 def do_put(conn, path):
     name = os.path.basename(os.path.normpath(path))
     check_name(name)
+    if conn.role is not None and conn.role != "write":
+        # The server would refuse it (section 5.5): ask nothing.
+        raise FtError("permission-denied", f"user {safe(conn.user)} has the role {conn.role} "
+                                           f"and may not upload; nothing was sent")
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         conn.send(enc_put(name, size))
@@ -518,29 +632,69 @@ def do_get_resume(conn, name, directory):
     print(f"get {safe(name)}: {size} bytes, {size - offset} moved from byte {offset}, {shown}")
 
 
+FINGERPRINT_SHAPE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
+
+
 def main():
-    p = argparse.ArgumentParser(description="Minimal ft client (see docs/PROTOCOL.md).")
+    p = argparse.ArgumentParser(
+        description="Minimal ft client (see docs/PROTOCOL.md). TLS by default, trusting the "
+                    "server whose certificate has the fingerprint given with --fingerprint; "
+                    "this example keeps no known_hosts file, so in TLS mode --fingerprint is "
+                    "required.",
+        epilog="The password for --user comes from the environment variable FT_PASSWORD (or, "
+               "on a terminal, a prompt). Exit status: 0 success, 1 failure, 2 usage, "
+               "130 interrupted.")
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("command", choices=["list", "put", "get"])
     p.add_argument("arg", nargs="?", help="FILE for put, NAME for get")
+    p.add_argument("--fingerprint", metavar="SHA256:FP",
+                   help="the server's fingerprint, as the `fingerprint` line ftserver prints "
+                        "(required unless --plain)")
+    p.add_argument("--plain", action="store_true",
+                   help="no TLS, for a server run with --plain: everything travels in clear")
+    p.add_argument("--user", metavar="NAME",
+                   help="log in as NAME (password from FT_PASSWORD); not with --plain")
     p.add_argument("--dir", default=".", help="where get writes (default: .)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per frame")
     p.add_argument("--trace", action="store_true", help="print frames in hex on stderr")
     p.add_argument("--resume", action="store_true",
-                   help="get: continue an interrupted download (needs a v2 server)")
+                   help="get: continue an interrupted download (needs a v2 or later server)")
     args = p.parse_intermixed_args()
     if (args.arg is None) != (args.command == "list"):
         p.error(f"{args.command} takes {'no argument' if args.command == 'list' else 'one'}")
     if args.resume and args.command != "get":
         p.error("--resume applies to get only")
+    if args.plain:
+        if args.user is not None:
+            p.error("--user cannot be used with --plain: the password would travel in clear")
+        if args.fingerprint is not None:
+            p.error("--fingerprint has no use with --plain (no TLS, no certificate)")
+    elif args.fingerprint is None:
+        p.error("TLS needs --fingerprint SHA256:... (the `fingerprint` line the server "
+                "printed; this example keeps no known_hosts), or --plain for a server run "
+                "with --plain")
+    elif not FINGERPRINT_SHAPE.fullmatch(args.fingerprint):
+        p.error(f"--fingerprint {safe(args.fingerprint)}: expected SHA256: and 43 characters "
+                f"of base64, as ftserver prints it")
+    password = None
+    if args.user is not None:
+        password = os.environ.get("FT_PASSWORD")
+        if password is None:
+            if not sys.stdin.isatty():
+                p.error("--user needs the password in the environment variable FT_PASSWORD "
+                        "(there is no terminal to ask it on)")
+            password = getpass.getpass(f"password for {args.user}: ")
     try:
         if (args.command == "put" or args.resume) and xxhash is None:
             raise FtError("other", f"{'get --resume' if args.resume else 'put'} needs the "
                                    "xxhash package for the XXH3-128 digest "
                                    "(pip install xxhash); nothing was sent")
-        conn = connect(args.host, args.port, args.timeout, args.trace)
+        pinned = None if args.plain else args.fingerprint
+        conn = connect(args.host, args.port, args.timeout, args.trace, pinned)
         try:
+            if args.user is not None:
+                login(conn, args.user, password)
             if args.command == "list":
                 do_list(conn)
             elif args.command == "put":

@@ -262,6 +262,52 @@ mod tests {
         }
     }
 
+    /// The ft frames of docs/PROTOCOL.md section 13.1 (a TLS session with a login) that
+    /// section 4.6 does not show, exactly.
+    #[test]
+    fn v3_session_frames_match_the_spec() {
+        use crate::protocol::{ErrorKind, Password};
+        let text = |s: &str| hex(s.as_bytes());
+        let failed = "login failed: wrong user name or password";
+        let rows: [(String, String); 4] = [
+            (
+                format!(
+                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
+                    text("ftlib/0.1.0")
+                ),
+                frame_of(&Response::Hello(Hello::ours())),
+            ),
+            (
+                format!(
+                    "00 00 00 15 07 05 {} 0d {}",
+                    text("alice"),
+                    text("correct horse")
+                ),
+                frame_of(&Request::Login {
+                    user: "alice".into(),
+                    password: Password("correct horse".into()),
+                }),
+            ),
+            (
+                format!("00 00 00 34 01 13 31 {}", text(crate::tls::TLS_GREETING)),
+                frame_of(&Response::Error {
+                    kind: ErrorKind::TlsRequired,
+                    message: crate::tls::TLS_GREETING.into(),
+                }),
+            ),
+            (
+                format!("00 00 00 2c 01 12 29 {}", text(failed)),
+                frame_of(&Response::Error {
+                    kind: ErrorKind::AuthFailed,
+                    message: failed.into(),
+                }),
+            ),
+        ];
+        for (want, got) in rows {
+            assert_eq!(got, want);
+        }
+    }
+
     /// The busy refusal exactly as docs/PROTOCOL.md shows it.
     #[test]
     fn busy_frame_matches_the_spec() {
