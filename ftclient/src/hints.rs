@@ -31,9 +31,13 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
     let dir = dir.display();
     // A kind the server reported is about the server's side, otherwise about ours.
     let remote = matches!(error, Error::Remote { .. } | Error::Aborted { .. });
-    // A refusal by role or for want of a login says what to do itself.
-    if let Error::PermissionDenied(_) = error {
-        return None;
+    // A refusal by role or for want of a login says what to do itself: ours, and the
+    // server's, whose account messages name the option to use (PROTOCOL.md 5.4, 5.5: "use
+    // --user NAME", "connect without --user"). A hint there would contradict them.
+    match error {
+        Error::PermissionDenied(_) => return None,
+        Error::Remote { message, .. } if message.contains("--user") => return None,
+        _ => {}
     }
     let text = match (op, error.kind()) {
         (_, ErrorKind::Connection) => match error {
@@ -208,6 +212,20 @@ mod tests {
                 "write to client_data",
             ),
             (
+                Op::Get,
+                remote(ErrorKind::PermissionDenied),
+                "the server may not read that file",
+            ),
+            (
+                Op::Connect,
+                Error::Remote {
+                    side: Side::Server,
+                    kind: ErrorKind::AuthFailed,
+                    message: "login failed: wrong user name or password".into(),
+                },
+                "check the user name and the password",
+            ),
+            (
                 Op::Put,
                 Error::SizeMismatch {
                     name: "f".into(),
@@ -257,12 +275,45 @@ mod tests {
 
     #[test]
     fn nothing_to_say_gives_no_hint() {
+        let said = |kind, message: &str| Error::Remote {
+            side: Side::Server,
+            kind,
+            message: message.into(),
+        };
         for (op, error) in [
             (Op::Put, Error::Cancelled),
             (Op::Put, remote(ErrorKind::ReadOnly)),
             (Op::Get, remote(ErrorKind::Io)),
             // Remote already-exists on get is another transfer of the same file, not ours.
             (Op::Get, remote(ErrorKind::AlreadyExists)),
+            // The server's account refusals say what to do.
+            (
+                Op::Get,
+                said(
+                    ErrorKind::PermissionDenied,
+                    "this server requires a login: use --user NAME",
+                ),
+            ),
+            (
+                Op::Put,
+                said(
+                    ErrorKind::PermissionDenied,
+                    "anonymous users may only read: log in with --user NAME",
+                ),
+            ),
+            (
+                Op::Connect,
+                said(
+                    ErrorKind::AuthFailed,
+                    "this server has no accounts: connect without --user",
+                ),
+            ),
+            (
+                Op::Put,
+                Error::PermissionDenied(
+                    "user r may only read (role read): uploads are refused".into(),
+                ),
+            ),
         ] {
             assert_eq!(hint(op, &error, to()), None, "{op} {error}");
         }

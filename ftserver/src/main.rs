@@ -169,6 +169,8 @@ fn run(args: Args) -> Result<(), String> {
         };
         format!("cannot listen on {}: {e}{hint}", join(args.bind, port))
     })?;
+    // What the warnings name: the port listened on, which PORT 0 leaves to the system.
+    let port = listener.local_addr().map_or(port, |local| local.port());
     store.set_partial_limits(PartialLimits {
         max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
         max_bytes: args.partial_max_bytes,
