@@ -387,9 +387,15 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Most addresses remembered at once.
 const MAX_ADDRESSES: usize = 4096;
 
-/// Slows repeated login failures from one address: the server waits
-/// [`delay_for`](Throttle::delay_for) before answering a login, 250 ms after one recent
-/// failure, doubling with each further one up to 8 s. An address's failures are forgotten
+/// Longest an address's logins may queue: beyond it a login is refused at once.
+const MAX_QUEUE: Duration = Duration::from_secs(30);
+
+/// Slows repeated login failures from one address: the server takes a
+/// [`turn`](Throttle::turn) before checking a login, 250 ms after one recent failure,
+/// doubling with each further one up to 8 s ([`delay_for`](Throttle::delay_for)). Logins
+/// from one address queue: each waits its delay after the previous one's turn, so parallel
+/// connections guess no faster than one; a login that would queue longer than 30 s is
+/// refused at once. An address's failures are forgotten
 /// 15 minutes after the last, or at its next success; at most 4096 addresses are
 /// remembered (when full, the expired ones go first, then the one whose last failure is
 /// oldest).
@@ -422,6 +428,8 @@ pub struct Throttle {
 struct Failures {
     count: u32,
     last: Instant,
+    /// When the last turn taken ends: the next one starts from there.
+    turn_ends: Instant,
 }
 
 impl Throttle {
@@ -433,6 +441,30 @@ impl Throttle {
     /// How long to wait before answering a login from `ip`: zero without a recent failure.
     pub fn delay_for(&self, ip: IpAddr) -> Duration {
         self.delay_at(ip, Instant::now())
+    }
+
+    /// Takes the next turn of a login from `ip`: how long to wait before checking it (zero
+    /// without a recent failure), or `None` when the address's queue is already longer than
+    /// 30 s and the login should be refused without being checked.
+    pub fn turn(&self, ip: IpAddr) -> Option<Duration> {
+        self.turn_at(ip, Instant::now())
+    }
+
+    fn turn_at(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let mut table = lock(&self.table);
+        let Some(failures) = table.get_mut(&address_key(ip)) else {
+            return Some(Duration::ZERO);
+        };
+        if failures.expired(now) {
+            return Some(Duration::ZERO);
+        }
+        let ends = failures.turn_ends.max(now) + failures.delay();
+        let wait = ends.saturating_duration_since(now);
+        if wait > MAX_QUEUE {
+            return None;
+        }
+        failures.turn_ends = ends;
+        Some(wait)
     }
 
     /// Counts a failed login from `ip`.
@@ -470,6 +502,7 @@ impl Throttle {
         let failures = table.entry(key).or_insert(Failures {
             count: 0,
             last: now,
+            turn_ends: now,
         });
         if failures.expired(now) {
             failures.count = 0;
@@ -719,6 +752,42 @@ mod tests {
         assert_eq!(throttle.delay_at(other, now), Duration::ZERO);
         throttle.succeeded(ip);
         assert_eq!(throttle.delay_at(ip, now), Duration::ZERO);
+    }
+
+    /// Parallel logins from one address wait one after another, not side by side, and a
+    /// queue longer than 30 s refuses at once.
+    #[test]
+    fn logins_from_one_address_queue() {
+        let throttle = Throttle::new();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let other: IpAddr = "192.0.2.2".parse().expect("ip");
+        let now = Instant::now();
+        assert_eq!(throttle.turn_at(ip, now), Some(Duration::ZERO));
+        throttle.failed_at(ip, now);
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(throttle.turn_at(ip, now), ms(250));
+        assert_eq!(throttle.turn_at(ip, now), ms(500));
+        assert_eq!(throttle.turn_at(ip, now), ms(750));
+        // Later, the queue has moved on.
+        assert_eq!(
+            throttle.turn_at(ip, now + Duration::from_millis(700)),
+            ms(300)
+        );
+        assert_eq!(throttle.turn_at(other, now), ms(0));
+        for _ in 0..5 {
+            throttle.failed_at(ip, now);
+        }
+        let eight = Duration::from_secs(8);
+        let mut waits = Vec::new();
+        while let Some(wait) = throttle.turn_at(ip, now) {
+            waits.push(wait);
+            assert!(waits.len() < 10, "{waits:?}");
+        }
+        assert!(waits.iter().all(|w| *w <= MAX_QUEUE), "{waits:?}");
+        assert!(waits.windows(2).all(|w| w[1] == w[0] + eight), "{waits:?}");
+        assert_eq!(throttle.turn_at(ip, now), None);
+        throttle.succeeded(ip);
+        assert_eq!(throttle.turn_at(ip, now), Some(Duration::ZERO));
     }
 
     #[test]

@@ -446,9 +446,14 @@ fn check_login(s: &mut Session<'_>, user: &str, password: &Password) -> Result<c
         ));
     };
     let ip = s.conn.peer().ip();
-    let delay = s.ctx.throttle.delay_for(ip);
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
+    match s.ctx.throttle.turn(ip) {
+        Some(wait) if !wait.is_zero() => std::thread::sleep(wait),
+        Some(_) => {}
+        None => {
+            return Err(Error::AuthFailed(
+                "too many failed logins from this address: try again in a few minutes".into(),
+            ));
+        }
     }
     // Oversized credentials are checked as an unknown user, for the same time.
     let fits = user.len() <= MAX_USER && password.0.len() <= MAX_PASSWORD;
