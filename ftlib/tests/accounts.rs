@@ -832,3 +832,40 @@ fn credentials_hide_the_password() {
     };
     assert!(!format!("{request:?}").contains("w-secret"));
 }
+
+/// Parallel guesses from one address wait one after another: after two failures (a 500 ms
+/// delay), four wrong logins sent at once take at least 4 x 500 ms together, where waiting
+/// side by side would take 500 ms. Lower bounds only.
+#[test]
+fn parallel_guesses_from_one_address_queue() {
+    let served = Served::start(None);
+    for _ in 0..2 {
+        let mut conn = served.raw();
+        assert_eq!(
+            login(&mut conn, "reader", "wrong"),
+            error(ErrorKind::AuthFailed, LOGIN_FAILED)
+        );
+    }
+    let started = std::time::Instant::now();
+    let guesses: Vec<_> = (0..4)
+        .map(|_| {
+            let mut conn = served.raw();
+            std::thread::spawn(move || login(&mut conn, "reader", "wrong"))
+        })
+        .collect();
+    for guess in guesses {
+        let answer = guess.join().expect("guess");
+        assert!(
+            matches!(
+                answer,
+                Response::Error {
+                    kind: ErrorKind::AuthFailed,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+    }
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1900), "took {took:?}");
+}
