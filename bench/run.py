@@ -3,7 +3,15 @@
 
 Everything runs on loopback (127.0.0.1 only) in temporary directories, and every server
 this script starts is stopped when it ends, also on failure or Ctrl-C. It installs nothing:
-tools that are missing are reported and their rows skipped.
+tools that are missing are reported and their rows skipped. Every ft process (servers,
+clients, --help) runs with a HOME, XDG_CONFIG_HOME and XDG_DATA_HOME of its own in the
+temporary directory, so no identity or known_hosts is written under the real home.
+
+ft runs as users get it by default, over TLS 1.3, the client pinning the server with
+--fingerprint (read from the server's second line), in big, small, concurrent and rss;
+--ft-mode plain runs it with --plain on both sides instead. Binaries that predate TLS
+(detected from --help) run plain either way, and the row names say which mode each ft ran
+in: "ft (TLS)", "ft (plain)", "ft@base (plain)".
 
 Workloads (sizes configurable, see --help):
   big         one 1 GiB file, put and get, on tmpfs (so the disk does not decide)
@@ -14,7 +22,8 @@ Workloads (sizes configurable, see --help):
               source is random bytes made once and kept in --data-cache. Binaries that
               predate TLS: the TLS rows are skipped with a note, and plain ft runs
               without --plain (detected from --help)
-  small       1,000 files of 4 KiB, put and get in one command each, on disk (ft fsyncs)
+  small       1,000 files of 4 KiB, put and get in one command each, on disk (ft fsyncs);
+              against rsync both ways: --ft-mode tls (default) and --ft-mode plain
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
 
@@ -27,10 +36,11 @@ and the table quotes medians; ratios are taken pair by pair (each run against th
 baseline run of the same round), then their median is quoted.
 
 Before/after (--ft-base-bin-dir DIR): the ftserver and ftclient in DIR, typically built
-from an older commit, join every workload but encrypted as the peer "ft@base", run exactly
-as ft is (same arguments, files, verification) in the same interleaved rounds. Its rows sit
-under ft's with the same ratio against the usual baseline, and a "vs ft@base" column gives
-the median of ft / ft@base taken round by round, so a slowdown can be told from noise.
+from an older commit, join every workload but encrypted as the peer "ft@base", run as ft
+is (same arguments, files, verification, and --ft-mode when they can) in the same
+interleaved rounds. Its rows sit under ft's with the same ratio against the usual
+baseline, and a "vs ft@base" column gives the median of ft / ft@base taken round by round,
+so a slowdown can be told from noise.
 
 Needs python3 (standard library only), Linux (/proc), cargo to build ft, and for the peers
 and the CPU/RSS columns: apt-get install time socat rsync openssh-server openssh-client
@@ -548,7 +558,19 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
 
 
-FT_BASE = "ft@base"  # the tool name of the --ft-base-bin-dir build in the tables
+FT_BASE = "ft@base"  # the build name of the --ft-base-bin-dir binaries
+TLS, PLAIN = "TLS", "plain"  # the modes ft runs in; --ft-mode tls|plain
+MODE_NOTE = {TLS: "TLS 1.3 (ft's default), server pinned by --fingerprint", PLAIN: "no TLS"}
+
+
+def ft_flags(exe: str, env: dict | None = None) -> set[str]:
+    """The long options an ft binary lists in its --help: which of issue 9's flags it has."""
+    try:
+        r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10,
+                           stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", r.stdout))
 
 
 @dataclass
@@ -558,11 +580,84 @@ class Ft:
     tool: str
     server: str
     client: str
+    origin: str  # the directory it was given as, for notes
+    home: Path | None = None  # its own HOME, made by isolate(); every process of it runs there
+    srv_opts: set[str] = field(default_factory=set)  # long options in ftserver --help
+    cli_opts: set[str] = field(default_factory=set)
+    mode: str | None = None  # TLS or PLAIN in big/small/concurrent/rss; None: not run there
 
     @property
     def suffix(self) -> str:
         """Added to the names of its logs, server and directories ("" for ft)."""
         return self.tool.removeprefix("ft")
+
+    def name(self, mode: str) -> str:
+        """Its tool name in the tables, which says the mode: "ft (TLS)", "ft@base (plain)"."""
+        return f"{self.tool} ({mode})"
+
+    def isolate(self, base: Path) -> None:
+        """Gives the build a home of its own under `base` (the bench's temporary directory),
+        so that no identity or known_hosts lands in the real one, then reads its options
+        from --help, run there too."""
+        self.home = base / f"home{self.suffix}"
+        for d in ("config", "data", "cache", "state"):
+            (self.home / d).mkdir(parents=True)
+        self.srv_opts = ft_flags(self.server, self.env)
+        self.cli_opts = ft_flags(self.client, self.env)
+
+    @property
+    def env(self) -> dict:
+        assert self.home is not None, "isolate() first"
+        h = self.home
+        return {**os.environ, "HOME": str(h), "XDG_CONFIG_HOME": str(h / "config"),
+                "XDG_DATA_HOME": str(h / "data"), "XDG_CACHE_HOME": str(h / "cache"),
+                "XDG_STATE_HOME": str(h / "state")}
+
+    @property
+    def state_dir(self) -> Path:
+        """ftserver --state-dir over TLS: in its home, outside every served root."""
+        return self.home / "ftserver-state"
+
+    def knows_tls(self) -> bool:
+        return bool({"--plain", "--state-dir", "--fingerprint"} & (self.srv_opts | self.cli_opts))
+
+    def pin_missing(self) -> list[str]:
+        """Which of ftserver --state-dir and ftclient --fingerprint its --help lacks."""
+        return sorted({"--state-dir"} - self.srv_opts) + sorted({"--fingerprint"} - self.cli_opts)
+
+    def can_pin(self) -> bool:
+        """TLS with the identity in a given directory and the client pinned to it."""
+        return not self.pin_missing()
+
+    def plain_flags(self) -> list[str] | None:
+        """What makes both sides speak plain: --plain, nothing for binaries that predate TLS
+        (plain is all they speak), None for binaries with TLS but no --plain."""
+        if "--plain" in self.srv_opts and "--plain" in self.cli_opts:
+            return ["--plain"]
+        return None if self.knows_tls() else []
+
+
+def choose_mode(build: Ft, want: str, tools: "Tools") -> None:
+    """Sets the mode `build` runs in for big, small, concurrent and rss: `want` when it can,
+    plain for binaries that predate TLS; None (its rows skipped, with a note) otherwise."""
+    where = f"{build.tool}: the binaries in {build.origin}"
+    if want == TLS and build.can_pin():
+        build.mode = TLS
+    elif want == TLS and not build.knows_tls():
+        build.mode = PLAIN
+        tools.note(f"{where} predate TLS (no --state-dir, --fingerprint or --plain in their "
+                   f"--help): they run plain, as '{build.name(PLAIN)}'")
+    elif want == TLS:
+        tools.note(f"{where} have TLS but not {', '.join(build.pin_missing())} in their "
+                   "--help: their rows of big, small, concurrent and rss are skipped")
+    elif build.plain_flags() is None:
+        tools.note(f"{where} have TLS options but no --plain in their --help: their rows of "
+                   "big, small, concurrent and rss are skipped (--ft-mode plain)")
+    else:
+        build.mode = PLAIN
+        if not build.plain_flags():
+            tools.note(f"{where} predate --plain (not in their --help): they run without it, "
+                       "plain being all they speak")
 
 
 @dataclass
@@ -575,8 +670,14 @@ class Tools:
     def have(self, peer: str) -> bool:
         return peer in self.peers
 
+    def modal(self) -> list[Ft]:
+        """The builds that big, small, concurrent and rss run (those with a mode)."""
+        return [ft for ft in self.fts if ft.mode]
+
     def note(self, text: str) -> None:
         """A note for the end of the report, also shown now."""
+        if text in self.notes:
+            return
         self.notes.append(text)
         log(f"note: {text}")
 
@@ -599,13 +700,14 @@ PEER_PACKAGE = {
 
 def detect_tools(args) -> Tools:
     bindir = Path(args.bin_dir)
-    tools = Tools([Ft("ft", str(bindir / "ftserver"), str(bindir / "ftclient"))])
+    tools = Tools([Ft("ft", str(bindir / "ftserver"), str(bindir / "ftclient"), args.bin_dir)])
     for exe in (tools.fts[0].server, tools.fts[0].client):
         if not os.access(exe, os.X_OK):
             sys.exit(f"{exe} not found: build with `cargo build --release` or pass --bin-dir")
     if args.ft_base_bin_dir:
         based = Path(args.ft_base_bin_dir)
-        tools.fts.append(Ft(FT_BASE, str(based / "ftserver"), str(based / "ftclient")))
+        tools.fts.append(Ft(FT_BASE, str(based / "ftserver"), str(based / "ftclient"),
+                            args.ft_base_bin_dir))
         for exe in (tools.fts[1].server, tools.fts[1].client):
             if not os.access(exe, os.X_OK):
                 sys.exit(f"{exe} not found (--ft-base-bin-dir)")
@@ -675,15 +777,33 @@ def optional(tools: Tools, peer: str, start: Callable[[], Server]) -> Server | N
         return None
 
 
-def start_ftserver(ft: Ft, root: Path, work: Path, tag: str, extra: list[str] | None = None,
-                   env: dict | None = None) -> Server:
-    return Server(
-        f"ftserver{ft.suffix} ({tag})",
-        [ft.server, "0", "--bind", HOST, "--root", str(root), "--max-connections", "1024",
-         *(extra or [])],
-        work / f"ftserver{ft.suffix}-{tag}.log",
-        env=env,
-    )
+class FtServer(Server):
+    """An ftserver of one build in one mode, in the build's own home. `client` is the
+    ftclient command that reaches it in that mode: over TLS, pinned with --fingerprint to
+    the identity the server prints on its second line."""
+
+    def __init__(self, build: Ft, mode: str, root: Path, work: Path, tag: str):
+        flags = build.plain_flags() if mode == PLAIN else ["--state-dir", str(build.state_dir)]
+        assert flags is not None, f"{build.tool} cannot run {mode}"
+        super().__init__(
+            f"ftserver{build.suffix} ({tag})",
+            [build.server, "0", "--bind", HOST, "--root", str(root), "--max-connections",
+             "1024", *flags],
+            work / f"ftserver{build.suffix}-{tag}.log",
+            env=build.env,
+        )
+        self.env = build.env
+        if mode == PLAIN:
+            self.client = [build.client, *flags]
+            return
+        fingerprint = lambda line: line.startswith("fingerprint SHA256:")  # noqa: E731
+        try:
+            wait_until(lambda: self.line(fingerprint), 10,
+                       "ftserver's second line, `fingerprint SHA256:...`")
+        except RunFailed as e:
+            self.stop()
+            raise RunFailed(f"{e}\n{tail(self.logfile)}") from None
+        self.client = [build.client, "--fingerprint", self.line(fingerprint).split()[1]]
 
 
 def start_rsyncd(tools: Tools, root: Path, work: Path, tag: str) -> Server:
@@ -785,6 +905,8 @@ class Row:
     files: int
     baseline: bool = False
     note: str = ""
+    build: str = ""  # ft's rows: "ft" or "ft@base"
+    mode: str = ""  # ft's rows: TLS or PLAIN
     samples: list[Sample | None] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -802,7 +924,7 @@ def interleave(rows: list[Row], reps: int, label: str) -> None:
     partner = {}
     for a in rows:
         for b in rows:
-            if a.tool == "ft" and b.tool == FT_BASE and (a.group, a.op) == (b.group, b.op):
+            if a.build == "ft" and b.build == FT_BASE and (a.group, a.op) == (b.group, b.op):
                 partner[id(a)], partner[id(b)] = b, a
     for rep in range(reps):
         k = rep % len(rows)
@@ -826,7 +948,7 @@ def interleave(rows: list[Row], reps: int, label: str) -> None:
 def summarize(rows: list[Row], by_files: bool) -> list[dict]:
     out = []
     base_of = {}
-    ft_base_of = {(row.group, row.op): row for row in rows if row.tool == FT_BASE}
+    ft_base_of = {(row.group, row.op): row for row in rows if row.build == FT_BASE}
     for row in rows:
         if row.baseline:
             base_of.setdefault(row.op, row)
@@ -841,6 +963,7 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
             "files": row.files,
             "baseline": row.baseline,
             "note": row.note,
+            **({"ft_build": row.build, "ft_mode": row.mode} if row.build else {}),
             "ok": len(good),
             "runs": len(row.samples),
             "errors": row.errors,
@@ -892,7 +1015,7 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
                 entry["ratio"] = statistics.median(pairs)
                 entry["ratio_of"] = f"{base.tool} {base.op}".strip()
                 entry["ratio_metric"] = "files/s" if by_files else "MB/s"
-        other = ft_base_of.get((row.group, row.op)) if row.tool == "ft" else None
+        other = ft_base_of.get((row.group, row.op)) if row.build == "ft" else None
         if other is not None and good:
             # Before/after: ft against ft@base's run of the same round, in the ratio's unit.
             metric = row.fps if by_files else row.mbps
@@ -972,24 +1095,25 @@ def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict
 
     def ft_rows(build: Ft) -> list[Row]:
         ftroot = root(build.tool)
-        ft = start_ftserver(build, ftroot, w, "big")
+        ft = FtServer(build, build.mode, ftroot, w, "big")
         servers.append(ft)
         client_log = w / f"ftclient{build.suffix}.log"
 
         def ft_put() -> Sample:
             return copy_of_original(lambda: run_clients(
-                [[build.client, "--dir", str(src), HOST, str(ft.port), "put", "put.bin"]],
-                ft, client_log), ftroot / "put.bin")
+                [[*ft.client, "--dir", str(src), HOST, str(ft.port), "put", "put.bin"]],
+                ft, client_log, ft.env), ftroot / "put.bin")
 
         def ft_get() -> Sample:
             return copy_of_original(lambda: run_clients(
-                [[build.client, "--dir", str(got), HOST, str(ft.port), "get", "get.bin"]],
-                ft, client_log), got / "get.bin")
+                [[*ft.client, "--dir", str(got), HOST, str(ft.port), "get", "get.bin"]],
+                ft, client_log, ft.env), got / "get.bin")
 
-        return [Row(group, build.tool, "put", ft_put, size, 1),
-                Row(group, build.tool, "get", ft_get, size, 1)]
+        name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
+        return [Row(group, name, "put", ft_put, size, 1, note=MODE_NOTE[build.mode], **ids),
+                Row(group, name, "get", ft_get, size, 1, **ids)]
 
-    for build in tools.fts:
+    for build in tools.modal():
         rows += ft_rows(build)
 
     rsroot = root("rsync")
@@ -1112,7 +1236,7 @@ def workload_small(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[di
 
     def ft_rows(build: Ft) -> list[Row]:
         ftroot = fill(w / build.tool)
-        ft = start_ftserver(build, ftroot, w, "small")
+        ft = FtServer(build, build.mode, ftroot, w, "small")
         servers.append(ft)
         client_log = w / f"ftclient{build.suffix}.log"
 
@@ -1126,19 +1250,20 @@ def workload_small(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[di
                     (ftroot / name).unlink(missing_ok=True)
 
             return measured(lambda: run_clients(
-                [[build.client, "--dir", str(src), HOST, str(ft.port), "put", *put_names]],
-                ft, client_log), check, cleanup)
+                [[*ft.client, "--dir", str(src), HOST, str(ft.port), "put", *put_names]],
+                ft, client_log, ft.env), check, cleanup)
 
         def ft_get() -> Sample:
             return into_dir(lambda: run_clients(
-                [[build.client, "--dir", str(got), HOST, str(ft.port), "get", *get_names]],
-                ft, client_log), got, get_names, keep=True)
+                [[*ft.client, "--dir", str(got), HOST, str(ft.port), "get", *get_names]],
+                ft, client_log, ft.env), got, get_names, keep=True)
 
-        return [Row(group, build.tool, "put", ft_put, total, n,
-                    note="fsync per file and directory"),
-                Row(group, build.tool, "get", ft_get, total, n)]
+        name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
+        return [Row(group, name, "put", ft_put, total, n,
+                    note=f"{MODE_NOTE[build.mode]}; fsync per file and directory", **ids),
+                Row(group, name, "get", ft_get, total, n, **ids)]
 
-    for build in tools.fts:
+    for build in tools.modal():
         rows += ft_rows(build)
 
     if sshd:
@@ -1210,11 +1335,12 @@ def workload_concurrent(args, tools: Tools, base: Path, sshd: Sshd | None, clien
         for d in dirs:
             verify(same_bytes(d / "c.bin", data), str(d / "c.bin"))
 
-    def make(server: Server | None, argv_of: Callable[[Path], list[str]], log_name: str) -> Callable[[], Sample]:
+    def make(server: Server | None, argv_of: Callable[[Path], list[str]], log_name: str,
+             env: dict | None = None) -> Callable[[], Sample]:
         def run() -> Sample:
             prepare()
-            return measured(lambda: run_clients([argv_of(d) for d in dirs], server, w / log_name),
-                            check, lambda: clear_dir(got))
+            return measured(lambda: run_clients([argv_of(d) for d in dirs], server, w / log_name,
+                                                env), check, lambda: clear_dir(got))
         return run
 
     rows: list[Row] = []
@@ -1234,13 +1360,13 @@ def workload_concurrent(args, tools: Tools, base: Path, sshd: Sshd | None, clien
                            f"CREATE:{d}/c.bin"], "socat.log"), total, clients, baseline=True,
             note="socat fork server: one process per connection"))
 
-    for build in tools.fts:
-        ft = start_ftserver(build, root(build.tool), w, f"conc{clients}")
+    for build in tools.modal():
+        ft = FtServer(build, build.mode, root(build.tool), w, f"conc{clients}")
         servers.append(ft)
-        rows.append(Row(group, build.tool, "get", make(
-            ft, lambda d, build=build, ft=ft: [build.client, "--dir", str(d), HOST, str(ft.port),
-                                               "get", "c.bin"],
-            f"ftclient{build.suffix}.log"), total, clients))
+        rows.append(Row(group, build.name(build.mode), "get", make(
+            ft, lambda d, ft=ft: [*ft.client, "--dir", str(d), HOST, str(ft.port), "get", "c.bin"],
+            f"ftclient{build.suffix}.log", ft.env), total, clients, note=MODE_NOTE[build.mode],
+            build=build.tool, mode=build.mode))
 
     rs = tools.have("rsync") and optional(
         tools, "rsync", lambda: start_rsyncd(tools, root("rsync"), w, f"conc{clients}"))
@@ -1302,12 +1428,12 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
                 out = root / name if kind == "put" else got / name
 
                 def transfer() -> Sample:
-                    server = start_ftserver(build, root, w, "rss")
+                    server = FtServer(build, build.mode, root, w, "rss")
                     try:
                         d = src if kind == "put" else got
-                        s = run_clients([[build.client, "--dir", str(d), HOST,
+                        s = run_clients([[*server.client, "--dir", str(d), HOST,
                                           str(server.port), kind, name]], server,
-                                        w / f"ftclient{build.suffix}.log")
+                                        w / f"ftclient{build.suffix}.log", server.env)
                         s.srv_rss = vm_hwm(server.pid)
                         return s
                     finally:
@@ -1321,10 +1447,11 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
                                 cleanup)
             return run
 
-        for build in tools.fts:
-            rows += [Row(group, build.tool, "put", fresh(build, "put"), size, 1,
-                         note="server RSS = VmHWM"),
-                     Row(group, build.tool, "get", fresh(build, "get"), size, 1)]
+        for build in tools.modal():
+            name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
+            rows += [Row(group, name, "put", fresh(build, "put"), size, 1,
+                         note=f"{MODE_NOTE[build.mode]}; server RSS = VmHWM", **ids),
+                     Row(group, name, "get", fresh(build, "get"), size, 1, **ids)]
     try:
         interleave(rows, args.rss_reps, "rss")
     finally:
@@ -1334,16 +1461,6 @@ def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
 
 # Tool names of the encrypted workload's rows.
 ENC_SOCAT, ENC_SCP, ENC_PLAIN, ENC_TLS = "socat (limit)", "scp", "ft plain", "ft TLS"
-
-
-def ft_flags(exe: str) -> set[str]:
-    """The long options an ft binary lists in its --help: which of issue 9's flags it has."""
-    try:
-        r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10,
-                           stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return set()
-    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", r.stdout))
 
 
 def cached_random(args, size: int) -> Path:
@@ -1375,16 +1492,13 @@ def workload_encrypted(args, tools: Tools, base: Path, sshd: Sshd | None) -> lis
     build = tools.fts[0]  # ft@base does not join: this workload compares ft with itself
     w = base / "encrypted"
     w.mkdir()
-    src, got, home = w / "src", w / "got", w / "home"
-    for d in (src, got, home):
+    src, got = w / "src", w / "got"
+    for d in (src, got):
         d.mkdir()
     original = src / "put.bin"
     cache = cached_random(args, size)
     log(f"encrypted: copying {cache} to {original}")
     shutil.copyfile(cache, original)
-    # ft's processes get a home of their own: no known_hosts or identity lands in the real one.
-    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_DATA_HOME": str(home / "data")}
     rows: list[Row] = []
     servers: list[Server] = []
 
@@ -1440,78 +1554,53 @@ def workload_encrypted(args, tools: Tools, base: Path, sshd: Sshd | None) -> lis
         rows += [Row(group, ENC_SCP, "put", scp_put, size, 1, note="private sshd, default cipher"),
                  Row(group, ENC_SCP, "get", scp_get, size, 1)]
 
-    def ft_rows(tool: str, tag: str, start: Callable[[Path], Server],
-                client_flags: Callable[[Server], list[str]], note: str) -> list[Row]:
+    def ft_rows(tool: str, mode: str, note: str) -> list[Row]:
+        tag = mode.lower()
         ftroot = root(tag)
-        server = optional(tools, tool, lambda: start(ftroot))
+        server = optional(tools, tool, lambda: FtServer(build, mode, ftroot, w, tag))
         if not server:
             return []
         servers.append(server)
-        flags = client_flags(server)
         client_log = w / f"ftclient-{tag}.log"
 
         def ft_put() -> Sample:
             return copy_of_original(lambda: run_clients(
-                [[build.client, *flags, "--dir", str(src), HOST, str(server.port), "put",
-                  "put.bin"]], server, client_log, env), ftroot / "put.bin")
+                [[*server.client, "--dir", str(src), HOST, str(server.port), "put",
+                  "put.bin"]], server, client_log, server.env), ftroot / "put.bin")
 
         def ft_get() -> Sample:
             return copy_of_original(lambda: run_clients(
-                [[build.client, *flags, "--dir", str(got), HOST, str(server.port), "get",
-                  "get.bin"]], server, client_log, env), got / "get.bin")
+                [[*server.client, "--dir", str(got), HOST, str(server.port), "get",
+                  "get.bin"]], server, client_log, server.env), got / "get.bin")
 
-        return [Row(group, tool, "put", ft_put, size, 1, note=note),
-                Row(group, tool, "get", ft_get, size, 1)]
+        ids = {"build": build.tool, "mode": mode}
+        return [Row(group, tool, "put", ft_put, size, 1, note=note, **ids),
+                Row(group, tool, "get", ft_get, size, 1, **ids)]
 
-    srv_flags, cli_flags = ft_flags(build.server), ft_flags(build.client)
-    tls_flags = {"--state-dir", "--fingerprint"} & (srv_flags | cli_flags)
-    if "--plain" in srv_flags and "--plain" in cli_flags:
-        plain, plain_note = ["--plain"], "--plain on both sides"
-    elif not tls_flags and "--plain" not in srv_flags | cli_flags:
-        plain, plain_note = [], "binaries predate --plain: run without it (they speak only plain)"
-        tools.note(f"{ENC_PLAIN}: the binaries in {args.bin_dir} predate --plain (not in "
+    plain = build.plain_flags()
+    if plain:
+        rows += ft_rows(ENC_PLAIN, PLAIN, "--plain on both sides")
+    elif plain is not None:
+        tools.note(f"{ENC_PLAIN}: the binaries in {build.origin} predate --plain (not in "
                    "their --help): run without it, plain being all they speak")
+        rows += ft_rows(ENC_PLAIN, PLAIN,
+                        "binaries predate --plain: run without it (they speak only plain)")
     else:
-        plain = None
-        tools.note(f"{ENC_PLAIN}: skipped, ftserver or ftclient in {args.bin_dir} has TLS "
+        tools.note(f"{ENC_PLAIN}: skipped, ftserver or ftclient in {build.origin} has TLS "
                    "options but no --plain in its --help")
-    if plain is not None:
-        rows += ft_rows(ENC_PLAIN, "plain",
-                        lambda r: start_ftserver(build, r, w, "plain", plain, env),
-                        lambda _: plain, plain_note)
 
-    if "--state-dir" in srv_flags and "--fingerprint" in cli_flags:
-
-        def start_tls(r: Path) -> Server:
-            server = start_ftserver(build, r, w, "tls", ["--state-dir", str(w / "state")], env)
-            try:
-                wait_until(lambda: server.line(lambda l: l.startswith("fingerprint SHA256:")),
-                           10, "ftserver's second line, `fingerprint SHA256:...`")
-            except RunFailed as e:
-                server.stop()
-                raise RunFailed(f"{e}\n{tail(server.logfile)}") from None
-            return server
-
-        def pin(server: Server) -> list[str]:
-            fp = server.line(lambda l: l.startswith("fingerprint SHA256:")).split()[1]
-            return ["--fingerprint", fp]
-
-        rows += ft_rows(ENC_TLS, "tls", start_tls, pin, "TLS 1.3, server pinned by --fingerprint")
+    if build.can_pin():
+        rows += ft_rows(ENC_TLS, TLS, MODE_NOTE[TLS])
     else:
-        missing = sorted({"--state-dir"} - srv_flags) + sorted({"--fingerprint"} - cli_flags)
-        tools.note(f"{ENC_TLS}: skipped, the binaries in {args.bin_dir} predate TLS "
-                   f"({', '.join(missing)} not in their --help); the issue 9 ratios need "
-                   "a build with TLS")
+        tools.note(f"{ENC_TLS}: skipped, the binaries in {build.origin} predate TLS "
+                   f"({', '.join(build.pin_missing())} not in their --help); the issue 9 "
+                   "ratios need a build with TLS")
 
     try:
         interleave(rows, args.reps, "encrypted")
     finally:
         for s in servers:
             s.stop()
-        written = sorted(str(p) for p in home.rglob("known_hosts"))
-        if written:
-            tools.note(f"{ENC_TLS}: ftclient wrote {', '.join(written)} although it "
-                       "pinned the server with --fingerprint")
         shutil.rmtree(w, ignore_errors=True)
     out = summarize(rows, by_files=False)
     for entry in out:
@@ -1530,7 +1619,7 @@ VS_BASE = "vs ft@base"  # a column after "ratio" when ft@base was run
 
 
 def with_ft_base(results: list[dict]) -> bool:
-    return any(r["tool"] == FT_BASE for r in results)
+    return any(r.get("ft_build") == FT_BASE for r in results)
 
 
 def columns(results: list[dict]) -> list[str]:
@@ -1575,7 +1664,7 @@ def table_rows(results: list[dict]) -> list[list[str]]:
             x = r.get("vs_ft_base")
             at = COLUMNS.index("ratio") - 2  # cells start at "MB/s": just after the ratio
             cells.insert(at, f"{x:.3f}" if x is not None else
-                         "1 (base)" if r["tool"] == FT_BASE and m is not None else "-")
+                         "1 (base)" if r.get("ft_build") == FT_BASE and m is not None else "-")
         out.append([r["workload"], r["tool"], r["op"], *cells, f"{r['ok']}/{r['runs']}"])
     return out
 
@@ -1691,6 +1780,29 @@ def markdown_targets(targets: list[dict]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def mode_legend(results: list[dict]) -> str:
+    """What "ft (TLS)" and "ft (plain)" mean, for the modes in the table."""
+    modes = {r["ft_mode"] for r in results if r.get("ft_mode") and r.get("kind") != "encrypted"}
+    parts = []
+    if TLS in modes:
+        parts.append("ft (TLS) = ft as it runs by default, over TLS 1.3, each client pinning "
+                     "its server with --fingerprint (read from the server's second line)")
+    if PLAIN in modes:
+        parts.append("ft (plain) = --plain on both sides, or binaries that predate TLS")
+    if not parts:
+        return ""
+    return ("; ".join(parts) + "; chosen with --ft-mode tls|plain. Every ft process runs with "
+            "a HOME, XDG_CONFIG_HOME and XDG_DATA_HOME of its own in the bench's temporary "
+            "directory.")
+
+
+def real_ft_dirs() -> list[Path]:
+    """Where ft would keep known_hosts and its identity for the user running the bench."""
+    home = Path.home()
+    return [Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "ft",
+            Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share") / "ft"]
+
+
 def machine() -> dict:
     info = {
         "cpus": os.cpu_count(),
@@ -1751,7 +1863,8 @@ def parse_args() -> argparse.Namespace:
                "directory (root is fine; as root it creates /run/sshd when missing): no system "
                "sshd and no ~/.ssh setup are needed or touched. Issue 9's encrypted workload "
                "(ft over TLS against socat, scp and plain ft, same rounds): "
-               "bench/run.py --only encrypted --peers socat,scp",
+               "bench/run.py --only encrypted --peers socat,scp. Small files against rsync with "
+               "ft over TLS, then plain: bench/run.py --only small, then add --ft-mode plain",
     )
     p.add_argument("--quick", action="store_true",
                    help="smoke run (about a minute): 64 MiB file, 100 small files, 1 MiB per "
@@ -1783,10 +1896,18 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
                    help="where ftserver and ftclient are (default target/release)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
+    p.add_argument("--ft-mode", choices=["tls", "plain"], default="tls",
+                   help="how ft runs in big, small, concurrent and rss (default tls: TLS 1.3, "
+                        "as users get it, the client pinning the server with --fingerprint; "
+                        "plain: --plain on both sides). Binaries that predate TLS run plain "
+                        "either way; the row names say the mode ('ft (TLS)', 'ft (plain)'). "
+                        "The encrypted workload runs both modes whatever this says")
     p.add_argument("--ft-base-bin-dir", metavar="DIR",
                    help="before/after: also run the ftserver and ftclient in DIR (e.g. built "
                         "from an older commit; never built by this script) as the peer "
-                        f"{FT_BASE}, exactly as ft is run, in the same interleaved rounds of "
+                        f"{FT_BASE}, run as ft is (same arguments, files, verification, "
+                        "--ft-mode when it can: binaries that predate TLS run plain, and the "
+                        "row names say so), in the same interleaved rounds of "
                         "every workload but encrypted; the table gains a column '" + VS_BASE +
                         "': the median of per-round ratios ft / ft@base (MB/s, files/s for "
                         "small)")
@@ -1805,6 +1926,7 @@ def parse_args() -> argparse.Namespace:
     a.clients = [int(c) for c in (a.clients or "16,256").split(",")]
     a.rss_sizes = [parse_size(s) for s in (a.rss_sizes or ("16M,256M" if quick else "100M,4G")).split(",")]
     a.only = [x for x in a.only.split(",") if x] or WORKLOADS
+    a.ft_mode = {"tls": TLS, "plain": PLAIN}[a.ft_mode]
     for x in a.only:
         if x not in WORKLOADS:
             p.error(f"unknown workload {x!r} (choose from {', '.join(WORKLOADS)})")
@@ -1861,6 +1983,7 @@ def main() -> int:
             **{f"{Path(exe).name}_sha256": sha256(exe)[:16] for exe in (ft.server, ft.client)},
         } for ft in tools.fts}
     results: list[dict] = []
+    real_before = {d for d in real_ft_dirs() if d.exists()}
     mem_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=tmpfs))
     disk_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=disk))
     started = time.time()
@@ -1872,6 +1995,16 @@ def main() -> int:
             d.mkdir()
             ft.server = shutil.copy2(ft.server, d / "ftserver")
             ft.client = shutil.copy2(ft.client, d / "ftclient")
+            ft.isolate(mem_base)
+            if set(args.only) - {"encrypted"}:
+                choose_mode(ft, args.ft_mode, tools)
+        modes = {ft.tool: ft.mode for ft in tools.modal()}
+        if len(set(modes.values())) > 1:
+            tools.note(f"ft runs {modes['ft']}, {FT_BASE} {modes[FT_BASE]}: '{VS_BASE}' "
+                       "includes the cost of TLS; --ft-mode plain compares like with like")
+        if len(tools.fts) > 1:
+            for ft in tools.fts:
+                info["ft_builds"][ft.tool]["mode"] = ft.mode
         if tools.have("scp") and set(args.only) & {"big", "encrypted", "small", "concurrent"}:
             try:
                 sshd = start_sshd(tools, mem_base)
@@ -1891,8 +2024,17 @@ def main() -> int:
             results += workload_rss(args, tools, mem_base)
     finally:
         Server.stop_all()
+        for ft in tools.fts:
+            written = sorted(str(p) for p in ft.home.rglob("known_hosts")) if ft.home else []
+            if written:
+                tools.note(f"{ft.tool}: ftclient wrote {', '.join(written)} although every "
+                           "TLS client pinned the server with --fingerprint")
         shutil.rmtree(mem_base, ignore_errors=True)
         shutil.rmtree(disk_base, ignore_errors=True)
+    for d in real_ft_dirs():
+        if d.exists() and d not in real_before:
+            tools.note(f"{d} appeared during the run, although every ft process had a home "
+                       "of its own in the bench's temporary directory")
 
     text = print_table(results)
     print()
@@ -1905,6 +2047,9 @@ def main() -> int:
           "persistent server's process tree by /proc); RSS = peak resident set (clients: GNU "
           "time, the largest client; persistent servers: sampled every 20 ms and summed over "
           "their processes; rss workload: a fresh ftserver's VmHWM).")
+    legend = mode_legend(results)
+    if legend:
+        print(legend)
     if with_ft_base(results):
         print(f"{VS_BASE} = median of per-round ratios ft / {FT_BASE} ({FT_BASE}: the binaries "
               f"in {args.ft_base_bin_dir}), in the ratio's unit; per round:")
@@ -1939,7 +2084,8 @@ def main() -> int:
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     out.with_suffix(".md").write_text(
-        markdown_table(results) + "\n" + (f"\n{markdown_targets(targets)}\n" if targets else ""))
+        markdown_table(results) + "\n" + (f"\n{legend}\n" if legend else "") +
+        (f"\n{markdown_targets(targets)}\n" if targets else ""))
     print(f"results: {out} and {out.with_suffix('.md')}")
     return 1 if any(r["ok"] < r["runs"] for r in results) else 0
 
