@@ -33,10 +33,6 @@ pub const TLS_GREETING: &str = "this server requires TLS: connect without --plai
 /// system call per 4 KiB of a transfer.
 const SOCKET_READ: usize = 256 * 1024;
 
-/// Encrypted bytes rustls may hold before they must be written to the socket: a whole
-/// chunk and its header go out in one write rather than in 64 KiB pieces (the default).
-const SEND_BUFFER: usize = 1024 * 1024 + 64 * 1024;
-
 /// The socket under rustls: reads through a buffer, writes straight through.
 #[derive(Debug)]
 struct Sock(BufReader<TcpStream>);
@@ -261,8 +257,7 @@ pub(crate) fn accept(
             kind: ErrorKind::TlsRequired,
             message: TLS_GREETING.to_owned(),
         })?;
-    let mut conn = ServerConnection::new(config).map_err(|e| Error::Tls(e.to_string()))?;
-    conn.set_buffer_limit(Some(SEND_BUFFER));
+    let conn = ServerConnection::new(config).map_err(|e| Error::Tls(e.to_string()))?;
     let mut tls = Tls {
         conn,
         sock: Sock::new(stream),
@@ -332,9 +327,8 @@ pub(crate) fn connect(
         .with_no_client_auth();
     let name = ServerName::try_from(host.to_owned())
         .unwrap_or_else(|_| ServerName::IpAddress(peer.ip().into()));
-    let mut conn =
+    let conn =
         ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(e.to_string()))?;
-    conn.set_buffer_limit(Some(SEND_BUFFER));
     let mut tls = Tls {
         conn,
         sock: Sock::new(stream),
