@@ -5,11 +5,13 @@
 //! By concern: this file holds [`Client`] and its single requests; `exchange` the wire
 //! exchanges they share with `batch` (pipelined [`Client::put_many`] and
 //! [`Client::get_many`]); `local` the local side of an upload (opening a file, resolving a
-//! command-line path); `session` the policy of a whole command line ([`Session`]).
+//! command-line path); `open` the transport (plain or TLS, as trusted) and the login;
+//! `session` the policy of a whole command line ([`Session`]).
 
 mod batch;
 mod exchange;
 mod local;
+mod open;
 mod session;
 
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -22,18 +24,16 @@ use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::connection::Connection;
-use crate::error::{Changed, Error, IdentityChange, Result, Side};
+use crate::error::{Changed, Error, Result};
 use crate::handshake::client_handshake;
-use crate::protocol::{
-    DEFAULT_CHUNK, Entry, LOGIN_VERSION, Password, RESUME_VERSION, Request, Response, Role,
-};
+use crate::protocol::{DEFAULT_CHUNK, Entry, Password, RESUME_VERSION, Request, Response, Role};
 use crate::store::{DirStore, Name};
 use crate::text::escape;
-use crate::tls;
 use crate::transfer::{self, Digest, Span};
 use crate::trust::{self, FirstContact, Trust};
 use exchange::{Sink, unexpected, upload_body};
 use local::open_local;
+use open::{log_in, secure};
 
 pub use local::local_source;
 pub use session::{Observer, Session};
@@ -511,80 +511,5 @@ impl Client {
             self.conn = None;
         }
         result
-    }
-}
-
-/// Opens the connection's transport as `config.trust` says: plain, or TLS with the server's
-/// certificate pinned or looked up in (and on first contact recorded to) the known-hosts
-/// file.
-fn secure(
-    stream: TcpStream,
-    host: &str,
-    addr: &SocketAddr,
-    config: &ClientConfig,
-) -> Result<(Connection, Option<FirstContact>)> {
-    let server = format!("{host} port {}", addr.port());
-    let (expected, recorded, advice) = match &config.trust {
-        Trust::Plain => {
-            let conn = Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
-            return Ok((conn, None));
-        }
-        Trust::Pinned(fp) => (
-            Some(*fp),
-            "the pinned fingerprint".to_owned(),
-            "If the change is expected, pin the new fingerprint.".to_owned(),
-        ),
-        Trust::KnownHosts(file) => match trust::lookup(file, host, addr.port())? {
-            Some((line, fp)) => (
-                Some(fp),
-                format!("{} line {line}", file.display()),
-                format!(
-                    "If the change is expected, remove line {line} of {} and connect again.",
-                    file.display()
-                ),
-            ),
-            None => (None, String::new(), String::new()),
-        },
-    };
-    match tls::connect(stream, host, expected, config.timeout)? {
-        Ok((conn, found)) => {
-            let first_contact = match (&config.trust, expected) {
-                (Trust::KnownHosts(file), None) => {
-                    trust::record(file, host, addr.port(), found)?;
-                    Some(FirstContact {
-                        server,
-                        fingerprint: found,
-                        file: file.clone(),
-                    })
-                }
-                _ => None,
-            };
-            Ok((conn, first_contact))
-        }
-        Err(tls::Mismatch { expected, found }) => {
-            Err(Error::IdentityChanged(Box::new(IdentityChange {
-                server,
-                recorded,
-                expected,
-                found,
-                advice,
-            })))
-        }
-    }
-}
-
-/// Logs in on a connection past its hellos: the account's role.
-fn log_in(conn: &mut Connection, version: u32, login: &Credentials) -> Result<Role> {
-    if version < LOGIN_VERSION {
-        return Err(Error::Unsupported("logins", version));
-    }
-    conn.send(&Request::Login {
-        user: login.user.clone(),
-        password: login.password.clone(),
-    })?;
-    match conn.expect("before answering the login")? {
-        Response::LoggedIn { role } => Ok(role),
-        Response::Error { kind, message } => Err(Side::Server.remote(kind, message)),
-        other => Err(unexpected(other, "logged-in")),
     }
 }
