@@ -23,12 +23,9 @@ use ftlib::{
     Client, ClientConfig, Connection, Credentials, Error, ErrorKind, Fingerprint, Op, Password,
     Report, Role, Server, ServerConfig, ShutdownHandle, TLS_GREETING, Transport, Trust,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::ring::default_provider;
-use rustls::crypto::{CryptoProvider, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use rustls::version::TLS13;
-use rustls::{ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 use tempfile::TempDir;
 
 /// The accounts every server here has: a writer and a reader.
@@ -173,55 +170,6 @@ fn summary(user: Option<&str>, op: Op, name: Option<&str>, kind: Option<ErrorKin
     (user.map(str::to_owned), op, name.map(str::to_owned), kind)
 }
 
-/// Accepts exactly the certificate with fingerprint `.0`; the handshake signature is still
-/// checked by rustls, as ftlib's own client does.
-#[derive(Debug)]
-struct Pin(Fingerprint, Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Pin {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Fingerprint::of_certificate(end_entity) == self.0 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("not the pinned certificate".into()))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.3 only".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The client side of TLS over TCP, as an ft [`Transport`].
 #[derive(Debug)]
 struct Tls(StreamOwned<ClientConnection, TcpStream>);
@@ -276,12 +224,11 @@ fn raw_tls(addr: SocketAddr, fingerprint: Fingerprint, version: u32) -> Connecti
             message: TLS_GREETING.into()
         }
     );
-    let provider = Arc::new(default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+    let config = rustls::ClientConfig::builder_with_provider(ft_testutil::tls::provider())
         .with_protocol_versions(&[&TLS13])
         .expect("TLS 1.3")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pin(fingerprint, provider)))
+        .with_custom_certificate_verifier(ft_testutil::tls::TestVerifier::pinned(fingerprint))
         .with_no_client_auth();
     let name = ServerName::try_from("localhost").expect("name");
     let tls = ClientConnection::new(Arc::new(config), name).expect("client connection");

@@ -16,67 +16,12 @@ use ftlib::codec::decode_frame;
 use ftlib::connection::Connection;
 use ftlib::protocol::{Hello, MAX_HELLO_FRAME, Response};
 use ftlib::{CERT_FILE, ClientConfig, ErrorKind, Fingerprint, KEY_FILE, TLS_GREETING, Trust};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, ring, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use rustls::version::{TLS12, TLS13};
-use rustls::{
-    AlertDescription, ClientConnection, DigitallySignedStruct, ProtocolVersion, SignatureScheme,
-    SupportedProtocolVersion,
-};
+use rustls::{AlertDescription, ClientConnection, ProtocolVersion, SupportedProtocolVersion};
 use util::*;
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// Accepts any certificate: these tests look at what the server presents rather than trust
-/// it. Handshake signatures are still checked, with the certificate's key.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// A TCP connection to a TLS ftserver after its plain greeting, and the client side of a
 /// handshake offering only `versions` (ring, picked here), run to its end or its failure.
@@ -95,12 +40,11 @@ fn open(addr: SocketAddr, versions: &[&'static SupportedProtocolVersion]) -> Ope
         .expect("plain connection")
         .recv_hello::<Response>()
         .expect("the greeting");
-    let provider = Arc::new(ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+    let config = rustls::ClientConfig::builder_with_provider(ft_testutil::tls::provider())
         .with_protocol_versions(versions)
         .expect("ring speaks these versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_custom_certificate_verifier(ft_testutil::tls::TestVerifier::any())
         .with_no_client_auth();
     let name = ServerName::try_from("ft").expect("a server name");
     let mut tls = ClientConnection::new(Arc::new(config), name).expect("client connection");

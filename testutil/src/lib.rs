@@ -12,6 +12,7 @@ mod counting_alloc;
 mod data;
 mod dir;
 pub mod fake_server;
+pub mod tls;
 
 pub use counting_alloc::{CountingAlloc, largest_allocation};
 pub use data::{digest, noise};
