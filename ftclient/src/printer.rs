@@ -138,6 +138,10 @@ impl<'p, 'a> Listing<'p, 'a> {
 }
 
 impl Observer for Listing<'_, '_> {
+    fn first_contact(&mut self, contact: &FirstContact) {
+        self.printer.first_contact(contact);
+    }
+
     fn entry(&mut self, entry: Entry) {
         let out = self.out.get_or_insert_with(|| std::io::stdout().lock());
         // A closed stdout is not worth failing the listing for.

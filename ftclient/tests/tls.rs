@@ -349,3 +349,21 @@ fn the_wire_shows_neither_names_nor_bytes() {
         assert_eq!(capture.up.first() == Some(&22), tls, "tls: {tls}");
     }
 }
+
+/// Every command says the first contact, `list` too (its entries go to another observer).
+#[test]
+fn a_first_list_says_the_first_contact() {
+    let f = Fixture::new();
+    let home = tempfile::tempdir().expect("tempdir");
+    let fp = printed(&f);
+    let out = ftclient_at(home.path(), &f.cwd(), &f.args(&["list"]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.starts_with(&format!(
+            "ftclient: first contact with 127.0.0.1 port {}: its fingerprint {fp}",
+            f.port()
+        )),
+        "{out:?}"
+    );
+    assert!(known_hosts(home.path()).exists());
+}
