@@ -241,6 +241,17 @@ pub enum Side {
     Client,
 }
 
+/// A protocol error for a peer's message longer than the wire allows.
+fn too_long(message: &str) -> Option<Error> {
+    (message.len() > crate::protocol::MAX_MESSAGE).then(|| {
+        Error::Protocol(format!(
+            "an error message of {} bytes (at most {})",
+            message.len(),
+            crate::protocol::MAX_MESSAGE
+        ))
+    })
+}
+
 impl Side {
     /// Lowercase name, as shown in messages.
     pub fn as_str(self) -> &'static str {
@@ -251,20 +262,29 @@ impl Side {
     }
 
     /// The error for a failure this side reported.
+    /// A message over [`MAX_MESSAGE`](crate::protocol::MAX_MESSAGE) bytes breaks the
+    /// protocol and is not passed on.
     pub(crate) fn remote(self, kind: ErrorKind, message: String) -> Error {
-        Error::Remote {
-            side: self,
-            kind,
-            message,
+        match too_long(&message) {
+            Some(error) => error,
+            None => Error::Remote {
+                side: self,
+                kind,
+                message,
+            },
         }
     }
 
-    /// The error for a body this side aborted.
+    /// The error for a body this side aborted (a message over
+    /// [`MAX_MESSAGE`](crate::protocol::MAX_MESSAGE) bytes breaks the protocol).
     pub(crate) fn aborted(self, kind: ErrorKind, message: String) -> Error {
-        Error::Aborted {
-            side: self,
-            kind,
-            message,
+        match too_long(&message) {
+            Some(error) => error,
+            None => Error::Aborted {
+                side: self,
+                kind,
+                message,
+            },
         }
     }
 }

@@ -370,6 +370,11 @@ pub(crate) fn recv_listing(
     let mut count = 0u64;
     loop {
         match conn.expect::<Response>("in the middle of a listing")? {
+            Response::Entries(batch) if batch.is_empty() => {
+                return Err(Error::Protocol(format!(
+                    "an empty listing batch (each carries 1 to {LIST_BATCH} entries)"
+                )));
+            }
             // Batches over LIST_BATCH entries are refused while decoding.
             Response::Entries(batch) => {
                 count += batch.len() as u64;
@@ -977,7 +982,7 @@ mod tests {
                     Response::ListEnd { count: 0 },
                 ],
                 10,
-                Ok(0),
+                Err("an empty listing batch (each carries 1 to 256 entries)"),
             ),
             (
                 "oversized batch",

@@ -610,6 +610,32 @@ fn lying_listings_are_refused() {
             broken: true,
         },
         Row {
+            what: "an empty batch",
+            op: Op::List,
+            script: |p| {
+                p.expect_list();
+                p.send(&Response::Entries(Vec::new()));
+                p.send(&Response::ListEnd { count: 0 });
+            },
+            kind: ErrorKind::Protocol,
+            text: "an empty listing batch",
+            broken: true,
+        },
+        Row {
+            what: "an error message over 1,024 bytes",
+            op: Op::List,
+            script: |p| {
+                p.expect_list();
+                p.send(&Response::Error {
+                    kind: ErrorKind::Io,
+                    message: "m".repeat(1025),
+                });
+            },
+            kind: ErrorKind::Protocol,
+            text: "an error message of 1025 bytes (at most 1024)",
+            broken: true,
+        },
+        Row {
             what: "an end that miscounts",
             op: Op::List,
             script: |p| {
