@@ -41,8 +41,10 @@ stdout and its report on stderr. A progress bar is drawn on stderr when it is a 
 #[command(version, about, after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Server host name or IP address (IPv6 with or without brackets).
+    #[arg(value_parser = parse_host)]
     pub host: String,
-    /// Server port.
+    /// Server port (1-65535).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     #[command(subcommand)]
     pub command: Command,
@@ -167,6 +169,19 @@ fn emit(text: &[u8]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A host, refusing `HOST:PORT` in one argument with the two-argument form to type instead.
+fn parse_host(text: &str) -> Result<String, String> {
+    if let Some((host, port)) = text.rsplit_once(':') {
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        if (bracketed || !host.contains(':')) && !host.is_empty() && port.parse::<u16>().is_ok() {
+            return Err(format!(
+                "the host and the port are two arguments: `ftclient {host} {port} ...`"
+            ));
+        }
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_fingerprint(text: &str) -> Result<ftlib::Fingerprint, String> {

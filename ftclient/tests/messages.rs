@@ -242,3 +242,32 @@ fn generation_flags_stand_alone() {
         assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
     }
 }
+
+/// `HOST:PORT` in one argument and port 0 are usage errors that say what to type.
+#[test]
+fn host_and_port_mistakes_are_usage_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows: &[(&[&str], &str)] = &[
+        (
+            &["localhost:6789", "list"],
+            "the host and the port are two arguments: `ftclient localhost 6789 ...`",
+        ),
+        (
+            &["[::1]:6789", "6789", "list"],
+            "the host and the port are two arguments: `ftclient [::1] 6789 ...`",
+        ),
+        (&["localhost", "0", "list"], "0 is not in 1..=65535"),
+    ];
+    for (args, says) in rows {
+        let out = ftclient_in(dir.path(), *args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(out.stderr.contains(says), "{args:?}: {out:?}");
+    }
+    // A bare IPv6 address is a host, not a host and a port.
+    let out = ftclient_in(
+        dir.path(),
+        ["::1", "1", "list", "--plain", "--timeout", "5"],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("cannot reach [::1]:1"), "{out:?}");
+}
