@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
 use ftlib::{DirStore, Identity, PartialLimits, Role, Server, ServerConfig, Users};
 
+mod size;
 mod users;
 
 const EXAMPLES: &str = "\
@@ -25,7 +26,7 @@ Examples:
   ftserver 0 --bind 127.0.0.1            loopback only, on a free port (printed at start)
   ftserver 6789 --root /srv/files --json serve /srv/files, reports as JSON lines
   ftserver 6789 --read-only              downloads and listings only; uploads are refused
-  ftserver 6789 --max-file-size 1000000  refuse uploads over 1 MB before their data is sent
+  ftserver 6789 --max-file-size 1G       refuse uploads over 1 GiB before their data is sent
   ftserver --completions zsh > _ftserver shell completions (bash, zsh, fish, elvish, powershell)
   ftserver --man > ftserver.1            this help as a man page
 
@@ -56,8 +57,9 @@ struct Args {
     /// Seconds a connection may stay silent before it is closed.
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout: u64,
-    /// Largest upload accepted, in bytes; larger ones are refused before their data is sent.
-    #[arg(long, value_name = "BYTES")]
+    /// Largest upload accepted (bytes, or with a unit: 1G, 500MiB, 2GB); larger ones are
+    /// refused before their data is sent.
+    #[arg(long, value_name = "SIZE", value_parser = size::parse_size)]
     max_file_size: Option<u64>,
     /// Refuse every upload (error kind `read-only`); downloads and listings still work.
     #[arg(long)]
@@ -66,8 +68,9 @@ struct Args {
     /// older partials are removed at start-up and whenever a partial is kept.
     #[arg(long, default_value_t = 24, value_name = "HOURS")]
     partial_max_age: u64,
-    /// Most bytes all kept partials may take together; the oldest go first.
-    #[arg(long, default_value_t = 16 << 30, value_name = "BYTES")]
+    /// Most bytes all kept partials may take together (with a unit: 16GiB, 500M); the oldest
+    /// go first.
+    #[arg(long, default_value = "16GiB", value_name = "SIZE", value_parser = size::parse_size)]
     partial_max_bytes: u64,
     /// No TLS: names, file bytes and listings cross the network in clear. Only for a
     /// network you trust, or benchmarks; clients must use --plain too.

@@ -87,6 +87,22 @@ fn max_file_size_refuses_before_the_body() {
     assert!(!root.path().join("eleven").exists());
 }
 
+/// Sizes may carry a unit: `1K` is 1024 bytes.
+#[test]
+fn max_file_size_takes_a_unit() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(root.path(), &["--max-file-size", "1K"]);
+    let mut c = client(&server);
+    let (kind, message, _) = refused_put(&mut c, "big", 1025);
+    assert_eq!(kind, ErrorKind::TooLarge, "{message}");
+    assert!(message.contains("limit of 1024 bytes"), "{message}");
+    c.put_reader(&[1u8; 1024][..], 1024, "fits", |_| {})
+        .expect("at the limit");
+    let out = util::run(ftserver(), ["0", "--max-file-size", "1.5G"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("is not a size"), "{out:?}");
+}
+
 #[test]
 fn a_size_beyond_the_free_space_is_refused_before_the_body() {
     let root = tempfile::tempdir().expect("tempdir");
