@@ -49,7 +49,8 @@ pub(crate) struct Args {
     #[command(subcommand)]
     pub command: Command,
     /// Local directory: `get` writes here, and `put` looks here first for plain names.
-    #[arg(long, global = true, default_value = "client_data", value_name = "DIR")]
+    /// [default: client_data if it exists here, else the current directory]
+    #[arg(long, global = true, value_name = "DIR", default_value_os_t = default_dir(), hide_default_value = true)]
     pub dir: PathBuf,
     /// Print reports (and `list` entries) as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -157,6 +158,17 @@ pub(crate) fn parse() -> Parsed {
         }
     }
     Parsed::Run(Args::parse())
+}
+
+/// The local directory without `--dir`: `client_data` where it exists, else the current
+/// directory.
+fn default_dir() -> PathBuf {
+    let data = PathBuf::from("client_data");
+    if data.is_dir() {
+        data
+    } else {
+        PathBuf::from(".")
+    }
 }
 
 /// Writes generated text to stdout: status 0, or 1 when stdout is closed or full.

@@ -513,3 +513,25 @@ fn json_reports_have_every_field() {
         [1u8, 2, 3]
     );
 }
+
+/// Without `--dir`, `client_data` is used where it exists, else the current directory.
+#[test]
+fn the_local_directory_defaults_to_client_data_else_the_current_one() {
+    let f = Fixture::new();
+    fs::write(f.served().join("x"), b"payload").expect("write");
+    let port = f.port();
+    let here = f.cwd();
+    let out = f.ft_raw(["127.0.0.1", &port, "get", "x"]);
+    assert_success(&out);
+    assert_eq!(
+        fs::read(here.join("x")).expect("in the current directory"),
+        b"payload"
+    );
+    fs::create_dir(here.join("client_data")).expect("mkdir");
+    let out = f.ft_raw(["127.0.0.1", &port, "get", "x"]);
+    assert_success(&out);
+    assert_eq!(
+        fs::read(here.join("client_data/x")).expect("in client_data"),
+        b"payload"
+    );
+}
