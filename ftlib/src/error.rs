@@ -156,7 +156,7 @@ pub enum Error {
     #[error("not sent: the connection broke earlier; connect again")]
     NotConnected,
     /// The transfer was cancelled locally.
-    #[error("cancelled")]
+    #[error("interrupted before the end")]
     Cancelled,
     /// The server already serves as many connections as it may.
     #[error("busy: already serving {live} connection{}, try again later", if *live == 1 { "" } else { "s" })]
@@ -578,7 +578,7 @@ mod tests {
                 "writing a.txt: ",
                 ErrorKind::NoSpace,
             ),
-            (Error::Cancelled, "cancelled", ErrorKind::Cancelled),
+            (Error::Cancelled, "interrupted before the end", ErrorKind::Cancelled),
             (Error::ReadOnly, "read-only", ErrorKind::ReadOnly),
             (
                 Error::NotConnected,
