@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{StdoutLock, Write};
 
 use chrono::Local;
-use ftlib::text::escape;
+use ftlib::text::escape_message;
 use ftlib::{Entry, Error, ErrorKind, FirstContact, Observer, Op, Progress, Report};
 
 use crate::hints::{Target, hint, with_hint};
@@ -39,7 +39,7 @@ impl<'a> Printer<'a> {
         if let Error::IdentityChanged(_) = error {
             // Says everything, the server included, and is not about reaching it.
             self.bars
-                .err(&format!("ftclient: {}", escape(&error.to_string())));
+                .err(&format!("ftclient: {}", escape_message(&error.to_string())));
             return;
         }
         let why = match error {
@@ -60,7 +60,7 @@ impl<'a> Printer<'a> {
             _ => "cannot reach",
         };
         self.bars
-            .err(&format!("ftclient: {failed} {host}: {}", escape(&why)));
+            .err(&format!("ftclient: {failed} {host}: {}", escape_message(&why)));
     }
 }
 
@@ -73,7 +73,7 @@ impl Observer for Printer<'_> {
         self.bars.err(&format!(
             "ftclient: first contact with {}: its fingerprint {} is now recorded in {}; \
              compare it with the one the server printed",
-            escape(&contact.server),
+            escape_message(&contact.server),
             contact.fingerprint,
             contact.file.display()
         ));

@@ -253,7 +253,7 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid user name \"{}\": 1 to {MAX_USER} characters of A-Z a-z 0-9 . _ -",
+            "invalid user name {}: 1 to {MAX_USER} characters of A-Z a-z 0-9 . _ -",
             escape(name)
         ))
     }

@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::protocol::ErrorKind;
-use crate::text::escape;
+use crate::text::{escape, escape_message};
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -16,7 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The peer reported a failure; `message` is the peer's text, escaped when displayed.
-    #[error("{side}: {}", escape(message))]
+    #[error("{side}: {}", escape_message(message))]
     Remote {
         /// Which side reported it.
         side: Side,
@@ -27,7 +27,7 @@ pub enum Error {
     },
     /// The sender of a body gave up (its `Abort`); the exchange is complete, so the connection
     /// stays usable.
-    #[error("the {side} aborted the transfer: {}", escape(message))]
+    #[error("the {side} aborted the transfer: {}", escape_message(message))]
     Aborted {
         /// Which side aborted.
         side: Side,
@@ -578,7 +578,11 @@ mod tests {
                 "writing a.txt: ",
                 ErrorKind::NoSpace,
             ),
-            (Error::Cancelled, "interrupted before the end", ErrorKind::Cancelled),
+            (
+                Error::Cancelled,
+                "interrupted before the end",
+                ErrorKind::Cancelled,
+            ),
             (Error::ReadOnly, "read-only", ErrorKind::ReadOnly),
             (
                 Error::NotConnected,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::protocol::ErrorKind;
-use crate::text::{escape, terminal_safe_json};
+use crate::text::{escape, escape_message, terminal_safe_json};
 
 /// Which request a report is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -186,7 +186,12 @@ impl fmt::Display for Report {
         )?;
         match &self.failure {
             None => f.write_str("success"),
-            Some(failure) => write!(f, "failure {}: {}", failure.kind, escape(&failure.message)),
+            Some(failure) => write!(
+                f,
+                "failure {}: {}",
+                failure.kind,
+                escape_message(&failure.message)
+            ),
         }
     }
 }

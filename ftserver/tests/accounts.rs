@@ -182,7 +182,7 @@ fn add_user_refuses_what_it_cannot_record() {
             "read",
             Some("pw"),
             1,
-            "invalid user name \"a:b\"".into(),
+            "invalid user name a:b: 1 to 64".into(),
         ),
         (&long, "read", Some("pw"), 1, "invalid user name".into()),
         (
