@@ -59,8 +59,10 @@ impl<'a> Printer<'a> {
             ErrorKind::TlsRequired => "cannot talk to",
             _ => "cannot reach",
         };
-        self.bars
-            .err(&format!("ftclient: {failed} {host}: {}", escape_message(&why)));
+        self.bars.err(&format!(
+            "ftclient: {failed} {host}: {}",
+            escape_message(&why)
+        ));
     }
 }
 
