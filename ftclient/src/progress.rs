@@ -81,15 +81,22 @@ impl Bars {
         });
     }
 
-    /// Prints `line` on stderr, above the bars.
+    /// Prints `line` on stderr, above the bars (a closed stderr loses it rather than
+    /// panicking, which in the signal handler would lose the interrupt).
     pub(crate) fn err(&self, line: &str) {
-        self.multi.suspend(|| eprintln!("{line}"));
+        self.multi.suspend(|| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        });
     }
 
     /// [`Bars::err`] for another thread, such as a signal handler.
     pub(crate) fn err_printer(&self) -> impl Fn(&str) + Send + Sync + 'static {
         let multi = self.multi.clone();
-        move |line| multi.suspend(|| eprintln!("{line}"))
+        move |line| {
+            multi.suspend(|| {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            });
+        }
     }
 
     fn file_finished(&self, moved: u64) {

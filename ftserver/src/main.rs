@@ -15,6 +15,14 @@ use ftlib::{DirStore, Identity, PartialLimits, Role, Server, ServerConfig, Users
 mod size;
 mod users;
 
+/// Writes a line on stderr, ignoring a closed or full stderr: a lost message must not stop
+/// the server (`eprintln!` would panic, in the signal handler too).
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr(), $($arg)*);
+    }};
+}
+
 const EXAMPLES: &str = "\
 Examples:
   ftserver 6789                          serve ./server_data on all interfaces, port 6789, over TLS
@@ -48,9 +56,11 @@ struct Args {
     /// Directory to serve; it must exist.
     #[arg(long, default_value = "server_data", value_name = "DIR")]
     root: PathBuf,
-    /// Address to listen on (0.0.0.0 for all IPv4 interfaces, :: for IPv6).
+    /// Address or host name to listen on (0.0.0.0 for all IPv4 interfaces, :: for IPv6,
+    /// localhost for loopback only; a name is resolved and its first address that can be
+    /// bound is used).
     #[arg(long, default_value = "0.0.0.0", value_name = "ADDR")]
-    bind: IpAddr,
+    bind: String,
     /// Connections served at once; more are refused with `busy`.
     #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_connections: u32,
@@ -115,7 +125,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("ftserver: {message}");
+            warn!("ftserver: {message}");
             ExitCode::FAILURE
         }
     }
@@ -140,7 +150,7 @@ fn parse() -> Result<Args, ExitCode> {
     match stdout.write_all(&out).and_then(|()| stdout.flush()) {
         Ok(()) => Err(ExitCode::SUCCESS),
         Err(e) => {
-            eprintln!("ftserver: cannot write to stdout: {e}");
+            warn!("ftserver: cannot write to stdout: {e}");
             Err(ExitCode::FAILURE)
         }
     }
@@ -156,7 +166,8 @@ fn run(args: Args) -> Result<(), String> {
     let store = DirStore::open(&args.root).map_err(|e| {
         format!("cannot serve: {e}; create it, or choose another directory with --root")
     })?;
-    let listener = ftlib::listen((args.bind, port)).map_err(|e| {
+    let host = args.bind.trim_start_matches('[').trim_end_matches(']');
+    let listener = ftlib::listen((host, port)).map_err(|e| {
         let hint = match e.kind() {
             io::ErrorKind::AddrInUse => {
                 "; another program (another ftserver?) uses that port: stop it, or choose \
@@ -170,7 +181,7 @@ fn run(args: Args) -> Result<(), String> {
             }
             _ => "",
         };
-        format!("cannot listen on {}: {e}{hint}", join(args.bind, port))
+        format!("cannot listen on {}: {e}{hint}", join(host, port))
     })?;
     // What the warnings name: the port listened on, which PORT 0 leaves to the system.
     let port = listener.local_addr().map_or(port, |local| local.port());
@@ -188,7 +199,7 @@ fn run(args: Args) -> Result<(), String> {
             config.users = Some(std::sync::Arc::new(accounts(&args, file)?));
             config.anonymous = args.anonymous.as_ref().map(|_| Role::Read);
         }
-        None => eprintln!(
+        None => warn!(
             "ftserver: warning: no --users: anyone who can reach port {port} may download, \
              list and upload files; see --users to require a login"
         ),
@@ -206,10 +217,10 @@ fn run(args: Args) -> Result<(), String> {
     let stop = server.shutdown_handle();
     ctrlc::set_handler(move || {
         if stop.is_shutdown() {
-            eprintln!("ftserver: second signal, exiting at once");
+            warn!("ftserver: second signal, exiting at once");
             std::process::exit(130);
         }
-        eprintln!("ftserver: shutting down (again to force)");
+        warn!("ftserver: shutting down (again to force)");
         stop.shutdown();
     })
     .map_err(|e| format!("cannot install the signal handler: {e}"))?;
@@ -217,7 +228,7 @@ fn run(args: Args) -> Result<(), String> {
     println!("{} {} server up and running", local.ip(), local.port());
     match server.fingerprint() {
         Some(fp) => println!("fingerprint {fp}"),
-        None => eprintln!(
+        None => warn!(
             "ftserver: warning: --plain: file names, contents and listings cross the network \
              in clear; use it only on a network you trust"
         ),
@@ -258,7 +269,7 @@ fn identity(args: &Args) -> Result<Identity, String> {
     }
     let (identity, created) = Identity::load_or_create(&dir).map_err(|e| e.to_string())?;
     if created {
-        eprintln!(
+        warn!(
             "ftserver: created a new identity in {} ({})",
             dir.display(),
             identity.fingerprint()
@@ -288,7 +299,7 @@ fn accounts(args: &Args, file: &Path) -> Result<Users, String> {
         format!("{e}; create accounts with `ftserver --users FILE --add-user NAME --role ROLE`")
     })?;
     if users.is_empty() {
-        eprintln!(
+        warn!(
             "ftserver: warning: {} has no accounts: nobody can log in",
             file.display()
         );
@@ -325,8 +336,12 @@ fn resolve(path: &Path) -> PathBuf {
     resolved
 }
 
-fn join(ip: IpAddr, port: u16) -> String {
-    std::net::SocketAddr::new(ip, port).to_string()
+/// `host:port`, an IPv6 address in brackets.
+fn join(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{host}:{port}"),
+    }
 }
 
 #[cfg(test)]

@@ -94,7 +94,6 @@ fn usage_errors_exit_2() {
         &[],
         &["not-a-port"],
         &["70000"],
-        &["0", "--bind", "not-an-address"],
         &["0", "--max-connections", "0"],
         &["0", "--idle-timeout", "0"],
         &["0", "--no-such-option"],
@@ -342,6 +341,49 @@ fn sigterm_and_sigint_stop_it_promptly_with_status_0() {
     }
 }
 
+/// A server whose stderr is gone (its reader closed) still stops on SIGTERM: the message it
+/// cannot print must not kill the signal handler.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_a_server_whose_stderr_is_closed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let root = tempdir();
+    let home = tempdir();
+    let mut command = Command::new(ftserver());
+    util::isolate(&mut command, home.path());
+    let mut child = command
+        .args(["0", "--plain", "--bind", "127.0.0.1", "--root"])
+        .arg(root.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stderr.take());
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("first line");
+    assert!(first.ends_with("server up and running\n"), "{first:?}");
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid, which is still running (not reaped).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.is_some(), "SIGTERM did not stop the server");
+}
+
 #[cfg(unix)]
 #[test]
 fn shutdown_lets_a_running_upload_finish() {
@@ -431,4 +473,53 @@ fn a_second_server_on_a_taken_port_leaves_running_uploads_alone() {
         .expect("upload thread")
         .expect("the first server's upload completes");
     assert_eq!(fs::read(root.path().join("busy.bin")).expect("read"), data);
+}
+
+/// `--bind` takes a host name as well as an address; a name that does not resolve is an
+/// error that says so.
+#[test]
+fn bind_takes_a_host_name() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let root = tempdir();
+    let home = tempdir();
+    let mut command = Command::new(ftserver());
+    util::isolate(&mut command, home.path());
+    let mut child = command
+        .args(["0", "--plain", "--bind", "localhost", "--root"])
+        .arg(root.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("first line");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("127.0.0.1 ") || first.starts_with("::1 "),
+        "{first:?}"
+    );
+    assert!(first.ends_with(" server up and running\n"), "{first:?}");
+    let root_arg = root.path().to_str().expect("UTF-8 temp path");
+    let out = run(
+        ftserver(),
+        [
+            "0",
+            "--plain",
+            "--bind",
+            "no-such-host.invalid",
+            "--root",
+            root_arg,
+        ],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot listen on no-such-host.invalid:0"),
+        "{out:?}"
+    );
 }
