@@ -12,6 +12,7 @@ const EXAMPLES: &str = "\
 Examples:
   ftclient localhost 6789 put notes.pdf          upload client_data/notes.pdf (or ./notes.pdf)
   ftclient localhost 6789 put ~/a.txt ../b.bin   upload any paths; the remote name is the last component
+  ftclient localhost 6789 put draft.txt --as final.txt   choose the name on the server
   ftclient localhost 6789 get test2.txt          download into client_data/test2.txt
   ftclient --dir . ::1 6789 get a b c            download three files into . over IPv6
   ftclient localhost 6789 list                   one name per line (directories end in /)
@@ -97,6 +98,9 @@ pub(crate) enum Command {
         /// first; a changed file starts over). Without it, several files are pipelined.
         #[arg(long)]
         resume: bool,
+        /// The name on the server, instead of the file's own (one FILE only).
+        #[arg(long = "as", value_name = "NAME")]
+        rename: Option<String>,
     },
     /// Download files into --dir; an existing local file is kept unless --overwrite.
     Get {

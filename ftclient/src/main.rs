@@ -29,6 +29,14 @@ fn main() -> ExitCode {
         Parsed::Run(args) => args,
         Parsed::Done(code) => return code,
     };
+    let several_as = matches!(
+        &args.command,
+        Command::Put { files, rename: Some(_), .. } if files.len() != 1
+    );
+    if several_as {
+        eprintln!("error: put --as NAME takes exactly one FILE");
+        return ExitCode::from(2);
+    }
     let bars = Bars::new(!args.quiet && std::io::stderr().is_terminal());
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
@@ -99,7 +107,16 @@ fn run(
     printer: &mut Printer<'_>,
 ) -> Result<bool, Error> {
     match &args.command {
-        Command::Put { files, resume } => session.put(files, &args.dir, *resume, printer),
+        Command::Put {
+            files,
+            resume,
+            rename: Some(name),
+        } => match files.as_slice() {
+            [file] => session.put_as(file, name, &args.dir, *resume, printer),
+            // Refused in main before connecting.
+            _ => Ok(false),
+        },
+        Command::Put { files, resume, .. } => session.put(files, &args.dir, *resume, printer),
         Command::Get { names, resume } => {
             let dir = match DirStore::open(&args.dir) {
                 Ok(dir) => dir,

@@ -535,3 +535,34 @@ fn the_local_directory_defaults_to_client_data_else_the_current_one() {
         b"payload"
     );
 }
+
+/// `put FILE --as NAME` chooses the name on the server; it takes one file, and the name
+/// must be a valid one.
+#[test]
+fn put_as_chooses_the_name_on_the_server() {
+    let f = Fixture::new();
+    fs::write(f.local().join("draft.txt"), b"final text").expect("write");
+    let out = f.ft(&["put", "draft.txt", "--as", "final.txt"]);
+    assert_success(&out);
+    assert_eq!(f.served_bytes("final.txt"), b"final text");
+    assert!(!f.served().join("draft.txt").exists());
+    assert_eq!(
+        reports(&out.stdout)[0].summary(),
+        "put final.txt 10 bytes success"
+    );
+    let out = f.ft(&["put", "draft.txt", "--resume", "--as", "again.txt"]);
+    assert_success(&out);
+    assert_eq!(f.served_bytes("again.txt"), b"final text");
+
+    fs::write(f.local().join("b.txt"), b"b").expect("write");
+    let out = f.ft(&["put", "draft.txt", "b.txt", "--as", "x.txt"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("exactly one FILE"), "{out:?}");
+    let out = f.ft(&["put", "draft.txt", "--as", "../x.txt"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        reports(&out.stdout)[0].kind.as_deref(),
+        Some("invalid-name")
+    );
+    assert_eq!(names_in(&f.served()), vec!["again.txt", "final.txt"]);
+}

@@ -14,7 +14,7 @@ use super::{Client, ClientConfig, Progress};
 use crate::error::{Error, Result};
 use crate::protocol::Entry;
 use crate::report::{Op, Report};
-use crate::store::DirStore;
+use crate::store::{DirStore, Name};
 use crate::trust::FirstContact;
 
 /// What a [`Session`] tells its caller while files move. Items are numbered by their place
@@ -126,10 +126,44 @@ impl Session {
         resume: bool,
         observer: &mut dyn Observer,
     ) -> Result<bool> {
-        let names: Vec<String> = files.iter().map(|file| remote_name(file)).collect();
+        self.put_files(files, None, dir, resume, observer)
+    }
+
+    /// Uploads one local `file`, found as [`Session::put`] finds it, as `name` on the server.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn put_as(
+        &mut self,
+        file: &Path,
+        name: &str,
+        dir: &Path,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        self.put_files(&[file.to_path_buf()], Some(name), dir, resume, observer)
+    }
+
+    /// [`Session::put`], every file named `rename` on the server if given.
+    fn put_files(
+        &mut self,
+        files: &[PathBuf],
+        rename: Option<&str>,
+        dir: &Path,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let names: Vec<String> = files
+            .iter()
+            .map(|file| rename.map_or_else(|| remote_name(file), str::to_owned))
+            .collect();
+        let source = |file: &Path| {
+            let (path, own) = local_source(file, dir)?;
+            Ok((path, rename.map_or(Ok(own), Name::new)?))
+        };
         if resume {
             return self.one_by_one(&names, Op::Put, observer, |client, i, progress| {
-                let (path, name) = local_source(&files[i], dir)?;
+                let (path, name) = source(&files[i])?;
                 client.put_resumable_named(&path, &name, progress)
             });
         }
@@ -139,7 +173,7 @@ impl Session {
             let mut sent = Vec::new();
             let mut sources = Vec::new();
             for (k, &i) in todo.iter().enumerate() {
-                match local_source(&files[i], dir) {
+                match source(&files[i]) {
                     Ok(source) => {
                         sent.push(k);
                         sources.push(Ok(source));
