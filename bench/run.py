@@ -8,8 +8,8 @@ clients, --help) runs with a HOME, XDG_CONFIG_HOME and XDG_DATA_HOME of its own 
 temporary directory, so no identity or known_hosts is written under the real home.
 
 ft runs as users get it by default, over TLS 1.3, the client pinning the server with
---fingerprint (read from the server's second line), in big, small, concurrent and rss;
---ft-mode plain runs it with --plain on both sides instead. Binaries that predate TLS
+--fingerprint (read from the server's second line), in big, small, tree, concurrent and
+rss; --ft-mode plain runs it with --plain on both sides instead. Binaries that predate TLS
 (detected from --help) run plain either way, and the row names say which mode each ft ran
 in: "ft (TLS)", "ft (plain)", "ft@base (plain)".
 
@@ -24,11 +24,20 @@ Workloads (sizes configurable, see --help):
               without --plain (detected from --help)
   small       1,000 files of 4 KiB, put and get in one command each, on disk (ft fsyncs);
               against rsync both ways: --ft-mode tls (default) and --ft-mode plain
+  tree        issue 10: a real directory tree, copied once into the scratch directory on
+              disk (default: the Rust toolchain's docs less two flat directories of
+              intrinsics pages, about 12,600 files in 1,300 directories; --tree-src DIR),
+              put and got whole by ft (put -r / get -r, in --ft-mode) and by rsync -r and
+              rsync -rt to an rsync daemon; each run writes into a new empty directory,
+              every copy is kept until the workload ends, and the page cache is synced
+              before each run. Ratios are files/s against rsync -r. Builds whose ftclient
+              has no -r are skipped with a note
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
 
 Peers: socat (file piped over TCP into a file: the limit), iperf3 (memory to memory, for
-reference), rsync daemon (rsync://, -W, no compression), scp over a private sshd, nginx + curl.
+reference), rsync daemon (rsync://, -W, no compression; -r and -rt for trees), scp over a
+private sshd, nginx + curl.
 
 Every run is verified byte for byte; a run that fails or does not verify is not counted.
 Runs of one workload are interleaved (ft, socat, rsync, ..., then again in a rotated order)
@@ -48,7 +57,7 @@ nginx iperf3 curl. scp needs no system sshd running and no ssh setup: the script
 throwaway sshd on a free 127.0.0.1 port with a host key, a client key and authorized_keys
 of its own in its temporary directory (as root too; as root it creates /run/sshd, which
 sshd requires, when missing).
-Usage: bench/run.py [--quick] [--only big,encrypted,small,concurrent,rss] (see --help);
+Usage: bench/run.py [--quick] [--only big,encrypted,small,tree,concurrent,rss] (see --help);
 results go to bench/results/latest.json and latest.md.
 """
 
@@ -66,6 +75,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -638,8 +648,8 @@ class Ft:
 
 
 def choose_mode(build: Ft, want: str, tools: "Tools") -> None:
-    """Sets the mode `build` runs in for big, small, concurrent and rss: `want` when it can,
-    plain for binaries that predate TLS; None (its rows skipped, with a note) otherwise."""
+    """Sets the mode `build` runs in for big, small, tree, concurrent and rss: `want` when it
+    can, plain for binaries that predate TLS; None (its rows skipped, with a note) otherwise."""
     where = f"{build.tool}: the binaries in {build.origin}"
     if want == TLS and build.can_pin():
         build.mode = TLS
@@ -649,10 +659,10 @@ def choose_mode(build: Ft, want: str, tools: "Tools") -> None:
                    f"--help): they run plain, as '{build.name(PLAIN)}'")
     elif want == TLS:
         tools.note(f"{where} have TLS but not {', '.join(build.pin_missing())} in their "
-                   "--help: their rows of big, small, concurrent and rss are skipped")
+                   "--help: their rows of big, small, tree, concurrent and rss are skipped")
     elif build.plain_flags() is None:
         tools.note(f"{where} have TLS options but no --plain in their --help: their rows of "
-                   "big, small, concurrent and rss are skipped (--ft-mode plain)")
+                   "big, small, tree, concurrent and rss are skipped (--ft-mode plain)")
     else:
         build.mode = PLAIN
         if not build.plain_flags():
@@ -671,7 +681,7 @@ class Tools:
         return peer in self.peers
 
     def modal(self) -> list[Ft]:
-        """The builds that big, small, concurrent and rss run (those with a mode)."""
+        """The builds that big, small, tree, concurrent and rss run (those with a mode)."""
         return [ft for ft in self.fts if ft.mode]
 
     def note(self, text: str) -> None:
@@ -1405,6 +1415,269 @@ def workload_concurrent(args, tools: Tools, base: Path, sshd: Sshd | None, clien
     return out
 
 
+# The tree workload's default source: the Rust toolchain's documentation, which rustup
+# installs with every toolchain of its default profile, less two flat directories of
+# per-architecture intrinsics pages (about 39,000 of its 52,000 files) that would make a
+# round last minutes.
+TREE_EXCLUDE = ("rust/html/core/arch", "rust/html/core/core_arch")
+TREE_MIN_FILES = 10_000
+
+
+def tree_source(args) -> tuple[Path | None, tuple[str, ...], str]:
+    """The directory the tree workload copies, what it leaves out of it, and how to say
+    where it came from; (None, (), why) when there is none."""
+    if args.tree_src:
+        return Path(args.tree_src).resolve(), (), f"--tree-src {args.tree_src}"
+    try:
+        sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True,
+                                 text=True, timeout=30, stdin=subprocess.DEVNULL).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        sysroot = ""
+    candidates = [Path(sysroot) / "share" / "doc"] if sysroot else []
+    candidates += sorted(Path.home().glob(".rustup/toolchains/*/share/doc"))
+    for doc in candidates:
+        if (doc / "rust" / "html").is_dir():
+            return doc, TREE_EXCLUDE, f"{doc} (the Rust toolchain's docs)"
+    return None, (), ("no Rust documentation under the toolchain (rustup component add "
+                      "rust-docs) and no --tree-src DIR")
+
+
+@dataclass
+class TreeFile:
+    size: int
+    sha: str
+    mtime: int  # whole seconds
+
+
+def file_sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(MiB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def copy_tree(src: Path, dst: Path,
+              exclude: tuple[str, ...]) -> tuple[dict[str, TreeFile], set[str]]:
+    """Copies the regular files and directories of `src` to `dst` (symbolic links, devices,
+    sockets and fifos are left out, and so is every relative path in `exclude`), keeping
+    modification times. Returns the copy's files (relative path -> size, SHA-256, mtime)
+    and directories (relative paths, "" for the top)."""
+    files: dict[str, TreeFile] = {}
+    dirs: set[str] = set()
+    for top, subdirs, names in os.walk(src, followlinks=False):
+        rel = os.path.relpath(top, src)
+        rel = "" if rel == "." else rel
+        if rel in exclude:
+            subdirs[:] = []
+            continue
+        subdirs[:] = [d for d in subdirs if not os.path.islink(os.path.join(top, d))]
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        dirs.add(rel)
+        for name in names:
+            p = os.path.join(top, name)
+            st = os.lstat(p)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            r = os.path.join(rel, name)
+            out = dst / r
+            shutil.copy2(p, out)
+            files[r] = TreeFile(st.st_size, file_sha(out), int(st.st_mtime))
+    return files, dirs
+
+
+def check_tree(got: Path, files: dict[str, TreeFile], dirs: set[str]) -> bool:
+    """Raises RunFailed unless `got` holds exactly the directories and regular files of the
+    source copy, each with the same size and SHA-256 (anything else, a symbolic link or a
+    leftover temporary file, fails it). Returns whether every file kept its mtime."""
+    seen_files: set[str] = set()
+    seen_dirs: set[str] = set()
+    other: list[str] = []
+    times_kept = True
+    for top, subdirs, names in os.walk(got, followlinks=False):
+        rel = os.path.relpath(top, got)
+        rel = "" if rel == "." else rel
+        seen_dirs.add(rel)
+        for name in names + [d for d in subdirs if os.path.islink(os.path.join(top, d))]:
+            r = os.path.join(rel, name)
+            st = os.lstat(os.path.join(top, name))
+            if not stat.S_ISREG(st.st_mode) or r not in files:
+                other.append(r)
+                continue
+            seen_files.add(r)
+            want = files[r]
+            verify(st.st_size == want.size, f"{got}/{r}: {st.st_size} bytes, {want.size} sent")
+            verify(file_sha(got / r) == want.sha, f"{got}/{r}: the bytes differ")
+            times_kept = times_kept and int(st.st_mtime) == want.mtime
+    verify(not other, f"{len(other)} unexpected entries in {got}, e.g. {sorted(other)[:3]}")
+    missing = sorted(set(files) - seen_files)
+    verify(not missing, f"{len(missing)} of {len(files)} files missing from {got}, e.g. "
+                        f"{missing[:3]}")
+    missing = sorted(dirs - seen_dirs)
+    verify(not missing, f"{len(missing)} of {len(dirs)} directories missing from {got}, "
+                        f"e.g. {missing[:3]}")
+    return times_kept
+
+
+def ft_tree_flag(build: Ft) -> str | None:
+    """The option that makes `put` and `get` take directories (-r, else --recursive), when
+    both subcommands' --help list it."""
+    found = []
+    for op in ("put", "get"):
+        try:
+            r = subprocess.run([build.client, HOST, "1", op, "--help"], capture_output=True,
+                               text=True, timeout=10, stdin=subprocess.DEVNULL, env=build.env)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        found.append({f for f in ("-r", "--recursive")
+                      if re.search(rf"(?<![\w-]){f}(?![\w-])", r.stdout)})
+    both = found[0] & found[1]
+    return "-r" if "-r" in both else "--recursive" if both else None
+
+
+def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
+    """Issue 10: a real tree of small files in nested directories (by default the Rust
+    toolchain's docs), put and got whole by ft (put -r, get -r) and by rsync -r to an rsync
+    daemon, on disk; every run writes into a directory made empty for it."""
+    src_dir, exclude, origin = tree_source(args)
+    if src_dir is None or not src_dir.is_dir():
+        why = origin if src_dir is None else f"{src_dir} is not a directory"
+        tools.note(f"tree: skipped, {why}")
+        return []
+    builds = []
+    for build in tools.modal():
+        flag = ft_tree_flag(build)
+        if flag:
+            builds.append((build, flag))
+        else:
+            tools.note(f"tree: {build.tool} skipped, the ftclient in {build.origin} has no -r "
+                       "(or --recursive) in `put --help` and `get --help`")
+    w = base / "tree"
+    data = w / "data"  # the rsync module; ft's roots and every destination are in it too
+    src = data / "src"
+    src.mkdir(parents=True)
+    log(f"tree: copying {origin} to {src / 'tree'}" +
+        (f", without {', '.join(exclude)}" if exclude else ""))
+    files, dirs = copy_tree(src_dir, src / "tree", exclude)
+    total = sum(f.size for f in files.values())
+    n = len(files)
+    log(f"tree: {n} files, {len(dirs)} directories, {total} bytes")
+    if n < TREE_MIN_FILES:
+        tools.note(f"tree: the source holds {n} files, fewer than the {TREE_MIN_FILES} "
+                   "issue 10 asks for")
+    rows_writing = 2 * len(builds) + (4 if tools.have("rsync") else 0)
+    need = (rows_writing * args.reps + 1) * (total + 4 * KiB * (n + len(dirs)))
+    st = os.statvfs(w)
+    if st.f_bavail * st.f_frsize < need:
+        shutil.rmtree(w, ignore_errors=True)
+        tools.note(f"tree: skipped, {base} has {st.f_bavail * st.f_frsize / GiB:.1f} GiB free "
+                   f"and every run keeps its copy until the end: {need / GiB:.1f} GiB needed "
+                   "(fewer --reps, or another --disk)")
+        return []
+    group = f"tree: {n} files, {len(dirs)} dirs (disk)"
+    counter = iter(range(1, 1 << 30))
+    times: dict[str, list[bool]] = {}
+
+    def fresh(kind: str) -> Path:
+        """A new empty directory: destinations are never emptied for reuse."""
+        d = data / f"{kind}-{next(counter):03d}"
+        d.mkdir()
+        return d
+
+    def copied(key: str, run: Callable[[], Sample], got: Callable[[], Path]) -> Sample:
+        """Runs into a fresh destination, then checks the copy there (`key`: tool and op,
+        for the note on modification times)."""
+        # Writeback of an earlier run's copy (rsync does not fsync) must not land in this one.
+        os.sync()
+        s = run()
+        times.setdefault(key, []).append(check_tree(got(), files, dirs))
+        return s
+
+    rows: list[Row] = []
+    servers: list[Server] = []
+
+    for build, flag in builds:
+        name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
+        client_log = w / f"ftclient{build.suffix}.log"
+        getter = FtServer(build, build.mode, src, w, "tree-get")
+        servers.append(getter)
+
+        def ft_put(build=build, flag=flag, name=name, client_log=client_log) -> Sample:
+            root = fresh(f"ftput{build.suffix}")
+            server = FtServer(build, build.mode, root, w, f"tree-put{build.suffix}")
+            try:
+                return copied(f"{name} put", lambda: run_clients(
+                    [[*server.client, "--dir", str(src), HOST, str(server.port), "put", flag,
+                      "tree"]], server, client_log, server.env), lambda: root / "tree")
+            finally:
+                server.stop()
+
+        def ft_get(build=build, flag=flag, name=name, client_log=client_log,
+                   getter=getter) -> Sample:
+            d = fresh(f"ftget{build.suffix}")
+            return copied(f"{name} get", lambda: run_clients(
+                [[*getter.client, "--dir", str(d), HOST, str(getter.port), "get", flag,
+                  "tree"]], getter, client_log, getter.env), lambda: d / "tree")
+
+        rows += [Row(group, name, "put", ft_put, total, n, note=f"{MODE_NOTE[build.mode]}; "
+                     f"put {flag}, a fresh ftserver --root per run; fsync per file and "
+                     "directory", **ids),
+                 Row(group, name, "get", ft_get, total, n, note=f"get {flag}", **ids)]
+
+    rs = tools.have("rsync") and optional(
+        tools, "rsync", lambda: start_rsyncd(tools, data, w, "tree"))
+    if rs:
+        servers.append(rs)
+        url = f"rsync://{HOST}:{rs.port}/bench"
+
+        def rs_put(flags: list[str]) -> Callable[[], Sample]:
+            def run() -> Sample:
+                d = fresh("rsput")
+                return copied(f"rsync {' '.join(flags)} daemon put", lambda: run_clients(
+                    [[tools.paths["rsync"], "-W", "--no-compress", "-q", *flags,
+                      str(src / "tree"), f"{url}/{d.name}/"]], rs, w / "rsync.log"),
+                    lambda: d / "tree")
+            return run
+
+        def rs_get(flags: list[str]) -> Callable[[], Sample]:
+            def run() -> Sample:
+                d = fresh("rsget")
+                return copied(f"rsync {' '.join(flags)} daemon get", lambda: run_clients(
+                    [[tools.paths["rsync"], "-W", "--no-compress", "-q", *flags,
+                      f"{url}/src/tree", f"{d}/"]], rs, w / "rsync.log"), lambda: d / "tree")
+            return run
+
+        rows += [
+            Row(group, "rsync -r daemon", "put", rs_put(["-r"]), total, n, baseline=True,
+                note="rsync -r -W --no-compress to rsync://, as issue 10 asks"),
+            Row(group, "rsync -r daemon", "get", rs_get(["-r"]), total, n, baseline=True),
+            Row(group, "rsync -rt daemon", "put", rs_put(["-rt"]), total, n,
+                note="-t: also sets each file's modification time"),
+            Row(group, "rsync -rt daemon", "get", rs_get(["-rt"]), total, n),
+        ]
+    try:
+        interleave(rows, args.reps, "tree")
+    finally:
+        for s in servers:
+            s.stop()
+        log(f"tree: removing {w}")
+        shutil.rmtree(w, ignore_errors=True)
+    kept = {k: all(v) for k, v in times.items()}
+    if kept:
+        tools.note("tree: file modification times kept by " +
+                   (", ".join(k for k, v in kept.items() if v) or "none") + "; not by " +
+                   (", ".join(k for k, v in kept.items() if not v) or "none"))
+    out = summarize(rows, by_files=True)
+    source = {"source": str(src_dir), "excluded": list(exclude), "files": n,
+              "dirs": len(dirs), "bytes": total}
+    for entry in out:
+        entry["kind"] = "tree"
+        entry["tree"] = source
+        if f"{entry['tool']} {entry['op']}" in kept:
+            entry["mtimes_kept"] = kept[f"{entry['tool']} {entry['op']}"]
+    return out
+
+
 def workload_rss(args, tools: Tools, base: Path) -> list[dict]:
     """Peak RSS of ftserver (a fresh one per transfer, so its VmHWM is this transfer's) and
     ftclient (rusage) while moving a file. The source is sparse, so a 4 GiB case costs
@@ -1851,7 +2124,7 @@ def fs_type(path: Path) -> str:
 # Main.
 # ---------------------------------------------------------------------------------------
 
-WORKLOADS = ["big", "encrypted", "small", "concurrent", "rss"]
+WORKLOADS = ["big", "encrypted", "small", "tree", "concurrent", "rss"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -1886,6 +2159,10 @@ def parse_args() -> argparse.Namespace:
                         "runs, random-SIZE.bin (default /tmp/ft-bench-cache; delete it freely)")
     p.add_argument("--small-count", type=int, help="number of small files (default 1000)")
     p.add_argument("--small-size", type=parse_size, default=4 * KiB, help="small file size (4K)")
+    p.add_argument("--tree-src", metavar="DIR",
+                   help="the tree workload's source, copied whole but for symbolic links and "
+                        "special files (default: the Rust toolchain's docs, `rustc --print "
+                        "sysroot`/share/doc, without " + " and ".join(TREE_EXCLUDE) + ")")
     p.add_argument("--conc-size", type=parse_size, help="file per concurrent client (default 16M)")
     p.add_argument("--clients", help="concurrent client counts (default 16,256)")
     p.add_argument("--rss-sizes", help="sizes for the rss workload (default 100M,4G)")
@@ -1897,7 +2174,8 @@ def parse_args() -> argparse.Namespace:
                    help="where ftserver and ftclient are (default target/release)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     p.add_argument("--ft-mode", choices=["tls", "plain"], default="tls",
-                   help="how ft runs in big, small, concurrent and rss (default tls: TLS 1.3, "
+                   help="how ft runs in big, small, tree, concurrent and rss (default tls: "
+                        "TLS 1.3, "
                         "as users get it, the client pinning the server with --fingerprint; "
                         "plain: --plain on both sides). Binaries that predate TLS run plain "
                         "either way; the row names say the mode ('ft (TLS)', 'ft (plain)'). "
@@ -2017,6 +2295,8 @@ def main() -> int:
             results += workload_encrypted(args, tools, mem_base, sshd)
         if "small" in args.only:
             results += workload_small(args, tools, disk_base, sshd)
+        if "tree" in args.only:
+            results += workload_tree(args, tools, disk_base)
         if "concurrent" in args.only:
             for n in args.clients:
                 results += workload_concurrent(args, tools, mem_base, sshd, n)
