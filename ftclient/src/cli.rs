@@ -89,31 +89,54 @@ pub(crate) struct Args {
 /// What to do on the server.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Upload files; the name on the server is each path's last component.
+    /// Upload files (or, with -r, directory trees); the name on the server is each path's
+    /// last component, inside --to if given.
     Put {
-        /// Files to upload: a plain name is looked up in --dir, then the current directory.
+        /// Files to upload (directories with -r): a plain name is looked up in --dir, then
+        /// the current directory.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Upload directories whole, as NAME/... on the server: files with their
+        /// modification times and execute bits, empty directories too; symbolic links are
+        /// skipped, never followed. Files already there with the same bytes are skipped, so
+        /// running the same command again after an interruption finishes the job.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Put everything inside this directory on the server (created as needed).
+        #[arg(long, value_name = "REMOTE_DIR")]
+        to: Option<String>,
         /// Continue an upload of the same file that was interrupted (the file is hashed
         /// first; a changed file starts over). Without it, several files are pipelined.
         #[arg(long)]
         resume: bool,
         /// The name on the server, instead of the file's own (one FILE only).
-        #[arg(long = "as", value_name = "NAME")]
+        #[arg(long = "as", value_name = "NAME", conflicts_with = "recursive")]
         rename: Option<String>,
     },
-    /// Download files into --dir; an existing local file is kept unless --overwrite.
+    /// Download files into --dir (a file in a server directory, DIR/FILE, arrives as
+    /// FILE); with -r, server directories as --dir/NAME/... An existing local file is
+    /// kept unless --overwrite (one with the same bytes is reported skipped).
     Get {
-        /// Names of files on the server.
+        /// Names of files on the server (directories with -r).
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+        /// Download directories whole, with modification times and execute bits; running
+        /// it again after an interruption fetches only what is missing.
+        #[arg(short, long)]
+        recursive: bool,
         /// Keep a hidden partial file if the download is interrupted, and continue from one
         /// left by an earlier `get --resume` (if the server's file still starts with it).
         #[arg(long)]
         resume: bool,
     },
-    /// List the files on the server, one name per line.
+    /// List a directory on the server (default: the top), one name per line.
     List {
+        /// The server directory to list.
+        #[arg(id = "remote_dir", value_name = "DIR")]
+        path: Option<String>,
+        /// Everything beneath the directory, as paths relative to it.
+        #[arg(short, long)]
+        recursive: bool,
         /// Show kind, size and modification time in aligned columns, sorted by name.
         #[arg(short, long)]
         long: bool,
@@ -127,7 +150,7 @@ pub(crate) enum Command {
 #[derive(Debug)]
 pub(crate) enum Parsed {
     /// Talk to a server.
-    Run(Args),
+    Run(Box<Args>),
     /// A completion script or man page was printed; exit with this status.
     Done(ExitCode),
 }
@@ -158,10 +181,10 @@ pub(crate) fn parse() -> Parsed {
             return Parsed::Done(emit(&out));
         }
         if let Ok(args) = Args::from_arg_matches(&matches) {
-            return Parsed::Run(args);
+            return Parsed::Run(Box::new(args));
         }
     }
-    Parsed::Run(Args::parse())
+    Parsed::Run(Box::new(Args::parse()))
 }
 
 /// The local directory without `--dir`: `client_data` where it exists, else the current

@@ -37,6 +37,24 @@ fn main() -> ExitCode {
         eprintln!("error: put --as NAME takes exactly one FILE");
         return ExitCode::from(2);
     }
+    if let Command::Put {
+        files,
+        recursive: false,
+        ..
+    } = &args.command
+    {
+        let dirs = files.iter().filter_map(|file| {
+            let (path, _) = ftlib::local_source(file, &args.dir).ok()?;
+            path.is_dir().then_some(file)
+        });
+        if let Some(dir) = dirs.into_iter().next() {
+            eprintln!(
+                "error: {} is a directory: upload it with put -r",
+                ftlib::text::escape(&dir.display().to_string())
+            );
+            return ExitCode::from(2);
+        }
+    }
     let bars = Bars::new(!args.quiet && std::io::stderr().is_terminal());
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
@@ -111,13 +129,35 @@ fn run(
             files,
             resume,
             rename: Some(name),
+            to,
+            ..
         } => match files.as_slice() {
-            [file] => session.put_as(file, name, &args.dir, *resume, printer),
+            [file] => session.put_files_to(
+                std::slice::from_ref(file),
+                Some(name),
+                to.as_deref(),
+                &args.dir,
+                *resume,
+                printer,
+            ),
             // Refused in main before connecting.
             _ => Ok(false),
         },
-        Command::Put { files, resume, .. } => session.put(files, &args.dir, *resume, printer),
-        Command::Get { names, resume } => {
+        Command::Put {
+            files,
+            recursive: true,
+            to,
+            resume,
+            ..
+        } => session.put_tree(files, to.as_deref(), &args.dir, *resume, printer),
+        Command::Put {
+            files, resume, to, ..
+        } => session.put_files_to(files, None, to.as_deref(), &args.dir, *resume, printer),
+        Command::Get {
+            names,
+            resume,
+            recursive,
+        } => {
             let dir = match DirStore::open(&args.dir) {
                 Ok(dir) => dir,
                 Err(e) => {
@@ -129,9 +169,21 @@ fn run(
                     return Ok(false);
                 }
             };
-            session.get(names, &dir, args.overwrite, *resume, printer)
+            if *recursive {
+                session.get_tree(names, &dir, args.overwrite, *resume, printer)
+            } else {
+                session.get(names, &dir, args.overwrite, *resume, printer)
+            }
         }
-        Command::List { long, bytes } => session.list(&mut Listing::new(printer, *long, *bytes)),
+        Command::List {
+            path,
+            recursive,
+            long,
+            bytes,
+        } => {
+            let mut listing = Listing::new(printer, *long, *bytes);
+            session.list_dir(path.as_deref().unwrap_or(""), *recursive, &mut listing)
+        }
     }
 }
 

@@ -129,6 +129,7 @@ mod tests {
             kind,
             size,
             modified,
+            executable: false,
         }
     }
 

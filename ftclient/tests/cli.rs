@@ -169,7 +169,9 @@ fn invalid_names_are_refused() {
     fs::write(f.local().join("a:b"), b"colon").expect("write");
     let rows: &[(&str, &str)] = &[
         ("get", "../x"),
-        ("get", "a/b"),
+        ("get", "a//b"),
+        ("get", "a/"),
+        ("get", "a/../x"),
         ("get", ".."),
         ("get", "/x"),
         ("get", ".ft-tmp-1-2-3"),

@@ -28,6 +28,7 @@ fn entries(n: usize) -> Vec<Entry> {
             kind: EntryKind::File,
             size: 4096 + i as u64,
             modified: 1_700_000_000 + i as i64,
+            executable: false,
         })
         .collect()
 }
@@ -53,7 +54,7 @@ fn codec_benches(c: &mut Criterion) {
         );
     });
 
-    let batch = Response::Entries(entries(256));
+    let batch = Response::Listing(entries(256));
     let mut listing = Vec::new();
     codec::encode_frame(&batch, &mut listing).expect("encode entries");
     group.throughput(Throughput::Bytes(listing.len() as u64));

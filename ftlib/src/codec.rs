@@ -132,7 +132,9 @@ fn short_type_name<T>() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Body, Entry, EntryKind, ErrorKind, Hello, MAX_CHUNK, Request, Response};
+    use crate::protocol::{
+        Body, Entry, EntryKind, EntryV3, ErrorKind, Hello, MAX_CHUNK, Request, Response,
+    };
 
     fn round_trip<T>(msg: &T) -> T
     where
@@ -173,11 +175,18 @@ mod tests {
                 size: 1 << 40,
                 modified: -5,
             },
-            Response::Entries(vec![Entry {
+            Response::Entries(vec![EntryV3 {
                 name: "n".into(),
                 kind: EntryKind::Dir,
                 size: 0,
                 modified: 1_700_000_000,
+            }]),
+            Response::Listing(vec![Entry {
+                name: "d/n".into(),
+                kind: EntryKind::File,
+                size: 3,
+                modified: 1_700_000_000,
+                executable: true,
             }]),
             Response::ListEnd { count: 1 },
         ];
@@ -249,7 +258,7 @@ mod tests {
                 frame_of(&error(ErrorKind::PermissionDenied, "x")),
             ),
             (
-                "00 00 00 13 00 89 46 54 0a 03 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
+                "00 00 00 13 00 89 46 54 0a 04 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
                 frame_of(&Request::Hello(Hello::ours())),
             ),
             (
@@ -272,7 +281,7 @@ mod tests {
         let rows: [(String, String); 4] = [
             (
                 format!(
-                    "00 00 00 13 00 89 46 54 0a 03 01 0b {}",
+                    "00 00 00 13 00 89 46 54 0a 04 01 0b {}",
                     text("ftlib/0.1.0")
                 ),
                 frame_of(&Response::Hello(Hello::ours())),

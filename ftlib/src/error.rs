@@ -307,6 +307,8 @@ pub enum Missing {
     NotRegular,
     /// A symbolic link has that name; links are never followed.
     Symlink,
+    /// A part of the path is not a directory.
+    NotADirectory,
 }
 
 impl fmt::Display for Missing {
@@ -317,6 +319,7 @@ impl fmt::Display for Missing {
             Missing::Local => " locally",
             Missing::NotRegular => " (not a regular file)",
             Missing::Symlink => " (symbolic links are not served)",
+            Missing::NotADirectory => " (it is not a directory)",
         })
     }
 }
@@ -333,6 +336,12 @@ pub enum Taken {
     InUse,
     /// Another upload of that name was published first.
     Raced,
+    /// A directory has that name (a file never replaces a directory).
+    Directory,
+    /// A file (or anything but a directory) has the name of a directory the path needs.
+    NotADirectory,
+    /// A symbolic link has the name of a directory the path needs (links are not followed).
+    Symlink,
 }
 
 impl fmt::Display for Taken {
@@ -343,6 +352,9 @@ impl fmt::Display for Taken {
             Taken::NotAFile => " and is not a regular file",
             Taken::InUse => " (the same file is being transferred right now)",
             Taken::Raced => " (another upload finished first)",
+            Taken::Directory => " as a directory",
+            Taken::NotADirectory => " and is not a directory",
+            Taken::Symlink => " as a symbolic link, which ft does not follow",
         })
     }
 }

@@ -155,6 +155,11 @@ mod tests {
                 Want::Version(3),
             ),
             (
+                "a v4 client",
+                Request::Hello(hello(MAGIC, 1, 4)),
+                Want::Version(4),
+            ),
+            (
                 "bad magic",
                 Request::Hello(hello(*b"\x89FT\r", 1, 2)),
                 Want::Fails(
@@ -164,10 +169,10 @@ mod tests {
             ),
             (
                 "too new",
-                Request::Hello(hello(MAGIC, 4, 5)),
+                Request::Hello(hello(MAGIC, 5, 6)),
                 Want::Fails(
                     ErrorKind::Version,
-                    "version mismatch: we speak ft v1..v3, the peer v4..v5",
+                    "version mismatch: we speak ft v1..v4, the peer v5..v6",
                 ),
             ),
             (
@@ -218,10 +223,10 @@ mod tests {
             ),
             (
                 "a server too new",
-                Response::Hello(hello(MAGIC, 4, 9)),
+                Response::Hello(hello(MAGIC, 5, 9)),
                 Want::Fails(
                     ErrorKind::Version,
-                    "version mismatch: we speak ft v1..v3, the peer v4..v9",
+                    "version mismatch: we speak ft v1..v4, the peer v5..v9",
                 ),
             ),
             (

@@ -8,14 +8,19 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The newest protocol version this library speaks (2 adds resumable transfers, 3 logins).
-pub const VERSION: u32 = 3;
+/// The newest protocol version this library speaks (2 adds resumable transfers, 3 logins,
+/// 4 directory trees and file attributes).
+pub const VERSION: u32 = 4;
 
 /// The first version with [`Request::GetFrom`] and [`Request::PutResumable`].
 pub const RESUME_VERSION: u32 = 2;
 
 /// The first version with [`Request::Login`].
 pub const LOGIN_VERSION: u32 = 3;
+
+/// The first version with [`Request::Upload`], [`Request::Stat`], [`Request::ListDir`],
+/// [`Request::MakeDir`] and the answer [`Response::Opened`].
+pub const TREE_VERSION: u32 = 4;
 
 /// Longest user name, in bytes.
 pub const MAX_USER: usize = 64;
@@ -45,8 +50,14 @@ pub const MAX_CHUNK: usize = 1024 * 1024;
 /// Chunk size this library sends by default.
 pub const DEFAULT_CHUNK: usize = 256 * 1024;
 
-/// Longest file name, in bytes of UTF-8.
+/// Longest component of a name (one file or directory name), in bytes of UTF-8.
 pub const MAX_NAME: usize = 255;
+
+/// Longest name (a relative path of components separated by `/`), in bytes of UTF-8.
+pub const MAX_PATH: usize = 4096;
+
+/// Most components in a name: a file at most 63 directories deep.
+pub const MAX_DEPTH: usize = 64;
 
 /// Longest agent string in a hello, in bytes.
 pub const MAX_AGENT: usize = 64;
@@ -152,6 +163,68 @@ pub enum Request {
         /// Its password, at most [`MAX_PASSWORD`] bytes.
         password: Password,
     },
+    /// (v4) Upload `size` bytes as `name`, the stored file getting `attrs`: otherwise
+    /// exactly [`Request::Put`], [`Request::PutResumable`] or [`Request::PutPipelined`],
+    /// as `how` says, with the same answers.
+    Upload {
+        /// Final name (a relative path; missing directories are created).
+        name: String,
+        /// Exact number of bytes of the whole file.
+        size: u64,
+        /// Modification time and execute bit to give the stored file, if any.
+        attrs: Option<Attrs>,
+        /// Which of the three uploads this is.
+        how: How,
+    },
+    /// (v4) Describe `name`: the server answers [`Response::Described`] or an error (kind
+    /// `not-found` when nothing visible has that name).
+    Stat {
+        /// A file or directory (a relative path).
+        name: String,
+        /// Also compute the file's XXH3-128 (the server reads the whole file).
+        digest: bool,
+    },
+    /// (v4) List directory `dir` (`""`: the top of the served directory): [`Response::Listing`]
+    /// batches, then [`Response::ListEnd`]. Entry names are relative to `dir`; with
+    /// `recursive`, everything beneath it is listed too, each directory before its contents.
+    ListDir {
+        /// The directory to list (a relative path, or `""`).
+        dir: String,
+        /// Walk the whole tree beneath it.
+        recursive: bool,
+    },
+    /// (v4) Create directory `name` and any missing parent: [`Response::Made`] or an error
+    /// (`already-exists` when a file holds the name or a parent's).
+    MakeDir {
+        /// The directory (a relative path).
+        name: String,
+    },
+}
+
+/// (v4) Which upload a [`Request::Upload`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum How {
+    /// As [`Request::Put`]: wait for [`Response::Ready`], then send the body.
+    Wait,
+    /// As [`Request::PutResumable`] with this digest of the whole file.
+    Resumable {
+        /// XXH3-128 (big-endian) of the whole file.
+        digest: [u8; DIGEST_LEN],
+    },
+    /// As [`Request::PutPipelined`]: the body follows at once.
+    Pipelined,
+}
+
+/// (v4) A file's attributes that travel with it: its modification time and whether it is
+/// executable. Other mode bits follow the receiver's defaults; owners never travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attrs {
+    /// Seconds since the Unix epoch.
+    pub modified: i64,
+    /// Nanoseconds within that second (below 1,000,000,000).
+    pub nanos: u32,
+    /// Whether the file is executable (any execute bit set).
+    pub executable: bool,
 }
 
 /// A password on its way to the server: never shown by `Debug`.
@@ -192,9 +265,9 @@ pub enum Response {
         /// Modification time, seconds since the Unix epoch.
         modified: i64,
     },
-    /// One batch of a listing, at most [`LIST_BATCH`] entries (refused while decoding, so a
-    /// longer batch never allocates).
-    Entries(#[serde(deserialize_with = "bounded_batch")] Vec<Entry>),
+    /// One batch of a [`Request::List`] listing, at most [`LIST_BATCH`] entries (refused
+    /// while decoding, so a longer batch never allocates).
+    Entries(#[serde(deserialize_with = "bounded_batch")] Vec<EntryV3>),
     /// The listing is complete.
     ListEnd {
         /// Number of entries sent in all batches.
@@ -222,6 +295,31 @@ pub enum Response {
         /// What the account may do.
         role: Role,
     },
+    /// (v4) The answer to [`Request::Get`] and [`Request::GetFrom`] on a v4 connection
+    /// (instead of [`Response::File`] and [`Response::FileFrom`]): the body that follows
+    /// carries bytes `offset..size`, and its `End` digest covers the whole file.
+    Opened {
+        /// Size of the whole file.
+        size: u64,
+        /// Where the body starts (0 for `Get`; for `GetFrom`, the client's offset or 0).
+        offset: u64,
+        /// The file's modification time and execute bit.
+        attrs: Attrs,
+    },
+    /// (v4) One batch of a [`Request::ListDir`] listing, at most [`LIST_BATCH`] entries.
+    Listing(#[serde(deserialize_with = "bounded_batch")] Vec<Entry>),
+    /// (v4) Answer to [`Request::Stat`].
+    Described {
+        /// What the name is; its `name` is the whole name asked.
+        entry: Entry,
+        /// XXH3-128 of the file, when asked for and a file.
+        digest: Option<[u8; DIGEST_LEN]>,
+    },
+    /// (v4) Answer to [`Request::MakeDir`]: the directory exists now.
+    Made {
+        /// Whether this request created it (false: it existed already).
+        created: bool,
+    },
 }
 
 impl Response {
@@ -238,6 +336,10 @@ impl Response {
             Response::FileFrom { .. } => "file-from",
             Response::ReadyFrom { .. } => "ready-from",
             Response::LoggedIn { .. } => "logged-in",
+            Response::Opened { .. } => "opened",
+            Response::Listing(_) => "listing",
+            Response::Described { .. } => "described",
+            Response::Made { .. } => "made",
         }
     }
 }
@@ -264,8 +366,24 @@ pub enum Body<'a> {
 /// One entry of a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// File name (one path component). May contain characters a terminal interprets:
-    /// escape it before printing.
+    /// Name relative to the directory listed (one or more components). May contain
+    /// characters a terminal interprets: escape it before printing.
+    pub name: String,
+    /// What kind of entry this is.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub modified: i64,
+    /// Whether any execute bit is set (always false for directories).
+    pub executable: bool,
+}
+
+/// One entry of a [`Request::List`] listing, as versions 1 to 3 send it: an [`Entry`]
+/// without its execute bit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryV3 {
+    /// File name (one path component).
     pub name: String,
     /// What kind of entry this is.
     pub kind: EntryKind,
@@ -275,22 +393,44 @@ pub struct Entry {
     pub modified: i64,
 }
 
+impl From<Entry> for EntryV3 {
+    fn from(entry: Entry) -> EntryV3 {
+        EntryV3 {
+            name: entry.name,
+            kind: entry.kind,
+            size: entry.size,
+            modified: entry.modified,
+        }
+    }
+}
+
+impl From<EntryV3> for Entry {
+    fn from(entry: EntryV3) -> Entry {
+        Entry {
+            name: entry.name,
+            kind: entry.kind,
+            size: entry.size,
+            modified: entry.modified,
+            executable: false,
+        }
+    }
+}
+
 /// Decodes a listing batch without ever holding room for more than [`LIST_BATCH`] entries:
 /// serde's own `Vec` would grow by doubling up to the frame limit and beyond.
-fn bounded_batch<'de, D: serde::Deserializer<'de>>(decoder: D) -> Result<Vec<Entry>, D::Error> {
-    struct Batch;
+fn bounded_batch<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    decoder: D,
+) -> Result<Vec<T>, D::Error> {
+    struct Batch<T>(std::marker::PhantomData<T>);
 
-    impl<'de> serde::de::Visitor<'de> for Batch {
-        type Value = Vec<Entry>;
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Batch<T> {
+        type Value = Vec<T>;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write!(f, "at most {LIST_BATCH} entries")
         }
 
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Vec<Entry>, A::Error> {
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
             let claimed = seq.size_hint().unwrap_or(0);
             if claimed > LIST_BATCH {
                 return Err(serde::de::Error::invalid_length(claimed, &self));
@@ -306,7 +446,7 @@ fn bounded_batch<'de, D: serde::Deserializer<'de>>(decoder: D) -> Result<Vec<Ent
         }
     }
 
-    decoder.deserialize_seq(Batch)
+    decoder.deserialize_seq(Batch(std::marker::PhantomData))
 }
 
 /// Declares an enum that travels as a `u16` code, so a peer with a newer list of

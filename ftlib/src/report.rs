@@ -27,6 +27,11 @@ pub enum Op {
     List,
     /// A login.
     Login,
+    /// (v4) Describing one name.
+    Stat,
+    /// (v4) Creating a directory.
+    #[serde(rename = "mkdir")]
+    MakeDir,
 }
 
 impl Op {
@@ -38,6 +43,8 @@ impl Op {
             Op::Get => "get",
             Op::List => "list",
             Op::Login => "login",
+            Op::Stat => "stat",
+            Op::MakeDir => "mkdir",
         }
     }
 }
@@ -87,6 +94,9 @@ pub struct Report {
     pub duration: Duration,
     /// `None` on success.
     pub failure: Option<Failure>,
+    /// Why the item was skipped, when it counts as done without moving (a file already
+    /// there with the same bytes, a symbolic link that is not followed).
+    pub skipped: Option<String>,
 }
 
 impl Report {
@@ -110,7 +120,17 @@ impl Report {
             entries: (op == Op::List).then_some(bytes),
             duration: started.elapsed(),
             failure: failure.map(Failure::from),
+            skipped: None,
         }
+    }
+
+    /// The same report for an item skipped for `reason`: it needed nothing moved, so it
+    /// counts as a success ([`Report::is_success`]).
+    #[must_use]
+    pub fn skipped(mut self, reason: &str) -> Report {
+        self.skipped = Some(reason.to_owned());
+        self.failure = None;
+        self
     }
 
     /// The same report, naming the account that made the request.
@@ -139,6 +159,8 @@ impl Report {
             entries: Option<u64>,
             duration_ms: f64,
             status: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reason: Option<&'a str>,
             error_kind: Option<ErrorKind>,
             message: Option<&'a str>,
         }
@@ -151,11 +173,12 @@ impl Report {
             bytes: self.bytes,
             entries: self.entries,
             duration_ms: (self.duration.as_secs_f64() * 1e6).round() / 1e3,
-            status: if self.is_success() {
-                "success"
-            } else {
-                "failure"
+            status: match (&self.skipped, self.is_success()) {
+                (Some(_), _) => "skipped",
+                (None, true) => "success",
+                (None, false) => "failure",
             },
+            reason: self.skipped.as_deref(),
             error_kind: self.failure.as_ref().map(|f| f.kind),
             message: self.failure.as_ref().map(|f| f.message.as_str()),
         };
@@ -184,9 +207,10 @@ impl fmt::Display for Report {
             },
             self.duration.as_secs_f64(),
         )?;
-        match &self.failure {
-            None => f.write_str("success"),
-            Some(failure) => write!(
+        match (&self.failure, &self.skipped) {
+            (None, Some(reason)) => write!(f, "skipped {}", escape_message(reason)),
+            (None, None) => f.write_str("success"),
+            (Some(failure), _) => write!(
                 f,
                 "failure {}: {}",
                 failure.kind,

@@ -5,6 +5,8 @@
 //! Unix calls go through `rustix`, whose safe wrappers replace hand-written `unsafe` and
 //! `libc` here.
 
+pub(crate) mod at;
+
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -80,32 +82,6 @@ fn clear_nonblocking(file: &File) -> io::Result<()> {
     Ok(())
 }
 
-/// Moves the finished file `tmp` to `dst` only if nothing exists at `dst`; fails with
-/// [`io::ErrorKind::AlreadyExists`] otherwise. Atomic: a racing publisher of the same name
-/// either wins whole or gets `AlreadyExists`.
-pub(crate) fn publish_noreplace(tmp: &Path, dst: &Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::{CWD, RenameFlags, renameat_with};
-        match renameat_with(CWD, tmp, CWD, dst, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(()),
-            // The file system does not support RENAME_NOREPLACE: fall back to link + unlink.
-            Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    publish_by_link(tmp, dst)
-}
-
-/// [`publish_noreplace`] where renaming cannot refuse an existing name: `link` never
-/// replaces one; then the temporary name is dropped.
-fn publish_by_link(tmp: &Path, dst: &Path) -> io::Result<()> {
-    fs::hard_link(tmp, dst)?;
-    // The data is published; a leftover temporary name is swept at the next start.
-    let _ = fs::remove_file(tmp);
-    Ok(())
-}
-
 /// Whether `e` says the system ran out of something (descriptors, space, quota, memory)
 /// rather than refusing the operation itself.
 pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
@@ -157,26 +133,6 @@ pub(crate) fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
     {
         let _ = dir;
         Ok(None)
-    }
-}
-
-/// Gives the unnamed `file` (from [`create_unnamed`]) the name `dst`, only if nothing exists
-/// there; fails with [`io::ErrorKind::AlreadyExists`] otherwise. Atomic, like
-/// [`publish_noreplace`], and never follows a symlink at `dst`.
-pub(crate) fn link_unnamed(file: &File, dst: &Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::{AtFlags, CWD, linkat};
-        use std::os::fd::AsRawFd;
-        // Through /proc, not AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH.
-        let from = format!("/proc/self/fd/{}", file.as_raw_fd());
-        linkat(CWD, from.as_str(), CWD, dst, AtFlags::SYMLINK_FOLLOW)?;
-        Ok(())
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (file, dst);
-        Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }
 
@@ -256,18 +212,24 @@ mod tests {
     /// Both ways of publishing, renameat2's and the link + unlink fallback's.
     #[test]
     fn publish_never_replaces() {
-        let publishers: [fn(&Path, &Path) -> io::Result<()>; 2] =
-            [publish_noreplace, publish_by_link];
-        for publish in publishers {
+        for fallback in [false, true] {
             let dir = tempfile::tempdir().expect("tempdir");
+            let at = at::DirFd::open(dir.path()).expect("open");
             let (tmp, dst) = (dir.path().join("t"), dir.path().join("d"));
             fs::write(&dst, b"old").expect("write");
             fs::write(&tmp, b"new").expect("write");
-            let err = publish(&tmp, &dst).expect_err("must refuse");
+            let publish = |tmp: &Path| {
+                if fallback {
+                    at.publish_by_link(tmp, "d")
+                } else {
+                    at.publish_noreplace(tmp, "d")
+                }
+            };
+            let err = publish(&tmp).expect_err("must refuse");
             assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
             assert_eq!(fs::read(&dst).expect("read"), b"old");
             fs::remove_file(&dst).expect("rm");
-            publish(&tmp, &dst).expect("publish");
+            publish(&tmp).expect("publish");
             assert_eq!(fs::read(&dst).expect("read"), b"new");
             assert!(!tmp.exists());
         }
@@ -288,18 +250,19 @@ mod tests {
         };
         file.write_all(b"new").expect("write");
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+        let at = at::DirFd::open(dir.path()).expect("open");
         let (dst, taken) = (dir.path().join("d"), dir.path().join("taken"));
         fs::write(&taken, b"old").expect("write");
-        let err = link_unnamed(&file, &taken).expect_err("must refuse");
+        let err = at.link_unnamed(&file, "taken").expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&taken).expect("read"), b"old");
         // A symlink at the name is a name: refused, its target untouched.
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&taken, &link).expect("symlink");
-        let err = link_unnamed(&file, &link).expect_err("must refuse");
+        let err = at.link_unnamed(&file, "link").expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&taken).expect("read"), b"old");
-        link_unnamed(&file, &dst).expect("link");
+        at.link_unnamed(&file, "d").expect("link");
         assert_eq!(fs::read(&dst).expect("read"), b"new");
     }
 

@@ -10,7 +10,8 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::connection::Connection;
 use crate::error::{Changed, Error, Result, Side};
 use crate::protocol::{
-    Body, DIGEST_LEN, Entry, LIST_BATCH, MAX_CHUNK, MAX_NAME, Response, clip_message,
+    Body, DIGEST_LEN, Entry, EntryV3, LIST_BATCH, MAX_CHUNK, MAX_NAME, MAX_PATH, Response,
+    clip_message,
 };
 use crate::text::escape;
 
@@ -329,12 +330,24 @@ pub(crate) fn recv_body(
 pub(crate) fn send_listing(
     conn: &mut Connection,
     entries: impl Iterator<Item = Result<Entry>>,
+    tree: bool,
 ) -> Result<u64> {
+    let batch_of = |batch: Vec<Entry>| {
+        if tree {
+            Response::Listing(batch)
+        } else {
+            Response::Entries(batch.into_iter().map(EntryV3::from).collect())
+        }
+    };
     let mut batch = Vec::with_capacity(LIST_BATCH);
+    let mut bytes = 0;
     let mut count = 0u64;
     for entry in entries {
         match entry {
-            Ok(entry) => batch.push(entry),
+            Ok(entry) => {
+                bytes += entry.name.len() + 32;
+                batch.push(entry);
+            }
             Err(e) => {
                 conn.send(&Response::Error {
                     kind: e.kind(),
@@ -343,19 +356,25 @@ pub(crate) fn send_listing(
                 return Err(e);
             }
         }
-        if batch.len() == LIST_BATCH {
+        // Long names fill a frame before LIST_BATCH entries do.
+        if batch.len() == LIST_BATCH || bytes >= LIST_BATCH_BYTES {
             count += batch.len() as u64;
-            conn.send(&Response::Entries(std::mem::take(&mut batch)))?;
+            conn.send(&batch_of(std::mem::take(&mut batch)))?;
             batch.reserve(LIST_BATCH);
+            bytes = 0;
         }
     }
     if !batch.is_empty() {
         count += batch.len() as u64;
-        conn.send(&Response::Entries(batch))?;
+        conn.send(&batch_of(batch))?;
     }
     conn.send(&Response::ListEnd { count })?;
     Ok(count)
 }
+
+/// A listing batch is sent once its names reach this many bytes, whatever its count, so
+/// that a batch of long paths stays well within [`crate::protocol::MAX_FRAME`].
+const LIST_BATCH_BYTES: usize = 256 * 1024;
 
 /// Receives a listing, handing each entry to `each`; at most `max_entries` are accepted.
 ///
@@ -370,28 +389,17 @@ pub(crate) fn recv_listing(
     let mut count = 0u64;
     loop {
         match conn.expect::<Response>("in the middle of a listing")? {
-            Response::Entries(batch) if batch.is_empty() => {
-                return Err(Error::Protocol(format!(
-                    "an empty listing batch (each carries 1 to {LIST_BATCH} entries)"
-                )));
-            }
+            Response::Entries(batch) if batch.is_empty() => return Err(empty_batch()),
+            Response::Listing(batch) if batch.is_empty() => return Err(empty_batch()),
             // Batches over LIST_BATCH entries are refused while decoding.
             Response::Entries(batch) => {
                 count += batch.len() as u64;
-                if count > max_entries {
-                    return Err(Error::Protocol(format!(
-                        "listing longer than the limit of {max_entries} entries"
-                    )));
-                }
-                for entry in batch {
-                    if entry.name.is_empty() || entry.name.len() > MAX_NAME {
-                        return Err(Error::Protocol(format!(
-                            "listing entry with a name of {} bytes",
-                            entry.name.len()
-                        )));
-                    }
-                    each(entry);
-                }
+                let entries = batch.into_iter().map(Entry::from);
+                take_batch(entries, count, max_entries, MAX_NAME, each)?;
+            }
+            Response::Listing(batch) => {
+                count += batch.len() as u64;
+                take_batch(batch.into_iter(), count, max_entries, MAX_PATH, each)?;
             }
             Response::ListEnd { count: sent } if sent == count => return Ok(count),
             Response::ListEnd { count: sent } => {
@@ -408,6 +416,38 @@ pub(crate) fn recv_listing(
             }
         }
     }
+}
+
+fn empty_batch() -> Error {
+    Error::Protocol(format!(
+        "an empty listing batch (each carries 1 to {LIST_BATCH} entries)"
+    ))
+}
+
+/// Hands over one batch of a listing, `count` entries so far with it: refused past
+/// `max_entries`, or with a name empty or longer than `max_name` bytes.
+fn take_batch(
+    batch: impl Iterator<Item = Entry>,
+    count: u64,
+    max_entries: u64,
+    max_name: usize,
+    each: &mut dyn FnMut(Entry),
+) -> Result<()> {
+    if count > max_entries {
+        return Err(Error::Protocol(format!(
+            "listing longer than the limit of {max_entries} entries"
+        )));
+    }
+    for entry in batch {
+        if entry.name.is_empty() || entry.name.len() > max_name {
+            return Err(Error::Protocol(format!(
+                "listing entry with a name of {} bytes",
+                entry.name.len()
+            )));
+        }
+        each(entry);
+    }
+    Ok(())
 }
 
 /// Length of the digest on the wire; kept next to the code that computes it.
@@ -894,6 +934,7 @@ mod tests {
                 kind: EntryKind::File,
                 size: i as u64,
                 modified: 1_700_000_000,
+                executable: false,
             })
             .collect()
     }
@@ -902,7 +943,7 @@ mod tests {
     fn listings_round_trip_in_batches() {
         for n in [0, 1, LIST_BATCH, LIST_BATCH + 1, 3 * LIST_BATCH + 5] {
             let (mut a, mut b) = connection_pair(TIMEOUT);
-            let sent = send_listing(&mut a, entries(n).into_iter().map(Ok));
+            let sent = send_listing(&mut a, entries(n).into_iter().map(Ok), false);
             assert_eq!(sent.expect("sent"), n as u64);
             a.send(&Request::List).expect("next frame");
             let mut got = Vec::new();
@@ -917,8 +958,13 @@ mod tests {
     #[test]
     fn a_listing_is_sent_as_full_batches() {
         let (mut a, mut b) = connection_pair(TIMEOUT);
-        send_listing(&mut a, entries(2 * LIST_BATCH + 1).into_iter().map(Ok)).expect("sent");
-        send_listing(&mut a, std::iter::empty()).expect("sent");
+        send_listing(
+            &mut a,
+            entries(2 * LIST_BATCH + 1).into_iter().map(Ok),
+            false,
+        )
+        .expect("sent");
+        send_listing(&mut a, std::iter::empty(), false).expect("sent");
         let mut shapes = Vec::new();
         for _ in 0..5 {
             shapes.push(match b.expect::<Response>("a listing").expect("frame") {
@@ -945,7 +991,7 @@ mod tests {
                 "reading the directory",
                 io::Error::other("gone"),
             ))]);
-        let sent = send_listing(&mut a, failing);
+        let sent = send_listing(&mut a, failing, false);
         assert!(matches!(sent, Err(Error::Io { .. })), "{sent:?}");
         a.send(&Request::List).expect("next frame");
         let mut got = 0;
@@ -966,12 +1012,19 @@ mod tests {
     /// limit, a wrong count or an out-of-place response are protocol errors.
     #[test]
     fn a_receiver_bounds_every_listing() {
-        let named = |name: &str| Entry {
+        let named = |name: &str| EntryV3 {
             name: name.into(),
             kind: EntryKind::File,
             size: 0,
             modified: 0,
         };
+        let old = |n: usize| {
+            entries(n)
+                .into_iter()
+                .map(EntryV3::from)
+                .collect::<Vec<_>>()
+        };
+        let path = |name: &str| Entry::from(named(name));
         // What, frames sent, the receiver's limit, the count or the error's text.
         type Row = (&'static str, Vec<Response>, u64, Result<u64, &'static str>);
         let rows: Vec<Row> = vec![
@@ -985,14 +1038,26 @@ mod tests {
                 Err("an empty listing batch (each carries 1 to 256 entries)"),
             ),
             (
+                "empty v4 batch",
+                vec![Response::Listing(Vec::new())],
+                10,
+                Err("an empty listing batch (each carries 1 to 256 entries)"),
+            ),
+            (
                 "oversized batch",
-                vec![Response::Entries(entries(LIST_BATCH + 1))],
+                vec![Response::Entries(old(LIST_BATCH + 1))],
+                u64::MAX,
+                Err("at most 256 entries"),
+            ),
+            (
+                "oversized v4 batch",
+                vec![Response::Listing(entries(LIST_BATCH + 1))],
                 u64::MAX,
                 Err("at most 256 entries"),
             ),
             (
                 "over the limit",
-                vec![Response::Entries(entries(3))],
+                vec![Response::Entries(old(3))],
                 2,
                 Err("listing longer than the limit of 2 entries"),
             ),
@@ -1009,11 +1074,25 @@ mod tests {
                 Err("listing entry with a name of 256 bytes"),
             ),
             (
-                "wrong count",
+                "path too long",
+                vec![Response::Listing(vec![path(
+                    &"n/".repeat(MAX_PATH / 2 + 1),
+                )])],
+                10,
+                Err("listing entry with a name of 4098 bytes"),
+            ),
+            (
+                "a long path in a v4 listing",
                 vec![
-                    Response::Entries(entries(2)),
-                    Response::ListEnd { count: 3 },
+                    Response::Listing(vec![path(&"n/".repeat(200))]),
+                    Response::ListEnd { count: 1 },
                 ],
+                10,
+                Ok(1),
+            ),
+            (
+                "wrong count",
+                vec![Response::Entries(old(2)), Response::ListEnd { count: 3 }],
                 10,
                 Err("listing ended claiming 3 entries after 2"),
             ),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use ft_testutil::{DEADLINE, digest, names_in, noise, wait_until};
 use ftlib::accounts::{Users, add_user};
 use ftlib::codec;
-use ftlib::protocol::{Body, Entry, Hello, Request, Response};
+use ftlib::protocol::{Body, Hello, Request, Response, VERSION};
 use ftlib::store::DirStore;
 use ftlib::{
     Client, ClientConfig, Connection, Credentials, Error, ErrorKind, Fingerprint, Op, Password,
@@ -235,7 +235,7 @@ fn raw_tls(addr: SocketAddr, fingerprint: Fingerprint, version: u32) -> Connecti
     let mut conn =
         Connection::new(Tls(StreamOwned::new(tls, sock)), addr, DEADLINE).expect("connection");
     match conn.recv_hello::<Response>().expect("server hello") {
-        Response::Hello(hello) => assert_eq!(hello.version, 3),
+        Response::Hello(hello) => assert_eq!(hello.version, VERSION),
         other => panic!("expected the server's hello, got {other:?}"),
     }
     let hello = Hello {
@@ -307,7 +307,7 @@ fn recv_listing(conn: &mut Connection) -> Vec<String> {
     let mut names = Vec::new();
     loop {
         match answer(conn) {
-            Response::Entries(batch) => names.extend(batch.into_iter().map(|e: Entry| e.name)),
+            Response::Entries(batch) => names.extend(batch.into_iter().map(|e| e.name)),
             Response::ListEnd { count } => {
                 assert_eq!(count, names.len() as u64);
                 names.sort();

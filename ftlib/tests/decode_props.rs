@@ -12,8 +12,8 @@ use ftlib::Error;
 use ftlib::codec::{self, HEADER_LEN};
 use ftlib::connection::Connection;
 use ftlib::protocol::{
-    Body, DIGEST_LEN, Entry, EntryKind, ErrorKind, Hello, LIST_BATCH, MAX_FRAME, MAX_HELLO_FRAME,
-    Password, Request, Response, Role,
+    Attrs, Body, DIGEST_LEN, Entry, EntryKind, EntryV3, ErrorKind, Hello, How, LIST_BATCH,
+    MAX_FRAME, MAX_HELLO_FRAME, Password, Request, Response, Role,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -194,7 +194,60 @@ fn entry() -> impl Strategy<Value = Entry> {
             kind,
             size,
             modified,
+            executable: size % 2 == 1,
         })
+}
+
+fn attrs() -> impl Strategy<Value = Attrs> {
+    (any::<i64>(), any::<u32>(), any::<bool>()).prop_map(|(modified, nanos, executable)| Attrs {
+        modified,
+        nanos,
+        executable,
+    })
+}
+
+fn how() -> impl Strategy<Value = How> {
+    prop_oneof![
+        Just(How::Wait),
+        Just(How::Pipelined),
+        any::<[u8; DIGEST_LEN]>().prop_map(|digest| How::Resumable { digest }),
+    ]
+}
+
+/// The requests of version 4.
+fn tree_request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (
+            text(300),
+            any::<u64>(),
+            proptest::option::of(attrs()),
+            how()
+        )
+            .prop_map(|(name, size, attrs, how)| Request::Upload {
+                name,
+                size,
+                attrs,
+                how
+            }),
+        (text(300), any::<bool>()).prop_map(|(name, digest)| Request::Stat { name, digest }),
+        (text(300), any::<bool>()).prop_map(|(dir, recursive)| Request::ListDir { dir, recursive }),
+        text(300).prop_map(|name| Request::MakeDir { name }),
+    ]
+}
+
+/// The responses of version 4.
+fn tree_response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        (any::<u64>(), any::<u64>(), attrs()).prop_map(|(size, offset, attrs)| Response::Opened {
+            size,
+            offset,
+            attrs
+        }),
+        vec(entry(), 0..=LIST_BATCH).prop_map(Response::Listing),
+        (entry(), proptest::option::of(any::<[u8; DIGEST_LEN]>()))
+            .prop_map(|(entry, digest)| Response::Described { entry, digest }),
+        any::<bool>().prop_map(|created| Response::Made { created }),
+    ]
 }
 
 fn request() -> impl Strategy<Value = Request> {
@@ -217,6 +270,7 @@ fn request() -> impl Strategy<Value = Request> {
             user,
             password: Password(password),
         }),
+        tree_request(),
     ]
 }
 
@@ -230,7 +284,11 @@ fn _request_covers_every_variant(msg: &Request) {
         | Request::GetFrom { .. }
         | Request::PutResumable { .. }
         | Request::PutPipelined { .. }
-        | Request::Login { .. } => {}
+        | Request::Login { .. }
+        | Request::Upload { .. }
+        | Request::Stat { .. }
+        | Request::ListDir { .. }
+        | Request::MakeDir { .. } => {}
     }
 }
 
@@ -241,7 +299,8 @@ fn response() -> impl Strategy<Value = Response> {
         Just(Response::Ready),
         any::<u64>().prop_map(|size| Response::Stored { size }),
         (any::<u64>(), any::<i64>()).prop_map(|(size, modified)| Response::File { size, modified }),
-        vec(entry(), 0..=LIST_BATCH).prop_map(Response::Entries),
+        vec(entry(), 0..=LIST_BATCH)
+            .prop_map(|batch| Response::Entries(batch.into_iter().map(EntryV3::from).collect())),
         any::<u64>().prop_map(|count| Response::ListEnd { count }),
         (any::<u64>(), any::<i64>(), any::<u64>()).prop_map(|(size, modified, offset)| {
             Response::FileFrom {
@@ -254,6 +313,7 @@ fn response() -> impl Strategy<Value = Response> {
         any::<u16>()
             .prop_map(Role::from)
             .prop_map(|role| Response::LoggedIn { role }),
+        tree_response(),
     ]
 }
 
@@ -269,7 +329,11 @@ fn _response_covers_every_variant(msg: &Response) {
         | Response::ListEnd { .. }
         | Response::FileFrom { .. }
         | Response::ReadyFrom { .. }
-        | Response::LoggedIn { .. } => {}
+        | Response::LoggedIn { .. }
+        | Response::Opened { .. }
+        | Response::Listing(_)
+        | Response::Described { .. }
+        | Response::Made { .. } => {}
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{RawPeer, TestServer, assert_no_temp_files, quick_config, raw_exchange};
 use ft_testutil::{digest, noise};
 use ftlib::codec;
-use ftlib::protocol::{Body, ErrorKind, Hello, MAGIC, MAX_FRAME, Request, Response};
+use ftlib::protocol::{Body, ErrorKind, Hello, How, MAGIC, MAX_FRAME, Request, Response};
 use ftlib::{Client, Error, ServerConfig};
 
 fn expect_error(response: Response, kind: ErrorKind) -> String {
@@ -22,7 +22,8 @@ fn expect_error(response: Response, kind: ErrorKind) -> String {
     }
 }
 
-/// One row per hostile name: refused as invalid, for put and get, and the connection
+/// One row per hostile name or path: refused as invalid by every request that takes a
+/// name (put, get, and v4's upload, stat, directory listing and mkdir), and the connection
 /// stays usable.
 #[test]
 fn hostile_names_are_refused_and_touch_nothing() {
@@ -30,23 +31,35 @@ fn hostile_names_are_refused_and_touch_nothing() {
     let dir = tempfile::TempDir::new_in(outer.path()).expect("tempdir");
     let server = TestServer::serving(dir, ServerConfig::default());
     let long = "x".repeat(256);
+    let long_path = ("d".repeat(200) + "/").repeat(21) + "f";
+    let deep = "d/".repeat(64) + "f";
     let names = [
         "",
         ".",
         "..",
         "../escape",
         "a/../b",
+        "a/./b",
         "/abs",
-        "sub/file",
+        "//abs",
+        "a/",
+        "a//b",
+        "sub/../../escape",
         "..\\escape",
+        "a\\b",
         "C:\\x",
         "C:x",
+        "sub/C:x",
         "nul\0byte",
         "new\nline",
+        "sub/new\nline",
         "\x1b[2Jclear",
         "bell\x07",
         ".ft-tmp-1-2-3",
+        "sub/.ft-part-abc",
         long.as_str(),
+        long_path.as_str(),
+        deep.as_str(),
     ];
     let mut peer = RawPeer::connect(server.addr);
     for name in names {
@@ -57,6 +70,27 @@ fn hostile_names_are_refused_and_touch_nothing() {
         expect_error(peer.recv(), ErrorKind::InvalidName);
         peer.send(&Request::Get { name: name.into() });
         expect_error(peer.recv(), ErrorKind::InvalidName);
+        peer.send(&Request::Upload {
+            name: name.into(),
+            size: 3,
+            attrs: None,
+            how: How::Wait,
+        });
+        expect_error(peer.recv(), ErrorKind::InvalidName);
+        peer.send(&Request::Stat {
+            name: name.into(),
+            digest: true,
+        });
+        expect_error(peer.recv(), ErrorKind::InvalidName);
+        peer.send(&Request::MakeDir { name: name.into() });
+        expect_error(peer.recv(), ErrorKind::InvalidName);
+        if !name.is_empty() {
+            peer.send(&Request::ListDir {
+                dir: name.into(),
+                recursive: true,
+            });
+            expect_error(peer.recv(), ErrorKind::InvalidName);
+        }
     }
     // Nothing appeared beside or above the served directory.
     let beside: Vec<_> = fs::read_dir(outer.path())

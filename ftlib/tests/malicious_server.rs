@@ -18,7 +18,7 @@ use ft_testutil::fake_server::{
 use ft_testutil::{digest, names_in, noise};
 use ftlib::codec::{self, HEADER_LEN};
 use ftlib::protocol::{
-    Body, DEFAULT_CHUNK, Entry, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
+    Body, DEFAULT_CHUNK, Entry, EntryV3, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
     MAX_HELLO_FRAME, Response,
 };
 use ftlib::store::DirStore;
@@ -432,7 +432,7 @@ fn lying_downloads_publish_nothing() {
             op: Op::Get,
             script: |p| {
                 p.expect_get();
-                p.send(&Response::Entries(vec![entry("../x")]));
+                p.send(&Response::Entries(vec![entry("../x").into()]));
             },
             kind: ErrorKind::Protocol,
             text: "expected file, the server sent entries",
@@ -536,7 +536,9 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                let batch: Vec<Entry> = (0..=LIST_BATCH).map(|i| entry(&format!("f{i}"))).collect();
+                let batch: Vec<EntryV3> = (0..=LIST_BATCH)
+                    .map(|i| entry(&format!("f{i}")).into())
+                    .collect();
                 p.send(&Response::Entries(batch));
                 p.send(&Response::ListEnd {
                     count: LIST_BATCH as u64 + 1,
@@ -552,8 +554,8 @@ fn lying_listings_are_refused() {
             script: |p| {
                 p.expect_list();
                 for b in 0..4 {
-                    let batch: Vec<Entry> = (0..LIST_BATCH)
-                        .map(|i| entry(&format!("f{b}-{i}")))
+                    let batch: Vec<EntryV3> = (0..LIST_BATCH)
+                        .map(|i| entry(&format!("f{b}-{i}")).into())
                         .collect();
                     p.send(&Response::Entries(batch));
                 }
@@ -570,7 +572,9 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                let batch: Vec<Entry> = (0..LIST_BATCH).map(|i| entry(&format!("e{i}"))).collect();
+                let batch: Vec<EntryV3> = (0..LIST_BATCH)
+                    .map(|i| entry(&format!("e{i}")).into())
+                    .collect();
                 // Bounded only by the client; the cap is a guard for this test.
                 for _ in 0..100_000 {
                     if !p.try_send(&Response::Entries(batch.clone())) {
@@ -588,8 +592,8 @@ fn lying_listings_are_refused() {
             script: |p| {
                 p.expect_list();
                 p.send(&Response::Entries(vec![
-                    entry("ok"),
-                    entry(&"n".repeat(300)),
+                    entry("ok").into(),
+                    entry(&"n".repeat(300)).into(),
                 ]));
                 p.send(&Response::ListEnd { count: 2 });
             },
@@ -602,7 +606,7 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                p.send(&Response::Entries(vec![entry("")]));
+                p.send(&Response::Entries(vec![entry("").into()]));
                 p.send(&Response::ListEnd { count: 1 });
             },
             kind: ErrorKind::Protocol,
@@ -640,7 +644,10 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                p.send(&Response::Entries(vec![entry("a"), entry("b")]));
+                p.send(&Response::Entries(vec![
+                    entry("a").into(),
+                    entry("b").into(),
+                ]));
                 p.send(&Response::ListEnd { count: 3 });
             },
             kind: ErrorKind::Protocol,
@@ -652,7 +659,7 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                p.send(&Response::Entries(vec![entry("a")]));
+                p.send(&Response::Entries(vec![entry("a").into()]));
                 p.raw(&u32::MAX.to_be_bytes());
             },
             kind: ErrorKind::Protocol,
@@ -702,7 +709,7 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                p.send(&Response::Entries(vec![entry("a")]));
+                p.send(&Response::Entries(vec![entry("a").into()]));
                 p.send(&WireResponse::Error {
                     kind: UNKNOWN_KIND,
                     message: EVIL_MESSAGE.into(),
@@ -725,7 +732,7 @@ fn lying_listings_are_refused() {
             op: Op::List,
             script: |p| {
                 p.expect_list();
-                p.send(&Response::Entries(vec![entry("a")]));
+                p.send(&Response::Entries(vec![entry("a").into()]));
             },
             kind: ErrorKind::Timeout,
             text: "timed out",
@@ -950,7 +957,7 @@ const HOSTILE_NAMES: [&str; 9] = [
     ".",
     "..",
     "../../../../../../tmp/ft-owned",
-    "sub/x",
+    "sub//x",
     "..\\x",
     "C:x",
     ".ft-tmp-1-2-3",
@@ -966,7 +973,9 @@ fn names_from_the_server_never_choose_where_the_client_writes() {
         let mut batch: Vec<Entry> = HOSTILE_NAMES.iter().map(|n| entry(n)).collect();
         batch.push(entry(NAME));
         let count = batch.len() as u64;
-        p.send(&Response::Entries(batch));
+        p.send(&Response::Entries(
+            batch.into_iter().map(EntryV3::from).collect(),
+        ));
         p.send(&Response::ListEnd { count });
         // The next request must be for the legitimate name: nothing hostile was asked for.
         p.expect_get();

@@ -176,7 +176,7 @@ mod promises {
     /// `(name, kind, size)` of every listed entry, sorted.
     pub fn listing(store: &dyn Store) -> Vec<(String, EntryKind, u64)> {
         let mut entries: Vec<_> = store
-            .list()
+            .list(None, false)
             .expect("list")
             .map(|e| e.expect("entry"))
             .map(|e| (e.name, e.kind, e.size))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ftlib::Error;
 use ftlib::connection::Connection;
-use ftlib::protocol::{Body, Entry, EntryKind, Hello, Request, Response};
+use ftlib::protocol::{Body, Entry, EntryKind, EntryV3, Hello, How, Request, Response};
 use serde::Serialize;
 
 /// The name every download and upload script expects the client to ask for.
@@ -123,10 +123,16 @@ impl Peer {
         }
     }
 
-    /// Reads a `Put`; returns the declared size.
+    /// Reads a `Put` (or a v4 `Upload` that waits); returns the declared size.
     pub fn expect_put(&mut self) -> u64 {
         match self.request() {
-            Request::Put { name, size } => {
+            Request::Put { name, size }
+            | Request::Upload {
+                name,
+                size,
+                how: How::Wait,
+                ..
+            } => {
                 assert_eq!(name, NAME);
                 size
             }
@@ -200,6 +206,7 @@ pub fn entry(name: &str) -> Entry {
         kind: EntryKind::File,
         size: 1,
         modified: 0,
+        executable: false,
     }
 }
 
@@ -227,6 +234,7 @@ pub fn terminal_names() -> Vec<Entry> {
         kind: EntryKind::Dir,
         size: 0,
         modified: 0,
+        executable: false,
     });
     entries
 }
@@ -236,8 +244,9 @@ pub fn serve_terminal_names(p: &mut Peer) {
     p.expect_list();
     let entries = terminal_names();
     let (first, second) = entries.split_at(5);
-    p.send(&Response::Entries(first.to_vec()));
-    p.send(&Response::Entries(second.to_vec()));
+    let old = |entries: &[Entry]| entries.iter().cloned().map(EntryV3::from).collect();
+    p.send(&Response::Entries(old(first)));
+    p.send(&Response::Entries(old(second)));
     p.send(&Response::ListEnd {
         count: entries.len() as u64,
     });

@@ -7,11 +7,11 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use super::exchange::{Sink, unexpected};
-use super::local::open_local;
+use super::local::{local_attrs, open_local};
 use super::{Client, Progress};
 use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
-use crate::protocol::{MAX_PIPELINED, RESUME_VERSION, Request, Response};
+use crate::protocol::{How, MAX_PIPELINED, RESUME_VERSION, Response};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
 use crate::transfer::{self, Digest, Hooks, Span};
 
@@ -64,9 +64,10 @@ impl Client {
             };
             if size > MAX_PIPELINED || self.version < RESUME_VERSION {
                 self.settle_puts(&mut window, 0, done);
+                let attrs = local_attrs(&file);
                 done(
                     i,
-                    self.put_named(file, size, &name, &mut |p| progress(i, p)),
+                    self.put_named(file, size, &name, attrs, &mut |p| progress(i, p)),
                 );
                 continue;
             }
@@ -78,11 +79,9 @@ impl Client {
                     total: size,
                 },
             );
+            let request = self.upload_request(&name, size, local_attrs(&file), How::Pipelined);
             let sent = self.with_conn(|conn, config| {
-                conn.send(&Request::PutPipelined {
-                    name: name.to_string(),
-                    size,
-                })?;
+                conn.send(&request)?;
                 let mut hooks = Hooks {
                     progress: None,
                     cancel: config.cancel.as_deref(),
@@ -141,6 +140,20 @@ impl Client {
         mut progress: impl FnMut(usize, Progress),
         mut done: impl FnMut(usize, Result<u64>),
     ) {
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
+        self.get_many_as(&pairs, dir, overwrite, &mut progress, &mut done);
+    }
+
+    /// [`Client::get_many`] of `(remote, local)` name pairs: each server file `remote`
+    /// is written as `local` in `dir`.
+    pub(super) fn get_many_as(
+        &mut self,
+        names: &[(&str, &str)],
+        dir: &DirStore,
+        overwrite: bool,
+        progress: &mut dyn FnMut(usize, Progress),
+        done: &mut dyn FnMut(usize, Result<u64>),
+    ) {
         // Requested downloads (or why one could not be requested), oldest first.
         let mut window: VecDeque<(usize, Result<(Name, DirUpload)>)> = VecDeque::new();
         // Received ones (or why they failed), waiting for the group commit, and the bytes
@@ -152,8 +165,9 @@ impl Client {
             while window.len() < PIPELINE_WINDOW && next < names.len() {
                 let i = next;
                 next += 1;
-                let asked = Name::new(&names[i]).and_then(|name| {
-                    let upload = dir.create_file(&name, overwrite)?;
+                let (remote, local) = names[i];
+                let asked = Name::new(remote).and_then(|name| {
+                    let upload = dir.create_file(&Name::new(local)?, overwrite)?;
                     self.request_download(&name, None)?;
                     Ok((name, upload))
                 });
@@ -172,11 +186,11 @@ impl Client {
             }
             group.push((i, received));
             if group_full(group.len(), held) || window.is_empty() {
-                commit_downloads(dir, &mut group, &mut done);
+                commit_downloads(dir, &mut group, done);
                 held = 0;
             }
         }
-        commit_downloads(dir, &mut group, &mut done);
+        commit_downloads(dir, &mut group, done);
     }
 }
 

@@ -64,37 +64,50 @@ impl Client {
         // Bytes a partial already holds; if the server refuses them, they are dropped.
         let had = resume.as_ref().map_or(0, |r| r.0);
         self.with_conn(|conn, config| {
-            let (size, offset, prefix) =
-                match (conn.expect("before answering the download")?, resume) {
-                    (Response::File { size, .. }, None) => (size, 0, Xxh3::new()),
-                    (Response::FileFrom { size, offset, .. }, _) if offset > size => {
-                        return Err(Error::Protocol(format!(
-                            "the server resumes at byte {offset} of a {size}-byte file"
-                        )));
-                    }
-                    (Response::FileFrom { size, offset, .. }, Some((have, prefix)))
-                        if offset == have =>
-                    {
-                        (size, offset, prefix)
-                    }
-                    (
-                        Response::FileFrom {
-                            size, offset: 0, ..
-                        },
-                        Some(_),
-                    ) => (size, 0, Xxh3::new()),
-                    (Response::FileFrom { offset, .. }, Some((have, _))) => {
-                        return Err(Error::Protocol(format!(
-                            "the server resumes at byte {offset}, we have {have}"
-                        )));
-                    }
-                    (other, _) => return Err(unexpected(other, "file")),
-                };
+            // `File` answers a `Get`, `FileFrom` a `GetFrom`, `Opened` either (v4).
+            let (size, offset, attrs, from) = match conn.expect("before answering the download")? {
+                Response::File { size, .. } => (size, 0, None, false),
+                Response::FileFrom { size, offset, .. } => (size, offset, None, true),
+                Response::Opened {
+                    size,
+                    offset,
+                    attrs,
+                } => (size, offset, Some(attrs), resume.is_some()),
+                other => return Err(unexpected(other, "file")),
+            };
+            let prefix = match resume {
+                None if !from && offset == 0 => Xxh3::new(),
+                None => {
+                    return Err(Error::Protocol(format!(
+                        "the server starts a download at byte {offset}"
+                    )));
+                }
+                Some(_) if !from => {
+                    return Err(Error::Protocol(
+                        "expected file-from, the server sent file".into(),
+                    ));
+                }
+                Some(_) if offset > size => {
+                    return Err(Error::Protocol(format!(
+                        "the server resumes at byte {offset} of a {size}-byte file"
+                    )));
+                }
+                Some((have, prefix)) if offset == have => prefix,
+                Some(_) if offset == 0 => Xxh3::new(),
+                Some((have, _)) => {
+                    return Err(Error::Protocol(format!(
+                        "the server resumes at byte {offset}, we have {have}"
+                    )));
+                }
+            };
             let writer: &mut dyn Write = match sink {
                 Sink::Writer(writer) => writer,
                 Sink::Dir(dir, upload) => {
                     if offset < had {
                         upload.restart()?;
+                    }
+                    if let Some(attrs) = attrs {
+                        upload.set_attrs(attrs);
                     }
                     // The body is already on its way: refusing now means giving up the connection.
                     dir.check_space(name, size - offset)

@@ -3,8 +3,10 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 use crate::error::{Error, Missing, Result};
+use crate::protocol::Attrs;
 use crate::store::Name;
 
 /// Where an upload of the command-line path `file` reads from, and its name on the server
@@ -61,6 +63,35 @@ pub(super) fn remote_name(file: &Path) -> String {
         .unwrap_or(file.as_os_str())
         .to_string_lossy()
         .into_owned()
+}
+
+/// The attributes of a local file that travel with it.
+pub(super) fn local_attrs(file: &File) -> Option<Attrs> {
+    let meta = file.metadata().ok()?;
+    let (modified, nanos) = match meta.modified().ok()?.duration_since(UNIX_EPOCH) {
+        Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
+        // Before 1970: whole seconds, rounded down.
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).ok()?;
+            match before.subsec_nanos() {
+                0 => (-secs, 0),
+                n => (-secs - 1, 1_000_000_000 - n),
+            }
+        }
+    };
+    #[cfg(unix)]
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    };
+    #[cfg(not(unix))]
+    let executable = false;
+    Some(Attrs {
+        modified,
+        nanos,
+        executable,
+    })
 }
 
 /// Opens a local file to upload: the file and its size.

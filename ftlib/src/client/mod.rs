@@ -13,6 +13,9 @@ mod exchange;
 mod local;
 mod open;
 mod session;
+mod tree;
+mod trees;
+mod walk;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -26,13 +29,16 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::connection::Connection;
 use crate::error::{Changed, Error, Result};
 use crate::handshake::client_handshake;
-use crate::protocol::{DEFAULT_CHUNK, Entry, Password, RESUME_VERSION, Request, Response, Role};
+use crate::protocol::{
+    Attrs, DEFAULT_CHUNK, Entry, How, Password, RESUME_VERSION, Request, Response, Role,
+    TREE_VERSION,
+};
 use crate::store::{DirStore, Name};
 use crate::text::escape;
 use crate::transfer::{self, Digest, Span};
 use crate::trust::{self, FirstContact, Trust};
 use exchange::{Sink, unexpected, upload_body};
-use local::open_local;
+use local::{local_attrs, open_local};
 use open::{log_in, secure};
 
 pub use local::local_source;
@@ -281,7 +287,8 @@ impl Client {
     ) -> Result<u64> {
         let name = Name::new(name)?;
         let (file, size) = open_local(path)?;
-        self.put_named(file, size, &name, &mut progress)
+        let attrs = local_attrs(&file);
+        self.put_named(file, size, &name, attrs, &mut progress)
     }
 
     /// Uploads exactly `size` bytes read from `reader` as `name`.
@@ -295,7 +302,7 @@ impl Client {
         name: &str,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        self.put_named(reader, size, &Name::new(name)?, &mut progress)
+        self.put_named(reader, size, &Name::new(name)?, None, &mut progress)
     }
 
     /// [`Client::put_reader`] of a name already checked.
@@ -304,13 +311,11 @@ impl Client {
         mut reader: impl Read,
         size: u64,
         name: &Name,
+        attrs: Option<Attrs>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64> {
         self.may_put()?;
-        let request = Request::Put {
-            name: name.to_string(),
-            size,
-        };
+        let request = self.upload_request(name, size, attrs, How::Wait);
         let mut each = |done| progress(Progress { done, total: size });
         self.with_conn(|conn, config| {
             conn.send(&request)?;
@@ -349,6 +354,7 @@ impl Client {
         self.may_put()?;
         self.require(RESUME_VERSION, "resuming uploads")?;
         let (mut file, size) = open_local(path)?;
+        let attrs = local_attrs(&file);
         let context = || format!("reading {}", path.display());
         let (digest, hashed) =
             transfer::hash_all(&mut file).map_err(|e| Error::io(context(), e))?;
@@ -360,11 +366,7 @@ impl Client {
                 why: Changed::WhileHashed,
             });
         }
-        let request = Request::PutResumable {
-            name: name.to_string(),
-            size,
-            digest,
-        };
+        let request = self.upload_request(name, size, attrs, How::Resumable { digest });
         let mut each = |done| progress(Progress { done, total: size });
         self.with_conn(|conn, config| {
             conn.send(&request)?;
@@ -430,14 +432,32 @@ impl Client {
         overwrite: bool,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
+        self.get_resumable_as(name, name, dir, overwrite, &mut progress)
+    }
+
+    /// [`Client::get_resumable`] of the server's `name` into `local` in `dir`.
+    pub(super) fn get_resumable_as(
+        &mut self,
+        name: &str,
+        local: &str,
+        dir: &DirStore,
+        overwrite: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64> {
         let name = Name::new(name)?;
+        let local = Name::new(local)?;
         self.require(RESUME_VERSION, "resuming downloads")?;
-        let key = format!("{:032x}", xxh3_128(name.as_bytes()));
-        let (mut partial, have) = dir.open_partial(&key, &name, overwrite)?;
+        // The same name as before issue 10 when the two agree, so older partials still count.
+        let key = if local == name {
+            format!("{:032x}", xxh3_128(name.as_bytes()))
+        } else {
+            format!("{:032x}", xxh3_128(format!("{name}\0{local}").as_bytes()))
+        };
+        let (mut partial, have) = dir.open_partial(&key, &local, overwrite)?;
         let prefix = transfer::hash_prefix(&mut partial.existing()?, have)
             .map_err(|e| Error::io(format!("reading the partial file of {}", escape(&name)), e))?;
         let resume = Some((have, prefix));
-        match self.download(&name, resume, Sink::Dir(dir, &mut partial), &mut progress) {
+        match self.download(&name, resume, Sink::Dir(dir, &mut partial), progress) {
             Ok(got) => {
                 partial.commit()?;
                 Ok(got.bytes)
@@ -488,6 +508,31 @@ impl Client {
             conn.send(&Request::List)?;
             transfer::recv_listing(conn, config.max_list_entries, &mut each)
         })
+    }
+
+    /// The request that uploads `name`: `Upload` with `attrs` on a v4 connection, else
+    /// the older request `how` stands for (without attributes).
+    pub(super) fn upload_request(
+        &self,
+        name: &Name,
+        size: u64,
+        attrs: Option<Attrs>,
+        how: How,
+    ) -> Request {
+        let name = name.to_string();
+        if self.version >= TREE_VERSION {
+            return Request::Upload {
+                name,
+                size,
+                attrs,
+                how,
+            };
+        }
+        match how {
+            How::Wait => Request::Put { name, size },
+            How::Resumable { digest } => Request::PutResumable { name, size, digest },
+            How::Pipelined => Request::PutPipelined { name, size },
+        }
     }
 
     fn require(&self, version: u32, what: &'static str) -> Result<()> {

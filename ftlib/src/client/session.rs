@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::local::{local_source, remote_name};
 use super::{Client, ClientConfig, Progress};
-use crate::error::{Error, Result};
-use crate::protocol::Entry;
+use crate::error::{Error, Result, Taken};
+use crate::protocol::{Entry, ErrorKind};
 use crate::report::{Op, Report};
 use crate::store::{DirStore, Name};
 use crate::trust::FirstContact;
@@ -24,6 +24,14 @@ pub trait Observer {
     /// [`Session::get`], before connecting.
     fn start(&mut self, count: usize) {
         let _ = count;
+    }
+
+    /// A tree is about to move: `files` files of `bytes` bytes in all. Called once by
+    /// [`Session::put_tree`] and [`Session::get_tree`], before the first item; the
+    /// default calls [`Observer::start`].
+    fn totals(&mut self, files: usize, bytes: u64) {
+        let _ = bytes;
+        self.start(files);
     }
 
     /// Item `item`, named `name` on the server, moved: called often, first when its size is
@@ -44,7 +52,9 @@ pub trait Observer {
     }
 
     /// Item `item` is done: its report, and the error (to say what to do) when it failed.
-    /// Called once per item, in command order except for files retried on a new connection.
+    /// Called once per item, in command order except for files retried on a new connection
+    /// and files found already at the destination (reported once compared, after the
+    /// others of their batch: skipped when the bytes are the same).
     fn finished(&mut self, item: usize, report: Report, error: Option<&Error>);
 }
 
@@ -76,10 +86,12 @@ pub trait Observer {
 #[derive(Debug)]
 pub struct Session {
     host: String,
-    port: u16,
+    pub(super) port: u16,
     config: ClientConfig,
     /// The current connection, once made; replaced when it broke.
-    client: Option<Client>,
+    pub(super) client: Option<Client>,
+    /// Added to the item numbers a batch gives its observer (a tree goes in several).
+    pub(super) item_base: usize,
 }
 
 /// What a batch's two callbacks share, as the batch holds both at once.
@@ -89,7 +101,31 @@ struct Tally<'o> {
     live: HashMap<usize, (Instant, u64)>,
     /// Items never sent: the connection was gone before their turn.
     retry: Vec<usize>,
+    /// Items refused because the name exists: skipped if the bytes there are the same.
+    conflicts: Vec<(usize, Instant, Error)>,
     all_ok: bool,
+}
+
+/// Compares an item that exists already with its source: `Ok(true)` when the bytes are
+/// the same, so it is skipped.
+pub(super) type Same<'a> = dyn FnMut(&mut Client, usize) -> Result<bool> + 'a;
+
+/// Whether `error` (of an `op` item) says the destination name exists already, so the item
+/// may be skipped if its bytes are the same there.
+fn is_conflict(op: Op, error: &Error) -> bool {
+    match op {
+        Op::Put => {
+            matches!(error, Error::Remote { .. }) && error.kind() == ErrorKind::AlreadyExists
+        }
+        Op::Get => matches!(
+            error,
+            Error::AlreadyExists {
+                why: Taken::Exists,
+                ..
+            }
+        ),
+        _ => false,
+    }
 }
 
 impl Session {
@@ -104,6 +140,7 @@ impl Session {
             port,
             config,
             client: None,
+            item_base: 0,
         }
     }
 
@@ -153,27 +190,71 @@ impl Session {
         resume: bool,
         observer: &mut dyn Observer,
     ) -> Result<bool> {
+        self.put_files_to(files, rename, None, dir, resume, observer)
+    }
+
+    /// [`Session::put`] into the server directory `to` (created as needed), or the top
+    /// without it; every file named `rename` if given.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn put_files_to(
+        &mut self,
+        files: &[PathBuf],
+        rename: Option<&str>,
+        to: Option<&str>,
+        dir: &Path,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let within = |name: String| match to {
+            Some(to) => format!("{to}/{name}"),
+            None => name,
+        };
         let names: Vec<String> = files
             .iter()
-            .map(|file| rename.map_or_else(|| remote_name(file), str::to_owned))
+            .map(|file| within(rename.map_or_else(|| remote_name(file), str::to_owned)))
             .collect();
-        let source = |file: &Path| {
-            let (path, own) = local_source(file, dir)?;
-            Ok((path, rename.map_or(Ok(own), Name::new)?))
+        let source = |i: usize| {
+            let (path, own) = local_source(&files[i], dir)?;
+            let name = rename.map_or_else(|| own.to_string(), str::to_owned);
+            Ok((path, Name::new(&within(name))?))
+        };
+        observer.start(names.len());
+        self.put_items(&names, &source, resume, observer)
+    }
+
+    /// Uploads item `i` of `names` from where `source(i)` says (the local path and the
+    /// checked name), pipelined, or one by one with `resume`. A name that exists on the
+    /// server with the same bytes is reported skipped.
+    pub(super) fn put_items(
+        &mut self,
+        names: &[String],
+        source: &dyn Fn(usize) -> Result<(PathBuf, Name)>,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let mut same = |client: &mut Client, i: usize| {
+            let (path, name) = source(i)?;
+            client.same_as_local(&name, &path)
         };
         if resume {
-            return self.one_by_one(&names, Op::Put, observer, |client, i, progress| {
-                let (path, name) = source(&files[i])?;
+            let put = |client: &mut Client, i: usize, progress: &mut dyn FnMut(Progress)| {
+                let (path, name) = source(i)?;
                 client.put_resumable_named(&path, &name, progress)
-            });
+            };
+            return self.one_by_one(names, Op::Put, observer, put, &mut same);
         }
-        self.batch(&names, Op::Put, observer, |client, todo, progress, done| {
+        let run = |client: &mut Client,
+                   todo: &[usize],
+                   progress: &mut dyn FnMut(usize, Progress),
+                   done: &mut dyn FnMut(usize, Result<u64>)| {
             // A file that cannot even be named is never sent; it is reported first, as
             // ftclient always has, and the others in order after it.
             let mut sent = Vec::new();
             let mut sources = Vec::new();
             for (k, &i) in todo.iter().enumerate() {
-                match source(&files[i]) {
+                match source(i) {
                     Ok(source) => {
                         sent.push(k);
                         sources.push(Ok(source));
@@ -184,13 +265,15 @@ impl Session {
             client.put_sources(sources, &mut |j, p| progress(sent[j], p), &mut |j, r| {
                 done(sent[j], r)
             });
-        })
+        };
+        self.batch(names, Op::Put, observer, run, &mut same)
     }
 
     /// Downloads `names` into `dir` (replacing a local file only when `overwrite`),
     /// pipelined ([`Client::get_many`]); with `resume`, each alone through
-    /// [`Client::get_resumable`]. Temporary files that killed downloads left in `dir` are
-    /// removed first.
+    /// [`Client::get_resumable`]. A name in a server directory (`photos/a.jpg`) is written
+    /// as its last component (`a.jpg`). A local file with the same bytes is reported
+    /// skipped. Temporary files that killed downloads left in `dir` are removed first.
     ///
     /// # Errors
     /// As [`Session::put`].
@@ -204,15 +287,44 @@ impl Session {
     ) -> Result<bool> {
         // Best effort: a temporary file that cannot be removed stays hidden.
         let _ = dir.cleanup();
+        let locals: Vec<String> = names
+            .iter()
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
+            .collect();
+        observer.start(names.len());
+        self.get_items(names, &locals, dir, overwrite, resume, observer)
+    }
+
+    /// Downloads each server file `names[i]` into `dir` as `locals[i]`.
+    pub(super) fn get_items(
+        &mut self,
+        names: &[String],
+        locals: &[String],
+        dir: &DirStore,
+        overwrite: bool,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let mut same = |client: &mut Client, i: usize| {
+            client.same_as_local(&names[i], &dir.root().join(&locals[i]))
+        };
         if resume {
-            return self.one_by_one(names, Op::Get, observer, |client, i, progress| {
-                client.get_resumable(&names[i], dir, overwrite, progress)
-            });
+            let get = |client: &mut Client, i: usize, progress: &mut dyn FnMut(Progress)| {
+                client.get_resumable_as(&names[i], &locals[i], dir, overwrite, progress)
+            };
+            return self.one_by_one(names, Op::Get, observer, get, &mut same);
         }
-        self.batch(names, Op::Get, observer, |client, todo, progress, done| {
-            let subset: Vec<String> = todo.iter().map(|&i| names[i].clone()).collect();
-            client.get_many(&subset, dir, overwrite, progress, done);
-        })
+        let run = |client: &mut Client,
+                   todo: &[usize],
+                   progress: &mut dyn FnMut(usize, Progress),
+                   done: &mut dyn FnMut(usize, Result<u64>)| {
+            let subset: Vec<(&str, &str)> = todo
+                .iter()
+                .map(|&i| (names[i].as_str(), locals[i].as_str()))
+                .collect();
+            client.get_many_as(&subset, dir, overwrite, progress, done);
+        };
+        self.batch(names, Op::Get, observer, run, &mut same)
     }
 
     /// Lists the served directory: each entry to [`Observer::entry`] as it arrives, then
@@ -233,7 +345,7 @@ impl Session {
         Ok(ok)
     }
 
-    fn cancelled(&self) -> bool {
+    pub(super) fn cancelled(&self) -> bool {
         self.config
             .cancel
             .as_ref()
@@ -242,7 +354,7 @@ impl Session {
 
     /// The open connection: the one in use, or a new one if there was none, it broke, or
     /// the server closed it while it sat idle (a session kept between commands).
-    fn connected(&mut self, observer: &mut dyn Observer) -> Result<&mut Client> {
+    pub(super) fn connected(&mut self, observer: &mut dyn Observer) -> Result<&mut Client> {
         let reusable = self
             .client
             .as_mut()
@@ -268,8 +380,9 @@ impl Session {
         op: Op,
         observer: &mut dyn Observer,
         mut call: impl FnMut(&mut Client, usize, &mut dyn FnMut(Progress)) -> Result<u64>,
+        same: &mut Same<'_>,
     ) -> Result<bool> {
-        observer.start(names.len());
+        let base = self.item_base;
         let mut all_ok = true;
         for (i, name) in names.iter().enumerate() {
             if self.cancelled() {
@@ -280,15 +393,19 @@ impl Session {
             let mut moved = 0;
             let result = call(client, i, &mut |progress| {
                 moved = progress.done;
-                observer.progress(i, name, progress);
+                observer.progress(base + i, name, progress);
             });
             // A failed transfer counts what moved before it failed.
             let bytes = *result.as_ref().unwrap_or(&moved);
             let error = result.as_ref().err();
             let report =
                 Report::new(client.peer(), op, Some(name), started, bytes, error).by(client.user());
+            if error.is_some_and(|e| is_conflict(op, e)) && same(client, i).unwrap_or(false) {
+                observer.finished(base + i, report.skipped("identical"), None);
+                continue;
+            }
             all_ok &= report.is_success();
-            observer.finished(i, report, error);
+            observer.finished(base + i, report, error);
         }
         Ok(all_ok)
     }
@@ -307,8 +424,9 @@ impl Session {
             &mut dyn FnMut(usize, Progress),
             &mut dyn FnMut(usize, Result<u64>),
         ),
+        same: &mut Same<'_>,
     ) -> Result<bool> {
-        observer.start(names.len());
+        let base = self.item_base;
         let mut todo: Vec<usize> = (0..names.len()).collect();
         let mut all_ok = true;
         while !todo.is_empty() && !self.cancelled() {
@@ -319,6 +437,7 @@ impl Session {
                 observer: &mut *observer,
                 live: HashMap::new(),
                 retry: Vec::new(),
+                conflicts: Vec::new(),
                 all_ok: true,
             });
             let mut progress = |k: usize, progress: Progress| {
@@ -326,7 +445,7 @@ impl Session {
                 let mut tally = tally.borrow_mut();
                 let live = tally.live.entry(i).or_insert_with(|| (Instant::now(), 0));
                 live.1 = progress.done;
-                tally.observer.progress(i, &names[i], progress);
+                tally.observer.progress(base + i, &names[i], progress);
             };
             let mut done = |k: usize, result: Result<u64>| {
                 let i = todo[k];
@@ -336,18 +455,43 @@ impl Session {
                     return;
                 }
                 let (started, moved) = tally.live.remove(&i).unwrap_or_else(|| (Instant::now(), 0));
+                if let Err(e) = result {
+                    if is_conflict(op, &e) {
+                        tally.conflicts.push((i, started, e));
+                        return;
+                    }
+                    let report = Report::new(peer, op, Some(&names[i]), started, moved, Some(&e))
+                        .by(user.as_deref());
+                    tally.all_ok = false;
+                    tally.observer.finished(base + i, report, Some(&e));
+                    return;
+                }
                 let error = result.as_ref().err();
                 let bytes = *result.as_ref().unwrap_or(&moved);
                 let report = Report::new(peer, op, Some(&names[i]), started, bytes, error)
                     .by(user.as_deref());
                 tally.all_ok &= report.is_success();
-                tally.observer.finished(i, report, error);
+                tally.observer.finished(base + i, report, error);
             };
             run(client, &todo, &mut progress, &mut done);
             let Tally {
-                retry, all_ok: ok, ..
+                retry,
+                conflicts,
+                all_ok: ok,
+                ..
             } = tally.into_inner();
             all_ok &= ok;
+            for (i, started, error) in conflicts {
+                let name = Some(names[i].as_str());
+                let report =
+                    Report::new(peer, op, name, started, 0, Some(&error)).by(user.as_deref());
+                if same(client, i).unwrap_or(false) {
+                    observer.finished(base + i, report.skipped("identical"), None);
+                } else {
+                    all_ok = false;
+                    observer.finished(base + i, report, Some(&error));
+                }
+            }
             if retry.len() == todo.len() {
                 // Nothing went through on a fresh connection: give up rather than loop.
                 all_ok = false;
@@ -664,7 +808,8 @@ mod tests {
     }
 
     /// Downloads start by removing temporary files a killed client left, and report each
-    /// name, refused locally or by the server, in order.
+    /// name, refused locally or by the server, in order; a name that exists locally is
+    /// reported after the others, once compared (other bytes: refused, untouched).
     #[test]
     fn gets_clean_stale_temporaries_and_report_each_item() {
         let served = Served::start();
@@ -687,8 +832,8 @@ mod tests {
             [
                 row(0, "present", 4, None),
                 row(1, "missing", 0, Some(ErrorKind::NotFound)),
-                row(2, "taken", 0, Some(ErrorKind::AlreadyExists)),
                 row(3, "../x", 0, Some(ErrorKind::InvalidName)),
+                row(2, "taken", 0, Some(ErrorKind::AlreadyExists)),
             ]
         );
         assert!(temp_files(local.path()).is_empty(), "the stale one is gone");

@@ -11,12 +11,13 @@ use xxhash_rust::xxh3::Xxh3;
 use super::Ctx;
 use super::pipeline::Waiting;
 use super::session::{Access, Session, answer_error};
+use super::tree;
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::pipeline::Outcome;
 use crate::protocol::{
-    DIGEST_LEN, LOGIN_VERSION, MAX_PASSWORD, MAX_PIPELINED, MAX_USER, Password, RESUME_VERSION,
-    Request, Response,
+    Attrs, DIGEST_LEN, How, LOGIN_VERSION, MAX_PASSWORD, MAX_PIPELINED, MAX_USER, Password,
+    RESUME_VERSION, Request, Response, TREE_VERSION,
 };
 use crate::report::{Op, Report};
 use crate::store::{Name, Resumable, Source};
@@ -41,7 +42,20 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
         request,
         Request::GetFrom { .. } | Request::PutResumable { .. } | Request::PutPipelined { .. }
     );
+    let needs_v4 = matches!(
+        request,
+        Request::Upload { .. }
+            | Request::Stat { .. }
+            | Request::ListDir { .. }
+            | Request::MakeDir { .. }
+    );
     match request {
+        _ if needs_v4 && s.version < TREE_VERSION => {
+            let error = Error::Protocol(format!(
+                "directory trees and file attributes need ft v{TREE_VERSION}"
+            ));
+            answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
+        }
         _ if needs_v2 && s.version < RESUME_VERSION => {
             let error = Error::Protocol(format!(
                 "resumable and pipelined requests need ft v{RESUME_VERSION}"
@@ -56,17 +70,57 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
             let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
                 allowed?;
-                put(ex, &name, size)
+                put(ex, &name, size, None)
             })
         }
         Request::PutResumable { name, size, digest } => {
             let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
                 allowed?;
-                put_resumable(ex, &name, size, digest)
+                put_resumable(ex, &name, size, digest, None)
             })
         }
-        Request::PutPipelined { name, size } => put_pipelined(s, name, size, started),
+        Request::PutPipelined { name, size } => put_pipelined(s, name, size, None, started),
+        Request::Upload {
+            name,
+            size,
+            attrs,
+            how,
+        } => {
+            if how == How::Pipelined {
+                return put_pipelined(s, name, size, attrs, started);
+            }
+            let allowed = s.may(Access::Write);
+            answer_now(s, Op::Put, Some(&name), started, |ex| {
+                allowed?;
+                match how {
+                    How::Resumable { digest } => put_resumable(ex, &name, size, digest, attrs),
+                    _ => put(ex, &name, size, attrs),
+                }
+            })
+        }
+        Request::Stat { name, digest } => {
+            let allowed = s.may(Access::Read);
+            answer_now(s, Op::Stat, Some(&name), started, |ex| {
+                allowed?;
+                tree::stat(ex, &name, digest)
+            })
+        }
+        Request::ListDir { dir, recursive } => {
+            let allowed = s.may(Access::Read);
+            let shown = (!dir.is_empty()).then_some(dir.as_str());
+            answer_now(s, Op::List, shown, started, |ex| {
+                allowed?;
+                tree::list_dir(ex, &dir, recursive)
+            })
+        }
+        Request::MakeDir { name } => {
+            let allowed = s.may(Access::Write);
+            answer_now(s, Op::MakeDir, Some(&name), started, |ex| {
+                allowed?;
+                tree::make_dir(ex, &name)
+            })
+        }
         Request::Get { name } => {
             let allowed = s.may(Access::Read);
             answer_now(s, Op::Get, Some(&name), started, |ex| {
@@ -101,16 +155,18 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
 }
 
 /// A request being answered now: what its handler works with.
-struct Exchange<'a> {
-    ctx: &'a Ctx,
-    conn: &'a mut Connection,
+pub(super) struct Exchange<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) conn: &'a mut Connection,
+    /// The protocol version of the connection.
+    version: u32,
     /// Body bytes this request moved, for its report (also when it fails).
     moved: u64,
 }
 
 /// A request's failure, and whether the client has already been told (inside a body or
 /// listing, the failure travels as `Abort` or `Error` there).
-struct Failed {
+pub(super) struct Failed {
     error: Error,
     answered: bool,
 }
@@ -124,7 +180,7 @@ impl From<Error> for Failed {
     }
 }
 
-fn answered(error: Error) -> Failed {
+pub(super) fn answered(error: Error) -> Failed {
     Failed {
         error,
         answered: true,
@@ -147,6 +203,7 @@ fn answer_now(
     let mut exchange = Exchange {
         ctx: s.ctx,
         conn: &mut s.conn,
+        version: s.version,
         moved: 0,
     };
     let result = serve(&mut exchange);
@@ -175,9 +232,12 @@ fn answer_now(
     }
 }
 
-fn put(ex: &mut Exchange<'_>, name: &str, size: u64) -> Result<u64, Failed> {
+fn put(ex: &mut Exchange<'_>, name: &str, size: u64, attrs: Option<Attrs>) -> Result<u64, Failed> {
     let checked = check_upload(ex.ctx, name, size)?;
     let mut upload = ex.ctx.store.create(&checked, size)?;
+    if let Some(attrs) = attrs {
+        upload.set_attrs(attrs);
+    }
     ex.conn.send(&Response::Ready)?;
     let span = Span::whole(name, size);
     let got = receive_into(ex.conn, span, &mut upload, Xxh3::new(), &mut ex.moved)?;
@@ -191,6 +251,7 @@ fn put_resumable(
     name: &str,
     size: u64,
     digest: [u8; DIGEST_LEN],
+    attrs: Option<Attrs>,
 ) -> Result<u64, Failed> {
     let checked = check_upload(ex.ctx, name, size)?;
     let Resumable {
@@ -204,6 +265,9 @@ fn put_resumable(
     let prefix = transfer::hash_prefix(&mut existing, offset)
         .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
     drop(existing);
+    if let Some(attrs) = attrs {
+        upload.set_attrs(attrs);
+    }
     if let Err(e) = ex.conn.send(&Response::ReadyFrom { offset }) {
         upload.keep();
         return Err(e.into());
@@ -231,9 +295,15 @@ fn put_resumable(
 
 /// A pipelined upload: its body is read now, its answer waits for the group's commit.
 /// When the connection cannot go on, the waiting uploads are answered first, then this one.
-fn put_pipelined(s: &mut Session<'_>, name: String, size: u64, started: Instant) -> Handled {
+fn put_pipelined(
+    s: &mut Session<'_>,
+    name: String,
+    size: u64,
+    attrs: Option<Attrs>,
+    started: Instant,
+) -> Handled {
     let allowed = s.may(Access::Write);
-    match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size) {
+    match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size, attrs) {
         Ok(outcome) => Handled::Deferred(Waiting {
             name,
             size,
@@ -260,6 +330,7 @@ fn receive_pipelined(
     allowed: Result<()>,
     name: &str,
     size: u64,
+    attrs: Option<Attrs>,
 ) -> Result<Outcome> {
     if size > MAX_PIPELINED {
         return Err(Error::Protocol(format!(
@@ -275,6 +346,14 @@ fn receive_pipelined(
         .and_then(|name| ctx.store.create(&name, size));
     match accepted {
         Ok(mut upload) => match whole(conn, &mut upload) {
+            Ok(got) if attrs.is_some() => {
+                if let Some(attrs) = attrs {
+                    upload.set_attrs(attrs);
+                }
+                // Waiting uploads must not pile up open descriptors.
+                upload.release();
+                Ok(Ok((upload, got.bytes)))
+            }
             Ok(got) => {
                 // Waiting uploads must not pile up open descriptors.
                 upload.release();
@@ -336,10 +415,7 @@ fn partial_key(name: &str, size: u64, digest: &[u8; DIGEST_LEN]) -> String {
 
 fn get(ex: &mut Exchange<'_>, name: &str) -> Result<u64, Failed> {
     let mut source = ex.ctx.store.open(&Name::new(name)?, 0)?;
-    ex.conn.send(&Response::File {
-        size: source.size,
-        modified: source.modified,
-    })?;
+    ex.conn.send(&opened(ex.version, &source, None))?;
     let span = Span::whole(name, source.size);
     send_source(ex, span, &mut source, Xxh3::new())
 }
@@ -364,11 +440,7 @@ fn get_from(
         }
     }
     let (offset, hasher) = start;
-    ex.conn.send(&Response::FileFrom {
-        size: source.size,
-        modified: source.modified,
-        offset,
-    })?;
+    ex.conn.send(&opened(ex.version, &source, Some(offset)))?;
     let span = Span {
         name,
         size: source.size,
@@ -402,9 +474,36 @@ fn send_source(
     .map_err(answered)
 }
 
+/// The answer that opens a download's body of `source`, from `offset` for a `GetFrom`:
+/// `Opened` on a v4 connection, else `File` or `FileFrom`.
+fn opened(version: u32, source: &Source, from: Option<u64>) -> Response {
+    if version >= TREE_VERSION {
+        Response::Opened {
+            size: source.size,
+            offset: from.unwrap_or(0),
+            attrs: Attrs {
+                modified: source.modified,
+                nanos: source.nanos,
+                executable: source.executable,
+            },
+        }
+    } else if let Some(offset) = from {
+        Response::FileFrom {
+            size: source.size,
+            modified: source.modified,
+            offset,
+        }
+    } else {
+        Response::File {
+            size: source.size,
+            modified: source.modified,
+        }
+    }
+}
+
 fn list(ex: &mut Exchange<'_>) -> Result<u64, Failed> {
-    let entries = ex.ctx.store.list()?;
-    transfer::send_listing(ex.conn, entries).map_err(answered)
+    let entries = ex.ctx.store.list(None, false)?;
+    transfer::send_listing(ex.conn, entries, false).map_err(answered)
 }
 
 /// Logs the connection in: only over TLS, once, and against the server's accounts. A
@@ -635,7 +734,14 @@ mod tests {
         served.send(&Request::Get {
             name: "a.txt".into(),
         });
-        assert!(matches!(served.answer(), Response::File { size: 5, .. }));
+        assert!(matches!(
+            served.answer(),
+            Response::Opened {
+                size: 5,
+                offset: 0,
+                ..
+            }
+        ));
         assert_eq!(served.download("a.txt", 5), b"hello");
         assert_eq!(
             served.finish(),
@@ -657,7 +763,14 @@ mod tests {
         assert_eq!(message, "a already exists");
         // No body follows a refusal, and the connection goes on.
         served.send(&Request::Get { name: "a".into() });
-        assert!(matches!(served.answer(), Response::File { size: 3, .. }));
+        assert!(matches!(
+            served.answer(),
+            Response::Opened {
+                size: 3,
+                offset: 0,
+                ..
+            }
+        ));
         assert_eq!(served.download("a", 3), b"old");
         assert_eq!(
             served.finish(),
@@ -801,7 +914,14 @@ mod tests {
             size: 1,
         });
         assert_eq!(served.answer(), stored(4));
-        assert!(matches!(served.answer(), Response::File { size: 4, .. }));
+        assert!(matches!(
+            served.answer(),
+            Response::Opened {
+                size: 4,
+                offset: 0,
+                ..
+            }
+        ));
         assert_eq!(served.download("p", 4), b"pipe");
         let (kind, _) = kind_and_message(served.answer());
         assert_eq!(kind, ErrorKind::AlreadyExists);

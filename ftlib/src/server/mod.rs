@@ -13,6 +13,7 @@ mod listen;
 mod pipeline;
 mod registry;
 mod session;
+mod tree;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};

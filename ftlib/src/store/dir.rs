@@ -1,36 +1,44 @@
-//! [`DirStore`], the [`Store`] on a local directory: opening the root, listing what clients
-//! may see, opening files for reading without following symlinks, early refusals (taken
-//! names, free space), and creating uploads; the client uses its inherent methods for its
-//! own directory (`--overwrite`, resumable partials).
+//! [`DirStore`], the [`Store`] on a local directory: opening the root, reaching a name's
+//! directory one component at a time by handle (never through a symbolic link), listing
+//! what clients may see, opening files for reading, early refusals (taken names, free
+//! space), and creating uploads; the client uses its inherent methods for its own
+//! directory (`--overwrite`, resumable partials).
 
-use std::fs;
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::UNIX_EPOCH;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::name::{Name, RESERVED_PREFIX};
 use super::pending::{BUFFERED_MAX, DirUpload};
 use super::temps::{PartialLimits, Partials, Temps, remove_orphans};
+use super::walk::Walk;
 use super::{PendingFile, Resumable, Source, Store, group};
 use crate::error::{Error, Missing, Result, Taken};
 use crate::protocol::{Entry, EntryKind};
 use crate::sys;
+use crate::sys::at::{ChildError, DirFd, Kind, Stat};
 use crate::text::escape;
 
 /// A [`Store`] on a local directory.
 ///
-/// Uploads are written to hidden files (or held in memory while small, see
-/// [`BUFFERED_MAX`]), made durable, then published without replacing and the directory
-/// synced; a group of them is committed by several threads at once.
+/// Uploads are written to hidden files in the root (or held in memory while small, see
+/// [`BUFFERED_MAX`]), made durable, then published without replacing into their directory
+/// (created as needed), and that directory synced; a group of them is committed by several
+/// threads at once. Every name is reached one component at a time from the root's handle,
+/// never through a symbolic link, so nothing outside the root is ever read, written or
+/// listed.
 #[derive(Debug)]
 pub struct DirStore {
     root: PathBuf,
+    root_fd: Arc<DirFd>,
     pub(super) temps: Arc<Temps>,
     partials: Arc<Partials>,
     /// Commit helper threads running now (at most [`group::COMMIT_HELPERS`]).
     pub(super) helpers: AtomicUsize,
+    /// The directory the last upload went to, while an upload still holds it: files of one
+    /// directory arriving in a row share one handle (and one sync at a group commit).
+    last_dir: Mutex<Option<(String, Weak<DirFd>)>>,
 }
 
 impl DirStore {
@@ -48,25 +56,22 @@ impl DirStore {
     /// ```
     pub fn open(root: impl Into<PathBuf>) -> Result<DirStore> {
         let root = root.into();
-        let meta = fs::metadata(&root).map_err(|e| {
-            let what = if e.kind() == io::ErrorKind::NotFound {
-                "does not exist"
-            } else {
-                "cannot be read"
+        let root_fd = DirFd::open(&root).map_err(|e| {
+            let what = match e.kind() {
+                io::ErrorKind::NotFound => "does not exist",
+                io::ErrorKind::NotADirectory => "is not a directory",
+                _ => "cannot be read",
             };
             Error::io(format!("directory {} {what}", root.display()), e)
         })?;
-        if !meta.is_dir() {
-            return Err(Error::io(
-                format!("{} is not a directory", root.display()),
-                io::Error::from(io::ErrorKind::NotADirectory),
-            ));
-        }
+        let root_fd = Arc::new(root_fd);
         Ok(DirStore {
-            temps: Arc::new(Temps::new(root.clone())),
+            temps: Arc::new(Temps::new(root.clone(), Arc::clone(&root_fd))),
             partials: Arc::new(Partials::new(root.clone())),
             root,
+            root_fd,
             helpers: AtomicUsize::new(0),
+            last_dir: Mutex::new(None),
         })
     }
 
@@ -78,6 +83,31 @@ impl DirStore {
     /// Sets how long and how much is kept of abandoned partials.
     pub fn set_partial_limits(&self, limits: PartialLimits) {
         self.partials.set_limits(limits);
+    }
+
+    /// The directory `dir` (components separated by `/`; `None` is the root): [`walk`]
+    /// from the root.
+    pub(crate) fn dir(&self, dir: Option<&str>, create: bool) -> Result<Arc<DirFd>> {
+        walk(&self.root_fd, dir, create)
+    }
+
+    /// The directory an upload of `name` goes to, created as needed; shared with the
+    /// upload before it when that one went to the same directory and is still pending.
+    fn upload_dir(&self, name: &Name) -> Result<Arc<DirFd>> {
+        let Some(parent) = name.parent() else {
+            return Ok(Arc::clone(&self.root_fd));
+        };
+        let mut last = self.last_dir.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((path, weak)) = last.as_ref() {
+            if path == parent {
+                if let Some(dir) = weak.upgrade() {
+                    return Ok(dir);
+                }
+            }
+        }
+        let dir = self.dir(Some(parent), true)?;
+        *last = Some((parent.to_owned(), Arc::downgrade(&dir)));
+        Ok(dir)
     }
 
     /// Opens (creating if needed) the partial `key` for `name`, for a resumable transfer:
@@ -101,7 +131,8 @@ impl DirStore {
                 escape(key)
             )));
         }
-        self.check_target(name, replace)?;
+        let dir = self.upload_dir(name)?;
+        check_target(&dir, name, replace)?;
         let Some(lock) = self.partials.lock(key) else {
             return Err(Error::AlreadyExists {
                 name: name.to_string(),
@@ -114,7 +145,7 @@ impl DirStore {
             .seek(SeekFrom::End(0))
             .map_err(|e| Error::io(context(), e))?;
         Ok((
-            DirUpload::partial(&self.temps, name, replace, lock, file),
+            DirUpload::partial(&self.temps, dir, name, replace, lock, file),
             offset,
         ))
     }
@@ -134,16 +165,38 @@ impl DirStore {
         }
     }
 
-    /// Starts writing `name`; with `replace`, publishing replaces an existing file atomically
-    /// (the client's `--overwrite`), otherwise it never does. Nothing is created on disk
-    /// until more than [`BUFFERED_MAX`] bytes are written or the upload is synced.
+    /// Starts writing `name` (its directories created as needed); with `replace`,
+    /// publishing replaces an existing file atomically (the client's `--overwrite`),
+    /// otherwise it never does. Nothing is created on disk until more than
+    /// [`BUFFERED_MAX`] bytes are written or the upload is synced.
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] (without `replace`; with it, when `name` is not a regular
-    /// file), [`Error::Io`] when the name cannot be checked.
+    /// file; and when a parent is a file), [`Error::Io`] when the name cannot be checked.
     pub fn create_file(&self, name: &Name, replace: bool) -> Result<DirUpload> {
-        self.check_target(name, replace)?;
-        Ok(DirUpload::in_memory(&self.temps, name, replace, 0))
+        let dir = self.upload_dir(name)?;
+        check_target(&dir, name, replace)?;
+        Ok(DirUpload::in_memory(&self.temps, dir, name, replace, 0))
+    }
+
+    /// What `name` is, locally: [`Store::stat`] for the client's own directory.
+    ///
+    /// # Errors
+    /// As [`Store::stat`].
+    pub fn describe(&self, name: &Name) -> Result<Entry> {
+        let dir = self.dir(name.parent(), false)?;
+        let stat = dir.stat(name.leaf()).map_err(|e| missing_or_io(e, name))?;
+        match stat.kind {
+            Kind::File | Kind::Dir => Ok(entry_of(name.to_string(), &stat)),
+            Kind::Symlink => Err(Error::NotFound {
+                name: name.to_string(),
+                why: Missing::Symlink,
+            }),
+            Kind::Other => Err(Error::NotFound {
+                name: name.to_string(),
+                why: Missing::NotRegular,
+            }),
+        }
     }
 
     /// Removes temporary files whose creating process is gone (a crash or a kill), and
@@ -155,82 +208,188 @@ impl DirStore {
         self.partials.prune();
         remove_orphans(&self.root).map_err(|e| Error::io("reading the directory", e))
     }
+}
 
-    /// Whether publishing `name` may go ahead: free, or (with `replace`) a regular file.
-    fn check_target(&self, name: &Name, replace: bool) -> Result<()> {
-        if !replace {
-            return self.check_free(name);
-        }
-        if fs::symlink_metadata(self.root.join(name.as_str())).is_ok_and(|m| !m.is_file()) {
-            return Err(Error::AlreadyExists {
-                name: name.to_string(),
-                why: Taken::NotAFile,
-            });
-        }
-        Ok(())
+/// The directory `dir` below `root` (components separated by `/`; `None` is `root`),
+/// reached one component at a time without following a symbolic link; with `create`,
+/// missing directories are made (and their parents synced, so they are durable).
+///
+/// # Errors
+/// Without `create`: [`Error::NotFound`] when a component is missing, a symbolic link or
+/// not a directory. With it: [`Error::AlreadyExists`] when a component is a file, a
+/// symbolic link or anything but a directory. [`Error::Io`].
+pub(super) fn walk(root: &Arc<DirFd>, dir: Option<&str>, create: bool) -> Result<Arc<DirFd>> {
+    let Some(dir) = dir else {
+        return Ok(Arc::clone(root));
+    };
+    let mut at: Option<DirFd> = None;
+    let mut walked = 0;
+    for component in dir.split('/') {
+        walked += component.len() + usize::from(walked > 0);
+        let here = at.as_ref().unwrap_or(root);
+        let path = || dir[..walked].to_owned();
+        let next = match here.child(component) {
+            Ok(next) => next,
+            Err(ChildError::Missing) if create => {
+                let made = here
+                    .make_dir(component)
+                    .map_err(|e| Error::io(format!("creating {}", escape(&path())), e))?;
+                if made {
+                    here.sync().map_err(|e| {
+                        Error::io(format!("syncing the directory of {}", escape(&path())), e)
+                    })?;
+                }
+                here.child(component)
+                    .map_err(|e| child_error(e, path(), create))?
+            }
+            Err(e) => return Err(child_error(e, path(), create)),
+        };
+        at = Some(next);
     }
+    Ok(at.map_or_else(|| Arc::clone(root), Arc::new))
+}
 
-    /// Refuses a name anything holds: a file, a directory, a symlink (not followed).
-    fn check_free(&self, name: &Name) -> Result<()> {
-        match fs::symlink_metadata(self.root.join(name.as_str())) {
-            Ok(_) => Err(Error::AlreadyExists {
-                name: name.to_string(),
-                why: Taken::Exists,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(format!("checking {}", escape(name)), e)),
+/// Whether publishing `name` in `dir` may go ahead: free, or (with `replace`) a regular
+/// file.
+fn check_target(dir: &DirFd, name: &Name, replace: bool) -> Result<()> {
+    match dir.stat(name.leaf()) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("checking {}", escape(name)), e)),
+        Ok(stat) if replace && stat.kind == Kind::File => Ok(()),
+        Ok(stat) => Err(Error::AlreadyExists {
+            name: name.to_string(),
+            why: match stat.kind {
+                Kind::File => Taken::Exists,
+                Kind::Dir => Taken::Directory,
+                _ => Taken::NotAFile,
+            },
+        }),
+    }
+}
+
+/// The error for a component (`path`, from the top) that could not be entered.
+fn child_error(e: ChildError, path: String, creating: bool) -> Error {
+    match e {
+        ChildError::Io(e) => Error::io(format!("opening {}", escape(&path)), e),
+        ChildError::Symlink if creating => Error::AlreadyExists {
+            name: path,
+            why: Taken::Symlink,
+        },
+        ChildError::NotADir | ChildError::Missing if creating => Error::AlreadyExists {
+            name: path,
+            why: Taken::NotADirectory,
+        },
+        ChildError::Symlink => Error::NotFound {
+            name: path,
+            why: Missing::Symlink,
+        },
+        ChildError::NotADir => Error::NotFound {
+            name: path,
+            why: Missing::NotADirectory,
+        },
+        ChildError::Missing => Error::NotFound {
+            name: path,
+            why: Missing::Absent,
+        },
+    }
+}
+
+fn missing_or_io(e: io::Error, name: &Name) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::NotFound {
+            name: name.to_string(),
+            why: Missing::Absent,
         }
+    } else {
+        Error::io(format!("reading {}", escape(name)), e)
+    }
+}
+
+/// The entry of `name` with attributes `stat` (a file or a directory).
+pub(super) fn entry_of(name: String, stat: &Stat) -> Entry {
+    let dir = stat.kind == Kind::Dir;
+    Entry {
+        name,
+        kind: if dir { EntryKind::Dir } else { EntryKind::File },
+        size: if dir { 0 } else { stat.size },
+        modified: stat.modified.0,
+        executable: !dir && stat.executable,
     }
 }
 
 impl Store for DirStore {
-    fn list(&self) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>> {
-        let dir = fs::read_dir(&self.root).map_err(|e| Error::io("reading the directory", e))?;
-        Ok(Box::new(
-            dir.filter_map(|item| list_entry(item).transpose()),
-        ))
+    fn list(
+        &self,
+        dir: Option<&Name>,
+        recursive: bool,
+    ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>> {
+        let at = self.dir(dir.map(Name::as_str), false)?;
+        let depth = dir.map_or(0, Name::depth);
+        let walk =
+            Walk::new(at, depth, recursive).map_err(|e| Error::io("reading the directory", e))?;
+        Ok(Box::new(walk))
+    }
+
+    fn stat(&self, name: &Name) -> Result<Entry> {
+        self.describe(name)
+    }
+
+    fn make_dir(&self, name: &Name) -> Result<bool> {
+        let parent = self.dir(name.parent(), true)?;
+        let made = parent
+            .make_dir(name.leaf())
+            .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
+        if made {
+            parent
+                .sync()
+                .map_err(|e| Error::io(format!("syncing the directory of {}", escape(name)), e))?;
+            return Ok(true);
+        }
+        match parent.child(name.leaf()) {
+            Ok(_) => Ok(false),
+            Err(e) => Err(child_error(e, name.to_string(), true)),
+        }
     }
 
     fn open(&self, name: &Name, offset: u64) -> Result<Source> {
-        let path = self.root.join(name.as_str());
-        let mut file = sys::open_read_nofollow(&path).map_err(|e| {
-            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-                Error::NotFound {
+        let dir = self.dir(name.parent(), false)?;
+        let mut file = dir
+            .open_file(name.leaf())
+            .map_err(|e| match dir.stat(name.leaf()) {
+                Ok(stat) if stat.kind == Kind::Symlink => Error::NotFound {
                     name: name.to_string(),
                     why: Missing::Symlink,
-                }
-            } else if e.kind() == io::ErrorKind::NotFound {
-                Error::NotFound {
+                },
+                Ok(stat) if stat.kind != Kind::File => Error::NotFound {
+                    name: name.to_string(),
+                    why: Missing::NotRegular,
+                },
+                _ if e.kind() == io::ErrorKind::NotFound => Error::NotFound {
                     name: name.to_string(),
                     why: Missing::Absent,
-                }
-            } else {
-                Error::io(format!("opening {}", escape(name)), e)
-            }
-        })?;
+                },
+                _ => Error::io(format!("opening {}", escape(name)), e),
+            })?;
         let reading = |e| Error::io(format!("reading {}", escape(name)), e);
-        let meta = file.metadata().map_err(reading)?;
-        if !meta.is_file() {
-            return Err(Error::NotFound {
-                name: name.to_string(),
-                why: Missing::NotRegular,
-            });
-        }
+        let stat = sys::at::stat_file(&file).map_err(reading)?;
         if offset > 0 {
             file.seek(SeekFrom::Start(offset)).map_err(reading)?;
         }
         Ok(Source {
             reader: Box::new(file),
-            size: meta.len(),
-            modified: unix_seconds(&meta),
+            size: stat.size,
+            modified: stat.modified.0,
+            nanos: stat.modified.1,
+            executable: stat.executable,
         })
     }
 
     fn create(&self, name: &Name, size: u64) -> Result<Box<dyn PendingFile>> {
-        self.check_free(name)?;
+        let dir = self.upload_dir(name)?;
+        check_target(&dir, name, false)?;
         self.check_space(name, size)?;
         let expected = usize::try_from(size).unwrap_or(usize::MAX);
-        let mut upload = DirUpload::in_memory(&self.temps, name, false, expected);
+        let mut upload = DirUpload::in_memory(&self.temps, dir, name, false, expected);
         if expected > BUFFERED_MAX {
             // Too big for memory: create its file now, so a failure shows before the body.
             upload.spill().map_err(|e| {
@@ -269,51 +428,14 @@ impl Store for DirStore {
     }
 }
 
-/// Turns one directory item into a visible entry, or `None` for what clients never see:
-/// ft's own files, symlinks, special files, names that are not UTF-8, vanished entries.
-fn list_entry(item: io::Result<fs::DirEntry>) -> Result<Option<Entry>> {
-    let item = item.map_err(|e| Error::io("reading the directory", e))?;
-    let Ok(name) = item.file_name().into_string() else {
-        return Ok(None);
-    };
-    if name.starts_with(RESERVED_PREFIX) {
-        return Ok(None);
-    }
-    // DirEntry::metadata does not follow symlinks.
-    let meta = match item.metadata() {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", escape(&name)), e)),
-    };
-    let kind = if meta.is_file() {
-        EntryKind::File
-    } else if meta.is_dir() {
-        EntryKind::Dir
-    } else {
-        return Ok(None);
-    };
-    Ok(Some(Entry {
-        name,
-        kind,
-        size: if kind == EntryKind::File {
-            meta.len()
-        } else {
-            0
-        },
-        modified: unix_seconds(&meta),
-    }))
-}
-
-fn unix_seconds(meta: &fs::Metadata) -> i64 {
-    match meta.modified().map(|t| t.duration_since(UNIX_EPOCH)) {
-        Ok(Ok(after)) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-        Ok(Err(before)) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
-        Err(_) => 0,
-    }
+/// Whether a name in a listing is one clients may see: UTF-8 and not ft's own.
+pub(super) fn visible(name: &str) -> bool {
+    !name.starts_with(RESERVED_PREFIX)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::io::{Read, Write};
 
     use super::*;
@@ -348,7 +470,7 @@ mod tests {
         assert!(matches!(
             store.create_file(&name("sub"), true),
             Err(Error::AlreadyExists {
-                why: Taken::NotAFile,
+                why: Taken::Directory,
                 ..
             })
         ));
@@ -373,7 +495,7 @@ mod tests {
         fs::write(dir.path().join("file"), b"123").expect("write");
         let store = DirStore::open(dir.path()).expect("open");
         let mut entries: Vec<_> = store
-            .list()
+            .list(None, false)
             .expect("list")
             .map(|e| e.expect("entry"))
             .map(|e| (e.name, e.kind, e.size))

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +11,7 @@ use super::PendingFile;
 use super::pending::DirUpload;
 use super::temps::Temps;
 use crate::error::{Error, Result};
-use crate::sys;
+use crate::sys::at::DirFd;
 
 /// Most threads that write, sync and publish the files of one group at once. Creating files
 /// is mostly kernel work and waiting for the disk; on Linux, where new files are created
@@ -45,12 +44,8 @@ pub(super) fn commit_group(
     helpers: &AtomicUsize,
 ) -> Vec<Result<()>> {
     let members: Vec<Member> = files.into_iter().map(|f| claim(f, temps)).collect();
-    let ours: Vec<bool> = members
-        .iter()
-        .map(|m| matches!(m, Member::Ours(_)))
-        .collect();
     let published = sync_and_publish(members, helpers);
-    sync_dir_after(published, &ours, temps.root())
+    sync_dirs_after(published)
 }
 
 /// Takes back the store's own uploads; anything else is committed on its own.
@@ -71,7 +66,7 @@ fn claim(file: Box<dyn PendingFile>, temps: &Arc<Temps>) -> Member {
 /// (compared without case, for case-insensitive file systems), another store's file and
 /// everything after it wait and are committed after them, in order, so the first upload of
 /// a name is the one that wins it. One result per file, in order.
-fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Result<()>> {
+fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Published> {
     let mut seen = HashSet::new();
     // A file of another store may have any name: from the first one on, everything waits
     // and goes in order, so that it is not overtaken by a later upload of its name.
@@ -89,11 +84,13 @@ fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Result<(
         .collect();
     let parallel = at_once.iter().filter(|&&b| b).count();
     let mut slots: Vec<Option<Member>> = members.into_iter().map(Some).collect();
-    let mut results: Vec<Option<Result<()>>> = slots.iter().map(|_| None).collect();
-    let commit = |slot: &mut Option<Member>, result: &mut Option<Result<()>>| {
+    let mut results: Vec<Option<Published>> = slots.iter().map(|_| None).collect();
+    let commit = |slot: &mut Option<Member>, result: &mut Option<Published>| {
         *result = match slot.take() {
-            Some(Member::Ours(mut upload)) => Some(upload.sync().and_then(|()| upload.publish())),
-            Some(Member::Foreign(file)) => Some(file.commit()),
+            Some(Member::Ours(mut upload)) => {
+                Some(upload.sync().and_then(|()| upload.publish()).map(Some))
+            }
+            Some(Member::Foreign(file)) => Some(file.commit().map(|()| None)),
             Some(Member::Lost) => None,
             // Committed already, by a thread: its result is in place.
             None => return,
@@ -159,33 +156,39 @@ impl Drop for Helpers<'_> {
     }
 }
 
-/// Ends a group commit: one sync of `dir` for everything the store published there (`ours`
-/// marks those). If it fails, those files are published but not known durable, so each
+/// What became of one file of a group: published (in the store's directory given, to be
+/// synced; `None` for another store's file, committed whole), or why not.
+type Published = Result<Option<Arc<DirFd>>>;
+
+/// Ends a group commit: one sync of each directory the store published files in. If a sync
+/// fails, the files of that directory are published but not known durable, so each
 /// reports the failure.
-fn sync_dir_after(published: Vec<Result<()>>, ours: &[bool], dir: &Path) -> Vec<Result<()>> {
-    if !published.iter().zip(ours).any(|(r, &o)| o && r.is_ok()) {
-        return published;
-    }
-    let Err(e) = sys::sync_dir(dir) else {
-        return published;
-    };
-    let failure = || {
-        Error::io(
-            "syncing the directory",
-            io::Error::new(e.kind(), e.to_string()),
-        )
-    };
-    published
-        .into_iter()
-        .zip(ours)
-        .map(|(r, &o)| {
-            if o {
-                r.and_then(|()| Err(failure()))
-            } else {
-                r
+fn sync_dirs_after(published: Vec<Published>) -> Vec<Result<()>> {
+    let dirs: Vec<Option<Arc<DirFd>>> = published
+        .iter()
+        .map(|r| r.as_ref().ok().cloned().flatten())
+        .collect();
+    let mut results: Vec<Result<()>> = published.into_iter().map(|r| r.map(drop)).collect();
+    let same = |a: &Arc<DirFd>, b: &Arc<DirFd>| Arc::ptr_eq(a, b) || a.same_as(b);
+    let mut synced: Vec<&Arc<DirFd>> = Vec::new();
+    for dir in dirs.iter().flatten() {
+        if synced.iter().any(|d| same(d, dir)) {
+            continue;
+        }
+        synced.push(dir);
+        let Err(e) = dir.sync() else {
+            continue;
+        };
+        for (result, here) in results.iter_mut().zip(&dirs) {
+            if here.as_ref().is_some_and(|h| same(h, dir)) && result.is_ok() {
+                *result = Err(Error::io(
+                    "syncing the directory",
+                    io::Error::new(e.kind(), e.to_string()),
+                ));
             }
-        })
-        .collect()
+        }
+    }
+    results
 }
 
 #[cfg(test)]
@@ -280,7 +283,7 @@ mod tests {
             assert!(temp_files(dir.path()).is_empty());
             assert_eq!(
                 store.temps.unnamed_enabled(),
-                unnamed && sys::unnamed_files_possible()
+                unnamed && crate::sys::unnamed_files_possible()
             );
             assert_eq!(store.helpers.load(Ordering::Relaxed), 0);
         }

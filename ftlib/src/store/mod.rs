@@ -12,6 +12,7 @@ mod memory;
 mod name;
 mod pending;
 mod temps;
+mod walk;
 
 use std::any::Any;
 use std::fmt;
@@ -24,7 +25,7 @@ pub use pending::{BUFFERED_MAX, DirUpload};
 pub use temps::PartialLimits;
 
 use crate::error::Result;
-use crate::protocol::Entry;
+use crate::protocol::{Attrs, Entry};
 
 /// A file opened for download.
 pub struct Source {
@@ -34,6 +35,10 @@ pub struct Source {
     pub size: u64,
     /// Its modification time, seconds since the Unix epoch.
     pub modified: i64,
+    /// Nanoseconds within that second.
+    pub nanos: u32,
+    /// Whether it is executable.
+    pub executable: bool,
 }
 
 impl fmt::Debug for Source {
@@ -89,6 +94,12 @@ pub trait PendingFile: Write + Send + AsAny {
     /// Closes operating-system handles while the file waits for a group commit, so waiting
     /// files hold no descriptors; nothing more may be written. The default does nothing.
     fn release(&mut self) {}
+
+    /// Gives the file a modification time and execute bit, kept when it is committed. The
+    /// default ignores them.
+    fn set_attrs(&mut self, attrs: Attrs) {
+        let _ = attrs;
+    }
 }
 
 /// A resumable upload: where the rest goes, how many bytes are already held from an
@@ -117,11 +128,35 @@ impl fmt::Debug for Resumable {
 /// creators of one name exactly one wins, intact; a dropped pending file leaves nothing and
 /// the name free; a committed file lists and opens with exactly its bytes.
 pub trait Store: Send + Sync + fmt::Debug {
-    /// The entries visible to clients, in no particular order, streamed.
+    /// The entries visible to clients in directory `dir` (`None`: the top), named relative
+    /// to it, in no particular order, streamed; with `recursive`, everything beneath it too
+    /// (a directory's entry comes before what it holds). Memory stays bounded whatever the
+    /// tree's size.
     ///
     /// # Errors
-    /// [`Error::Io`](crate::Error::Io) when the entries cannot be read.
-    fn list(&self) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>>;
+    /// [`Error::NotFound`](crate::Error::NotFound) when `dir` is not a directory (a
+    /// symbolic link never is); [`Error::Io`](crate::Error::Io) when the entries cannot be
+    /// read.
+    fn list(
+        &self,
+        dir: Option<&Name>,
+        recursive: bool,
+    ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>>;
+
+    /// What `name` is: a file or a directory, its size, time and execute bit (the entry's
+    /// name is the whole `name`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when nothing visible has that name.
+    fn stat(&self, name: &Name) -> Result<Entry>;
+
+    /// Creates the directory `name` and any missing parent; `Ok(false)` when it already
+    /// existed.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists) when a file (or anything but a
+    /// directory) has that name or a parent's; [`Error::Io`](crate::Error::Io).
+    fn make_dir(&self, name: &Name) -> Result<bool>;
 
     /// Opens `name` for reading from byte `offset` on (for a resumed download; past the end,
     /// the reader is empty). [`Source::size`] is the whole file's.

@@ -1,13 +1,15 @@
-//! Which file names a store accepts: one plain path component, safe on every platform and
-//! not one of ft's own hidden files. [`Name`] is a name that passed these rules, checked
-//! once where it enters (a request, a command line) and trusted by every store after.
+//! Which names a store accepts: a relative path of one or more components separated by `/`,
+//! each a plain path component safe on every platform and not one of ft's own hidden files,
+//! within [`MAX_PATH`] bytes and [`MAX_DEPTH`] components. [`Name`] is a name that passed
+//! these rules, checked once where it enters (a request, a command line) and trusted by
+//! every store after.
 
 use std::fmt;
 use std::ops::Deref;
 use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
-use crate::protocol::MAX_NAME;
+use crate::protocol::{MAX_DEPTH, MAX_NAME, MAX_PATH};
 
 /// Names starting with this are ft's own (temporary files); never listed, served or accepted.
 pub const RESERVED_PREFIX: &str = ".ft-";
@@ -50,6 +52,40 @@ impl Name {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Its components, from the top.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// The directory part (`a/b` of `a/b/c`), `None` for a name of one component.
+    pub fn parent(&self) -> Option<&str> {
+        self.0.rsplit_once('/').map(|(parent, _)| parent)
+    }
+
+    /// The last component (`c` of `a/b/c`).
+    pub fn leaf(&self) -> &str {
+        self.0.rsplit_once('/').map_or(&self.0, |(_, leaf)| leaf)
+    }
+
+    /// The last component alone, as a name.
+    pub fn leaf_name(&self) -> Name {
+        Name(self.leaf().to_owned())
+    }
+
+    /// `child` (a relative path) inside this name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] when `child` is not a valid name or the whole is too long or
+    /// too deep.
+    pub fn join(&self, child: &str) -> Result<Name> {
+        Name::new(&format!("{}/{child}", self.0))
+    }
+
+    /// How many components it has.
+    pub fn depth(&self) -> usize {
+        self.0.split('/').count()
+    }
 }
 
 impl Deref for Name {
@@ -73,7 +109,10 @@ impl fmt::Display for Name {
     }
 }
 
-/// Checks that `name` is one plain path component that is safe on every platform.
+/// Checks that `name` is a relative path of 1 to [`MAX_DEPTH`] components separated by `/`,
+/// at most [`MAX_PATH`] bytes, each component a plain path component that is safe on every
+/// platform (no `.`, `..`, empty component, backslash, `:`, control character, `.ft-`
+/// prefix, longer than [`MAX_NAME`] bytes).
 ///
 /// # Errors
 /// [`Error::InvalidName`] saying which rule the name broke.
@@ -82,17 +121,42 @@ impl fmt::Display for Name {
 /// ```
 /// use ftlib::store::validate_name;
 /// assert!(validate_name("notes.pdf").is_ok());
+/// assert!(validate_name("photos/2024/notes.pdf").is_ok());
 /// assert!(validate_name("../etc/passwd").is_err());
+/// assert!(validate_name("/etc/passwd").is_err());
+/// assert!(validate_name("photos/").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("the name is empty")
+    } else if name.len() > MAX_PATH {
+        Some("longer than 4096 bytes")
+    } else if name.starts_with('/') {
+        Some("an absolute path (names are relative to the served directory)")
+    } else if name.split('/').count() > MAX_DEPTH {
+        Some("more than 64 directories deep")
+    } else {
+        name.split('/').find_map(component_reason)
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+    }
+}
+
+/// Why `name` is not a valid path component, if it is not.
+fn component_reason(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("has an empty component (a doubled or trailing /)")
     } else if name.len() > MAX_NAME {
-        Some("longer than 255 bytes")
+        Some("a component is longer than 255 bytes")
     } else if name == "." || name == ".." {
-        Some("refers to a directory")
-    } else if name.contains(['/', '\\']) {
-        Some("contains a path separator")
+        Some("has a . or .. component")
+    } else if name.contains('\\') {
+        Some("contains a backslash, a path separator on Windows")
     } else if name.contains(':') {
         Some("contains ':', a drive or stream separator on Windows")
     } else if name.chars().any(char::is_control) {
@@ -103,18 +167,11 @@ pub fn validate_name(name: &str) -> Result<()> {
         Path::new(name).components().collect::<Vec<_>>()[..],
         [Component::Normal(c)] if c == name
     ) {
-        Some("not one plain path component")
+        Some("not a plain path component")
     } else if cfg!(windows) {
         windows_reason(name)
     } else {
         None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(Error::InvalidName {
-            name: name.to_owned(),
-            reason,
-        }),
     }
 }
 
@@ -142,25 +199,37 @@ mod tests {
     #[test]
     fn invalid_names() {
         let long = "a".repeat(256);
+        let too_long = format!("{}f", ("x".repeat(200) + "/").repeat(21));
+        let too_deep = "d/".repeat(64) + "f";
         let rows: &[(&str, &str)] = &[
             ("", "empty"),
-            (".", "directory"),
-            ("..", "directory"),
-            ("a/b", "separator"),
-            ("/abs", "separator"),
-            ("a/../b", "separator"),
-            ("..\\x", "separator"),
+            (".", ". or .."),
+            ("..", ". or .."),
+            ("a/../b", ". or .."),
+            ("a/./b", ". or .."),
+            ("../etc/passwd", ". or .."),
+            ("/abs", "absolute"),
+            ("//abs", "absolute"),
+            ("a/", "empty component"),
+            ("a//b", "empty component"),
+            ("..\\x", "backslash"),
+            ("a\\b", "backslash"),
             ("C:", "drive"),
             ("C:evil", "drive"),
+            ("a/C:/b", "drive"),
             ("a\0b", "control"),
             ("a\nb", "control"),
+            ("dir/a\nb", "control"),
             ("\x1b[31mred", "control"),
             ("tab\there", "control"),
             ("del\x7f", "control"),
             ("c1\u{85}", "control"),
             (".ft-tmp-1-2-3", "reserved"),
             (".ft-anything", "reserved"),
+            ("sub/.ft-tmp-1", "reserved"),
             (&long, "255"),
+            (&too_long, "4096"),
+            (&too_deep, "64"),
         ];
         for (name, reason) in rows {
             match validate_name(name) {
@@ -187,6 +256,9 @@ mod tests {
             "ünïcødé",
             "...",
             &longest,
+            "a/b",
+            "photos/2024/ünï cødé.jpg",
+            ".git/config",
         ] {
             validate_name(name).unwrap_or_else(|e| panic!("{name:?} refused: {e}"));
             let checked = Name::new(name).unwrap_or_else(|e| panic!("{name:?} refused: {e}"));

@@ -8,10 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::PendingFile;
+use super::dir::walk;
 use super::name::Name;
 use super::temps::{PartialLock, Temps};
 use crate::error::{Error, Result, Taken};
+use crate::protocol::Attrs;
 use crate::sys;
+use crate::sys::at::{DirFd, set_attrs};
 use crate::text::escape;
 
 /// A [`DirStore`](super::DirStore) upload of at most this many bytes is held in memory until
@@ -46,7 +49,12 @@ pub struct DirUpload {
     data: Data,
     /// The named temporary or partial file, if one exists; empty otherwise.
     tmp: PathBuf,
-    dst: PathBuf,
+    /// The directory it is published in, under the last component of `name`; let go while
+    /// the upload waits for a group commit ([`DirUpload::release`]) and opened again, from
+    /// the root, to publish.
+    dir: Option<Arc<DirFd>>,
+    /// The time and execute bit the file gets before it is synced.
+    attrs: Option<Attrs>,
     temps: Arc<Temps>,
     name: Name,
     replace: bool,
@@ -59,6 +67,7 @@ impl DirUpload {
     /// bytes (at most [`BUFFERED_MAX`]).
     pub(super) fn in_memory(
         temps: &Arc<Temps>,
+        dir: Arc<DirFd>,
         name: &Name,
         replace: bool,
         expected: usize,
@@ -66,7 +75,8 @@ impl DirUpload {
         DirUpload {
             data: Data::Memory(Vec::with_capacity(expected.min(BUFFERED_MAX))),
             tmp: PathBuf::new(),
-            dst: temps.root().join(name.as_str()),
+            dir: Some(dir),
+            attrs: None,
             temps: Arc::clone(temps),
             name: name.clone(),
             replace,
@@ -78,6 +88,7 @@ impl DirUpload {
     /// the next byte goes.
     pub(super) fn partial(
         temps: &Arc<Temps>,
+        dir: Arc<DirFd>,
         name: &Name,
         replace: bool,
         lock: PartialLock,
@@ -86,7 +97,8 @@ impl DirUpload {
         DirUpload {
             data: Data::Named(file),
             tmp: lock.path().to_owned(),
-            dst: temps.root().join(name.as_str()),
+            dir: Some(dir),
+            attrs: None,
             temps: Arc::clone(temps),
             name: name.clone(),
             replace,
@@ -97,6 +109,22 @@ impl DirUpload {
     /// The name it is published under.
     pub(super) fn name(&self) -> &Name {
         &self.name
+    }
+
+    /// The directory it is published in, opened again (and created if it went) when it
+    /// was let go.
+    fn target_dir(&mut self) -> Result<Arc<DirFd>> {
+        if let Some(dir) = &self.dir {
+            return Ok(Arc::clone(dir));
+        }
+        let dir = walk(self.temps.root_fd(), self.name.parent(), true)?;
+        self.dir = Some(Arc::clone(&dir));
+        Ok(dir)
+    }
+
+    /// Gives the file a modification time and execute bit, set before it is synced.
+    pub fn set_attrs(&mut self, attrs: Attrs) {
+        self.attrs = Some(attrs);
     }
 
     /// Whether it was made by the store whose temporary files `temps` makes, so publishing
@@ -111,10 +139,9 @@ impl DirUpload {
     /// [`Error::AlreadyExists`] when the name was taken meanwhile; [`Error::Io`].
     pub fn commit(mut self) -> Result<()> {
         self.sync()?;
-        let temps = Arc::clone(&self.temps);
         let name = escape(&self.name);
-        self.publish()?;
-        sys::sync_dir(temps.root())
+        let dir = self.publish()?;
+        dir.sync()
             .map_err(|e| Error::io(format!("syncing the directory of {name}"), e))
     }
 
@@ -129,11 +156,14 @@ impl DirUpload {
             Data::Memory(_) => "writing",
             _ => "syncing",
         };
+        let attrs = self.attrs;
         let synced = match &mut self.data {
             Data::Memory(_) => self.materialize(),
-            Data::Named(file) | Data::Unnamed(file, _) => file.sync_all(),
+            Data::Named(file) | Data::Unnamed(file, _) => finish(file, attrs),
             // Released while waiting: reopen the same (hidden) file to sync it.
-            Data::Closed => sys::open_write_existing(&self.tmp).and_then(|file| file.sync_all()),
+            Data::Closed => {
+                sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs))
+            }
             Data::Failed => Err(failed()),
         };
         synced.map_err(|e| Error::io(format!("{doing} {}", escape(&self.name)), e))
@@ -150,7 +180,7 @@ impl DirUpload {
             match self.temps.create_unnamed() {
                 Ok(Some(mut file)) => {
                     file.write_all(&held)?;
-                    file.sync_all()?;
+                    finish(&file, self.attrs)?;
                     self.data = Data::Unnamed(file, held);
                     return Ok(());
                 }
@@ -166,7 +196,8 @@ impl DirUpload {
         }
         self.data = Data::Memory(held);
         self.spill()?;
-        self.file()?.sync_all()
+        let attrs = self.attrs;
+        finish(self.file()?, attrs)
     }
 
     /// Moves the bytes held in memory to a new named temporary file. If the file cannot be
@@ -202,21 +233,32 @@ impl DirUpload {
         if matches!(self.data, Data::Named(_)) {
             self.data = Data::Closed;
         }
+        // The root's handle is the store's own, held anyway.
+        if self
+            .dir
+            .as_ref()
+            .is_some_and(|dir| !Arc::ptr_eq(dir, self.temps.root_fd()))
+        {
+            self.dir = None;
+        }
     }
 
     /// Publishes the file under its name (never replacing, unless created to replace),
     /// without syncing the directory. The data must be durable already (bytes still in
     /// memory are synced first).
     ///
+    /// Returns the directory it was published in, to be synced.
+    ///
     /// # Errors
     /// [`Error::AlreadyExists`] when the name was taken meanwhile; [`Error::Io`].
-    pub(super) fn publish(mut self) -> Result<()> {
+    pub(super) fn publish(mut self) -> Result<Arc<DirFd>> {
         if matches!(self.data, Data::Memory(_)) {
             self.sync()?;
         }
         let name = escape(&self.name);
+        let dir = self.target_dir()?;
         let published = match std::mem::replace(&mut self.data, Data::Closed) {
-            Data::Unnamed(file, held) => match sys::link_unnamed(&file, &self.dst) {
+            Data::Unnamed(file, held) => match dir.link_unnamed(&file, self.name.leaf()) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                     // Linking through /proc is refused here: publish these bytes through a
                     // named temporary file instead, and stop making unnamed ones unless the
@@ -226,18 +268,19 @@ impl DirUpload {
                     }
                     drop(file);
                     self.data = Data::Memory(held);
+                    let attrs = self.attrs;
                     self.spill()
-                        .and_then(|()| self.file()?.sync_all())
-                        .and_then(|()| self.publish_named())
+                        .and_then(|()| finish(self.file()?, attrs))
+                        .and_then(|()| self.publish_named(&dir))
                 }
                 linked => linked,
             },
             Data::Named(file) => {
                 // Closed before the name moves.
                 drop(file);
-                self.publish_named()
+                self.publish_named(&dir)
             }
-            Data::Closed => self.publish_named(),
+            Data::Closed => self.publish_named(&dir),
             Data::Memory(_) | Data::Failed => Err(failed()),
         };
         published.map_err(|e| match e.kind() {
@@ -249,15 +292,15 @@ impl DirUpload {
         })?;
         // Published: from here on the name is the file's, whatever happens.
         self.tmp = PathBuf::new();
-        Ok(())
+        Ok(dir)
     }
 
-    /// Moves the named temporary file to the upload's name.
-    fn publish_named(&self) -> io::Result<()> {
+    /// Moves the named temporary file to the upload's name in `dir`.
+    fn publish_named(&self, dir: &DirFd) -> io::Result<()> {
         if self.replace {
-            sys::publish_replace(&self.tmp, &self.dst)
+            dir.publish_replace(&self.tmp, self.name.leaf())
         } else {
-            sys::publish_noreplace(&self.tmp, &self.dst)
+            dir.publish_noreplace(&self.tmp, self.name.leaf())
         }
     }
 
@@ -341,6 +384,15 @@ impl DirUpload {
     }
 }
 
+/// Gives a written file its attributes, then makes it durable (in that order: the
+/// attributes are metadata the sync covers).
+fn finish(file: &File, attrs: Option<Attrs>) -> io::Result<()> {
+    if let Some(attrs) = attrs {
+        set_attrs(file, Some((attrs.modified, attrs.nanos)), attrs.executable)?;
+    }
+    file.sync_all()
+}
+
 /// The error of an upload whose bytes could not all be moved to disk.
 fn failed() -> io::Error {
     io::Error::other("an earlier write of this upload failed")
@@ -383,6 +435,10 @@ impl PendingFile for DirUpload {
     fn release(&mut self) {
         DirUpload::release(self);
     }
+
+    fn set_attrs(&mut self, attrs: Attrs) {
+        DirUpload::set_attrs(self, attrs);
+    }
 }
 
 impl Drop for DirUpload {
@@ -411,7 +467,11 @@ mod tests {
         let mut up = store.create_file(&name("a.txt"), false).expect("create");
         up.write_all(&big).expect("write");
         assert!(!dir.path().join("a.txt").exists());
-        assert_eq!(store.list().expect("list").count(), 0, "temp file listed");
+        assert_eq!(
+            store.list(None, false).expect("list").count(),
+            0,
+            "temp file listed"
+        );
         assert_eq!(temp_files(dir.path()).len(), 1);
         drop(up);
         assert!(temp_files(dir.path()).is_empty());

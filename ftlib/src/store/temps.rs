@@ -13,11 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::name::{PART_PREFIX, TEMP_PREFIX};
 use crate::sys;
+use crate::sys::at::DirFd;
 
 /// Makes the hidden files uploads are written to.
 #[derive(Debug)]
 pub(super) struct Temps {
     root: PathBuf,
+    /// The root's handle, from which an upload reaches its directory again.
+    root_fd: Arc<DirFd>,
     counter: AtomicU64,
     /// This process, named in temporary files so cleanup can tell whose they are.
     pid: u32,
@@ -26,18 +29,19 @@ pub(super) struct Temps {
 }
 
 impl Temps {
-    pub(super) fn new(root: PathBuf) -> Temps {
+    pub(super) fn new(root: PathBuf, root_fd: Arc<DirFd>) -> Temps {
         Temps {
             root,
+            root_fd,
             counter: AtomicU64::new(0),
             pid: std::process::id(),
             unnamed: AtomicBool::new(sys::unnamed_files_possible()),
         }
     }
 
-    /// The directory the files are made in.
-    pub(super) fn root(&self) -> &Path {
-        &self.root
+    /// The root's handle.
+    pub(super) fn root_fd(&self) -> &Arc<DirFd> {
+        &self.root_fd
     }
 
     /// A new hidden temporary file `.ft-tmp-PID-N-NANOS` in the directory.
@@ -271,7 +275,8 @@ mod tests {
     #[test]
     fn named_temporaries_are_hidden_distinct_and_ours() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let temps = Temps::new(dir.path().to_owned());
+        let root_fd = Arc::new(DirFd::open(dir.path()).expect("open"));
+        let temps = Temps::new(dir.path().to_owned(), root_fd);
         let (a, _fa) = temps.create_named().expect("create");
         let (b, _fb) = temps.create_named().expect("create");
         assert_ne!(a, b);

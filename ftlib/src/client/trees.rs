@@ -1,0 +1,404 @@
+//! Directory trees for a [`Session`]: [`Session::put_tree`] walks local trees and uploads
+//! them in chunks, [`Session::get_tree`] lists a server directory recursively (spooled to
+//! an unnamed temporary file, so memory stays bounded) and downloads it in chunks, and
+//! [`Session::list_dir`] lists one server directory. Every file goes through the same
+//! pipelined transfers, with the same promises and one report each; a re-run skips files
+//! already there with the same bytes.
+
+use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::Client;
+use super::local::local_source;
+use super::session::{Observer, Session};
+use super::walk::{Found, LocalTree};
+use crate::error::{Error, Result};
+use crate::protocol::EntryKind;
+use crate::report::{Op, Report};
+use crate::store::{DirStore, Name, Store};
+
+/// Files moved per batch of a tree: what is held in memory at once (names and paths).
+const TREE_CHUNK: usize = 1024;
+
+/// Files of one chunk: their server names and local paths.
+#[derive(Default)]
+struct Chunk {
+    names: Vec<String>,
+    paths: Vec<PathBuf>,
+}
+
+impl Session {
+    /// Uploads each local directory in `trees` (found as [`Session::put`] finds files) as
+    /// `NAME/...` on the server, NAME being its last component, inside the server directory
+    /// `to` if given. Files keep their modification time and execute bit; empty directories
+    /// are created; symbolic links and special files are reported skipped, never followed.
+    /// The trees are walked twice (to count, then to send), in bounded memory.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn put_tree(
+        &mut self,
+        trees: &[PathBuf],
+        to: Option<&str>,
+        dir: &Path,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let mut roots = Vec::new();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        for tree in trees {
+            let root = tree_root(tree, to, dir);
+            if let Ok((path, name)) = &root {
+                if let Ok(walk) = LocalTree::new(path.clone(), name.to_string()) {
+                    for found in walk {
+                        if let Found::File { size, .. } = found {
+                            files += 1;
+                            bytes = bytes.saturating_add(size);
+                        }
+                    }
+                }
+            }
+            roots.push(root);
+        }
+        observer.totals(files, bytes);
+        let mut all_ok = true;
+        self.item_base = 0;
+        for (tree, root) in trees.iter().zip(roots) {
+            if self.cancelled() {
+                return Ok(false);
+            }
+            let shown = tree.display().to_string();
+            let walk = root.and_then(|(path, name)| {
+                let walk = LocalTree::new(path.clone(), name.to_string()).map_err(|e| {
+                    Error::io(format!("reading the directory {}", path.display()), e)
+                })?;
+                Ok((walk, name))
+            });
+            let (walk, _) = match walk {
+                Ok(walk) => walk,
+                Err(e) => {
+                    all_ok = false;
+                    self.report_alone(Op::Put, &shown, Err(e), observer);
+                    continue;
+                }
+            };
+            let mut chunk = Chunk::default();
+            let mut dirs = Vec::new();
+            for found in walk {
+                match found {
+                    Found::File { path, name, .. } => {
+                        chunk.names.push(name);
+                        chunk.paths.push(path);
+                    }
+                    Found::EmptyDir { name } => dirs.push(name),
+                    Found::Skipped { name, reason } => {
+                        let invalid = reason.contains("name") || reason.contains("path");
+                        let result = if invalid {
+                            Err(Error::InvalidName {
+                                name: name.clone(),
+                                reason,
+                            })
+                        } else {
+                            Ok(reason)
+                        };
+                        all_ok &= !invalid;
+                        self.report_skipped(Op::Put, &name, result, observer);
+                    }
+                }
+                if chunk.names.len() == TREE_CHUNK {
+                    all_ok &= self.put_chunk(std::mem::take(&mut chunk), resume, observer)?;
+                    all_ok &= self.make_dirs(std::mem::take(&mut dirs), observer)?;
+                }
+                if self.cancelled() {
+                    return Ok(false);
+                }
+            }
+            all_ok &= self.put_chunk(chunk, resume, observer)?;
+            all_ok &= self.make_dirs(dirs, observer)?;
+        }
+        Ok(all_ok)
+    }
+
+    /// Uploads one chunk of a tree.
+    fn put_chunk(
+        &mut self,
+        chunk: Chunk,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        if chunk.names.is_empty() {
+            return Ok(true);
+        }
+        let Chunk { names, paths } = chunk;
+        let source = |i: usize| Ok((paths[i].clone(), Name::new(&names[i])?));
+        let ok = self.put_items(&names, &source, resume, observer);
+        self.item_base += names.len();
+        ok
+    }
+
+    /// Creates the empty directories of a tree on the server, reporting only failures.
+    fn make_dirs(&mut self, dirs: Vec<String>, observer: &mut dyn Observer) -> Result<bool> {
+        let mut all_ok = true;
+        for name in dirs {
+            let client = self.connected(observer)?;
+            if let Err(e) = client.make_dir(&name) {
+                all_ok = false;
+                self.report_alone(Op::Put, &format!("{name}/"), Err(e), observer);
+            }
+        }
+        Ok(all_ok)
+    }
+
+    /// Downloads each server directory in `names` into `dir` as `LAST/...`, LAST being its
+    /// last component: files with their modification time and execute bit, empty
+    /// directories too. The listing is kept in an unnamed temporary file while the files
+    /// move, so memory stays bounded whatever the tree's size. A local file with the same
+    /// bytes is reported skipped; one with other bytes is kept and its download fails
+    /// (unless `overwrite`).
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn get_tree(
+        &mut self,
+        names: &[String],
+        dir: &DirStore,
+        overwrite: bool,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let _ = dir.cleanup();
+        let mut spools = Vec::new();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        for name in names {
+            let spooled = self.spool_listing(name, observer);
+            if let Ok((_, n, b)) = &spooled {
+                files += n;
+                bytes = bytes.saturating_add(*b);
+            }
+            spools.push(spooled);
+        }
+        observer.totals(files, bytes);
+        let mut all_ok = true;
+        self.item_base = 0;
+        for (name, spooled) in names.iter().zip(spools) {
+            let spool = match spooled {
+                Ok((spool, _, _)) => spool,
+                Err(e) if e.breaks_connection() && !matches!(e, Error::Remote { .. }) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    all_ok = false;
+                    self.report_alone(Op::Get, name, Err(e), observer);
+                    continue;
+                }
+            };
+            let top = name.rsplit('/').next().unwrap_or(name).to_owned();
+            let mut names = Vec::new();
+            let mut locals = Vec::new();
+            for line in BufReader::new(spool).lines() {
+                let line = line.map_err(|e| Error::io("reading the spooled listing", e))?;
+                let Some((kind, rel)) = line.split_once('\t') else {
+                    continue;
+                };
+                let local = format!("{top}/{rel}");
+                if kind == "d" {
+                    let made = Name::new(&local).and_then(|local| dir.make_dir(&local));
+                    if let Err(e) = made {
+                        all_ok = false;
+                        self.report_alone(Op::Get, &format!("{name}/{rel}/"), Err(e), observer);
+                    }
+                    continue;
+                }
+                names.push(format!("{name}/{rel}"));
+                locals.push(local);
+                if names.len() == TREE_CHUNK {
+                    all_ok &=
+                        self.get_chunk(&mut names, &mut locals, dir, overwrite, resume, observer)?;
+                }
+                if self.cancelled() {
+                    return Ok(false);
+                }
+            }
+            if names.is_empty() && locals.is_empty() {
+                // An empty directory (or one of only directories) still arrives.
+                if let Err(e) = Name::new(&top).and_then(|top| dir.make_dir(&top)) {
+                    all_ok = false;
+                    self.report_alone(Op::Get, name, Err(e), observer);
+                }
+            }
+            all_ok &= self.get_chunk(&mut names, &mut locals, dir, overwrite, resume, observer)?;
+        }
+        Ok(all_ok)
+    }
+
+    /// Downloads one chunk of a tree, emptying the lists.
+    fn get_chunk(
+        &mut self,
+        names: &mut Vec<String>,
+        locals: &mut Vec<String>,
+        dir: &DirStore,
+        overwrite: bool,
+        resume: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        if names.is_empty() {
+            return Ok(true);
+        }
+        let ok = self.get_items(names, locals, dir, overwrite, resume, observer);
+        self.item_base += names.len();
+        names.clear();
+        locals.clear();
+        ok
+    }
+
+    /// Lists the server directory `name` recursively into an unnamed temporary file, one
+    /// line per entry (`f` or `d`, a tab, the path below `name`); with the number of files
+    /// and their bytes. A name the server sends that this client would refuse fails it.
+    fn spool_listing(
+        &mut self,
+        name: &str,
+        observer: &mut dyn Observer,
+    ) -> Result<(std::fs::File, usize, u64)> {
+        let spool = tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
+        let mut out = BufWriter::new(spool);
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut bad: Option<Error> = None;
+        let mut failed_write: Option<std::io::Error> = None;
+        let client = self.connected(observer)?;
+        client.list_dir_each(name, true, |entry| {
+            if bad.is_some() || failed_write.is_some() {
+                return;
+            }
+            // Whatever the server sends, only names this client would accept go on.
+            if let Err(e) =
+                Name::new(&entry.name).and_then(|_| Name::new(&format!("{name}/{}", entry.name)))
+            {
+                bad = Some(Error::Protocol(format!(
+                    "the server listed an invalid name: {e}"
+                )));
+                return;
+            }
+            let kind = match entry.kind {
+                EntryKind::Dir => "d",
+                EntryKind::File => {
+                    files += 1;
+                    bytes = bytes.saturating_add(entry.size);
+                    "f"
+                }
+                _ => return,
+            };
+            if let Err(e) = writeln!(out, "{kind}\t{}", entry.name) {
+                failed_write = Some(e);
+            }
+        })?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        if let Some(e) = failed_write {
+            return Err(Error::io("writing the spooled listing", e));
+        }
+        let mut spool = out
+            .into_inner()
+            .map_err(|e| Error::io("writing the spooled listing", e.into_error()))?;
+        spool
+            .rewind()
+            .map_err(|e| Error::io("reading the spooled listing", e))?;
+        Ok((spool, files, bytes))
+    }
+
+    /// Lists the server directory `dir` (`""`: the top), recursively if asked: each entry
+    /// to [`Observer::entry`] as it arrives, then the report (item 0).
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn list_dir(
+        &mut self,
+        dir: &str,
+        recursive: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        let client = self.connected(observer)?;
+        let started = Instant::now();
+        let result = client.list_dir_each(dir, recursive, |entry| observer.entry(entry));
+        let error = result.as_ref().err();
+        let count = *result.as_ref().unwrap_or(&0);
+        let shown = (!dir.is_empty()).then_some(dir);
+        let report =
+            Report::new(client.peer(), Op::List, shown, started, count, error).by(client.user());
+        let ok = report.is_success();
+        observer.finished(0, report, error);
+        Ok(ok)
+    }
+
+    /// Reports one item that moved nothing: a failure, or a skip for the reason given.
+    fn report_skipped(
+        &mut self,
+        op: Op,
+        name: &str,
+        result: Result<&str>,
+        observer: &mut dyn Observer,
+    ) {
+        let peer = self.peer_or_unspecified();
+        let report = Report::new(
+            peer,
+            op,
+            Some(name),
+            Instant::now(),
+            0,
+            result.as_ref().err(),
+        );
+        let item = self.item_base;
+        self.item_base += 1;
+        match result {
+            Ok(reason) => observer.finished(item, report.skipped(reason), None),
+            Err(e) => observer.finished(item, report, Some(&e)),
+        }
+    }
+
+    /// Reports one item that failed before any transfer.
+    fn report_alone(
+        &mut self,
+        op: Op,
+        name: &str,
+        result: Result<&str>,
+        observer: &mut dyn Observer,
+    ) {
+        self.report_skipped(op, name, result, observer);
+    }
+
+    /// The server's address for a report made without a transfer.
+    fn peer_or_unspecified(&self) -> std::net::SocketAddr {
+        self.client.as_ref().map_or_else(
+            || std::net::SocketAddr::from(([0, 0, 0, 0], self.port)),
+            Client::peer,
+        )
+    }
+}
+
+/// Where a tree to upload is read from, and its name on the server (its last component,
+/// inside `to` if given).
+fn tree_root(tree: &Path, to: Option<&str>, dir: &Path) -> Result<(PathBuf, Name)> {
+    let (path, own) = local_source(tree, dir)?;
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound {
+                name: path.display().to_string(),
+                why: crate::error::Missing::Local,
+            }
+        } else {
+            Error::io(format!("reading {}", path.display()), e)
+        }
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::NotFound {
+            name: path.display().to_string(),
+            why: crate::error::Missing::NotADirectory,
+        });
+    }
+    let name = match to {
+        Some(to) => Name::new(&format!("{to}/{own}"))?,
+        None => own,
+    };
+    Ok((path, name))
+}

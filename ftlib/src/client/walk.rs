@@ -1,0 +1,132 @@
+//! [`LocalTree`], the walk of a local directory tree to upload: streamed in bounded memory
+//! (one open directory per level, never the whole tree collected), never following a
+//! symbolic link, each item named as it will be on the server.
+
+use std::fs::{self, ReadDir};
+use std::path::PathBuf;
+
+use crate::protocol::{MAX_DEPTH, MAX_PATH};
+use crate::store::Name;
+
+/// One thing found in a local tree.
+#[derive(Debug)]
+pub(super) enum Found {
+    /// A regular file to upload as `name`.
+    File {
+        path: PathBuf,
+        name: String,
+        size: u64,
+    },
+    /// A directory with nothing to upload inside: created on the server as `name`.
+    EmptyDir { name: String },
+    /// Something not uploaded (a symbolic link, a special file, a name the server cannot
+    /// hold), and why.
+    Skipped { name: String, reason: &'static str },
+}
+
+/// One directory being read.
+struct Level {
+    entries: ReadDir,
+    path: PathBuf,
+    name: String,
+    /// Whether anything inside was uploaded or created (else it is an empty directory).
+    filled: bool,
+}
+
+/// The walk of one tree: its root directory at `path` goes to the server as `name`.
+pub(super) struct LocalTree {
+    stack: Vec<Level>,
+}
+
+impl LocalTree {
+    /// Starts walking the directory at `path`, to be uploaded as `name`.
+    pub(super) fn new(path: PathBuf, name: String) -> std::io::Result<LocalTree> {
+        let entries = fs::read_dir(&path)?;
+        Ok(LocalTree {
+            stack: vec![Level {
+                entries,
+                path,
+                name,
+                filled: false,
+            }],
+        })
+    }
+}
+
+impl Iterator for LocalTree {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        loop {
+            let level = self.stack.last_mut()?;
+            let Some(item) = level.entries.next() else {
+                let done = self.stack.pop()?;
+                if !done.filled {
+                    return Some(Found::EmptyDir { name: done.name });
+                }
+                continue;
+            };
+            let (leaf, kind) = match item.and_then(|e| Ok((e.file_name(), e.file_type()?))) {
+                Ok(found) => found,
+                Err(_) => {
+                    return Some(Found::Skipped {
+                        name: level.name.clone(),
+                        reason: "a directory entry could not be read",
+                    });
+                }
+            };
+            let path = level.path.join(&leaf);
+            let Some(leaf) = leaf.to_str() else {
+                let name = format!("{}/{}", level.name, leaf.to_string_lossy());
+                return Some(Found::Skipped {
+                    name,
+                    reason: "the name is not valid UTF-8",
+                });
+            };
+            let name = format!("{}/{leaf}", level.name);
+            if kind.is_symlink() {
+                return Some(Found::Skipped {
+                    name,
+                    reason: "a symbolic link (not followed)",
+                });
+            }
+            if Name::new(&name).is_err() {
+                let reason = if name.len() > MAX_PATH || name.split('/').count() > MAX_DEPTH {
+                    "the path is too long or too deep for the server"
+                } else {
+                    "not a valid name on the server"
+                };
+                return Some(Found::Skipped { name, reason });
+            }
+            if kind.is_dir() {
+                match fs::read_dir(&path) {
+                    Ok(entries) => {
+                        level.filled = true;
+                        self.stack.push(Level {
+                            entries,
+                            path,
+                            name,
+                            filled: false,
+                        });
+                    }
+                    Err(_) => {
+                        return Some(Found::Skipped {
+                            name,
+                            reason: "the directory cannot be read",
+                        });
+                    }
+                }
+                continue;
+            }
+            if !kind.is_file() {
+                return Some(Found::Skipped {
+                    name,
+                    reason: "not a regular file",
+                });
+            }
+            level.filled = true;
+            let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+            return Some(Found::File { path, name, size });
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! Directories by handle: [`DirFd`] is an open directory, and every call here names a file
+//! relative to one, never by a path string from the root. A name is always one component,
+//! opened without following a symbolic link, so a link or a swapped directory planted inside
+//! the served root can never lead a read, a write or a listing outside it.
+//!
+//! `openat2(RESOLVE_BENEATH)` would resolve a whole path in one call, but Linux only; one
+//! `openat(O_NOFOLLOW | O_DIRECTORY)` per component gives the same guarantee on every Unix
+//! (names here never hold `..`: [`crate::store::Name`] refuses it).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+#[cfg(not(unix))]
+use std::path::PathBuf;
+
+#[cfg(unix)]
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+#[cfg(unix)]
+use rustix::io::Errno;
+
+/// What a name in a directory is, not following a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// A device, socket, FIFO.
+    Other,
+}
+
+/// The attributes ft reads of a name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stat {
+    pub(crate) kind: Kind,
+    pub(crate) size: u64,
+    /// Seconds since the Unix epoch, and nanoseconds.
+    pub(crate) modified: (i64, u32),
+    /// Any execute bit set.
+    pub(crate) executable: bool,
+}
+
+/// An open directory.
+#[derive(Debug)]
+pub(crate) struct DirFd {
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
+    #[cfg(not(unix))]
+    path: PathBuf,
+}
+
+/// Why [`DirFd::child`] did not open a directory.
+#[derive(Debug)]
+pub(crate) enum ChildError {
+    /// Nothing has that name.
+    Missing,
+    /// A symbolic link has it (never followed).
+    Symlink,
+    /// A file (or anything but a directory) has it.
+    NotADir,
+    Io(io::Error),
+}
+
+impl DirFd {
+    /// Opens the directory at `path` (the served root or the client's directory: the
+    /// operator's choice, so a link there is followed).
+    pub(crate) fn open(path: &Path) -> io::Result<DirFd> {
+        #[cfg(unix)]
+        {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(CWD, path, flags, Mode::empty())?;
+            Ok(DirFd { fd })
+        }
+        #[cfg(not(unix))]
+        {
+            if !std::fs::metadata(path)?.is_dir() {
+                return Err(io::Error::from(io::ErrorKind::NotADirectory));
+            }
+            Ok(DirFd {
+                path: path.to_owned(),
+            })
+        }
+    }
+
+    /// Opens the subdirectory `name`, never through a symbolic link.
+    pub(crate) fn child(&self, name: &str) -> Result<DirFd, ChildError> {
+        #[cfg(unix)]
+        {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+                Ok(fd) => Ok(DirFd { fd }),
+                Err(Errno::NOENT) => Err(ChildError::Missing),
+                Err(e) if e == Errno::NOTDIR || e == Errno::LOOP => match self.stat(name) {
+                    Ok(stat) if stat.kind == Kind::Symlink => Err(ChildError::Symlink),
+                    Ok(_) => Err(ChildError::NotADir),
+                    Err(e) => Err(ChildError::Io(e)),
+                },
+                Err(e) => Err(ChildError::Io(e.into())),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            match self.stat(name) {
+                Ok(stat) if stat.kind == Kind::Dir => Ok(DirFd {
+                    path: self.path.join(name),
+                }),
+                Ok(stat) if stat.kind == Kind::Symlink => Err(ChildError::Symlink),
+                Ok(_) => Err(ChildError::NotADir),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ChildError::Missing),
+                Err(e) => Err(ChildError::Io(e)),
+            }
+        }
+    }
+
+    /// Creates the subdirectory `name` (mode 0755 less the umask); `Ok(false)` when
+    /// something already has the name.
+    pub(crate) fn make_dir(&self, name: &str) -> io::Result<bool> {
+        #[cfg(unix)]
+        let made = rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o755))
+            .map_err(io::Error::from);
+        #[cfg(not(unix))]
+        let made = std::fs::create_dir(self.path.join(name));
+        match made {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What `name` is, not following a symbolic link.
+    pub(crate) fn stat(&self, name: &str) -> io::Result<Stat> {
+        #[cfg(unix)]
+        {
+            let st = rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            Ok(stat_of(&st))
+        }
+        #[cfg(not(unix))]
+        {
+            let meta = std::fs::symlink_metadata(self.path.join(name))?;
+            Ok(stat_of_meta(&meta))
+        }
+    }
+
+    /// Opens the regular file `name` for reading, never through a symbolic link (nor
+    /// hanging on a FIFO).
+    pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
+        #[cfg(unix)]
+        {
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(&self.fd, name, flags, Mode::empty())?;
+            let file = File::from(fd);
+            if !file.metadata()?.is_file() {
+                return Err(not_regular());
+            }
+            let flags = rustix::fs::fcntl_getfl(&file)?;
+            rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+            Ok(file)
+        }
+        #[cfg(not(unix))]
+        {
+            let path = self.path.join(name);
+            if !std::fs::symlink_metadata(&path)?.is_file() {
+                return Err(not_regular());
+            }
+            File::open(path)
+        }
+    }
+
+    /// The names in the directory (not `.` and `..`), streamed; a name that is not valid
+    /// Unicode comes as it is, for the caller to skip.
+    pub(crate) fn names(&self) -> io::Result<Names> {
+        #[cfg(unix)]
+        {
+            Ok(Names(rustix::fs::Dir::read_from(&self.fd)?))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Names(std::fs::read_dir(&self.path)?))
+        }
+    }
+
+    /// Makes the directory's entries durable.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            rustix::fs::fsync(&self.fd)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the file at `tmp` to `name` here, only if nothing has that name; fails with
+    /// [`io::ErrorKind::AlreadyExists`] otherwise. Atomic, like
+    /// [`super::publish_noreplace`].
+    pub(crate) fn publish_noreplace(&self, tmp: &Path, name: &str) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{RenameFlags, renameat_with};
+            match renameat_with(CWD, tmp, &self.fd, name, RenameFlags::NOREPLACE) {
+                Ok(()) => return Ok(()),
+                Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.publish_by_link(tmp, name)
+    }
+
+    /// [`DirFd::publish_noreplace`] where renaming cannot refuse an existing name: `link`
+    /// never replaces one; then the temporary name is dropped (a leftover is swept at the
+    /// next start).
+    pub(crate) fn publish_by_link(&self, tmp: &Path, name: &str) -> io::Result<()> {
+        #[cfg(unix)]
+        rustix::fs::linkat(CWD, tmp, &self.fd, name, AtFlags::empty())?;
+        #[cfg(not(unix))]
+        std::fs::hard_link(tmp, self.path.join(name))?;
+        let _ = std::fs::remove_file(tmp);
+        Ok(())
+    }
+
+    /// Moves the file at `tmp` to `name` here, atomically replacing a file there.
+    pub(crate) fn publish_replace(&self, tmp: &Path, name: &str) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            rustix::fs::renameat(CWD, tmp, &self.fd, name)?;
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::rename(tmp, self.path.join(name))
+        }
+    }
+
+    /// Gives the unnamed `file` ([`super::create_unnamed`]) the name `name` here, only if
+    /// nothing has it.
+    pub(crate) fn link_unnamed(&self, file: &File, name: &str) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // Through /proc, not AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH.
+            let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+            rustix::fs::linkat(CWD, from.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW)?;
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (file, name);
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+
+    /// Whether `self` and `other` are the same directory.
+    pub(crate) fn same_as(&self, other: &DirFd) -> bool {
+        #[cfg(unix)]
+        {
+            match (rustix::fs::fstat(&self.fd), rustix::fs::fstat(&other.fd)) {
+                (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+                _ => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            self.path == other.path
+        }
+    }
+}
+
+/// The names of a directory, from [`DirFd::names`].
+pub(crate) struct Names(
+    #[cfg(unix)] rustix::fs::Dir,
+    #[cfg(not(unix))] std::fs::ReadDir,
+);
+
+impl Iterator for Names {
+    type Item = io::Result<OsString>;
+
+    fn next(&mut self) -> Option<io::Result<OsString>> {
+        loop {
+            #[cfg(unix)]
+            {
+                use std::os::unix::ffi::OsStrExt;
+                let entry = match self.0.next()? {
+                    Ok(entry) => entry,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                return Some(Ok(std::ffi::OsStr::from_bytes(name).to_owned()));
+            }
+            #[cfg(not(unix))]
+            {
+                return Some(self.0.next()?.map(|e| e.file_name()));
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Names")
+    }
+}
+
+/// Sets the modification time of `file` (seconds, nanoseconds since the epoch; the access
+/// time is left alone) and, with `executable`, an execute bit wherever a read bit is.
+pub(crate) fn set_attrs(
+    file: &File,
+    modified: Option<(i64, u32)>,
+    executable: bool,
+) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        if let Some((secs, nanos)) = modified {
+            use rustix::fs::{Timespec, Timestamps, UTIME_OMIT};
+            let times = Timestamps {
+                last_access: Timespec {
+                    tv_sec: 0,
+                    tv_nsec: UTIME_OMIT,
+                },
+                last_modification: Timespec {
+                    tv_sec: secs,
+                    tv_nsec: i64::from(nanos.min(999_999_999)) as _,
+                },
+            };
+            rustix::fs::futimens(file, &times)?;
+        }
+        if executable {
+            let mode = rustix::fs::fstat(file)?.st_mode & 0o777;
+            let with_x = mode | ((mode & 0o444) >> 2);
+            if with_x != mode {
+                rustix::fs::fchmod(file, Mode::from_raw_mode(with_x as _))?;
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        if let Some((secs, nanos)) = modified {
+            let time = if secs >= 0 {
+                std::time::UNIX_EPOCH + std::time::Duration::new(secs as u64, nanos)
+            } else {
+                std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs())
+            };
+            file.set_modified(time)?;
+        }
+        let _ = executable;
+        Ok(())
+    }
+}
+
+/// The attributes of an open file.
+pub(crate) fn stat_file(file: &File) -> io::Result<Stat> {
+    #[cfg(unix)]
+    {
+        Ok(stat_of(&rustix::fs::fstat(file)?))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(stat_of_meta(&file.metadata()?))
+    }
+}
+
+#[cfg(unix)]
+fn stat_of(st: &rustix::fs::Stat) -> Stat {
+    let kind = match FileType::from_raw_mode(st.st_mode as _) {
+        FileType::RegularFile => Kind::File,
+        FileType::Directory => Kind::Dir,
+        FileType::Symlink => Kind::Symlink,
+        _ => Kind::Other,
+    };
+    Stat {
+        kind,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        #[allow(clippy::unnecessary_cast)]
+        modified: (
+            st.st_mtime as i64,
+            u32::try_from(st.st_mtime_nsec).unwrap_or(0),
+        ),
+        executable: st.st_mode & 0o111 != 0,
+    }
+}
+
+#[cfg(not(unix))]
+fn stat_of_meta(meta: &std::fs::Metadata) -> Stat {
+    let kind = if meta.file_type().is_symlink() {
+        Kind::Symlink
+    } else if meta.is_dir() {
+        Kind::Dir
+    } else if meta.is_file() {
+        Kind::File
+    } else {
+        Kind::Other
+    };
+    let modified = match meta
+        .modified()
+        .map(|t| t.duration_since(std::time::UNIX_EPOCH))
+    {
+        Ok(Ok(d)) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
+        _ => (0, 0),
+    };
+    Stat {
+        kind,
+        size: meta.len(),
+        modified,
+        executable: false,
+    }
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file (symbolic links are not followed)",
+    )
+}
