@@ -27,17 +27,18 @@ Workloads (sizes configurable, see --help):
   tree        issue 10: a real directory tree, copied once into the scratch directory on
               disk (default: the Rust toolchain's docs less two flat directories of
               intrinsics pages, about 12,600 files in 1,300 directories; --tree-src DIR),
-              put and got whole by ft (put -r / get -r, in --ft-mode) and by rsync -r and
-              rsync -rt to an rsync daemon; each run writes into a new empty directory,
-              every copy is kept until the workload ends, and the page cache is synced
-              before each run. Ratios are files/s against rsync -r. Builds whose ftclient
-              has no -r are skipped with a note
+              put and got whole by ft (put -r / get -r, in --ft-mode) and by rsync -r,
+              -rt and -rt --fsync to an rsync daemon; each run writes into a new empty
+              directory, every copy is kept until the workload ends, and the page cache
+              is synced before each run; 3 rounds (--tree-reps). Ratios are files/s
+              against rsync -r. Builds whose ftclient has no -r (or put --to) are
+              skipped with a note
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
 
 Peers: socat (file piped over TCP into a file: the limit), iperf3 (memory to memory, for
-reference), rsync daemon (rsync://, -W, no compression; -r and -rt for trees), scp over a
-private sshd, nginx + curl.
+reference), rsync daemon (rsync://, -W, no compression; -r, -rt, -rt --fsync for trees),
+scp over a private sshd, nginx + curl.
 
 Every run is verified byte for byte; a run that fails or does not verify is not counted.
 Runs of one workload are interleaved (ft, socat, rsync, ..., then again in a rotated order)
@@ -1521,7 +1522,7 @@ def check_tree(got: Path, files: dict[str, TreeFile], dirs: set[str]) -> bool:
 
 def ft_tree_flag(build: Ft) -> str | None:
     """The option that makes `put` and `get` take directories (-r, else --recursive), when
-    both subcommands' --help list it."""
+    both subcommands' --help list it and `put --help` lists --to."""
     found = []
     for op in ("put", "get"):
         try:
@@ -1529,9 +1530,11 @@ def ft_tree_flag(build: Ft) -> str | None:
                                text=True, timeout=10, stdin=subprocess.DEVNULL, env=build.env)
         except (OSError, subprocess.TimeoutExpired):
             return None
-        found.append({f for f in ("-r", "--recursive")
+        found.append({f for f in ("-r", "--recursive", "--to")
                       if re.search(rf"(?<![\w-]){f}(?![\w-])", r.stdout)})
-    both = found[0] & found[1]
+    if "--to" not in found[0]:
+        return None
+    both = (found[0] & found[1]) - {"--to"}
     return "-r" if "-r" in both else "--recursive" if both else None
 
 
@@ -1550,8 +1553,9 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
         if flag:
             builds.append((build, flag))
         else:
-            tools.note(f"tree: {build.tool} skipped, the ftclient in {build.origin} has no -r "
-                       "(or --recursive) in `put --help` and `get --help`")
+            tools.note(f"tree: {build.tool} skipped, the ftclient in {build.origin} lacks -r "
+                       "(or --recursive) in `put --help` and `get --help`, or --to in "
+                       "`put --help`")
     w = base / "tree"
     data = w / "data"  # the rsync module; ft's roots and every destination are in it too
     src = data / "src"
@@ -1565,14 +1569,14 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
     if n < TREE_MIN_FILES:
         tools.note(f"tree: the source holds {n} files, fewer than the {TREE_MIN_FILES} "
                    "issue 10 asks for")
-    rows_writing = 2 * len(builds) + (4 if tools.have("rsync") else 0)
-    need = (rows_writing * args.reps + 1) * (total + 4 * KiB * (n + len(dirs)))
+    rows_writing = 2 * len(builds) + (6 if tools.have("rsync") else 0)
+    need = (rows_writing * args.tree_reps + 1) * (total + 4 * KiB * (n + len(dirs)))
     st = os.statvfs(w)
     if st.f_bavail * st.f_frsize < need:
         shutil.rmtree(w, ignore_errors=True)
         tools.note(f"tree: skipped, {base} has {st.f_bavail * st.f_frsize / GiB:.1f} GiB free "
                    f"and every run keeps its copy until the end: {need / GiB:.1f} GiB needed "
-                   "(fewer --reps, or another --disk)")
+                   "(fewer --tree-reps, or another --disk)")
         return []
     group = f"tree: {n} files, {len(dirs)} dirs (disk)"
     counter = iter(range(1, 1 << 30))
@@ -1599,18 +1603,20 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
     for build, flag in builds:
         name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
         client_log = w / f"ftclient{build.suffix}.log"
-        getter = FtServer(build, build.mode, src, w, "tree-get")
+        getter = FtServer(build, build.mode, src, w, f"tree-get{build.suffix}")
         servers.append(getter)
+        put_root = data / f"ftput{build.suffix}"
+        put_root.mkdir()
+        putter = FtServer(build, build.mode, put_root, w, f"tree-put{build.suffix}")
+        servers.append(putter)
 
-        def ft_put(build=build, flag=flag, name=name, client_log=client_log) -> Sample:
-            root = fresh(f"ftput{build.suffix}")
-            server = FtServer(build, build.mode, root, w, f"tree-put{build.suffix}")
-            try:
-                return copied(f"{name} put", lambda: run_clients(
-                    [[*server.client, "--dir", str(src), HOST, str(server.port), "put", flag,
-                      "tree"]], server, client_log, server.env), lambda: root / "tree")
-            finally:
-                server.stop()
+        def ft_put(flag=flag, name=name, client_log=client_log, putter=putter,
+                   put_root=put_root) -> Sample:
+            d = put_root / f"put-{next(counter):03d}"
+            d.mkdir()
+            return copied(f"{name} put", lambda: run_clients(
+                [[*putter.client, "--dir", str(src), HOST, str(putter.port), "put", flag,
+                  "--to", d.name, "tree"]], putter, client_log, putter.env), lambda: d / "tree")
 
         def ft_get(build=build, flag=flag, name=name, client_log=client_log,
                    getter=getter) -> Sample:
@@ -1620,7 +1626,7 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
                   "tree"]], getter, client_log, getter.env), lambda: d / "tree")
 
         rows += [Row(group, name, "put", ft_put, total, n, note=f"{MODE_NOTE[build.mode]}; "
-                     f"put {flag}, a fresh ftserver --root per run; fsync per file and "
+                     f"put {flag} --to a new directory per run; fsync per file and "
                      "directory", **ids),
                  Row(group, name, "get", ft_get, total, n, note=f"get {flag}", **ids)]
 
@@ -1654,9 +1660,12 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
             Row(group, "rsync -rt daemon", "put", rs_put(["-rt"]), total, n,
                 note="-t: also sets each file's modification time"),
             Row(group, "rsync -rt daemon", "get", rs_get(["-rt"]), total, n),
+            Row(group, "rsync -rt --fsync daemon", "put", rs_put(["-rt", "--fsync"]), total, n,
+                note="-t and an fsync per file, as ft does"),
+            Row(group, "rsync -rt --fsync daemon", "get", rs_get(["-rt", "--fsync"]), total, n),
         ]
     try:
-        interleave(rows, args.reps, "tree")
+        interleave(rows, args.tree_reps, "tree")
     finally:
         for s in servers:
             s.stop()
@@ -2142,13 +2151,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="smoke run (about a minute): 64 MiB file, 100 small files, 1 MiB per "
                         "concurrent client, scp up to 16 clients, RSS at 16 and 256 MiB, "
-                        "3 rounds (2 for concurrent and rss)")
+                        "3 rounds (2 for concurrent, tree and rss)")
     p.add_argument("--only", default="", help=f"comma-separated workloads: {','.join(WORKLOADS)}")
     p.add_argument("--peers", default="", help="comma-separated peers: " + ",".join(PEER_NEEDS))
     p.add_argument("--reps", type=int, help="rounds per workload (default 5, --quick 3)")
     p.add_argument("--conc-reps", type=int,
                    help="rounds of the concurrent workload (default 3, --quick 2)")
     p.add_argument("--rss-reps", type=int, help="rounds of the rss workload (default 3, --quick 2)")
+    p.add_argument("--tree-reps", type=int,
+                   help="rounds of the tree workload (default 3, --quick 2): each round keeps one "
+                        "copy of the tree per row on --disk until the workload ends")
     p.add_argument("--scp-max-clients", type=int,
                    help="largest client count scp is run with (default 256, --quick 16): "
                         "each scp costs an ssh handshake, which takes minutes at 256 on 2 cores")
@@ -2196,6 +2208,7 @@ def parse_args() -> argparse.Namespace:
     a.reps = a.reps or (3 if quick else 5)
     a.rss_reps = a.rss_reps or (2 if quick else 3)
     a.conc_reps = a.conc_reps or (2 if quick else 3)
+    a.tree_reps = a.tree_reps or (2 if quick else 3)
     if a.scp_max_clients is None:
         a.scp_max_clients = 16 if quick else 256
     a.big_size = a.big_size or (64 * MiB if quick else GiB)
