@@ -247,6 +247,42 @@ impl DirFd {
         }
     }
 
+    /// Creates an unnamed regular file in this directory (Linux `O_TMPFILE`), as
+    /// [`super::create_unnamed`] does by path: its inode is allocated near the directory
+    /// it will be linked into, as a file created there would be.
+    pub(crate) fn create_unnamed(&self) -> io::Result<Option<File>> {
+        #[cfg(target_os = "linux")]
+        {
+            let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+            match rustix::fs::openat(&self.fd, ".", flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => Ok(Some(File::from(fd))),
+                Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => {
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Ok(None)
+        }
+    }
+
+    /// Writes every dirty file and directory of this directory's file system to disk, and
+    /// says whether a write failed since this handle was opened (or unseen before); see
+    /// [`syncfs_reports_errors`].
+    pub(crate) fn sync_fs(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            rustix::fs::syncfs(&self.fd)?;
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+
     /// Whether `self` and `other` are the same directory.
     pub(crate) fn same_as(&self, other: &DirFd) -> bool {
         #[cfg(unix)]
@@ -414,4 +450,22 @@ fn not_regular() -> io::Error {
         io::ErrorKind::InvalidInput,
         "not a regular file (symbolic links are not followed)",
     )
+}
+
+/// Whether [`DirFd::sync_fs`] can stand for many `fsync` calls: Linux 5.8 or later, where
+/// `syncfs` reports write errors (earlier kernels return success whatever happened).
+pub(crate) fn syncfs_reports_errors() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    (major, minor) >= (5, 8)
 }
