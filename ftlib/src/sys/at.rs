@@ -469,3 +469,64 @@ pub(crate) fn syncfs_reports_errors() -> bool {
     let minor = numbers.next().unwrap_or(0);
     (major, minor) >= (5, 8)
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Each way a component can fail to be a directory, told apart; nothing is followed.
+    #[test]
+    fn children_are_opened_only_when_they_are_real_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        fs::write(dir.path().join("file"), b"x").expect("write");
+        fs::write(outside.path().join("secret"), b"s").expect("write");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).expect("symlink");
+        let at = DirFd::open(dir.path()).expect("open");
+        assert!(at.child("sub").is_ok());
+        assert!(matches!(at.child("link"), Err(ChildError::Symlink)));
+        assert!(matches!(at.child("file"), Err(ChildError::NotADir)));
+        assert!(matches!(at.child("none"), Err(ChildError::Missing)));
+        assert!(at.open_file("link").is_err());
+        assert_eq!(at.stat("link").expect("stat").kind, Kind::Symlink);
+        // A file opened through a directory handle, and a name published into it.
+        let sub = at.child("sub").expect("sub");
+        assert!(sub.make_dir("deeper").expect("mkdir"));
+        assert!(!sub.make_dir("deeper").expect("exists"));
+        let tmp = dir.path().join("tmp");
+        fs::write(&tmp, b"new").expect("write");
+        sub.publish_noreplace(&tmp, "f").expect("publish");
+        assert_eq!(fs::read(dir.path().join("sub/f")).expect("read"), b"new");
+        let names: Vec<_> = sub
+            .names()
+            .expect("names")
+            .map(|n| n.expect("name"))
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(fs::read(outside.path().join("secret")).expect("read"), b"s");
+    }
+
+    /// A modification time to the nanosecond, and execute bits where read bits are.
+    #[test]
+    fn attributes_are_set_on_an_open_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").expect("write");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        set_attrs(&file, Some((1_000_000_000, 123_456_789)), true).expect("attrs");
+        let stat = stat_file(&file).expect("stat");
+        assert_eq!(stat.modified, (1_000_000_000, 123_456_789));
+        assert!(stat.executable);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode & 0o111, (mode & 0o444) >> 2, "{mode:o}");
+        set_attrs(&file, Some((-86_400, 0)), false).expect("before 1970");
+        assert_eq!(stat_file(&file).expect("stat").modified, (-86_400, 0));
+    }
+}
