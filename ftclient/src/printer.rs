@@ -71,6 +71,10 @@ impl Observer for Printer<'_> {
         self.bars.start(count);
     }
 
+    fn totals(&mut self, files: usize, bytes: u64) {
+        self.bars.start_tree(files, bytes);
+    }
+
     fn first_contact(&mut self, contact: &FirstContact) {
         self.bars.err(&format!(
             "ftclient: first contact with {}: its fingerprint {} is now recorded in {}; \

@@ -14,6 +14,8 @@ use crate::output::shorten;
 const FILE_TEMPLATE: &str =
     "{prefix:24} [{wide_bar}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12}  ETA {eta:>3}";
 const OVERALL_TEMPLATE: &str = "{prefix:24} [{wide_bar}] {pos}/{len} files, {msg}, {elapsed}";
+const TREE_TEMPLATE: &str =
+    "{prefix:9} [{wide_bar}] {bytes:>9}/{total_bytes:<9} {bytes_per_sec:>11} ETA {eta:>3}  {msg}";
 
 /// The bars of one invocation; with drawing off, nothing is ever drawn.
 #[derive(Debug)]
@@ -23,6 +25,8 @@ pub(crate) struct Bars {
     overall: OnceCell<ProgressBar>,
     /// Bytes moved by the files finished so far.
     moved: Cell<u64>,
+    /// For a tree: files done and to do (the overall bar then counts bytes).
+    tree: Cell<Option<(usize, usize)>>,
 }
 
 impl Bars {
@@ -37,6 +41,7 @@ impl Bars {
             multi: MultiProgress::with_draw_target(target),
             overall: OnceCell::new(),
             moved: Cell::new(0),
+            tree: Cell::new(None),
         }
     }
 
@@ -53,6 +58,22 @@ impl Bars {
             // Empty, as checked above.
             let _ = self.overall.set(bar);
         }
+    }
+
+    /// Starts the overall bar of a tree: `bytes` in all (with rate and time left), and
+    /// files done of `files`.
+    pub(crate) fn start_tree(&self, files: usize, bytes: u64) {
+        if self.multi.is_hidden() || self.overall.get().is_some() {
+            return;
+        }
+        self.tree.set(Some((0, files)));
+        let bar = ProgressBar::new(bytes)
+            .with_style(style(TREE_TEMPLATE))
+            .with_prefix("all files")
+            .with_message(format!("0/{files} files"));
+        let bar = self.multi.add(bar);
+        bar.tick();
+        let _ = self.overall.set(bar);
     }
 
     /// The bar of one file, drawn once its size is known.
@@ -101,6 +122,13 @@ impl Bars {
 
     fn file_finished(&self, moved: u64) {
         self.moved.set(self.moved.get() + moved);
+        if let Some((done, files)) = self.tree.get() {
+            self.tree.set(Some((done + 1, files)));
+            if let Some(overall) = self.overall.get() {
+                overall.set_message(format!("{}/{files} files", done + 1));
+            }
+            return;
+        }
         if let Some(overall) = self.overall.get() {
             overall.set_message(HumanBytes(self.moved.get()).to_string());
             overall.inc(1);
@@ -120,6 +148,11 @@ pub(crate) struct FileBar<'a> {
 impl FileBar<'_> {
     /// The library's progress callback.
     pub(crate) fn update(&mut self, progress: Progress) {
+        if self.bars.tree.get().is_some() {
+            if let Some(overall) = self.bars.overall.get() {
+                overall.inc(progress.done.saturating_sub(self.moved));
+            }
+        }
         self.moved = progress.done;
         let bar = self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(progress.total)
@@ -172,5 +205,6 @@ mod tests {
         bars.finish();
         style(FILE_TEMPLATE);
         style(OVERALL_TEMPLATE);
+        style(TREE_TEMPLATE);
     }
 }

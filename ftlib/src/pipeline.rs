@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::store::{PendingFile, Store};
 
 /// Most pipelined requests a client has in flight at once.
-pub const PIPELINE_WINDOW: usize = 64;
+pub const PIPELINE_WINDOW: usize = 512;
 
 /// Most verified pipelined uploads a receiver commits as one group (more wait for the next
 /// group).
@@ -17,7 +17,7 @@ pub const GROUP_MAX: usize = 256;
 
 /// Receivers commit a group of uploads once it holds this many bytes, which bounds the
 /// memory a connection's waiting small uploads take.
-pub const GROUP_BYTES: u64 = 1024 * 1024;
+pub const GROUP_BYTES: u64 = 4 * 1024 * 1024;
 
 /// True when a receiver's waiting uploads make a full group, to be committed before it
 /// reads on: [`GROUP_MAX`] files, or [`GROUP_BYTES`] bytes.

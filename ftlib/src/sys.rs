@@ -104,36 +104,10 @@ pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
     }
 }
 
-/// Whether [`create_unnamed`] can work here at all: Linux, with `/proc` mounted (linking an
+/// Whether [`at::DirFd::create_unnamed`] can work here at all: Linux, with `/proc` mounted (linking an
 /// unnamed file goes through `/proc/self/fd`).
 pub(crate) fn unnamed_files_possible() -> bool {
     cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir()
-}
-
-/// Creates an unnamed regular file in `dir` for writing (Linux `O_TMPFILE`): nobody can see
-/// or open it, it vanishes if the process dies, and [`link_unnamed`] gives it a name.
-/// `Ok(None)` where the platform or the file system cannot.
-///
-/// Unlike creating a name, this does not lock the directory, so several threads can create
-/// files in one directory at once.
-pub(crate) fn create_unnamed(dir: &Path) -> io::Result<Option<File>> {
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::Mode;
-        let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
-        match rustix::fs::open(dir, flags, Mode::from_raw_mode(0o644)) {
-            Ok(fd) => Ok(Some(File::from(fd))),
-            // Not supported by this file system (EOPNOTSUPP), or a kernel older than 3.11
-            // that reads O_TMPFILE as O_DIRECTORY (EISDIR) or rejects it (EINVAL).
-            Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = dir;
-        Ok(None)
-    }
 }
 
 /// Moves `tmp` to `dst`, atomically replacing whatever is at `dst`.
@@ -244,13 +218,13 @@ mod tests {
             eprintln!("SKIPPED: /proc is not mounted");
             return;
         }
-        let Some(mut file) = create_unnamed(dir.path()).expect("O_TMPFILE") else {
+        let at = at::DirFd::open(dir.path()).expect("open");
+        let Some(mut file) = at.create_unnamed().expect("O_TMPFILE") else {
             eprintln!("SKIPPED: this file system has no O_TMPFILE");
             return;
         };
         file.write_all(b"new").expect("write");
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
-        let at = at::DirFd::open(dir.path()).expect("open");
         let (dst, taken) = (dir.path().join("d"), dir.path().join("taken"));
         fs::write(&taken, b"old").expect("write");
         let err = at.link_unnamed(&file, "taken").expect_err("must refuse");

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::exchange::{Sink, unexpected};
 use super::local::{local_attrs, open_local};
@@ -161,36 +162,109 @@ impl Client {
         let mut group: Vec<(usize, Outcome)> = Vec::new();
         let mut held = 0u64;
         let mut next = 0;
-        loop {
-            while window.len() < PIPELINE_WINDOW && next < names.len() {
-                let i = next;
-                next += 1;
-                let (remote, local) = names[i];
-                let asked = Name::new(remote).and_then(|name| {
-                    let upload = dir.create_file(&Name::new(local)?, overwrite)?;
-                    self.request_download(&name, None)?;
-                    Ok((name, upload))
+        std::thread::scope(|scope| {
+            // The full group before, committed by another thread while this one arrives.
+            let mut in_flight: Option<InFlight<'_>> = None;
+            loop {
+                while window.len() < PIPELINE_WINDOW && next < names.len() {
+                    let i = next;
+                    next += 1;
+                    let (remote, local) = names[i];
+                    let asked = Name::new(remote).and_then(|name| {
+                        let mut upload = dir.create_file(&Name::new(local)?, overwrite)?;
+                        // Holds no directory handle while it waits its turn.
+                        upload.release();
+                        self.request_download(&name, None)?;
+                        Ok((name, upload))
+                    });
+                    window.push_back((i, asked));
+                }
+                let Some((i, asked)) = window.pop_front() else {
+                    break;
+                };
+                let mut each = |p| progress(i, p);
+                let received = asked.and_then(|(name, mut upload)| {
+                    let got =
+                        self.receive_download(&name, None, Sink::Dir(dir, &mut upload), &mut each);
+                    upload.release();
+                    got.map(|got| (Box::new(upload) as Box<dyn PendingFile>, got.bytes))
                 });
-                window.push_back((i, asked));
+                if let Ok((_, size)) = &received {
+                    held = held.saturating_add(*size);
+                }
+                group.push((i, received));
+                if group_full(group.len(), held) {
+                    // More to receive: this group is committed meanwhile.
+                    finish(in_flight.take(), done);
+                    in_flight = Some(commit_in_background(scope, dir, std::mem::take(&mut group)));
+                    held = 0;
+                } else if window.is_empty() {
+                    finish(in_flight.take(), done);
+                    commit_downloads(dir, &mut group, done);
+                    held = 0;
+                }
             }
-            let Some((i, asked)) = window.pop_front() else {
-                break;
-            };
-            let mut each = |p| progress(i, p);
-            let received = asked.and_then(|(name, mut upload)| {
-                self.receive_download(&name, None, Sink::Dir(dir, &mut upload), &mut each)
-                    .map(|got| (Box::new(upload) as Box<dyn PendingFile>, got.bytes))
-            });
-            if let Ok((_, size)) = &received {
-                held = held.saturating_add(*size);
-            }
-            group.push((i, received));
-            if group_full(group.len(), held) || window.is_empty() {
-                commit_downloads(dir, &mut group, done);
-                held = 0;
-            }
+            finish(in_flight.take(), done);
+            commit_downloads(dir, &mut group, done);
+        });
+    }
+}
+
+/// A group of downloads being committed by another thread (with the items it holds), or
+/// committed already.
+enum InFlight<'scope> {
+    Thread(
+        std::thread::ScopedJoinHandle<'scope, Vec<(usize, Result<u64>)>>,
+        Vec<usize>,
+    ),
+    Done(Vec<(usize, Result<u64>)>),
+}
+
+/// Starts committing `group` on another thread (or commits it here, if no thread can be
+/// started); its results come from [`finish`].
+fn commit_in_background<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    dir: &'env DirStore,
+    group: Vec<(usize, Outcome)>,
+) -> InFlight<'scope> {
+    let items = group.iter().map(|(i, _)| *i).collect();
+    // Shared with the thread, so that the group is not lost if it cannot start.
+    let shared = Arc::new(Mutex::new(Some(group)));
+    let theirs = Arc::clone(&shared);
+    let work = move || {
+        let group = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        commit_outcomes(dir, group.unwrap_or_default())
+    };
+    match std::thread::Builder::new()
+        .name("ft download commit".into())
+        .spawn_scoped(scope, work)
+    {
+        Ok(handle) => InFlight::Thread(handle, items),
+        Err(_) => {
+            let group = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
+            InFlight::Done(commit_outcomes(dir, group.unwrap_or_default()))
         }
-        commit_downloads(dir, &mut group, done);
+    }
+}
+
+/// Waits for the group committed in the background, if any, and reports its files.
+fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<u64>)) {
+    let committed = match in_flight {
+        None => return,
+        Some(InFlight::Done(committed)) => committed,
+        Some(InFlight::Thread(handle, items)) => match handle.join() {
+            Ok(committed) => committed,
+            Err(_) => items
+                .into_iter()
+                .map(|i| {
+                    let lost = Error::Protocol("committing this download failed".into());
+                    (i, Err(lost))
+                })
+                .collect(),
+        },
+    };
+    for (i, result) in committed {
+        done(i, result);
     }
 }
 

@@ -62,6 +62,8 @@ impl Session {
             roots.push(root);
         }
         observer.totals(files, bytes);
+        // Connected first, so that items reported before any transfer name the server.
+        self.connected(observer)?;
         let mut all_ok = true;
         self.item_base = 0;
         for (tree, root) in trees.iter().zip(roots) {

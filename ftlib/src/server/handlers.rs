@@ -3,7 +3,6 @@
 //! request is answered now, or — a pipelined upload — received and left waiting for its
 //! group's commit.
 
-use std::io::{self, Write};
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -12,17 +11,17 @@ use super::Ctx;
 use super::pipeline::Waiting;
 use super::session::{Access, Session, answer_error};
 use super::tree;
+use super::upload::{put, put_pipelined, put_resumable};
 use crate::connection::Connection;
-use crate::error::{Error, Result, Side};
-use crate::pipeline::Outcome;
+use crate::error::{Error, Result};
 use crate::protocol::{
-    Attrs, DIGEST_LEN, How, LOGIN_VERSION, MAX_PASSWORD, MAX_PIPELINED, MAX_USER, Password,
-    RESUME_VERSION, Request, Response, TREE_VERSION,
+    Attrs, DIGEST_LEN, How, LOGIN_VERSION, MAX_PASSWORD, MAX_USER, Password, RESUME_VERSION,
+    Request, Response, TREE_VERSION,
 };
 use crate::report::{Op, Report};
-use crate::store::{Name, Resumable, Source};
+use crate::store::{Name, Source};
 use crate::text::escape;
-use crate::transfer::{self, Digest, Hooks, Received, Span};
+use crate::transfer::{self, Digest, Hooks, Span};
 
 /// What became of a request.
 pub(super) enum Handled {
@@ -161,7 +160,7 @@ pub(super) struct Exchange<'a> {
     /// The protocol version of the connection.
     version: u32,
     /// Body bytes this request moved, for its report (also when it fails).
-    moved: u64,
+    pub(super) moved: u64,
 }
 
 /// A request's failure, and whether the client has already been told (inside a body or
@@ -190,7 +189,7 @@ pub(super) fn answered(error: Error) -> Failed {
 /// Serves a request whose answer goes out now. Answers go out in request order, so the
 /// waiting pipelined uploads are committed and answered first; then `serve` runs, and a
 /// failure it did not answer is answered here.
-fn answer_now(
+pub(super) fn answer_now(
     s: &mut Session<'_>,
     op: Op,
     name: Option<&str>,
@@ -230,187 +229,6 @@ fn answer_now(
             }
         }
     }
-}
-
-fn put(ex: &mut Exchange<'_>, name: &str, size: u64, attrs: Option<Attrs>) -> Result<u64, Failed> {
-    let checked = check_upload(ex.ctx, name, size)?;
-    let mut upload = ex.ctx.store.create(&checked, size)?;
-    if let Some(attrs) = attrs {
-        upload.set_attrs(attrs);
-    }
-    ex.conn.send(&Response::Ready)?;
-    let span = Span::whole(name, size);
-    let got = receive_into(ex.conn, span, &mut upload, Xxh3::new(), &mut ex.moved)?;
-    upload.commit()?;
-    ex.conn.send(&Response::Stored { size: got.bytes })?;
-    Ok(got.bytes)
-}
-
-fn put_resumable(
-    ex: &mut Exchange<'_>,
-    name: &str,
-    size: u64,
-    digest: [u8; DIGEST_LEN],
-    attrs: Option<Attrs>,
-) -> Result<u64, Failed> {
-    let checked = check_upload(ex.ctx, name, size)?;
-    let Resumable {
-        mut upload,
-        offset,
-        mut existing,
-    } = ex
-        .ctx
-        .store
-        .create_resumable(&checked, size, &partial_key(name, size, &digest))?;
-    let prefix = transfer::hash_prefix(&mut existing, offset)
-        .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
-    drop(existing);
-    if let Some(attrs) = attrs {
-        upload.set_attrs(attrs);
-    }
-    if let Err(e) = ex.conn.send(&Response::ReadyFrom { offset }) {
-        upload.keep();
-        return Err(e.into());
-    }
-    let span = Span { name, size, offset };
-    match receive_into(ex.conn, span, &mut upload, prefix, &mut ex.moved) {
-        Ok(got) if got.digest == digest => {
-            upload.commit()?;
-            ex.conn.send(&Response::Stored { size })?;
-            Ok(got.bytes)
-        }
-        // Verified, but not the file announced: the partial is no prefix of it.
-        Ok(_) => Err(Error::ChecksumMismatch {
-            name: name.to_owned(),
-        }
-        .into()),
-        Err(e) => {
-            if e.kind().is_interruption() {
-                upload.keep();
-            }
-            Err(e.into())
-        }
-    }
-}
-
-/// A pipelined upload: its body is read now, its answer waits for the group's commit.
-/// When the connection cannot go on, the waiting uploads are answered first, then this one.
-fn put_pipelined(
-    s: &mut Session<'_>,
-    name: String,
-    size: u64,
-    attrs: Option<Attrs>,
-    started: Instant,
-) -> Handled {
-    let allowed = s.may(Access::Write);
-    match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size, attrs) {
-        Ok(outcome) => Handled::Deferred(Waiting {
-            name,
-            size,
-            started,
-            outcome,
-        }),
-        Err(e) => {
-            s.waiting.commit(s.ctx, &mut s.conn);
-            answer_error(&mut s.conn, &e);
-            let report = Report::new(s.conn.peer(), Op::Put, Some(&name), started, 0, Some(&e));
-            Handled::Answered {
-                report,
-                keep_going: false,
-            }
-        }
-    }
-}
-
-/// Reads one pipelined upload's body: into the store's upload (memory or a temporary file),
-/// or dropped when the upload is refused. `Err` only when the connection cannot go on.
-fn receive_pipelined(
-    ctx: &Ctx,
-    conn: &mut Connection,
-    allowed: Result<()>,
-    name: &str,
-    size: u64,
-    attrs: Option<Attrs>,
-) -> Result<Outcome> {
-    if size > MAX_PIPELINED {
-        return Err(Error::Protocol(format!(
-            "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
-        )));
-    }
-    // Its bytes are reported once it is committed.
-    let whole = |conn: &mut Connection, writer: &mut dyn Write| {
-        receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), &mut 0)
-    };
-    let accepted = allowed
-        .and_then(|()| check_upload(ctx, name, size))
-        .and_then(|name| ctx.store.create(&name, size));
-    match accepted {
-        Ok(mut upload) => match whole(conn, &mut upload) {
-            Ok(got) if attrs.is_some() => {
-                if let Some(attrs) = attrs {
-                    upload.set_attrs(attrs);
-                }
-                // Waiting uploads must not pile up open descriptors.
-                upload.release();
-                Ok(Ok((upload, got.bytes)))
-            }
-            Ok(got) => {
-                // Waiting uploads must not pile up open descriptors.
-                upload.release();
-                Ok(Ok((upload, got.bytes)))
-            }
-            Err(e) if e.breaks_connection() => Err(e),
-            Err(e) => Ok(Err(e)),
-        },
-        // Refused before its body was read: read it anyway, to stay in step.
-        Err(refused) => match whole(conn, &mut io::sink()) {
-            Err(e) if e.breaks_connection() => Err(e),
-            _ => Ok(Err(refused)),
-        },
-    }
-}
-
-/// Receives an upload's body (`span`, `prefix` hashing the bytes before its offset) into
-/// `writer`, counting the bytes it moved in `moved`.
-fn receive_into(
-    conn: &mut Connection,
-    span: Span<'_>,
-    writer: &mut dyn Write,
-    prefix: Xxh3,
-    moved: &mut u64,
-) -> Result<Received> {
-    let mut progress = |n: u64| *moved = n - span.offset;
-    let mut hooks = Hooks {
-        progress: Some(&mut progress),
-        cancel: None,
-    };
-    transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
-}
-
-/// Checks what every upload must pass before its body (the name first); the name checked.
-fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<Name> {
-    let name = Name::new(name)?;
-    if ctx.config.read_only {
-        return Err(Error::ReadOnly);
-    }
-    match ctx.config.max_file_size {
-        Some(limit) if size > limit => Err(Error::TooLarge {
-            name: name.to_string(),
-            size,
-            limit,
-        }),
-        _ => Ok(name),
-    }
-}
-
-/// The key of a resumable upload: one partial per name, size and content.
-fn partial_key(name: &str, size: u64, digest: &[u8; DIGEST_LEN]) -> String {
-    let mut hasher = Xxh3::new();
-    hasher.update(name.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&size.to_le_bytes());
-    hasher.update(digest);
-    format!("{:032x}", hasher.digest128())
 }
 
 fn get(ex: &mut Exchange<'_>, name: &str) -> Result<u64, Failed> {
@@ -590,7 +408,8 @@ mod tests {
     use crate::ErrorKind;
     use crate::connection::mem::{PEER, connection_pair};
     use crate::handshake::{choose_version, client_hello};
-    use crate::protocol::{DEFAULT_CHUNK, VERSION};
+    use crate::error::Side;
+    use crate::protocol::{DEFAULT_CHUNK, MAX_PIPELINED, VERSION};
     use crate::server::{ServerConfig, ShutdownHandle, session};
     use crate::store::{MemStore, Store};
 

@@ -14,6 +14,7 @@ mod pipeline;
 mod registry;
 mod session;
 mod tree;
+mod upload;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};

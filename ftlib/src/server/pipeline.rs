@@ -1,9 +1,12 @@
 //! The server's side of pipelining: received `PutPipelined` uploads wait in a [`Group`],
 //! which is committed through [`commit_outcomes`] and answered and reported in request
-//! order. It is committed when it is full ([`group_full`], counting declared sizes), when no input is waiting (the client may be waiting for the answers), before
+//! order. It is committed when it is full ([`group_full`], counting declared sizes) — in
+//! the background, while the next group is received — when no input is waiting (the
+//! client may be waiting for the answers), before
 //! any other answer, and when the connection ends — also when the client is gone, so that
 //! verified uploads are always published.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::Ctx;
@@ -22,12 +25,19 @@ pub(super) struct Waiting {
     pub(super) outcome: Outcome,
 }
 
-/// The pipelined uploads of one connection waiting for their commit, in request order.
+/// A group's names and start times, and each upload's outcome after the commit.
+type Committed = Vec<((String, Instant), crate::error::Result<u64>)>;
+
+/// The pipelined uploads of one connection waiting for their commit, in request order,
+/// and the group before them, if it is being committed in the background meanwhile.
 #[derive(Default)]
 pub(super) struct Group {
     waiting: Vec<Waiting>,
     /// Their declared sizes together.
     bytes: u64,
+    /// The full group before, committed by another thread while this one is received; its
+    /// answers go out before any later one.
+    in_flight: Option<std::thread::JoinHandle<Committed>>,
     /// The account logged in on the connection, named in the reports.
     pub(super) user: Option<String>,
 }
@@ -39,33 +49,88 @@ impl Group {
         self.waiting.push(upload);
     }
 
-    /// True when nothing waits.
+    /// True when nothing waits, nor is being committed.
     pub(super) fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.waiting.is_empty() && self.in_flight.is_none()
     }
 
-    /// True when uploads wait and should be committed before reading on: the group is
-    /// full, or no input is waiting (the client may be waiting for the answers).
-    pub(super) fn due(&self, conn: &mut Connection) -> bool {
-        !self.waiting.is_empty()
-            && (group_full(self.waiting.len(), self.bytes) || !conn.input_pending())
-    }
-
-    /// Commits the waiting uploads as one group, then answers and reports each in order.
-    /// Every one is committed and reported even when the answers cannot be sent. False
-    /// when they could not.
-    pub(super) fn commit(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
-        if self.waiting.is_empty() {
+    /// Does what is due before reading on, if anything: with no input waiting (the client
+    /// may be waiting for answers), commits and answers everything; with a full group while
+    /// input keeps coming, answers the group before it (waiting for its commit) and starts
+    /// committing this one in the background, so that receiving goes on meanwhile. False
+    /// when answers could not be sent.
+    pub(super) fn advance(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
+        let idle = !conn.input_pending();
+        if idle && (self.in_flight.is_some() || !self.waiting.is_empty()) {
+            return self.commit(ctx, conn);
+        }
+        if !group_full(self.waiting.len(), self.bytes) {
             return true;
         }
+        let sending = self.answer_in_flight(ctx, conn);
+        // Shared with the thread, so that they are not lost if it cannot start.
+        let outcomes = Arc::new(Mutex::new(Some(self.take())));
+        let theirs = Arc::clone(&outcomes);
+        let store = Arc::clone(&ctx.store);
+        let committing = std::thread::Builder::new()
+            .name("ft group commit".into())
+            .spawn(move || {
+                let outcomes = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+                commit_outcomes(store.as_ref(), outcomes.unwrap_or_default())
+            });
+        match committing {
+            Ok(handle) => {
+                self.in_flight = Some(handle);
+                sending
+            }
+            // No thread to spare: committed here and now instead.
+            Err(_) => {
+                let outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let committed = commit_outcomes(ctx.store.as_ref(), outcomes.unwrap_or_default());
+                self.answer(ctx, conn, committed) && sending
+            }
+        }
+    }
+
+    /// The waiting uploads, taken for their commit.
+    fn take(&mut self) -> Vec<((String, Instant), Outcome)> {
         self.bytes = 0;
-        let outcomes = self
-            .waiting
+        self.waiting
             .drain(..)
             .map(|w| ((w.name, w.started), w.outcome))
-            .collect();
+            .collect()
+    }
+
+    /// Waits for the group committed in the background, if any, and answers it.
+    fn answer_in_flight(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
+        let Some(handle) = self.in_flight.take() else {
+            return true;
+        };
+        match handle.join() {
+            Ok(committed) => self.answer(ctx, conn, committed),
+            // The commit thread panicked: the connection cannot say what became of them.
+            Err(_) => false,
+        }
+    }
+
+    /// Commits the waiting uploads as one group (after answering the group committed in
+    /// the background, if any), then answers and reports each in order. Every one is
+    /// committed and reported even when the answers cannot be sent. False when they could
+    /// not.
+    pub(super) fn commit(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
+        let sending = self.answer_in_flight(ctx, conn);
+        if self.waiting.is_empty() {
+            return sending;
+        }
+        let outcomes = self.take();
+        let committed = commit_outcomes(ctx.store.as_ref(), outcomes);
+        self.answer(ctx, conn, committed) && sending
+    }
+
+    /// Answers and reports each upload of a committed group, in order.
+    fn answer(&mut self, ctx: &Ctx, conn: &mut Connection, committed: Committed) -> bool {
         let mut sending = true;
-        for ((name, started), result) in commit_outcomes(ctx.store.as_ref(), outcomes) {
+        for ((name, started), result) in committed {
             if sending {
                 let answer = match &result {
                     Ok(size) => Response::Stored { size: *size },

@@ -101,7 +101,7 @@ impl Session<'_> {
         loop {
             // Before waiting for input, commit and answer what is waiting: the client may be
             // waiting for those answers before it sends more.
-            if self.waiting.due(&mut self.conn) && !self.waiting.commit(self.ctx, &mut self.conn) {
+            if !self.waiting.advance(self.ctx, &mut self.conn) {
                 return;
             }
             busy.store(!self.waiting.is_empty(), Ordering::SeqCst);

@@ -88,7 +88,7 @@ impl DirStore {
     /// The directory `dir` (components separated by `/`; `None` is the root): [`walk`]
     /// from the root.
     pub(crate) fn dir(&self, dir: Option<&str>, create: bool) -> Result<Arc<DirFd>> {
-        walk(&self.root_fd, dir, create)
+        walk(&self.temps, dir, create)
     }
 
     /// The directory an upload of `name` goes to, created as needed; shared with the
@@ -212,13 +212,15 @@ impl DirStore {
 
 /// The directory `dir` below `root` (components separated by `/`; `None` is `root`),
 /// reached one component at a time without following a symbolic link; with `create`,
-/// missing directories are made (and their parents synced, so they are durable).
+/// missing directories are made (and their parents synced, so they are durable — with
+/// batch syncing, by the next commit: [`Temps::settle_dirs`]).
 ///
 /// # Errors
 /// Without `create`: [`Error::NotFound`] when a component is missing, a symbolic link or
 /// not a directory. With it: [`Error::AlreadyExists`] when a component is a file, a
 /// symbolic link or anything but a directory. [`Error::Io`].
-pub(super) fn walk(root: &Arc<DirFd>, dir: Option<&str>, create: bool) -> Result<Arc<DirFd>> {
+pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc<DirFd>> {
+    let root = temps.root_fd();
     let Some(dir) = dir else {
         return Ok(Arc::clone(root));
     };
@@ -234,7 +236,10 @@ pub(super) fn walk(root: &Arc<DirFd>, dir: Option<&str>, create: bool) -> Result
                 let made = here
                     .make_dir(component)
                     .map_err(|e| Error::io(format!("creating {}", escape(&path())), e))?;
-                if made {
+                if made && temps.batch_sync() {
+                    // Made durable by the commit of the first file published after it.
+                    temps.dir_made();
+                } else if made {
                     here.sync().map_err(|e| {
                         Error::io(format!("syncing the directory of {}", escape(&path())), e)
                     })?;

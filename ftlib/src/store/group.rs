@@ -12,6 +12,7 @@ use super::pending::DirUpload;
 use super::temps::Temps;
 use crate::error::{Error, Result};
 use crate::sys::at::DirFd;
+use crate::text::escape;
 
 /// Most threads that write, sync and publish the files of one group at once. Creating files
 /// is mostly kernel work and waiting for the disk; on Linux, where new files are created
@@ -23,6 +24,10 @@ const COMMIT_THREADS: usize = 4;
 /// of one store use at once, so that many connections committing together neither start
 /// hundreds of threads nor hold several open files each.
 pub(super) const COMMIT_HELPERS: usize = 8;
+
+/// Most files of a group written out before one sync of the file system: each is held
+/// open until published.
+const BATCH_MAX: usize = 64;
 
 /// One file of a group.
 enum Member {
@@ -44,8 +49,127 @@ pub(super) fn commit_group(
     helpers: &AtomicUsize,
 ) -> Vec<Result<()>> {
     let members: Vec<Member> = files.into_iter().map(|f| claim(f, temps)).collect();
+    if temps.batch_sync() {
+        // In batches of what may be held open at once.
+        let mut results = Vec::with_capacity(members.len());
+        let mut rest = members.into_iter().peekable();
+        while rest.peek().is_some() {
+            let room = temps.open_files(BATCH_MAX);
+            let batch: Vec<Member> = rest.by_ref().take(room.count).collect();
+            results.extend(batch_commit(batch, temps, helpers));
+        }
+        return results;
+    }
     let published = sync_and_publish(members, helpers);
     sync_dirs_after(published)
+}
+
+/// A group commit where one `syncfs` stands for the `fsync` of every file: the store's
+/// uploads are written out (several at a time, unsynced), the file system is synced once,
+/// then every file is published in request order (so the first upload of a name wins
+/// it), and the directories they went to are made durable — each synced, or the whole
+/// file system once more when there are several or new directories. The same promise as
+/// [`sync_and_publish`]: nothing is published before its data is durable, nothing is
+/// acknowledged before its name is.
+fn batch_commit(members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> Vec<Result<()>> {
+    // Opened before anything is written, so that its sync reports every write error since.
+    let syncer = temps.syncer();
+    let mut slots: Vec<(Member, Option<Result<()>>)> =
+        members.into_iter().map(|m| (m, None)).collect();
+    in_parallel(&mut slots, helpers, |(member, written)| {
+        if let Member::Ours(upload) = member {
+            *written = Some(upload.write_out());
+        }
+    });
+    let synced = syncer
+        .as_ref()
+        .map_err(|e| io::Error::new(e.kind(), e.to_string()))
+        .and_then(|fd| fd.sync_fs());
+    let published: Vec<Published> = slots
+        .into_iter()
+        .map(|(member, written)| match member {
+            Member::Ours(upload) => {
+                written.unwrap_or(Ok(()))?;
+                if let Err(e) = &synced {
+                    let e = io::Error::new(e.kind(), e.to_string());
+                    return Err(Error::io(format!("syncing {}", escape(upload.name())), e));
+                }
+                upload.publish().map(Some)
+            }
+            Member::Foreign(file) => file.commit().map(|()| None),
+            Member::Lost => Err(Error::Protocol("group commit lost an upload".into())),
+        })
+        .collect();
+    let mut dirs: Vec<Arc<DirFd>> = Vec::new();
+    for dir in published
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned().flatten())
+    {
+        if !dirs.iter().any(|d| Arc::ptr_eq(d, &dir)) {
+            dirs.push(dir);
+        }
+    }
+    if dirs.len() <= 2 {
+        let results = sync_dirs_after(published);
+        let settled = temps.settle_dirs();
+        return fail_ours_if(results, &dirs, settled);
+    }
+    let settled = match &syncer {
+        Ok(fd) => temps.sync_all(fd),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    };
+    let results = published.into_iter().map(|r| r.map(drop)).collect();
+    fail_ours_if(results, &dirs, settled)
+}
+
+/// `results`, with every success of a file published in one of `dirs` turned into the
+/// failure `settled` reports, if it does.
+fn fail_ours_if(
+    results: Vec<Result<()>>,
+    dirs: &[Arc<DirFd>],
+    settled: io::Result<()>,
+) -> Vec<Result<()>> {
+    let Err(e) = settled else {
+        return results;
+    };
+    if dirs.is_empty() {
+        return results;
+    }
+    results
+        .into_iter()
+        .map(|r| {
+            r.and_then(|()| {
+                Err(Error::io(
+                    "syncing the directory",
+                    io::Error::new(e.kind(), e.to_string()),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Runs `work` on every item, on this thread and up to [`COMMIT_THREADS`]` - 1` helpers
+/// borrowed from `helpers`.
+fn in_parallel<T: Send>(items: &mut [T], helpers: &AtomicUsize, work: impl Fn(&mut T) + Sync) {
+    let count = items.len();
+    let queue = Mutex::new(items.iter_mut());
+    let next = || queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+    let run = || {
+        while let Some(item) = next() {
+            work(item);
+        }
+    };
+    let lent = Helpers::borrow(helpers, COMMIT_THREADS.min(count).saturating_sub(1));
+    std::thread::scope(|scope| {
+        for _ in 0..lent.count {
+            // Without another thread the work is only slower, never undone.
+            let _ = std::thread::Builder::new()
+                .name("ft commit".into())
+                .stack_size(256 * 1024)
+                .spawn_scoped(scope, run);
+        }
+        run();
+    });
 }
 
 /// Takes back the store's own uploads; anything else is committed on its own.

@@ -117,7 +117,7 @@ impl DirUpload {
         if let Some(dir) = &self.dir {
             return Ok(Arc::clone(dir));
         }
-        let dir = walk(self.temps.root_fd(), self.name.parent(), true)?;
+        let dir = walk(&self.temps, self.name.parent(), true)?;
         self.dir = Some(Arc::clone(&dir));
         Ok(dir)
     }
@@ -140,9 +140,11 @@ impl DirUpload {
     pub fn commit(mut self) -> Result<()> {
         self.sync()?;
         let name = escape(&self.name);
+        let temps = Arc::clone(&self.temps);
         let dir = self.publish()?;
-        dir.sync()
-            .map_err(|e| Error::io(format!("syncing the directory of {name}"), e))
+        let syncing = |e| Error::io(format!("syncing the directory of {name}"), e);
+        dir.sync().map_err(syncing)?;
+        temps.settle_dirs().map_err(syncing)
     }
 
     /// Makes the written data durable: bytes held in memory are written to a new file
@@ -158,29 +160,58 @@ impl DirUpload {
         };
         let attrs = self.attrs;
         let synced = match &mut self.data {
-            Data::Memory(_) => self.materialize(),
-            Data::Named(file) | Data::Unnamed(file, _) => finish(file, attrs),
+            Data::Memory(_) => self.materialize(true),
+            Data::Named(file) | Data::Unnamed(file, _) => finish(file, attrs, true),
             // Released while waiting: reopen the same (hidden) file to sync it.
             Data::Closed => {
-                sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs))
+                sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs, true))
             }
             Data::Failed => Err(failed()),
         };
         synced.map_err(|e| Error::io(format!("{doing} {}", escape(&self.name)), e))
     }
 
-    /// Writes the bytes held in memory to a new hidden file and syncs it. If that fails part
-    /// way, the upload is failed for good.
-    fn materialize(&mut self) -> io::Result<()> {
+    /// Writes bytes held in memory to a new file (not synced: a group commit then syncs
+    /// the whole file system once); a file written earlier is synced now, as its own
+    /// write errors are only reported through it. Either way the attributes are set.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(super) fn write_out(&mut self) -> Result<()> {
+        let attrs = self.attrs;
+        let written = match &mut self.data {
+            Data::Memory(_) => self.materialize(false),
+            Data::Named(file) => finish(file, attrs, true),
+            // Written and synced already (by `sync`).
+            Data::Unnamed(..) => Ok(()),
+            Data::Closed => {
+                sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs, true))
+            }
+            Data::Failed => Err(failed()),
+        };
+        written.map_err(|e| Error::io(format!("writing {}", escape(&self.name)), e))
+    }
+
+    /// Writes the bytes held in memory to a new hidden file, and syncs it if `sync`. If
+    /// that fails part way, the upload is failed for good.
+    fn materialize(&mut self, sync: bool) -> io::Result<()> {
         let Some(held) = self.take_held() else {
             return Ok(());
         };
         // An unnamed file cannot replace a name atomically: replacing uploads get a name.
-        if !self.replace {
-            match self.temps.create_unnamed() {
+        // It is made in the directory it goes to (so its inode is allocated there); when that
+        // directory cannot be reached, a named file in the root holds the bytes, and
+        // publishing says why.
+        let dir = if self.replace {
+            None
+        } else {
+            self.target_dir().ok()
+        };
+        if let Some(dir) = dir {
+            match self.temps.create_unnamed(&dir) {
                 Ok(Some(mut file)) => {
                     file.write_all(&held)?;
-                    finish(&file, self.attrs)?;
+                    finish(&file, self.attrs, sync)?;
                     self.data = Data::Unnamed(file, held);
                     return Ok(());
                 }
@@ -197,7 +228,7 @@ impl DirUpload {
         self.data = Data::Memory(held);
         self.spill()?;
         let attrs = self.attrs;
-        finish(self.file()?, attrs)
+        finish(self.file()?, attrs, sync)
     }
 
     /// Moves the bytes held in memory to a new named temporary file. If the file cannot be
@@ -270,7 +301,7 @@ impl DirUpload {
                     self.data = Data::Memory(held);
                     let attrs = self.attrs;
                     self.spill()
-                        .and_then(|()| finish(self.file()?, attrs))
+                        .and_then(|()| finish(self.file()?, attrs, true))
                         .and_then(|()| self.publish_named(&dir))
                 }
                 linked => linked,
@@ -384,13 +415,16 @@ impl DirUpload {
     }
 }
 
-/// Gives a written file its attributes, then makes it durable (in that order: the
-/// attributes are metadata the sync covers).
-fn finish(file: &File, attrs: Option<Attrs>) -> io::Result<()> {
+/// Gives a written file its attributes, then makes it durable if `sync` (in that order:
+/// the attributes are metadata the sync covers).
+fn finish(file: &File, attrs: Option<Attrs>, sync: bool) -> io::Result<()> {
     if let Some(attrs) = attrs {
         set_attrs(file, Some((attrs.modified, attrs.nanos)), attrs.executable)?;
     }
-    file.sync_all()
+    if sync {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The error of an upload whose bytes could not all be moved to disk.

@@ -8,12 +8,12 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::name::{PART_PREFIX, TEMP_PREFIX};
 use crate::sys;
-use crate::sys::at::DirFd;
+use crate::sys::at::{DirFd, syncfs_reports_errors};
 
 /// Makes the hidden files uploads are written to.
 #[derive(Debug)]
@@ -26,6 +26,37 @@ pub(super) struct Temps {
     pid: u32,
     /// Whether to try unnamed files; cleared when the file system refuses them.
     unnamed: AtomicBool,
+    /// Whether one `syncfs` may stand for the `fsync` of many files and directories
+    /// ([`syncfs_reports_errors`]).
+    batch_sync: bool,
+    /// Directories created so far, and how many of them are known durable: a commit
+    /// after a directory was created syncs the file system (the directory entry too).
+    dirs_made: AtomicU64,
+    dirs_synced: AtomicU64,
+    /// Files a batch commit may hold open at once, across all connections
+    /// ([`OPEN_BUDGET`]).
+    open: Mutex<usize>,
+    open_freed: Condvar,
+}
+
+/// Most files the batch commits of one store hold open at once (written, waiting for the
+/// file system's sync): bounded, whatever the number of connections, far below the usual
+/// limit of 1024 descriptors.
+pub(super) const OPEN_BUDGET: usize = 256;
+
+/// Room for files held open by a batch commit, given back when dropped.
+#[derive(Debug)]
+pub(super) struct OpenFiles<'a> {
+    temps: &'a Temps,
+    pub(super) count: usize,
+}
+
+impl Drop for OpenFiles<'_> {
+    fn drop(&mut self) {
+        let mut open = self.temps.open.lock().unwrap_or_else(|p| p.into_inner());
+        *open -= self.count;
+        self.temps.open_freed.notify_all();
+    }
 }
 
 impl Temps {
@@ -36,7 +67,64 @@ impl Temps {
             counter: AtomicU64::new(0),
             pid: std::process::id(),
             unnamed: AtomicBool::new(sys::unnamed_files_possible()),
+            batch_sync: syncfs_reports_errors(),
+            dirs_made: AtomicU64::new(0),
+            dirs_synced: AtomicU64::new(0),
+            open: Mutex::new(0),
+            open_freed: Condvar::new(),
         }
+    }
+
+    /// Whether one `syncfs` stands for many `fsync` calls here.
+    pub(super) fn batch_sync(&self) -> bool {
+        self.batch_sync
+    }
+
+    /// Room for up to `want` (at least 1) files held open at once, waiting while the
+    /// store's [`OPEN_BUDGET`] is spent.
+    pub(super) fn open_files(&self, want: usize) -> OpenFiles<'_> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        while *open >= OPEN_BUDGET {
+            open = self
+                .open_freed
+                .wait(open)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        let count = want.clamp(1, OPEN_BUDGET - *open);
+        *open += count;
+        OpenFiles { temps: self, count }
+    }
+
+    /// Notes a directory created without syncing its parent (with batch syncing only).
+    pub(super) fn dir_made(&self) {
+        self.dirs_made.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Makes every directory created so far durable, by syncing the file system once, if
+    /// any was created since the last time.
+    pub(super) fn settle_dirs(&self) -> io::Result<()> {
+        let made = self.dirs_made.load(Ordering::Acquire);
+        if made <= self.dirs_synced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.sync_all(&self.syncer()?)?;
+        self.dirs_synced.fetch_max(made, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// A handle to sync the file system with later ([`Temps::sync_all`]): its sync
+    /// reports the write errors that happen from now on.
+    pub(super) fn syncer(&self) -> io::Result<DirFd> {
+        DirFd::open(&self.root)
+    }
+
+    /// Syncs the whole file system through `syncer`; every directory created before is
+    /// durable then.
+    pub(super) fn sync_all(&self, syncer: &DirFd) -> io::Result<()> {
+        let made = self.dirs_made.load(Ordering::Acquire);
+        syncer.sync_fs()?;
+        self.dirs_synced.fetch_max(made, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The root's handle.
@@ -65,12 +153,13 @@ impl Temps {
         }
     }
 
-    /// A new unnamed file in the directory, where the system has them.
-    pub(super) fn create_unnamed(&self) -> io::Result<Option<File>> {
+    /// A new unnamed file in `dir` (where it will be published), where the system has
+    /// them.
+    pub(super) fn create_unnamed(&self, dir: &DirFd) -> io::Result<Option<File>> {
         if !self.unnamed_enabled() {
             return Ok(None);
         }
-        let file = sys::create_unnamed(&self.root)?;
+        let file = dir.create_unnamed()?;
         if file.is_none() {
             self.stop_unnamed();
         }

@@ -247,6 +247,42 @@ impl DirFd {
         }
     }
 
+    /// Creates an unnamed regular file in this directory (Linux `O_TMPFILE`), as
+    /// [`super::create_unnamed`] does by path: its inode is allocated near the directory
+    /// it will be linked into, as a file created there would be.
+    pub(crate) fn create_unnamed(&self) -> io::Result<Option<File>> {
+        #[cfg(target_os = "linux")]
+        {
+            let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+            match rustix::fs::openat(&self.fd, ".", flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => Ok(Some(File::from(fd))),
+                Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => {
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Ok(None)
+        }
+    }
+
+    /// Writes every dirty file and directory of this directory's file system to disk, and
+    /// says whether a write failed since this handle was opened (or unseen before); see
+    /// [`syncfs_reports_errors`].
+    pub(crate) fn sync_fs(&self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            rustix::fs::syncfs(&self.fd)?;
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+
     /// Whether `self` and `other` are the same directory.
     pub(crate) fn same_as(&self, other: &DirFd) -> bool {
         #[cfg(unix)]
@@ -414,4 +450,83 @@ fn not_regular() -> io::Error {
         io::ErrorKind::InvalidInput,
         "not a regular file (symbolic links are not followed)",
     )
+}
+
+/// Whether [`DirFd::sync_fs`] can stand for many `fsync` calls: Linux 5.8 or later, where
+/// `syncfs` reports write errors (earlier kernels return success whatever happened).
+pub(crate) fn syncfs_reports_errors() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut numbers = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    let major = numbers.next().unwrap_or(0);
+    let minor = numbers.next().unwrap_or(0);
+    (major, minor) >= (5, 8)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// Each way a component can fail to be a directory, told apart; nothing is followed.
+    #[test]
+    fn children_are_opened_only_when_they_are_real_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        fs::write(dir.path().join("file"), b"x").expect("write");
+        fs::write(outside.path().join("secret"), b"s").expect("write");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).expect("symlink");
+        let at = DirFd::open(dir.path()).expect("open");
+        assert!(at.child("sub").is_ok());
+        assert!(matches!(at.child("link"), Err(ChildError::Symlink)));
+        assert!(matches!(at.child("file"), Err(ChildError::NotADir)));
+        assert!(matches!(at.child("none"), Err(ChildError::Missing)));
+        assert!(at.open_file("link").is_err());
+        assert_eq!(at.stat("link").expect("stat").kind, Kind::Symlink);
+        // A file opened through a directory handle, and a name published into it.
+        let sub = at.child("sub").expect("sub");
+        assert!(sub.make_dir("deeper").expect("mkdir"));
+        assert!(!sub.make_dir("deeper").expect("exists"));
+        let tmp = dir.path().join("tmp");
+        fs::write(&tmp, b"new").expect("write");
+        sub.publish_noreplace(&tmp, "f").expect("publish");
+        assert_eq!(fs::read(dir.path().join("sub/f")).expect("read"), b"new");
+        let names: Vec<_> = sub
+            .names()
+            .expect("names")
+            .map(|n| n.expect("name"))
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(fs::read(outside.path().join("secret")).expect("read"), b"s");
+    }
+
+    /// A modification time to the nanosecond, and execute bits where read bits are.
+    #[test]
+    fn attributes_are_set_on_an_open_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        fs::write(&path, b"x").expect("write");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        set_attrs(&file, Some((1_000_000_000, 123_456_789)), true).expect("attrs");
+        let stat = stat_file(&file).expect("stat");
+        assert_eq!(stat.modified, (1_000_000_000, 123_456_789));
+        assert!(stat.executable);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode & 0o111, (mode & 0o444) >> 2, "{mode:o}");
+        set_attrs(&file, Some((-86_400, 0)), false).expect("before 1970");
+        assert_eq!(stat_file(&file).expect("stat").modified, (-86_400, 0));
+    }
 }

@@ -1,0 +1,208 @@
+//! Serving uploads: [`put`] (the body after `Ready`), [`put_resumable`] (continuing a kept
+//! partial of the same content) and [`put_pipelined`] (the body read at once, the answer
+//! waiting for the group's commit), each checked before any data, each stored file given
+//! the attributes the request carried.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::Ctx;
+use super::handlers::{Exchange, Failed, Handled};
+use super::pipeline::Waiting;
+use super::session::{Access, Session, answer_error};
+use crate::connection::Connection;
+use crate::error::{Error, Result, Side};
+use crate::pipeline::Outcome;
+use crate::protocol::{Attrs, DIGEST_LEN, MAX_PIPELINED, Response};
+use crate::report::{Op, Report};
+use crate::store::{Name, Resumable};
+use crate::text::escape;
+use crate::transfer::{self, Hooks, Received, Span};
+
+pub(super) fn put(
+    ex: &mut Exchange<'_>,
+    name: &str,
+    size: u64,
+    attrs: Option<Attrs>,
+) -> Result<u64, Failed> {
+    let checked = check_upload(ex.ctx, name, size)?;
+    let mut upload = ex.ctx.store.create(&checked, size)?;
+    if let Some(attrs) = attrs {
+        upload.set_attrs(attrs);
+    }
+    ex.conn.send(&Response::Ready)?;
+    let span = Span::whole(name, size);
+    let got = receive_into(ex.conn, span, &mut upload, Xxh3::new(), &mut ex.moved)?;
+    upload.commit()?;
+    ex.conn.send(&Response::Stored { size: got.bytes })?;
+    Ok(got.bytes)
+}
+
+pub(super) fn put_resumable(
+    ex: &mut Exchange<'_>,
+    name: &str,
+    size: u64,
+    digest: [u8; DIGEST_LEN],
+    attrs: Option<Attrs>,
+) -> Result<u64, Failed> {
+    let checked = check_upload(ex.ctx, name, size)?;
+    let Resumable {
+        mut upload,
+        offset,
+        mut existing,
+    } = ex
+        .ctx
+        .store
+        .create_resumable(&checked, size, &partial_key(name, size, &digest))?;
+    let prefix = transfer::hash_prefix(&mut existing, offset)
+        .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
+    drop(existing);
+    if let Some(attrs) = attrs {
+        upload.set_attrs(attrs);
+    }
+    if let Err(e) = ex.conn.send(&Response::ReadyFrom { offset }) {
+        upload.keep();
+        return Err(e.into());
+    }
+    let span = Span { name, size, offset };
+    match receive_into(ex.conn, span, &mut upload, prefix, &mut ex.moved) {
+        Ok(got) if got.digest == digest => {
+            upload.commit()?;
+            ex.conn.send(&Response::Stored { size })?;
+            Ok(got.bytes)
+        }
+        // Verified, but not the file announced: the partial is no prefix of it.
+        Ok(_) => Err(Error::ChecksumMismatch {
+            name: name.to_owned(),
+        }
+        .into()),
+        Err(e) => {
+            if e.kind().is_interruption() {
+                upload.keep();
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// A pipelined upload: its body is read now, its answer waits for the group's commit.
+/// When the connection cannot go on, the waiting uploads are answered first, then this one.
+pub(super) fn put_pipelined(
+    s: &mut Session<'_>,
+    name: String,
+    size: u64,
+    attrs: Option<Attrs>,
+    started: Instant,
+) -> Handled {
+    let allowed = s.may(Access::Write);
+    match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size, attrs) {
+        Ok(outcome) => Handled::Deferred(Waiting {
+            name,
+            size,
+            started,
+            outcome,
+        }),
+        Err(e) => {
+            s.waiting.commit(s.ctx, &mut s.conn);
+            answer_error(&mut s.conn, &e);
+            let report = Report::new(s.conn.peer(), Op::Put, Some(&name), started, 0, Some(&e));
+            Handled::Answered {
+                report,
+                keep_going: false,
+            }
+        }
+    }
+}
+
+/// Reads one pipelined upload's body: into the store's upload (memory or a temporary file),
+/// or dropped when the upload is refused. `Err` only when the connection cannot go on.
+fn receive_pipelined(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    allowed: Result<()>,
+    name: &str,
+    size: u64,
+    attrs: Option<Attrs>,
+) -> Result<Outcome> {
+    if size > MAX_PIPELINED {
+        return Err(Error::Protocol(format!(
+            "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
+        )));
+    }
+    // Its bytes are reported once it is committed.
+    let whole = |conn: &mut Connection, writer: &mut dyn Write| {
+        receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), &mut 0)
+    };
+    let accepted = allowed
+        .and_then(|()| check_upload(ctx, name, size))
+        .and_then(|name| ctx.store.create(&name, size));
+    match accepted {
+        Ok(mut upload) => match whole(conn, &mut upload) {
+            Ok(got) if attrs.is_some() => {
+                if let Some(attrs) = attrs {
+                    upload.set_attrs(attrs);
+                }
+                // Waiting uploads must not pile up open descriptors.
+                upload.release();
+                Ok(Ok((upload, got.bytes)))
+            }
+            Ok(got) => {
+                // Waiting uploads must not pile up open descriptors.
+                upload.release();
+                Ok(Ok((upload, got.bytes)))
+            }
+            Err(e) if e.breaks_connection() => Err(e),
+            Err(e) => Ok(Err(e)),
+        },
+        // Refused before its body was read: read it anyway, to stay in step.
+        Err(refused) => match whole(conn, &mut io::sink()) {
+            Err(e) if e.breaks_connection() => Err(e),
+            _ => Ok(Err(refused)),
+        },
+    }
+}
+
+/// Receives an upload's body (`span`, `prefix` hashing the bytes before its offset) into
+/// `writer`, counting the bytes it moved in `moved`.
+fn receive_into(
+    conn: &mut Connection,
+    span: Span<'_>,
+    writer: &mut dyn Write,
+    prefix: Xxh3,
+    moved: &mut u64,
+) -> Result<Received> {
+    let mut progress = |n: u64| *moved = n - span.offset;
+    let mut hooks = Hooks {
+        progress: Some(&mut progress),
+        cancel: None,
+    };
+    transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
+}
+
+/// Checks what every upload must pass before its body (the name first); the name checked.
+fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<Name> {
+    let name = Name::new(name)?;
+    if ctx.config.read_only {
+        return Err(Error::ReadOnly);
+    }
+    match ctx.config.max_file_size {
+        Some(limit) if size > limit => Err(Error::TooLarge {
+            name: name.to_string(),
+            size,
+            limit,
+        }),
+        _ => Ok(name),
+    }
+}
+
+/// The key of a resumable upload: one partial per name, size and content.
+fn partial_key(name: &str, size: u64, digest: &[u8; DIGEST_LEN]) -> String {
+    let mut hasher = Xxh3::new();
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&size.to_le_bytes());
+    hasher.update(digest);
+    format!("{:032x}", hasher.digest128())
+}
