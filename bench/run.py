@@ -1670,7 +1670,9 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
         for s in servers:
             s.stop()
         log(f"tree: removing {w}")
+        t0 = time.monotonic()
         shutil.rmtree(w, ignore_errors=True)
+        log(f"tree: removed in {time.monotonic() - t0:.0f} s")
     kept = {k: all(v) for k, v in times.items()}
     if kept:
         tools.note("tree: file modification times kept by " +
