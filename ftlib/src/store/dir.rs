@@ -330,8 +330,9 @@ impl Store for DirStore {
     ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>> {
         let at = self.dir(dir.map(Name::as_str), false)?;
         let depth = dir.map_or(0, Name::depth);
-        let walk =
-            Walk::new(at, depth, recursive).map_err(|e| Error::io("reading the directory", e))?;
+        let base_len = dir.map_or(0, |d| d.len() + 1);
+        let walk = Walk::new(at, depth, base_len, recursive)
+            .map_err(|e| Error::io("reading the directory", e))?;
         Ok(Box::new(walk))
     }
 
