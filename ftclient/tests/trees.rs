@@ -507,7 +507,6 @@ fn to_places_trees_and_files_and_get_and_list_find_them() {
 /// Every report line names the server's address, as for single files, even an item
 /// reported before the first connection (a skipped link, a tree that is not there).
 #[test]
-#[ignore = "bug: a tree's items reported before connecting show the address 0.0.0.0"]
 fn every_report_line_of_a_tree_names_the_server() {
     let f = Fixture::new();
     let top = f.local().join(TOP);

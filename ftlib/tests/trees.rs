@@ -769,7 +769,6 @@ fn a_large_recursive_listing_is_walked_in_little_memory_and_sent_in_bounded_batc
 /// A download that fails leaves nothing behind, as [`ftlib::Client::get`] promises: not
 /// even the local directories a name in a server directory would have needed.
 #[test]
-#[ignore = "bug: Client::get of a name with directories creates them locally before the server answers, and leaves them when it fails"]
 fn a_failed_get_of_a_path_leaves_no_directory_behind() {
     let server = TestServer::start();
     let mut client = server.client();
