@@ -13,9 +13,14 @@ Examples:
   ftclient localhost 6789 put notes.pdf          upload client_data/notes.pdf (or ./notes.pdf)
   ftclient localhost 6789 put ~/a.txt ../b.bin   upload any paths; the remote name is the last component
   ftclient localhost 6789 put draft.txt --as final.txt   choose the name on the server
+  ftclient localhost 6789 put -r photos          upload the tree photos/ as photos/... (times, exec bits)
+  ftclient localhost 6789 put -r photos --to 2024  ...as 2024/photos/... on the server
   ftclient localhost 6789 get test2.txt          download into client_data/test2.txt
+  ftclient localhost 6789 get 2024/photos/a.jpg  download a file of a server directory, as a.jpg
+  ftclient localhost 6789 get -r photos          download the tree into client_data/photos/...
   ftclient --dir . ::1 6789 get a b c            download three files into . over IPv6
   ftclient localhost 6789 list                   one name per line (directories end in /)
+  ftclient localhost 6789 list photos -r         everything beneath photos/, as paths
   ftclient localhost 6789 list -l                kind, size, modification time and name, sorted
   ftclient --json localhost 6789 list            one JSON object per entry (see docs/JSON.md)
   ftclient --fingerprint SHA256:... host 6789 list  trust exactly the server printing this fingerprint
@@ -30,9 +35,11 @@ $XDG_CONFIG_HOME/ft/known_hosts or ~/.config/ft/known_hosts) and printed on stde
 it with the `fingerprint` line the server printed. If it later changes, ftclient stops
 before sending anything.
 
-Each put or get prints one report line on stdout: time, server ip and port, user (`-`
-without a login), operation, file name, bytes, duration, then `success` or
-`failure KIND: MESSAGE`; list prints names on
+Each put or get prints one report line per file on stdout: time, server ip and port, user
+(`-` without a login), operation, file name, bytes, duration, then `success`,
+`failure KIND: MESSAGE`, or `skipped REASON` (a file already there with the same bytes, a
+symbolic link in a tree: both count as done, so running a command again after an
+interruption finishes the job); list prints names on
 stdout and its report on stderr. A progress bar is drawn on stderr when it is a terminal
 (not with --quiet). Exit status: 0 all succeeded, 1 any failed, 2 usage error,
 130 interrupted.";

@@ -67,7 +67,7 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             format!("a plain name is looked up in {dir}, then in the current directory")
         }
         (Op::Put, ErrorKind::InvalidName) => {
-            "rename the file: a name is one path component without control characters".into()
+            "rename it: each part of a name is a plain file name without control characters, \\ or :".into()
         }
         (Op::Get, ErrorKind::InvalidName) => {
             format!("use a name as `ftclient {host} {port} list` prints it")
@@ -192,7 +192,7 @@ mod tests {
                 },
                 "looked up in client_data, then in the current directory",
             ),
-            (Op::Put, remote(ErrorKind::InvalidName), "rename the file"),
+            (Op::Put, remote(ErrorKind::InvalidName), "rename it"),
             (Op::Get, remote(ErrorKind::InvalidName), "as `ftclient"),
             (Op::Put, remote(ErrorKind::TooLarge), "--max-file-size"),
             (Op::Put, remote(ErrorKind::NoSpace), "server's disk"),

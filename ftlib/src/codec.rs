@@ -133,7 +133,7 @@ fn short_type_name<T>() -> &'static str {
 mod tests {
     use super::*;
     use crate::protocol::{
-        Body, Entry, EntryKind, EntryV3, ErrorKind, Hello, MAX_CHUNK, Request, Response,
+        Body, DIGEST_LEN, Entry, EntryKind, EntryV3, ErrorKind, Hello, MAX_CHUNK, Request, Response,
     };
 
     fn round_trip<T>(msg: &T) -> T
@@ -317,6 +317,305 @@ mod tests {
         }
     }
 
+    /// The version 4 rows of docs/PROTOCOL.md section 4.6, exactly.
+    #[test]
+    fn v4_frames_match_the_spec() {
+        use crate::protocol::{Attrs, How};
+        let hello: [u8; DIGEST_LEN] = [
+            0xb5, 0xe9, 0xc1, 0xad, 0x07, 0x1b, 0x3e, 0x7f, 0xc7, 0x79, 0xcf, 0xaa, 0x5e, 0x52,
+            0x38, 0x18,
+        ];
+        let attrs = |modified, nanos, executable| Attrs {
+            modified,
+            nanos,
+            executable,
+        };
+        let entry = |name: &str, kind, size, executable| Entry {
+            name: name.into(),
+            kind,
+            size,
+            modified: 1_700_000_000,
+            executable,
+        };
+        let rows: [(&str, String); 19] = [
+            (
+                "00 00 00 0b 08 03 64 2f 61 03 01 02 02 01 02",
+                frame_of(&Request::Upload {
+                    name: "d/a".into(),
+                    size: 3,
+                    attrs: Some(attrs(1, 2, true)),
+                    how: How::Pipelined,
+                }),
+            ),
+            (
+                "00 00 00 0a 08 05 61 2e 74 78 74 05 00 00",
+                frame_of(&Request::Upload {
+                    name: "a.txt".into(),
+                    size: 5,
+                    attrs: None,
+                    how: How::Wait,
+                }),
+            ),
+            (
+                "00 00 00 21 08 05 61 2e 74 78 74 05 01 fc 00 e2 a7 ca 00 00 01 \
+                 b5 e9 c1 ad 07 1b 3e 7f c7 79 cf aa 5e 52 38 18",
+                frame_of(&Request::Upload {
+                    name: "a.txt".into(),
+                    size: 5,
+                    attrs: Some(attrs(1_700_000_000, 0, false)),
+                    how: How::Resumable { digest: hello },
+                }),
+            ),
+            (
+                "00 00 00 11 08 05 61 2e 74 78 74 05 01 fc 00 e2 a7 ca 00 00 02",
+                frame_of(&Request::Upload {
+                    name: "a.txt".into(),
+                    size: 5,
+                    attrs: Some(attrs(1_700_000_000, 0, false)),
+                    how: How::Pipelined,
+                }),
+            ),
+            (
+                "00 00 00 04 09 01 61 01",
+                frame_of(&Request::Stat {
+                    name: "a".into(),
+                    digest: true,
+                }),
+            ),
+            (
+                "00 00 00 06 09 03 64 2f 61 00",
+                frame_of(&Request::Stat {
+                    name: "d/a".into(),
+                    digest: false,
+                }),
+            ),
+            (
+                "00 00 00 03 0a 00 01",
+                frame_of(&Request::ListDir {
+                    dir: String::new(),
+                    recursive: true,
+                }),
+            ),
+            (
+                "00 00 00 04 0a 01 64 00",
+                frame_of(&Request::ListDir {
+                    dir: "d".into(),
+                    recursive: false,
+                }),
+            ),
+            (
+                "00 00 00 03 0b 01 64",
+                frame_of(&Request::MakeDir { name: "d".into() }),
+            ),
+            (
+                "00 00 00 0a 0a 05 00 fc 00 e2 a7 ca 00 00",
+                frame_of(&Response::Opened {
+                    size: 5,
+                    offset: 0,
+                    attrs: attrs(1_700_000_000, 0, false),
+                }),
+            ),
+            (
+                "00 00 00 0e 0a 05 02 fc 00 e2 a7 ca fc 00 65 cd 1d 01",
+                frame_of(&Response::Opened {
+                    size: 5,
+                    offset: 2,
+                    attrs: attrs(1_700_000_000, 500_000_000, true),
+                }),
+            ),
+            (
+                "00 00 00 0e 0b 01 03 64 2f 61 01 03 fc 00 e2 a7 ca 01",
+                frame_of(&Response::Listing(vec![entry(
+                    "d/a",
+                    EntryKind::File,
+                    3,
+                    true,
+                )])),
+            ),
+            (
+                "00 00 00 18 0b 02 01 64 02 00 fc 00 e2 a7 ca 00 03 64 2f 61 01 03 fc 00 e2 a7 ca 01",
+                frame_of(&Response::Listing(vec![
+                    entry("d", EntryKind::Dir, 0, false),
+                    entry("d/a", EntryKind::File, 3, true),
+                ])),
+            ),
+            (
+                "00 00 00 1c 0c 01 61 01 05 fc 00 e2 a7 ca 00 01 \
+                 b5 e9 c1 ad 07 1b 3e 7f c7 79 cf aa 5e 52 38 18",
+                frame_of(&Response::Described {
+                    entry: entry("a", EntryKind::File, 5, false),
+                    digest: Some(hello),
+                }),
+            ),
+            (
+                "00 00 00 0c 0c 01 64 02 00 fc 00 e2 a7 ca 00 00",
+                frame_of(&Response::Described {
+                    entry: entry("d", EntryKind::Dir, 0, false),
+                    digest: None,
+                }),
+            ),
+            (
+                "00 00 00 02 0d 01",
+                frame_of(&Response::Made { created: true }),
+            ),
+            (
+                "00 00 00 02 0d 00",
+                frame_of(&Response::Made { created: false }),
+            ),
+            (
+                "00 00 00 13 00 89 46 54 0a 04 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
+                frame_of(&Response::Hello(Hello::ours())),
+            ),
+            (
+                "00 00 00 41 01 0a 3e",
+                frame_of(&Response::Error {
+                    kind: ErrorKind::Protocol,
+                    message: crate::Error::Protocol(
+                        "directory trees and file attributes need ft v4".into(),
+                    )
+                    .to_string(),
+                })[..20]
+                    .to_owned(),
+            ),
+        ];
+        for (want, got) in rows {
+            let want = want.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert_eq!(got, want);
+        }
+        // The valid neighbours of the v4 rows of `malformed_payloads_are_protocol_errors`.
+        for payload in [
+            &[9, 1, b'a', 1][..],
+            &[8, 1, b'a', 1, 1, 2, 0, 0, 0],
+            &[8, 1, b'a', 1, 0, 2],
+        ] {
+            decode::<Request>(payload).expect("a valid v4 request");
+        }
+    }
+
+    /// The frames of docs/PROTOCOL.md section 13.4 (a tree put twice, then got) that
+    /// section 4.6 does not show, exactly.
+    #[test]
+    fn v4_session_frames_match_the_spec() {
+        use crate::error::Taken;
+        use crate::protocol::{Attrs, How};
+        let text = |s: &str| hex(s.as_bytes());
+        let time = "fc 00 e2 a7 ca";
+        let hello = "b5 e9 c1 ad 07 1b 3e 7f c7 79 cf aa 5e 52 38 18";
+        let attrs = Attrs {
+            modified: 1_700_000_000,
+            nanos: 0,
+            executable: false,
+        };
+        let entry = |name: &str, kind, size| Entry {
+            name: name.into(),
+            kind,
+            size,
+            modified: 1_700_000_000,
+            executable: false,
+        };
+        let digest = {
+            let mut d = [0u8; DIGEST_LEN];
+            d.copy_from_slice(&xxhash_rust::xxh3::xxh3_128(b"hello").to_be_bytes());
+            d
+        };
+        let taken = crate::Error::AlreadyExists {
+            name: "d/a.txt".into(),
+            why: Taken::Exists,
+        };
+        let rows: [(String, String); 11] = [
+            (
+                format!(
+                    "00 00 00 13 08 07 {} 05 01 {time} 00 00 02",
+                    text("d/a.txt")
+                ),
+                frame_of(&Request::Upload {
+                    name: "d/a.txt".into(),
+                    size: 5,
+                    attrs: Some(attrs),
+                    how: How::Pipelined,
+                }),
+            ),
+            (
+                format!("00 00 00 05 0b 03 {}", text("d/e")),
+                frame_of(&Request::MakeDir { name: "d/e".into() }),
+            ),
+            (
+                format!("00 00 00 19 01 02 16 {}", text("d/a.txt already exists")),
+                frame_of(&Response::Error {
+                    kind: taken.kind(),
+                    message: taken.to_string(),
+                }),
+            ),
+            (
+                format!("00 00 00 0a 09 07 {} 00", text("d/a.txt")),
+                frame_of(&Request::Stat {
+                    name: "d/a.txt".into(),
+                    digest: false,
+                }),
+            ),
+            (
+                format!("00 00 00 12 0c 07 {} 01 05 {time} 00 00", text("d/a.txt")),
+                frame_of(&Response::Described {
+                    entry: entry("d/a.txt", EntryKind::File, 5),
+                    digest: None,
+                }),
+            ),
+            (
+                format!("00 00 00 0a 09 07 {} 01", text("d/a.txt")),
+                frame_of(&Request::Stat {
+                    name: "d/a.txt".into(),
+                    digest: true,
+                }),
+            ),
+            (
+                format!(
+                    "00 00 00 22 0c 07 {} 01 05 {time} 00 01 {hello}",
+                    text("d/a.txt")
+                ),
+                frame_of(&Response::Described {
+                    entry: entry("d/a.txt", EntryKind::File, 5),
+                    digest: Some(digest),
+                }),
+            ),
+            (
+                format!("00 00 00 04 0a 01 {} 01", text("d")),
+                frame_of(&Request::ListDir {
+                    dir: "d".into(),
+                    recursive: true,
+                }),
+            ),
+            (
+                format!(
+                    "00 00 00 1a 0b 02 05 {} 01 05 {time} 00 01 {} 02 00 {time} 00",
+                    text("a.txt"),
+                    text("e")
+                ),
+                frame_of(&Response::Listing(vec![
+                    entry("a.txt", EntryKind::File, 5),
+                    entry("e", EntryKind::Dir, 0),
+                ])),
+            ),
+            (
+                format!("00 00 00 09 02 07 {}", text("d/a.txt")),
+                frame_of(&Request::Get {
+                    name: "d/a.txt".into(),
+                }),
+            ),
+            (
+                format!("00 00 00 0a 0a 05 00 {time} 00 00"),
+                frame_of(&Response::Opened {
+                    size: 5,
+                    offset: 0,
+                    attrs,
+                }),
+            ),
+        ];
+        for (want, got) in rows {
+            assert_eq!(got, want);
+        }
+        assert_eq!(hex(&digest), hello);
+    }
+
     /// The busy refusal exactly as docs/PROTOCOL.md shows it.
     #[test]
     fn busy_frame_matches_the_spec() {
@@ -401,6 +700,10 @@ mod tests {
             // Put with a string length claiming 2^60 bytes: refused by the limit.
             ("length bomb", vec![1, 253, 0, 0, 0, 0, 0, 0, 0, 0x10, b'a']),
             ("invalid utf-8", vec![1, 2, 0xff, 0xfe, 1]),
+            // v4: a bool is 0 or 1, an Option tag 0 or 1, How has three variants.
+            ("bool of 2", vec![9, 1, b'a', 2]),
+            ("option tag 2", vec![8, 1, b'a', 1, 2, 0, 0, 0, 0]),
+            ("how of 3", vec![8, 1, b'a', 1, 0, 3]),
         ];
         for (what, bytes) in rows {
             let got = decode::<Request>(&bytes);

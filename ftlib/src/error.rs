@@ -36,7 +36,7 @@ pub enum Error {
         /// The sender's message, unescaped.
         message: String,
     },
-    /// A name that is not one plain path component.
+    /// A name that is not a valid relative path of plain components.
     #[error("invalid file name {}: {reason}", escape(name))]
     InvalidName {
         /// The rejected name.

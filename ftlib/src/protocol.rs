@@ -1,5 +1,6 @@
-//! The messages of the ft protocol (v3; v1 is its subset without resume and pipelining,
-//! v2 the subset without logins) and the limits both sides enforce.
+//! The messages of the ft protocol (v4; v1 is its subset without resume and pipelining,
+//! v2 the subset without logins, v3 the subset without trees and file attributes) and the
+//! limits both sides enforce.
 //!
 //! This module only defines data: what a frame may carry and how large things may be.
 //! Encoding lives in [`crate::codec`]; the order in which messages flow is in `docs/PROTOCOL.md`.
@@ -109,14 +110,15 @@ pub enum Request {
     /// Upload `size` bytes as `name`. The server answers [`Response::Ready`] or an error
     /// before any data is sent; then the client sends the [`Body`].
     Put {
-        /// Final name in the served directory (one path component).
+        /// Final name in the served directory (a relative path; missing directories are
+        /// created).
         name: String,
         /// Exact number of bytes the body will carry.
         size: u64,
     },
     /// Download `name`. The server answers [`Response::File`] followed by the [`Body`], or an error.
     Get {
-        /// Name in the served directory (one path component).
+        /// Name in the served directory (a relative path).
         name: String,
     },
     /// List the served directory: [`Response::Entries`] batches, then [`Response::ListEnd`].
@@ -383,7 +385,7 @@ pub struct Entry {
 /// without its execute bit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryV3 {
-    /// File name (one path component).
+    /// File name (one path component: the top directory's own entries).
     pub name: String,
     /// What kind of entry this is.
     pub kind: EntryKind,
@@ -526,7 +528,7 @@ coded_enum! {
         NotFound = 1 => "not-found",
         /// A file of that name already exists; it was not touched.
         AlreadyExists = 2 => "already-exists",
-        /// The name is not one plain path component.
+        /// The name is not a valid relative path (see `docs/PROTOCOL.md`).
         InvalidName = 3 => "invalid-name",
         /// The file is larger than the peer accepts.
         TooLarge = 4 => "too-large",

@@ -409,3 +409,286 @@ mod promises {
         assert_eq!(read(store, "pending"), (data, 300_000));
     }
 }
+
+/// The promises of directory trees (issue 10), one test each per backend, named
+/// `<backend>_trees::<promise>`.
+macro_rules! tree_suite {
+    ($module:ident, $fixture:ident) => {
+        mod $module {
+            use super::tree_promises;
+
+            fn run(promise: fn(&dyn ftlib::store::Store)) {
+                let fixture = super::$fixture();
+                promise(fixture.store.as_ref());
+                fixture.assert_clean();
+            }
+
+            #[test]
+            fn a_nested_name_makes_its_parents_and_lists_relative_to_its_directory() {
+                run(tree_promises::a_nested_name_makes_its_parents_and_lists_relative_to_its_directory);
+            }
+
+            #[test]
+            fn make_dir_says_whether_it_made_the_directory() {
+                run(tree_promises::make_dir_says_whether_it_made_the_directory);
+            }
+
+            #[test]
+            fn a_file_never_replaces_a_directory_nor_a_directory_a_file_early() {
+                run(tree_promises::a_file_never_replaces_a_directory_nor_a_directory_a_file_early);
+            }
+
+            #[test]
+            fn a_directory_made_before_a_commit_keeps_its_name() {
+                run(tree_promises::a_directory_made_before_a_commit_keeps_its_name);
+            }
+
+            #[test]
+            fn a_file_committed_where_a_pending_file_needs_a_directory_wins_alone() {
+                run(tree_promises::a_file_committed_where_a_pending_file_needs_a_directory_wins_alone);
+            }
+
+            #[test]
+            fn stat_describes_files_and_directories() {
+                run(tree_promises::stat_describes_files_and_directories);
+            }
+
+            #[test]
+            fn attributes_given_to_a_file_are_kept() {
+                run(tree_promises::attributes_given_to_a_file_are_kept);
+            }
+
+            #[test]
+            fn a_dropped_pending_file_in_new_directories_leaves_nothing() {
+                run(tree_promises::a_dropped_pending_file_in_new_directories_leaves_nothing);
+            }
+        }
+    };
+}
+
+tree_suite!(dir_store_trees, dir_store);
+tree_suite!(mem_store_trees, mem_store);
+
+mod tree_promises {
+    use std::io::Read;
+
+    use ftlib::protocol::Attrs;
+
+    use super::promises::{bytes, name, put, read};
+    use super::*;
+
+    fn kind<T>(result: ftlib::Result<T>) -> Option<ErrorKind> {
+        result.err().map(|e| e.kind())
+    }
+
+    /// `(name, kind, size)` of every entry `list(dir, recursive)` gives, sorted.
+    fn listed(
+        store: &dyn Store,
+        dir: Option<&str>,
+        recursive: bool,
+    ) -> Vec<(String, EntryKind, u64)> {
+        let dir = dir.map(name);
+        let mut entries: Vec<_> = store
+            .list(dir.as_ref(), recursive)
+            .expect("list")
+            .map(|e| e.expect("entry"))
+            .map(|e| (e.name, e.kind, e.size))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    }
+
+    fn row(name: &str, kind: EntryKind, size: u64) -> (String, EntryKind, u64) {
+        (name.to_owned(), kind, size)
+    }
+
+    use EntryKind::{Dir, File};
+
+    pub fn a_nested_name_makes_its_parents_and_lists_relative_to_its_directory(store: &dyn Store) {
+        put(store, "a/b/c", b"abc");
+        put(store, "top", b"t");
+        assert_eq!(read(store, "a/b/c"), (b"abc".to_vec(), 3));
+        assert_eq!(
+            listed(store, None, false),
+            [row("a", Dir, 0), row("top", File, 1)]
+        );
+        assert_eq!(
+            listed(store, Some("a"), true),
+            [row("b", Dir, 0), row("b/c", File, 3)]
+        );
+        assert_eq!(listed(store, Some("a"), false), [row("b", Dir, 0)]);
+        assert_eq!(listed(store, Some("a/b"), true), [row("c", File, 3)]);
+        assert_eq!(
+            listed(store, None, true),
+            [
+                row("a", Dir, 0),
+                row("a/b", Dir, 0),
+                row("a/b/c", File, 3),
+                row("top", File, 1)
+            ]
+        );
+        // Only directories list and only files open.
+        assert_eq!(
+            kind(store.list(Some(&name("a/b/c")), false)),
+            Some(ErrorKind::NotFound)
+        );
+        assert_eq!(
+            kind(store.list(Some(&name("top")), true)),
+            Some(ErrorKind::NotFound)
+        );
+        assert_eq!(
+            kind(store.list(Some(&name("missing")), true)),
+            Some(ErrorKind::NotFound)
+        );
+        assert_eq!(kind(store.open(&name("a"), 0)), Some(ErrorKind::NotFound));
+        assert_eq!(kind(store.open(&name("a/b"), 0)), Some(ErrorKind::NotFound));
+    }
+
+    pub fn make_dir_says_whether_it_made_the_directory(store: &dyn Store) {
+        assert!(store.make_dir(&name("x/y/z")).expect("make x/y/z"), "made");
+        for dir in ["x/y/z", "x/y", "x"] {
+            assert!(
+                !store.make_dir(&name(dir)).expect("make again"),
+                "{dir} existed"
+            );
+        }
+        // Empty directories are listed.
+        assert_eq!(
+            listed(store, None, true),
+            [row("x", Dir, 0), row("x/y", Dir, 0), row("x/y/z", Dir, 0)]
+        );
+        assert_eq!(listed(store, Some("x/y/z"), true), []);
+        put(store, "x/y/z/f", b"f");
+        assert!(!store.make_dir(&name("x/y/z")).expect("make again"));
+        assert_eq!(read(store, "x/y/z/f"), (b"f".to_vec(), 1));
+    }
+
+    pub fn a_file_never_replaces_a_directory_nor_a_directory_a_file_early(store: &dyn Store) {
+        put(store, "f", b"file");
+        assert!(store.make_dir(&name("d")).expect("mkdir"));
+        put(store, "d/inner", b"inner");
+        let taken = Some(ErrorKind::AlreadyExists);
+        for file in ["d", "f/x", "f/x/y"] {
+            assert_eq!(kind(store.create(&name(file), 1)), taken, "create {file}");
+            assert_eq!(
+                kind(store.create_resumable(&name(file), 1, "abcd")),
+                taken,
+                "create_resumable {file}"
+            );
+        }
+        for dir in ["f", "f/x", "d/inner", "d/inner/x"] {
+            assert_eq!(kind(store.make_dir(&name(dir))), taken, "make_dir {dir}");
+        }
+        assert_eq!(read(store, "f"), (b"file".to_vec(), 4));
+        assert_eq!(read(store, "d/inner"), (b"inner".to_vec(), 5));
+        assert_eq!(
+            listed(store, None, true),
+            [row("d", Dir, 0), row("d/inner", File, 5), row("f", File, 4)]
+        );
+    }
+
+    pub fn a_directory_made_before_a_commit_keeps_its_name(store: &dyn Store) {
+        // Sizes on both sides of what a backend may hold in memory.
+        for len in [0, 4, 300_000] {
+            let dir = format!("p{len}");
+            let mut pending = store.create(&name(&dir), len as u64).expect("create");
+            pending.write_all(&bytes(len, 9)).expect("write");
+            assert!(store.make_dir(&name(&dir)).expect("mkdir while pending"));
+            assert_eq!(
+                kind(pending.commit()),
+                Some(ErrorKind::AlreadyExists),
+                "{len} bytes"
+            );
+            assert_eq!(store.stat(&name(&dir)).expect("stat").kind, Dir);
+            assert_eq!(listed(store, Some(&dir), true), []);
+        }
+    }
+
+    pub fn a_file_committed_where_a_pending_file_needs_a_directory_wins_alone(store: &dyn Store) {
+        let mut pending = store.create(&name("s/t"), 5).expect("create s/t");
+        pending.write_all(b"inner").expect("write");
+        // A file `s` now, either refused (the store made the directory already) or
+        // committed, in which case `s/t` cannot be.
+        let file = store.create(&name("s"), 4).and_then(|mut file| {
+            file.write_all(b"file")
+                .map_err(|e| ftlib::Error::io("writing", e))?;
+            file.commit()
+        });
+        let nested = pending.commit();
+        match (kind(file), kind(nested)) {
+            (Some(ErrorKind::AlreadyExists), None) => {
+                assert_eq!(store.stat(&name("s")).expect("stat").kind, Dir);
+                assert_eq!(read(store, "s/t"), (b"inner".to_vec(), 5));
+            }
+            (None, Some(ErrorKind::AlreadyExists)) => {
+                assert_eq!(read(store, "s"), (b"file".to_vec(), 4));
+                assert_eq!(kind(store.stat(&name("s/t"))), Some(ErrorKind::NotFound));
+            }
+            other => panic!("s and s/t: {other:?}"),
+        }
+    }
+
+    pub fn stat_describes_files_and_directories(store: &dyn Store) {
+        put(store, "dir/file", &bytes(1000, 4));
+        let file = store.stat(&name("dir/file")).expect("stat file");
+        assert_eq!(
+            (file.name.as_str(), file.kind, file.size, file.executable),
+            ("dir/file", File, 1000, false)
+        );
+        let dir = store.stat(&name("dir")).expect("stat dir");
+        assert_eq!(
+            (dir.name.as_str(), dir.kind, dir.size, dir.executable),
+            ("dir", Dir, 0, false)
+        );
+        for missing in ["nothing", "dir/nothing", "dir/file/below"] {
+            assert_eq!(
+                kind(store.stat(&name(missing))),
+                Some(ErrorKind::NotFound),
+                "{missing}"
+            );
+        }
+    }
+
+    pub fn attributes_given_to_a_file_are_kept(store: &dyn Store) {
+        let attrs = Attrs {
+            modified: 1_000_000_000,
+            nanos: 123_456_789,
+            executable: true,
+        };
+        for (file, len) in [("tools/small", 3), ("tools/large", 300_000)] {
+            let data = bytes(len, 5);
+            let mut pending = store.create(&name(file), len as u64).expect("create");
+            pending.set_attrs(attrs);
+            pending.write_all(&data).expect("write");
+            pending.commit().expect("commit");
+            let entry = store.stat(&name(file)).expect("stat");
+            assert_eq!(
+                (entry.modified, entry.executable),
+                (attrs.modified, true),
+                "{file}"
+            );
+            let mut source = store.open(&name(file), 0).expect("open");
+            assert_eq!(
+                (source.modified, source.nanos, source.executable),
+                (attrs.modified, attrs.nanos, true),
+                "{file}"
+            );
+            let mut got = Vec::new();
+            source.reader.read_to_end(&mut got).expect("read");
+            assert!(got == data, "{file}: other bytes");
+        }
+        put(store, "tools/plain", b"p");
+        assert!(!store.stat(&name("tools/plain")).expect("stat").executable);
+    }
+
+    pub fn a_dropped_pending_file_in_new_directories_leaves_nothing(store: &dyn Store) {
+        for len in [1, 300_000] {
+            let mut pending = store
+                .create(&name("new/dirs/f"), len as u64)
+                .expect("create");
+            pending.write_all(&bytes(len, 6)).expect("write");
+            drop(pending);
+            assert_eq!(listed(store, None, true), [], "{len} bytes");
+        }
+    }
+}

@@ -410,3 +410,327 @@ impl Line {
         }
     }
 }
+
+#[cfg(unix)]
+pub use trees::file_ids;
+pub use trees::{FileId, Node, Outcome, PeakAlloc, Reported, peak_allocation, reported, tree};
+
+/// Helpers for the tests of directory trees (issue 10): what a tree holds, compared across
+/// the local side, the served directory and a download; which files were rewritten; report
+/// lines whose names are quoted or that say `skipped`; and the most memory one thread held
+/// at once ([`PeakAlloc`]).
+pub mod trees {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::hint::black_box;
+    use std::path::{Path, PathBuf};
+    use std::time::SystemTime;
+
+    use xxhash_rust::xxh3::xxh3_128;
+
+    /// What one path of a tree is, as a user would compare it: a file's bytes (by length
+    /// and XXH3-128), modification time and execute bit; a directory; a link and its target.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Node {
+        /// A directory (its times are not kept, so not compared).
+        Dir,
+        /// A regular file.
+        File {
+            /// Its size.
+            len: u64,
+            /// XXH3-128 of its bytes.
+            digest: u128,
+            /// Its modification time, as precise as the file system keeps it.
+            modified: SystemTime,
+            /// Any execute bit set.
+            executable: bool,
+        },
+        /// A symbolic link (never followed), with its target.
+        Symlink(PathBuf),
+        /// Anything else (a FIFO, a socket, a device).
+        Other,
+    }
+
+    /// Every path below `root`, relative and `/`-separated, with what it is; symbolic
+    /// links are listed, never followed. A name that is not UTF-8 fails the test.
+    pub fn tree(root: &Path) -> BTreeMap<String, Node> {
+        let mut found = BTreeMap::new();
+        walk(root, "", &mut found);
+        found
+    }
+
+    fn walk(dir: &Path, prefix: &str, found: &mut BTreeMap<String, Node>) {
+        let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        for entry in entries {
+            let entry = entry.expect("directory entry");
+            let leaf = entry
+                .file_name()
+                .into_string()
+                .unwrap_or_else(|name| panic!("a name that is not UTF-8: {name:?}"));
+            let rel = if prefix.is_empty() {
+                leaf
+            } else {
+                format!("{prefix}/{leaf}")
+            };
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).expect("lstat");
+            let node = if meta.file_type().is_symlink() {
+                Node::Symlink(fs::read_link(&path).expect("readlink"))
+            } else if meta.is_dir() {
+                walk(&path, &rel, found);
+                Node::Dir
+            } else if meta.is_file() {
+                let bytes = fs::read(&path).expect("read");
+                Node::File {
+                    len: meta.len(),
+                    digest: xxh3_128(&bytes),
+                    modified: meta.modified().expect("mtime"),
+                    executable: executable(&meta),
+                }
+            } else {
+                Node::Other
+            };
+            found.insert(rel, node);
+        }
+    }
+
+    #[cfg(unix)]
+    fn executable(meta: &fs::Metadata) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    }
+
+    #[cfg(not(unix))]
+    fn executable(_: &fs::Metadata) -> bool {
+        false
+    }
+
+    /// What tells a file rewritten from one left alone: its inode, and its modification and
+    /// change times (a rename, a link, a chmod or a write changes the change time).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct FileId {
+        /// Device and inode.
+        pub inode: (u64, u64),
+        /// Modification time.
+        pub modified: SystemTime,
+        /// Change time, seconds and nanoseconds.
+        pub changed: (i64, i64),
+    }
+
+    /// The [`FileId`] of every regular file below `root`, by relative path.
+    #[cfg(unix)]
+    pub fn file_ids(root: &Path) -> BTreeMap<String, FileId> {
+        use std::os::unix::fs::MetadataExt;
+        tree(root)
+            .into_iter()
+            .filter(|(_, node)| matches!(node, Node::File { .. }))
+            .map(|(rel, _)| {
+                let meta = fs::symlink_metadata(root.join(&rel)).expect("lstat");
+                let id = FileId {
+                    inode: (meta.dev(), meta.ino()),
+                    modified: meta.modified().expect("mtime"),
+                    changed: (meta.ctime(), meta.ctime_nsec()),
+                };
+                (rel, id)
+            })
+            .collect()
+    }
+
+    /// How a put or get of one item ended, as its report line says.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum Outcome {
+        /// `success`.
+        Success,
+        /// `skipped REASON`.
+        Skipped(String),
+        /// `failure KIND: MESSAGE`.
+        Failure {
+            /// The error kind (`already-exists`).
+            kind: String,
+            /// The message, hints included.
+            message: String,
+        },
+    }
+
+    /// One text report line (`TIME IP PORT USER OP NAME COUNT UNIT DURATION STATUS…`),
+    /// with its name read back from the quoted form ftclient prints for names with spaces
+    /// or risky characters; `skipped` lines included.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Reported {
+        /// The server's IP address as printed.
+        pub ip: String,
+        /// `put`, `get`, …
+        pub op: String,
+        /// The name, unescaped.
+        pub name: String,
+        /// Bytes moved (entries for a listing).
+        pub count: u64,
+        /// How it ended.
+        pub outcome: Outcome,
+    }
+
+    impl Reported {
+        /// Parses one line; panics, quoting it, on anything else.
+        pub fn parse(line: &str) -> Reported {
+            let mut rest = line;
+            let mut word = || {
+                let (w, tail) = next_word(rest).unwrap_or_else(|| panic!("short line {line:?}"));
+                rest = tail;
+                w
+            };
+            let (time, ip, port, _user, op, name) =
+                (word(), word(), word(), word(), word(), word());
+            let (count, _unit, duration) = (word(), word(), word());
+            assert!(time.contains('T'), "not a report line: {line:?}");
+            assert!(duration.ends_with('s'), "not a report line: {line:?}");
+            port.parse::<u16>()
+                .unwrap_or_else(|_| panic!("no port in {line:?}"));
+            let outcome = if rest == "success" {
+                Outcome::Success
+            } else if let Some(reason) = rest.strip_prefix("skipped ") {
+                Outcome::Skipped(reason.to_owned())
+            } else if let Some(failure) = rest.strip_prefix("failure ") {
+                let (kind, message) = failure
+                    .split_once(": ")
+                    .unwrap_or_else(|| panic!("no KIND: MESSAGE in {line:?}"));
+                Outcome::Failure {
+                    kind: kind.to_owned(),
+                    message: message.to_owned(),
+                }
+            } else {
+                panic!("no status in {line:?}")
+            };
+            Reported {
+                ip,
+                op,
+                name,
+                count: count
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no count in {line:?}")),
+                outcome,
+            }
+        }
+    }
+
+    /// Every line of `text`, parsed by [`Reported::parse`].
+    pub fn reported(text: &str) -> Vec<Reported> {
+        text.lines().map(Reported::parse).collect()
+    }
+
+    /// The first word of `text` (bare, or quoted and unescaped) and what follows its space.
+    fn next_word(text: &str) -> Option<(String, &str)> {
+        if text.is_empty() {
+            return None;
+        }
+        if !text.starts_with('"') {
+            let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+            return Some((word.to_owned(), rest));
+        }
+        let mut word = String::new();
+        let mut chars = text.char_indices().skip(1);
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    let rest = &text[i + 1..];
+                    return Some((word, rest.strip_prefix(' ').unwrap_or(rest)));
+                }
+                '\\' => match chars.next()?.1 {
+                    'n' => word.push('\n'),
+                    't' => word.push('\t'),
+                    'r' => word.push('\r'),
+                    '0' => word.push('\0'),
+                    'u' => {
+                        let mut hex = String::new();
+                        for (_, h) in chars.by_ref() {
+                            match h {
+                                '{' => {}
+                                '}' => break,
+                                h => hex.push(h),
+                            }
+                        }
+                        let code = u32::from_str_radix(&hex, 16).ok()?;
+                        word.push(char::from_u32(code)?);
+                    }
+                    other => word.push(other),
+                },
+                c => word.push(c),
+            }
+        }
+        None
+    }
+
+    /// `System`, tracking for each thread the bytes it holds now and the most it held since
+    /// [`peak_allocation`] started, so a test can bound what streaming code keeps at once.
+    /// Declare it as the allocator of the test binary that measures:
+    /// `#[global_allocator] static ALLOCATOR: PeakAlloc = PeakAlloc;`.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct PeakAlloc;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn grow(by: isize) {
+        // `try_with`: allocations during thread teardown must not panic.
+        let _ = LIVE.try_with(|live| {
+            let now = live.get() + by;
+            live.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    fn signed(size: usize) -> isize {
+        isize::try_from(size).unwrap_or(isize::MAX)
+    }
+
+    // SAFETY: every call is forwarded unchanged to `System`; the bookkeeping neither
+    // allocates nor unwinds.
+    unsafe impl GlobalAlloc for PeakAlloc {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            grow(signed(layout.size()));
+            // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            grow(signed(layout.size()));
+            // SAFETY: as `alloc`.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            grow(signed(new_size) - signed(layout.size()));
+            // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            grow(-signed(layout.size()));
+            // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    /// Runs `f`; returns its result and the most bytes this thread held at once while it
+    /// ran, beyond what it held before.
+    ///
+    /// # Panics
+    /// When [`PeakAlloc`] is not this binary's global allocator.
+    pub fn peak_allocation<R>(f: impl FnOnce() -> R) -> (R, usize) {
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|peak| peak.set(base));
+        drop(black_box(Box::new(black_box([0u8; 64]))));
+        assert!(
+            PEAK.with(Cell::get) > base,
+            "allocations are not counted: declare `#[global_allocator] static ALLOCATOR: \
+             PeakAlloc = PeakAlloc;` in this test binary"
+        );
+        PEAK.with(|peak| peak.set(base));
+        let result = f();
+        let peak = PEAK.with(Cell::get) - base;
+        (result, usize::try_from(peak).unwrap_or(0))
+    }
+}

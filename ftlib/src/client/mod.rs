@@ -15,11 +15,11 @@ mod open;
 mod session;
 mod tree;
 mod trees;
+mod upload;
 mod walk;
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -27,18 +27,14 @@ use std::time::Duration;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::connection::Connection;
-use crate::error::{Changed, Error, Result};
+use crate::error::{Error, Result};
 use crate::handshake::client_handshake;
-use crate::protocol::{
-    Attrs, DEFAULT_CHUNK, Entry, How, Password, RESUME_VERSION, Request, Response, Role,
-    TREE_VERSION,
-};
+use crate::protocol::{DEFAULT_CHUNK, Entry, Password, RESUME_VERSION, Request, Role};
 use crate::store::{DirStore, Name};
 use crate::text::escape;
-use crate::transfer::{self, Digest, Span};
+use crate::transfer::{self};
 use crate::trust::{self, FirstContact, Trust};
-use exchange::{Sink, unexpected, upload_body};
-use local::{local_attrs, open_local};
+use exchange::Sink;
 use open::{log_in, secure};
 
 pub use local::local_source;
@@ -239,7 +235,7 @@ impl Client {
 
     /// Refuses an upload locally when the account logged in may only read, so nothing is
     /// sent for it.
-    fn may_put(&self) -> Result<()> {
+    pub(super) fn may_put(&self) -> Result<()> {
         match (self.role, &self.config.login) {
             (Some(role), Some(login)) if !role.may_write() => {
                 Err(Error::PermissionDenied(format!(
@@ -271,126 +267,6 @@ impl Client {
     /// is its end of the stream (an idle timeout, a shutdown). Call only between requests.
     pub(crate) fn closed_while_idle(&mut self) -> bool {
         self.conn.as_mut().is_some_and(Connection::input_pending)
-    }
-
-    /// Uploads the local file at `path` as `name`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidName`]; [`Error::NotFound`] or [`Error::Io`] for the local file;
-    /// [`Error::Remote`] when the server refuses (e.g. kind `AlreadyExists`);
-    /// [`Error::SizeMismatch`] when the file changes while sent; connection errors.
-    pub fn put(
-        &mut self,
-        path: &Path,
-        name: &str,
-        mut progress: impl FnMut(Progress),
-    ) -> Result<u64> {
-        let name = Name::new(name)?;
-        let (file, size) = open_local(path)?;
-        let attrs = local_attrs(&file);
-        self.put_named(file, size, &name, attrs, &mut progress)
-    }
-
-    /// Uploads exactly `size` bytes read from `reader` as `name`.
-    ///
-    /// # Errors
-    /// As [`Client::put`].
-    pub fn put_reader(
-        &mut self,
-        reader: impl Read,
-        size: u64,
-        name: &str,
-        mut progress: impl FnMut(Progress),
-    ) -> Result<u64> {
-        self.put_named(reader, size, &Name::new(name)?, None, &mut progress)
-    }
-
-    /// [`Client::put_reader`] of a name already checked.
-    fn put_named(
-        &mut self,
-        mut reader: impl Read,
-        size: u64,
-        name: &Name,
-        attrs: Option<Attrs>,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64> {
-        self.may_put()?;
-        let request = self.upload_request(name, size, attrs, How::Wait);
-        let mut each = |done| progress(Progress { done, total: size });
-        self.with_conn(|conn, config| {
-            conn.send(&request)?;
-            match conn.expect("before answering the upload")? {
-                Response::Ready => {}
-                other => return Err(unexpected(other, "ready")),
-            }
-            let span = Span::whole(name, size);
-            let digest = Digest::Running(Box::default());
-            upload_body(conn, config, span, &mut reader, digest, &mut each)
-        })
-    }
-
-    /// Uploads the local file at `path` as `name`, continuing where an interrupted upload of
-    /// the same file stopped: the file is hashed first, and the server continues only a
-    /// partial of exactly this content (a changed file starts over). Needs a v2 server.
-    ///
-    /// # Errors
-    /// As [`Client::put`], and [`Error::Unsupported`] for a v1 server.
-    pub fn put_resumable(
-        &mut self,
-        path: &Path,
-        name: &str,
-        mut progress: impl FnMut(Progress),
-    ) -> Result<u64> {
-        self.put_resumable_named(path, &Name::new(name)?, &mut progress)
-    }
-
-    /// [`Client::put_resumable`] of a name already checked.
-    fn put_resumable_named(
-        &mut self,
-        path: &Path,
-        name: &Name,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64> {
-        self.may_put()?;
-        self.require(RESUME_VERSION, "resuming uploads")?;
-        let (mut file, size) = open_local(path)?;
-        let attrs = local_attrs(&file);
-        let context = || format!("reading {}", path.display());
-        let (digest, hashed) =
-            transfer::hash_all(&mut file).map_err(|e| Error::io(context(), e))?;
-        if hashed != size {
-            return Err(Error::SizeMismatch {
-                name: name.to_string(),
-                expected: size,
-                actual: hashed,
-                why: Changed::WhileHashed,
-            });
-        }
-        let request = self.upload_request(name, size, attrs, How::Resumable { digest });
-        let mut each = |done| progress(Progress { done, total: size });
-        self.with_conn(|conn, config| {
-            conn.send(&request)?;
-            let offset = match conn.expect("before answering the upload")? {
-                Response::ReadyFrom { offset } if offset <= size => offset,
-                Response::ReadyFrom { offset } => {
-                    return Err(Error::Protocol(format!(
-                        "the server resumes at byte {offset} of {size}"
-                    )));
-                }
-                other => return Err(unexpected(other, "ready-from")),
-            };
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| Error::io(context(), e))?;
-            let span = Span { name, size, offset };
-            upload_body(
-                conn,
-                config,
-                span,
-                &mut file,
-                Digest::Known(digest),
-                &mut each,
-            )
-        })
     }
 
     /// Downloads `name` into `dir`: held in memory (up to
@@ -510,32 +386,7 @@ impl Client {
         })
     }
 
-    /// The request that uploads `name`: `Upload` with `attrs` on a v4 connection, else
-    /// the older request `how` stands for (without attributes).
-    pub(super) fn upload_request(
-        &self,
-        name: &Name,
-        size: u64,
-        attrs: Option<Attrs>,
-        how: How,
-    ) -> Request {
-        let name = name.to_string();
-        if self.version >= TREE_VERSION {
-            return Request::Upload {
-                name,
-                size,
-                attrs,
-                how,
-            };
-        }
-        match how {
-            How::Wait => Request::Put { name, size },
-            How::Resumable { digest } => Request::PutResumable { name, size, digest },
-            How::Pipelined => Request::PutPipelined { name, size },
-        }
-    }
-
-    fn require(&self, version: u32, what: &'static str) -> Result<()> {
+    pub(super) fn require(&self, version: u32, what: &'static str) -> Result<()> {
         if self.conn.is_some() && self.version < version {
             return Err(Error::Unsupported(what, self.version));
         }
@@ -544,7 +395,7 @@ impl Client {
 
     /// Runs one exchange on the open connection; an error that breaks it releases the
     /// socket at once, so the server is not left writing into a connection nobody reads.
-    fn with_conn<T>(
+    pub(super) fn with_conn<T>(
         &mut self,
         exchange: impl FnOnce(&mut Connection, &ClientConfig) -> Result<T>,
     ) -> Result<T> {

@@ -12,11 +12,12 @@ use std::time::Instant;
 use super::Client;
 use super::local::local_source;
 use super::session::{Observer, Session};
-use super::walk::{Found, LocalTree};
+use super::walk::{Failed, Found, LocalTree};
 use crate::error::{Error, Result};
 use crate::protocol::EntryKind;
 use crate::report::{Op, Report};
 use crate::store::{DirStore, Name, Store};
+use crate::text::escape;
 
 /// Files moved per batch of a tree: what is held in memory at once (names and paths).
 const TREE_CHUNK: usize = 1024;
@@ -94,17 +95,23 @@ impl Session {
                         chunk.paths.push(path);
                     }
                     Found::EmptyDir { name } => dirs.push(name),
-                    Found::Skipped { name, reason } => {
-                        let invalid = reason.contains("name") || reason.contains("path");
-                        let result = if invalid {
-                            Err(Error::InvalidName {
+                    Found::Skipped {
+                        name,
+                        reason,
+                        failed,
+                    } => {
+                        let result = match failed {
+                            None => Ok(reason),
+                            Some(Failed::Name) => Err(Error::InvalidName {
                                 name: name.clone(),
                                 reason,
-                            })
-                        } else {
-                            Ok(reason)
+                            }),
+                            Some(Failed::Read) => Err(Error::io(
+                                format!("reading {}", escape(&name)),
+                                std::io::Error::other(reason),
+                            )),
                         };
-                        all_ok &= !invalid;
+                        all_ok &= failed.is_none();
                         self.report_skipped(Op::Put, &name, result, observer);
                     }
                 }
@@ -203,6 +210,15 @@ impl Session {
                 let Some((kind, rel)) = line.split_once('\t') else {
                     continue;
                 };
+                if kind == "x" {
+                    all_ok = false;
+                    let refused = Error::InvalidName {
+                        name: format!("{name}/{rel}"),
+                        reason: "the server listed a name that is not valid here",
+                    };
+                    self.report_alone(Op::Get, &format!("{name}/{rel}"), Err(refused), observer);
+                    continue;
+                }
                 let local = format!("{top}/{rel}");
                 if kind == "d" {
                     let made = Name::new(&local).and_then(|local| dir.make_dir(&local));
@@ -255,8 +271,9 @@ impl Session {
     }
 
     /// Lists the server directory `name` recursively into an unnamed temporary file, one
-    /// line per entry (`f` or `d`, a tab, the path below `name`); with the number of files
-    /// and their bytes. A name the server sends that this client would refuse fails it.
+    /// line per entry (`f` or `d`, a tab, the path below `name`; `x` and the escaped name
+    /// for a name this client refuses, reported failed); with the number of files and
+    /// their bytes.
     fn spool_listing(
         &mut self,
         name: &str,
@@ -265,20 +282,22 @@ impl Session {
         let spool = tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
         let mut out = BufWriter::new(spool);
         let (mut files, mut bytes) = (0usize, 0u64);
-        let mut bad: Option<Error> = None;
         let mut failed_write: Option<std::io::Error> = None;
         let client = self.connected(observer)?;
         client.list_dir_each(name, true, |entry| {
-            if bad.is_some() || failed_write.is_some() {
+            if failed_write.is_some() {
                 return;
             }
-            // Whatever the server sends, only names this client would accept go on.
-            if let Err(e) =
-                Name::new(&entry.name).and_then(|_| Name::new(&format!("{name}/{}", entry.name)))
+            // Whatever the server sends, only names this client would accept are fetched;
+            // another is a failed item of its own (spooled escaped, on one line).
+            let full = format!("{name}/{}", entry.name);
+            if Name::new(&entry.name)
+                .and_then(|_| Name::new(&full))
+                .is_err()
             {
-                bad = Some(Error::Protocol(format!(
-                    "the server listed an invalid name: {e}"
-                )));
+                if let Err(e) = writeln!(out, "x\t{}", escape(&entry.name)) {
+                    failed_write = Some(e);
+                }
                 return;
             }
             let kind = match entry.kind {
@@ -294,9 +313,6 @@ impl Session {
                 failed_write = Some(e);
             }
         })?;
-        if let Some(e) = bad {
-            return Err(e);
-        }
         if let Some(e) = failed_write {
             return Err(Error::io("writing the spooled listing", e));
         }

@@ -19,9 +19,23 @@ pub(super) enum Found {
     },
     /// A directory with nothing to upload inside: created on the server as `name`.
     EmptyDir { name: String },
-    /// Something not uploaded (a symbolic link, a special file, a name the server cannot
-    /// hold), and why.
-    Skipped { name: String, reason: &'static str },
+    /// Something not uploaded, and why: skipped by design (a symbolic link, a special
+    /// file), or a failure (`failed`: a name the server cannot hold, a directory that
+    /// cannot be read).
+    Skipped {
+        name: String,
+        reason: &'static str,
+        failed: Option<Failed>,
+    },
+}
+
+/// Why something of a local tree could not be uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failed {
+    /// Its name cannot be a name on the server.
+    Name,
+    /// It could not be read.
+    Read,
 }
 
 /// One directory being read.
@@ -72,6 +86,7 @@ impl Iterator for LocalTree {
                     return Some(Found::Skipped {
                         name: level.name.clone(),
                         reason: "a directory entry could not be read",
+                        failed: Some(Failed::Read),
                     });
                 }
             };
@@ -81,6 +96,7 @@ impl Iterator for LocalTree {
                 return Some(Found::Skipped {
                     name,
                     reason: "the name is not valid UTF-8",
+                    failed: Some(Failed::Name),
                 });
             };
             let name = format!("{}/{leaf}", level.name);
@@ -88,6 +104,7 @@ impl Iterator for LocalTree {
                 return Some(Found::Skipped {
                     name,
                     reason: "a symbolic link (not followed)",
+                    failed: None,
                 });
             }
             if Name::new(&name).is_err() {
@@ -96,7 +113,11 @@ impl Iterator for LocalTree {
                 } else {
                     "not a valid name on the server"
                 };
-                return Some(Found::Skipped { name, reason });
+                return Some(Found::Skipped {
+                    name,
+                    reason,
+                    failed: Some(Failed::Name),
+                });
             }
             if kind.is_dir() {
                 match fs::read_dir(&path) {
@@ -113,6 +134,7 @@ impl Iterator for LocalTree {
                         return Some(Found::Skipped {
                             name,
                             reason: "the directory cannot be read",
+                            failed: Some(Failed::Read),
                         });
                     }
                 }
@@ -122,6 +144,7 @@ impl Iterator for LocalTree {
                 return Some(Found::Skipped {
                     name,
                     reason: "not a regular file",
+                    failed: None,
                 });
             }
             level.filled = true;

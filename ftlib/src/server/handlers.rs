@@ -407,8 +407,8 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::connection::mem::{PEER, connection_pair};
-    use crate::handshake::{choose_version, client_hello};
     use crate::error::Side;
+    use crate::handshake::{choose_version, client_hello};
     use crate::protocol::{DEFAULT_CHUNK, MAX_PIPELINED, VERSION};
     use crate::server::{ServerConfig, ShutdownHandle, session};
     use crate::store::{MemStore, Store};

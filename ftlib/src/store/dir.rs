@@ -91,23 +91,44 @@ impl DirStore {
         walk(&self.temps, dir, create)
     }
 
-    /// The directory an upload of `name` goes to, created as needed; shared with the
-    /// upload before it when that one went to the same directory and is still pending.
-    fn upload_dir(&self, name: &Name) -> Result<Arc<DirFd>> {
-        let Some(parent) = name.parent() else {
-            return Ok(Arc::clone(&self.root_fd));
-        };
-        let mut last = self.last_dir.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((path, weak)) = last.as_ref() {
-            if path == parent {
-                if let Some(dir) = weak.upgrade() {
-                    return Ok(dir);
+    /// The directory an upload of `name` goes to, if it exists (shared with the upload
+    /// before it when that one went to the same directory and is still pending), checked
+    /// to be free for `name` (a regular file, with `replace`). `None` when a directory on
+    /// the way does not exist yet: the name is free, and the directories are made when the
+    /// upload is published, so a failed upload leaves none behind.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the name is taken, or a component on the way is a
+    /// file or a symbolic link; [`Error::Io`].
+    fn upload_dir(&self, name: &Name, replace: bool) -> Result<Option<Arc<DirFd>>> {
+        let dir = match name.parent() {
+            None => Arc::clone(&self.root_fd),
+            Some(parent) => {
+                let mut last = self.last_dir.lock().unwrap_or_else(|p| p.into_inner());
+                let cached = last
+                    .as_ref()
+                    .filter(|(path, _)| path == parent)
+                    .and_then(|(_, weak)| weak.upgrade());
+                match cached {
+                    Some(dir) => dir,
+                    None => match self.dir(Some(parent), false) {
+                        Ok(dir) => {
+                            *last = Some((parent.to_owned(), Arc::downgrade(&dir)));
+                            dir
+                        }
+                        Err(Error::NotFound {
+                            why: Missing::Absent,
+                            ..
+                        }) => return Ok(None),
+                        // A file or a link on the way: the error of making the directories,
+                        // which stops at that component, before making any.
+                        Err(_) => self.dir(Some(parent), true)?,
+                    },
                 }
             }
-        }
-        let dir = self.dir(Some(parent), true)?;
-        *last = Some((parent.to_owned(), Arc::downgrade(&dir)));
-        Ok(dir)
+        };
+        check_target(&dir, name, replace)?;
+        Ok(Some(dir))
     }
 
     /// Opens (creating if needed) the partial `key` for `name`, for a resumable transfer:
@@ -131,8 +152,7 @@ impl DirStore {
                 escape(key)
             )));
         }
-        let dir = self.upload_dir(name)?;
-        check_target(&dir, name, replace)?;
+        let dir = self.upload_dir(name, replace)?;
         let Some(lock) = self.partials.lock(key) else {
             return Err(Error::AlreadyExists {
                 name: name.to_string(),
@@ -165,7 +185,7 @@ impl DirStore {
         }
     }
 
-    /// Starts writing `name` (its directories created as needed); with `replace`,
+    /// Starts writing `name` (its directories created when it is published); with `replace`,
     /// publishing replaces an existing file atomically (the client's `--overwrite`),
     /// otherwise it never does. Nothing is created on disk until more than
     /// [`BUFFERED_MAX`] bytes are written or the upload is synced.
@@ -174,8 +194,7 @@ impl DirStore {
     /// [`Error::AlreadyExists`] (without `replace`; with it, when `name` is not a regular
     /// file; and when a parent is a file), [`Error::Io`] when the name cannot be checked.
     pub fn create_file(&self, name: &Name, replace: bool) -> Result<DirUpload> {
-        let dir = self.upload_dir(name)?;
-        check_target(&dir, name, replace)?;
+        let dir = self.upload_dir(name, replace)?;
         Ok(DirUpload::in_memory(&self.temps, dir, name, replace, 0))
     }
 
@@ -330,8 +349,9 @@ impl Store for DirStore {
     ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>> {
         let at = self.dir(dir.map(Name::as_str), false)?;
         let depth = dir.map_or(0, Name::depth);
-        let walk =
-            Walk::new(at, depth, recursive).map_err(|e| Error::io("reading the directory", e))?;
+        let base_len = dir.map_or(0, |d| d.len() + 1);
+        let walk = Walk::new(at, depth, base_len, recursive)
+            .map_err(|e| Error::io("reading the directory", e))?;
         Ok(Box::new(walk))
     }
 
@@ -390,8 +410,7 @@ impl Store for DirStore {
     }
 
     fn create(&self, name: &Name, size: u64) -> Result<Box<dyn PendingFile>> {
-        let dir = self.upload_dir(name)?;
-        check_target(&dir, name, false)?;
+        let dir = self.upload_dir(name, false)?;
         self.check_space(name, size)?;
         let expected = usize::try_from(size).unwrap_or(usize::MAX);
         let mut upload = DirUpload::in_memory(&self.temps, dir, name, false, expected);

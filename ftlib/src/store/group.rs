@@ -81,10 +81,11 @@ fn batch_commit(members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> V
             *written = Some(upload.write_out());
         }
     });
+    // Directories made before it are durable after it too.
     let synced = syncer
         .as_ref()
         .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-        .and_then(|fd| fd.sync_fs());
+        .and_then(|fd| temps.sync_all(fd));
     let published: Vec<Published> = slots
         .into_iter()
         .map(|(member, written)| match member {

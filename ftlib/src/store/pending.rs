@@ -49,8 +49,9 @@ pub struct DirUpload {
     data: Data,
     /// The named temporary or partial file, if one exists; empty otherwise.
     tmp: PathBuf,
-    /// The directory it is published in, under the last component of `name`; let go while
-    /// the upload waits for a group commit ([`DirUpload::release`]) and opened again, from
+    /// The directory it is published in, under the last component of `name`; `None`
+    /// while it does not exist yet (made when the file is written out), and let go while
+    /// the upload waits for a group commit ([`DirUpload::release`]); opened again, from
     /// the root, to publish.
     dir: Option<Arc<DirFd>>,
     /// The time and execute bit the file gets before it is synced.
@@ -67,7 +68,7 @@ impl DirUpload {
     /// bytes (at most [`BUFFERED_MAX`]).
     pub(super) fn in_memory(
         temps: &Arc<Temps>,
-        dir: Arc<DirFd>,
+        dir: Option<Arc<DirFd>>,
         name: &Name,
         replace: bool,
         expected: usize,
@@ -75,7 +76,7 @@ impl DirUpload {
         DirUpload {
             data: Data::Memory(Vec::with_capacity(expected.min(BUFFERED_MAX))),
             tmp: PathBuf::new(),
-            dir: Some(dir),
+            dir,
             attrs: None,
             temps: Arc::clone(temps),
             name: name.clone(),
@@ -88,7 +89,7 @@ impl DirUpload {
     /// the next byte goes.
     pub(super) fn partial(
         temps: &Arc<Temps>,
-        dir: Arc<DirFd>,
+        dir: Option<Arc<DirFd>>,
         name: &Name,
         replace: bool,
         lock: PartialLock,
@@ -97,7 +98,7 @@ impl DirUpload {
         DirUpload {
             data: Data::Named(file),
             tmp: lock.path().to_owned(),
-            dir: Some(dir),
+            dir,
             attrs: None,
             temps: Arc::clone(temps),
             name: name.clone(),

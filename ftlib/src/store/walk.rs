@@ -27,6 +27,8 @@ pub(super) struct Walk {
     stack: Vec<Level>,
     recursive: bool,
     base_depth: usize,
+    /// Bytes of the listed directory's own name and the `/` after it (0 for the top).
+    base_len: usize,
 }
 
 impl std::fmt::Debug for Walk {
@@ -38,10 +40,12 @@ impl std::fmt::Debug for Walk {
 }
 
 impl Walk {
-    /// Starts listing `dir`, which is `base_depth` components below the top.
+    /// Starts listing `dir`, which is `base_depth` components and `base_len` bytes (its
+    /// name and a `/`; 0 for the top) below the top.
     pub(super) fn new(
         dir: Arc<DirFd>,
         base_depth: usize,
+        base_len: usize,
         recursive: bool,
     ) -> std::io::Result<Walk> {
         let names = dir.names()?;
@@ -53,6 +57,7 @@ impl Walk {
             }],
             recursive,
             base_depth,
+            base_len,
         })
     }
 
@@ -91,10 +96,14 @@ impl Walk {
             } else {
                 format!("{}/{name}", level.prefix)
             };
+            // Only what a client can name again (from the top) is listed.
+            if self.base_len + path.len() > MAX_PATH {
+                continue;
+            }
             if stat.kind == Kind::Dir
                 && self.recursive
                 && self.base_depth + depth < MAX_DEPTH
-                && path.len() < MAX_PATH
+                && self.base_len + path.len() + 2 <= MAX_PATH
             {
                 // Entered after this entry is handed out (so a directory comes first).
                 let leaf = path.rsplit('/').next().unwrap_or(&path).to_owned();
