@@ -4,11 +4,11 @@
 //! are [`crate::pipeline`]'s, shared with the server).
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::exchange::{Sink, unexpected};
-use super::local::{local_attrs, open_local};
+use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress};
 use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
@@ -34,15 +34,15 @@ impl Client {
     ) {
         let sources = files
             .iter()
-            .map(|(path, name)| Name::new(name).map(|name| (path, name)));
+            .map(|(path, name)| Name::new(name).map(|name| (Local::named(path), name)));
         self.put_sources(sources, &mut progress, &mut done);
     }
 
     /// [`Client::put_many`] of files whose names are already checked; a file that could not
     /// even be named (`Err`) is reported in its place without the server.
-    pub(super) fn put_sources<P: AsRef<Path>>(
+    pub(super) fn put_sources(
         &mut self,
-        files: impl IntoIterator<Item = Result<(P, Name)>>,
+        files: impl IntoIterator<Item = Result<(Local, Name)>>,
         progress: &mut dyn FnMut(usize, Progress),
         done: &mut dyn FnMut(usize, Result<u64>),
     ) {
@@ -54,7 +54,7 @@ impl Client {
         }
         let mut window = VecDeque::new();
         for (i, source) in files.into_iter().enumerate() {
-            let opened = source.and_then(|(path, name)| Ok((open_local(path.as_ref())?, name)));
+            let opened = source.and_then(|(local, name)| Ok((open_local(&local)?, name)));
             let ((mut file, size), name) = match opened {
                 Ok(opened) => opened,
                 Err(e) => {

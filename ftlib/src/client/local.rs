@@ -94,9 +94,37 @@ pub(super) fn local_attrs(file: &File) -> Option<Attrs> {
     })
 }
 
+/// A local file to upload: its path, and whether a symbolic link there is followed (for a
+/// path given on the command line) or refused (for a file found in a tree, which may have
+/// been swapped for a link since it was walked).
+#[derive(Debug, Clone)]
+pub(super) struct Local {
+    pub(super) path: PathBuf,
+    pub(super) follow: bool,
+}
+
+impl Local {
+    /// A file named on the command line: a link there is followed, as `cp` would.
+    pub(super) fn named(path: impl Into<PathBuf>) -> Local {
+        Local {
+            path: path.into(),
+            follow: true,
+        }
+    }
+}
+
 /// Opens a local file to upload: the file and its size.
-pub(super) fn open_local(path: &Path) -> Result<(File, u64)> {
-    let file = File::open(path).map_err(|e| match e.kind() {
+pub(super) fn open_local(local: &Local) -> Result<(File, u64)> {
+    let path = local.path.as_path();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    if !local.follow {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Written as rustix's constant: no libc dependency for one flag.
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let file = options.open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {
             name: path.display().to_string(),
             why: Missing::Local,
@@ -207,21 +235,44 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("f");
         fs::write(&file, b"12345").expect("write");
-        let (_, size) = open_local(&file).expect("open");
+        let (_, size) = open_local(&Local::named(&file)).expect("open");
         assert_eq!(size, 5);
         assert!(matches!(
-            open_local(&dir.path().join("missing")),
+            open_local(&Local::named(dir.path().join("missing"))),
             Err(Error::NotFound {
                 why: Missing::Local,
                 ..
             })
         ));
         assert!(matches!(
-            open_local(dir.path()),
+            open_local(&Local::named(dir.path())),
             Err(Error::NotFound {
                 why: Missing::NotRegular,
                 ..
             })
         ));
+    }
+}
+
+#[cfg(all(test, unix))]
+mod link_tests {
+    use std::fs;
+
+    use super::*;
+
+    /// A file named on the command line may be a link (followed); one found in a tree,
+    /// swapped for a link since the walk, is refused.
+    #[test]
+    fn links_are_followed_only_for_named_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("secret"), b"s").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("secret"), &link).expect("symlink");
+        assert!(open_local(&Local::named(&link)).is_ok());
+        let in_tree = Local {
+            path: link,
+            follow: false,
+        };
+        assert!(open_local(&in_tree).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::local::{local_source, remote_name};
+use super::local::{Local, local_source, remote_name};
 use super::{Client, ClientConfig, Progress};
 use crate::error::{Error, Result, Taken};
 use crate::protocol::{Entry, ErrorKind};
@@ -221,7 +221,7 @@ impl Session {
             Ok((path, Name::new(&within(name))?))
         };
         observer.start(names.len());
-        self.put_items(&names, &source, resume, observer)
+        self.put_items(&names, &source, true, resume, observer)
     }
 
     /// Uploads item `i` of `names` from where `source(i)` says (the local path and the
@@ -231,9 +231,11 @@ impl Session {
         &mut self,
         names: &[String],
         source: &dyn Fn(usize) -> Result<(PathBuf, Name)>,
+        follow: bool,
         resume: bool,
         observer: &mut dyn Observer,
     ) -> Result<bool> {
+        let local = |path: PathBuf| Local { path, follow };
         let mut same = |client: &mut Client, i: usize| {
             let (path, name) = source(i)?;
             client.same_as_local(&name, &path)
@@ -241,7 +243,7 @@ impl Session {
         if resume {
             let put = |client: &mut Client, i: usize, progress: &mut dyn FnMut(Progress)| {
                 let (path, name) = source(i)?;
-                client.put_resumable_named(&path, &name, progress)
+                client.put_resumable_named(&local(path), &name, progress)
             };
             return self.one_by_one(names, Op::Put, observer, put, &mut same);
         }
@@ -255,9 +257,9 @@ impl Session {
             let mut sources = Vec::new();
             for (k, &i) in todo.iter().enumerate() {
                 match source(i) {
-                    Ok(source) => {
+                    Ok((path, name)) => {
                         sent.push(k);
-                        sources.push(Ok(source));
+                        sources.push(Ok((local(path), name)));
                     }
                     Err(e) => done(k, Err(e)),
                 }

@@ -141,7 +141,8 @@ impl Session {
         }
         let Chunk { names, paths } = chunk;
         let source = |i: usize| Ok((paths[i].clone(), Name::new(&names[i])?));
-        let ok = self.put_items(&names, &source, resume, observer);
+        // Found by the walk: a file swapped for a link since is refused, not followed.
+        let ok = self.put_items(&names, &source, false, resume, observer);
         self.item_base += names.len();
         ok
     }

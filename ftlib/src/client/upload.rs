@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::exchange::{unexpected, upload_body};
-use super::local::{local_attrs, open_local};
+use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress};
 use crate::error::{Changed, Error, Result};
 use crate::protocol::{Attrs, How, RESUME_VERSION, Request, Response, TREE_VERSION};
@@ -27,7 +27,7 @@ impl Client {
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
         let name = Name::new(name)?;
-        let (file, size) = open_local(path)?;
+        let (file, size) = open_local(&Local::named(path))?;
         let attrs = local_attrs(&file);
         self.put_named(file, size, &name, attrs, &mut progress)
     }
@@ -82,19 +82,20 @@ impl Client {
         name: &str,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        self.put_resumable_named(path, &Name::new(name)?, &mut progress)
+        self.put_resumable_named(&Local::named(path), &Name::new(name)?, &mut progress)
     }
 
     /// [`Client::put_resumable`] of a name already checked.
     pub(super) fn put_resumable_named(
         &mut self,
-        path: &Path,
+        local: &Local,
         name: &Name,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64> {
         self.may_put()?;
         self.require(RESUME_VERSION, "resuming uploads")?;
-        let (mut file, size) = open_local(path)?;
+        let path = local.path.as_path();
+        let (mut file, size) = open_local(local)?;
         let attrs = local_attrs(&file);
         let context = || format!("reading {}", path.display());
         let (digest, hashed) =
