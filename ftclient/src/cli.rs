@@ -17,6 +17,8 @@ Examples:
   ftclient localhost 6789 put -r photos --to 2024  ...as 2024/photos/... on the server
   ftclient localhost 6789 get test2.txt          download into client_data/test2.txt
   ftclient localhost 6789 get 2024/photos/a.jpg  download a file of a server directory, as a.jpg
+  tar c dir | ftclient localhost 6789 put - --as dir.tar   upload standard input
+  ftclient localhost 6789 get dir.tar - | tar x  download to standard output (once verified)
   ftclient localhost 6789 get -r photos          download the tree into client_data/photos/...
   ftclient --dir . ::1 6789 get a b c            download three files into . over IPv6
   ftclient localhost 6789 list                   one name per line (directories end in /)
@@ -100,7 +102,7 @@ pub(crate) enum Command {
     /// last component, inside --to if given.
     Put {
         /// Files to upload (directories with -r): a plain name is looked up in --dir, then
-        /// the current directory.
+        /// the current directory. `-` alone, with --as NAME, uploads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Upload directories whole, as NAME/... on the server: files with their
@@ -124,7 +126,8 @@ pub(crate) enum Command {
     /// FILE); with -r, server directories as --dir/NAME/... An existing local file is
     /// kept unless --overwrite (one with the same bytes is reported skipped).
     Get {
-        /// Names of files on the server (directories with -r).
+        /// Names of files on the server (directories with -r). `NAME -` writes the one file
+        /// to standard output, once it is verified (the report goes to stderr).
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
         /// Download directories whole, with modification times and execute bits; running

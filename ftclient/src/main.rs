@@ -37,6 +37,10 @@ fn main() -> ExitCode {
         eprintln!("error: put --as NAME takes exactly one FILE");
         return ExitCode::from(2);
     }
+    if let Some(message) = stream_misuse(&args.command) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     if let Command::Put {
         files,
         recursive: false,
@@ -99,6 +103,10 @@ fn main() -> ExitCode {
         timeout: args.timeout,
     };
     let mut printer = Printer::new(&bars, args.json, target);
+    if let Command::Get { names, .. } = &args.command {
+        // The file itself goes to stdout: the report goes to stderr.
+        printer.reports_to_stderr(stdout_target(names).is_some());
+    }
     let all_ok = match run(&args, &bars, &mut session, &mut printer) {
         Ok(all_ok) => all_ok,
         Err(e) => {
@@ -127,6 +135,18 @@ fn run(
     match &args.command {
         Command::Put {
             files,
+            rename: Some(name),
+            to,
+            ..
+        } if files.len() == 1 && files[0].as_os_str() == "-" => {
+            let name = match to {
+                Some(to) => format!("{to}/{name}"),
+                None => name.clone(),
+            };
+            session.put_stream(&mut std::io::stdin().lock(), &name, printer)
+        }
+        Command::Put {
+            files,
             resume,
             rename: Some(name),
             to,
@@ -153,6 +173,14 @@ fn run(
         Command::Put {
             files, resume, to, ..
         } => session.put_files_to(files, None, to.as_deref(), &args.dir, *resume, printer),
+        Command::Get {
+            names,
+            recursive: false,
+            ..
+        } if stdout_target(names).is_some() => {
+            let name = stdout_target(names).unwrap_or_default();
+            session.get_stream(name, &mut std::io::stdout().lock(), printer)
+        }
         Command::Get {
             names,
             resume,
@@ -184,6 +212,53 @@ fn run(
             let mut listing = Listing::new(printer, *long, *bytes);
             session.list_dir(path.as_deref().unwrap_or(""), *recursive, &mut listing)
         }
+    }
+}
+
+/// The name of `get NAME -`, which writes the file to standard output.
+fn stdout_target(names: &[String]) -> Option<&str> {
+    match names {
+        [name, dash] if dash == "-" && name != "-" => Some(name),
+        _ => None,
+    }
+}
+
+/// Why a command misuses `-` (standard input or output), if it does.
+fn stream_misuse(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Put {
+            files,
+            rename,
+            recursive,
+            resume,
+            ..
+        } if files.iter().any(|f| f.as_os_str() == "-") => {
+            if files.len() > 1 || *recursive {
+                Some("put - (standard input) takes no other FILE and no -r")
+            } else if rename.is_none() {
+                Some("put - reads standard input: name it on the server with --as NAME")
+            } else if *resume {
+                Some("put - cannot --resume: standard input cannot be read twice")
+            } else {
+                None
+            }
+        }
+        Command::Get {
+            names,
+            recursive,
+            resume,
+        } if names.iter().any(|n| n == "-") => {
+            if stdout_target(names).is_none() {
+                Some(
+                    "get NAME - writes one file to standard output: give exactly one NAME before -",
+                )
+            } else if *recursive || *resume {
+                Some("get NAME - takes no -r and no --resume")
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Printer<'a> {
     target: Target<'a>,
     /// The bar of each file in flight, drawn from its first progress on.
     live: HashMap<usize, FileBar<'a>>,
+    /// Reports go to stderr (stdout carries a downloaded file).
+    stderr: bool,
 }
 
 impl<'a> Printer<'a> {
@@ -31,7 +33,13 @@ impl<'a> Printer<'a> {
             json,
             target,
             live: HashMap::new(),
+            stderr: false,
         }
+    }
+
+    /// Prints reports on stderr instead of stdout, when stdout carries a file.
+    pub(crate) fn reports_to_stderr(&mut self, stderr: bool) {
+        self.stderr = stderr;
     }
 
     /// Says on stderr that the server could not be reached, why, and what to do.
@@ -110,7 +118,7 @@ impl Observer for Printer<'_> {
         } else {
             report.to_string()
         };
-        if report.op == Op::List {
+        if report.op == Op::List || self.stderr {
             self.bars.err(&line);
         } else {
             self.bars.out(&line);

@@ -13,6 +13,7 @@ mod exchange;
 mod local;
 mod open;
 mod session;
+mod streams;
 mod tree;
 mod trees;
 mod upload;

@@ -376,7 +376,7 @@ impl Session {
 
     /// Runs `call` for each item in turn, reconnecting between items if a failure broke the
     /// connection.
-    fn one_by_one(
+    pub(super) fn one_by_one(
         &mut self,
         names: &[String],
         op: Op,

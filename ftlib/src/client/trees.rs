@@ -387,7 +387,7 @@ impl Session {
     }
 
     /// The server's address for a report made without a transfer.
-    fn peer_or_unspecified(&self) -> std::net::SocketAddr {
+    pub(super) fn peer_or_unspecified(&self) -> std::net::SocketAddr {
         self.client.as_ref().map_or_else(
             || std::net::SocketAddr::from(([0, 0, 0, 0], self.port)),
             Client::peer,
