@@ -408,16 +408,18 @@ mod tests {
                 frame_of(&Request::MakeDir { name: "d".into() }),
             ),
             (
-                "00 00 00 0a 0a 05 00 fc 00 e2 a7 ca 00 00",
+                "00 00 00 0c 0a 01 61 05 00 fc 00 e2 a7 ca 00 00",
                 frame_of(&Response::Opened {
+                    name: "a".into(),
                     size: 5,
                     offset: 0,
                     attrs: attrs(1_700_000_000, 0, false),
                 }),
             ),
             (
-                "00 00 00 0e 0a 05 02 fc 00 e2 a7 ca fc 00 65 cd 1d 01",
+                "00 00 00 10 0a 01 61 05 02 fc 00 e2 a7 ca fc 00 65 cd 1d 01",
                 frame_of(&Response::Opened {
+                    name: "a".into(),
                     size: 5,
                     offset: 2,
                     attrs: attrs(1_700_000_000, 500_000_000, true),
@@ -602,8 +604,9 @@ mod tests {
                 }),
             ),
             (
-                format!("00 00 00 0a 0a 05 00 {time} 00 00"),
+                format!("00 00 00 12 0a 07 {} 05 00 {time} 00 00", text("d/a.txt")),
                 frame_of(&Response::Opened {
+                    name: "d/a.txt".into(),
                     size: 5,
                     offset: 0,
                     attrs,

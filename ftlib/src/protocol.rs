@@ -301,6 +301,9 @@ pub enum Response {
     /// (instead of [`Response::File`] and [`Response::FileFrom`]): the body that follows
     /// carries bytes `offset..size`, and its `End` digest covers the whole file.
     Opened {
+        /// The name the request asked for, so that the client can tell which request this
+        /// answers.
+        name: String,
         /// Size of the whole file.
         size: u64,
         /// Where the body starts (0 for `Get`; for `GetFrom`, the client's offset or 0).

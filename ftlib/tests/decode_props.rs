@@ -238,10 +238,13 @@ fn tree_request() -> impl Strategy<Value = Request> {
 /// The responses of version 4.
 fn tree_response() -> impl Strategy<Value = Response> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), attrs()).prop_map(|(size, offset, attrs)| Response::Opened {
-            size,
-            offset,
-            attrs
+        (text(300), any::<u64>(), any::<u64>(), attrs()).prop_map(|(name, size, offset, attrs)| {
+            Response::Opened {
+                name,
+                size,
+                offset,
+                attrs,
+            }
         }),
         vec(entry(), 0..=LIST_BATCH).prop_map(Response::Listing),
         (entry(), proptest::option::of(any::<[u8; DIGEST_LEN]>()))

@@ -18,7 +18,7 @@ use ft_testutil::fake_server::{
 use ft_testutil::{digest, names_in, noise};
 use ftlib::codec::{self, HEADER_LEN};
 use ftlib::protocol::{
-    Body, DEFAULT_CHUNK, Entry, EntryV3, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
+    Attrs, Body, DEFAULT_CHUNK, Entry, EntryV3, ErrorKind, Hello, LIST_BATCH, MAX_CHUNK, MAX_FRAME,
     MAX_HELLO_FRAME, Response,
 };
 use ftlib::store::DirStore;
@@ -414,6 +414,30 @@ fn lying_downloads_publish_nothing() {
             },
             kind: ErrorKind::Connection,
             text: "connection closed by the peer",
+            broken: true,
+        },
+        Row {
+            what: "another file's answer (v4 Opened naming another name)",
+            op: Op::Get,
+            script: |p| {
+                p.expect_get();
+                p.send(&Response::Opened {
+                    name: "other.txt".into(),
+                    size: 5,
+                    offset: 0,
+                    attrs: Attrs {
+                        modified: 0,
+                        nanos: 0,
+                        executable: false,
+                    },
+                });
+                p.send(&Body::Chunk(b"other"));
+                p.send(&Body::End {
+                    digest: digest(b"other"),
+                });
+            },
+            kind: ErrorKind::Protocol,
+            text: "the server answered with other.txt",
             broken: true,
         },
         Row {

@@ -12,6 +12,7 @@ use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::protocol::{Request, Response};
 use crate::store::{DirStore, DirUpload, Name};
+use crate::text::escape;
 use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 /// Which way a download goes: into a writer, or into a directory (whose free space is
@@ -69,10 +70,20 @@ impl Client {
                 Response::File { size, .. } => (size, 0, None, false),
                 Response::FileFrom { size, offset, .. } => (size, offset, None, true),
                 Response::Opened {
+                    name: answered,
                     size,
                     offset,
                     attrs,
-                } => (size, offset, Some(attrs), resume.is_some()),
+                } => {
+                    if answered != name.as_str() {
+                        return Err(Error::Protocol(format!(
+                            "asked for {}, the server answered with {}",
+                            escape(name),
+                            escape(&answered)
+                        )));
+                    }
+                    (size, offset, Some(attrs), resume.is_some())
+                }
                 other => return Err(unexpected(other, "file")),
             };
             let prefix = match resume {

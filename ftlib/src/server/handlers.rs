@@ -233,7 +233,7 @@ pub(super) fn answer_now(
 
 fn get(ex: &mut Exchange<'_>, name: &str) -> Result<u64, Failed> {
     let mut source = ex.ctx.store.open(&Name::new(name)?, 0)?;
-    ex.conn.send(&opened(ex.version, &source, None))?;
+    ex.conn.send(&opened(ex.version, name, &source, None))?;
     let span = Span::whole(name, source.size);
     send_source(ex, span, &mut source, Xxh3::new())
 }
@@ -258,7 +258,8 @@ fn get_from(
         }
     }
     let (offset, hasher) = start;
-    ex.conn.send(&opened(ex.version, &source, Some(offset)))?;
+    ex.conn
+        .send(&opened(ex.version, name, &source, Some(offset)))?;
     let span = Span {
         name,
         size: source.size,
@@ -294,9 +295,10 @@ fn send_source(
 
 /// The answer that opens a download's body of `source`, from `offset` for a `GetFrom`:
 /// `Opened` on a v4 connection, else `File` or `FileFrom`.
-fn opened(version: u32, source: &Source, from: Option<u64>) -> Response {
+fn opened(version: u32, name: &str, source: &Source, from: Option<u64>) -> Response {
     if version >= TREE_VERSION {
         Response::Opened {
+            name: name.to_owned(),
             size: source.size,
             offset: from.unwrap_or(0),
             attrs: Attrs {
