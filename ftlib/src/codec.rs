@@ -337,7 +337,7 @@ mod tests {
             modified: 1_700_000_000,
             executable,
         };
-        let rows: [(&str, String); 19] = [
+        let rows: [(&str, String); 20] = [
             (
                 "00 00 00 0b 08 03 64 2f 61 03 01 02 02 01 02",
                 frame_of(&Request::Upload {
@@ -461,6 +461,13 @@ mod tests {
                 frame_of(&Response::Made { created: true }),
             ),
             (
+                "00 00 00 04 0e 01 61 05",
+                frame_of(&Response::Uploaded {
+                    name: "a".into(),
+                    size: 5,
+                }),
+            ),
+            (
                 "00 00 00 02 0d 00",
                 frame_of(&Response::Made { created: false }),
             ),
@@ -524,7 +531,7 @@ mod tests {
             name: "d/a.txt".into(),
             why: Taken::Exists,
         };
-        let rows: [(String, String); 11] = [
+        let rows: [(String, String); 12] = [
             (
                 format!(
                     "00 00 00 13 08 07 {} 05 01 {time} 00 00 02",
@@ -535,6 +542,13 @@ mod tests {
                     size: 5,
                     attrs: Some(attrs),
                     how: How::Pipelined,
+                }),
+            ),
+            (
+                format!("00 00 00 0a 0e 07 {} 05", text("d/a.txt")),
+                frame_of(&Response::Uploaded {
+                    name: "d/a.txt".into(),
+                    size: 5,
                 }),
             ),
             (

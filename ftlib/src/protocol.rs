@@ -20,7 +20,7 @@ pub const RESUME_VERSION: u32 = 2;
 pub const LOGIN_VERSION: u32 = 3;
 
 /// The first version with [`Request::Upload`], [`Request::Stat`], [`Request::ListDir`],
-/// [`Request::MakeDir`] and the answer [`Response::Opened`].
+/// [`Request::MakeDir`] and the answers [`Response::Opened`] and [`Response::Uploaded`].
 pub const TREE_VERSION: u32 = 4;
 
 /// Longest user name, in bytes.
@@ -325,6 +325,15 @@ pub enum Response {
         /// Whether this request created it (false: it existed already).
         created: bool,
     },
+    /// (v4) Answer to [`Request::Upload`] instead of [`Response::Stored`]: the file is
+    /// verified, durable and published; `name` says which upload this answers (pipelined
+    /// uploads are answered in request order, and a client checks it).
+    Uploaded {
+        /// The name the upload asked for, exactly.
+        name: String,
+        /// Bytes stored.
+        size: u64,
+    },
 }
 
 impl Response {
@@ -345,6 +354,7 @@ impl Response {
             Response::Listing(_) => "listing",
             Response::Described { .. } => "described",
             Response::Made { .. } => "made",
+            Response::Uploaded { .. } => "uploaded",
         }
     }
 }

@@ -250,6 +250,7 @@ fn tree_response() -> impl Strategy<Value = Response> {
         (entry(), proptest::option::of(any::<[u8; DIGEST_LEN]>()))
             .prop_map(|(entry, digest)| Response::Described { entry, digest }),
         any::<bool>().prop_map(|created| Response::Made { created }),
+        (text(300), any::<u64>()).prop_map(|(name, size)| Response::Uploaded { name, size }),
     ]
 }
 
@@ -336,7 +337,8 @@ fn _response_covers_every_variant(msg: &Response) {
         | Response::Opened { .. }
         | Response::Listing(_)
         | Response::Described { .. }
-        | Response::Made { .. } => {}
+        | Response::Made { .. }
+        | Response::Uploaded { .. } => {}
     }
 }
 

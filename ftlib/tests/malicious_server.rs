@@ -807,6 +807,22 @@ fn lying_upload_answers_are_refused() {
             broken: true,
         },
         Row {
+            what: "a v4 answer for another upload",
+            op: Op::Put,
+            script: |p| {
+                let size = p.expect_put();
+                p.send(&Response::Ready);
+                assert_eq!(p.drain_body(), size);
+                p.send(&Response::Uploaded {
+                    name: "other.txt".into(),
+                    size,
+                });
+            },
+            kind: ErrorKind::Protocol,
+            text: "uploaded asked.txt, the server answered for other.txt",
+            broken: true,
+        },
+        Row {
             what: "an error with a hostile message after the body",
             op: Op::Put,
             script: |p| {

@@ -7,18 +7,18 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::exchange::{Sink, unexpected};
+use super::exchange::{Sink, verdict};
 use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress};
 use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
-use crate::protocol::{How, MAX_PIPELINED, RESUME_VERSION, Response};
+use crate::protocol::{How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
 use crate::transfer::{self, Digest, Hooks, Span};
 
 /// A pipelined upload sent and waiting for its verdict: its index, its size, and our own
 /// reason when we aborted its body (the server's answer still comes, in order).
-type Sent = (usize, u64, Option<Error>);
+type Sent = (usize, Name, u64, Option<Error>);
 
 impl Client {
     /// Uploads many files over this connection, pipelining the small ones (at most
@@ -93,9 +93,9 @@ impl Client {
             });
             match sent {
                 // Sent is not stored: the verdict says how many bytes count.
-                Ok(_) => window.push_back((i, size, None)),
+                Ok(_) => window.push_back((i, name, size, None)),
                 // Aborted in step: the server's answer comes in order; ours is the reason.
-                Err(e) if !e.breaks_connection() => window.push_back((i, size, Some(e))),
+                Err(e) if !e.breaks_connection() => window.push_back((i, name, size, Some(e))),
                 Err(e) => {
                     self.settle_puts(&mut window, 0, done);
                     done(i, Err(e));
@@ -113,17 +113,12 @@ impl Client {
         done: &mut dyn FnMut(usize, Result<u64>),
     ) {
         while window.len() > keep {
-            let Some((i, size, local)) = window.pop_front() else {
+            let Some((i, name, size, local)) = window.pop_front() else {
                 return;
             };
             let verdict = self.with_conn(|conn, _| {
-                match conn.expect("before answering a pipelined upload")? {
-                    Response::Stored { size: stored } if stored == size => Ok(size),
-                    Response::Stored { size: stored } => Err(Error::Protocol(format!(
-                        "the server stored {stored} bytes of {size}"
-                    ))),
-                    other => Err(unexpected(other, "stored")),
-                }
+                let response = conn.expect("before answering a pipelined upload")?;
+                verdict(response, &name, size)
             });
             done(i, local.map_or(verdict, Err));
         }

@@ -178,13 +178,35 @@ pub(super) fn upload_body(
         }
         Err(e) => return Err(e),
     }
-    match conn.expect("before confirming the upload")? {
-        Response::Stored { size: stored } if stored == size => Ok(size - offset),
-        Response::Stored { size: stored } => Err(Error::Protocol(format!(
+    let name = span.name;
+    let response = conn.expect("before confirming the upload")?;
+    verdict(response, name, size).map(|size| size - offset)
+}
+
+/// The server's verdict on the upload of `name`, `size` bytes: `Stored` (before v4), or
+/// `Uploaded` naming exactly this upload.
+pub(super) fn verdict(response: Response, name: &str, size: u64) -> Result<u64> {
+    let stored = match response {
+        Response::Stored { size } => size,
+        Response::Uploaded {
+            name: answered,
+            size,
+        } if answered == name => size,
+        Response::Uploaded { name: answered, .. } => {
+            return Err(Error::Protocol(format!(
+                "uploaded {}, the server answered for {}",
+                escape(name),
+                escape(&answered)
+            )));
+        }
+        other => return Err(unexpected(other, "stored")),
+    };
+    if stored != size {
+        return Err(Error::Protocol(format!(
             "the server stored {stored} bytes of {size}"
-        ))),
-        other => Err(unexpected(other, "stored")),
+        )));
     }
+    Ok(size)
 }
 
 /// The error for a response other than `expected`: the server's own error if it sent one.

@@ -69,17 +69,17 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
             let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
                 allowed?;
-                put(ex, &name, size, None)
+                put(ex, &name, size, None, false)
             })
         }
         Request::PutResumable { name, size, digest } => {
             let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
                 allowed?;
-                put_resumable(ex, &name, size, digest, None)
+                put_resumable(ex, &name, size, digest, None, false)
             })
         }
-        Request::PutPipelined { name, size } => put_pipelined(s, name, size, None, started),
+        Request::PutPipelined { name, size } => put_pipelined(s, name, size, None, false, started),
         Request::Upload {
             name,
             size,
@@ -87,14 +87,16 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
             how,
         } => {
             if how == How::Pipelined {
-                return put_pipelined(s, name, size, attrs, started);
+                return put_pipelined(s, name, size, attrs, true, started);
             }
             let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
                 allowed?;
                 match how {
-                    How::Resumable { digest } => put_resumable(ex, &name, size, digest, attrs),
-                    _ => put(ex, &name, size, attrs),
+                    How::Resumable { digest } => {
+                        put_resumable(ex, &name, size, digest, attrs, true)
+                    }
+                    _ => put(ex, &name, size, attrs, true),
                 }
             })
         }

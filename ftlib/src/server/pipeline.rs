@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::Ctx;
+use super::upload::stored;
 use crate::connection::Connection;
 use crate::pipeline::{Outcome, commit_outcomes, group_full};
 use crate::protocol::{Response, clip_message};
@@ -23,10 +24,12 @@ pub(super) struct Waiting {
     pub(super) size: u64,
     pub(super) started: Instant,
     pub(super) outcome: Outcome,
+    /// A v4 `Upload`, answered `Uploaded` with its name (else `Stored`).
+    pub(super) named: bool,
 }
 
 /// A group's names and start times, and each upload's outcome after the commit.
-type Committed = Vec<((String, Instant), crate::error::Result<u64>)>;
+type Committed = Vec<((String, Instant, bool), crate::error::Result<u64>)>;
 
 /// The pipelined uploads of one connection waiting for their commit, in request order,
 /// and the group before them, if it is being committed in the background meanwhile.
@@ -93,11 +96,11 @@ impl Group {
     }
 
     /// The waiting uploads, taken for their commit.
-    fn take(&mut self) -> Vec<((String, Instant), Outcome)> {
+    fn take(&mut self) -> Vec<((String, Instant, bool), Outcome)> {
         self.bytes = 0;
         self.waiting
             .drain(..)
-            .map(|w| ((w.name, w.started), w.outcome))
+            .map(|w| ((w.name, w.started, w.named), w.outcome))
             .collect()
     }
 
@@ -130,10 +133,10 @@ impl Group {
     /// Answers and reports each upload of a committed group, in order.
     fn answer(&mut self, ctx: &Ctx, conn: &mut Connection, committed: Committed) -> bool {
         let mut sending = true;
-        for ((name, started), result) in committed {
+        for ((name, started, named), result) in committed {
             if sending {
                 let answer = match &result {
-                    Ok(size) => Response::Stored { size: *size },
+                    Ok(size) => stored(named, &name, *size),
                     Err(e) => Response::Error {
                         kind: e.kind(),
                         message: clip_message(e.to_string()),

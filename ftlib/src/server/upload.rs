@@ -21,11 +21,25 @@ use crate::store::{Name, Resumable};
 use crate::text::escape;
 use crate::transfer::{self, Hooks, Received, Span};
 
+/// The answer to a verified, durable, published upload of `name`: `Uploaded` naming it
+/// for a v4 `Upload` (`named`), `Stored` for the older requests.
+pub(super) fn stored(named: bool, name: &str, size: u64) -> Response {
+    if named {
+        Response::Uploaded {
+            name: name.to_owned(),
+            size,
+        }
+    } else {
+        Response::Stored { size }
+    }
+}
+
 pub(super) fn put(
     ex: &mut Exchange<'_>,
     name: &str,
     size: u64,
     attrs: Option<Attrs>,
+    named: bool,
 ) -> Result<u64, Failed> {
     let checked = check_upload(ex.ctx, name, size)?;
     let mut upload = ex.ctx.store.create(&checked, size)?;
@@ -36,7 +50,7 @@ pub(super) fn put(
     let span = Span::whole(name, size);
     let got = receive_into(ex.conn, span, &mut upload, Xxh3::new(), &mut ex.moved)?;
     upload.commit()?;
-    ex.conn.send(&Response::Stored { size: got.bytes })?;
+    ex.conn.send(&stored(named, name, got.bytes))?;
     Ok(got.bytes)
 }
 
@@ -46,6 +60,7 @@ pub(super) fn put_resumable(
     size: u64,
     digest: [u8; DIGEST_LEN],
     attrs: Option<Attrs>,
+    named: bool,
 ) -> Result<u64, Failed> {
     let checked = check_upload(ex.ctx, name, size)?;
     let Resumable {
@@ -70,7 +85,7 @@ pub(super) fn put_resumable(
     match receive_into(ex.conn, span, &mut upload, prefix, &mut ex.moved) {
         Ok(got) if got.digest == digest => {
             upload.commit()?;
-            ex.conn.send(&Response::Stored { size })?;
+            ex.conn.send(&stored(named, name, size))?;
             Ok(got.bytes)
         }
         // Verified, but not the file announced: the partial is no prefix of it.
@@ -94,6 +109,7 @@ pub(super) fn put_pipelined(
     name: String,
     size: u64,
     attrs: Option<Attrs>,
+    named: bool,
     started: Instant,
 ) -> Handled {
     let allowed = s.may(Access::Write);
@@ -103,6 +119,7 @@ pub(super) fn put_pipelined(
             size,
             started,
             outcome,
+            named,
         }),
         Err(e) => {
             s.waiting.commit(s.ctx, &mut s.conn);
