@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{RawPeer, TestServer, assert_no_temp_files};
-use ft_testutil::{digest, noise, temp_files};
+use ft_testutil::{digest, noise, partials, temp_files};
 use ftlib::protocol::{Body, Request, Response};
 use ftlib::store::DirStore;
 use ftlib::{ErrorKind, ServerConfig};
@@ -174,6 +174,68 @@ fn a_client_learns_why_the_server_gave_up_on_its_body() {
     assert!(err.to_string().contains("server"), "{err}");
     assert!(!server.root().join("first").exists());
     assert_no_temp_files(server.root());
+}
+
+/// A resumable upload refused for space keeps the partial it already has (it resumes once
+/// there is room), unlike an empty one (`partial_bounds.rs`).
+#[test]
+fn a_partial_with_bytes_survives_a_refusal_for_space_and_resumes() {
+    let Some(fs) = Tmpfs::mount("4m") else {
+        return;
+    };
+    let dir = tempfile::TempDir::new_in(fs.path()).expect("dir on tmpfs");
+    let server = TestServer::serving(dir, ServerConfig::default());
+    let data = noise(3 * 1024 * 1024, 6);
+    let half = 1024 * 1024;
+    let request = Request::PutResumable {
+        name: "big".into(),
+        size: data.len() as u64,
+        digest: digest(&data),
+    };
+    let mut cut = RawPeer::connect(server.addr);
+    cut.send(&request);
+    assert_eq!(cut.recv(), Response::ReadyFrom { offset: 0 });
+    cut.send(&Body::Chunk(&data[..half]));
+    drop(cut);
+    server.wait_reports(1);
+    assert_eq!(partials(server.root()).len(), 1);
+
+    // Another program fills the disk: the 2 MiB still to come no longer fit.
+    let filler = server.root().join("filler");
+    std::fs::write(&filler, noise(2560 * 1024, 7)).expect("fill");
+    let mut peer = RawPeer::connect(server.addr);
+    peer.send(&request);
+    match peer.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::NoSpace),
+        other => panic!("expected no-space, got {other:?}"),
+    }
+    server.wait_reports(2);
+    assert_eq!(partials(server.root()).len(), 1, "the partial was dropped");
+
+    std::fs::remove_file(&filler).expect("rm");
+    peer.send(&request);
+    assert_eq!(
+        peer.recv(),
+        Response::ReadyFrom {
+            offset: half as u64
+        }
+    );
+    peer.send(&Body::Chunk(&data[half..2 * half]));
+    peer.send(&Body::Chunk(&data[2 * half..]));
+    peer.send(&Body::End {
+        digest: digest(&data),
+    });
+    assert_eq!(
+        peer.recv(),
+        Response::Stored {
+            size: data.len() as u64
+        }
+    );
+    assert_eq!(
+        std::fs::read(server.root().join("big")).expect("read"),
+        data
+    );
+    assert!(partials(server.root()).is_empty());
 }
 
 /// A reader that yields nothing until its gate opens.

@@ -265,6 +265,7 @@ fn abandoned_partials_are_bounded_in_age_and_size() {
     let store = DirStore::open(dir.path()).expect("store");
     store.set_partial_limits(PartialLimits {
         max_age: Duration::from_secs(3600),
+        max_count: 1000,
         max_bytes: 3500,
     });
     store.cleanup().expect("cleanup");
@@ -275,6 +276,7 @@ fn abandoned_partials_are_bounded_in_age_and_size() {
     );
     store.set_partial_limits(PartialLimits {
         max_age: Duration::ZERO,
+        max_count: usize::MAX,
         max_bytes: u64::MAX,
     });
     std::thread::sleep(Duration::from_millis(10));

@@ -82,6 +82,10 @@ struct Args {
     /// go first.
     #[arg(long, default_value = "16GiB", value_name = "SIZE", value_parser = size::parse_size)]
     partial_max_bytes: u64,
+    /// Most partials kept at once, all clients together (those in use do not count); the
+    /// oldest go first. 0 keeps none: no upload can be resumed.
+    #[arg(long, default_value_t = PartialLimits::default().max_count, value_name = "N")]
+    partial_max_count: usize,
     /// No TLS: names, file bytes and listings cross the network in clear. Only for a
     /// network you trust, or benchmarks; clients must use --plain too.
     #[arg(long)]
@@ -187,6 +191,7 @@ fn run(args: Args) -> Result<(), String> {
     let port = listener.local_addr().map_or(port, |local| local.port());
     store.set_partial_limits(PartialLimits {
         max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
+        max_count: args.partial_max_count,
         max_bytes: args.partial_max_bytes,
     });
     let mut config = ServerConfig::default();

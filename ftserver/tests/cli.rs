@@ -96,6 +96,8 @@ fn usage_errors_exit_2() {
         &["70000"],
         &["0", "--max-connections", "0"],
         &["0", "--idle-timeout", "0"],
+        &["0", "--partial-max-count", "-1"],
+        &["0", "--partial-max-count", "many"],
         &["0", "--no-such-option"],
     ];
     for args in rows {

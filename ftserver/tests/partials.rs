@@ -1,5 +1,5 @@
-//! The documented bounds on kept partials (`--partial-max-age`, `--partial-max-bytes`),
-//! applied by the real ftserver at start-up.
+//! The documented bounds on kept partials (`--partial-max-age`, `--partial-max-count`,
+//! `--partial-max-bytes`), applied by the real ftserver at start-up.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -65,4 +65,24 @@ fn the_oldest_partials_go_first_beyond_the_size_limit() {
         partials(root.path()),
         vec![".ft-part-b-middle", ".ft-part-c-newest"]
     );
+}
+
+#[test]
+fn the_oldest_partials_go_first_beyond_the_count_limit() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for (key, hours_ago) in [
+        ("a-oldest", 5),
+        ("b-middle", 4),
+        ("c-newer", 3),
+        ("d-newest", 2),
+    ] {
+        partial(root.path(), key, 10, hours_ago);
+    }
+    start_and_stop(root.path(), &["--partial-max-count", "2"]);
+    assert_eq!(
+        partials(root.path()),
+        vec![".ft-part-c-newer", ".ft-part-d-newest"]
+    );
+    start_and_stop(root.path(), &["--partial-max-count", "0"]);
+    assert!(partials(root.path()).is_empty());
 }

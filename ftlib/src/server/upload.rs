@@ -94,6 +94,7 @@ pub(super) fn put_resumable(
         }
         .into()),
         Err(e) => {
+            // Kept for a retry if it holds any byte (an empty one is removed).
             if e.kind().is_interruption() {
                 upload.keep();
             }

@@ -80,7 +80,7 @@ impl DirStore {
         &self.root
     }
 
-    /// Sets how long and how much is kept of abandoned partials.
+    /// Sets how long, how many and how much is kept of abandoned partials.
     pub fn set_partial_limits(&self, limits: PartialLimits) {
         self.partials.set_limits(limits);
     }
@@ -219,7 +219,8 @@ impl DirStore {
     }
 
     /// Removes temporary files whose creating process is gone (a crash or a kill), and
-    /// partials beyond the age and size limits; returns how many temporary files went.
+    /// partials beyond the age, count and size limits; returns how many temporary files
+    /// went.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory cannot be read.
@@ -431,7 +432,8 @@ impl Store for DirStore {
             offset = 0;
         }
         if let Err(e) = self.check_space(name, size - offset) {
-            // Still resumable once there is room.
+            // Still resumable once there is room, if it holds anything: `keep` removes an
+            // empty partial (one just created, or emptied above).
             upload.keep();
             return Err(e);
         }

@@ -1,7 +1,8 @@
 //! The hidden files a [`DirStore`](super::DirStore) writes before publishing: temporary
 //! files (named `.ft-tmp-PID-N-NANOS`, or unnamed where Linux allows), partials kept for a
-//! resume (`.ft-part-KEY`: locked while in use, pruned by age and total size), and the
-//! clean-up of temporary files whose creating process is gone.
+//! resume (`.ft-part-KEY`: locked while in use, kept only when they hold bytes, pruned by
+//! age, number and total size), and the clean-up of temporary files whose creating process
+//! is gone.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -206,20 +207,24 @@ fn is_orphan_temp(name: &str) -> bool {
     }
 }
 
-/// How long and how much a [`DirStore`](super::DirStore) keeps of partials left for a
-/// resume.
+/// How long, how many and how much a [`DirStore`](super::DirStore) keeps of partials left
+/// for a resume. Partials in use are never removed, and do not count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartialLimits {
     /// Partials untouched for longer are removed.
     pub max_age: Duration,
+    /// The oldest partials are removed while there are more (0 keeps none).
+    pub max_count: usize,
     /// The oldest partials are removed while all of them together are larger.
     pub max_bytes: u64,
 }
 
 impl Default for PartialLimits {
+    /// A day, 1,000 partials, 16 GiB.
     fn default() -> PartialLimits {
         PartialLimits {
             max_age: Duration::from_secs(24 * 3600),
+            max_count: 1000,
             max_bytes: 16 * 1024 * 1024 * 1024,
         }
     }
@@ -265,7 +270,8 @@ impl Partials {
     }
 
     /// Removes partials untouched for longer than the limit, then the oldest ones while
-    /// all together exceed the size limit; partials in use are left alone.
+    /// there are more than the count limit or all together exceed the size limit; partials
+    /// in use are left alone.
     pub(super) fn prune(&self) {
         let limits = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(dir) = fs::read_dir(&self.root) else {
@@ -295,15 +301,21 @@ impl Partials {
                 kept.push((age, meta.len(), item.path()));
             }
         }
-        // Oldest first.
-        kept.sort_by_key(|k| std::cmp::Reverse(k.0));
+        // Oldest first (ties by name, so the same ones go whatever the listing order).
+        kept.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
+        let mut count = kept.len();
         let mut total: u64 = kept.iter().map(|k| k.1).sum();
         for (_, len, path) in kept {
-            if total <= limits.max_bytes {
+            if count <= limits.max_count && total <= limits.max_bytes {
                 break;
             }
-            if fs::remove_file(path).is_ok() {
-                total -= len;
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {}
+                // Gone either way.
+                _ => {
+                    count -= 1;
+                    total -= len;
+                }
             }
         }
     }
@@ -323,8 +335,13 @@ impl PartialLock {
     }
 
     /// Gives the partial up for a later resume: no longer in use, so subject to the limits,
-    /// which are applied now.
+    /// which are applied now. An empty partial is removed instead: resuming it is starting
+    /// over, and keeping it would let cuts before the first byte pile up entries.
     pub(super) fn release_and_prune(self) {
+        // Still locked: no transfer can be writing it.
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            let _ = fs::remove_file(&self.path);
+        }
         let partials = Arc::clone(&self.partials);
         drop(self);
         partials.prune();
@@ -339,7 +356,7 @@ impl Drop for PartialLock {
 
 #[cfg(test)]
 mod tests {
-    use ft_testutil::temp_files;
+    use ft_testutil::{partials as partials_in, temp_files};
 
     use super::*;
 
@@ -386,6 +403,7 @@ mod tests {
         let partials = Arc::new(Partials::new(dir.path().to_owned()));
         partials.set_limits(PartialLimits {
             max_age: Duration::from_secs(3600),
+            max_count: 1000,
             max_bytes: 0,
         });
         let lock = partials.lock("k").expect("free");
@@ -400,5 +418,38 @@ mod tests {
             "a released partial beyond the limit was kept"
         );
         assert!(partials.lock("k").is_some(), "the lock was not released");
+    }
+
+    /// Beyond the count limit the oldest partials go, never one in use; an empty partial
+    /// is removed when given up, one holding bytes is kept.
+    #[test]
+    fn partials_beyond_the_count_go_oldest_first_and_empty_ones_are_not_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partials = Arc::new(Partials::new(dir.path().to_owned()));
+        partials.set_limits(PartialLimits {
+            max_count: 2,
+            ..PartialLimits::default()
+        });
+        let held = partials.lock("0").expect("free");
+        fs::write(held.path(), b"oldest, in use").expect("write");
+        for key in ["1", "2", "3", "4"] {
+            std::thread::sleep(Duration::from_millis(10));
+            fs::write(dir.path().join(format!("{PART_PREFIX}{key}")), key).expect("write");
+        }
+        partials.prune();
+        let names = |keys: &[&str]| -> Vec<String> {
+            keys.iter().map(|k| format!("{PART_PREFIX}{k}")).collect()
+        };
+        assert_eq!(partials_in(dir.path()), names(&["0", "3", "4"]));
+
+        let empty = partials.lock("5").expect("free");
+        fs::write(empty.path(), b"").expect("write");
+        empty.release_and_prune();
+        assert_eq!(partials_in(dir.path()), names(&["0", "3", "4"]));
+        drop(held);
+        let full = partials.lock("6").expect("free");
+        fs::write(full.path(), b"6").expect("write");
+        full.release_and_prune();
+        assert_eq!(partials_in(dir.path()), names(&["4", "6"]));
     }
 }
