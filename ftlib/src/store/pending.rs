@@ -336,8 +336,9 @@ impl DirUpload {
         }
     }
 
-    /// Keeps a partial for a later resume: synced, hidden, subject to the store's limits.
-    /// An ordinary upload is discarded instead.
+    /// Keeps a partial for a later resume: synced, hidden, subject to the store's limits
+    /// (age, total bytes, count); an empty one is not kept. An ordinary upload is discarded
+    /// instead.
     pub fn keep(mut self) {
         let Some(lock) = self.lock.take() else {
             return;
