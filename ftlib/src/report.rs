@@ -97,6 +97,10 @@ pub struct Report {
     /// Why the item was skipped, when it counts as done without moving (a file already
     /// there with the same bytes, a symbolic link that is not followed).
     pub skipped: Option<String>,
+    /// A server's report of a download: the whole file and its digest were sent, which is
+    /// all a server can know (whether the client verified and stored it is the client's
+    /// report to say). Printed `sent` instead of `success`.
+    pub sent: bool,
 }
 
 impl Report {
@@ -121,7 +125,15 @@ impl Report {
             duration: started.elapsed(),
             failure: failure.map(Failure::from),
             skipped: None,
+            sent: false,
         }
+    }
+
+    /// The same report, said as a server's download: `sent`, not `success`.
+    #[must_use]
+    pub fn as_sent(mut self) -> Report {
+        self.sent = self.failure.is_none() && self.op == Op::Get;
+        self
     }
 
     /// The same report for an item skipped for `reason`: it needed nothing moved, so it
@@ -175,6 +187,7 @@ impl Report {
             duration_ms: (self.duration.as_secs_f64() * 1e6).round() / 1e3,
             status: match (&self.skipped, self.is_success()) {
                 (Some(_), _) => "skipped",
+                (None, true) if self.sent => "sent",
                 (None, true) => "success",
                 (None, false) => "failure",
             },
@@ -209,6 +222,7 @@ impl fmt::Display for Report {
         )?;
         match (&self.failure, &self.skipped) {
             (None, Some(reason)) => write!(f, "skipped {}", escape_message(reason)),
+            (None, None) if self.sent => f.write_str("sent"),
             (None, None) => f.write_str("success"),
             (Some(failure), _) => write!(
                 f,

@@ -390,7 +390,8 @@ impl Line {
         // The fields after the user, as they were before it.
         let fields: Vec<&str> = all[..3].iter().chain(&all[4..]).copied().collect();
         let (kind, message) = match fields[8] {
-            "success" => (None, String::new()),
+            // A server's download is `sent`: it cannot know the client stored it.
+            "success" | "sent" => (None, String::new()),
             "failure" => {
                 let rest = fields.get(9).expect("failure kind");
                 let (kind, message) = rest.split_once(": ").expect("KIND: MESSAGE");

@@ -212,7 +212,8 @@ pub(super) fn answer_now(
     let peer = s.conn.peer();
     match result {
         Ok(bytes) => Handled::Answered {
-            report: Report::new(peer, op, name, started, bytes, None),
+            // A download is reported `sent`: the server cannot know it was stored.
+            report: Report::new(peer, op, name, started, bytes, None).as_sent(),
             keep_going: true,
         },
         Err(Failed { error, answered }) => {
