@@ -1,5 +1,5 @@
 //! The command line: the clap definitions, and `--completions SHELL` / `--man`, which print
-//! what clap_complete and clap_mangen generate from those same definitions.
+//! what clap_complete and clap_mangen (through `man`) generate from those same definitions.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use clap_complete::Shell;
+
+mod man;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -185,10 +187,7 @@ pub(crate) fn parse() -> Parsed {
             return Parsed::Done(emit(&out));
         }
         if matches.get_flag("man") {
-            let mut out = Vec::new();
-            // Writing to a Vec cannot fail.
-            let _ = clap_mangen::Man::new(Args::command()).render(&mut out);
-            return Parsed::Done(emit(&out));
+            return Parsed::Done(emit(man::page(Args::command()).as_bytes()));
         }
         if let Ok(args) = Args::from_arg_matches(&matches) {
             return Parsed::Run(Box::new(args));

@@ -80,7 +80,7 @@ impl Observer for Printer<'_> {
     }
 
     fn totals(&mut self, files: usize, bytes: u64) {
-        self.bars.start_tree(files, bytes);
+        self.bars.start_sized(files, bytes);
     }
 
     fn first_contact(&mut self, contact: &FirstContact) {
@@ -108,7 +108,8 @@ impl Observer for Printer<'_> {
             let bars = self.bars;
             let name = report.name.as_deref().unwrap_or_default();
             let bar = self.live.remove(&item).unwrap_or_else(|| bars.file(name));
-            bar.finish();
+            let moved = report.is_success() && report.skipped.is_none();
+            bar.finish(moved.then_some(report.bytes));
         }
         if let (Some(failure), Some(error)) = (report.failure.as_mut(), error) {
             failure.message = with_hint(&failure.message, hint(report.op, error, self.target));

@@ -217,7 +217,12 @@ fn completions_and_man_page_are_generated_for_every_shell() {
 
     let out = ftclient_in(dir.path(), ["--man"]);
     assert_success(&out);
-    for needle in [".TH ftclient 1", ".SH NAME", "\\-\\-overwrite", "Examples:"] {
+    for needle in [
+        ".TH ftclient 1",
+        ".SH NAME",
+        "\\-\\-overwrite",
+        ".SH EXAMPLES",
+    ] {
         assert!(
             out.stdout.contains(needle),
             "{needle:?} missing from the man page"

@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
 use ftlib::{DirStore, Identity, PartialLimits, Role, Server, ServerConfig, Users};
 
+mod man;
 mod size;
 mod users;
 
@@ -32,10 +33,10 @@ Examples:
   ftserver 6789 --users users.txt        only accounts get in: read may get and list, write may put
   ftserver 6789 --users users.txt --anonymous read   anyone may get and list; accounts may put
   ftserver 0 --bind 127.0.0.1            loopback only, on a free port (printed at start)
-  ftserver 6789 --root /srv/files --json serve /srv/files, reports as JSON lines
+  ftserver 6789 --root /srv/files --json  serve /srv/files, reports as JSON lines
   ftserver 6789 --read-only              downloads and listings only; uploads are refused
   ftserver 6789 --max-file-size 1G       refuse uploads over 1 GiB before their data is sent
-  ftserver --completions zsh > _ftserver shell completions (bash, zsh, fish, elvish, powershell)
+  ftserver --completions zsh > _ftserver  shell completions (bash, zsh, fish, elvish, powershell)
   ftserver --man > ftserver.1            this help as a man page
 
 The first line is `IP PORT server up and running`; over TLS the second is
@@ -145,8 +146,7 @@ fn parse() -> Result<Args, ExitCode> {
     if let Some(&shell) = matches.get_one::<Shell>("completions") {
         clap_complete::generate(shell, &mut Args::command(), "ftserver", &mut out);
     } else if matches.get_flag("man") {
-        // Writing to a Vec cannot fail.
-        let _ = clap_mangen::Man::new(Args::command()).render(&mut out);
+        out = man::page(Args::command()).into_bytes();
     } else {
         return Ok(Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
     }

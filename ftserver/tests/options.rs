@@ -158,7 +158,9 @@ fn completions_and_man_page_are_generated() {
         ".TH ftserver 1",
         ".SH NAME",
         "\\-\\-read\\-only",
-        "Examples:",
+        ".SH EXAMPLES",
+        // One example: its command on a line of its own, what it does below.
+        ".nf\n\\fBFT_PASSWORD=... ftserver \\-\\-users users.txt \\-\\-add\\-user alice \\-\\-role write\\fR\n.fi\n.RS\nadd (or replace) an account, then exit\n",
     ] {
         assert!(
             out.stdout.contains(needle),
