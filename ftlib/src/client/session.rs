@@ -20,15 +20,16 @@ use crate::trust::FirstContact;
 /// What a [`Session`] tells its caller while files move. Items are numbered by their place
 /// in the command (0 for a listing).
 pub trait Observer {
-    /// `count` items are about to move: called once by [`Session::put`] and
+    /// `count` items are about to move, their sizes unknown: called once by
     /// [`Session::get`], before connecting.
     fn start(&mut self, count: usize) {
         let _ = count;
     }
 
-    /// A tree is about to move: `files` files of `bytes` bytes in all. Called once by
-    /// [`Session::put_tree`] and [`Session::get_tree`], before the first item; the
-    /// default calls [`Observer::start`].
+    /// Files of known sizes are about to move: `files` files of `bytes` bytes in all.
+    /// Called once by [`Session::put`] (and the other uploads of named files),
+    /// [`Session::put_tree`] and [`Session::get_tree`], before the first item, instead of
+    /// [`Observer::start`]; the default calls [`Observer::start`].
     fn totals(&mut self, files: usize, bytes: u64) {
         let _ = bytes;
         self.start(files);
@@ -220,7 +221,14 @@ impl Session {
             let name = rename.map_or_else(|| own.to_string(), str::to_owned);
             Ok((path, Name::new(&within(name))?))
         };
-        observer.start(names.len());
+        // The sizes as they are now, for the overall progress; a file that cannot be
+        // statted counts 0 here and fails in its turn.
+        let bytes = (0..files.len())
+            .filter_map(|i| source(i).ok())
+            .filter_map(|(path, _)| std::fs::metadata(path).ok())
+            .map(|meta| meta.len())
+            .sum();
+        observer.totals(names.len(), bytes);
         self.put_items(&names, &source, true, resume, observer)
     }
 
