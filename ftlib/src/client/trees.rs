@@ -82,7 +82,7 @@ impl Session {
                 Ok(walk) => walk,
                 Err(e) => {
                     all_ok = false;
-                    self.report_alone(Op::Put, &shown, Err(e), observer);
+                    self.report_skipped(Op::Put, &shown, Err(e), observer);
                     continue;
                 }
             };
@@ -154,7 +154,7 @@ impl Session {
             let client = self.connected(observer)?;
             if let Err(e) = client.make_dir(&name) {
                 all_ok = false;
-                self.report_alone(Op::Put, &format!("{name}/"), Err(e), observer);
+                self.report_skipped(Op::Put, &format!("{name}/"), Err(e), observer);
             }
         }
         Ok(all_ok)
@@ -199,7 +199,7 @@ impl Session {
                 }
                 Err(e) => {
                     all_ok = false;
-                    self.report_alone(Op::Get, name, Err(e), observer);
+                    self.report_skipped(Op::Get, name, Err(e), observer);
                     continue;
                 }
             };
@@ -217,7 +217,7 @@ impl Session {
                         name: format!("{name}/{rel}"),
                         reason: "the server listed a name that is not valid here",
                     };
-                    self.report_alone(Op::Get, &format!("{name}/{rel}"), Err(refused), observer);
+                    self.report_skipped(Op::Get, &format!("{name}/{rel}"), Err(refused), observer);
                     continue;
                 }
                 let local = format!("{top}/{rel}");
@@ -225,7 +225,7 @@ impl Session {
                     let made = Name::new(&local).and_then(|local| dir.make_dir(&local));
                     if let Err(e) = made {
                         all_ok = false;
-                        self.report_alone(Op::Get, &format!("{name}/{rel}/"), Err(e), observer);
+                        self.report_skipped(Op::Get, &format!("{name}/{rel}/"), Err(e), observer);
                     }
                     continue;
                 }
@@ -243,7 +243,7 @@ impl Session {
                 // An empty directory (or one of only directories) still arrives.
                 if let Err(e) = Name::new(&top).and_then(|top| dir.make_dir(&top)) {
                     all_ok = false;
-                    self.report_alone(Op::Get, name, Err(e), observer);
+                    self.report_skipped(Op::Get, name, Err(e), observer);
                 }
             }
             all_ok &= self.get_chunk(&mut names, &mut locals, dir, overwrite, resume, observer)?;
@@ -373,17 +373,6 @@ impl Session {
             Ok(reason) => observer.finished(item, report.skipped(reason), None),
             Err(e) => observer.finished(item, report, Some(&e)),
         }
-    }
-
-    /// Reports one item that failed before any transfer.
-    fn report_alone(
-        &mut self,
-        op: Op,
-        name: &str,
-        result: Result<&str>,
-        observer: &mut dyn Observer,
-    ) {
-        self.report_skipped(op, name, result, observer);
     }
 
     /// The server's address for a report made without a transfer.

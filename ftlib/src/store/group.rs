@@ -207,7 +207,6 @@ fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Publishe
             }
         })
         .collect();
-    let parallel = at_once.iter().filter(|&&b| b).count();
     let mut slots: Vec<Option<Member>> = members.into_iter().map(Some).collect();
     let mut results: Vec<Option<Published>> = slots.iter().map(|_| None).collect();
     let commit = |slot: &mut Option<Member>, result: &mut Option<Published>| {
@@ -222,31 +221,14 @@ fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Publishe
         };
     };
     {
-        let work = Mutex::new(
-            slots
-                .iter_mut()
-                .zip(results.iter_mut())
-                .zip(&at_once)
-                .filter(|(_, at_once)| **at_once)
-                .map(|(pair, _)| pair),
-        );
-        let next = || work.lock().unwrap_or_else(|p| p.into_inner()).next();
-        let run = || {
-            while let Some((slot, result)) = next() {
-                commit(slot, result);
-            }
-        };
-        let lent = Helpers::borrow(helpers, COMMIT_THREADS.min(parallel).saturating_sub(1));
-        std::thread::scope(|scope| {
-            for _ in 0..lent.count {
-                // Without another thread the work is only slower, never undone.
-                let _ = std::thread::Builder::new()
-                    .name("ft commit".into())
-                    .stack_size(256 * 1024)
-                    .spawn_scoped(scope, run);
-            }
-            run();
-        });
+        let mut work: Vec<_> = slots
+            .iter_mut()
+            .zip(results.iter_mut())
+            .zip(&at_once)
+            .filter(|(_, at_once)| **at_once)
+            .map(|(pair, _)| pair)
+            .collect();
+        in_parallel(&mut work, helpers, |(slot, result)| commit(slot, result));
     }
     for (slot, result) in slots.iter_mut().zip(results.iter_mut()) {
         commit(slot, result);

@@ -108,9 +108,7 @@ impl Temps {
         if made <= self.dirs_synced.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.sync_all(&self.syncer()?)?;
-        self.dirs_synced.fetch_max(made, Ordering::AcqRel);
-        Ok(())
+        self.sync_all(&self.syncer()?)
     }
 
     /// A handle to sync the file system with later ([`Temps::sync_all`]): its sync
