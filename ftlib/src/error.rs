@@ -137,6 +137,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The server's object store (an S3-compatible bucket) failed: unreachable, refused the
+    /// credentials, has no such bucket, or answered with an error.
+    #[error("{failure} (bucket {bucket}, {doing}): {detail}")]
+    Storage {
+        /// The bucket.
+        bucket: String,
+        /// What was being done.
+        doing: String,
+        /// What kind of failure.
+        failure: StorageFailure,
+        /// The engine's or the HTTP client's own words.
+        detail: String,
+    },
     /// A local file-system operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -389,6 +402,31 @@ impl fmt::Display for Changed {
     }
 }
 
+/// Why an object store failed, as [`Error::Storage`] says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageFailure {
+    /// The engine refused the credentials (or they lack a permission).
+    Denied,
+    /// The bucket does not exist.
+    NoBucket,
+    /// Anything else: unreachable, too slow, or an error answer.
+    Failed,
+}
+
+impl fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StorageFailure::Denied => {
+                "the object store refused the credentials (check AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY)"
+            }
+            StorageFailure::NoBucket => "the bucket does not exist",
+            StorageFailure::Failed => "the object store failed",
+        })
+    }
+}
+
 impl Error {
     /// The kind this error travels as.
     pub fn kind(&self) -> ErrorKind {
@@ -413,6 +451,10 @@ impl Error {
                 }
                 io::ErrorKind::FileTooLarge => ErrorKind::TooLarge,
                 _ => ErrorKind::Io,
+            },
+            Error::Storage { failure, .. } => match failure {
+                StorageFailure::Denied => ErrorKind::PermissionDenied,
+                StorageFailure::NoBucket | StorageFailure::Failed => ErrorKind::Storage,
             },
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Abandoned(inner) => inner.kind(),

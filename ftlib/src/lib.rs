@@ -78,7 +78,7 @@ mod trust;
 pub use accounts::Users;
 pub use client::{Client, ClientConfig, Credentials, Observer, Progress, Session, local_source};
 pub use connection::{Connection, Transport};
-pub use error::{Changed, Error, IdentityChange, Missing, Result, Side, Taken};
+pub use error::{Changed, Error, IdentityChange, Missing, Result, Side, StorageFailure, Taken};
 pub use protocol::{Entry, EntryKind, ErrorKind, Password, Role};
 pub use report::{Failure, Op, Report};
 pub use server::{LISTEN_BACKLOG, Server, ServerConfig, ShutdownHandle, listen};

@@ -577,6 +577,8 @@ coded_enum! {
         TlsRequired = 19 => "tls-required",
         /// The server presented another identity than the one trusted (local only).
         IdentityChanged = 20 => "identity-changed",
+        /// The server's object store failed or cannot be reached (its bucket is named).
+        Storage = 21 => "storage",
     }
 }
 

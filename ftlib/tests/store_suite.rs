@@ -62,6 +62,29 @@ fn mem_store() -> Fixture {
     Fixture::plain(MemStore::new())
 }
 
+/// A fresh bucket on the test process's SeaweedFS; its hidden keys (stage markers) and
+/// multipart uploads in progress are the leftovers.
+#[cfg(feature = "s3")]
+fn s3_store() -> Fixture {
+    use ft_testutil::seaweed::Seaweed;
+    use ftlib::store::{S3Config, S3Store};
+    let seaweed = Seaweed::shared();
+    let bucket = seaweed.bucket();
+    let mut config = S3Config::from_url(&format!("s3://{bucket}/served")).expect("url");
+    config.settings = seaweed.env();
+    let store = S3Store::open(config).expect("open the bucket");
+    Fixture {
+        store: Box::new(store),
+        keeps_partials: false,
+        leftovers: Box::new(move || {
+            let mut left = seaweed.uploads_in_progress(&bucket);
+            left.extend(seaweed.hidden_keys(&bucket, "served/.ft-stage"));
+            left
+        }),
+        _guard: Box::new(()),
+    }
+}
+
 /// One test per promise for the backend made by `$fixture`.
 macro_rules! store_suite {
     ($fixture:ident) => {
@@ -139,6 +162,8 @@ macro_rules! store_suite {
 
 store_suite!(dir_store);
 store_suite!(mem_store);
+#[cfg(feature = "s3")]
+store_suite!(s3_store);
 
 mod promises {
     use super::*;
@@ -468,6 +493,8 @@ macro_rules! tree_suite {
 
 tree_suite!(dir_store_trees, dir_store);
 tree_suite!(mem_store_trees, mem_store);
+#[cfg(feature = "s3")]
+tree_suite!(s3_store_trees, s3_store);
 
 mod tree_promises {
     use std::io::Read;

@@ -12,6 +12,7 @@ mod counting_alloc;
 mod data;
 mod dir;
 pub mod fake_server;
+pub mod seaweed;
 pub mod tls;
 
 pub use counting_alloc::{CountingAlloc, largest_allocation};
@@ -123,11 +124,46 @@ impl ServerProcess {
         let ip = addr.ip();
         let mut command = Command::new(exe);
         isolate(&mut command, home.path());
-        let mut child = command
+        command
             .arg(addr.port().to_string())
             .args(["--bind", &ip.to_string(), "--root"])
             .arg(root)
-            .args(extra)
+            .args(extra);
+        ServerProcess::launch(command, addr, extra.contains(&"--plain"), home)
+    }
+
+    /// Starts `EXE 0 --bind IP ARGS…` with its own home and these environment variables
+    /// (another store than `--root`, such as `--store s3://…`), as [`ServerProcess::start`].
+    pub fn start_with(
+        exe: &Path,
+        ip: IpAddr,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> ServerProcess {
+        let home = tempfile::tempdir().expect("a home for ftserver");
+        let mut command = Command::new(exe);
+        isolate(&mut command, home.path());
+        command
+            .arg("0")
+            .args(["--bind", &ip.to_string()])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        ServerProcess::launch(
+            command,
+            SocketAddr::new(ip, 0),
+            args.contains(&"--plain"),
+            home,
+        )
+    }
+
+    fn launch(
+        mut command: Command,
+        addr: SocketAddr,
+        plain: bool,
+        home: tempfile::TempDir,
+    ) -> ServerProcess {
+        let ip = addr.ip();
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,7 +192,7 @@ impl ServerProcess {
             assert_eq!(port, addr.port(), "not the port asked for");
         }
         server.addr.set_port(port);
-        if !extra.contains(&"--plain") {
+        if !plain {
             let second = server.next_line();
             let fp = second
                 .strip_prefix("fingerprint ")

@@ -11,6 +11,8 @@ mod group;
 mod memory;
 mod name;
 mod pending;
+#[cfg(feature = "s3")]
+mod s3;
 mod temps;
 mod walk;
 
@@ -22,6 +24,8 @@ pub use dir::DirStore;
 pub use memory::MemStore;
 pub use name::{Name, PART_PREFIX, RESERVED_PREFIX, TEMP_PREFIX, validate_name};
 pub use pending::{BUFFERED_MAX, DirUpload};
+#[cfg(feature = "s3")]
+pub use s3::{S3Config, S3Store};
 pub use temps::PartialLimits;
 
 use crate::error::Result;

@@ -1,0 +1,103 @@
+//! The bucket's hidden bookkeeping under the served prefix: the marker of an empty
+//! directory, and one stage marker per multipart upload in progress (`.ft-stage/ID`, holding
+//! the upload's key and id), renewed while it makes progress, so that after a crash any
+//! server on the bucket can abort the upload's parts ([`sweep`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::multipart::MultipartStore;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::http::{spawn, storage_error};
+use super::{Inner, WeakInner, now_secs};
+use crate::error::Result;
+
+/// The object that makes an empty directory exist (never listed: names cannot start with
+/// `.ft-`).
+pub(super) const DIR_MARKER: &str = ".ft-dir";
+
+/// Where stage markers live, under the prefix.
+const STAGE_DIR: &str = ".ft-stage";
+
+impl Inner {
+    /// The key of the stage marker `id`.
+    pub(super) fn stage_marker(&self, id: &str) -> Path {
+        self.key(&format!("{STAGE_DIR}/{id}"))
+    }
+
+    /// Writes (or renews) the marker of multipart upload `upload_id` to `key`.
+    pub(super) async fn mark_stage(
+        &self,
+        marker: &Path,
+        key: &Path,
+        upload_id: &str,
+    ) -> Result<()> {
+        let text = format!("{key}\n{upload_id}\n");
+        self.s3
+            .put(marker, PutPayload::from(text.into_bytes()))
+            .await
+            .map(|_| ())
+            .map_err(|e| storage_error(self.bucket(), "recording a staged upload", e))
+    }
+}
+
+/// Aborts the multipart uploads whose markers were not renewed within the staged expiry
+/// (their server is gone), and removes the markers; returns how many went. Markers it
+/// cannot read are left for a later sweep.
+pub(super) async fn sweep(inner: &Inner) -> Result<usize> {
+    let dir = inner.key(STAGE_DIR);
+    let expiry = i64::try_from(inner.config.staged_expiry.as_secs()).unwrap_or(i64::MAX);
+    let now = now_secs();
+    let mut stale = Vec::new();
+    let mut markers = inner.s3.list(Some(&dir));
+    while let Some(meta) = markers.next().await {
+        let meta = meta.map_err(|e| storage_error(inner.bucket(), "listing staged uploads", e))?;
+        if now.saturating_sub(meta.last_modified.timestamp()) > expiry {
+            stale.push(meta.location);
+        }
+    }
+    let mut removed = 0;
+    for marker in stale {
+        let Ok(got) = inner.s3.get(&marker).await else {
+            continue;
+        };
+        let Ok(text) = got.bytes().await else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let mut lines = text.lines();
+        if let (Some(key), Some(id)) = (lines.next(), lines.next()) {
+            // Gone already (completed, or aborted by another sweep) is as good.
+            if let Ok(key) = Path::parse(key) {
+                let _ = inner.s3.abort_multipart(&key, &id.to_owned()).await;
+            }
+        }
+        if inner.s3.delete(&marker).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Sweeps every half expiry while the store lives, so that an upload abandoned by a crashed
+/// server is cleaned even if no server restarts.
+pub(super) fn start_sweeper(inner: WeakInner) {
+    let Some(every) = inner
+        .upgrade()
+        .map(|i| (i.config.staged_expiry / 2).max(Duration::from_secs(1)))
+    else {
+        return;
+    };
+    spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(inner): Option<Arc<Inner>> = inner.upgrade() else {
+                return;
+            };
+            let _ = sweep(&inner).await;
+        }
+    });
+}
