@@ -9,7 +9,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::Ctx;
 use super::pipeline::Waiting;
-use super::session::{Access, Session, answer_error};
+use super::session::{Access, Session, answer_error, gone_mid_body};
 use super::tree;
 use super::upload::{put, put_pipelined, put_resumable};
 use crate::connection::Connection;
@@ -299,7 +299,7 @@ fn send_source(
         ex.ctx.config.chunk_size,
         &mut hooks,
     )
-    .map_err(answered)?;
+    .map_err(|e| answered(gone_mid_body(e, "download")))?;
     ex.digest = Some(sent.digest);
     Ok(sent.bytes)
 }

@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::Ctx;
 use super::handlers::{Exchange, Failed, Handled};
 use super::pipeline::Waiting;
-use super::session::{Access, Session, answer_error};
+use super::session::{Access, Session, answer_error, gone_mid_body};
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::pipeline::Outcome;
@@ -199,6 +199,7 @@ fn receive_into(
         cancel: None,
     };
     transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
+        .map_err(|e| gone_mid_body(e, "upload"))
 }
 
 /// Checks what every upload must pass before its body (the name first); the name checked.
