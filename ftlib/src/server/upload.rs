@@ -79,6 +79,8 @@ pub(super) fn put_resumable(
     if let Some(attrs) = attrs {
         upload.set_attrs(attrs);
     }
+    // Kept partials are bounded per client address too.
+    upload.set_peer(ex.conn.peer().ip());
     if let Err(e) = ex.conn.send(&Response::ReadyFrom { offset }) {
         upload.keep();
         return Err(e.into());

@@ -18,6 +18,7 @@ mod walk;
 use std::any::Any;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 
 pub use dir::DirStore;
 pub use kept::DIGEST_XATTR;
@@ -110,6 +111,13 @@ pub trait PendingFile: Write + Send + AsAny {
     /// it.
     fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
         let _ = digest;
+    }
+
+    /// Names the client address the upload comes from, so that a store keeping partials
+    /// can bound them per client ([`PartialLimits::max_per_peer`]): a partial kept
+    /// ([`PendingFile::keep`]) counts as that client's. The default ignores it.
+    fn set_peer(&mut self, peer: IpAddr) {
+        let _ = peer;
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -502,6 +503,12 @@ impl PendingFile for DirUpload {
 
     fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
         DirUpload::set_digest(self, digest);
+    }
+
+    fn set_peer(&mut self, peer: IpAddr) {
+        if let Some(lock) = self.lock.as_mut() {
+            lock.set_peer(peer);
+        }
     }
 }
 
