@@ -26,6 +26,7 @@ Examples:
   ftclient localhost 6789 list                   one name per line (directories end in /)
   ftclient localhost 6789 list photos -r         everything beneath photos/, as paths
   ftclient localhost 6789 list -l                kind, size, modification time and name, sorted
+  ftclient localhost 6789 list -l --digest       ...and each file's XXH3-128, as the server keeps it
   ftclient --json localhost 6789 list            one JSON object per entry (see docs/JSON.md)
   ftclient --fingerprint SHA256:... host 6789 list  trust exactly the server printing this fingerprint
   ftclient --plain localhost 6789 list           no TLS, for a server started with --plain
@@ -155,6 +156,11 @@ pub(crate) enum Command {
         /// With --long: exact sizes in bytes instead of KiB, MiB, GiB…
         #[arg(long, requires = "long")]
         bytes: bool,
+        /// With --long: each file's XXH3-128 (32 hex digits) in a column before the name,
+        /// and a `digest` field with --json. The server answers the digest it kept when the
+        /// file was uploaded, reading the file only when it kept none it can trust.
+        #[arg(long, requires = "long")]
+        digest: bool,
     },
 }
 

@@ -208,9 +208,15 @@ fn run(
             recursive,
             long,
             bytes,
+            digest,
         } => {
-            let mut listing = Listing::new(printer, *long, *bytes);
-            session.list_dir(path.as_deref().unwrap_or(""), *recursive, &mut listing)
+            let dir = path.as_deref().unwrap_or("");
+            let mut listing = Listing::new(printer, *long, *bytes, *digest);
+            if *digest {
+                session.list_dir_digests(dir, *recursive, &mut listing)
+            } else {
+                session.list_dir(dir, *recursive, &mut listing)
+            }
         }
     }
 }

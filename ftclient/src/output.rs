@@ -1,6 +1,7 @@
 //! How ftclient shows things: human-readable sizes, the columns of `list --long`, the JSON
 //! object of a listed entry, and JSON lines made safe for a terminal.
 
+use std::collections::HashMap;
 use std::fmt::Display;
 
 use chrono::{DateTime, SecondsFormat, TimeZone};
@@ -54,15 +55,26 @@ pub(crate) fn shorten(text: &str, max: usize) -> String {
     short
 }
 
-/// The lines of `list --long`: kind, size, modification time (in `tz`) and name, in
-/// aligned columns, sorted by name. Sizes are exact byte counts when `exact`.
-pub(crate) fn long_listing<Tz>(entries: &mut [Entry], exact: bool, tz: &Tz) -> Vec<String>
+/// `digest` as 32 lowercase hex digits.
+pub(crate) fn hex(digest: &[u8; 16]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The lines of `list --long`: kind, size, modification time (in `tz`), with `digests` the
+/// XXH3-128 (`-` for a directory, `?` for a file whose digest could not be had), and name,
+/// in aligned columns, sorted by name. Sizes are exact byte counts when `exact`.
+pub(crate) fn long_listing<Tz>(
+    entries: &mut [Entry],
+    exact: bool,
+    digests: Option<&HashMap<String, [u8; 16]>>,
+    tz: &Tz,
+) -> Vec<String>
 where
     Tz: TimeZone,
     Tz::Offset: Display,
 {
     entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    let rows: Vec<[String; 4]> = entries
+    let rows: Vec<[String; 5]> = entries
         .iter()
         .map(|entry| {
             let size = match entry.kind {
@@ -74,10 +86,17 @@ where
                 || "?".to_owned(),
                 |t| t.with_timezone(tz).format("%Y-%m-%d %H:%M").to_string(),
             );
+            let digest = match digests.map(|d| (entry.kind, d.get(&entry.name))) {
+                None => String::new(),
+                Some((EntryKind::File, Some(digest))) => hex(digest),
+                Some((EntryKind::File, None)) => "?".to_owned(),
+                Some(_) => "-".to_owned(),
+            };
             [
                 entry.kind.as_str().to_owned(),
                 size,
                 modified,
+                digest,
                 listed_name(entry),
             ]
         })
@@ -88,16 +107,21 @@ where
             .max()
             .unwrap_or(0)
     };
-    let (kind_w, size_w, time_w) = (width(0), width(1), width(2));
+    let (kind_w, size_w, time_w, digest_w) = (width(0), width(1), width(2), width(3));
     rows.iter()
-        .map(|[kind, size, modified, name]| {
-            format!("{kind:<kind_w$}  {size:>size_w$}  {modified:<time_w$}  {name}")
+        .map(|[kind, size, modified, digest, name]| {
+            let line = format!("{kind:<kind_w$}  {size:>size_w$}  {modified:<time_w$}  ");
+            if digests.is_some() {
+                format!("{line}{digest:<digest_w$}  {name}")
+            } else {
+                format!("{line}{name}")
+            }
         })
         .collect()
 }
 
-/// One entry of `list --json`, without a newline.
-pub(crate) fn entry_json(entry: &Entry) -> String {
+/// One entry of `list --json`, with the file's digest if given, without a newline.
+pub(crate) fn entry_json(entry: &Entry, digest: Option<&[u8; 16]>) -> String {
     #[derive(Serialize)]
     struct Json<'a> {
         name: &'a str,
@@ -105,6 +129,8 @@ pub(crate) fn entry_json(entry: &Entry) -> String {
         size: u64,
         modified: Option<String>,
         modified_unix: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
     }
     let json = Json {
         name: &entry.name,
@@ -113,6 +139,7 @@ pub(crate) fn entry_json(entry: &Entry) -> String {
         modified: DateTime::from_timestamp(entry.modified, 0)
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
         modified_unix: entry.modified,
+        digest: digest.map(hex),
     };
     // Serialising strings and integers cannot fail.
     terminal_safe_json(&serde_json::to_string(&json).unwrap_or_default())
@@ -171,7 +198,7 @@ mod tests {
             entry("a\x1bb", EntryKind::File, 7, 86_400),
             entry("other", EntryKind::Other, 1536, -1),
         ];
-        let lines = long_listing(&mut entries, false, &Utc);
+        let lines = long_listing(&mut entries, false, None, &Utc);
         assert_eq!(
             lines,
             [
@@ -181,26 +208,27 @@ mod tests {
                 "file   5.0 MiB  2001-09-09 01:46  zeta.bin",
             ]
         );
-        let exact = long_listing(&mut entries, true, &Utc);
+        let exact = long_listing(&mut entries, true, None, &Utc);
         assert_eq!(exact[3], "file   5242880  2001-09-09 01:46  zeta.bin");
         assert_eq!(exact[2], "dir          -  1970-01-01 00:00  sub/");
-        assert!(long_listing(&mut [], false, &Utc).is_empty());
+        assert!(long_listing(&mut [], false, None, &Utc).is_empty());
     }
 
     #[test]
     fn long_listing_survives_an_impossible_time() {
         let mut entries = vec![entry("x", EntryKind::File, 1, i64::MAX)];
-        assert_eq!(long_listing(&mut entries, true, &Utc), ["file  1  ?  x"]);
+        assert_eq!(
+            long_listing(&mut entries, true, None, &Utc),
+            ["file  1  ?  x"]
+        );
     }
 
     #[test]
     fn entry_json_fields() {
-        let json: serde_json::Value = serde_json::from_str(&entry_json(&entry(
-            "a\u{9b}b",
-            EntryKind::File,
-            42,
-            1_000_000_000,
-        )))
+        let json: serde_json::Value = serde_json::from_str(&entry_json(
+            &entry("a\u{9b}b", EntryKind::File, 42, 1_000_000_000),
+            None,
+        ))
         .expect("valid JSON");
         assert_eq!(
             json,
@@ -212,7 +240,32 @@ mod tests {
                 "modified_unix": 1_000_000_000,
             })
         );
-        let odd = entry_json(&entry("d", EntryKind::Dir, 0, i64::MIN));
+        let odd = entry_json(&entry("d", EntryKind::Dir, 0, i64::MIN), None);
         assert!(odd.contains("\"modified\":null"), "{odd}");
+        let with = entry_json(&entry("f", EntryKind::File, 0, 0), Some(&[0xa5; 16]));
+        let json: serde_json::Value = serde_json::from_str(&with).expect("valid JSON");
+        assert_eq!(json["digest"], "a5".repeat(16));
+    }
+
+    /// With digests, a column before the name: the file's, `?` for a file without one,
+    /// `-` for a directory; the other columns as without.
+    #[test]
+    fn long_listing_with_digests() {
+        let mut entries = vec![
+            entry("b.bin", EntryKind::File, 7, 0),
+            entry("sub", EntryKind::Dir, 0, 0),
+            entry("a.txt", EntryKind::File, 1, 0),
+        ];
+        let digests = HashMap::from([("b.bin".to_owned(), [0x0f; 16])]);
+        let lines = long_listing(&mut entries, true, Some(&digests), &Utc);
+        let b = "0f".repeat(16);
+        assert_eq!(
+            lines,
+            [
+                format!("file  1  1970-01-01 00:00  {:<32}  a.txt", "?"),
+                format!("file  7  1970-01-01 00:00  {b}  b.bin"),
+                format!("dir   -  1970-01-01 00:00  {:<32}  sub/", "-"),
+            ]
+        );
     }
 }

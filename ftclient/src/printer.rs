@@ -128,26 +128,39 @@ impl Observer for Printer<'_> {
 }
 
 /// A listing on stdout: one name per line, one JSON object per entry with `--json`, or
-/// aligned columns sorted by name with `--long` (printed once all entries are in).
+/// aligned columns sorted by name with `--long` (printed once all entries are in). With
+/// digests, JSON entries too wait for them.
 #[derive(Debug)]
 pub(crate) struct Listing<'p, 'a> {
     printer: &'p mut Printer<'a>,
     long: bool,
     exact: bool,
+    /// Each file's digest is asked, and shown.
+    digests: bool,
     /// Held while entries arrive, rather than locked per line.
     out: Option<StdoutLock<'static>>,
     kept: Vec<Entry>,
+    /// The digests received, by name (a file whose digest could not be had has none).
+    got: HashMap<String, [u8; 16]>,
 }
 
 impl<'p, 'a> Listing<'p, 'a> {
-    /// Columns when `long` (sizes in bytes when `exact`); the report goes to `printer`.
-    pub(crate) fn new(printer: &'p mut Printer<'a>, long: bool, exact: bool) -> Listing<'p, 'a> {
+    /// Columns when `long` (sizes in bytes when `exact`, a digest column with `digests`);
+    /// the report goes to `printer`.
+    pub(crate) fn new(
+        printer: &'p mut Printer<'a>,
+        long: bool,
+        exact: bool,
+        digests: bool,
+    ) -> Listing<'p, 'a> {
         Listing {
             printer,
             long,
             exact,
+            digests,
             out: None,
             kept: Vec::new(),
+            got: HashMap::new(),
         }
     }
 }
@@ -160,19 +173,33 @@ impl Observer for Listing<'_, '_> {
     fn entry(&mut self, entry: Entry) {
         let out = self.out.get_or_insert_with(|| std::io::stdout().lock());
         // A closed stdout is not worth failing the listing for.
-        if self.printer.json {
-            let _ = writeln!(out, "{}", entry_json(&entry));
-        } else if self.long {
+        if self.printer.json && !self.digests {
+            let _ = writeln!(out, "{}", entry_json(&entry, None));
+        } else if self.long || self.digests {
             self.kept.push(entry);
         } else {
             let _ = writeln!(out, "{}", listed_name(&entry));
         }
     }
 
+    fn digest(&mut self, name: &str, digest: Result<[u8; 16], &Error>) {
+        if let Ok(digest) = digest {
+            self.got.insert(name.to_owned(), digest);
+        }
+    }
+
     fn finished(&mut self, item: usize, report: Report, error: Option<&Error>) {
         let mut out = self.out.take().unwrap_or_else(|| std::io::stdout().lock());
-        for line in long_listing(&mut self.kept, self.exact, &Local) {
-            let _ = writeln!(out, "{line}");
+        let digests = self.digests.then_some(&self.got);
+        if self.printer.json {
+            for entry in &self.kept {
+                let digest = digests.and_then(|got| got.get(&entry.name));
+                let _ = writeln!(out, "{}", entry_json(entry, digest));
+            }
+        } else {
+            for line in long_listing(&mut self.kept, self.exact, digests, &Local) {
+                let _ = writeln!(out, "{line}");
+            }
         }
         let _ = out.flush();
         drop(out);

@@ -191,3 +191,86 @@ fn names_that_could_drive_a_terminal_are_escaped_in_every_form() {
         assert_eq!(risky, None, "raw control character printed: {out:?}");
     }
 }
+
+/// 32 lowercase hex digits of `data`'s XXH3-128, as ftclient prints digests.
+fn hex_digest(data: &[u8]) -> String {
+    ft_testutil::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `list -l --digest`: a column of digests before the names — of a file uploaded with ft
+/// (its digest kept by the server) and of one written into the served directory by other
+/// means (read to answer) alike; `-` for a directory. With `--json`, a `digest` field.
+#[test]
+fn long_list_with_digests_shows_each_files_xxh3() {
+    let f = Fixture::new();
+    three_entries(&f);
+    fs::write(f.local().join("up.txt"), b"uploaded with ft").expect("write");
+    let out = f.ft(&["put", "up.txt"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    set_mtime(&f.served().join("up.txt"), BILLENNIUM);
+    let a = hex_digest(&vec![7u8; 1536 * 1024]);
+    let b = hex_digest(b"hello");
+    let up = hex_digest(b"uploaded with ft");
+    let out = ft_utc(&f, &["list", "-l", "--bytes", "--digest"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "file  1572864  2001-09-09 02:46  {a}  a.bin\n\
+             file        5  2001-09-09 01:46  {b}  b.txt\n\
+             dir         -  2001-09-09 01:47  {:<32}  docs/\n\
+             file       16  2001-09-09 01:46  {up}  up.txt\n",
+            "-"
+        )
+    );
+    let report = Line::parse(out.stderr.trim_end());
+    assert_eq!((report.op.as_str(), report.count), ("list", 4), "{out:?}");
+
+    let out = f.ft(&["--json", "list", "-l", "--digest"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let entries: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let digest_of = |name: &str| {
+        let entry = entries.iter().find(|e| e["name"] == name).expect(name);
+        entry.get("digest").cloned()
+    };
+    assert_eq!(digest_of("b.txt"), Some(json!(b)), "{out:?}");
+    assert_eq!(digest_of("up.txt"), Some(json!(up)), "{out:?}");
+    assert_eq!(digest_of("docs"), None, "a directory has none: {out:?}");
+
+    // Without --long it is refused, as --bytes is.
+    let out = f.ft(&["list", "--digest"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+}
+
+/// The JSON reports of put and get carry the file's XXH3-128; the text lines do not change.
+#[test]
+fn json_reports_carry_the_digest_and_text_lines_do_not() {
+    let f = Fixture::new();
+    let data = b"a file a person can check";
+    fs::write(f.local().join("c.txt"), data).expect("write");
+    let want = hex_digest(data);
+    let out = f.ft(&["--json", "put", "c.txt"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: Value = serde_json::from_str(out.stdout.trim_end()).expect("JSON report");
+    assert_eq!(report["digest"], json!(want), "{out:?}");
+    fs::remove_file(f.local().join("c.txt")).expect("remove");
+    let out = f.ft(&["--json", "get", "c.txt"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: Value = serde_json::from_str(out.stdout.trim_end()).expect("JSON report");
+    assert_eq!(report["digest"], json!(want), "{out:?}");
+    // A skip has none: the same bytes are there already.
+    let out = f.ft(&["--json", "put", "c.txt"]);
+    let report: Value = serde_json::from_str(out.stdout.trim_end()).expect("JSON report");
+    assert_eq!(report["status"], "skipped", "{out:?}");
+    assert_eq!(report.get("digest"), None, "{out:?}");
+    let out = f.ft(&["get", "c.txt", "--overwrite"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains(&want), "{out:?}");
+}

@@ -171,6 +171,11 @@ pub enum Error {
     /// The transfer was cancelled locally.
     #[error("interrupted before the end")]
     Cancelled,
+    /// (Server) The client closed its connection in the middle of a body, `upload` or
+    /// `download`: it was interrupted (Ctrl-C), killed or crashed. Kind `cancelled`, as a
+    /// client's own `Abort` of an upload, so an interrupted put and get read the same.
+    #[error("the client closed the connection in the middle of the {0}")]
+    ClientGone(&'static str),
     /// The server already serves as many connections as it may.
     #[error("busy: already serving {live} connection{}, try again later", if *live == 1 { "" } else { "s" })]
     Busy {
@@ -456,7 +461,7 @@ impl Error {
                 StorageFailure::Denied => ErrorKind::PermissionDenied,
                 StorageFailure::NoBucket | StorageFailure::Failed => ErrorKind::Storage,
             },
-            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Cancelled | Error::ClientGone(_) => ErrorKind::Cancelled,
             Error::Abandoned(inner) => inner.kind(),
             Error::Unsupported(..) => ErrorKind::Version,
             Error::Busy { .. } => ErrorKind::Busy,
@@ -480,6 +485,7 @@ impl Error {
             | Error::Version { .. }
             | Error::Timeout(_)
             | Error::Closed(_)
+            | Error::ClientGone(_)
             | Error::Network { .. }
             | Error::Resolve(_)
             | Error::Abandoned(_)
@@ -635,6 +641,11 @@ mod tests {
             (
                 Error::Cancelled,
                 "interrupted before the end",
+                ErrorKind::Cancelled,
+            ),
+            (
+                Error::ClientGone("download"),
+                "the client closed the connection in the middle of the download",
                 ErrorKind::Cancelled,
             ),
             (Error::ReadOnly, "read-only", ErrorKind::ReadOnly),

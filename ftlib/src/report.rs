@@ -9,7 +9,7 @@ use chrono::{DateTime, Local, SecondsFormat};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::protocol::ErrorKind;
+use crate::protocol::{DIGEST_LEN, ErrorKind};
 use crate::text::{escape, escape_message, terminal_safe_json};
 
 /// Which request a report is about.
@@ -101,6 +101,9 @@ pub struct Report {
     /// all a server can know (whether the client verified and stored it is the client's
     /// report to say). Printed `sent` instead of `success`.
     pub sent: bool,
+    /// The XXH3-128 of the whole file, as verified end to end: set on a put or get that
+    /// succeeded (or a server's `sent`), `None` otherwise. Only JSON shows it.
+    pub digest: Option<[u8; DIGEST_LEN]>,
 }
 
 impl Report {
@@ -126,7 +129,16 @@ impl Report {
             failure: failure.map(Failure::from),
             skipped: None,
             sent: false,
+            digest: None,
         }
+    }
+
+    /// The same report, carrying the file's verified digest if it succeeded (a failed or
+    /// skipped item never shows one).
+    #[must_use]
+    pub fn with_digest(mut self, digest: Option<[u8; DIGEST_LEN]>) -> Report {
+        self.digest = digest.filter(|_| self.failure.is_none() && self.skipped.is_none());
+        self
     }
 
     /// The same report, said as a server's download: `sent`, not `success`.
@@ -142,6 +154,7 @@ impl Report {
     pub fn skipped(mut self, reason: &str) -> Report {
         self.skipped = Some(reason.to_owned());
         self.failure = None;
+        self.digest = None;
         self
     }
 
@@ -175,6 +188,8 @@ impl Report {
             reason: Option<&'a str>,
             error_kind: Option<ErrorKind>,
             message: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            digest: Option<String>,
         }
         let json = Json {
             time: self.time.to_rfc3339_opts(SecondsFormat::Millis, false),
@@ -194,11 +209,23 @@ impl Report {
             reason: self.skipped.as_deref(),
             error_kind: self.failure.as_ref().map(|f| f.kind),
             message: self.failure.as_ref().map(|f| f.message.as_str()),
+            digest: self.digest.map(|d| hex(&d)),
         };
         let json =
             serde_json::to_string(&json).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
         terminal_safe_json(&json)
     }
+}
+
+/// `bytes` as lowercase hexadecimal, two digits a byte (a digest as people compare it).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// `TIME IP PORT USER OP NAME BYTES DURATION success` or `… failure KIND: MESSAGE`; USER
@@ -285,6 +312,38 @@ mod tests {
         let ok: serde_json::Value = serde_json::from_str(&sample(None).to_json()).expect("json");
         assert_eq!(ok["status"], "success");
         assert!(ok["error_kind"].is_null());
+        assert!(ok.get("digest").is_none(), "no digest unless given: {ok}");
+    }
+
+    /// A success carries its digest as 32 hex digits in JSON only; a failure or a skip
+    /// never shows one, even if given.
+    #[test]
+    fn the_digest_is_in_json_only_and_only_on_success() {
+        let digest = Some([
+            0x00, 0x01, 0xab, 0xcd, 0xef, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0x80, 0x90,
+            0xa0, 0xff,
+        ]);
+        let ok = sample(None).with_digest(digest);
+        let json: serde_json::Value = serde_json::from_str(&ok.to_json()).expect("json");
+        assert_eq!(json["digest"], "0001abcdef102030405060708090a0ff");
+        // The line scripts parse is the same with or without it.
+        let line = ok.to_string();
+        assert!(line.contains(" put \"a b\\u{1b}.txt\" 42 bytes "), "{line}");
+        assert!(line.ends_with("s success"), "{line}");
+        assert!(!ok.to_string().contains("0001abcdef"), "{ok}");
+        let failed = sample(Some(&Error::Cancelled)).with_digest(digest);
+        assert!(failed.digest.is_none());
+        assert!(
+            !failed.to_json().contains("\"digest\""),
+            "{}",
+            failed.to_json()
+        );
+        let skipped = sample(None).with_digest(digest).skipped("identical");
+        assert!(
+            !skipped.to_json().contains("\"digest\""),
+            "{}",
+            skipped.to_json()
+        );
     }
 
     #[test]

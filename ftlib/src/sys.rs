@@ -179,6 +179,37 @@ pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
+/// Sets the extended attribute `name` of the open `file` to `value`. Fails with
+/// [`io::ErrorKind::Unsupported`] where the system has no extended attributes (the file
+/// system's own refusal comes back as its error).
+pub(crate) fn set_xattr(file: &File, name: &str, value: &[u8]) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    {
+        rustix::fs::fsetxattr(file, name, value, rustix::fs::XattrFlags::empty())?;
+        Ok(())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    {
+        let _ = (file, name, value);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Reads the extended attribute `name` of the open `file` into `buf`: its length, or `None`
+/// when the file has none of that name, it does not fit `buf`, or the system or file
+/// system has no extended attributes.
+pub(crate) fn get_xattr(file: &File, name: &str, buf: &mut [u8]) -> Option<usize> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+    {
+        rustix::fs::fgetxattr(file, name, buf).ok()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
+    {
+        let _ = (file, name, buf);
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

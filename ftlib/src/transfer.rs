@@ -126,7 +126,8 @@ impl<'a> Span<'a> {
 }
 
 /// Sends the bytes of `span` from `reader` (positioned at `span.offset`) as a body of
-/// chunks of at most `chunk_size` bytes, then the whole file's digest.
+/// chunks of at most `chunk_size` bytes, then the whole file's digest; returns the bytes
+/// sent and that digest.
 ///
 /// When the source ends early, grows, fails, or the transfer is cancelled, an `Abort` is
 /// sent instead of `End`, so the connection stays usable, and the error is returned.
@@ -141,7 +142,7 @@ pub(crate) fn send_body(
     digest: Digest,
     chunk_size: usize,
     hooks: &mut Hooks<'_>,
-) -> Result<u64> {
+) -> Result<Received> {
     let Span { name, size, offset } = span;
     let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
     let left = size.saturating_sub(offset);
@@ -197,7 +198,10 @@ pub(crate) fn send_body(
     }
     let digest = running.map_or_else(|known| known, |hasher| hasher.digest128().to_be_bytes());
     conn.send(&Body::End { digest })?;
-    Ok(sent - offset)
+    Ok(Received {
+        bytes: sent - offset,
+        digest,
+    })
 }
 
 /// Sends an `Abort` carrying `error`, then returns it.
@@ -223,12 +227,12 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// A body received and verified.
+/// A body received and verified, or sent whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Received {
-    /// Bytes received in this body (from the offset on).
+    /// Bytes moved in this body (from the offset on).
     pub bytes: u64,
-    /// The verified digest of the whole file.
+    /// The digest of the whole file (received: verified; sent: the one its `End` carried).
     pub digest: [u8; DIGEST_LEN],
 }
 
@@ -484,7 +488,7 @@ mod tests {
         offset: u64,
         send_digest: Digest,
         chunk_size: usize,
-    ) -> (Result<u64>, Result<Received>, Vec<u8>, Vec<u64>) {
+    ) -> (Result<Received>, Result<Received>, Vec<u8>, Vec<u64>) {
         let span = Span {
             name: "f",
             size: file.len() as u64,
@@ -530,8 +534,9 @@ mod tests {
             let file = data(len);
             let running = Digest::Running(Box::default());
             let (sent, received, written, reports) = exchange(&file, 0, running, CHUNK);
-            assert_eq!(sent.expect("sent"), len as u64, "{len}");
             let received = received.expect("received");
+            // The sender says what it sent and the digest it ended with: what was verified.
+            assert_eq!(sent.expect("sent"), received, "{len}");
             assert_eq!(
                 received,
                 Received {
@@ -564,8 +569,8 @@ mod tests {
             for send_digest in digests {
                 let (sent, received, written, _) = exchange(&file, offset, send_digest, CHUNK);
                 let left = file.len() as u64 - offset;
-                assert_eq!(sent.expect("sent"), left);
                 let received = received.expect("received");
+                assert_eq!(sent.expect("sent"), received);
                 assert_eq!(received.bytes, left);
                 assert_eq!(received.digest, digest(&file));
                 assert_eq!(written, file[start..]);
@@ -733,7 +738,10 @@ mod tests {
                     CHUNK,
                     &mut Hooks::default(),
                 );
-                assert_eq!(sent.expect("the whole body is sent"), file.len() as u64);
+                assert_eq!(
+                    sent.expect("the whole body is sent").bytes,
+                    file.len() as u64
+                );
                 a.send(&Request::List).expect("next frame");
             });
             recv_body(

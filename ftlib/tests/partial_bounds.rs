@@ -1,6 +1,8 @@
 //! What a server keeps of resumable uploads that did not finish (PROTOCOL.md section 12):
-//! never an empty partial (refused for space, or cut before the first byte), and never more
-//! than `PartialLimits::max_count` partials, the oldest going first and one in use never.
+//! never an empty partial (refused for space, or cut before the first byte), never more
+//! than `PartialLimits::max_count` partials, the oldest going first and one in use never,
+//! and never more than `PartialLimits::max_per_peer` for one client address, that client's
+//! own oldest going first.
 
 mod common;
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{RawPeer, TestServer};
 use ft_testutil::{digest, noise, partials};
-use ftlib::protocol::{Body, DIGEST_LEN, ErrorKind, How, Request, Response};
+use ftlib::protocol::{Body, DIGEST_LEN, ErrorKind, Hello, How, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Op, Report, Server, ServerConfig, ShutdownHandle};
 use tempfile::TempDir;
@@ -28,12 +30,16 @@ struct Bounded {
 
 impl Bounded {
     fn start(max_count: usize) -> Bounded {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = DirStore::open(dir.path()).expect("store");
-        store.set_partial_limits(PartialLimits {
+        Bounded::with_limits(PartialLimits {
             max_count,
             ..PartialLimits::default()
-        });
+        })
+    }
+
+    fn with_limits(limits: PartialLimits) -> Bounded {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("store");
+        store.set_partial_limits(limits);
         let listener = ftlib::listen("127.0.0.1:0".parse::<SocketAddr>().expect("address"))
             .expect("bind loopback");
         let mut config = ServerConfig::default();
@@ -119,15 +125,43 @@ fn resumable_requests(name: &str, size: u64, digest: [u8; DIGEST_LEN]) -> [Reque
 /// Starts a resumable upload of `data` as `name`, sends its first `sent` bytes, then drops
 /// the connection: a cut, which keeps the partial if it holds anything.
 fn cut_upload(addr: SocketAddr, name: &str, data: &[u8], sent: usize) {
-    let mut peer = RawPeer::connect(addr);
-    peer.send(&Request::PutResumable {
+    cut_upload_with(RawPeer::connect(addr), name, data, sent);
+}
+
+/// [`cut_upload`] from the client address `from` (any 127.x.y.z reaches the loopback
+/// server on Linux).
+fn cut_upload_from(addr: SocketAddr, from: &str, name: &str, data: &[u8], sent: usize) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let local: SocketAddr = format!("{from}:0").parse().expect("address");
+    socket.bind(&local.into()).expect("bind the client address");
+    socket.connect(&addr.into()).expect("connect");
+    let stream: std::net::TcpStream = socket.into();
+    let mut conn = ftlib::Connection::tcp(stream, Duration::from_secs(10)).expect("conn");
+    match conn.recv_hello::<Response>().expect("server hello") {
+        Response::Hello(_) => {}
+        other => panic!("expected hello, got {other:?}"),
+    }
+    conn.send(&Request::Hello(Hello::ours())).expect("hello");
+    cut_upload_on(conn, name, data, sent);
+}
+
+fn cut_upload_with(peer: RawPeer, name: &str, data: &[u8], sent: usize) {
+    cut_upload_on(peer.conn, name, data, sent);
+}
+
+/// The cut upload of [`cut_upload`], on a connection past its hellos.
+fn cut_upload_on(mut conn: ftlib::Connection, name: &str, data: &[u8], sent: usize) {
+    conn.send(&Request::PutResumable {
         name: name.into(),
         size: data.len() as u64,
         digest: digest(data),
-    });
-    assert_eq!(peer.recv(), Response::ReadyFrom { offset: 0 }, "{name}");
+    })
+    .expect("send");
+    let answer = conn.expect::<Response>("an answer").expect("answer");
+    assert_eq!(answer, Response::ReadyFrom { offset: 0 }, "{name}");
     if sent > 0 {
-        peer.send(&Body::Chunk(&data[..sent]));
+        conn.send(&Body::Chunk(&data[..sent])).expect("send");
     }
 }
 
@@ -300,4 +334,50 @@ fn a_partial_in_use_is_never_pruned() {
         data
     );
     assert!(!partials(server.dir.path()).contains(&in_use));
+}
+
+/// One client address cannot take the whole budget: beyond `max_per_peer`, that client's
+/// own oldest partials go, while another client's stay; each kept one still resumes.
+#[test]
+fn one_client_keeps_at_most_its_share_of_partials() {
+    let server = Bounded::with_limits(PartialLimits {
+        max_per_peer: 2,
+        ..PartialLimits::default()
+    });
+    // (client address, name): the other client's partial is the oldest of all.
+    let cuts = [
+        ("127.0.0.2", "theirs"),
+        ("127.0.0.1", "mine0"),
+        ("127.0.0.1", "mine1"),
+        ("127.0.0.1", "mine2"),
+        ("127.0.0.1", "mine3"),
+    ];
+    let data = |i: usize| noise(50_000, 100 + i as u64);
+    for (i, (from, name)) in cuts.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(10));
+        cut_upload_from(server.addr, from, name, &data(i), 1000 + i);
+        wait_puts(&server.reports, i + 1, name);
+    }
+    let reports = server.reports.lock().expect("reports").clone();
+    let theirs = reports.iter().find(|r| r.name.as_deref() == Some("theirs"));
+    assert_eq!(
+        theirs.map(|r| r.peer.ip().to_string()),
+        Some("127.0.0.2".to_owned()),
+        "the test's two clients have two addresses"
+    );
+    let kept_of = |i: usize| partial_name(cuts[i].1, 50_000, &digest(&data(i)));
+    let mut expected = vec![kept_of(0), kept_of(3), kept_of(4)];
+    expected.sort();
+    assert_eq!(partials(server.dir.path()), expected);
+    // Those kept resume where they were cut.
+    for i in [0, 3, 4] {
+        let mut peer = RawPeer::connect(server.addr);
+        peer.send(&Request::PutResumable {
+            name: cuts[i].1.into(),
+            size: 50_000,
+            digest: digest(&data(i)),
+        });
+        let offset = (1000 + i) as u64;
+        assert_eq!(peer.recv(), Response::ReadyFrom { offset }, "{}", cuts[i].1);
+    }
 }

@@ -267,6 +267,7 @@ fn abandoned_partials_are_bounded_in_age_and_size() {
         max_age: Duration::from_secs(3600),
         max_count: 1000,
         max_bytes: 3500,
+        max_per_peer: 100,
     });
     store.cleanup().expect("cleanup");
     let left = partials(dir.path());
@@ -278,6 +279,7 @@ fn abandoned_partials_are_bounded_in_age_and_size() {
         max_age: Duration::ZERO,
         max_count: usize::MAX,
         max_bytes: u64::MAX,
+        max_per_peer: usize::MAX,
     });
     std::thread::sleep(Duration::from_millis(10));
     store.cleanup().expect("cleanup");

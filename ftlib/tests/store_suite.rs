@@ -156,6 +156,11 @@ macro_rules! store_suite {
             fn cleanup_never_removes_a_committed_or_pending_file() {
                 run(promises::cleanup_never_removes_a_committed_or_pending_file);
             }
+
+            #[test]
+            fn a_digest_is_always_the_files_own() {
+                run(promises::a_digest_is_always_the_files_own);
+            }
         }
     };
 }
@@ -367,6 +372,36 @@ mod promises {
             assert_eq!(String::from_utf8_lossy(&got), data, "{file}");
         }
         assert_eq!(listing(store).len(), 4);
+    }
+
+    /// `digest` answers the XXH3-128 of the bytes, whether the file was told its digest
+    /// (alone, or in a group, released while it waited) or not; a missing name or a
+    /// directory is `not-found`.
+    pub fn a_digest_is_always_the_files_own(store: &dyn Store) {
+        for (i, len) in SIZES.into_iter().enumerate() {
+            let data = bytes(len, 9);
+            let told = format!("told{i}");
+            let mut pending = store.create(&name(&told), len as u64).expect("create");
+            pending.write_all(&data).expect("write");
+            pending.set_digest(ft_testutil::digest(&data));
+            pending.commit().expect("commit");
+            put(store, &format!("untold{i}"), &data);
+            let grouped = format!("grouped{i}");
+            let mut pending = store.create(&name(&grouped), len as u64).expect("create");
+            pending.write_all(&data).expect("write");
+            pending.set_digest(ft_testutil::digest(&data));
+            pending.release();
+            let results = store.commit_group(vec![pending]);
+            assert!(results.iter().all(Result::is_ok), "{grouped}");
+            for file in [told, format!("untold{i}"), grouped] {
+                let got = store.digest(&name(&file)).expect("digest");
+                assert_eq!(got, ft_testutil::digest(&data), "{file}");
+            }
+        }
+        assert_eq!(
+            kind(store.digest(&name("absent"))),
+            Some(ErrorKind::NotFound)
+        );
     }
 
     pub fn a_released_pending_file_still_commits_exactly(store: &dyn Store) {

@@ -87,6 +87,10 @@ struct Args {
     /// oldest go first. 0 keeps none: no upload can be resumed.
     #[arg(long, default_value_t = PartialLimits::default().max_count, value_name = "N")]
     partial_max_count: usize,
+    /// Most partials kept for one client address, so that one client cannot take the whole
+    /// --partial-max-count; beyond it, that client's own oldest go first.
+    #[arg(long, default_value_t = PartialLimits::default().max_per_peer, value_name = "N")]
+    partial_max_per_peer: usize,
     /// No TLS: names, file bytes and listings cross the network in clear. Only for a
     /// network you trust, or benchmarks; clients must use --plain too.
     #[arg(long)]
@@ -193,6 +197,7 @@ fn run(args: Args) -> Result<(), String> {
         max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
         max_count: args.partial_max_count,
         max_bytes: args.partial_max_bytes,
+        max_per_peer: args.partial_max_per_peer,
     });
     let mut config = ServerConfig::default();
     config.plain = args.plain;

@@ -133,6 +133,8 @@ fn help_shows_the_new_options_with_examples() {
         "ftserver 6789 --read-only",
         "--completions",
         "--man",
+        "--partial-max-per-peer <N>",
+        "that client's own oldest go first [default: 100]",
     ] {
         assert!(out.stdout.contains(needle), "{needle:?} missing: {out:?}");
     }

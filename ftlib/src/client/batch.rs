@@ -12,13 +12,14 @@ use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress};
 use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
-use crate::protocol::{How, MAX_PIPELINED, RESUME_VERSION};
+use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
-use crate::transfer::{self, Digest, Hooks, Span};
+use crate::transfer::{self, Digest, Hooks, Received, Span};
 
-/// A pipelined upload sent and waiting for its verdict: its index, its size, and our own
-/// reason when we aborted its body (the server's answer still comes, in order).
-type Sent = (usize, Name, u64, Option<Error>);
+/// A pipelined upload sent and waiting for its verdict: its index, its size, and the digest
+/// its body ended with, or our own reason when we aborted it (the server's answer still
+/// comes, in order).
+type Sent = (usize, Name, u64, Result<[u8; DIGEST_LEN]>);
 
 impl Client {
     /// Uploads many files over this connection, pipelining the small ones (at most
@@ -35,20 +36,25 @@ impl Client {
         let sources = files
             .iter()
             .map(|(path, name)| Name::new(name).map(|name| (Local::named(path), name)));
-        self.put_sources(sources, &mut progress, &mut done);
+        self.put_sources(sources, &mut progress, &mut |i, r| {
+            done(i, r.map(|got| got.bytes));
+        });
     }
 
-    /// [`Client::put_many`] of files whose names are already checked; a file that could not
-    /// even be named (`Err`) is reported in its place without the server.
+    /// [`Client::put_many`] of files whose names are already checked, each reported with
+    /// its bytes and the digest the server verified; a file that could not even be named
+    /// (`Err`) is reported in its place without the server.
     pub(super) fn put_sources(
         &mut self,
         files: impl IntoIterator<Item = Result<(Local, Name)>>,
         progress: &mut dyn FnMut(usize, Progress),
-        done: &mut dyn FnMut(usize, Result<u64>),
+        done: &mut dyn FnMut(usize, Result<Received>),
     ) {
         if self.may_put().is_err() {
             for (i, _) in files.into_iter().enumerate() {
-                done(i, self.may_put().map(|()| 0));
+                if let Err(refused) = self.may_put() {
+                    done(i, Err(refused));
+                }
             }
             return;
         }
@@ -93,9 +99,9 @@ impl Client {
             });
             match sent {
                 // Sent is not stored: the verdict says how many bytes count.
-                Ok(_) => window.push_back((i, name, size, None)),
+                Ok(sent) => window.push_back((i, name, size, Ok(sent.digest))),
                 // Aborted in step: the server's answer comes in order; ours is the reason.
-                Err(e) if !e.breaks_connection() => window.push_back((i, name, size, Some(e))),
+                Err(e) if !e.breaks_connection() => window.push_back((i, name, size, Err(e))),
                 Err(e) => {
                     self.settle_puts(&mut window, 0, done);
                     done(i, Err(e));
@@ -110,17 +116,20 @@ impl Client {
         &mut self,
         window: &mut VecDeque<Sent>,
         keep: usize,
-        done: &mut dyn FnMut(usize, Result<u64>),
+        done: &mut dyn FnMut(usize, Result<Received>),
     ) {
         while window.len() > keep {
-            let Some((i, name, size, local)) = window.pop_front() else {
+            let Some((i, name, size, sent)) = window.pop_front() else {
                 return;
             };
             let verdict = self.with_conn(|conn, _| {
                 let response = conn.expect("before answering a pipelined upload")?;
                 verdict(response, &name, size)
             });
-            done(i, local.map_or(verdict, Err));
+            done(
+                i,
+                sent.and_then(|digest| verdict.map(|bytes| Received { bytes, digest })),
+            );
         }
     }
 
@@ -137,24 +146,26 @@ impl Client {
         mut done: impl FnMut(usize, Result<u64>),
     ) {
         let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
-        self.get_many_as(&pairs, dir, overwrite, &mut progress, &mut done);
+        self.get_many_as(&pairs, dir, overwrite, &mut progress, &mut |i, r| {
+            done(i, r.map(|got| got.bytes));
+        });
     }
 
     /// [`Client::get_many`] of `(remote, local)` name pairs: each server file `remote`
-    /// is written as `local` in `dir`.
+    /// is written as `local` in `dir`; each reported with its bytes and verified digest.
     pub(super) fn get_many_as(
         &mut self,
         names: &[(&str, &str)],
         dir: &DirStore,
         overwrite: bool,
         progress: &mut dyn FnMut(usize, Progress),
-        done: &mut dyn FnMut(usize, Result<u64>),
+        done: &mut dyn FnMut(usize, Result<Received>),
     ) {
         // Requested downloads (or why one could not be requested), oldest first.
         let mut window: VecDeque<(usize, Result<(Name, DirUpload)>)> = VecDeque::new();
         // Received ones (or why they failed), waiting for the group commit, and the bytes
         // the received ones hold.
-        let mut group: Vec<(usize, Outcome)> = Vec::new();
+        let mut group: Vec<(Item, Outcome)> = Vec::new();
         let mut held = 0u64;
         let mut next = 0;
         std::thread::scope(|scope| {
@@ -178,16 +189,20 @@ impl Client {
                     break;
                 };
                 let mut each = |p| progress(i, p);
+                let mut digest = None;
                 let received = asked.and_then(|(name, mut upload)| {
                     let got =
                         self.receive_download(&name, None, Sink::Dir(dir, &mut upload), &mut each);
                     upload.release();
-                    got.map(|got| (Box::new(upload) as Box<dyn PendingFile>, got.bytes))
+                    got.map(|got| {
+                        digest = Some(got.digest);
+                        (Box::new(upload) as Box<dyn PendingFile>, got.bytes)
+                    })
                 });
                 if let Ok((_, size)) = &received {
                     held = held.saturating_add(*size);
                 }
-                group.push((i, received));
+                group.push(((i, digest), received));
                 if group_full(group.len(), held) {
                     // More to receive: this group is committed meanwhile.
                     finish(in_flight.take(), done);
@@ -205,14 +220,17 @@ impl Client {
     }
 }
 
+/// A download of a group: its index, and the digest it was verified with once received.
+type Item = (usize, Option<[u8; DIGEST_LEN]>);
+
 /// A group of downloads being committed by another thread (with the items it holds), or
 /// committed already.
 enum InFlight<'scope> {
     Thread(
-        std::thread::ScopedJoinHandle<'scope, Vec<(usize, Result<u64>)>>,
+        std::thread::ScopedJoinHandle<'scope, Vec<(Item, Result<u64>)>>,
         Vec<usize>,
     ),
-    Done(Vec<(usize, Result<u64>)>),
+    Done(Vec<(Item, Result<u64>)>),
 }
 
 /// Starts committing `group` on another thread (or commits it here, if no thread can be
@@ -220,9 +238,9 @@ enum InFlight<'scope> {
 fn commit_in_background<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     dir: &'env DirStore,
-    group: Vec<(usize, Outcome)>,
+    group: Vec<(Item, Outcome)>,
 ) -> InFlight<'scope> {
-    let items = group.iter().map(|(i, _)| *i).collect();
+    let items = group.iter().map(|((i, _), _)| *i).collect();
     // Shared with the thread, so that the group is not lost if it cannot start.
     let shared = Arc::new(Mutex::new(Some(group)));
     let theirs = Arc::clone(&shared);
@@ -243,7 +261,7 @@ fn commit_in_background<'scope, 'env>(
 }
 
 /// Waits for the group committed in the background, if any, and reports its files.
-fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<u64>)) {
+fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<Received>)) {
     let committed = match in_flight {
         None => return,
         Some(InFlight::Done(committed)) => committed,
@@ -253,12 +271,26 @@ fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<u6
                 .into_iter()
                 .map(|i| {
                     let lost = Error::Protocol("committing this download failed".into());
-                    (i, Err(lost))
+                    ((i, None), Err(lost))
                 })
                 .collect(),
         },
     };
-    for (i, result) in committed {
+    report_committed(committed, done);
+}
+
+/// Reports each download of a committed group, with its digest when it succeeded.
+fn report_committed(
+    committed: Vec<(Item, Result<u64>)>,
+    done: &mut dyn FnMut(usize, Result<Received>),
+) {
+    for ((i, digest), result) in committed {
+        let result = result.and_then(|bytes| match digest {
+            Some(digest) => Ok(Received { bytes, digest }),
+            None => Err(Error::Protocol(
+                "a download committed without its digest".into(),
+            )),
+        });
         done(i, result);
     }
 }
@@ -267,10 +299,8 @@ fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<u6
 /// every file of the group, failed ones included, in order.
 fn commit_downloads(
     dir: &DirStore,
-    group: &mut Vec<(usize, Outcome)>,
-    done: &mut dyn FnMut(usize, Result<u64>),
+    group: &mut Vec<(Item, Outcome)>,
+    done: &mut dyn FnMut(usize, Result<Received>),
 ) {
-    for (i, result) in commit_outcomes(dir, std::mem::take(group)) {
-        done(i, result);
-    }
+    report_committed(commit_outcomes(dir, std::mem::take(group)), done);
 }

@@ -141,7 +141,8 @@ impl Client {
     }
 }
 
-/// Sends an upload's body (`span`) and reads the server's verdict.
+/// Sends an upload's body (`span`) and reads the server's verdict: the bytes sent and the
+/// digest the server verified.
 pub(super) fn upload_body(
     conn: &mut Connection,
     config: &ClientConfig,
@@ -149,7 +150,7 @@ pub(super) fn upload_body(
     reader: &mut dyn Read,
     digest: Digest,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64> {
+) -> Result<Received> {
     let Span { size, offset, .. } = span;
     progress(offset);
     let mut hooks = Hooks {
@@ -157,8 +158,8 @@ pub(super) fn upload_body(
         cancel: config.cancel.as_deref(),
     };
     let sent = transfer::send_body(conn, span, reader, digest, config.chunk_size, &mut hooks);
-    match sent {
-        Ok(_) => {}
+    let digest = match sent {
+        Ok(sent) => sent.digest,
         Err(e) if !e.breaks_connection() => {
             // We aborted the body; the server confirms with an error response.
             match conn.expect("after an aborted upload")? {
@@ -177,10 +178,13 @@ pub(super) fn upload_body(
             };
         }
         Err(e) => return Err(e),
-    }
+    };
     let name = span.name;
     let response = conn.expect("before confirming the upload")?;
-    verdict(response, name, size).map(|size| size - offset)
+    verdict(response, name, size).map(|size| Received {
+        bytes: size - offset,
+        digest,
+    })
 }
 
 /// The server's verdict on the upload of `name`, `size` bytes: `Stored` (before v4), or

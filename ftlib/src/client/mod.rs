@@ -11,6 +11,7 @@
 mod batch;
 mod exchange;
 mod local;
+mod observer;
 mod open;
 mod session;
 mod streams;
@@ -33,13 +34,14 @@ use crate::handshake::client_handshake;
 use crate::protocol::{DEFAULT_CHUNK, Entry, Password, RESUME_VERSION, Request, Role};
 use crate::store::{DirStore, Name};
 use crate::text::escape;
-use crate::transfer::{self};
+use crate::transfer::{self, Received};
 use crate::trust::{self, FirstContact, Trust};
 use exchange::Sink;
 use open::{log_in, secure};
 
 pub use local::local_source;
-pub use session::{Observer, Session};
+pub use observer::Observer;
+pub use session::Session;
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -309,10 +311,13 @@ impl Client {
         overwrite: bool,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        self.get_resumable_as(name, name, dir, overwrite, &mut progress)
+        Ok(self
+            .get_resumable_as(name, name, dir, overwrite, &mut progress)?
+            .bytes)
     }
 
-    /// [`Client::get_resumable`] of the server's `name` into `local` in `dir`.
+    /// [`Client::get_resumable`] of the server's `name` into `local` in `dir`; the bytes
+    /// received and their verified digest.
     pub(super) fn get_resumable_as(
         &mut self,
         name: &str,
@@ -320,7 +325,7 @@ impl Client {
         dir: &DirStore,
         overwrite: bool,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64> {
+    ) -> Result<Received> {
         let name = Name::new(name)?;
         let local = Name::new(local)?;
         self.require(RESUME_VERSION, "resuming downloads")?;
@@ -337,7 +342,7 @@ impl Client {
         match self.download(&name, resume, Sink::Dir(dir, &mut partial), progress) {
             Ok(got) => {
                 partial.commit()?;
-                Ok(got.bytes)
+                Ok(got)
             }
             Err(e) => {
                 if e.kind().is_interruption() {

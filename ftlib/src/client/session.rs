@@ -10,54 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::local::{Local, local_source, remote_name};
+use super::observer::Observer;
 use super::{Client, ClientConfig, Progress};
 use crate::error::{Error, Result, Taken};
-use crate::protocol::{Entry, ErrorKind};
+use crate::protocol::ErrorKind;
 use crate::report::{Op, Report};
 use crate::store::{DirStore, Name};
-use crate::trust::FirstContact;
-
-/// What a [`Session`] tells its caller while files move. Items are numbered by their place
-/// in the command (0 for a listing).
-pub trait Observer {
-    /// `count` items are about to move, their sizes unknown: called once by
-    /// [`Session::get`], before connecting.
-    fn start(&mut self, count: usize) {
-        let _ = count;
-    }
-
-    /// Files of known sizes are about to move: `files` files of `bytes` bytes in all.
-    /// Called once by [`Session::put`] (and the other uploads of named files),
-    /// [`Session::put_tree`] and [`Session::get_tree`], before the first item, instead of
-    /// [`Observer::start`]; the default calls [`Observer::start`].
-    fn totals(&mut self, files: usize, bytes: u64) {
-        let _ = bytes;
-        self.start(files);
-    }
-
-    /// Item `item`, named `name` on the server, moved: called often, first when its size is
-    /// known.
-    fn progress(&mut self, item: usize, name: &str, progress: Progress) {
-        let _ = (item, name, progress);
-    }
-
-    /// One entry of a [`Session::list`], in the server's order, before its report.
-    fn entry(&mut self, entry: Entry) {
-        let _ = entry;
-    }
-
-    /// The server was met for the first time and its fingerprint recorded in the
-    /// known-hosts file: say so, so that a person can compare it with the server's.
-    fn first_contact(&mut self, contact: &FirstContact) {
-        let _ = contact;
-    }
-
-    /// Item `item` is done: its report, and the error (to say what to do) when it failed.
-    /// Called once per item, in command order except for files retried on a new connection
-    /// and files found already at the destination (reported once compared, after the
-    /// others of their batch: skipped when the bytes are the same).
-    fn finished(&mut self, item: usize, report: Report, error: Option<&Error>);
-}
+use crate::transfer::Received;
 
 /// One server and the policy of a command line: connect lazily, reconnect after a
 /// connection broke, pipeline many files, retry on a new connection the files that were
@@ -258,7 +217,7 @@ impl Session {
         let run = |client: &mut Client,
                    todo: &[usize],
                    progress: &mut dyn FnMut(usize, Progress),
-                   done: &mut dyn FnMut(usize, Result<u64>)| {
+                   done: &mut dyn FnMut(usize, Result<Received>)| {
             // A file that cannot even be named is never sent; it is reported first, as
             // ftclient always has, and the others in order after it.
             let mut sent = Vec::new();
@@ -327,7 +286,7 @@ impl Session {
         let run = |client: &mut Client,
                    todo: &[usize],
                    progress: &mut dyn FnMut(usize, Progress),
-                   done: &mut dyn FnMut(usize, Result<u64>)| {
+                   done: &mut dyn FnMut(usize, Result<Received>)| {
             let subset: Vec<(&str, &str)> = todo
                 .iter()
                 .map(|&i| (names[i].as_str(), locals[i].as_str()))
@@ -389,7 +348,7 @@ impl Session {
         names: &[String],
         op: Op,
         observer: &mut dyn Observer,
-        mut call: impl FnMut(&mut Client, usize, &mut dyn FnMut(Progress)) -> Result<u64>,
+        mut call: impl FnMut(&mut Client, usize, &mut dyn FnMut(Progress)) -> Result<Received>,
         same: &mut Same<'_>,
     ) -> Result<bool> {
         let base = self.item_base;
@@ -406,10 +365,11 @@ impl Session {
                 observer.progress(base + i, name, progress);
             });
             // A failed transfer counts what moved before it failed.
-            let bytes = *result.as_ref().unwrap_or(&moved);
+            let bytes = result.as_ref().map_or(moved, |got| got.bytes);
             let error = result.as_ref().err();
-            let report =
-                Report::new(client.peer(), op, Some(name), started, bytes, error).by(client.user());
+            let report = Report::new(client.peer(), op, Some(name), started, bytes, error)
+                .by(client.user())
+                .with_digest(result.as_ref().ok().map(|got| got.digest));
             if error.is_some_and(|e| is_conflict(op, e)) && same(client, i).unwrap_or(false) {
                 observer.finished(base + i, report.skipped("identical"), None);
                 continue;
@@ -432,7 +392,7 @@ impl Session {
             &mut Client,
             &[usize],
             &mut dyn FnMut(usize, Progress),
-            &mut dyn FnMut(usize, Result<u64>),
+            &mut dyn FnMut(usize, Result<Received>),
         ),
         same: &mut Same<'_>,
     ) -> Result<bool> {
@@ -457,7 +417,7 @@ impl Session {
                 live.1 = progress.done;
                 tally.observer.progress(base + i, &names[i], progress);
             };
-            let mut done = |k: usize, result: Result<u64>| {
+            let mut done = |k: usize, result: Result<Received>| {
                 let i = todo[k];
                 let mut tally = tally.borrow_mut();
                 if matches!(result, Err(Error::NotConnected)) {
@@ -477,9 +437,10 @@ impl Session {
                     return;
                 }
                 let error = result.as_ref().err();
-                let bytes = *result.as_ref().unwrap_or(&moved);
+                let bytes = result.as_ref().map_or(moved, |got| got.bytes);
                 let report = Report::new(peer, op, Some(&names[i]), started, bytes, error)
-                    .by(user.as_deref());
+                    .by(user.as_deref())
+                    .with_digest(result.as_ref().ok().map(|got| got.digest));
                 tally.all_ok &= report.is_success();
                 tally.observer.finished(base + i, report, error);
             };
@@ -527,7 +488,7 @@ mod tests {
     use super::*;
     use crate::connection::Connection;
     use crate::handshake::server_handshake;
-    use crate::protocol::{DEFAULT_CHUNK, ErrorKind, Request, Response};
+    use crate::protocol::{DEFAULT_CHUNK, Entry, ErrorKind, Request, Response};
     use crate::transfer::{self, Digest, Hooks, Span};
     use crate::{Server, ServerConfig, ShutdownHandle};
 

@@ -7,9 +7,12 @@
 use std::io::{Read, Seek, Write};
 use std::time::Instant;
 
-use super::session::{Observer, Session};
+use super::exchange::Sink;
+use super::observer::Observer;
+use super::session::Session;
 use crate::error::{Error, Result};
 use crate::report::{Op, Report};
+use crate::store::Name;
 
 impl Session {
     /// Uploads everything `reader` gives, up to its end, as `name` on the server. The bytes
@@ -54,7 +57,7 @@ impl Session {
                     .seek(std::io::SeekFrom::End(0))
                     .and_then(|size| spool.rewind().map(|()| size))
                     .map_err(|e| Error::io("reading the spooled input", e))?;
-                client.put_reader(&mut spool, size, name, progress)
+                client.put_named(&mut spool, size, &Name::new(name)?, None, progress)
             },
             &mut same,
         )
@@ -81,7 +84,8 @@ impl Session {
             |client, _, progress| {
                 let mut spool =
                     tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
-                let got = client.get_into(name, &mut spool, progress)?;
+                let got =
+                    client.download(&Name::new(name)?, None, Sink::Writer(&mut spool), progress)?;
                 spool
                     .rewind()
                     .and_then(|()| std::io::copy(&mut spool, writer))

@@ -1,15 +1,26 @@
 //! The client's requests of version 4 that read or shape the server's tree:
-//! [`Client::stat`], [`Client::list_dir_each`], [`Client::make_dir`], and the comparison
-//! that lets a re-run skip a file already there with the same bytes.
+//! [`Client::stat`], [`Client::digests`] (many `Stat`s pipelined), [`Client::list_dir_each`],
+//! [`Client::make_dir`], and the comparison that lets a re-run skip a file already there
+//! with the same bytes.
 
+use std::collections::VecDeque;
 use std::path::Path;
 
 use super::Client;
 use super::exchange::unexpected;
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result, Side};
 use crate::protocol::{DIGEST_LEN, Entry, EntryKind, Request, Response, TREE_VERSION};
 use crate::store::Name;
+use crate::text::escape;
 use crate::transfer;
+
+/// Most `Stat` requests [`Client::digests`] has in flight at once.
+const DIGESTS_AHEAD: usize = 64;
+
+/// Most name bytes of the requests [`Client::digests`] has in flight: with the count, it
+/// keeps what waits in the two directions of the connection well below what socket buffers
+/// hold, so that neither side blocks writing while the other does too.
+const DIGEST_BYTES_AHEAD: usize = 32 * 1024;
 
 impl Client {
     /// What `name` is on the server, and with `digest` the XXH3-128 of its bytes (a file's;
@@ -31,6 +42,81 @@ impl Client {
                 other => Err(unexpected(other, "described")),
             }
         })
+    }
+
+    /// The XXH3-128 of each server file `names[i]`, to `each(i, digest)` in order, asked as
+    /// `Stat{digest: true}` with up to 64 requests in flight (a server that
+    /// keeps digests answers each without reading the file). A name that is not a file
+    /// there, or that the server refuses, is an `Err` for that name only. Needs a v4 server.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] before v4; connection errors (the names not yet answered get
+    /// no call).
+    pub fn digests(
+        &mut self,
+        names: &[String],
+        mut each: impl FnMut(usize, Result<[u8; DIGEST_LEN]>),
+    ) -> Result<()> {
+        self.require(TREE_VERSION, "asking for digests")?;
+        // Asked and not yet answered, oldest first: the index and its checked name, or why
+        // it could not be asked.
+        let mut asked: VecDeque<(usize, Result<Name>)> = VecDeque::new();
+        let mut bytes_ahead = 0;
+        let mut next = 0;
+        loop {
+            while next < names.len()
+                && (asked.is_empty()
+                    || (asked.len() < DIGESTS_AHEAD
+                        && bytes_ahead + names[next].len() <= DIGEST_BYTES_AHEAD))
+            {
+                let name = Name::new(&names[next]);
+                if let Ok(name) = &name {
+                    let request = Request::Stat {
+                        name: name.to_string(),
+                        digest: true,
+                    };
+                    self.with_conn(|conn, _| conn.send(&request))?;
+                    bytes_ahead += name.len();
+                }
+                asked.push_back((next, name));
+                next += 1;
+            }
+            let Some((i, name)) = asked.pop_front() else {
+                return Ok(());
+            };
+            let name = match name {
+                Ok(name) => name,
+                Err(e) => {
+                    each(i, Err(e));
+                    continue;
+                }
+            };
+            bytes_ahead -= name.len();
+            let answer =
+                self.with_conn(|conn, _| match conn.expect("before describing a file")? {
+                    Response::Described { entry, .. } if entry.name != name.as_str() => {
+                        Err(Error::Protocol(format!(
+                            "asked for the digest of {}, the server described {}",
+                            escape(&name),
+                            escape(&entry.name)
+                        )))
+                    }
+                    Response::Described {
+                        digest: Some(digest),
+                        ..
+                    } => Ok(Ok(digest)),
+                    Response::Described { .. } => Ok(Err(Error::NotFound {
+                        name: name.to_string(),
+                        why: Missing::NotRegular,
+                    })),
+                    // Refused for this name only: the connection goes on.
+                    Response::Error { kind, message } => {
+                        Ok(Err(Side::Server.remote(kind, message)))
+                    }
+                    other => Err(unexpected(other, "described")),
+                })?;
+            each(i, answer);
+        }
     }
 
     /// Lists directory `dir` on the server (`""`: the top; with `recursive`, everything

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use super::Client;
 use super::local::local_source;
-use super::session::{Observer, Session};
+use super::observer::Observer;
+use super::session::Session;
 use super::walk::{Failed, Found, LocalTree};
 use crate::error::{Error, Result};
 use crate::protocol::EntryKind;
@@ -337,11 +338,66 @@ impl Session {
         recursive: bool,
         observer: &mut dyn Observer,
     ) -> Result<bool> {
+        self.list_dir_as(dir, recursive, false, observer)
+    }
+
+    /// [`Session::list_dir`], then the XXH3-128 of each file listed, to
+    /// [`Observer::digest`] (the server answers the digests it keeps without reading the
+    /// files; [`Client::digests`]). The names of the files are held meanwhile. A digest
+    /// that cannot be had fails the listing's report (the first such error), after every
+    /// other digest was asked. Needs a v4 server.
+    ///
+    /// # Errors
+    /// As [`Session::put`].
+    pub fn list_dir_digests(
+        &mut self,
+        dir: &str,
+        recursive: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
+        self.list_dir_as(dir, recursive, true, observer)
+    }
+
+    /// [`Session::list_dir`], with the files' digests if `digests`.
+    fn list_dir_as(
+        &mut self,
+        dir: &str,
+        recursive: bool,
+        digests: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<bool> {
         let client = self.connected(observer)?;
         let started = Instant::now();
-        let result = client.list_dir_each(dir, recursive, |entry| observer.entry(entry));
-        let error = result.as_ref().err();
+        // The files listed, named from the top, when their digests are asked.
+        let mut files = Vec::new();
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let result = client.list_dir_each(dir, recursive, |entry| {
+            if digests && entry.kind == EntryKind::File {
+                files.push(format!("{prefix}{}", entry.name));
+            }
+            observer.entry(entry);
+        });
+        // Entries received, also when a digest then fails.
         let count = *result.as_ref().unwrap_or(&0);
+        let mut result = result.map(drop);
+        if let (true, Ok(())) = (digests, &result) {
+            let mut failed = None;
+            let asked = client.digests(&files, |i, digest| {
+                let name = files[i].get(prefix.len()..).unwrap_or_default();
+                observer.digest(name, digest.as_ref().map(|d| *d));
+                if let Err(e) = digest {
+                    failed.get_or_insert(e);
+                }
+            });
+            if let Some(e) = asked.err().or(failed) {
+                result = Err(e);
+            }
+        }
+        let error = result.as_ref().err();
         let shown = (!dir.is_empty()).then_some(dir);
         let report =
             Report::new(client.peer(), Op::List, shown, started, count, error).by(client.user());

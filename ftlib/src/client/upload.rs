@@ -11,7 +11,7 @@ use super::{Client, Progress};
 use crate::error::{Changed, Error, Result};
 use crate::protocol::{Attrs, How, RESUME_VERSION, Request, Response, TREE_VERSION};
 use crate::store::Name;
-use crate::transfer::{self, Digest, Span};
+use crate::transfer::{self, Digest, Received, Span};
 
 impl Client {
     /// Uploads the local file at `path` as `name`.
@@ -29,7 +29,9 @@ impl Client {
         let name = Name::new(name)?;
         let (file, size) = open_local(&Local::named(path))?;
         let attrs = local_attrs(&file);
-        self.put_named(file, size, &name, attrs, &mut progress)
+        Ok(self
+            .put_named(file, size, &name, attrs, &mut progress)?
+            .bytes)
     }
 
     /// Uploads exactly `size` bytes read from `reader` as `name`.
@@ -43,10 +45,13 @@ impl Client {
         name: &str,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        self.put_named(reader, size, &Name::new(name)?, None, &mut progress)
+        Ok(self
+            .put_named(reader, size, &Name::new(name)?, None, &mut progress)?
+            .bytes)
     }
 
-    /// [`Client::put_reader`] of a name already checked.
+    /// [`Client::put_reader`] of a name already checked; the bytes sent and the digest the
+    /// server verified.
     pub(super) fn put_named(
         &mut self,
         mut reader: impl Read,
@@ -54,7 +59,7 @@ impl Client {
         name: &Name,
         attrs: Option<Attrs>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64> {
+    ) -> Result<Received> {
         self.may_put()?;
         let request = self.upload_request(name, size, attrs, How::Wait);
         let mut each = |done| progress(Progress { done, total: size });
@@ -82,16 +87,19 @@ impl Client {
         name: &str,
         mut progress: impl FnMut(Progress),
     ) -> Result<u64> {
-        self.put_resumable_named(&Local::named(path), &Name::new(name)?, &mut progress)
+        Ok(self
+            .put_resumable_named(&Local::named(path), &Name::new(name)?, &mut progress)?
+            .bytes)
     }
 
-    /// [`Client::put_resumable`] of a name already checked.
+    /// [`Client::put_resumable`] of a name already checked; the bytes sent and the digest
+    /// the server verified.
     pub(super) fn put_resumable_named(
         &mut self,
         local: &Local,
         name: &Name,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64> {
+    ) -> Result<Received> {
         self.may_put()?;
         self.require(RESUME_VERSION, "resuming uploads")?;
         let path = local.path.as_path();

@@ -9,7 +9,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::Ctx;
 use super::pipeline::Waiting;
-use super::session::{Access, Session, answer_error};
+use super::session::{Access, Session, answer_error, gone_mid_body};
 use super::tree;
 use super::upload::{put, put_pipelined, put_resumable};
 use crate::connection::Connection;
@@ -163,6 +163,8 @@ pub(super) struct Exchange<'a> {
     version: u32,
     /// Body bytes this request moved, for its report (also when it fails).
     pub(super) moved: u64,
+    /// The digest of the file a put stored or a get sent, for its report.
+    pub(super) digest: Option<[u8; DIGEST_LEN]>,
 }
 
 /// A request's failure, and whether the client has already been told (inside a body or
@@ -206,14 +208,18 @@ pub(super) fn answer_now(
         conn: &mut s.conn,
         version: s.version,
         moved: 0,
+        digest: None,
     };
     let result = serve(&mut exchange);
     let moved = exchange.moved;
+    let digest = exchange.digest;
     let peer = s.conn.peer();
     match result {
         Ok(bytes) => Handled::Answered {
             // A download is reported `sent`: the server cannot know it was stored.
-            report: Report::new(peer, op, name, started, bytes, None).as_sent(),
+            report: Report::new(peer, op, name, started, bytes, None)
+                .as_sent()
+                .with_digest(digest),
             keep_going: true,
         },
         Err(Failed { error, answered }) => {
@@ -285,7 +291,7 @@ fn send_source(
         progress: Some(&mut progress),
         cancel: None,
     };
-    transfer::send_body(
+    let sent = transfer::send_body(
         ex.conn,
         span,
         &mut source.reader,
@@ -293,7 +299,9 @@ fn send_source(
         ex.ctx.config.chunk_size,
         &mut hooks,
     )
-    .map_err(answered)
+    .map_err(|e| answered(gone_mid_body(e, "download")))?;
+    ex.digest = Some(sent.digest);
+    Ok(sent.bytes)
 }
 
 /// The answer that opens a download's body of `source`, from `offset` for a `GetFrom`:

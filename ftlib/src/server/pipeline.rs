@@ -13,7 +13,7 @@ use super::Ctx;
 use super::upload::stored;
 use crate::connection::Connection;
 use crate::pipeline::{Outcome, commit_outcomes, group_full};
-use crate::protocol::{Response, clip_message};
+use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
 
 /// A pipelined upload whose body was read: the verified upload and its size, or why it
@@ -26,10 +26,20 @@ pub(super) struct Waiting {
     pub(super) outcome: Outcome,
     /// A v4 `Upload`, answered `Uploaded` with its name (else `Stored`).
     pub(super) named: bool,
+    /// The verified digest of what was received, for the report.
+    pub(super) digest: Option<[u8; DIGEST_LEN]>,
 }
 
-/// A group's names and start times, and each upload's outcome after the commit.
-type Committed = Vec<((String, Instant, bool), crate::error::Result<u64>)>;
+/// What a waiting upload's answer and report need once it is committed.
+pub(super) struct Pending {
+    name: String,
+    started: Instant,
+    named: bool,
+    digest: Option<[u8; DIGEST_LEN]>,
+}
+
+/// A group's uploads, each with its outcome after the commit.
+type Committed = Vec<(Pending, crate::error::Result<u64>)>;
 
 /// The pipelined uploads of one connection waiting for their commit, in request order,
 /// and the group before them, if it is being committed in the background meanwhile.
@@ -96,11 +106,19 @@ impl Group {
     }
 
     /// The waiting uploads, taken for their commit.
-    fn take(&mut self) -> Vec<((String, Instant, bool), Outcome)> {
+    fn take(&mut self) -> Vec<(Pending, Outcome)> {
         self.bytes = 0;
         self.waiting
             .drain(..)
-            .map(|w| ((w.name, w.started, w.named), w.outcome))
+            .map(|w| {
+                let pending = Pending {
+                    name: w.name,
+                    started: w.started,
+                    named: w.named,
+                    digest: w.digest,
+                };
+                (pending, w.outcome)
+            })
             .collect()
     }
 
@@ -133,7 +151,13 @@ impl Group {
     /// Answers and reports each upload of a committed group, in order.
     fn answer(&mut self, ctx: &Ctx, conn: &mut Connection, committed: Committed) -> bool {
         let mut sending = true;
-        for ((name, started, named), result) in committed {
+        for (pending, result) in committed {
+            let Pending {
+                name,
+                started,
+                named,
+                digest,
+            } = pending;
             if sending {
                 let answer = match &result {
                     Ok(size) => stored(named, &name, *size),
@@ -148,7 +172,8 @@ impl Group {
                 Ok(size) => (*size, None),
                 Err(e) => (0, Some(e)),
             };
-            let report = Report::new(conn.peer(), Op::Put, Some(&name), started, bytes, error);
+            let report = Report::new(conn.peer(), Op::Put, Some(&name), started, bytes, error)
+                .with_digest(digest);
             ctx.report(&report.by(self.user.as_deref()));
         }
         sending

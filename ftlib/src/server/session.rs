@@ -175,12 +175,37 @@ impl Session<'_> {
     }
 }
 
+/// `error`, met while the body of an `upload` or `download` was moving, as the server
+/// reports it: the client's end of the stream, a reset or a broken pipe mean the client
+/// closed its connection (interrupted, killed): [`Error::ClientGone`], kind `cancelled`, as
+/// when a client aborts its upload itself. A timeout (a silent client, a cut network) stays
+/// one.
+pub(super) fn gone_mid_body(error: Error, body: &'static str) -> Error {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match &error {
+        Error::Closed(_) => Error::ClientGone(body),
+        Error::Network { source, .. }
+            if matches!(
+                source.kind(),
+                BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+            ) =>
+        {
+            Error::ClientGone(body)
+        }
+        _ => error,
+    }
+}
+
 /// Sends the failure to the client if the connection can still carry it.
 pub(super) fn answer_error(conn: &mut Connection, error: &Error) {
     // Timed out, closed, broken or shut down: nobody is listening any more.
     let worth_sending = !matches!(
         error,
-        Error::Timeout(_) | Error::Closed(_) | Error::Network { .. } | Error::ShuttingDown
+        Error::Timeout(_)
+            | Error::Closed(_)
+            | Error::ClientGone(_)
+            | Error::Network { .. }
+            | Error::ShuttingDown
     );
     if worth_sending {
         let _ = conn.send(&Response::Error {

@@ -6,19 +6,15 @@ use super::handlers::{Exchange, Failed, answered};
 use crate::error::Error;
 use crate::protocol::{EntryKind, Response};
 use crate::store::Name;
-use crate::text::escape;
 use crate::transfer;
 
 /// Answers `Described`: the entry of `name`, and the XXH3-128 of its bytes when `digest`
-/// asks and it is a file (read whole, from the store).
+/// asks and it is a file (the digest the store kept, or the file read whole).
 pub(super) fn stat(ex: &mut Exchange<'_>, name: &str, digest: bool) -> Result<u64, Failed> {
     let checked = Name::new(name)?;
     let entry = ex.ctx.store.stat(&checked)?;
     let digest = if digest && entry.kind == EntryKind::File {
-        let mut source = ex.ctx.store.open(&checked, 0)?;
-        let (digest, _) = transfer::hash_all(&mut source.reader)
-            .map_err(|e| Error::io(format!("reading {}", escape(name)), e))?;
-        Some(digest)
+        Some(ex.ctx.store.digest(&checked)?)
     } else {
         None
     };

@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::Ctx;
 use super::handlers::{Exchange, Failed, Handled};
 use super::pipeline::Waiting;
-use super::session::{Access, Session, answer_error};
+use super::session::{Access, Session, answer_error, gone_mid_body};
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::pipeline::Outcome;
@@ -49,7 +49,9 @@ pub(super) fn put(
     ex.conn.send(&Response::Ready)?;
     let span = Span::whole(name, size);
     let got = receive_into(ex.conn, span, &mut upload, Xxh3::new(), &mut ex.moved)?;
+    upload.set_digest(got.digest);
     upload.commit()?;
+    ex.digest = Some(got.digest);
     ex.conn.send(&stored(named, name, got.bytes))?;
     Ok(got.bytes)
 }
@@ -77,6 +79,8 @@ pub(super) fn put_resumable(
     if let Some(attrs) = attrs {
         upload.set_attrs(attrs);
     }
+    // Kept partials are bounded per client address too.
+    upload.set_peer(ex.conn.peer().ip());
     if let Err(e) = ex.conn.send(&Response::ReadyFrom { offset }) {
         upload.keep();
         return Err(e.into());
@@ -84,7 +88,9 @@ pub(super) fn put_resumable(
     let span = Span { name, size, offset };
     match receive_into(ex.conn, span, &mut upload, prefix, &mut ex.moved) {
         Ok(got) if got.digest == digest => {
+            upload.set_digest(got.digest);
             upload.commit()?;
+            ex.digest = Some(got.digest);
             ex.conn.send(&stored(named, name, size))?;
             Ok(got.bytes)
         }
@@ -115,12 +121,13 @@ pub(super) fn put_pipelined(
 ) -> Handled {
     let allowed = s.may(Access::Write);
     match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size, attrs) {
-        Ok(outcome) => Handled::Deferred(Waiting {
+        Ok((outcome, digest)) => Handled::Deferred(Waiting {
             name,
             size,
             started,
             outcome,
             named,
+            digest,
         }),
         Err(e) => {
             s.waiting.commit(s.ctx, &mut s.conn);
@@ -135,7 +142,8 @@ pub(super) fn put_pipelined(
 }
 
 /// Reads one pipelined upload's body: into the store's upload (memory or a temporary file),
-/// or dropped when the upload is refused. `Err` only when the connection cannot go on.
+/// or dropped when the upload is refused; with the verified digest of what was received.
+/// `Err` only when the connection cannot go on.
 fn receive_pipelined(
     ctx: &Ctx,
     conn: &mut Connection,
@@ -143,7 +151,7 @@ fn receive_pipelined(
     name: &str,
     size: u64,
     attrs: Option<Attrs>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<[u8; DIGEST_LEN]>)> {
     if size > MAX_PIPELINED {
         return Err(Error::Protocol(format!(
             "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
@@ -158,26 +166,22 @@ fn receive_pipelined(
         .and_then(|name| ctx.store.create(&name, size));
     match accepted {
         Ok(mut upload) => match whole(conn, &mut upload) {
-            Ok(got) if attrs.is_some() => {
+            Ok(got) => {
                 if let Some(attrs) = attrs {
                     upload.set_attrs(attrs);
                 }
+                upload.set_digest(got.digest);
                 // Waiting uploads must not pile up open descriptors.
                 upload.release();
-                Ok(Ok((upload, got.bytes)))
-            }
-            Ok(got) => {
-                // Waiting uploads must not pile up open descriptors.
-                upload.release();
-                Ok(Ok((upload, got.bytes)))
+                Ok((Ok((upload, got.bytes)), Some(got.digest)))
             }
             Err(e) if e.breaks_connection() => Err(e),
-            Err(e) => Ok(Err(e)),
+            Err(e) => Ok((Err(e), None)),
         },
         // Refused before its body was read: read it anyway, to stay in step.
         Err(refused) => match whole(conn, &mut io::sink()) {
             Err(e) if e.breaks_connection() => Err(e),
-            _ => Ok(Err(refused)),
+            _ => Ok((Err(refused), None)),
         },
     }
 }
@@ -197,6 +201,7 @@ fn receive_into(
         cancel: None,
     };
     transfer::recv_body(conn, Side::Client, span, writer, prefix, &mut hooks)
+        .map_err(|e| gone_mid_body(e, "upload"))
 }
 
 /// Checks what every upload must pass before its body (the name first); the name checked.

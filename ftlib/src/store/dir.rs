@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, Weak};
 
+use super::kept;
 use super::name::{Name, RESERVED_PREFIX};
 use super::pending::{BUFFERED_MAX, DirUpload};
 use super::temps::{PartialLimits, Partials, Temps, remove_orphans};
 use super::walk::Walk;
 use super::{PendingFile, Resumable, Source, Store, group};
 use crate::error::{Error, Missing, Result, Taken};
-use crate::protocol::{Entry, EntryKind};
+use crate::protocol::{DIGEST_LEN, Entry, EntryKind};
 use crate::sys;
 use crate::sys::at::{ChildError, DirFd, Kind, Stat};
 use crate::text::escape;
@@ -218,6 +219,30 @@ impl DirStore {
         }
     }
 
+    /// Opens the regular file `name` for reading, never through a symbolic link.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] (missing, a symbolic link, not a regular file), [`Error::Io`].
+    fn open_file(&self, name: &Name) -> Result<std::fs::File> {
+        let dir = self.dir(name.parent(), false)?;
+        dir.open_file(name.leaf())
+            .map_err(|e| match dir.stat(name.leaf()) {
+                Ok(stat) if stat.kind == Kind::Symlink => Error::NotFound {
+                    name: name.to_string(),
+                    why: Missing::Symlink,
+                },
+                Ok(stat) if stat.kind != Kind::File => Error::NotFound {
+                    name: name.to_string(),
+                    why: Missing::NotRegular,
+                },
+                _ if e.kind() == io::ErrorKind::NotFound => Error::NotFound {
+                    name: name.to_string(),
+                    why: Missing::Absent,
+                },
+                _ => Error::io(format!("opening {}", escape(name)), e),
+            })
+    }
+
     /// Removes temporary files whose creating process is gone (a crash or a kill), and
     /// partials beyond the age, count and size limits; returns how many temporary files
     /// went.
@@ -378,24 +403,7 @@ impl Store for DirStore {
     }
 
     fn open(&self, name: &Name, offset: u64) -> Result<Source> {
-        let dir = self.dir(name.parent(), false)?;
-        let mut file = dir
-            .open_file(name.leaf())
-            .map_err(|e| match dir.stat(name.leaf()) {
-                Ok(stat) if stat.kind == Kind::Symlink => Error::NotFound {
-                    name: name.to_string(),
-                    why: Missing::Symlink,
-                },
-                Ok(stat) if stat.kind != Kind::File => Error::NotFound {
-                    name: name.to_string(),
-                    why: Missing::NotRegular,
-                },
-                _ if e.kind() == io::ErrorKind::NotFound => Error::NotFound {
-                    name: name.to_string(),
-                    why: Missing::Absent,
-                },
-                _ => Error::io(format!("opening {}", escape(name)), e),
-            })?;
+        let mut file = self.open_file(name)?;
         let reading = |e| Error::io(format!("reading {}", escape(name)), e);
         let stat = sys::at::stat_file(&file).map_err(reading)?;
         if offset > 0 {
@@ -408,6 +416,14 @@ impl Store for DirStore {
             nanos: stat.modified.1,
             executable: stat.executable,
         })
+    }
+
+    /// The digest kept with the file when it was stored, if it still describes it (same
+    /// size and modification time: the attribute [`DIGEST_XATTR`](super::DIGEST_XATTR));
+    /// else the file is read.
+    fn digest(&self, name: &Name) -> Result<[u8; DIGEST_LEN]> {
+        let mut file = self.open_file(name)?;
+        kept::digest_of(&mut file).map_err(|e| Error::io(format!("reading {}", escape(name)), e))
     }
 
     fn create(&self, name: &Name, size: u64) -> Result<Box<dyn PendingFile>> {

@@ -8,6 +8,7 @@
 
 mod dir;
 mod group;
+mod kept;
 mod memory;
 mod name;
 mod pending;
@@ -19,8 +20,10 @@ mod walk;
 use std::any::Any;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 
 pub use dir::DirStore;
+pub use kept::DIGEST_XATTR;
 pub use memory::MemStore;
 pub use name::{Name, PART_PREFIX, RESERVED_PREFIX, TEMP_PREFIX, validate_name};
 pub use pending::{BUFFERED_MAX, DirUpload};
@@ -29,7 +32,8 @@ pub use s3::{S3Config, S3Store};
 pub use temps::PartialLimits;
 
 use crate::error::Result;
-use crate::protocol::{Attrs, Entry};
+use crate::protocol::{Attrs, DIGEST_LEN, Entry};
+use crate::text::escape;
 
 /// A file opened for download.
 pub struct Source {
@@ -104,6 +108,21 @@ pub trait PendingFile: Write + Send + AsAny {
     fn set_attrs(&mut self, attrs: Attrs) {
         let _ = attrs;
     }
+
+    /// Tells the file the XXH3-128 of the bytes written to it, verified end to end, so that
+    /// a store that keeps digests ([`Store::digest`]) need not read the file for it. Call
+    /// it only with the verified digest of exactly the bytes written. The default ignores
+    /// it.
+    fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
+        let _ = digest;
+    }
+
+    /// Names the client address the upload comes from, so that a store keeping partials
+    /// can bound them per client ([`PartialLimits::max_per_peer`]): a partial kept
+    /// ([`PendingFile::keep`]) counts as that client's. The default ignores it.
+    fn set_peer(&mut self, peer: IpAddr) {
+        let _ = peer;
+    }
 }
 
 /// A resumable upload: where the rest goes, how many bytes are already held from an
@@ -169,6 +188,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`Error::NotFound`](crate::Error::NotFound) when there is no such file (or not a
     /// regular one); [`Error::Io`](crate::Error::Io).
     fn open(&self, name: &Name, offset: u64) -> Result<Source>;
+
+    /// The XXH3-128 of file `name`'s bytes (big-endian, as on the wire). A store may answer
+    /// a digest it kept when the file was committed ([`PendingFile::set_digest`]), but only
+    /// one it knows still describes the file; the default reads the file whole.
+    ///
+    /// # Errors
+    /// As [`Store::open`]; [`Error::Io`](crate::Error::Io) when reading fails.
+    fn digest(&self, name: &Name) -> Result<[u8; DIGEST_LEN]> {
+        let mut source = self.open(name, 0)?;
+        kept::hash_all(&mut source.reader)
+            .map_err(|e| crate::error::Error::io(format!("reading {}", escape(name)), e))
+    }
 
     /// Starts writing `name`, expected to be `size` bytes. Refuses early, before any data:
     /// an existing name, and (where the store can tell) a size beyond the free space.

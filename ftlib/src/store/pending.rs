@@ -4,15 +4,17 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::PendingFile;
 use super::dir::walk;
+use super::kept;
 use super::name::Name;
 use super::temps::{PartialLock, Temps};
 use crate::error::{Error, Result, Taken};
-use crate::protocol::Attrs;
+use crate::protocol::{Attrs, DIGEST_LEN};
 use crate::sys;
 use crate::sys::at::{DirFd, set_attrs};
 use crate::text::escape;
@@ -56,6 +58,9 @@ pub struct DirUpload {
     dir: Option<Arc<DirFd>>,
     /// The time and execute bit the file gets before it is synced.
     attrs: Option<Attrs>,
+    /// The verified digest of its bytes, kept with the file when it is synced
+    /// ([`super::kept`]).
+    digest: Option<[u8; DIGEST_LEN]>,
     temps: Arc<Temps>,
     name: Name,
     replace: bool,
@@ -78,6 +83,7 @@ impl DirUpload {
             tmp: PathBuf::new(),
             dir,
             attrs: None,
+            digest: None,
             temps: Arc::clone(temps),
             name: name.clone(),
             replace,
@@ -100,6 +106,7 @@ impl DirUpload {
             tmp: lock.path().to_owned(),
             dir,
             attrs: None,
+            digest: None,
             temps: Arc::clone(temps),
             name: name.clone(),
             replace,
@@ -126,6 +133,17 @@ impl DirUpload {
     /// Gives the file a modification time and execute bit, set before it is synced.
     pub fn set_attrs(&mut self, attrs: Attrs) {
         self.attrs = Some(attrs);
+    }
+
+    /// Records the verified digest of the bytes written, kept with the file when it is
+    /// synced (see [`PendingFile::set_digest`]).
+    pub fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
+        self.digest = Some(digest);
+    }
+
+    /// What the file gets once its bytes are final: attributes, then the kept digest.
+    fn last(&self) -> Last {
+        (self.attrs, self.digest)
     }
 
     /// Whether it was made by the store whose temporary files `temps` makes, so publishing
@@ -159,7 +177,7 @@ impl DirUpload {
             Data::Memory(_) => "writing",
             _ => "syncing",
         };
-        let attrs = self.attrs;
+        let attrs = self.last();
         let synced = match &mut self.data {
             Data::Memory(_) => self.materialize(true),
             Data::Named(file) | Data::Unnamed(file, _) => finish(file, attrs, true),
@@ -179,7 +197,7 @@ impl DirUpload {
     /// # Errors
     /// [`Error::Io`].
     pub(super) fn write_out(&mut self) -> Result<()> {
-        let attrs = self.attrs;
+        let attrs = self.last();
         let written = match &mut self.data {
             Data::Memory(_) => self.materialize(false),
             Data::Named(file) => finish(file, attrs, true),
@@ -212,7 +230,7 @@ impl DirUpload {
             match self.temps.create_unnamed(&dir) {
                 Ok(Some(mut file)) => {
                     file.write_all(&held)?;
-                    finish(&file, self.attrs, sync)?;
+                    finish(&file, self.last(), sync)?;
                     self.data = Data::Unnamed(file, held);
                     return Ok(());
                 }
@@ -228,7 +246,7 @@ impl DirUpload {
         }
         self.data = Data::Memory(held);
         self.spill()?;
-        let attrs = self.attrs;
+        let attrs = self.last();
         finish(self.file()?, attrs, sync)
     }
 
@@ -300,7 +318,7 @@ impl DirUpload {
                     }
                     drop(file);
                     self.data = Data::Memory(held);
-                    let attrs = self.attrs;
+                    let attrs = self.last();
                     self.spill()
                         .and_then(|()| finish(self.file()?, attrs, true))
                         .and_then(|()| self.publish_named(&dir))
@@ -417,11 +435,18 @@ impl DirUpload {
     }
 }
 
-/// Gives a written file its attributes, then makes it durable if `sync` (in that order:
-/// the attributes are metadata the sync covers).
-fn finish(file: &File, attrs: Option<Attrs>, sync: bool) -> io::Result<()> {
+/// What a written file gets before it is synced: its attributes and its verified digest.
+type Last = (Option<Attrs>, Option<[u8; DIGEST_LEN]>);
+
+/// Gives a written file its attributes, then its kept digest (sealed with the final size
+/// and time), then makes it durable if `sync` (in that order: both are metadata the sync
+/// covers).
+fn finish(file: &File, (attrs, digest): Last, sync: bool) -> io::Result<()> {
     if let Some(attrs) = attrs {
         set_attrs(file, Some((attrs.modified, attrs.nanos)), attrs.executable)?;
+    }
+    if let Some(digest) = digest {
+        kept::seal(file, &digest);
     }
     if sync {
         file.sync_all()?;
@@ -474,6 +499,16 @@ impl PendingFile for DirUpload {
 
     fn set_attrs(&mut self, attrs: Attrs) {
         DirUpload::set_attrs(self, attrs);
+    }
+
+    fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
+        DirUpload::set_digest(self, digest);
+    }
+
+    fn set_peer(&mut self, peer: IpAddr) {
+        if let Some(lock) = self.lock.as_mut() {
+            lock.set_peer(peer);
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! The hidden files a [`DirStore`](super::DirStore) writes before publishing: temporary
 //! files (named `.ft-tmp-PID-N-NANOS`, or unnamed where Linux allows), partials kept for a
 //! resume (`.ft-part-KEY`: locked while in use, kept only when they hold bytes, pruned by
-//! age, number and total size), and the clean-up of temporary files whose creating process
-//! is gone.
+//! age, number per client address, number and total size), and the clean-up of temporary
+//! files whose creating process is gone.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -215,25 +216,35 @@ pub struct PartialLimits {
     pub max_count: usize,
     /// The oldest partials are removed while all of them together are larger.
     pub max_bytes: u64,
+    /// Most partials kept for one client address (the address a partial's last upload came
+    /// from, [`PendingFile::set_peer`](super::PendingFile::set_peer)): beyond it, that
+    /// client's own oldest go first, so that one client cannot take the whole of
+    /// `max_count`. Partials whose client is not known (kept before a restart, or by a
+    /// caller that never said) count only towards the other limits.
+    pub max_per_peer: usize,
 }
 
 impl Default for PartialLimits {
-    /// A day, 1,000 partials, 16 GiB.
+    /// A day, 1,000 partials (100 per client address), 16 GiB.
     fn default() -> PartialLimits {
         PartialLimits {
             max_age: Duration::from_secs(24 * 3600),
             max_count: 1000,
             max_bytes: 16 * 1024 * 1024 * 1024,
+            max_per_peer: 100,
         }
     }
 }
 
-/// The partials of one directory: those in use (never pruned, never opened twice) and the
-/// limits on the rest.
+/// The partials of one directory: those in use (never pruned, never opened twice), the
+/// client each kept one is for, and the limits on the rest.
 #[derive(Debug)]
 pub(super) struct Partials {
     root: PathBuf,
     active: Mutex<HashSet<PathBuf>>,
+    /// The client address of each kept partial whose client is known (in memory: a restart
+    /// forgets them). Entries of partials gone from the directory are dropped at each prune.
+    owners: Mutex<HashMap<PathBuf, IpAddr>>,
     limits: Mutex<PartialLimits>,
 }
 
@@ -242,8 +253,13 @@ impl Partials {
         Partials {
             root,
             active: Mutex::default(),
+            owners: Mutex::default(),
             limits: Mutex::default(),
         }
+    }
+
+    fn owners(&self) -> MutexGuard<'_, HashMap<PathBuf, IpAddr>> {
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn active(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
@@ -264,12 +280,14 @@ impl Partials {
         Some(PartialLock {
             partials: Arc::clone(self),
             path,
+            peer: None,
         })
     }
 
-    /// Removes partials untouched for longer than the limit, then the oldest ones while
-    /// there are more than the count limit or all together exceed the size limit; partials
-    /// in use are left alone.
+    /// Removes partials untouched for longer than the limit, then each client's oldest
+    /// while it has more than the per-client limit, then the oldest ones while there are
+    /// more than the count limit or all together exceed the size limit; partials in use are
+    /// left alone.
     pub(super) fn prune(&self) {
         let limits = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(dir) = fs::read_dir(&self.root) else {
@@ -301,6 +319,7 @@ impl Partials {
         }
         // Oldest first (ties by name, so the same ones go whatever the listing order).
         kept.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
+        let kept = self.prune_per_peer(kept, limits.max_per_peer);
         let mut count = kept.len();
         let mut total: u64 = kept.iter().map(|k| k.1).sum();
         for (_, len, path) in kept {
@@ -319,14 +338,61 @@ impl Partials {
     }
 }
 
+/// A kept partial as pruning sees it: age, length, path.
+type Kept = (Duration, u64, PathBuf);
+
+impl Partials {
+    /// Of `kept` (oldest first), removes each client's oldest while it has more than
+    /// `max_per_peer`; returns those left, in the same order. Forgets the clients of
+    /// partials no longer there.
+    fn prune_per_peer(&self, kept: Vec<Kept>, max_per_peer: usize) -> Vec<Kept> {
+        let mut owners = self.owners();
+        let present: HashSet<&PathBuf> = kept.iter().map(|k| &k.2).collect();
+        // Not listed: gone, aged out, or in use (whose next keep says its client again).
+        owners.retain(|path, _| present.contains(path));
+        let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
+        for peer in owners.values() {
+            *per_peer.entry(*peer).or_default() += 1;
+        }
+        let mut left = Vec::with_capacity(kept.len());
+        for item in kept {
+            let over = owners
+                .get(&item.2)
+                .and_then(|peer| per_peer.get_mut(peer))
+                .filter(|n| **n > max_per_peer);
+            let Some(n) = over else {
+                left.push(item);
+                continue;
+            };
+            match fs::remove_file(&item.2) {
+                // Could not be removed: it still counts.
+                Err(e) if e.kind() != io::ErrorKind::NotFound => left.push(item),
+                _ => {
+                    *n -= 1;
+                    owners.remove(&item.2);
+                }
+            }
+        }
+        left
+    }
+}
+
 /// Marks a partial as in use until dropped.
 #[derive(Debug)]
 pub(super) struct PartialLock {
     partials: Arc<Partials>,
     path: PathBuf,
+    /// The client address the transfer comes from, if known: the partial is counted as
+    /// theirs once kept.
+    peer: Option<IpAddr>,
 }
 
 impl PartialLock {
+    /// Names the client the transfer comes from.
+    pub(super) fn set_peer(&mut self, peer: IpAddr) {
+        self.peer = Some(peer);
+    }
+
     /// The partial's file.
     pub(super) fn path(&self) -> &Path {
         &self.path
@@ -340,6 +406,12 @@ impl PartialLock {
         if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
             let _ = fs::remove_file(&self.path);
         }
+        let mut owners = self.partials.owners();
+        match self.peer {
+            Some(peer) => owners.insert(self.path.clone(), peer),
+            None => owners.remove(&self.path),
+        };
+        drop(owners);
         let partials = Arc::clone(&self.partials);
         drop(self);
         partials.prune();
@@ -354,6 +426,8 @@ impl Drop for PartialLock {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use ft_testutil::{partials as partials_in, temp_files};
 
     use super::*;
@@ -403,6 +477,7 @@ mod tests {
             max_age: Duration::from_secs(3600),
             max_count: 1000,
             max_bytes: 0,
+            max_per_peer: 100,
         });
         let lock = partials.lock("k").expect("free");
         fs::write(lock.path(), b"held").expect("write");
@@ -449,5 +524,40 @@ mod tests {
         fs::write(full.path(), b"6").expect("write");
         full.release_and_prune();
         assert_eq!(partials_in(dir.path()), names(&["4", "6"]));
+    }
+
+    /// Beyond the per-client limit a client's own oldest partials go, not another's; a
+    /// partial whose client is not known counts only towards the other limits.
+    #[test]
+    fn partials_beyond_the_per_peer_limit_go_oldest_first_for_that_client_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let partials = Arc::new(Partials::new(dir.path().to_owned()));
+        partials.set_limits(PartialLimits {
+            max_per_peer: 2,
+            ..PartialLimits::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "2001:db8::1".parse().expect("ip");
+        fs::write(dir.path().join(format!("{PART_PREFIX}u0")), b"unknown").expect("write");
+        for (key, peer) in [("a1", a), ("b1", b), ("a2", a), ("a3", a), ("a4", a)] {
+            std::thread::sleep(Duration::from_millis(10));
+            let mut lock = partials.lock(key).expect("free");
+            fs::write(lock.path(), key).expect("write");
+            lock.set_peer(peer);
+            lock.release_and_prune();
+        }
+        let names = |keys: &[&str]| -> Vec<String> {
+            keys.iter().map(|k| format!("{PART_PREFIX}{k}")).collect()
+        };
+        assert_eq!(partials_in(dir.path()), names(&["a3", "a4", "b1", "u0"]));
+        // Taken over by another client: it counts as that client's from then on.
+        let mut lock = partials.lock("a4").expect("free");
+        lock.set_peer(b);
+        lock.release_and_prune();
+        let mut lock = partials.lock("b2").expect("free");
+        fs::write(lock.path(), b"b2").expect("write");
+        lock.set_peer(b);
+        lock.release_and_prune();
+        assert_eq!(partials_in(dir.path()), names(&["a3", "a4", "b2", "u0"]));
     }
 }
