@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
-use ftlib::{DirStore, Identity, PartialLimits, Role, Server, ServerConfig, Users};
+use ftlib::{Identity, PartialLimits, Role, Server, ServerConfig, Users};
 
 mod man;
 mod size;
+mod store;
 mod users;
 
 /// Writes a line on stderr, ignoring a closed or full stderr: a lost message must not stop
@@ -28,6 +29,7 @@ const EXAMPLES: &str = "\
 Examples:
   ftserver 6789                          serve ./server_data on all interfaces, port 6789, over TLS
   ftserver 6789 --plain                  without TLS: only on a network you trust
+  ftserver 6789 --store s3://files/team  serve the keys under team/ of bucket files (AWS_* variables)
   FT_PASSWORD=... ftserver --users users.txt --add-user alice --role write
                                          add (or replace) an account, then exit
   ftserver 6789 --users users.txt        only accounts get in: read may get and list, write may put
@@ -57,6 +59,20 @@ struct Args {
     /// Directory to serve; it must exist.
     #[arg(long, default_value = "server_data", value_name = "DIR")]
     root: PathBuf,
+    /// Serve an S3-compatible bucket (or the keys under PREFIX) instead of a directory.
+    /// Endpoint and credentials come from AWS_ENDPOINT, AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION (AWS_ALLOW_HTTP=true for a plain-HTTP
+    /// endpoint). Several servers may serve one bucket: none ever overwrites another's files.
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]", conflicts_with = "root")]
+    store: Option<String>,
+    /// With --store: seconds the object store may take to answer or to send more bytes before
+    /// the request fails (after a few retries), failing that transfer with kind `storage`.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    store_timeout: u64,
+    /// With --store: seconds after which a multipart upload that made no progress is taken as
+    /// abandoned (its server died) and aborted by any server on the bucket.
+    #[arg(long, default_value_t = 900, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    staged_expiry: u64,
     /// Address or host name to listen on (0.0.0.0 for all IPv4 interfaces, :: for IPv6,
     /// localhost for loopback only; a name is resolved and its first address that can be
     /// bound is used).
@@ -171,9 +187,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     // Required by clap unless --add-user, which returned above.
     let port = args.port.unwrap_or_default();
-    let store = DirStore::open(&args.root).map_err(|e| {
-        format!("cannot serve: {e}; create it, or choose another directory with --root")
-    })?;
+    let store = store::open(&args)?;
     let host = args.bind.trim_start_matches('[').trim_end_matches(']');
     let listener = ftlib::listen((host, port)).map_err(|e| {
         let hint = match e.kind() {
@@ -193,12 +207,6 @@ fn run(args: Args) -> Result<(), String> {
     })?;
     // What the warnings name: the port listened on, which PORT 0 leaves to the system.
     let port = listener.local_addr().map_or(port, |local| local.port());
-    store.set_partial_limits(PartialLimits {
-        max_age: Duration::from_secs(args.partial_max_age.saturating_mul(3600)),
-        max_count: args.partial_max_count,
-        max_bytes: args.partial_max_bytes,
-        max_per_peer: args.partial_max_per_peer,
-    });
     let mut config = ServerConfig::default();
     config.plain = args.plain;
     if !args.plain {
@@ -220,8 +228,8 @@ fn run(args: Args) -> Result<(), String> {
     config.read_only = args.read_only;
     // `Server::new` removes a crash's leftovers, before the first line promises a readable
     // directory free of them.
-    let server = Server::new(listener, store, config)
-        .map_err(|e| format!("cannot serve {}: {e}", args.root.display()))?;
+    let server = Server::with_shared_store(listener, store, config)
+        .map_err(|e| format!("cannot serve {}: {e}", store::describe(&args)))?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
 
     let stop = server.shutdown_handle();

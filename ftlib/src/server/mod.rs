@@ -216,6 +216,18 @@ impl Server {
         store: impl Store + 'static,
         config: ServerConfig,
     ) -> Result<Server> {
+        Server::with_shared_store(listener, Arc::new(store), config)
+    }
+
+    /// [`Server::new`] with a store chosen at run time (a directory or a bucket).
+    ///
+    /// # Errors
+    /// As [`Server::new`].
+    pub fn with_shared_store(
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+    ) -> Result<Server> {
         let local = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listener's address", e))?;
@@ -238,7 +250,7 @@ impl Server {
         };
         Ok(Server {
             listener,
-            store: Arc::new(store),
+            store,
             config,
             shutdown: ShutdownHandle {
                 flag: Arc::new(AtomicBool::new(false)),

@@ -88,7 +88,8 @@ impl Listing {
                 name: self.open_dirs.join("/"),
                 kind: EntryKind::Dir,
                 size: 0,
-                modified: 0,
+                // S3 keeps no time for a prefix: that of the key that shows it.
+                modified: meta.last_modified.timestamp(),
                 executable: false,
             });
         }
