@@ -449,13 +449,17 @@ impl Error {
             Error::Closed(_) | Error::Network { .. } | Error::Resolve(_) | Error::NotConnected => {
                 ErrorKind::Connection
             }
-            Error::Io { source, .. } => match source.kind() {
-                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::NoSpace,
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                    ErrorKind::PermissionDenied
-                }
-                io::ErrorKind::FileTooLarge => ErrorKind::TooLarge,
-                _ => ErrorKind::Io,
+            // A store's own error passed through a writer or reader keeps its kind.
+            Error::Io { source, .. } => match source.get_ref().and_then(|e| e.downcast_ref()) {
+                Some(inner @ Error::Storage { .. }) => inner.kind(),
+                _ => match source.kind() {
+                    io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => ErrorKind::NoSpace,
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                        ErrorKind::PermissionDenied
+                    }
+                    io::ErrorKind::FileTooLarge => ErrorKind::TooLarge,
+                    _ => ErrorKind::Io,
+                },
             },
             Error::Storage { failure, .. } => match failure {
                 StorageFailure::Denied => ErrorKind::PermissionDenied,

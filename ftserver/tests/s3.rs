@@ -126,7 +126,7 @@ fn racing_uploads_through_two_servers_have_exactly_one_intact_winner() {
             winners.len(),
             1,
             "{size} bytes: {results:?}",
-            results = results.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()
+            results = results.iter().map(|(_, r)| *r).collect::<Vec<_>>()
         );
         for (_, result) in &results {
             if let Err(kind) = result {

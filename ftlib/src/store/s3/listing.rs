@@ -141,6 +141,7 @@ pub(super) struct Body {
     current: Bytes,
     timeout: Duration,
     name: String,
+    bucket: String,
 }
 
 impl Body {
@@ -148,12 +149,14 @@ impl Body {
         chunks: BoxStream<'static, object_store::Result<Bytes>>,
         timeout: Duration,
         name: String,
+        bucket: String,
     ) -> Body {
         Body {
             chunks,
             current: Bytes::new(),
             timeout,
             name,
+            bucket,
         }
     }
 }
@@ -166,18 +169,19 @@ impl Read for Body {
             let next = block_on(async move { tokio::time::timeout(timeout, chunks.next()).await });
             match next {
                 Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "the object store sent nothing of {} for {} s",
-                            self.name,
-                            self.timeout.as_secs()
-                        ),
-                    ));
+                    return Err(io::Error::other(crate::error::Error::Storage {
+                        bucket: self.bucket.clone(),
+                        doing: format!("reading {}", self.name),
+                        failure: crate::error::StorageFailure::Failed,
+                        detail: format!("no bytes came for {} s", self.timeout.as_secs()),
+                    }));
                 }
                 Ok(None) => return Ok(0),
                 Ok(Some(Ok(chunk))) => self.current = chunk,
-                Ok(Some(Err(e))) => return Err(io::Error::other(e)),
+                Ok(Some(Err(e))) => {
+                    let doing = format!("reading {}", self.name);
+                    return Err(io::Error::other(storage_error(&self.bucket, &doing, e)));
+                }
             }
         }
         let n = buf.len().min(self.current.len());

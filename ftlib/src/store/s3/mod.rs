@@ -30,7 +30,7 @@ use object_store::{
 use super::name::Name;
 use super::{PendingFile, Source, Store};
 use crate::error::{Error, Missing, Result, Taken};
-use crate::protocol::{Attrs, Entry, EntryKind};
+use crate::protocol::{Attrs, DIGEST_LEN, Entry, EntryKind};
 use http::{block_on, map_error, storage_error};
 use upload::S3Upload;
 
@@ -128,6 +128,9 @@ impl fmt::Debug for S3Store {
 /// User metadata keys (S3 `x-amz-meta-…`) holding a file's attributes.
 const META_MODIFIED: &str = "ft-modified";
 const META_EXECUTABLE: &str = "ft-executable";
+/// The XXH3-128 verified when a file was put in one request (hex). S3 objects are never
+/// changed in place (a new put replaces data and metadata together), so it stays true.
+const META_DIGEST: &str = "ft-xxh3";
 
 impl S3Store {
     /// Connects to the bucket of `config` and checks that it can be listed (the endpoint
@@ -304,11 +307,22 @@ impl Inner {
     }
 
     /// Puts a verified small file in one conditional request.
-    async fn put_new(&self, name: &Name, data: PutPayload, attrs: Option<Attrs>) -> Result<()> {
+    async fn put_new(
+        &self,
+        name: &Name,
+        data: PutPayload,
+        attrs: Option<Attrs>,
+        digest: Option<[u8; DIGEST_LEN]>,
+    ) -> Result<()> {
         self.check_file_place(name).await?;
+        let mut attributes = attributes(attrs);
+        if let Some(digest) = digest {
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            attributes.insert(Attribute::Metadata(META_DIGEST.into()), hex.into());
+        }
         let opts = PutOptions {
             mode: PutMode::Create,
-            attributes: attributes(attrs),
+            attributes,
             ..PutOptions::default()
         };
         match self.s3.put_opts(&self.key(name), data, opts).await {
@@ -362,6 +376,18 @@ fn attrs_of(attributes: &Attributes, last_modified: i64) -> Attrs {
         nanos,
         executable: get(META_EXECUTABLE).is_some_and(|v| v.as_ref() == "1"),
     }
+}
+
+/// A digest from its 32 hex digits.
+fn parse_digest(hex: &str) -> Option<[u8; DIGEST_LEN]> {
+    let mut digest = [0u8; DIGEST_LEN];
+    if hex.len() != 2 * DIGEST_LEN || !hex.is_ascii() {
+        return None;
+    }
+    for (byte, pair) in digest.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 fn now_secs() -> i64 {
@@ -426,6 +452,28 @@ impl Store for S3Store {
             name: name.to_string(),
             why: Missing::Absent,
         })
+    }
+
+    fn digest(&self, name: &Name) -> Result<[u8; DIGEST_LEN]> {
+        let inner = &self.inner;
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        let got = block_on(inner.s3.get_opts(&inner.key(name), opts))
+            .map_err(|e| map_error(inner.bucket(), name, "looking it up", e))?;
+        let kept = got
+            .attributes
+            .get(&Attribute::Metadata(META_DIGEST.into()))
+            .and_then(|hex| parse_digest(hex));
+        match kept {
+            Some(digest) => Ok(digest),
+            None => {
+                let mut source = self.open(name, 0)?;
+                crate::store::kept::hash_all(&mut source.reader)
+                    .map_err(|e| Error::io(format!("reading {name}"), e))
+            }
+        }
     }
 
     fn make_dir(&self, name: &Name) -> Result<bool> {
@@ -502,6 +550,7 @@ impl Store for S3Store {
                 got.into_stream(),
                 inner.config.timeout,
                 name.to_string(),
+                inner.config.bucket.clone(),
             )),
             size,
             modified: attrs.modified,

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::http::{block_on, map_error, spawn};
 use super::{Inner, attributes, raced};
 use crate::error::{Error, Result};
-use crate::protocol::Attrs;
+use crate::protocol::{Attrs, DIGEST_LEN};
 use crate::store::PendingFile;
 use crate::store::name::Name;
 
@@ -39,6 +39,7 @@ pub(super) struct S3Upload {
     inner: Arc<Inner>,
     name: Name,
     attrs: Option<Attrs>,
+    digest: Option<[u8; DIGEST_LEN]>,
     /// Bytes not sent yet: the whole file while it fits one part.
     buf: Vec<u8>,
     part_size: usize,
@@ -64,6 +65,7 @@ impl S3Upload {
             inner,
             name,
             attrs: None,
+            digest: None,
             buf: Vec::new(),
             part_size,
             multipart: None,
@@ -138,7 +140,9 @@ impl S3Upload {
         let inner = Arc::clone(&self.inner);
         let data = std::mem::take(&mut self.buf);
         let Some(mut mp) = self.multipart.take() else {
-            return inner.put_new(&self.name, data.into(), self.attrs).await;
+            return inner
+                .put_new(&self.name, data.into(), self.attrs, self.digest)
+                .await;
         };
         let result = async {
             if !data.is_empty() {
@@ -245,6 +249,12 @@ impl PendingFile for S3Upload {
 
     fn set_attrs(&mut self, attrs: Attrs) {
         self.attrs = Some(attrs);
+    }
+
+    /// Kept with a file put in one request; a multipart upload's metadata was fixed when
+    /// it started, before the digest was known, so its digest is computed when asked.
+    fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
+        self.digest = Some(digest);
     }
 }
 
