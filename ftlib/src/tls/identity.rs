@@ -118,18 +118,34 @@ impl Identity {
     pub fn load_or_create(dir: &Path) -> Result<(Identity, bool)> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
-        match (key_path.exists(), cert_path.exists()) {
-            (true, true) => Identity::load(&key_path, &cert_path).map(|id| (id, false)),
-            (false, false) => {
-                let identity = Identity::generate()?;
-                identity.save(dir, &key_path, &cert_path)?;
-                Ok((identity, true))
+        // Several servers started at once on one state directory (several in front of one
+        // bucket): one creates the identity, the others wait for its second file and use it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match (key_path.exists(), cert_path.exists()) {
+                (true, true) => {
+                    return Identity::load(&key_path, &cert_path).map(|id| (id, false));
+                }
+                (false, false) => {
+                    let identity = Identity::generate()?;
+                    match identity.save(dir, &key_path, &cert_path) {
+                        Ok(()) => return Ok((identity, true)),
+                        // Another process published its certificate first: use its identity.
+                        Err(Error::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                (true, false) | (false, true) if std::time::Instant::now() < deadline => {}
+                (true, false) | (false, true) => {
+                    return Err(Error::Config(format!(
+                        "{} holds only one of {KEY_FILE} and {CERT_FILE}: restore the other, \
+                         or remove both to create a new identity (clients will see it change)",
+                        dir.display()
+                    )));
+                }
             }
-            (true, false) | (false, true) => Err(Error::Config(format!(
-                "{} holds only one of {KEY_FILE} and {CERT_FILE}: restore the other, or \
-                 remove both to create a new identity (clients will see it change)",
-                dir.display()
-            ))),
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
@@ -199,20 +215,34 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
-/// Writes a file that must not exist yet, with `mode`, durably.
+/// Writes a file that must not exist yet, with `mode`, durably, and whole before it appears
+/// under its name (written under a temporary name, then linked, which fails if the name is
+/// taken: a process reading it never sees it half written).
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
     #[cfg(not(unix))]
     let _ = mode;
-    let mut file = options
-        .open(path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+    let written = options
+        .open(&tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))
+        .and_then(|mut file| {
+            file.write_all(bytes)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))
+        })
+        .and_then(|()| {
+            fs::hard_link(&tmp, path)
+                .map_err(|e| Error::io(format!("creating {}", path.display()), e))
+        });
+    let _ = fs::remove_file(&tmp);
+    written
 }
 
 /// Refuses a key file that others may read, as ssh does.
@@ -303,6 +333,38 @@ mod tests {
             let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
             assert_eq!(mode(&state.join(KEY_FILE)), 0o600);
             assert_eq!(mode(&state), 0o700);
+        }
+    }
+
+    /// Servers started together on one state directory end up with one identity.
+    #[test]
+    fn servers_starting_at_once_share_the_identity_one_of_them_created() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, barrier) = (dir.path().join("state"), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Identity::load_or_create(&path).expect("load or create")
+                    })
+                })
+                .collect();
+            let made: Vec<_> = handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect();
+            assert_eq!(made.iter().filter(|(_, created)| *created).count(), 1);
+            assert!(
+                made.iter()
+                    .all(|(id, _)| id.fingerprint() == made[0].0.fingerprint())
+            );
+            let names: Vec<_> = fs::read_dir(dir.path().join("state"))
+                .expect("read")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
         }
     }
 
