@@ -79,6 +79,7 @@ fn s3_store() -> Fixture {
         leftovers: Box::new(move || {
             let mut left = seaweed.uploads_in_progress(&bucket);
             left.extend(seaweed.hidden_keys(&bucket, "served/.ft-stage"));
+            left.extend(seaweed.hidden_keys(&bucket, "served/.ft-claim"));
             left
         }),
         _guard: Box::new(()),

@@ -49,7 +49,7 @@ and port, user (`-` without a login), operation, file name, bytes, duration, the
 `success` or `failure KIND: MESSAGE`. Ctrl-C or SIGTERM stops the server
 gracefully: transfers in progress get a few seconds to finish; a second Ctrl-C exits at once.";
 
-/// Serve one directory over the ft protocol.
+/// Serve one directory (or an S3-compatible bucket) over the ft protocol.
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = EXAMPLES)]
 struct Args {

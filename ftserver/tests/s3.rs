@@ -99,7 +99,19 @@ fn racing_uploads_through_two_servers_have_exactly_one_intact_winner() {
         (servers[1].addr, pinned(&servers[1])),
     ]);
     // Small files (one conditional PutObject) and multipart ones (conditional completion).
-    for (round, size) in [(0u64, 40_000usize), (1, 9 * 1024 * 1024)] {
+    // Several multipart rounds, then mixed ones: SeaweedFS's own conditional completion lets
+    // two racers win in about one round of five, and a put racing a completion too (see
+    // ftlib/src/store/s3/stage.rs, `claim`).
+    let multipart = 8 * 1024 * 1024 + 1_000;
+    for (round, size) in [
+        (0u64, 40_000usize),
+        (1, multipart),
+        (2, multipart),
+        (3, multipart),
+    ]
+    .into_iter()
+    .chain((4..8).map(|r| (r, multipart)))
+    {
         let name = format!("race-{round}");
         let racers = 4;
         let barrier = Arc::new(Barrier::new(racers));
@@ -108,11 +120,17 @@ fn racing_uploads_through_two_servers_have_exactly_one_intact_winner() {
                 let (configs, barrier, name) =
                     (Arc::clone(&configs), Arc::clone(&barrier), name.clone());
                 thread::spawn(move || {
+                    // From round 4 on, small and multipart racers for one name.
+                    let size = if round >= 4 && i % 2 == 0 {
+                        40_000
+                    } else {
+                        size
+                    };
                     let data = noise(size, round * 10 + i as u64);
                     let (addr, config) = configs[i % 2].clone();
                     let mut client = Client::connect(addr, config).expect("connect");
                     barrier.wait();
-                    let result = client.put_reader(&data[..], size as u64, &name, |_| {});
+                    let result = client.put_reader(&data[..], data.len() as u64, &name, |_| {});
                     (data, result.map_err(|e| e.kind()))
                 })
             })
@@ -140,6 +158,10 @@ fn racing_uploads_through_two_servers_have_exactly_one_intact_winner() {
         );
     }
     assert_eq!(seaweed.uploads_in_progress(&url[5..]), Vec::<String>::new());
+    assert_eq!(
+        seaweed.hidden_keys(&url[5..], ".ft-claim"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -90,8 +90,11 @@ impl Seaweed {
                 "-s3.port.lance=0",
                 "-master.telemetry=false",
             ])
-            .arg("-master.volumeSizeLimitMB=256")
-            .arg("-volume.max=0")
+            // Every bucket is a collection with volumes of its own (7 at first), and volume
+            // files grow only as they are written: many small volumes, so that dozens of
+            // test buckets never exhaust them (`-volume.max=0` would allow free space / 256 MB).
+            .arg("-master.volumeSizeLimitMB=64")
+            .arg("-volume.max=2000")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);

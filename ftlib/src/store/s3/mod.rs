@@ -267,14 +267,18 @@ impl Inner {
     }
 
     /// Refuses to put a file at `name` when a directory has that name or a file has the name
-    /// of a directory it needs (checked concurrently: one round trip). S3 itself would let
-    /// both exist; between servers racing for them, this check is not atomic.
-    async fn check_file_place(&self, name: &Name) -> Result<()> {
+    /// of a directory it needs, and with `own`, when a file has it already (checked
+    /// concurrently: one round trip). S3 itself would let both exist; between servers racing
+    /// for them, this check is not atomic (the conditional put is, for the name itself).
+    async fn check_file_place(&self, name: &Name, own: bool) -> Result<()> {
         let parents: Vec<String> = {
             let parts: Vec<&str> = name.components().collect();
             (1..parts.len()).map(|n| parts[..n].join("/")).collect()
         };
         let own = async {
+            if !own {
+                return Ok(());
+            }
             match self.s3.head(&self.key(name)).await {
                 Ok(_) => Err(Error::AlreadyExists {
                     name: name.to_string(),
@@ -306,15 +310,23 @@ impl Inner {
         futures::try_join!(own, dir, parents).map(|_| ())
     }
 
-    /// Puts a verified small file in one conditional request.
+    /// Puts a verified small file in one conditional request, holding the name's claim (see
+    /// [`Inner::claim`]); returns the claim, to be released by the caller, also on failure.
     async fn put_new(
         &self,
         name: &Name,
         data: PutPayload,
         attrs: Option<Attrs>,
         digest: Option<[u8; DIGEST_LEN]>,
-    ) -> Result<()> {
-        self.check_file_place(name).await?;
+    ) -> (Result<()>, Option<Path>) {
+        let claimed = async {
+            self.check_file_place(name, false).await?;
+            self.claim(name, "put").await
+        };
+        let claim = match claimed.await {
+            Ok(claim) => claim,
+            Err(e) => return (Err(e), None),
+        };
         let mut attributes = attributes(attrs);
         if let Some(digest) = digest {
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -325,10 +337,11 @@ impl Inner {
             attributes,
             ..PutOptions::default()
         };
-        match self.s3.put_opts(&self.key(name), data, opts).await {
+        let put = match self.s3.put_opts(&self.key(name), data, opts).await {
             Ok(_) => Ok(()),
             Err(e) => Err(raced(map_error(self.bucket(), name, "storing it", e))),
-        }
+        };
+        (put, Some(claim))
     }
 }
 
@@ -560,7 +573,7 @@ impl Store for S3Store {
     }
 
     fn create(&self, name: &Name, size: u64) -> Result<Box<dyn PendingFile>> {
-        block_on(self.inner.check_file_place(name))?;
+        block_on(self.inner.check_file_place(name, true))?;
         Ok(Box::new(S3Upload::new(
             Arc::clone(&self.inner),
             name.clone(),

@@ -11,7 +11,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMultipartOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMultipartOptions, PutPayload};
 use tokio::task::JoinHandle;
 
 use super::http::{block_on, map_error, spawn};
@@ -135,8 +135,20 @@ impl S3Upload {
     }
 
     /// Publishes the verified file: one conditional put, or the last part and a conditional
-    /// completion. Either way it fails `already-exists` if the name was taken meanwhile.
-    async fn finish(mut self: Box<Self>) -> Result<()> {
+    /// completion, either under the name's claim. Either way it fails `already-exists` if
+    /// the name was taken meanwhile.
+    async fn finish(self: Box<Self>) -> Result<()> {
+        let inner = Arc::clone(&self.inner);
+        let (result, claim) = self.finish_claimed().await;
+        if let Some(claim) = claim {
+            // Left behind, a sweep removes it after the expiry.
+            let _ = inner.s3.delete(&claim).await;
+        }
+        result
+    }
+
+    /// [`S3Upload::finish`], leaving the claim it took (if any) to the caller to release.
+    async fn finish_claimed(mut self: Box<Self>) -> (Result<()>, Option<Path>) {
         let inner = Arc::clone(&self.inner);
         let data = std::mem::take(&mut self.buf);
         let Some(mut mp) = self.multipart.take() else {
@@ -144,6 +156,7 @@ impl S3Upload {
                 .put_new(&self.name, data.into(), self.attrs, self.digest)
                 .await;
         };
+        let mut claim = None;
         let result = async {
             if !data.is_empty() {
                 let index = mp.done.len() + mp.in_flight.len();
@@ -156,25 +169,25 @@ impl S3Upload {
             while !mp.in_flight.is_empty() {
                 mp.settle_one(&inner, &self.name).await?;
             }
-            inner.check_file_place(&self.name).await?;
+            // The name itself is guarded by the claim and the conditional completion.
+            inner.check_file_place(&self.name, false).await?;
+            claim = Some(inner.claim(&self.name, &mp.id).await?);
             let parts = std::mem::take(&mut mp.done);
             inner
                 .s3
                 .complete_multipart(&mp.key, &mp.id, parts)
                 .await
+                .map(|_| ())
                 .map_err(|e| raced(map_error(inner.bucket(), &self.name, "completing it", e)))
         }
         .await;
         match result {
-            Ok(_) => {
+            Ok(()) => {
                 let _ = inner.s3.delete(&mp.marker).await;
-                Ok(())
             }
-            Err(e) => {
-                mp.abandon(&inner).await;
-                Err(e)
-            }
+            Err(_) => mp.abandon(&inner).await,
         }
+        (result, claim)
     }
 }
 
@@ -287,10 +300,17 @@ pub(super) fn commit_group(
     let uploads = files
         .into_iter()
         .filter_map(|file| file.into_any().downcast::<S3Upload>().ok());
-    block_on(
-        futures::stream::iter(uploads)
-            .map(S3Upload::finish)
+    block_on(async {
+        let finished: Vec<(Result<()>, Option<Path>)> = futures::stream::iter(uploads)
+            .map(S3Upload::finish_claimed)
             .buffered(GROUP_CONCURRENCY)
-            .collect(),
-    )
+            .collect()
+            .await;
+        let (results, claims): (Vec<_>, Vec<_>) = finished.into_iter().unzip();
+        // The group's claims go in bulk (one request per thousand); left behind, a sweep
+        // removes them after the expiry.
+        let claims = futures::stream::iter(claims.into_iter().flatten().map(Ok)).boxed();
+        let _: Vec<_> = inner.s3.delete_stream(claims).collect().await;
+        results
+    })
 }
