@@ -100,14 +100,23 @@ def free_ports(b, n: int) -> list[int]:
     return ports
 
 
+class EngineDied(Exception):
+    """SeaweedFS is gone: the workload stops, with a note (its log is kept)."""
+
+
 class Engine:
     """A SeaweedFS of its own: `server` (in run.py's registry, stopped with SIGKILL), the S3
     endpoint, the filer port (bucket creation, verification, deletion)."""
 
     def __init__(self, b, weed: str, work: Path):
         self.b = b
-        data = work / "weed-data"
+        data = work / "engine-data"
         data.mkdir(parents=True)
+        # Started through a link of another name: a `pkill weed` or `killall weed` meant for
+        # someone else's SeaweedFS on a shared machine (seen: SIGKILL mid-run) spares it.
+        link = work / "swfs-bench"
+        link.symlink_to(weed)
+        weed = str(link)
         self.data = data
         config = work / "s3.json"
         config.write_text(json.dumps({"identities": [{
@@ -145,15 +154,24 @@ class Engine:
             conn.request(method, path, headers=headers)
             r = conn.getresponse()
             return r.status, r.read()
+        except OSError as e:
+            self.check_alive()
+            raise self.b.RunFailed(f"SeaweedFS: {method} {path}: {e}") from None
         finally:
             conn.close()
+
+    def check_alive(self) -> None:
+        """Raises EngineDied when SeaweedFS has exited (every later run would fail)."""
+        if self.server.proc.poll() is not None:
+            raise EngineDied(f"SeaweedFS exited with {self.server.proc.returncode}; the end "
+                             f"of its log:\n{self.b.tail(self.server.logfile, 15)}")
 
     def ready(self) -> bool:
         self.server._alive()
         try:
             self.request("GET", "/", port=self.s3)
             return self.request("GET", "/buckets/", accept_json=True)[0] == 200
-        except OSError:
+        except self.b.RunFailed:
             return False
 
     def make_bucket(self, name: str) -> None:
@@ -178,6 +196,11 @@ class Engine:
         conn = http.client.HTTPConnection(self.b.HOST, self.filer, timeout=120)
         try:
             conn.request("GET", f"/buckets/{BUCKET}/{urllib.parse.quote(key)}")
+        except OSError as e:
+            conn.close()
+            self.check_alive()
+            raise self.b.RunFailed(f"SeaweedFS: reading {key}: {e}") from None
+        try:
             r = conn.getresponse()
             if r.status != 200:
                 r.read()
@@ -238,17 +261,27 @@ def workload_s3(b, args, tools, mem: Path, disk: Path) -> tuple[list[dict], list
            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
            "AWS_DEFAULT_REGION": "us-east-1"}
     aws = {k: v for k, v in env.items() if k.startswith("AWS_")}
+    results, targets = [], []
     try:
         engine.make_bucket(BUCKET)
-        results, targets = [], []
         for kind in ("big", "small"):
             rows = s3_rows(b, args, tools, engine, env, aws, builds, wm, kind)
-            b.interleave(rows, args.s3_reps, f"s3 {kind}")
-            out = b.summarize(rows, by_files=kind == "small")
-            for entry, row in zip(out, rows):
-                add_extras(entry, row, kind)
-            results += out
-            targets += compare(out, kind)
+            try:
+                b.interleave(rows, args.s3_reps, f"s3 {kind}")
+            finally:
+                out = b.summarize(rows, by_files=kind == "small")
+                for entry, row in zip(out, rows):
+                    add_extras(entry, row, kind)
+                results += out
+                targets += compare(out, kind)
+    except (EngineDied, b.RunFailed, subprocess.CalledProcessError) as e:
+        kept = Path(args.json).parent / "s3-weed.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(engine.server.logfile, kept)
+        rc = engine.server.proc.poll()
+        why = "" if isinstance(e, EngineDied) else (
+            "the setup failed" + ("" if rc is None else f" (SeaweedFS exited with {rc})") + ": ")
+        tools.note(f"s3: stopped early, {why}{e}\n(SeaweedFS's log: {kept})")
     finally:
         engine.server.stop()
         shutil.rmtree(wd, ignore_errors=True)
@@ -292,7 +325,12 @@ def s3_rows(b, args, tools, engine: Engine, env: dict, aws: dict, builds: list, 
         around the run."""
         os.sync()
         cpu0 = engine.cpu()
-        s = run()
+        try:
+            s = run()
+        except b.RunFailed:
+            engine.check_alive()
+            raise
+        engine.check_alive()
         s.engine_cpu = engine.cpu() - cpu0
         return s
 
