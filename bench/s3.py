@@ -112,8 +112,9 @@ class Engine:
         self.b = b
         data = work / "engine-data"
         data.mkdir(parents=True)
-        # Started through a link of another name: a `pkill weed` or `killall weed` meant for
-        # someone else's SeaweedFS on a shared machine (seen: SIGKILL mid-run) spares it.
+        # Started through a link of another name, so that a `pkill weed` or `killall weed`
+        # meant for someone else's SeaweedFS on a shared machine spares it (seen: killed
+        # mid-run, exit -9, no OOM, while another engineer restarted theirs).
         link = work / "swfs-bench"
         link.symlink_to(weed)
         weed = str(link)
