@@ -12,6 +12,7 @@ mod counting_alloc;
 mod data;
 mod dir;
 pub mod fake_server;
+#[cfg(unix)]
 pub mod seaweed;
 pub mod tls;
 
