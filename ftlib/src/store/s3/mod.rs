@@ -131,6 +131,9 @@ const META_EXECUTABLE: &str = "ft-executable";
 /// The XXH3-128 verified when a file was put in one request (hex). S3 objects are never
 /// changed in place (a new put replaces data and metadata together), so it stays true.
 const META_DIGEST: &str = "ft-xxh3";
+/// A random token of the upload that made the object: a retried request whose first attempt
+/// succeeded unseen (its answer lost) finds its own object there, not another upload's.
+const META_TOKEN: &str = "ft-upload";
 
 impl S3Store {
     /// Connects to the bucket of `config` and checks that it can be listed (the endpoint
@@ -318,16 +321,17 @@ impl Inner {
         data: PutPayload,
         attrs: Option<Attrs>,
         digest: Option<[u8; DIGEST_LEN]>,
+        token: &str,
     ) -> (Result<()>, Option<Path>) {
         let claimed = async {
             self.check_file_place(name, false).await?;
-            self.claim(name, "put").await
+            self.claim(name, token).await
         };
         let claim = match claimed.await {
             Ok(claim) => claim,
             Err(e) => return (Err(e), None),
         };
-        let mut attributes = attributes(attrs);
+        let mut attributes = attributes(attrs, token);
         if let Some(digest) = digest {
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
             attributes.insert(Attribute::Metadata(META_DIGEST.into()), hex.into());
@@ -339,9 +343,35 @@ impl Inner {
         };
         let put = match self.s3.put_opts(&self.key(name), data, opts).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(raced(map_error(self.bucket(), name, "storing it", e))),
+            Err(e) => {
+                let e = raced(map_error(self.bucket(), name, "storing it", e));
+                self.unless_ours(name, token, e).await
+            }
         };
         (put, Some(claim))
+    }
+
+    /// `Ok` when the object at `name` was made by the upload holding `token` (a retried
+    /// request after an unseen success), else `e`.
+    pub(super) async fn unless_ours(&self, name: &str, token: &str, e: Error) -> Result<()> {
+        if e.kind() != crate::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        match self.s3.get_opts(&self.key(name), opts).await {
+            Ok(got)
+                if got
+                    .attributes
+                    .get(&Attribute::Metadata(META_TOKEN.into()))
+                    .is_some_and(|t| t.as_ref() == token) =>
+            {
+                Ok(())
+            }
+            _ => Err(e),
+        }
     }
 }
 
@@ -359,9 +389,13 @@ fn raced(e: Error) -> Error {
     }
 }
 
-/// The user metadata that keeps `attrs` with the object.
-fn attributes(attrs: Option<Attrs>) -> Attributes {
+/// The user metadata that keeps `attrs` with the object, and the token of its upload.
+fn attributes(attrs: Option<Attrs>, token: &str) -> Attributes {
     let mut map = Attributes::new();
+    map.insert(
+        Attribute::Metadata(META_TOKEN.into()),
+        token.to_owned().into(),
+    );
     if let Some(attrs) = attrs {
         map.insert(
             Attribute::Metadata(META_MODIFIED.into()),
@@ -623,6 +657,48 @@ mod tests {
         }
     }
 
+    /// A request retried after its first attempt succeeded unseen (its answer lost) finds
+    /// its own object or claim and succeeds; another upload's still fails `already-exists`.
+    #[test]
+    fn a_retry_after_an_unseen_success_finds_its_own_object_and_claim() {
+        use ft_testutil::seaweed::Seaweed;
+        let seaweed = Seaweed::shared();
+        let mut config = S3Config::from_url(&format!("s3://{}", seaweed.bucket())).expect("url");
+        config.settings = seaweed.env();
+        let store = S3Store::open(config).expect("open");
+        let inner = &store.inner;
+        let name = Name::new("once.txt").expect("name");
+        let put = |token: &str| {
+            block_on(inner.put_new(&name, PutPayload::from_static(b"data"), None, None, token))
+        };
+        let (first, claim) = put("token-a");
+        first.expect("the first put");
+        // The claim is still held (not released): the same upload may take it again.
+        assert!(block_on(inner.claim(&name, "token-a")).is_ok());
+        let other = block_on(inner.claim(&name, "token-b")).map(|_| ());
+        assert_eq!(
+            other.map_err(|e| e.kind()),
+            Err(crate::ErrorKind::AlreadyExists)
+        );
+        if let Some(claim) = claim {
+            block_on(inner.s3.delete(&claim)).expect("release");
+        }
+        let (again, claim) = put("token-a");
+        again.expect("the retry of the same upload");
+        if let Some(claim) = claim {
+            block_on(inner.s3.delete(&claim)).expect("release");
+        }
+        let (theirs, _) = put("token-b");
+        assert_eq!(
+            theirs.map_err(|e| e.kind()),
+            Err(crate::ErrorKind::AlreadyExists)
+        );
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut store.open(&name, 0).expect("open").reader, &mut body)
+            .expect("read");
+        assert_eq!(body, b"data");
+    }
+
     #[test]
     fn attributes_round_trip_through_metadata() {
         let attrs = Attrs {
@@ -630,8 +706,8 @@ mod tests {
             nanos: 5,
             executable: true,
         };
-        assert_eq!(attrs_of(&attributes(Some(attrs)), 7), attrs);
-        let plain = attrs_of(&attributes(None), 7);
+        assert_eq!(attrs_of(&attributes(Some(attrs), "t"), 7), attrs);
+        let plain = attrs_of(&attributes(None, "t"), 7);
         assert_eq!(
             (plain.modified, plain.nanos, plain.executable),
             (7, 0, false)

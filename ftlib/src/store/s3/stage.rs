@@ -49,8 +49,8 @@ impl Inner {
 }
 
 impl Inner {
-    /// Claims `name` for completing multipart upload `upload_id`, with a conditional put of
-    /// a hidden key; `already-exists` when another upload holds the claim.
+    /// Claims `name` for the upload holding `token`, with a conditional put of a hidden key;
+    /// `already-exists` when another upload holds the claim.
     ///
     /// Why: S3 makes a conditional CompleteMultipartUpload atomic, but SeaweedFS (4.48) does
     /// not — of 4 completions of one key racing with `If-None-Match: *`, 2 or 3 succeeded in
@@ -58,7 +58,7 @@ impl Inner {
     /// (8 racers, 30 rounds, always one winner). So completions of one name are serialised
     /// by a conditional PutObject; the completion stays conditional for stores where it is
     /// atomic and against a file already there.
-    pub(super) async fn claim(&self, name: &str, upload_id: &str) -> Result<Path> {
+    pub(super) async fn claim(&self, name: &str, token: &str) -> Result<Path> {
         // Flat and short whatever the name (a key is at most 1,024 bytes): its XXH3-128. Two
         // names sharing a claim would only wait for each other, never overwrite.
         let hash = xxhash_rust::xxh3::xxh3_128(name.as_bytes());
@@ -67,15 +67,27 @@ impl Inner {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        let body = PutPayload::from(upload_id.as_bytes().to_vec());
+        let body = PutPayload::from(token.as_bytes().to_vec());
         match self.s3.put_opts(&claim, body, opts).await {
             Ok(_) => Ok(claim),
-            Err(e) => Err(super::raced(super::http::map_error(
-                self.bucket(),
-                name,
-                "claiming its name",
-                e,
-            ))),
+            Err(e) => {
+                // A retried claim whose first attempt succeeded unseen holds our token.
+                if let Ok(got) = self.s3.get(&claim).await {
+                    if got
+                        .bytes()
+                        .await
+                        .is_ok_and(|b| b.as_ref() == token.as_bytes())
+                    {
+                        return Ok(claim);
+                    }
+                }
+                Err(super::raced(super::http::map_error(
+                    self.bucket(),
+                    name,
+                    "claiming its name",
+                    e,
+                )))
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ pub(super) struct S3Upload {
     name: Name,
     attrs: Option<Attrs>,
     digest: Option<[u8; DIGEST_LEN]>,
+    /// This upload's random token, kept with its claim and its object.
+    token: String,
     /// Bytes not sent yet: the whole file while it fits one part.
     buf: Vec<u8>,
     part_size: usize,
@@ -66,6 +68,7 @@ impl S3Upload {
             name,
             attrs: None,
             digest: None,
+            token: random_id(),
             buf: Vec::new(),
             part_size,
             multipart: None,
@@ -111,7 +114,7 @@ impl S3Upload {
         let inner = &self.inner;
         let key = inner.key(&self.name);
         let opts = PutMultipartOptions {
-            attributes: attributes(self.attrs),
+            attributes: attributes(self.attrs, &self.token),
             ..PutMultipartOptions::default()
         };
         let id = inner
@@ -153,7 +156,13 @@ impl S3Upload {
         let data = std::mem::take(&mut self.buf);
         let Some(mut mp) = self.multipart.take() else {
             return inner
-                .put_new(&self.name, data.into(), self.attrs, self.digest)
+                .put_new(
+                    &self.name,
+                    data.into(),
+                    self.attrs,
+                    self.digest,
+                    &self.token,
+                )
                 .await;
         };
         let mut claim = None;
@@ -171,14 +180,15 @@ impl S3Upload {
             }
             // The name itself is guarded by the claim and the conditional completion.
             inner.check_file_place(&self.name, false).await?;
-            claim = Some(inner.claim(&self.name, &mp.id).await?);
+            claim = Some(inner.claim(&self.name, &self.token).await?);
             let parts = std::mem::take(&mut mp.done);
-            inner
-                .s3
-                .complete_multipart(&mp.key, &mp.id, parts)
-                .await
-                .map(|_| ())
-                .map_err(|e| raced(map_error(inner.bucket(), &self.name, "completing it", e)))
+            match inner.s3.complete_multipart(&mp.key, &mp.id, parts).await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let e = raced(map_error(inner.bucket(), &self.name, "completing it", e));
+                    inner.unless_ours(&self.name, &self.token, e).await
+                }
+            }
         }
         .await;
         match result {
