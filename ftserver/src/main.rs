@@ -168,7 +168,9 @@ fn parse() -> Result<Args, ExitCode> {
     } else if matches.get_flag("man") {
         out = man::page(Args::command()).into_bytes();
     } else {
-        return Ok(Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+        let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        warn_unused_with_store(&args, &matches);
+        return Ok(args);
     }
     let mut stdout = io::stdout().lock();
     match stdout.write_all(&out).and_then(|()| stdout.flush()) {
@@ -176,6 +178,28 @@ fn parse() -> Result<Args, ExitCode> {
         Err(e) => {
             warn!("ftserver: cannot write to stdout: {e}");
             Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Options that only a directory uses, given with --store: said once on stderr, not an
+/// error (the server would behave the same without them).
+fn warn_unused_with_store(args: &Args, matches: &clap::ArgMatches) {
+    if args.store.is_none() {
+        return;
+    }
+    for id in [
+        "partial_max_age",
+        "partial_max_bytes",
+        "partial_max_count",
+        "partial_max_per_peer",
+    ] {
+        if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+            warn!(
+                "ftserver: warning: --{} has no effect with --store: a bucket keeps no \
+                 partial uploads (an interrupted upload starts over)",
+                id.replace('_', "-")
+            );
         }
     }
 }

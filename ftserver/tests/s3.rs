@@ -331,3 +331,33 @@ fn an_unresponsive_engine_fails_the_transfer_in_bounded_time_and_the_server_reco
     assert_eq!(names, ["before.txt"]);
     put(&server, "during.txt", b"now").expect("put after the engine is back");
 }
+
+#[test]
+fn options_only_a_directory_uses_are_said_to_have_no_effect_with_a_bucket() {
+    let mut command = std::process::Command::new(ftserver());
+    let home = tempfile::tempdir().expect("home");
+    isolate(&mut command, home.path());
+    command
+        .args([
+            "0",
+            "--plain",
+            "--bind",
+            "127.0.0.1",
+            "--store",
+            "s3://some-bucket",
+        ])
+        .args(["--partial-max-count", "5", "--store-timeout", "2"])
+        .env("AWS_ENDPOINT", "http://127.0.0.1:9")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s");
+    let out = ft_testutil::run(command);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr
+            .contains("--partial-max-count has no effect with --store"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("--partial-max-age"), "{}", out.stderr);
+}
