@@ -63,6 +63,11 @@ impl Name {
         self.0.rsplit_once('/').map(|(parent, _)| parent)
     }
 
+    /// The directories the name lies in, from the top (`a`, then `a/b`, of `a/b/c`).
+    pub fn ancestors(&self) -> impl Iterator<Item = &str> {
+        self.0.match_indices('/').map(|(end, _)| &self.0[..end])
+    }
+
     /// The last component (`c` of `a/b/c`).
     pub fn leaf(&self) -> &str {
         self.0.rsplit_once('/').map_or(&self.0, |(_, leaf)| leaf)
@@ -196,6 +201,13 @@ mod tests {
     use super::*;
 
     /// One row per bad name; [`Name::new`] refuses each for the same reason.
+    #[test]
+    fn ancestors_are_the_directories_from_the_top() {
+        let name = |s: &str| Name::new(s).expect("valid");
+        assert_eq!(name("a/b/c").ancestors().collect::<Vec<_>>(), ["a", "a/b"]);
+        assert_eq!(name("top").ancestors().count(), 0);
+    }
+
     #[test]
     fn invalid_names() {
         let long = "a".repeat(256);

@@ -246,16 +246,16 @@ impl Inner {
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(map_error(self.bucket(), name, "looking it up", e)),
         }
-        if self.is_dir(name).await? {
-            return Ok(Some(Entry {
-                name: name.to_owned(),
-                kind: EntryKind::Dir,
-                size: 0,
-                modified: 0,
-                executable: false,
-            }));
-        }
-        Ok(None)
+        Ok(self.is_dir(name).await?.then(|| dir_entry(name)))
+    }
+
+    /// The HEAD of `name`'s object, with its user metadata (`object_store`'s `head` drops it).
+    async fn head_of(&self, name: &str) -> object_store::Result<object_store::GetResult> {
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        self.s3.get_opts(&self.key(name), opts).await
     }
 
     /// True when some key lies beneath `name/` (a directory exists as long as anything is
@@ -274,21 +274,10 @@ impl Inner {
     /// concurrently: one round trip). S3 itself would let both exist; between servers racing
     /// for them, this check is not atomic (the conditional put is, for the name itself).
     async fn check_file_place(&self, name: &Name, own: bool) -> Result<()> {
-        let parents: Vec<String> = {
-            let parts: Vec<&str> = name.components().collect();
-            (1..parts.len()).map(|n| parts[..n].join("/")).collect()
-        };
         let own = async {
-            if !own {
-                return Ok(());
-            }
-            match self.s3.head(&self.key(name)).await {
-                Ok(_) => Err(Error::AlreadyExists {
-                    name: name.to_string(),
-                    why: Taken::Exists,
-                }),
-                Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(map_error(self.bucket(), name, "looking it up", e)),
+            match own {
+                true => self.refuse_file_at(name, Taken::Exists).await,
+                false => Ok(()),
             }
         };
         let dir = async {
@@ -300,17 +289,23 @@ impl Inner {
             }
             Ok(())
         };
-        let parents = futures::future::try_join_all(parents.iter().map(|parent| async move {
-            match self.s3.head(&self.key(parent)).await {
-                Ok(_) => Err(Error::AlreadyExists {
-                    name: parent.clone(),
-                    why: Taken::NotADirectory,
-                }),
-                Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(map_error(self.bucket(), parent, "looking it up", e)),
-            }
-        }));
+        let parents = futures::future::try_join_all(
+            name.ancestors()
+                .map(|parent| self.refuse_file_at(parent, Taken::NotADirectory)),
+        );
         futures::try_join!(own, dir, parents).map(|_| ())
+    }
+
+    /// `already-exists` (`why`) when an object has the key of `path`.
+    async fn refuse_file_at(&self, path: &str, why: Taken) -> Result<()> {
+        match self.s3.head(&self.key(path)).await {
+            Ok(_) => Err(Error::AlreadyExists {
+                name: path.to_owned(),
+                why,
+            }),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(map_error(self.bucket(), path, "looking it up", e)),
+        }
     }
 
     /// Puts a verified small file in one conditional request, holding the name's claim (see
@@ -357,11 +352,7 @@ impl Inner {
         if e.kind() != crate::ErrorKind::AlreadyExists {
             return Err(e);
         }
-        let opts = GetOptions {
-            head: true,
-            ..GetOptions::default()
-        };
-        match self.s3.get_opts(&self.key(name), opts).await {
+        match self.head_of(name).await {
             Ok(got)
                 if got
                     .attributes
@@ -372,6 +363,17 @@ impl Inner {
             }
             _ => Err(e),
         }
+    }
+}
+
+/// The entry of directory `name` (S3 keeps no time for a key prefix).
+fn dir_entry(name: &str) -> Entry {
+    Entry {
+        name: name.to_owned(),
+        kind: EntryKind::Dir,
+        size: 0,
+        modified: 0,
+        executable: false,
     }
 }
 
@@ -476,11 +478,7 @@ impl Store for S3Store {
     fn stat(&self, name: &Name) -> Result<Entry> {
         let inner = &self.inner;
         let found = block_on(async {
-            let opts = GetOptions {
-                head: true,
-                ..GetOptions::default()
-            };
-            match inner.s3.get_opts(&inner.key(name), opts).await {
+            match inner.head_of(name).await {
                 Ok(got) => {
                     let attrs = attrs_of(&got.attributes, got.meta.last_modified.timestamp());
                     Ok(Some(Entry {
@@ -491,7 +489,9 @@ impl Store for S3Store {
                         executable: attrs.executable,
                     }))
                 }
-                Err(object_store::Error::NotFound { .. }) => inner.kind_of(name).await,
+                Err(object_store::Error::NotFound { .. }) => {
+                    Ok(inner.is_dir(name).await?.then(|| dir_entry(name)))
+                }
                 Err(e) => Err(map_error(inner.bucket(), name, "looking it up", e)),
             }
         })?;
@@ -503,11 +503,7 @@ impl Store for S3Store {
 
     fn digest(&self, name: &Name) -> Result<[u8; DIGEST_LEN]> {
         let inner = &self.inner;
-        let opts = GetOptions {
-            head: true,
-            ..GetOptions::default()
-        };
-        let got = block_on(inner.s3.get_opts(&inner.key(name), opts))
+        let got = block_on(inner.head_of(name))
             .map_err(|e| map_error(inner.bucket(), name, "looking it up", e))?;
         let kept = got
             .attributes
@@ -526,14 +522,13 @@ impl Store for S3Store {
     fn make_dir(&self, name: &Name) -> Result<bool> {
         let inner = &self.inner;
         block_on(async {
-            let parts: Vec<&str> = name.components().collect();
-            for n in 1..=parts.len() {
-                let path = parts[..n].join("/");
-                match inner.kind_of(&path).await? {
+            let paths = name.ancestors().map(|p| (p, false));
+            for (path, last) in paths.chain([(name.as_str(), true)]) {
+                match inner.kind_of(path).await? {
                     Some(Entry {
                         kind: EntryKind::Dir,
                         ..
-                    }) if n == parts.len() => return Ok(false),
+                    }) if last => return Ok(false),
                     Some(Entry {
                         kind: EntryKind::Dir,
                         ..
@@ -541,7 +536,7 @@ impl Store for S3Store {
                     | None => {}
                     Some(_) => {
                         return Err(Error::AlreadyExists {
-                            name: path,
+                            name: path.to_owned(),
                             why: Taken::NotADirectory,
                         });
                     }

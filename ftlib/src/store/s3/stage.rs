@@ -96,27 +96,9 @@ impl Inner {
 /// (their server is gone), and removes the markers; returns how many went. Markers it
 /// cannot read are left for a later sweep.
 pub(super) async fn sweep(inner: &Inner) -> Result<usize> {
-    let dir = inner.key(STAGE_DIR);
-    let expiry = i64::try_from(inner.config.staged_expiry.as_secs()).unwrap_or(i64::MAX);
-    let now = now_secs();
-    let mut stale = Vec::new();
-    let mut markers = inner.s3.list(Some(&dir));
-    while let Some(meta) = markers.next().await {
-        let meta = meta.map_err(|e| storage_error(inner.bucket(), "listing staged uploads", e))?;
-        if now.saturating_sub(meta.last_modified.timestamp()) > expiry {
-            stale.push(meta.location);
-        }
-    }
+    let stale = stale_under(inner, STAGE_DIR, "listing staged uploads").await?;
     // Claims live for one completion; an old one is a crash's between claim and release.
-    let mut claims = inner.s3.list(Some(&inner.key(CLAIM_DIR)));
-    let mut stale_claims = Vec::new();
-    while let Some(meta) = claims.next().await {
-        let meta = meta.map_err(|e| storage_error(inner.bucket(), "listing claims", e))?;
-        if now.saturating_sub(meta.last_modified.timestamp()) > expiry {
-            stale_claims.push(meta.location);
-        }
-    }
-    for claim in stale_claims {
+    for claim in stale_under(inner, CLAIM_DIR, "listing claims").await? {
         let _ = inner.s3.delete(&claim).await;
     }
     let mut removed = 0;
@@ -140,6 +122,21 @@ pub(super) async fn sweep(inner: &Inner) -> Result<usize> {
         }
     }
     Ok(removed)
+}
+
+/// The keys under the hidden directory `dir` not written for longer than the staged expiry.
+async fn stale_under(inner: &Inner, dir: &str, doing: &str) -> Result<Vec<Path>> {
+    let expiry = i64::try_from(inner.config.staged_expiry.as_secs()).unwrap_or(i64::MAX);
+    let now = now_secs();
+    let mut stale = Vec::new();
+    let mut keys = inner.s3.list(Some(&inner.key(dir)));
+    while let Some(meta) = keys.next().await {
+        let meta = meta.map_err(|e| storage_error(inner.bucket(), doing, e))?;
+        if now.saturating_sub(meta.last_modified.timestamp()) > expiry {
+            stale.push(meta.location);
+        }
+    }
+    Ok(stale)
 }
 
 /// Sweeps every half expiry while the store lives, so that an upload abandoned by a crashed
