@@ -38,6 +38,15 @@ fn client(server: &TestServer, cancel: &Arc<AtomicBool>) -> Client {
     Client::connect(server.addr, config).expect("connect")
 }
 
+/// A progress callback that sets `cancel` (as Ctrl-C does) once [`STOP_AT`] bytes moved.
+fn cancel_at_stop(cancel: &AtomicBool) -> impl FnMut(ftlib::Progress) + '_ {
+    move |p| {
+        if p.done >= STOP_AT {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Stops an upload of `name` as `how` says, part way through its body.
 fn stop_upload(server: &TestServer, name: &str, how: How) {
     let data = noise(usize::try_from(SIZE).expect("size"), 7);
@@ -46,11 +55,7 @@ fn stop_upload(server: &TestServer, name: &str, how: How) {
             let cancel = Arc::new(AtomicBool::new(false));
             let mut client = client(server, &cancel);
             let err = client
-                .put_reader(&data[..], SIZE, name, |p| {
-                    if p.done >= STOP_AT {
-                        cancel.store(true, Ordering::SeqCst);
-                    }
-                })
+                .put_reader(&data[..], SIZE, name, cancel_at_stop(&cancel))
                 .expect_err("interrupted");
             assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
         }
@@ -76,11 +81,7 @@ fn stop_download(server: &TestServer, name: &str, how: How) {
             let cancel = Arc::new(AtomicBool::new(false));
             let mut client = client(server, &cancel);
             let err = client
-                .get_into(name, &mut std::io::sink(), |p| {
-                    if p.done >= STOP_AT {
-                        cancel.store(true, Ordering::SeqCst);
-                    }
-                })
+                .get_into(name, &mut std::io::sink(), cancel_at_stop(&cancel))
                 .expect_err("interrupted");
             assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
         }
