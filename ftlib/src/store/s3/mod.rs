@@ -366,6 +366,18 @@ impl Inner {
     }
 }
 
+/// A file opened for reading: `reader`, with the size and attributes `got` describes.
+fn source(reader: Box<dyn io::Read + Send>, got: &object_store::GetResult) -> Source {
+    let attrs = attrs_of(&got.attributes, got.meta.last_modified.timestamp());
+    Source {
+        reader,
+        size: got.meta.size,
+        modified: attrs.modified,
+        nanos: attrs.nanos,
+        executable: attrs.executable,
+    }
+}
+
 /// The entry of directory `name` (S3 keeps no time for a key prefix).
 fn dir_entry(name: &str) -> Entry {
     Entry {
@@ -573,32 +585,25 @@ impl Store for S3Store {
             }
         })?;
         let Some(got) = got else {
-            let source = self.open(name, 0)?;
-            if offset < source.size {
+            // Asked for the size alone: a HEAD, not a second download.
+            let head = block_on(inner.head_of(name))
+                .map_err(|e| map_error(inner.bucket(), name, "reading it", e))?;
+            if offset < head.meta.size {
                 return Err(Error::io(
                     format!("reading {name} from byte {offset}"),
                     io::Error::other("the object store refused the range"),
                 ));
             }
-            return Ok(Source {
-                reader: Box::new(io::empty()),
-                ..source
-            });
+            return Ok(source(Box::new(io::empty()), &head));
         };
-        let attrs = attrs_of(&got.attributes, got.meta.last_modified.timestamp());
-        let size = got.meta.size;
-        Ok(Source {
-            reader: Box::new(listing::Body::new(
-                got.into_stream(),
-                inner.config.timeout,
-                name.to_string(),
-                inner.config.bucket.clone(),
-            )),
-            size,
-            modified: attrs.modified,
-            nanos: attrs.nanos,
-            executable: attrs.executable,
-        })
+        let mut opened = source(Box::new(io::empty()), &got);
+        opened.reader = Box::new(listing::Body::new(
+            got.into_stream(),
+            inner.config.timeout,
+            name.to_string(),
+            inner.config.bucket.clone(),
+        ));
+        Ok(opened)
     }
 
     fn create(&self, name: &Name, size: u64) -> Result<Box<dyn PendingFile>> {
