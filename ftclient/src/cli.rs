@@ -117,10 +117,17 @@ pub(crate) enum Command {
         /// Put everything inside this directory on the server (created as needed).
         #[arg(long, value_name = "REMOTE_DIR")]
         to: Option<String>,
-        /// Continue an upload of the same file that was interrupted (the file is hashed
-        /// first; a changed file starts over). Without it, several files are pipelined.
-        #[arg(long)]
+        /// Send every file so that an interruption can be continued, whatever its size.
+        /// Without it, files of 16 MiB or more already are: each is hashed first, the
+        /// server keeps what arrived if the upload is cut, and running the same command
+        /// again sends only the rest (a changed file starts over); smaller files are
+        /// pipelined.
+        #[arg(long, conflicts_with = "no_resume")]
         resume: bool,
+        /// Start over: never continue what an interrupted upload left on the server, and
+        /// do not hash large files first (nothing is kept if this upload is cut).
+        #[arg(long)]
+        no_resume: bool,
         /// The name on the server, instead of the file's own (one FILE only).
         #[arg(long = "as", value_name = "NAME", conflicts_with = "recursive")]
         rename: Option<String>,
@@ -137,10 +144,16 @@ pub(crate) enum Command {
         /// it again after an interruption fetches only what is missing.
         #[arg(short, long)]
         recursive: bool,
-        /// Keep a hidden partial file if the download is interrupted, and continue from one
-        /// left by an earlier `get --resume` (if the server's file still starts with it).
-        #[arg(long)]
+        /// Keep a hidden partial file if the download of any file is interrupted, whatever
+        /// its size. Without it, files of 16 MiB or more already keep one; either way the
+        /// next `get` of the same file continues it, once the server's file is found to
+        /// still start with those bytes (otherwise it starts over).
+        #[arg(long, conflicts_with = "no_resume")]
         resume: bool,
+        /// Start over: discard what an interrupted download of these files kept, and keep
+        /// nothing if this one is cut.
+        #[arg(long)]
+        no_resume: bool,
     },
     /// List a directory on the server (default: the top), one name per line.
     List {

@@ -17,6 +17,8 @@ pub(crate) struct Target<'a> {
     pub dir: &'a Path,
     /// `--timeout`, in seconds.
     pub timeout: u64,
+    /// False with `--no-resume`: an interrupted transfer keeps nothing to continue.
+    pub resume: bool,
 }
 
 /// What to do after `error` in operation `op` (`Connect` for reaching the server), if
@@ -27,6 +29,7 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         port,
         dir,
         timeout,
+        resume,
     } = to;
     let dir = dir.display();
     // A kind the server reported is about the server's side, otherwise about ours.
@@ -97,6 +100,15 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         (_, ErrorKind::ChecksumMismatch | ErrorKind::SizeMismatch) => {
             "the data was damaged in transit and nothing was kept; try again".into()
         }
+        // Interrupted here (Ctrl-C): the server's cancelled means another client's doing.
+        (Op::Put | Op::Get, ErrorKind::Cancelled) if !remote && resume => {
+            "run the same command again to go on: a file of 16 MiB or more continues where \
+             it stopped"
+                .into()
+        }
+        (Op::Put | Op::Get, ErrorKind::Cancelled) if !remote => {
+            "run the same command again to start over".into()
+        }
         (_, ErrorKind::Busy | ErrorKind::ShuttingDown) => "try again later".into(),
         (_, ErrorKind::Timeout) => {
             format!("the server stopped answering; try again, or raise --timeout (now {timeout} s)")
@@ -132,6 +144,7 @@ mod tests {
             port: 6789,
             dir: Path::new("client_data"),
             timeout: 30,
+            resume: true,
         }
     }
 
@@ -242,6 +255,12 @@ mod tests {
             ),
             (Op::Put, remote(ErrorKind::ShuttingDown), "try again later"),
             (
+                Op::Put,
+                Error::Cancelled,
+                "run the same command again to go on",
+            ),
+            (Op::Get, Error::Cancelled, "continues where it stopped"),
+            (
                 Op::Get,
                 Error::Timeout(std::time::Duration::from_secs(30)),
                 "raise --timeout (now 30 s)",
@@ -271,6 +290,12 @@ mod tests {
             let got = hint(op, &error, to()).unwrap_or_default();
             assert!(got.contains(want), "{op} {error}: {got:?} lacks {want:?}");
         }
+        let starting_over = Target {
+            resume: false,
+            ..to()
+        };
+        let got = hint(Op::Get, &Error::Cancelled, starting_over).unwrap_or_default();
+        assert!(got.contains("start over"), "{got:?}");
     }
 
     #[test]
@@ -281,7 +306,8 @@ mod tests {
             message: message.into(),
         };
         for (op, error) in [
-            (Op::Put, Error::Cancelled),
+            (Op::List, Error::Cancelled),
+            (Op::Put, remote(ErrorKind::Cancelled)),
             (Op::Put, remote(ErrorKind::ReadOnly)),
             (Op::Get, remote(ErrorKind::Io)),
             // Remote already-exists on get is another transfer of the same file, not ours.

@@ -75,6 +75,18 @@ fn main() -> ExitCode {
     let mut config = ClientConfig::default();
     config.timeout = Duration::from_secs(args.timeout);
     config.cancel = Some(Arc::clone(&cancel));
+    if matches!(
+        args.command,
+        Command::Put {
+            no_resume: true,
+            ..
+        } | Command::Get {
+            no_resume: true,
+            ..
+        }
+    ) {
+        config.resume_from = None;
+    }
     if let Some(user) = &args.user {
         match password(user) {
             Ok(password) => {
@@ -94,6 +106,7 @@ fn main() -> ExitCode {
         (false, Some(fp)) => Trust::Pinned(fp),
         (false, None) => Trust::default(),
     };
+    let config_resumes = config.resume_from.is_some();
     let mut session = Session::new(&args.host, args.port, config);
     let host = session.host().to_owned();
     let target = Target {
@@ -101,6 +114,7 @@ fn main() -> ExitCode {
         port: args.port,
         dir: &args.dir,
         timeout: args.timeout,
+        resume: config_resumes,
     };
     let mut printer = Printer::new(&bars, args.json, target);
     if let Command::Get { names, .. } = &args.command {
@@ -185,6 +199,7 @@ fn run(
             names,
             resume,
             recursive,
+            ..
         } => {
             let dir = match DirStore::open(&args.dir) {
                 Ok(dir) => dir,
@@ -253,6 +268,7 @@ fn stream_misuse(command: &Command) -> Option<&'static str> {
             names,
             recursive,
             resume,
+            ..
         } if names.iter().any(|n| n == "-") => {
             if stdout_target(names).is_none() {
                 Some(

@@ -1,5 +1,6 @@
-//! `--resume` with the real processes: a transfer interrupted by Ctrl-C (SIGINT) keeps a
-//! hidden partial, and the next `--resume` run moves only the rest and ends byte-identical.
+//! Resuming with the real processes: a transfer of a large file (or any, with `--resume`)
+//! interrupted by Ctrl-C (SIGINT) or killed keeps a hidden partial, and the next run of the
+//! same command moves only the rest and ends byte-identical; `--no-resume` starts over.
 
 #![cfg(unix)]
 
@@ -65,63 +66,127 @@ fn signal_when(
     child.wait().expect("wait").code()
 }
 
+/// Polls `len()` (up to 10 s) until it says something.
+fn eventually(mut len: impl FnMut() -> Option<u64>) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = len();
+    while got.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        got = len();
+    }
+    got
+}
+
+/// The ways to ask for a download or upload that can be continued: `--resume` for any
+/// file, and nothing at all for a file of 16 MiB or more (this one is 48 MiB).
+const ASKED: [&[&str]; 2] = [&["--resume"], &[]];
+
 #[test]
 fn an_interrupted_get_resumes_with_only_the_rest() {
-    let f = Fixture::new();
-    let data = noise(SIZE, 1);
-    fs::write(f.served().join("big.bin"), &data).expect("write");
+    for asked in ASKED {
+        let f = Fixture::new();
+        let data = noise(SIZE, 1);
+        fs::write(f.served().join("big.bin"), &data).expect("write");
+        let args = [&["get"][..], asked, &["big.bin"]].concat();
 
-    let code = interrupt(&f, &["get", "--resume", "big.bin"], &f.local());
-    assert_eq!(code, Some(130), "Ctrl-C exits 130");
-    assert!(
-        !f.local().join("big.bin").exists(),
-        "nothing under the final name"
-    );
-    let kept = partial_len(&f.local()).expect("the partial is kept");
-    assert!(kept < SIZE as u64);
+        let code = interrupt(&f, &args, &f.local());
+        assert_eq!(code, Some(130), "{asked:?}: Ctrl-C exits 130");
+        assert!(
+            !f.local().join("big.bin").exists(),
+            "nothing under the final name"
+        );
+        let kept = partial_len(&f.local()).expect("the partial is kept");
+        assert!(kept < SIZE as u64);
 
-    let out = f.ft(&["get", "--resume", "big.bin"]);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let line = Line::parse(out.stdout.lines().next().expect("a report"));
-    assert_eq!(
-        line.count,
-        SIZE as u64 - kept,
-        "only the rest moved: {line:?}"
-    );
-    assert_eq!(fs::read(f.local().join("big.bin")).expect("read"), data);
-    assert_eq!(partial_len(&f.local()), None);
+        let out = f.ft(&args);
+        assert_eq!(out.code, Some(0), "{asked:?}: {out:?}");
+        let line = Line::parse(out.stdout.lines().next().expect("a report"));
+        assert_eq!(
+            line.count,
+            SIZE as u64 - kept,
+            "{asked:?}: only the rest moved: {line:?}"
+        );
+        assert_eq!(fs::read(f.local().join("big.bin")).expect("read"), data);
+        assert_eq!(partial_len(&f.local()), None);
+    }
 }
 
 #[test]
 fn an_interrupted_put_resumes_with_only_the_rest() {
-    let f = Fixture::new();
-    let data = noise(SIZE, 1);
-    fs::write(f.local().join("big.bin"), &data).expect("write");
+    for asked in ASKED {
+        let f = Fixture::new();
+        let data = noise(SIZE, 1);
+        fs::write(f.local().join("big.bin"), &data).expect("write");
+        let args = [&["put"][..], asked, &["big.bin"]].concat();
 
-    let code = interrupt(&f, &["put", "--resume", "big.bin"], &f.served());
-    assert_eq!(code, Some(130), "Ctrl-C exits 130");
-    assert!(
-        !f.served().join("big.bin").exists(),
-        "nothing visible on the server"
-    );
-    // The server keeps it once it has read the client's abort.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut kept = partial_len(&f.served());
-    while kept.is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-        kept = partial_len(&f.served());
+        let code = interrupt(&f, &args, &f.served());
+        assert_eq!(code, Some(130), "{asked:?}: Ctrl-C exits 130");
+        assert!(
+            !f.served().join("big.bin").exists(),
+            "nothing visible on the server"
+        );
+        // The server keeps it once it has read the client's abort.
+        let kept = eventually(|| partial_len(&f.served())).expect("the server kept the partial");
+
+        let out = f.ft(&args);
+        assert_eq!(out.code, Some(0), "{asked:?}: {out:?}");
+        let line = Line::parse(out.stdout.lines().next().expect("a report"));
+        assert!(
+            line.count <= SIZE as u64 - kept,
+            "{asked:?}: only the rest moved: {line:?}"
+        );
+        assert_eq!(f.served_bytes("big.bin"), data);
+        assert_eq!(partial_len(&f.served()), None);
     }
-    let kept = kept.expect("the server kept the partial");
+}
 
-    let out = f.ft(&["put", "--resume", "big.bin"]);
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let line = Line::parse(out.stdout.lines().next().expect("a report"));
-    assert!(
-        line.count <= SIZE as u64 - kept,
-        "only the rest moved: {line:?}"
-    );
-    assert_eq!(f.served_bytes("big.bin"), data);
-    assert_eq!(partial_len(&f.served()), None);
+/// After Ctrl-C, the report says how to go on; with `--no-resume` nothing is kept and the
+/// report says the next run starts over.
+#[test]
+fn the_report_of_an_interrupted_transfer_says_how_to_go_on() {
+    for (extra, says, kept) in [
+        (&[][..], "run the same command again to go on", true),
+        (
+            &["--no-resume"][..],
+            "run the same command again to start over",
+            false,
+        ),
+    ] {
+        let f = Fixture::new();
+        fs::write(f.served().join("big.bin"), noise(SIZE, 2)).expect("write");
+        let args = [&["get"][..], extra, &["big.bin"]].concat();
+        let mut child = Command::new(ftclient())
+            .args(f.args(&args))
+            .args(f.trust())
+            .current_dir(f.cwd())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ftclient");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let under_way = || {
+            partial_len(&f.local())
+                .or_else(|| temp_len(&f.local()))
+                .is_some_and(|len| len >= 4 << 20)
+        };
+        while !under_way() {
+            assert!(
+                Instant::now() < deadline,
+                "the transfer never got under way"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let pid = libc::pid_t::try_from(child.id()).expect("pid");
+        // SAFETY: kill with a live child's pid (not yet reaped, so not reused).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(130));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("cancelled"), "{stdout}");
+        assert!(stdout.contains(says), "{extra:?}: {stdout}");
+        assert_eq!(partial_len(&f.local()).is_some(), kept, "{extra:?}");
+    }
 }
 
 #[test]
@@ -177,50 +242,101 @@ fn temp_len(dir: &Path) -> Option<u64> {
         .map(|m| m.len())
 }
 
-/// A client killed outright (no chance to clean up) in the middle of an upload: the server
-/// removes the temporary file and the name stays free.
+/// A client killed outright (no chance to clean up) in the middle of an upload it did not
+/// make resumable (`--no-resume`): the server removes the temporary file and the name stays
+/// free. A plain upload of a large file is resumable: the server keeps what arrived, and
+/// the next plain run sends only the rest.
 #[test]
-fn a_client_killed_mid_upload_leaves_nothing_on_the_server() {
-    let f = Fixture::new();
-    let data = noise(SIZE, 1);
-    fs::write(f.local().join("big.bin"), &data).expect("write");
-    let code = signal_when(&f, &["put", "big.bin"], libc::SIGKILL, || {
-        temp_len(&f.served()).is_some_and(|len| len >= 4 << 20)
-    });
-    assert_eq!(code, None, "killed by the signal");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while temp_len(&f.served()).is_some() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+fn a_client_killed_mid_upload_leaves_nothing_or_a_partial_to_continue() {
+    for resumable in [false, true] {
+        let f = Fixture::new();
+        let data = noise(SIZE, 1);
+        fs::write(f.local().join("big.bin"), &data).expect("write");
+        let (args, held): (&[&str], fn(&Path) -> Option<u64>) = if resumable {
+            (&["put", "big.bin"], partial_len)
+        } else {
+            (&["put", "--no-resume", "big.bin"], temp_len)
+        };
+        let code = signal_when(&f, args, libc::SIGKILL, || {
+            held(&f.served()).is_some_and(|len| len >= 4 << 20)
+        });
+        assert_eq!(code, None, "killed by the signal");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while temp_len(&f.served()).is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            temp_len(&f.served()),
+            None,
+            "the server removed its temporary file"
+        );
+        assert!(!f.served().join("big.bin").exists());
+        let kept = partial_len(&f.served());
+        assert_eq!(kept.is_some(), resumable, "a partial only when resumable");
+        let out = f.ft(&["put", "big.bin"]);
+        assert_eq!(out.code, Some(0), "the name is free: {out:?}");
+        let line = Line::parse(out.stdout.lines().next().expect("a report"));
+        // The server may have written more after we looked (what was on its way).
+        let at_most = SIZE as u64 - kept.unwrap_or(0);
+        assert!(line.count <= at_most, "{line:?}, at most {at_most}");
+        if !resumable {
+            assert_eq!(line.count, SIZE as u64, "{line:?}");
+        }
+        assert_eq!(f.served_bytes("big.bin"), data);
+        assert_eq!(partial_len(&f.served()), None);
     }
-    assert_eq!(
-        temp_len(&f.served()),
-        None,
-        "the server removed its temporary file"
-    );
-    assert!(!f.served().join("big.bin").exists());
-    let out = f.ft(&["put", "big.bin"]);
-    assert_eq!(out.code, Some(0), "the name is free: {out:?}");
-    assert_eq!(f.served_bytes("big.bin"), data);
 }
 
-/// A client killed in the middle of a download leaves its temporary file (it had no chance
-/// to remove it); the next `ftclient get` in that directory removes it.
+/// A client killed in the middle of a download it did not make resumable leaves its
+/// temporary file (it had no chance to remove it); the next `ftclient get` in that
+/// directory removes it. A plain download of a large file goes into a partial from its
+/// first byte, so even a killed client's next run continues it.
 #[test]
-fn a_client_killed_mid_download_is_cleaned_up_by_the_next_run() {
+fn a_client_killed_mid_download_is_cleaned_up_or_continued_by_the_next_run() {
+    for resumable in [false, true] {
+        let f = Fixture::new();
+        let data = noise(SIZE, 1);
+        fs::write(f.served().join("big.bin"), &data).expect("write");
+        let (args, held): (&[&str], fn(&Path) -> Option<u64>) = if resumable {
+            (&["get", "big.bin"], partial_len)
+        } else {
+            (&["get", "--no-resume", "big.bin"], temp_len)
+        };
+        let code = signal_when(&f, args, libc::SIGKILL, || {
+            held(&f.local()).is_some_and(|len| len >= 4 << 20)
+        });
+        assert_eq!(code, None, "killed by the signal");
+        let kept = held(&f.local()).expect("the killed client's file");
+        assert!(!f.local().join("big.bin").exists());
+        let out = f.ft(&["get", "big.bin"]);
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let line = Line::parse(out.stdout.lines().next().expect("a report"));
+        let moved = if resumable {
+            SIZE as u64 - kept
+        } else {
+            SIZE as u64
+        };
+        assert_eq!(line.count, moved, "{line:?}");
+        assert_eq!(temp_len(&f.local()), None, "cleaned up");
+        assert_eq!(partial_len(&f.local()), None, "used up");
+        assert_eq!(fs::read(f.local().join("big.bin")).expect("read"), data);
+    }
+}
+
+/// `--no-resume` starts over: a download discards the partial an interrupted one kept.
+#[test]
+fn no_resume_starts_over() {
     let f = Fixture::new();
-    let data = noise(SIZE, 1);
+    let data = noise(SIZE, 3);
     fs::write(f.served().join("big.bin"), &data).expect("write");
-    let code = signal_when(&f, &["get", "big.bin"], libc::SIGKILL, || {
-        temp_len(&f.local()).is_some_and(|len| len >= 4 << 20)
-    });
-    assert_eq!(code, None, "killed by the signal");
-    assert!(
-        temp_len(&f.local()).is_some(),
-        "the killed client's temporary file"
-    );
-    assert!(!f.local().join("big.bin").exists());
-    let out = f.ft(&["get", "big.bin"]);
+    assert_eq!(interrupt(&f, &["get", "big.bin"], &f.local()), Some(130));
+    assert!(partial_len(&f.local()).is_some());
+    let out = f.ft(&["get", "--no-resume", "big.bin"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert_eq!(temp_len(&f.local()), None, "cleaned up");
+    let line = Line::parse(out.stdout.lines().next().expect("a report"));
+    assert_eq!(line.count, SIZE as u64, "all of it moved: {line:?}");
+    assert_eq!(partial_len(&f.local()), None, "the partial was discarded");
     assert_eq!(fs::read(f.local().join("big.bin")).expect("read"), data);
+    let refused = f.ft(&["get", "--resume", "--no-resume", "big.bin"]);
+    assert_eq!(refused.code, Some(2), "{refused:?}");
 }

@@ -76,7 +76,9 @@ mod transfer;
 mod trust;
 
 pub use accounts::Users;
-pub use client::{Client, ClientConfig, Credentials, Observer, Progress, Session, local_source};
+pub use client::{
+    Client, ClientConfig, Credentials, Observer, Progress, RESUME_FROM, Session, local_source,
+};
 pub use connection::{Connection, Transport};
 pub use error::{Changed, Error, IdentityChange, Missing, Result, Side, StorageFailure, Taken};
 pub use protocol::{Entry, EntryKind, ErrorKind, Password, Role};

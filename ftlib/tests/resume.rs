@@ -228,8 +228,12 @@ fn a_resumed_upload_whose_bytes_do_not_match_its_digest_is_refused_and_forgotten
     assert!(partials(server.root()).is_empty());
 }
 
+/// One partial is written by one upload at a time. A second upload of the same file from
+/// another address is refused while the first goes on; one from the same address (a retry
+/// after a cut the server has not noticed) takes over: the server closes the first
+/// connection, keeps what it wrote, and the retry continues from there.
 #[test]
-fn one_partial_cannot_be_written_by_two_uploads_at_once() {
+fn a_retry_from_the_same_client_takes_over_a_partial_another_client_cannot() {
     let server = TestServer::start();
     let digest = digest(b"0123456789");
     let request = Request::PutResumable {
@@ -240,18 +244,47 @@ fn one_partial_cannot_be_written_by_two_uploads_at_once() {
     let mut first = RawPeer::connect(server.addr);
     first.send(&request);
     assert_eq!(first.recv(), Response::ReadyFrom { offset: 0 });
-    let mut second = RawPeer::connect(server.addr);
-    second.send(&request);
-    match second.recv() {
+    first.send(&Body::Chunk(b"01234"));
+    // Written by the server before the cut.
+    let held = || {
+        partials(server.root())
+            .first()
+            .and_then(|name| fs::metadata(server.root().join(name)).ok())
+            .map(|meta| meta.len())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while held() != Some(5) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let elsewhere = "127.0.0.2".parse().expect("address");
+    let mut other = RawPeer::connect_from(server.addr, elsewhere);
+    other.send(&request);
+    match other.recv() {
         Response::Error { kind, message } => {
             assert_eq!(kind, ErrorKind::AlreadyExists);
             assert!(message.contains("right now"), "{message}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    first.send(&Body::Chunk(b"0123456789"));
-    first.send(&Body::End { digest });
-    assert_eq!(first.recv(), Response::Stored { size: 10 });
+
+    // The first client goes silent, its connection still open: a retry takes over.
+    let mut retry = RawPeer::connect(server.addr);
+    retry.send(&request);
+    assert_eq!(retry.recv(), Response::ReadyFrom { offset: 5 });
+    retry.send(&Body::Chunk(b"56789"));
+    retry.send(&Body::End { digest });
+    assert_eq!(retry.recv(), Response::Stored { size: 10 });
+    assert_eq!(
+        fs::read(server.root().join("same")).expect("read"),
+        b"0123456789"
+    );
+    assert!(partials(server.root()).is_empty());
+    // The first connection was closed under it.
+    match first.conn.recv::<Response>() {
+        Ok(None) | Err(_) => {}
+        Ok(Some(answer)) => panic!("the first connection got {answer:?}"),
+    }
 }
 
 #[test]

@@ -7,14 +7,17 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use super::exchange::{Sink, verdict};
+use super::exchange::{Keep, Sink, verdict};
 use super::local::{Local, local_attrs, open_local};
-use super::{Client, Progress};
+use super::{Client, Progress, download_key};
 use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
+use crate::text::escape;
 use crate::transfer::{self, Digest, Hooks, Received, Span};
+
+use xxhash_rust::xxh3::Xxh3;
 
 /// A pipelined upload sent and waiting for its verdict: its index, its size, and the digest
 /// its body ended with, or our own reason when we aborted it (the server's answer still
@@ -60,8 +63,8 @@ impl Client {
         }
         let mut window = VecDeque::new();
         for (i, source) in files.into_iter().enumerate() {
-            let opened = source.and_then(|(local, name)| Ok((open_local(&local)?, name)));
-            let ((mut file, size), name) = match opened {
+            let opened = source.and_then(|(local, name)| Ok((open_local(&local)?, name, local)));
+            let ((mut file, size), name, local) = match opened {
                 Ok(opened) => opened,
                 Err(e) => {
                     self.settle_puts(&mut window, 0, done);
@@ -69,6 +72,18 @@ impl Client {
                     continue;
                 }
             };
+            let resumable = self.version >= RESUME_VERSION
+                && self.config.resume_from.is_some_and(|from| size >= from);
+            if resumable {
+                // Large enough to be worth continuing if cut: hashed, then sent resumably.
+                self.settle_puts(&mut window, 0, done);
+                let path = local.path.clone();
+                let sent = self.put_resumable_opened(&path, (file, size), &name, &mut |p| {
+                    progress(i, p);
+                });
+                done(i, sent);
+                continue;
+            }
             if size > MAX_PIPELINED || self.version < RESUME_VERSION {
                 self.settle_puts(&mut window, 0, done);
                 let attrs = local_attrs(&file);
@@ -162,7 +177,8 @@ impl Client {
         done: &mut dyn FnMut(usize, Result<Received>),
     ) {
         // Requested downloads (or why one could not be requested), oldest first.
-        let mut window: VecDeque<(usize, Result<(Name, DirUpload)>)> = VecDeque::new();
+        let mut window: VecDeque<(usize, Result<Asked>)> = VecDeque::new();
+        let resume_from = self.config.resume_from;
         // Received ones (or why they failed), waiting for the group commit, and the bytes
         // the received ones hold.
         let mut group: Vec<(Item, Outcome)> = Vec::new();
@@ -177,11 +193,26 @@ impl Client {
                     next += 1;
                     let (remote, local) = names[i];
                     let asked = Name::new(remote).and_then(|name| {
-                        let mut upload = dir.create_file(&Name::new(local)?, overwrite)?;
-                        // Holds no directory handle while it waits its turn.
-                        upload.release();
-                        self.request_download(&name, None)?;
-                        Ok((name, upload))
+                        let local = Name::new(local)?;
+                        let key = download_key(&name, &local);
+                        let (upload, resume) = match resume_from {
+                            Some(_) => continued(dir, &key, &local, overwrite)?,
+                            None => {
+                                // Told to start over: what an earlier attempt kept goes.
+                                dir.discard_partial(&key);
+                                let mut upload = dir.create_file(&local, overwrite)?;
+                                // Holds no directory handle while it waits its turn.
+                                upload.release();
+                                (upload, None)
+                            }
+                        };
+                        self.request_download(&name, resume.as_ref())?;
+                        Ok(Asked {
+                            name,
+                            key,
+                            upload,
+                            resume,
+                        })
                     });
                     window.push_back((i, asked));
                 }
@@ -190,14 +221,30 @@ impl Client {
                 };
                 let mut each = |p| progress(i, p);
                 let mut digest = None;
-                let received = asked.and_then(|(name, mut upload)| {
-                    let got =
-                        self.receive_download(&name, None, Sink::Dir(dir, &mut upload), &mut each);
-                    upload.release();
-                    got.map(|got| {
-                        digest = Some(got.digest);
-                        (Box::new(upload) as Box<dyn PendingFile>, got.bytes)
-                    })
+                let received = asked.and_then(|asked| {
+                    let Asked {
+                        name,
+                        key,
+                        mut upload,
+                        resume,
+                    } = asked;
+                    let keep = resume_from.map(|from| Keep { key: &key, from });
+                    let sink = Sink::Dir(dir, &mut upload, keep);
+                    match self.receive_download(&name, resume, sink, &mut each) {
+                        Ok(got) => {
+                            upload.release();
+                            digest = Some(got.digest);
+                            Ok((Box::new(upload) as Box<dyn PendingFile>, got.bytes))
+                        }
+                        Err(e) => {
+                            // A partial cut short is kept to be continued (a temporary
+                            // file is removed).
+                            if e.kind().is_interruption() {
+                                upload.keep();
+                            }
+                            Err(e)
+                        }
+                    }
                 });
                 if let Ok((_, size)) = &received {
                     held = held.saturating_add(*size);
@@ -218,6 +265,44 @@ impl Client {
             commit_downloads(dir, &mut group, done);
         });
     }
+}
+
+/// A download requested: the server's name, the key of its partial file here, where it
+/// goes, and the bytes an earlier attempt kept (how many, and their digest state) when it
+/// continues them.
+struct Asked {
+    name: Name,
+    key: String,
+    upload: DirUpload,
+    resume: Option<(u64, Xxh3)>,
+}
+
+/// Where a download of `local` goes: into the partial `key` an earlier attempt kept, with
+/// the bytes it holds and their digest state, if there is one (and no other download uses
+/// it); otherwise a new file, released while it waits its turn.
+fn continued(
+    dir: &DirStore,
+    key: &str,
+    local: &Name,
+    overwrite: bool,
+) -> Result<(DirUpload, Option<(u64, Xxh3)>)> {
+    if dir.has_partial(key) {
+        if let Ok((partial, have)) = dir.open_partial(key, local, overwrite) {
+            let prefix = partial
+                .existing()
+                .and_then(|mut held| {
+                    transfer::hash_prefix(&mut held, have).map_err(|e| {
+                        Error::io(format!("reading the partial file of {}", escape(local)), e)
+                    })
+                })
+                .ok();
+            // Unreadable: started over (the partial is emptied when the answer comes).
+            return Ok((partial, Some((have, prefix.unwrap_or_else(Xxh3::new)))));
+        }
+    }
+    let mut upload = dir.create_file(local, overwrite)?;
+    upload.release();
+    Ok((upload, None))
 }
 
 /// A download of a group: its index, and the digest it was verified with once received.

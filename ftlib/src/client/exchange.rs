@@ -19,7 +19,16 @@ use crate::transfer::{self, Digest, Hooks, Received, Span};
 /// checked once the size is known).
 pub(super) enum Sink<'a> {
     Writer(&'a mut dyn Write),
-    Dir(&'a DirStore, &'a mut DirUpload),
+    Dir(&'a DirStore, &'a mut DirUpload, Option<Keep<'a>>),
+}
+
+/// A download into a directory that goes into the hidden partial `key` instead of a
+/// temporary file when the file has at least `from` bytes, so that it can be kept if cut
+/// ([`ClientConfig::resume_from`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Keep<'a> {
+    pub(super) key: &'a str,
+    pub(super) from: u64,
 }
 
 impl Client {
@@ -113,9 +122,12 @@ impl Client {
             };
             let writer: &mut dyn Write = match sink {
                 Sink::Writer(writer) => writer,
-                Sink::Dir(dir, upload) => {
+                Sink::Dir(dir, upload, keep) => {
                     if offset < had {
                         upload.restart()?;
+                    }
+                    if let Some(keep) = keep.filter(|k| had == 0 && size >= k.from) {
+                        dir.into_partial(upload, keep.key);
                     }
                     if let Some(attrs) = attrs {
                         upload.set_attrs(attrs);

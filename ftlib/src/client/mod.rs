@@ -60,7 +60,20 @@ pub struct ClientConfig {
     pub trust: Trust,
     /// The account to log in with, if any (over TLS only).
     pub login: Option<Credentials>,
+    /// Files of at least this many bytes are moved so that an interruption can be
+    /// continued, without asking for it: an upload is hashed first and sent resumably (the
+    /// server keeps a partial if it is cut), a download goes into a hidden partial file
+    /// that is kept if it is cut, and the next plain transfer of the same file continues
+    /// it. `None` never does (ftclient's `--no-resume`); the default is
+    /// [`RESUME_FROM`]. The calls named resumable, and the sessions' `resume` flag, do it
+    /// for every file whatever this says.
+    pub resume_from: Option<u64>,
 }
+
+/// The default [`ClientConfig::resume_from`]: 16 MiB. Hashing a file before sending it
+/// costs a read of it (about 0.1 s per GiB from the page cache here); below this size a
+/// cut transfer loses too little to pay for that, and small files keep being pipelined.
+pub const RESUME_FROM: u64 = 16 * 1024 * 1024;
 
 impl Default for ClientConfig {
     fn default() -> ClientConfig {
@@ -71,6 +84,7 @@ impl Default for ClientConfig {
             cancel: None,
             trust: Trust::default(),
             login: None,
+            resume_from: Some(RESUME_FROM),
         }
     }
 }
@@ -94,6 +108,17 @@ impl ClientConfig {
             trust,
             ..ClientConfig::default()
         }
+    }
+}
+
+/// The key of the hidden partial file a download of the server's `name` into the local
+/// `local` keeps (`.ft-part-KEY` in the local directory; PROTOCOL.md 12.1).
+pub(super) fn download_key(name: &Name, local: &Name) -> String {
+    // The same name as before issue 10 when the two agree, so older partials still count.
+    if local == name {
+        format!("{:032x}", xxh3_128(name.as_bytes()))
+    } else {
+        format!("{:032x}", xxh3_128(format!("{name}\0{local}").as_bytes()))
     }
 }
 
@@ -291,7 +316,12 @@ impl Client {
     ) -> Result<u64> {
         let name = Name::new(name)?;
         let mut upload = dir.create_file(&name, overwrite)?;
-        let got = self.download(&name, None, Sink::Dir(dir, &mut upload), &mut progress)?;
+        let got = self.download(
+            &name,
+            None,
+            Sink::Dir(dir, &mut upload, None),
+            &mut progress,
+        )?;
         upload.commit()?;
         Ok(got.bytes)
     }
@@ -329,17 +359,12 @@ impl Client {
         let name = Name::new(name)?;
         let local = Name::new(local)?;
         self.require(RESUME_VERSION, "resuming downloads")?;
-        // The same name as before issue 10 when the two agree, so older partials still count.
-        let key = if local == name {
-            format!("{:032x}", xxh3_128(name.as_bytes()))
-        } else {
-            format!("{:032x}", xxh3_128(format!("{name}\0{local}").as_bytes()))
-        };
+        let key = download_key(&name, &local);
         let (mut partial, have) = dir.open_partial(&key, &local, overwrite)?;
         let prefix = transfer::hash_prefix(&mut partial.existing()?, have)
             .map_err(|e| Error::io(format!("reading the partial file of {}", escape(&name)), e))?;
         let resume = Some((have, prefix));
-        match self.download(&name, resume, Sink::Dir(dir, &mut partial), progress) {
+        match self.download(&name, resume, Sink::Dir(dir, &mut partial, None), progress) {
             Ok(got) => {
                 partial.commit()?;
                 Ok(got)

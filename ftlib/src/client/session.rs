@@ -57,13 +57,33 @@ pub struct Session {
 /// What a batch's two callbacks share, as the batch holds both at once.
 struct Tally<'o> {
     observer: &'o mut dyn Observer,
-    /// When each item in flight started, and the bytes its last progress said.
-    live: HashMap<usize, (Instant, u64)>,
+    /// When each item in flight started, and the bytes this run moved by its last
+    /// progress (a continued transfer's first progress is its offset, moved earlier).
+    live: HashMap<usize, (Instant, Moved)>,
     /// Items never sent: the connection was gone before their turn.
     retry: Vec<usize>,
     /// Items refused because the name exists: skipped if the bytes there are the same.
     conflicts: Vec<(usize, Instant, Error)>,
     all_ok: bool,
+}
+
+/// The bytes one transfer moved in this run, from its progress: the first progress says
+/// where it starts (a continued transfer's offset, moved by an earlier run).
+#[derive(Debug, Default, Clone, Copy)]
+struct Moved {
+    from: Option<u64>,
+    done: u64,
+}
+
+impl Moved {
+    fn saw(&mut self, progress: Progress) {
+        self.from.get_or_insert(progress.done);
+        self.done = progress.done;
+    }
+
+    fn now(self) -> u64 {
+        self.done.saturating_sub(self.from.unwrap_or(0))
+    }
 }
 
 /// Compares an item that exists already with its source: `Ok(true)` when the bytes are
@@ -359,13 +379,13 @@ impl Session {
             }
             let client = self.connected(observer)?;
             let started = Instant::now();
-            let mut moved = 0;
+            let mut moved = Moved::default();
             let result = call(client, i, &mut |progress| {
-                moved = progress.done;
+                moved.saw(progress);
                 observer.progress(base + i, name, progress);
             });
-            // A failed transfer counts what moved before it failed.
-            let bytes = result.as_ref().map_or(moved, |got| got.bytes);
+            // A failed transfer counts what this run moved before it failed.
+            let bytes = result.as_ref().map_or(moved.now(), |got| got.bytes);
             let error = result.as_ref().err();
             let report = Report::new(client.peer(), op, Some(name), started, bytes, error)
                 .by(client.user())
@@ -413,8 +433,11 @@ impl Session {
             let mut progress = |k: usize, progress: Progress| {
                 let i = todo[k];
                 let mut tally = tally.borrow_mut();
-                let live = tally.live.entry(i).or_insert_with(|| (Instant::now(), 0));
-                live.1 = progress.done;
+                let live = tally
+                    .live
+                    .entry(i)
+                    .or_insert_with(|| (Instant::now(), Moved::default()));
+                live.1.saw(progress);
                 tally.observer.progress(base + i, &names[i], progress);
             };
             let mut done = |k: usize, result: Result<Received>| {
@@ -424,7 +447,10 @@ impl Session {
                     tally.retry.push(i);
                     return;
                 }
-                let (started, moved) = tally.live.remove(&i).unwrap_or_else(|| (Instant::now(), 0));
+                let (started, moved) = tally
+                    .live
+                    .remove(&i)
+                    .map_or_else(|| (Instant::now(), 0), |(at, moved)| (at, moved.now()));
                 if let Err(e) = result {
                     if is_conflict(op, &e) {
                         tally.conflicts.push((i, started, e));

@@ -2,6 +2,7 @@
 //! `Upload` carrying the file's time and execute bit), and a resumable upload that
 //! continues a partial the server kept of the same content.
 
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -102,8 +103,18 @@ impl Client {
     ) -> Result<Received> {
         self.may_put()?;
         self.require(RESUME_VERSION, "resuming uploads")?;
-        let path = local.path.as_path();
-        let (mut file, size) = open_local(local)?;
+        let opened = open_local(local)?;
+        self.put_resumable_opened(local.path.as_path(), opened, name, progress)
+    }
+
+    /// [`Client::put_resumable_named`] of the file at `path`, opened already (with its size).
+    pub(super) fn put_resumable_opened(
+        &mut self,
+        path: &Path,
+        (mut file, size): (File, u64),
+        name: &Name,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Received> {
         let attrs = local_attrs(&file);
         let context = || format!("reading {}", path.display());
         let (digest, hashed) =

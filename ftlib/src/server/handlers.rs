@@ -3,6 +3,7 @@
 //! request is answered now, or — a pipelined upload — received and left waiting for its
 //! group's commit.
 
+use std::net::TcpStream;
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -165,6 +166,9 @@ pub(super) struct Exchange<'a> {
     pub(super) moved: u64,
     /// The digest of the file a put stored or a get sent, for its report.
     pub(super) digest: Option<[u8; DIGEST_LEN]>,
+    /// The connection's socket, if it has one: closed when a newer attempt of its
+    /// resumable upload takes over.
+    pub(super) socket: Option<&'a TcpStream>,
 }
 
 /// A request's failure, and whether the client has already been told (inside a body or
@@ -209,6 +213,7 @@ pub(super) fn answer_now(
         version: s.version,
         moved: 0,
         digest: None,
+        socket: s.socket.as_ref(),
     };
     let result = serve(&mut exchange);
     let moved = exchange.moved;
@@ -451,11 +456,12 @@ mod tests {
                 },
                 reports: Arc::new(move |r: &Report| sink.lock().expect("reports").push(r.clone())),
                 registry: Arc::default(),
+                resuming: crate::server::takeover::Holders::default(),
                 tls: None,
                 throttle: crate::accounts::Throttle::new(),
             };
             let server = thread::spawn(move || {
-                session::serve(&ctx, server_end, &AtomicBool::new(false), false);
+                session::serve(&ctx, server_end, &AtomicBool::new(false), false, None);
             });
             let greeting = client.recv_hello().expect("greeting");
             assert_eq!(choose_version(greeting).expect("common version"), VERSION);

@@ -13,6 +13,7 @@ mod listen;
 mod pipeline;
 mod registry;
 mod session;
+mod takeover;
 mod tree;
 mod upload;
 
@@ -290,6 +291,7 @@ impl Server {
             shutdown: self.shutdown,
             reports: Arc::new(reports),
             registry: Arc::default(),
+            resuming: takeover::Holders::default(),
             tls: self.tls.map(|(config, _)| config),
             throttle: Throttle::new(),
         });
@@ -324,6 +326,8 @@ struct Ctx {
     shutdown: ShutdownHandle,
     reports: ReportSink,
     registry: Arc<Registry>,
+    /// Which connection continues each partial now (a newer attempt takes over).
+    resuming: takeover::Holders,
     /// The TLS configuration; `None` when plain.
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Slows down addresses that fail to log in.

@@ -34,12 +34,15 @@ pub(super) struct Session<'a> {
     pub(super) role: Option<Role>,
     /// True once a request was served: a login must come before.
     pub(super) began: bool,
+    /// The connection's socket, when it has one (to close it: [`super::takeover`]).
+    pub(super) socket: Option<TcpStream>,
 }
 
 /// Serves one accepted socket, holding its place in the registry until the end: opens TLS
 /// first unless the server is plain.
 pub(super) fn serve_tcp(ctx: &Ctx, stream: TcpStream, permit: Permit) {
     let timeout = ctx.config.idle_timeout;
+    let socket = stream.try_clone().ok();
     let opened = match &ctx.tls {
         None => Connection::tcp(stream, timeout).map_err(|e| Error::io("a new connection", e)),
         Some(config) => {
@@ -53,14 +56,20 @@ pub(super) fn serve_tcp(ctx: &Ctx, stream: TcpStream, permit: Permit) {
         }
     };
     if let Ok(conn) = opened {
-        serve(ctx, conn, permit.busy(), ctx.tls.is_some());
+        serve(ctx, conn, permit.busy(), ctx.tls.is_some(), socket);
     }
 }
 
 /// Serves one connection: the hello, then requests until the client leaves, the
 /// connection breaks or the server shuts down. `busy` tells the shutdown whether the
-/// connection is inside a request.
-pub(super) fn serve(ctx: &Ctx, mut conn: Connection, busy: &AtomicBool, secure: bool) {
+/// connection is inside a request; `socket`, if given, is the connection's TCP socket.
+pub(super) fn serve(
+    ctx: &Ctx,
+    mut conn: Connection,
+    busy: &AtomicBool,
+    secure: bool,
+    socket: Option<TcpStream>,
+) {
     let started = Instant::now();
     let version = match server_handshake(&mut conn) {
         Ok(version) => version,
@@ -89,6 +98,7 @@ pub(super) fn serve(ctx: &Ctx, mut conn: Connection, busy: &AtomicBool, secure: 
         user: None,
         role: ctx.config.anonymous,
         began: false,
+        socket,
     };
     session.serve_requests(busy);
     // Verified uploads are published even when nobody is left to hear it.

@@ -12,6 +12,7 @@ use super::Ctx;
 use super::handlers::{Exchange, Failed, Handled};
 use super::pipeline::Waiting;
 use super::session::{Access, Session, answer_error, gone_mid_body};
+use super::takeover::TAKEOVER_WAIT;
 use crate::connection::Connection;
 use crate::error::{Error, Result, Side};
 use crate::pipeline::Outcome;
@@ -65,14 +66,18 @@ pub(super) fn put_resumable(
     named: bool,
 ) -> Result<u64, Failed> {
     let checked = check_upload(ex.ctx, name, size)?;
+    let key = partial_key(name, size, &digest);
+    // A newer attempt of this upload from the same client takes over from a connection
+    // still holding the partial; held past the store's lock (dropped after it).
+    let _hold = ex
+        .ctx
+        .resuming
+        .hold(&key, ex.conn.peer().ip(), ex.socket, TAKEOVER_WAIT);
     let Resumable {
         mut upload,
         offset,
         mut existing,
-    } = ex
-        .ctx
-        .store
-        .create_resumable(&checked, size, &partial_key(name, size, &digest))?;
+    } = ex.ctx.store.create_resumable(&checked, size, &key)?;
     let prefix = transfer::hash_prefix(&mut existing, offset)
         .map_err(|e| Error::io(format!("reading the partial file of {}", escape(name)), e))?;
     drop(existing);

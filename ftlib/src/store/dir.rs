@@ -145,14 +145,7 @@ impl DirStore {
         name: &Name,
         replace: bool,
     ) -> Result<(DirUpload, u64)> {
-        // The key becomes part of a file name: only hex digits (ft's keys are digests), so
-        // no key from any caller can name another path.
-        if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Protocol(format!(
-                "a resumable upload's key must be 1 to 64 hex digits, not {}",
-                escape(key)
-            )));
-        }
+        check_key(key)?;
         let dir = self.upload_dir(name, replace)?;
         let Some(lock) = self.partials.lock(key) else {
             return Err(Error::AlreadyExists {
@@ -169,6 +162,33 @@ impl DirStore {
             DirUpload::partial(&self.temps, dir, name, replace, lock, file),
             offset,
         ))
+    }
+
+    /// Whether the partial `key` is kept here, for a transfer to continue.
+    pub(crate) fn has_partial(&self, key: &str) -> bool {
+        check_key(key).is_ok() && self.partials.is_kept(key)
+    }
+
+    /// Removes the partial `key` unless a transfer uses it (a transfer told to start over).
+    pub(crate) fn discard_partial(&self, key: &str) {
+        if check_key(key).is_ok() {
+            self.partials.discard(key);
+        }
+    }
+
+    /// Makes `upload`, which holds no byte yet, write into the partial `key` instead, so
+    /// that the bytes received are kept if the transfer is cut ([`DirUpload::keep`]) and
+    /// a later one continues them. Left as it is when that partial cannot be had (another
+    /// transfer uses it, or it cannot be opened): the transfer then just cannot be
+    /// continued.
+    pub(crate) fn into_partial(&self, upload: &mut DirUpload, key: &str) {
+        let Ok((mut partial, had)) = self.open_partial(key, upload.name(), upload.replaces())
+        else {
+            return;
+        };
+        if had == 0 || partial.restart().is_ok() {
+            *upload = partial;
+        }
     }
 
     /// Refuses early when the file system has less free space than `size`.
@@ -473,6 +493,18 @@ impl Store for DirStore {
 /// Whether a name in a listing is one clients may see: UTF-8 and not ft's own.
 pub(super) fn visible(name: &str) -> bool {
     !name.starts_with(RESERVED_PREFIX)
+}
+
+/// Refuses a partial's key that is not 1 to 64 hex digits: the key becomes part of a file
+/// name (ft's keys are digests), so no key from any caller can name another path.
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Protocol(format!(
+            "a resumable upload's key must be 1 to 64 hex digits, not {}",
+            escape(key)
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

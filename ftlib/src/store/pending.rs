@@ -119,6 +119,11 @@ impl DirUpload {
         &self.name
     }
 
+    /// Whether publishing it may replace a file of that name.
+    pub(super) fn replaces(&self) -> bool {
+        self.replace
+    }
+
     /// The directory it is published in, opened again (and created if it went) when it
     /// was let go.
     fn target_dir(&mut self) -> Result<Arc<DirFd>> {

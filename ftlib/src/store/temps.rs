@@ -270,10 +270,29 @@ impl Partials {
         *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
     }
 
+    fn path_of(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{PART_PREFIX}{key}"))
+    }
+
+    /// Whether the partial `key` is kept (a regular file, not in use).
+    pub(super) fn is_kept(&self, key: &str) -> bool {
+        let path = self.path_of(key);
+        !self.active().contains(&path) && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+    }
+
+    /// Removes the kept partial `key`, unless a transfer uses it.
+    pub(super) fn discard(&self, key: &str) {
+        let path = self.path_of(key);
+        let active = self.active();
+        if !active.contains(&path) {
+            let _ = fs::remove_file(&path);
+        }
+    }
+
     /// Marks the partial `key` as in use, until the lock is dropped; `None` while another
     /// transfer holds it.
     pub(super) fn lock(self: &Arc<Self>, key: &str) -> Option<PartialLock> {
-        let path = self.root.join(format!("{PART_PREFIX}{key}"));
+        let path = self.path_of(key);
         if !self.active().insert(path.clone()) {
             return None;
         }

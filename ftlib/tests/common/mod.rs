@@ -172,9 +172,32 @@ impl RawPeer {
         peer
     }
 
+    /// Connects from the local address `from` (another loopback address, 127.0.0.2…)
+    /// and completes the handshake.
+    pub fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> RawPeer {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(from, 0)))
+            .expect("bind the source address");
+        socket.connect(&SockAddr::from(addr)).expect("connect");
+        let mut peer = RawPeer::over(socket.into());
+        match peer.conn.recv_hello::<Response>().expect("server hello") {
+            Response::Hello(_) => {}
+            other => panic!("expected hello, got {other:?}"),
+        }
+        peer.conn
+            .send(&Request::Hello(Hello::ours()))
+            .expect("send hello");
+        peer
+    }
+
     /// Connects without any handshake.
     pub fn connect_silent(addr: SocketAddr) -> RawPeer {
-        let stream = TcpStream::connect(addr).expect("connect");
+        RawPeer::over(TcpStream::connect(addr).expect("connect"))
+    }
+
+    fn over(stream: TcpStream) -> RawPeer {
         RawPeer {
             conn: Connection::tcp(stream.try_clone().expect("clone"), Duration::from_secs(10))
                 .expect("conn"),
