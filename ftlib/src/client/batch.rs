@@ -152,6 +152,12 @@ impl Client {
     /// [`PIPELINE_WINDOW`] ahead of the bodies being read, and verified files are made
     /// durable and published in groups. Each file has the promises of [`Client::get`];
     /// `done(i, result)` reports file `i`, in order.
+    ///
+    /// A file of at least [`ClientConfig::resume_from`](super::ClientConfig::resume_from)
+    /// bytes is written into a hidden partial file, kept if the download is interrupted; a
+    /// file whose partial is kept is continued from it (`GetFrom`, after the server has
+    /// checked that its file still starts with those bytes). With `resume_from` `None`,
+    /// kept partials of these files are removed and nothing is kept.
     pub fn get_many(
         &mut self,
         names: &[String],
@@ -196,10 +202,15 @@ impl Client {
                         let local = Name::new(local)?;
                         let key = download_key(&name, &local);
                         let (upload, resume) = match resume_from {
-                            Some(_) => continued(dir, &key, &local, overwrite)?,
-                            None => {
-                                // Told to start over: what an earlier attempt kept goes.
-                                dir.discard_partial(&key);
+                            // A v1 server cannot continue one (no GetFrom).
+                            Some(_) if self.version >= RESUME_VERSION => {
+                                continued(dir, &key, &local, overwrite)?
+                            }
+                            _ => {
+                                if resume_from.is_none() {
+                                    // Told to start over: what an earlier attempt kept goes.
+                                    dir.discard_partial(&key);
+                                }
                                 let mut upload = dir.create_file(&local, overwrite)?;
                                 // Holds no directory handle while it waits its turn.
                                 upload.release();
