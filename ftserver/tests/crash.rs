@@ -116,3 +116,58 @@ fn a_resumable_upload_survives_a_server_crash() {
     assert_eq!(fs::read(root.path().join("big.bin")).expect("read"), body);
     assert!(partial().is_empty());
 }
+
+/// A plain upload (`Client::put_many`, as `ftclient put` sends it) of a file of at least
+/// `RESUME_FROM` bytes is resumable without being asked: the server killed mid-upload and
+/// restarted, the same plain upload again sends only what the partial does not hold.
+#[test]
+fn a_plain_upload_of_a_large_file_survives_a_server_crash() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let local = tempfile::tempdir().expect("tempdir");
+    let size = usize::try_from(ftlib::RESUME_FROM).expect("fits") + (8 << 20);
+    let body = noise(size, 9);
+    let source = local.path().join("big.bin");
+    fs::write(&source, &body).expect("write");
+    let files = [(source, "big.bin".to_owned())];
+
+    let mut server = ServerProcess::start(root.path(), &["--plain"]);
+    let partial_len = || {
+        partials(root.path())
+            .first()
+            .and_then(|p| fs::metadata(root.path().join(p)).ok())
+            .map_or(0, |m| m.len())
+    };
+    let mut first = None;
+    client(&server).put_many(
+        &files,
+        |_, p| {
+            // Killed once the server has written a good part of it.
+            if p.done >= 4 << 20 && first.is_none() {
+                wait_until("the partial to fill", || partial_len() >= 2 << 20);
+                server.signal(libc::SIGKILL);
+                first = Some(p.done);
+            }
+        },
+        |_, result| {
+            assert!(result.is_err(), "the upload was cut: {result:?}");
+        },
+    );
+    assert!(first.is_some(), "the server was killed mid-upload");
+    server.wait_exit(DEADLINE);
+    assert!(!root.path().join("big.bin").exists());
+
+    let restarted = ServerProcess::start(root.path(), &["--plain"]);
+    let kept = partial_len();
+    assert!(kept >= 2 << 20, "the partial survived: {kept}");
+    let mut moved = None;
+    client(&restarted).put_many(
+        &files,
+        |_, _| {},
+        |_, result| {
+            moved = Some(result.expect("resumed"));
+        },
+    );
+    assert_eq!(moved, Some(size as u64 - kept), "only the rest moved");
+    assert_eq!(fs::read(root.path().join("big.bin")).expect("read"), body);
+    assert!(partials(root.path()).is_empty());
+}
