@@ -127,7 +127,7 @@ impl Client {
                         upload.restart()?;
                     }
                     if let Some(keep) = keep.filter(|k| had == 0 && size >= k.from) {
-                        dir.into_partial(upload, keep.key);
+                        dir.write_to_partial(upload, keep.key);
                     }
                     if let Some(attrs) = attrs {
                         upload.set_attrs(attrs);

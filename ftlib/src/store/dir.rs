@@ -181,7 +181,7 @@ impl DirStore {
     /// a later one continues them. Left as it is when that partial cannot be had (another
     /// transfer uses it, or it cannot be opened): the transfer then just cannot be
     /// continued.
-    pub(crate) fn into_partial(&self, upload: &mut DirUpload, key: &str) {
+    pub(crate) fn write_to_partial(&self, upload: &mut DirUpload, key: &str) {
         let Ok((mut partial, had)) = self.open_partial(key, upload.name(), upload.replaces())
         else {
             return;
