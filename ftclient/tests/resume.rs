@@ -15,6 +15,9 @@ use util::{Fixture, Line, ftclient, noise};
 
 const SIZE: usize = 48 << 20;
 
+/// How many bytes a hidden file of a transfer holds in a directory, if there is one.
+type Held = fn(&Path) -> Option<u64>;
+
 fn partial_len(dir: &Path) -> Option<u64> {
     fs::read_dir(dir)
         .ok()?
@@ -155,7 +158,7 @@ fn the_report_of_an_interrupted_transfer_says_how_to_go_on() {
         let f = Fixture::new();
         fs::write(f.served().join("big.bin"), noise(SIZE, 2)).expect("write");
         let args = [&["get"][..], extra, &["big.bin"]].concat();
-        let mut child = Command::new(ftclient())
+        let child = Command::new(ftclient())
             .args(f.args(&args))
             .args(f.trust())
             .current_dir(f.cwd())
@@ -252,7 +255,7 @@ fn a_client_killed_mid_upload_leaves_nothing_or_a_partial_to_continue() {
         let f = Fixture::new();
         let data = noise(SIZE, 1);
         fs::write(f.local().join("big.bin"), &data).expect("write");
-        let (args, held): (&[&str], fn(&Path) -> Option<u64>) = if resumable {
+        let (args, held): (&[&str], Held) = if resumable {
             (&["put", "big.bin"], partial_len)
         } else {
             (&["put", "--no-resume", "big.bin"], temp_len)
@@ -297,7 +300,7 @@ fn a_client_killed_mid_download_is_cleaned_up_or_continued_by_the_next_run() {
         let f = Fixture::new();
         let data = noise(SIZE, 1);
         fs::write(f.served().join("big.bin"), &data).expect("write");
-        let (args, held): (&[&str], fn(&Path) -> Option<u64>) = if resumable {
+        let (args, held): (&[&str], Held) = if resumable {
             (&["get", "big.bin"], partial_len)
         } else {
             (&["get", "--no-resume", "big.bin"], temp_len)
