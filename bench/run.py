@@ -591,11 +591,12 @@ TLS, PLAIN = "TLS", "plain"  # the modes ft runs in; --ft-mode tls|plain
 MODE_NOTE = {TLS: "TLS 1.3 (ft's default), server pinned by --fingerprint", PLAIN: "no TLS"}
 
 
-def ft_flags(exe: str, env: dict | None = None) -> set[str]:
-    """The long options an ft binary lists in its --help: which of issue 9's flags it has."""
+def ft_flags(exe: str, env: dict | None = None, command: list[str] | None = None) -> set[str]:
+    """The long options an ft binary lists in its --help (after `command`, for a
+    subcommand's): which of issue 9's flags it has."""
     try:
-        r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10,
-                           stdin=subprocess.DEVNULL, env=env)
+        r = subprocess.run([exe, *(command or []), "--help"], capture_output=True, text=True,
+                           timeout=10, stdin=subprocess.DEVNULL, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return set()
     return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", r.stdout))
@@ -1141,8 +1142,19 @@ def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict
                 ft, client_log, ft.env), got / "get.bin")
 
         name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
-        return [Row(group, name, "put", ft_put, size, 1, note=MODE_NOTE[build.mode], **ids),
-                Row(group, name, "get", ft_get, size, 1, **ids)]
+        out = [Row(group, name, "put", ft_put, size, 1, note=MODE_NOTE[build.mode], **ids),
+               Row(group, name, "get", ft_get, size, 1, **ids)]
+        if "--no-resume" in ft_flags(build.client, build.env, ["put"]):
+            # What making a big upload resumable costs: the client hashes the file before
+            # sending it. The same build with --no-resume sends at once.
+            def ft_put_at_once() -> Sample:
+                return copy_of_original(lambda: run_clients(
+                    [[*ft.client, "--dir", str(src), HOST, str(ft.port), "put", "--no-resume",
+                      "put.bin"]], ft, client_log, ft.env), ftroot / "put.bin")
+
+            out.append(Row(group, f"{name} --no-resume", "put", ft_put_at_once, size, 1,
+                           note="not hashed first, so not resumable", mode=build.mode))
+        return out
 
     for build in tools.modal():
         rows += ft_rows(build)

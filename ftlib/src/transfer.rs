@@ -69,8 +69,7 @@ impl std::fmt::Debug for Digest {
 /// # Errors
 /// When the reader fails or ends before `len` bytes.
 pub(crate) fn hash_prefix(reader: &mut dyn Read, len: u64) -> io::Result<Xxh3> {
-    let mut hasher = Xxh3::new();
-    let copied = io::copy(&mut reader.take(len), &mut HashWriter(&mut hasher))?;
+    let (hasher, copied) = hash_into(Xxh3::new(), &mut reader.take(len))?;
     if copied < len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -85,23 +84,32 @@ pub(crate) fn hash_prefix(reader: &mut dyn Read, len: u64) -> io::Result<Xxh3> {
 /// # Errors
 /// When the reader fails.
 pub(crate) fn hash_all(reader: &mut dyn Read) -> io::Result<([u8; DIGEST_LEN], u64)> {
-    let mut hasher = Xxh3::new();
-    let len = io::copy(reader, &mut HashWriter(&mut hasher))?;
+    let (hasher, len) = hash_into(Xxh3::new(), reader)?;
     Ok((hasher.digest128().to_be_bytes(), len))
 }
 
-struct HashWriter<'a>(&'a mut Xxh3);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
+/// Feeds everything `reader` yields to `hasher`; the state and how many bytes that was.
+fn hash_into(mut hasher: Xxh3, reader: &mut dyn Read) -> io::Result<(Xxh3, u64)> {
+    // Large reads: `io::copy`'s 8 KiB buffer made hashing a big file cost a system call
+    // per 8 KiB; 256 KiB still stays in the cache between the read and the hash.
+    let mut buf = vec![0u8; HASH_BUFFER];
+    let mut len = 0u64;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+    Ok((hasher, len))
 }
+
+/// The read size of [`hash_into`].
+const HASH_BUFFER: usize = 256 * 1024;
 
 /// Which bytes of which file a body carries: `offset..size` of the file `name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
