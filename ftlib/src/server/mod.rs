@@ -6,7 +6,8 @@
 //! Inside, by concern: `listen` (the listener), `registry` (live connections, the permit,
 //! `Busy`, draining at shutdown), `session` (one connection's loop), `handlers` (the one
 //! dispatch and one function per request), `pipeline` (waiting pipelined uploads and their
-//! group commit).
+//! group commit), `takeover` (which connection continues each partial; a retry from the same
+//! address takes over).
 
 mod handlers;
 mod listen;
