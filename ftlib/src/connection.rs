@@ -3,6 +3,7 @@
 //! frame so a silent or dribbling peer cannot hold it forever.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -35,6 +36,23 @@ pub trait Transport: Read + Write + Send {
     /// # Errors
     /// When the stream is no longer connected.
     fn shutdown(&mut self, how: Shutdown) -> io::Result<()>;
+
+    /// Whether [`Transport::send_file`] works here: bytes that go out as they are, on a
+    /// plain socket (not through TLS, which must encrypt them). The default: no.
+    fn can_send_file(&self) -> bool {
+        false
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset` without copying them through this
+    /// process (`sendfile`); how many went. Called only where
+    /// [`Transport::can_send_file`] says so.
+    ///
+    /// # Errors
+    /// As a write; `Unsupported` by default.
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let _ = (file, offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 impl Transport for TcpStream {
@@ -57,6 +75,16 @@ impl Transport for TcpStream {
 
     fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
         TcpStream::shutdown(self, how)
+    }
+
+    fn can_send_file(&self) -> bool {
+        true
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+        let mut at = offset;
+        // The socket's send timeout bounds each call, as it bounds a write.
+        Ok(rustix::fs::sendfile(&*self, file, Some(&mut at), len)?)
     }
 }
 
@@ -217,6 +245,49 @@ impl Connection {
         writer.deadline = Some(Instant::now() + self.timeout);
         let result =
             write_all_vectored(writer, &self.write_buf, data).and_then(|()| writer.flush());
+        writer.deadline = None;
+        result.map_err(|e| self.map_io(e))
+    }
+
+    /// Whether file bytes can go out without being copied through this process
+    /// ([`Connection::send_chunk_from_file`]): a plain TCP connection, not TLS.
+    pub fn can_send_file(&self) -> bool {
+        self.reader.get_ref().transport.can_send_file()
+    }
+
+    /// Sends a `Body::Chunk` of the `len` bytes of `file` at `offset` as one frame: the
+    /// header written, then the bytes sent from the page cache straight to the socket.
+    /// Only where [`Connection::can_send_file`]. A file that ends before `offset + len`
+    /// leaves the frame cut, so the connection must be given up (it fails as a network
+    /// error).
+    ///
+    /// # Errors
+    /// As [`Connection::send`].
+    pub fn send_chunk_from_file(&mut self, file: &File, offset: u64, len: usize) -> Result<()> {
+        codec::chunk_prefix(len, &mut self.write_buf)?;
+        let writer = self.reader.get_mut();
+        writer.deadline = Some(Instant::now() + self.timeout);
+        let mut result = writer
+            .write_all(&self.write_buf)
+            .and_then(|()| writer.flush());
+        let mut sent = 0;
+        while result.is_ok() && sent < len {
+            result = match writer
+                .transport
+                .send_file(file, offset + sent as u64, len - sent)
+            {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ended in the middle of a chunk",
+                )),
+                Ok(n) => {
+                    sent += n;
+                    writer.check()
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
         writer.deadline = None;
         result.map_err(|e| self.map_io(e))
     }

@@ -212,6 +212,42 @@ pub(crate) fn send_body(
     })
 }
 
+/// Sends bytes `span.offset..span.size` of `file` as chunks from the page cache straight
+/// to the socket ([`Connection::send_chunk_from_file`], where the connection
+/// [can](Connection::can_send_file)), then `End{digest}`. `digest` must be the whole
+/// file's, known already (the one its store kept): these bytes are not read here, so not
+/// hashed either, and the receiver's check of the digest is what verifies them.
+///
+/// # Errors
+/// As [`send_body`]; a file shorter than `span.size` breaks the connection.
+pub(crate) fn send_file_body(
+    conn: &mut Connection,
+    span: Span<'_>,
+    file: &std::fs::File,
+    digest: [u8; DIGEST_LEN],
+    chunk_size: usize,
+    hooks: &mut Hooks<'_>,
+) -> Result<Received> {
+    let Span { size, offset, .. } = span;
+    let chunk_size = chunk_size.clamp(1, MAX_CHUNK) as u64;
+    let mut sent = offset;
+    while sent < size {
+        if hooks.cancelled() {
+            return abort(conn, Error::Cancelled);
+        }
+        let n = chunk_size.min(size - sent);
+        // At most MAX_CHUNK, which fits in usize.
+        conn.send_chunk_from_file(file, sent, usize::try_from(n).unwrap_or(usize::MAX))?;
+        sent += n;
+        hooks.progress(sent);
+    }
+    conn.send(&Body::End { digest })?;
+    Ok(Received {
+        bytes: sent - offset,
+        digest,
+    })
+}
+
 /// Sends an `Abort` carrying `error`, then returns it.
 fn abort<T>(conn: &mut Connection, error: Error) -> Result<T> {
     conn.send(&Body::Abort {

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{TestServer, quick_config};
 use ft_testutil::{digest, noise};
+use ftlib::protocol::ErrorKind;
 use ftlib::store::{DIGEST_XATTR, DirStore};
 use ftlib::{Error, Observer, Op, Report, ServerConfig, Session};
 
@@ -239,4 +240,81 @@ fn a_listing_with_digests_gives_every_files_own() {
     );
     assert_eq!(listed.reports[0].entries, Some(3));
     assert_eq!(listed.reports[0].digest, None);
+}
+
+/// A plain server sends a file of 256 KiB or more from the page cache (`sendfile`) with the
+/// digest it kept at the upload, without reading the bytes: the client's check of that
+/// digest is what verifies them. Shown with a forged kept digest: the download of the
+/// large file fails `checksum-mismatch` (whole and resumed), and a small file, which the
+/// server reads and hashes, arrives intact all the same.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_plain_server_sends_large_files_with_the_digest_it_kept() {
+    let server = TestServer::start();
+    let mut client = server.client();
+    let large = noise(1_000_000, 5);
+    let small = noise(100_000, 6);
+    for (name, data) in [("large.bin", &large), ("small.bin", &small)] {
+        client
+            .put_reader(&data[..], data.len() as u64, name, |_| {})
+            .expect("put");
+    }
+    let local = tempfile::tempdir().expect("tempdir");
+    let here = DirStore::open(local.path()).expect("dir");
+    client.get("large.bin", &here, false, |_| {}).expect("get");
+    assert_eq!(
+        fs::read(local.path().join("large.bin")).expect("read"),
+        large
+    );
+    if rustix::fs::getxattr(
+        &server.root().join("large.bin"),
+        DIGEST_XATTR,
+        &mut [0u8; 64][..],
+    )
+    .is_err()
+    {
+        // This file system keeps no extended attributes: every file is read and hashed.
+        return;
+    }
+
+    for name in ["large.bin", "small.bin"] {
+        forge_kept_digest(&server.root().join(name), [0x5a; 16]);
+    }
+    let mut client = server.client();
+    let err = client
+        .get("large.bin", &here, true, |_| {})
+        .expect_err("the forged digest does not match the bytes");
+    assert_eq!(err.kind(), ErrorKind::ChecksumMismatch, "{err}");
+    // A partial the client kept of the first 300,000 bytes (PROTOCOL.md 12.1): the server
+    // checks that prefix, then sends the rest from the page cache.
+    let key: String = digest(b"large.bin")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fs::write(
+        local.path().join(format!(".ft-part-{key}")),
+        &large[..300_000],
+    )
+    .expect("partial");
+    let mut moved = None;
+    let err = server
+        .client()
+        .get_resumable("large.bin", &here, true, |p| {
+            moved.get_or_insert(p.done);
+        })
+        .expect_err("nor from an offset");
+    assert_eq!(moved, Some(300_000), "continued from the partial");
+    assert_eq!(err.kind(), ErrorKind::ChecksumMismatch, "{err}");
+    assert_eq!(
+        fs::read(local.path().join("large.bin")).expect("read"),
+        large
+    );
+    server
+        .client()
+        .get("small.bin", &here, false, |_| {})
+        .expect("a small file is read and hashed");
+    assert_eq!(
+        fs::read(local.path().join("small.bin")).expect("read"),
+        small
+    );
 }

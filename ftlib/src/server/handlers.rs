@@ -296,14 +296,22 @@ fn send_source(
         progress: Some(&mut progress),
         cancel: None,
     };
-    let sent = transfer::send_body(
-        ex.conn,
-        span,
-        &mut source.reader,
-        Digest::Running(Box::new(prefix)),
-        ex.ctx.config.chunk_size,
-        &mut hooks,
-    )
+    let chunk_size = ex.ctx.config.chunk_size;
+    let sent = match &source.kept {
+        // The bytes as they are, with the digest kept at the upload (PROTOCOL.md 6.2):
+        // nothing to encrypt or hash, so nothing to copy through this process.
+        Some((file, digest)) if ex.conn.can_send_file() => {
+            transfer::send_file_body(ex.conn, span, file, *digest, chunk_size, &mut hooks)
+        }
+        _ => transfer::send_body(
+            ex.conn,
+            span,
+            &mut source.reader,
+            Digest::Running(Box::new(prefix)),
+            chunk_size,
+            &mut hooks,
+        ),
+    }
     .map_err(|e| answered(gone_mid_body(e, "download")))?;
     ex.digest = Some(sent.digest);
     Ok(sent.bytes)

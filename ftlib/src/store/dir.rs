@@ -429,7 +429,16 @@ impl Store for DirStore {
         if offset > 0 {
             file.seek(SeekFrom::Start(offset)).map_err(reading)?;
         }
+        // A second handle for sending from the page cache: reads through `reader` move its
+        // offset, which sending with explicit offsets neither uses nor moves.
+        // Only where it pays: for a small file, reading and hashing a few pages costs less
+        // than the attribute's read and the second handle.
+        let kept = (stat.size >= SEND_FROM_CACHE)
+            .then(|| kept::kept_with(&file, &stat))
+            .flatten()
+            .and_then(|digest| file.try_clone().ok().map(|same| (same, digest)));
         Ok(Source {
+            kept,
             reader: Box::new(file),
             size: stat.size,
             modified: stat.modified.0,
@@ -494,6 +503,10 @@ impl Store for DirStore {
 pub(super) fn visible(name: &str) -> bool {
     !name.starts_with(RESERVED_PREFIX)
 }
+
+/// Files of at least this many bytes are opened with their kept digest and a second handle
+/// ([`Source::kept`]), for the server to send them from the page cache.
+const SEND_FROM_CACHE: u64 = 256 * 1024;
 
 /// Refuses a partial's key that is not 1 to 64 hex digits: the key becomes part of a file
 /// name (ft's keys are digests), so no key from any caller can name another path.

@@ -35,8 +35,8 @@ pub(super) fn seal(file: &File, digest: &[u8; DIGEST_LEN]) {
 }
 
 /// The digest kept with `file`, if it has one and its size and time are still those it was
-/// sealed with.
-fn kept(file: &File, stat: &Stat) -> Option<[u8; DIGEST_LEN]> {
+/// sealed with (`stat`, the file's own).
+pub(super) fn kept_with(file: &File, stat: &Stat) -> Option<[u8; DIGEST_LEN]> {
     let mut value = [0u8; LEN];
     let len = sys::get_xattr(file, DIGEST_XATTR, &mut value)?;
     decode(value.get(..len)?, stat)
@@ -49,7 +49,7 @@ fn kept(file: &File, stat: &Stat) -> Option<[u8; DIGEST_LEN]> {
 /// When the file cannot be read.
 pub(super) fn digest_of(file: &mut File) -> io::Result<[u8; DIGEST_LEN]> {
     let stat = stat_file(file)?;
-    if let Some(digest) = kept(file, &stat) {
+    if let Some(digest) = kept_with(file, &stat) {
         return Ok(digest);
     }
     hash_all(file)

@@ -286,6 +286,7 @@ impl Store for MemStore {
         let mut reader = io::Cursor::new(Arc::clone(&file.bytes));
         reader.set_position(offset);
         Ok(Source {
+            kept: None,
             reader: Box::new(reader),
             size: file.bytes.len() as u64,
             modified: file.modified,

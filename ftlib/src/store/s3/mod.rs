@@ -370,6 +370,7 @@ impl Inner {
 fn source(reader: Box<dyn io::Read + Send>, got: &object_store::GetResult) -> Source {
     let attrs = attrs_of(&got.attributes, got.meta.last_modified.timestamp());
     Source {
+        kept: None,
         reader,
         size: got.meta.size,
         modified: attrs.modified,
