@@ -267,7 +267,7 @@ fn a_plain_server_sends_large_files_with_the_digest_it_kept() {
         large
     );
     if rustix::fs::getxattr(
-        &server.root().join("large.bin"),
+        server.root().join("large.bin"),
         DIGEST_XATTR,
         &mut [0u8; 64][..],
     )

@@ -7,6 +7,8 @@
 use std::fs::File;
 use std::io::{self, Read};
 
+use xxhash_rust::xxh3::Xxh3;
+
 use crate::protocol::DIGEST_LEN;
 use crate::sys;
 use crate::sys::at::{Stat, stat_file};
@@ -60,7 +62,18 @@ pub(super) fn digest_of(file: &mut File) -> io::Result<[u8; DIGEST_LEN]> {
 /// # Errors
 /// When the reader fails.
 pub(super) fn hash_all(reader: &mut dyn Read) -> io::Result<[u8; DIGEST_LEN]> {
-    crate::transfer::hash_all(reader).map(|(digest, _)| digest)
+    // Not `transfer::hash_all`: the store stays below the transfer layer (the architecture
+    // test's rules), and these eight lines are the whole of it.
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.digest128().to_be_bytes()),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn encode(digest: &[u8; DIGEST_LEN], stat: &Stat) -> [u8; LEN] {
