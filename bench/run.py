@@ -1064,6 +1064,27 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
 # ---------------------------------------------------------------------------------------
 
 
+def seed_through_ft(ft: "FtServer", ftroot: Path, original: Path, name: str) -> None:
+    """Replaces `ftroot/name` (a hard link of `original`) by the same bytes uploaded through
+    ft, untimed, as the files a server serves mostly are: such a file keeps its verified
+    digest (user.ft.xxh3), with which a plain ftserver sends it by sendfile without reading
+    it. A build that cannot upload it keeps the link (and the log says so)."""
+    target = ftroot / name
+    target.unlink(missing_ok=True)
+    argv = [*ft.client, "--dir", str(original.parent), HOST, str(ft.port), "put",
+            original.name, "--as", name]
+    try:
+        r = subprocess.run(argv, env=ft.env, capture_output=True, timeout=600,
+                           stdin=subprocess.DEVNULL)
+        ok = r.returncode == 0 and same_file(original, target)
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        log(f"{ft.name}: could not upload {name} through ft; serving a hard link instead")
+        target.unlink(missing_ok=True)
+        os.link(original, target)
+
+
 def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict]:
     size = args.big_size
     group = f"{human(size)} file (tmpfs)"
@@ -1129,6 +1150,7 @@ def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict
         ftroot = root(build.tool)
         ft = FtServer(build, build.mode, ftroot, w, "big")
         servers.append(ft)
+        seed_through_ft(ft, ftroot, original, "get.bin")
         client_log = w / f"ftclient{build.suffix}.log"
 
         def ft_put() -> Sample:
@@ -1404,8 +1426,10 @@ def workload_concurrent(args, tools: Tools, base: Path, sshd: Sshd | None, clien
             note="socat fork server: one process per connection"))
 
     for build in tools.modal():
-        ft = FtServer(build, build.mode, root(build.tool), w, f"conc{clients}")
+        ftroot = root(build.tool)
+        ft = FtServer(build, build.mode, ftroot, w, f"conc{clients}")
         servers.append(ft)
+        seed_through_ft(ft, ftroot, original, "c.bin")
         rows.append(Row(group, build.name(build.mode), "get", make(
             ft, lambda d, ft=ft: [*ft.client, "--dir", str(d), HOST, str(ft.port), "get", "c.bin"],
             f"ftclient{build.suffix}.log", ft.env), total, clients, note=MODE_NOTE[build.mode],
