@@ -2012,7 +2012,8 @@ def table_rows(results: list[dict]) -> list[list[str]]:
 def print_table(results: list[dict]) -> str:
     rows = table_rows(results)
     cols = columns(results)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    # A list, so that a table without rows (nothing measured) still has widths.
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     lines = []
     fmt = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
@@ -2108,7 +2109,8 @@ def target_table(targets: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def print_targets(targets: list[dict]) -> str:
     cols, rows = target_table(targets)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
+    # A list, so that a table without rows (nothing measured) still has widths.
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(cols)]
     fmt = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(cols), "  ".join("-" * w for w in widths), *map(fmt, rows)])
