@@ -2,7 +2,7 @@
 //! and published by up to [`COMMIT_THREADS`] threads, borrowed from a per-store budget of
 //! [`COMMIT_HELPERS`], then the directory is synced once for all of them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +74,8 @@ pub(super) fn commit_group(
 fn batch_commit(members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> Vec<Result<()>> {
     // Opened before anything is written, so that its sync reports every write error since.
     let syncer = temps.syncer();
+    let mut members = members;
+    share_dirs(&mut members);
     let mut slots: Vec<(Member, Option<Result<()>>)> =
         members.into_iter().map(|m| (m, None)).collect();
     in_parallel(&mut slots, helpers, |(member, written)| {
@@ -121,6 +123,18 @@ fn batch_commit(members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> V
     };
     let results = published.into_iter().map(|r| r.map(drop)).collect();
     fail_ours_if(results, &dirs, settled)
+}
+
+/// Gives the store's uploads of `members` their directories' handles, each directory
+/// walked from the root once for all of them (files arrive a directory at a time), not
+/// once per file by each writing thread ([`DirUpload::share_dir`]).
+fn share_dirs(members: &mut [Member]) {
+    let mut opened = HashMap::new();
+    for member in members {
+        if let Member::Ours(upload) = member {
+            upload.share_dir(&mut opened);
+        }
+    }
 }
 
 /// `results`, with every success of a file published in one of `dirs` turned into the
@@ -191,7 +205,8 @@ fn claim(file: Box<dyn PendingFile>, temps: &Arc<Temps>) -> Member {
 /// (compared without case, for case-insensitive file systems), another store's file and
 /// everything after it wait and are committed after them, in order, so the first upload of
 /// a name is the one that wins it. One result per file, in order.
-fn sync_and_publish(members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Published> {
+fn sync_and_publish(mut members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Published> {
+    share_dirs(&mut members);
     let mut seen = HashSet::new();
     // A file of another store may have any name: from the first one on, everything waits
     // and goes in order, so that it is not overtaken by a later upload of its name.

@@ -2,6 +2,7 @@
 //! bytes are while it arrives and waits (memory, a named or unnamed hidden file, closed, or
 //! failed for good), and how it is made durable and published without replacing.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::IpAddr;
@@ -122,6 +123,25 @@ impl DirUpload {
     /// Whether publishing it may replace a file of that name.
     pub(super) fn replaces(&self) -> bool {
         self.replace
+    }
+
+    /// Gives it the handle of its directory from `opened` (directory name → handle), or
+    /// opens that directory (creating it if needed, as writing it out would) and adds it
+    /// there: a group's files of one directory then share one walk from the root instead of
+    /// one each. An upload that replaces (publishing decides its directory late) or that
+    /// has its handle already is left alone, as is one whose directory cannot be opened
+    /// (writing it out says why).
+    pub(super) fn share_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>) {
+        if self.dir.is_some() || self.replace {
+            return;
+        }
+        let parent = self.name.parent();
+        if let Some(dir) = opened.get(parent.unwrap_or_default()) {
+            self.dir = Some(Arc::clone(dir));
+        } else if let Ok(dir) = walk(&self.temps, parent, true) {
+            opened.insert(parent.unwrap_or_default().to_owned(), Arc::clone(&dir));
+            self.dir = Some(dir);
+        }
     }
 
     /// The directory it is published in, opened again (and created if it went) when it
