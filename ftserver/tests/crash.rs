@@ -171,3 +171,58 @@ fn a_plain_upload_of_a_large_file_survives_a_server_crash() {
     assert_eq!(fs::read(root.path().join("big.bin")).expect("read"), body);
     assert!(partials(root.path()).is_empty());
 }
+
+/// The other way: a plain download (`Client::get_many`, as `ftclient get` fetches) of a
+/// file of at least `RESUME_FROM` bytes goes into a hidden partial from its first byte; the
+/// server killed mid-download and restarted, the same plain download continues it and
+/// moves only the rest.
+#[test]
+fn a_plain_download_of_a_large_file_survives_a_server_crash() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let local = tempfile::tempdir().expect("tempdir");
+    let size = usize::try_from(ftlib::RESUME_FROM).expect("fits") + (8 << 20);
+    let body = noise(size, 11);
+    fs::write(root.path().join("big.bin"), &body).expect("write");
+    let here = ftlib::store::DirStore::open(local.path()).expect("dir");
+    let names = ["big.bin".to_owned()];
+
+    let mut server = ServerProcess::start(root.path(), &["--plain"]);
+    let mut killed = false;
+    client(&server).get_many(
+        &names,
+        &here,
+        false,
+        |_, p| {
+            if p.done >= 4 << 20 && !killed {
+                server.signal(libc::SIGKILL);
+                killed = true;
+            }
+        },
+        |_, result| {
+            assert!(result.is_err(), "the download was cut: {result:?}");
+        },
+    );
+    assert!(killed, "the server was killed mid-download");
+    server.wait_exit(DEADLINE);
+    assert!(!local.path().join("big.bin").exists());
+    let kept = partials(local.path())
+        .first()
+        .and_then(|p| fs::metadata(local.path().join(p)).ok())
+        .map_or(0, |m| m.len());
+    assert!(kept >= 4 << 20, "the client kept what it received: {kept}");
+
+    let restarted = ServerProcess::start(root.path(), &["--plain"]);
+    let mut moved = None;
+    client(&restarted).get_many(
+        &names,
+        &here,
+        false,
+        |_, _| {},
+        |_, result| {
+            moved = Some(result.expect("continued"));
+        },
+    );
+    assert_eq!(moved, Some(size as u64 - kept), "only the rest moved");
+    assert_eq!(fs::read(local.path().join("big.bin")).expect("read"), body);
+    assert!(partials(local.path()).is_empty());
+}
