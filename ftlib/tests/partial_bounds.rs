@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{RawPeer, TestServer};
 use ft_testutil::{digest, noise, partials};
-use ftlib::protocol::{Body, DIGEST_LEN, ErrorKind, Hello, How, Request, Response};
+use ftlib::protocol::{Body, DIGEST_LEN, ErrorKind, How, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Op, Report, Server, ServerConfig, ShutdownHandle};
 use tempfile::TempDir;
@@ -131,27 +131,13 @@ fn cut_upload(addr: SocketAddr, name: &str, data: &[u8], sent: usize) {
 /// [`cut_upload`] from the client address `from` (any 127.x.y.z reaches the loopback
 /// server on Linux).
 fn cut_upload_from(addr: SocketAddr, from: &str, name: &str, data: &[u8], sent: usize) {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let local: SocketAddr = format!("{from}:0").parse().expect("address");
-    socket.bind(&local.into()).expect("bind the client address");
-    socket.connect(&addr.into()).expect("connect");
-    let stream: std::net::TcpStream = socket.into();
-    let mut conn = ftlib::Connection::tcp(stream, Duration::from_secs(10)).expect("conn");
-    match conn.recv_hello::<Response>().expect("server hello") {
-        Response::Hello(_) => {}
-        other => panic!("expected hello, got {other:?}"),
-    }
-    conn.send(&Request::Hello(Hello::ours())).expect("hello");
-    cut_upload_on(conn, name, data, sent);
-}
-
-fn cut_upload_with(peer: RawPeer, name: &str, data: &[u8], sent: usize) {
-    cut_upload_on(peer.conn, name, data, sent);
+    let from = from.parse().expect("address");
+    cut_upload_with(RawPeer::connect_from(addr, from), name, data, sent);
 }
 
 /// The cut upload of [`cut_upload`], on a connection past its hellos.
-fn cut_upload_on(mut conn: ftlib::Connection, name: &str, data: &[u8], sent: usize) {
+fn cut_upload_with(peer: RawPeer, name: &str, data: &[u8], sent: usize) {
+    let mut conn = peer.conn;
     conn.send(&Request::PutResumable {
         name: name.into(),
         size: data.len() as u64,

@@ -161,15 +161,7 @@ pub struct RawPeer {
 impl RawPeer {
     /// Connects and completes the handshake.
     pub fn connect(addr: SocketAddr) -> RawPeer {
-        let mut peer = RawPeer::connect_silent(addr);
-        match peer.conn.recv_hello::<Response>().expect("server hello") {
-            Response::Hello(_) => {}
-            other => panic!("expected hello, got {other:?}"),
-        }
-        peer.conn
-            .send(&Request::Hello(Hello::ours()))
-            .expect("send hello");
-        peer
+        RawPeer::connect_silent(addr).greeted()
     }
 
     /// Connects from the local address `from` (another loopback address, 127.0.0.2…)
@@ -181,15 +173,19 @@ impl RawPeer {
             .bind(&SockAddr::from(SocketAddr::new(from, 0)))
             .expect("bind the source address");
         socket.connect(&SockAddr::from(addr)).expect("connect");
-        let mut peer = RawPeer::over(socket.into());
-        match peer.conn.recv_hello::<Response>().expect("server hello") {
+        RawPeer::over(socket.into()).greeted()
+    }
+
+    /// Reads the server's hello and answers with ours.
+    fn greeted(mut self) -> RawPeer {
+        match self.conn.recv_hello::<Response>().expect("server hello") {
             Response::Hello(_) => {}
             other => panic!("expected hello, got {other:?}"),
         }
-        peer.conn
+        self.conn
             .send(&Request::Hello(Hello::ours()))
             .expect("send hello");
-        peer
+        self
     }
 
     /// Connects without any handshake.
