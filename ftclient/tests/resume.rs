@@ -11,21 +11,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use util::{Fixture, Line, ftclient, noise};
+use util::{Fixture, Line, ftclient, noise, partial_len, temp_len};
 
 const SIZE: usize = 48 << 20;
 
 /// How many bytes a hidden file of a transfer holds in a directory, if there is one.
 type Held = fn(&Path) -> Option<u64>;
-
-fn partial_len(dir: &Path) -> Option<u64> {
-    fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with(".ft-part-"))
-        .and_then(|e| e.metadata().ok())
-        .map(|m| m.len())
-}
 
 /// Starts `ftclient ARGS`, sends it SIGINT once `dir` holds a partial of at least 4 MiB,
 /// and returns its exit code.
@@ -234,15 +225,6 @@ fn many_small_files_go_in_one_command_each_reported_in_order() {
             noise(i * 13, 1)
         );
     }
-}
-
-fn temp_len(dir: &Path) -> Option<u64> {
-    fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().starts_with(".ft-tmp-"))
-        .and_then(|e| e.metadata().ok())
-        .map(|m| m.len())
 }
 
 /// A client killed outright (no chance to clean up) in the middle of an upload it did not

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{RawPeer, TestServer, assert_no_temp_files, quick_config};
-use ft_testutil::{digest, noise, partials};
+use ft_testutil::{digest, noise, partial_len, partials};
 use ftlib::protocol::{Body, ErrorKind, Hello, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Client, Error};
@@ -246,12 +246,7 @@ fn a_retry_from_the_same_client_takes_over_a_partial_another_client_cannot() {
     assert_eq!(first.recv(), Response::ReadyFrom { offset: 0 });
     first.send(&Body::Chunk(b"01234"));
     // Written by the server before the cut.
-    let held = || {
-        partials(server.root())
-            .first()
-            .and_then(|name| fs::metadata(server.root().join(name)).ok())
-            .map(|meta| meta.len())
-    };
+    let held = || partial_len(server.root());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while held() != Some(5) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));

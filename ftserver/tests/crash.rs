@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ftlib::connection::Connection;
 use ftlib::protocol::{Body, Hello, Request, Response};
-use util::{DEADLINE, ServerProcess, client, noise, partials, temp_files, wait_until};
+use util::{DEADLINE, ServerProcess, client, noise, partial_len, partials, temp_files, wait_until};
 
 /// A raw connection past the handshake, to stop an upload half-way on purpose.
 fn raw(server: &ServerProcess) -> Connection {
@@ -90,10 +90,7 @@ fn a_resumable_upload_survives_a_server_crash() {
     }
     let partial = || partials(root.path());
     wait_until("the partial to hold what was sent", || {
-        partial()
-            .first()
-            .and_then(|p| fs::metadata(root.path().join(p)).ok())
-            .is_some_and(|m| m.len() == sent as u64)
+        partial_len(root.path()) == Some(sent as u64)
     });
     server.signal(libc::SIGKILL);
     server.wait_exit(DEADLINE);
@@ -131,19 +128,15 @@ fn a_plain_upload_of_a_large_file_survives_a_server_crash() {
     let files = [(source, "big.bin".to_owned())];
 
     let mut server = ServerProcess::start(root.path(), &["--plain"]);
-    let partial_len = || {
-        partials(root.path())
-            .first()
-            .and_then(|p| fs::metadata(root.path().join(p)).ok())
-            .map_or(0, |m| m.len())
-    };
     let mut first = None;
     client(&server).put_many(
         &files,
         |_, p| {
             // Killed once the server has written a good part of it.
             if p.done >= 4 << 20 && first.is_none() {
-                wait_until("the partial to fill", || partial_len() >= 2 << 20);
+                wait_until("the partial to fill", || {
+                    partial_len(root.path()).is_some_and(|len| len >= 2 << 20)
+                });
                 server.signal(libc::SIGKILL);
                 first = Some(p.done);
             }
@@ -157,7 +150,7 @@ fn a_plain_upload_of_a_large_file_survives_a_server_crash() {
     assert!(!root.path().join("big.bin").exists());
 
     let restarted = ServerProcess::start(root.path(), &["--plain"]);
-    let kept = partial_len();
+    let kept = partial_len(root.path()).unwrap_or(0);
     assert!(kept >= 2 << 20, "the partial survived: {kept}");
     let mut moved = None;
     client(&restarted).put_many(
@@ -205,10 +198,7 @@ fn a_plain_download_of_a_large_file_survives_a_server_crash() {
     assert!(killed, "the server was killed mid-download");
     server.wait_exit(DEADLINE);
     assert!(!local.path().join("big.bin").exists());
-    let kept = partials(local.path())
-        .first()
-        .and_then(|p| fs::metadata(local.path().join(p)).ok())
-        .map_or(0, |m| m.len());
+    let kept = partial_len(local.path()).unwrap_or(0);
     assert!(kept >= 4 << 20, "the client kept what it received: {kept}");
 
     let restarted = ServerProcess::start(root.path(), &["--plain"]);

@@ -36,3 +36,21 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
 pub fn partials(dir: &Path) -> Vec<String> {
     names_with(dir, PART_PREFIX)
 }
+
+/// How many bytes the first kept partial in `dir` holds, if there is one.
+pub fn partial_len(dir: &Path) -> Option<u64> {
+    first_len(dir, PART_PREFIX)
+}
+
+/// How many bytes the first ft temporary file in `dir` holds, if there is one.
+pub fn temp_len(dir: &Path) -> Option<u64> {
+    first_len(dir, TEMP_PREFIX)
+}
+
+/// The length of the first file in `dir` (by name) whose name starts with `prefix`.
+fn first_len(dir: &Path, prefix: &str) -> Option<u64> {
+    names_with(dir, prefix)
+        .first()
+        .and_then(|name| std::fs::metadata(dir.join(name)).ok())
+        .map(|meta| meta.len())
+}

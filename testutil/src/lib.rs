@@ -18,7 +18,7 @@ pub mod tls;
 
 pub use counting_alloc::{CountingAlloc, largest_allocation};
 pub use data::{digest, noise};
-pub use dir::{names_in, names_with, partials, temp_files};
+pub use dir::{names_in, names_with, partial_len, partials, temp_files, temp_len};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
