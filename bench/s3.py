@@ -346,17 +346,21 @@ def s3_rows(b, args, tools, engine: Engine, env: dict, aws: dict, builds: list, 
         extra = set(os.listdir(d)) - set(names)
         b.verify(not extra, f"unexpected files in {d}: {sorted(extra)[:3]}")
 
+    def place(who: str, op: str, i: int):
+        """Where round `i` of `who` (boto3, ft, base) doing `op` works: the bucket prefix,
+        the local directory, the check of the result and its cleanup."""
+        if op == "put":
+            prefix = f"put-{who}-{kind}-{i:03d}"
+            return prefix, src, (lambda: check_put(prefix)), (lambda: engine.delete(prefix))
+        d = w / f"got-{who}-{i:03d}"
+        d.mkdir()
+        return get_prefix, d, (lambda: check_got(d)), (lambda: shutil.rmtree(d, True))
+
     def boto3_run(op: str) -> Callable[[], "b.Sample"]:
         def run() -> "b.Sample":
             i = next(counter)
             timing = w / f"boto3-{i}.json"
-            if op == "put":
-                prefix, d = f"put-boto3-{kind}-{i:03d}", src
-                check, cleanup = (lambda: check_put(prefix)), (lambda: engine.delete(prefix))
-            else:
-                prefix, d = get_prefix, w / f"got-boto3-{i:03d}"
-                d.mkdir()
-                check, cleanup = (lambda: check_got(d)), (lambda: shutil.rmtree(d, True))
+            prefix, d, check, cleanup = place("boto3", op, i)
 
             def transfer() -> "b.Sample":
                 s = timed(lambda: b.run_clients(
@@ -374,13 +378,7 @@ def s3_rows(b, args, tools, engine: Engine, env: dict, aws: dict, builds: list, 
 
         def run() -> "b.Sample":
             i = next(counter)
-            if op == "put":
-                prefix, d = f"put-{who}-{kind}-{i:03d}", src
-                check, cleanup = (lambda: check_put(prefix)), (lambda: engine.delete(prefix))
-            else:
-                prefix, d = get_prefix, w / f"got-{who}-{i:03d}"
-                d.mkdir()
-                check, cleanup = (lambda: check_got(d)), (lambda: shutil.rmtree(d, True))
+            prefix, d, check, cleanup = place(who, op, i)
             server = b.FtServer(build, build.mode, None, logs, f"s3-{kind}-{op}-{i:03d}",
                                 store=f"s3://{BUCKET}/{prefix}", store_env=aws)
             try:
