@@ -3,7 +3,6 @@
 //! request is answered now, or — a pipelined upload — received and left waiting for its
 //! group's commit.
 
-use std::net::TcpStream;
 use std::time::Instant;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -166,9 +165,9 @@ pub(super) struct Exchange<'a> {
     pub(super) moved: u64,
     /// The digest of the file a put stored or a get sent, for its report.
     pub(super) digest: Option<[u8; DIGEST_LEN]>,
-    /// The connection's socket, if it has one: closed when a newer attempt of its
-    /// resumable upload takes over.
-    pub(super) socket: Option<&'a TcpStream>,
+    /// The connection's number in the registry, if it has one: closed when a newer attempt
+    /// of its resumable upload takes over.
+    pub(super) conn_id: Option<u64>,
 }
 
 /// A request's failure, and whether the client has already been told (inside a body or
@@ -213,7 +212,7 @@ pub(super) fn answer_now(
         version: s.version,
         moved: 0,
         digest: None,
-        socket: s.socket.as_ref(),
+        conn_id: s.conn_id,
     };
     let result = serve(&mut exchange);
     let moved = exchange.moved;

@@ -49,6 +49,14 @@ impl Registry {
         })
     }
 
+    /// Closes the live connection `id` (both directions), if it is still live: its loop
+    /// then ends as the peer gone.
+    pub(super) fn close(&self, id: u64) {
+        if let Some((stream, _)) = self.lock().get(&id) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
     /// Closes idle connections now and busy ones after `grace`; waits until all are gone
     /// (at most 10 s more).
     pub(super) fn drain(&self, grace: Duration) {
@@ -78,6 +86,11 @@ pub(super) struct Permit {
 }
 
 impl Permit {
+    /// The connection's number in the registry ([`Registry::close`]).
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Whether the connection is inside a request (or has answers waiting): the drain
     /// closes it only after the grace period. The connection's loop keeps it up to date.
     pub(super) fn busy(&self) -> &AtomicBool {

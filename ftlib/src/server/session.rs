@@ -34,15 +34,15 @@ pub(super) struct Session<'a> {
     pub(super) role: Option<Role>,
     /// True once a request was served: a login must come before.
     pub(super) began: bool,
-    /// The connection's socket, when it has one (to close it: [`super::takeover`]).
-    pub(super) socket: Option<TcpStream>,
+    /// The connection's number in the registry, when it has one (to close it:
+    /// [`super::takeover`]).
+    pub(super) conn_id: Option<u64>,
 }
 
 /// Serves one accepted socket, holding its place in the registry until the end: opens TLS
 /// first unless the server is plain.
 pub(super) fn serve_tcp(ctx: &Ctx, stream: TcpStream, permit: Permit) {
     let timeout = ctx.config.idle_timeout;
-    let socket = stream.try_clone().ok();
     let opened = match &ctx.tls {
         None => Connection::tcp(stream, timeout).map_err(|e| Error::io("a new connection", e)),
         Some(config) => {
@@ -56,19 +56,25 @@ pub(super) fn serve_tcp(ctx: &Ctx, stream: TcpStream, permit: Permit) {
         }
     };
     if let Ok(conn) = opened {
-        serve(ctx, conn, permit.busy(), ctx.tls.is_some(), socket);
+        serve(
+            ctx,
+            conn,
+            permit.busy(),
+            ctx.tls.is_some(),
+            Some(permit.id()),
+        );
     }
 }
 
 /// Serves one connection: the hello, then requests until the client leaves, the
 /// connection breaks or the server shuts down. `busy` tells the shutdown whether the
-/// connection is inside a request; `socket`, if given, is the connection's TCP socket.
+/// connection is inside a request; `conn_id`, if given, is its number in the registry.
 pub(super) fn serve(
     ctx: &Ctx,
     mut conn: Connection,
     busy: &AtomicBool,
     secure: bool,
-    socket: Option<TcpStream>,
+    conn_id: Option<u64>,
 ) {
     let started = Instant::now();
     let version = match server_handshake(&mut conn) {
@@ -98,7 +104,7 @@ pub(super) fn serve(
         user: None,
         role: ctx.config.anonymous,
         began: false,
-        socket,
+        conn_id,
     };
     session.serve_requests(busy);
     // Verified uploads are published even when nobody is left to hear it.

@@ -3,13 +3,17 @@
 //! over from a connection that still holds it — one cut without the server noticing yet,
 //! which would otherwise block every retry until it timed out — instead of being refused.
 //!
-//! Taking over closes the old connection's socket: its upload ends as interrupted, keeps
+//! Taking over closes the old connection (through the registry, which holds a handle on
+//! every live socket for the shutdown): its upload ends as interrupted, keeps
 //! the partial (synced) and lets go of it, and the new attempt continues from there.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Shutdown, TcpStream};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use super::registry::Registry;
 
 /// How long a new attempt waits for the connection it closed to let go of the partial
 /// (it syncs what it wrote first): past this, it is refused as before.
@@ -20,16 +24,17 @@ pub(super) const TAKEOVER_WAIT: Duration = Duration::from_secs(30);
 pub(super) struct Holders {
     held: Mutex<HashMap<String, Holder>>,
     released: Condvar,
-    next: Mutex<u64>,
+    next: AtomicU64,
 }
 
-/// A connection continuing a partial: which one, its client's address, and its socket (to
-/// close it when a newer attempt takes over; `None` when it has none to close).
+/// A connection continuing a partial: which hold it is, its client's address, and its
+/// number in the registry (to close it when a newer attempt takes over; `None` when it
+/// has none).
 #[derive(Debug)]
 struct Holder {
     serial: u64,
     peer: IpAddr,
-    socket: Option<TcpStream>,
+    conn: Option<u64>,
 }
 
 /// This connection's hold on a partial's key, given up when dropped.
@@ -45,16 +50,18 @@ impl Holders {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes this connection (from `peer`, its socket `socket`) the one continuing the
-    /// partial `key`. When another connection from the same address holds it, that one is
-    /// closed and this waits (at most `wait`) for it to let go. `None` when the key stays
-    /// another's: held from another address, or not let go in time; the store then
-    /// refuses the upload as in use.
+    /// Makes this connection (from `peer`, number `conn` in `registry`) the one continuing
+    /// the partial `key`. When another connection from the same address holds it, that one
+    /// is closed through the registry and this waits (at most `wait`) for it to let go.
+    /// `None` when the key stays another's: held from another address, by a connection
+    /// the registry does not know, or not let go in time; the store then refuses the
+    /// upload as in use.
     pub(super) fn hold(
         &self,
         key: &str,
         peer: IpAddr,
-        socket: Option<&TcpStream>,
+        conn: Option<u64>,
+        registry: &Registry,
         wait: Duration,
     ) -> Option<Hold<'_>> {
         let deadline = Instant::now() + wait;
@@ -63,9 +70,8 @@ impl Holders {
             if holder.peer != peer {
                 return None;
             }
-            // Without a socket to close, the holder cannot be made to let go.
-            let old = holder.socket.as_ref()?;
-            let _ = old.shutdown(Shutdown::Both);
+            // Without a connection to close, the holder cannot be made to let go.
+            registry.close(holder.conn?);
             while held.contains_key(key) {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -77,20 +83,8 @@ impl Holders {
                     .map_or_else(|p| p.into_inner().0, |(guard, _)| guard);
             }
         }
-        let serial = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            *next += 1;
-            *next
-        };
-        let socket = socket.and_then(|s| s.try_clone().ok());
-        held.insert(
-            key.to_owned(),
-            Holder {
-                serial,
-                peer,
-                socket,
-            },
-        );
+        let serial = self.next.fetch_add(1, Ordering::Relaxed);
+        held.insert(key.to_owned(), Holder { serial, peer, conn });
         Some(Hold {
             holders: self,
             key: key.to_owned(),
@@ -113,22 +107,25 @@ impl Drop for Hold<'_> {
 #[cfg(test)]
 mod tests {
     use std::io::Read;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
     use std::thread;
 
+    use super::super::registry::Permit;
     use super::*;
 
     const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const ELSEWHERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
-    /// A connected pair: the client's end and the server's.
-    fn pair(listener: &TcpListener) -> (TcpStream, TcpStream) {
+    /// A connected pair: the client's end, and the server's end admitted to `registry`.
+    fn pair(listener: &TcpListener, registry: &Arc<Registry>) -> (TcpStream, TcpStream, Permit) {
         let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, _) = listener.accept().expect("accept");
         client
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
-        (client, server)
+        let permit = registry.admit(&server, 8).expect("a place");
+        (client, server, permit)
     }
 
     /// A second hold from the same address closes the first connection and waits until
@@ -137,14 +134,15 @@ mod tests {
     #[test]
     fn the_same_client_takes_over_and_another_is_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let registry = Arc::new(Registry::default());
         let holders = Holders::default();
-        let (mut old_client, old_server) = pair(&listener);
-        let (_new_client, new_server) = pair(&listener);
+        let (mut old_client, old_server, old) = pair(&listener, &registry);
+        let (_new_client, _new_server, new) = pair(&listener, &registry);
         let first = holders
-            .hold("k", HERE, Some(&old_server), TAKEOVER_WAIT)
+            .hold("k", HERE, Some(old.id()), &registry, TAKEOVER_WAIT)
             .expect("a free key");
 
-        let refused = holders.hold("k", ELSEWHERE, Some(&new_server), TAKEOVER_WAIT);
+        let refused = holders.hold("k", ELSEWHERE, Some(new.id()), &registry, TAKEOVER_WAIT);
         assert!(refused.is_none(), "another address never takes over");
 
         thread::scope(|s| {
@@ -156,7 +154,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(50));
                 drop(first);
             });
-            let second = holders.hold("k", HERE, Some(&new_server), TAKEOVER_WAIT);
+            let second = holders.hold("k", HERE, Some(new.id()), &registry, TAKEOVER_WAIT);
             assert!(second.is_some(), "the same address takes over");
         });
         let read = old_client.read(&mut [0u8; 1]);
@@ -170,21 +168,32 @@ mod tests {
     #[test]
     fn a_holder_that_never_lets_go_is_not_waited_for_beyond_the_bound() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let (_client, server) = pair(&listener);
+        let registry = Arc::new(Registry::default());
+        let (_client, _server, permit) = pair(&listener, &registry);
         let holders = Holders::default();
         let _first = holders
-            .hold("k", HERE, Some(&server), TAKEOVER_WAIT)
+            .hold("k", HERE, Some(permit.id()), &registry, TAKEOVER_WAIT)
             .expect("free");
         let started = Instant::now();
-        let second = holders.hold("k", HERE, None, Duration::from_millis(100));
+        let second = holders.hold("k", HERE, None, &registry, Duration::from_millis(100));
         assert!(second.is_none());
         assert!(started.elapsed() >= Duration::from_millis(100));
-        // A holder without a socket cannot be closed: refused at once.
-        let _third = holders.hold("n", HERE, None, TAKEOVER_WAIT).expect("free");
+        // A holder without a connection number cannot be closed: refused at once.
+        let _third = holders
+            .hold("n", HERE, None, &registry, TAKEOVER_WAIT)
+            .expect("free");
         let started = Instant::now();
-        assert!(holders.hold("n", HERE, None, TAKEOVER_WAIT).is_none());
+        assert!(
+            holders
+                .hold("n", HERE, None, &registry, TAKEOVER_WAIT)
+                .is_none()
+        );
         assert!(started.elapsed() < TAKEOVER_WAIT);
         // Other keys are independent.
-        assert!(holders.hold("other", HERE, None, TAKEOVER_WAIT).is_some());
+        assert!(
+            holders
+                .hold("other", HERE, None, &registry, TAKEOVER_WAIT)
+                .is_some()
+        );
     }
 }

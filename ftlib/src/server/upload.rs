@@ -69,10 +69,13 @@ pub(super) fn put_resumable(
     let key = partial_key(name, size, &digest);
     // A newer attempt of this upload from the same client takes over from a connection
     // still holding the partial; held past the store's lock (dropped after it).
-    let _hold = ex
-        .ctx
-        .resuming
-        .hold(&key, ex.conn.peer().ip(), ex.socket, TAKEOVER_WAIT);
+    let _hold = ex.ctx.resuming.hold(
+        &key,
+        ex.conn.peer().ip(),
+        ex.conn_id,
+        &ex.ctx.registry,
+        TAKEOVER_WAIT,
+    );
     let Resumable {
         mut upload,
         offset,
