@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
-use crate::text::escape;
 use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -201,16 +200,17 @@ impl Client {
                     let asked = Name::new(remote).and_then(|name| {
                         let local = Name::new(local)?;
                         let key = download_key(&name, &local);
-                        let (upload, resume) = match resume_from {
-                            // A v1 server cannot continue one (no GetFrom).
-                            Some(_) if self.version >= RESUME_VERSION => {
-                                continued(dir, &key, &local, overwrite)?
-                            }
-                            _ => {
-                                if resume_from.is_none() {
-                                    // Told to start over: what an earlier attempt kept goes.
-                                    dir.discard_partial(&key);
-                                }
+                        if resume_from.is_none() {
+                            // Told to start over: what an earlier attempt kept goes.
+                            dir.discard_partial(&key);
+                        }
+                        // A v1 server cannot continue one (no GetFrom).
+                        let kept = (resume_from.is_some() && self.version >= RESUME_VERSION)
+                            .then(|| continued(dir, &key, &local, overwrite))
+                            .flatten();
+                        let (upload, resume) = match kept {
+                            Some((partial, held)) => (partial, Some(held)),
+                            None => {
                                 let mut upload = dir.create_file(&local, overwrite)?;
                                 // Holds no directory handle while it waits its turn.
                                 upload.release();
@@ -288,32 +288,24 @@ struct Asked {
     resume: Option<(u64, Xxh3)>,
 }
 
-/// Where a download of `local` goes: into the partial `key` an earlier attempt kept, with
-/// the bytes it holds and their digest state, if there is one (and no other download uses
-/// it); otherwise a new file, released while it waits its turn.
+/// The partial `key` an earlier download of `local` kept, with the bytes it holds and their
+/// digest state, if there is one and no other download uses it.
 fn continued(
     dir: &DirStore,
     key: &str,
     local: &Name,
     overwrite: bool,
-) -> Result<(DirUpload, Option<(u64, Xxh3)>)> {
-    if dir.has_partial(key) {
-        if let Ok((partial, have)) = dir.open_partial(key, local, overwrite) {
-            let prefix = partial
-                .existing()
-                .and_then(|mut held| {
-                    transfer::hash_prefix(&mut held, have).map_err(|e| {
-                        Error::io(format!("reading the partial file of {}", escape(local)), e)
-                    })
-                })
-                .ok();
-            // Unreadable: started over (the partial is emptied when the answer comes).
-            return Ok((partial, Some((have, prefix.unwrap_or_else(Xxh3::new)))));
-        }
+) -> Option<(DirUpload, (u64, Xxh3))> {
+    if !dir.has_partial(key) {
+        return None;
     }
-    let mut upload = dir.create_file(local, overwrite)?;
-    upload.release();
-    Ok((upload, None))
+    let (partial, have) = dir.open_partial(key, local, overwrite).ok()?;
+    let prefix = partial
+        .existing()
+        .ok()
+        .and_then(|mut held| transfer::hash_prefix(&mut held, have).ok());
+    // Unreadable: started over (the partial is emptied when the answer comes).
+    Some((partial, (have, prefix.unwrap_or_else(Xxh3::new))))
 }
 
 /// A download of a group: its index, and the digest it was verified with once received.

@@ -71,10 +71,9 @@ pub(super) fn commit_group(
 /// file system once more when there are several or new directories. The same promise as
 /// [`sync_and_publish`]: nothing is published before its data is durable, nothing is
 /// acknowledged before its name is.
-fn batch_commit(members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> Vec<Result<()>> {
+fn batch_commit(mut members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> Vec<Result<()>> {
     // Opened before anything is written, so that its sync reports every write error since.
     let syncer = temps.syncer();
-    let mut members = members;
     share_dirs(&mut members);
     let mut slots: Vec<(Member, Option<Result<()>>)> =
         members.into_iter().map(|m| (m, None)).collect();
