@@ -8,7 +8,7 @@ mod util;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use util::{Fixture, Line, ftclient, noise, partial_len, temp_len};
@@ -24,23 +24,25 @@ fn interrupt(f: &Fixture, args: &[&str], dir: &Path) -> Option<i32> {
     signal_when(f, args, libc::SIGINT, || {
         partial_len(dir).is_some_and(|len| len >= 4 << 20)
     })
+    .status
+    .code()
 }
 
-/// Starts `ftclient ARGS`, sends it `signal` once `ready()`, and returns its exit code
-/// (`None` when the signal killed it).
+/// Starts `ftclient ARGS`, sends it `signal` once `ready()`, and returns what it printed
+/// and its exit status (without a code when the signal killed it).
 fn signal_when(
     f: &Fixture,
     args: &[&str],
     signal: libc::c_int,
     mut ready: impl FnMut() -> bool,
-) -> Option<i32> {
+) -> Output {
     let mut child = Command::new(ftclient())
         .args(f.args(args))
         .args(f.trust())
         .current_dir(f.cwd())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ftclient");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -57,7 +59,7 @@ fn signal_when(
     let pid = libc::pid_t::try_from(child.id()).expect("pid");
     // SAFETY: kill with a live child's pid (not yet reaped, so not reused).
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-    child.wait().expect("wait").code()
+    child.wait_with_output().expect("wait")
 }
 
 /// Polls `len()` (up to 10 s) until it says something.
@@ -149,32 +151,11 @@ fn the_report_of_an_interrupted_transfer_says_how_to_go_on() {
         let f = Fixture::new();
         fs::write(f.served().join("big.bin"), noise(SIZE, 2)).expect("write");
         let args = [&["get"][..], extra, &["big.bin"]].concat();
-        let child = Command::new(ftclient())
-            .args(f.args(&args))
-            .args(f.trust())
-            .current_dir(f.cwd())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ftclient");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let under_way = || {
+        let out = signal_when(&f, &args, libc::SIGINT, || {
             partial_len(&f.local())
                 .or_else(|| temp_len(&f.local()))
                 .is_some_and(|len| len >= 4 << 20)
-        };
-        while !under_way() {
-            assert!(
-                Instant::now() < deadline,
-                "the transfer never got under way"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let pid = libc::pid_t::try_from(child.id()).expect("pid");
-        // SAFETY: kill with a live child's pid (not yet reaped, so not reused).
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-        let out = child.wait_with_output().expect("wait");
+        });
         assert_eq!(out.status.code(), Some(130));
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("cancelled"), "{stdout}");
@@ -242,10 +223,10 @@ fn a_client_killed_mid_upload_leaves_nothing_or_a_partial_to_continue() {
         } else {
             (&["put", "--no-resume", "big.bin"], temp_len)
         };
-        let code = signal_when(&f, args, libc::SIGKILL, || {
+        let killed = signal_when(&f, args, libc::SIGKILL, || {
             held(&f.served()).is_some_and(|len| len >= 4 << 20)
         });
-        assert_eq!(code, None, "killed by the signal");
+        assert_eq!(killed.status.code(), None, "killed by the signal");
         let deadline = Instant::now() + Duration::from_secs(10);
         while temp_len(&f.served()).is_some() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -287,10 +268,10 @@ fn a_client_killed_mid_download_is_cleaned_up_or_continued_by_the_next_run() {
         } else {
             (&["get", "--no-resume", "big.bin"], temp_len)
         };
-        let code = signal_when(&f, args, libc::SIGKILL, || {
+        let killed = signal_when(&f, args, libc::SIGKILL, || {
             held(&f.local()).is_some_and(|len| len >= 4 << 20)
         });
-        assert_eq!(code, None, "killed by the signal");
+        assert_eq!(killed.status.code(), None, "killed by the signal");
         let kept = held(&f.local()).expect("the killed client's file");
         assert!(!f.local().join("big.bin").exists());
         let out = f.ft(&["get", "big.bin"]);
