@@ -76,8 +76,7 @@ impl Client {
             if resumable {
                 // Large enough to be worth continuing if cut: hashed, then sent resumably.
                 self.settle_puts(&mut window, 0, done);
-                let path = local.path.clone();
-                let sent = self.put_resumable_opened(&path, (file, size), &name, &mut |p| {
+                let sent = self.put_resumable_opened(&local.path, (file, size), &name, &mut |p| {
                     progress(i, p);
                 });
                 done(i, sent);
