@@ -25,6 +25,8 @@ use printer::{Listing, Printer};
 use progress::Bars;
 
 fn main() -> ExitCode {
+    // Room for a group commit's open files (downloads are committed a group at a time).
+    ftlib::raise_open_files_limit(4096);
     let args = match cli::parse() {
         Parsed::Run(args) => args,
         Parsed::Done(code) => return code,

@@ -247,6 +247,11 @@ impl FileBar<'_> {
         }
         self.last = progress.done;
         self.total = Some(progress.total);
+        if self.bars.multi.is_hidden() {
+            // Nothing to draw: no bar is made (a tree of thousands of small files made one
+            // each, a sixth of the client's CPU).
+            return;
+        }
         let bar = self.bar.get_or_insert_with(|| {
             let bar = ProgressBar::new(progress.total)
                 .with_style(style(&self.meter, Counts::Bytes))

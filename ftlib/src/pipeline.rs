@@ -9,11 +9,11 @@ use crate::error::{Error, Result};
 use crate::store::{PendingFile, Store};
 
 /// Most pipelined requests a client has in flight at once.
-pub const PIPELINE_WINDOW: usize = 512;
+pub const PIPELINE_WINDOW: usize = 2048;
 
 /// Most verified pipelined uploads a receiver commits as one group (more wait for the next
 /// group).
-pub const GROUP_MAX: usize = 256;
+pub const GROUP_MAX: usize = 1024;
 
 /// Receivers commit a group of uploads once it holds this many bytes, which bounds the
 /// memory a connection's waiting small uploads take.

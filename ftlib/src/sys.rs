@@ -130,6 +130,45 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Raises this process's soft limit on open files towards its hard limit, to at most
+/// `want`, and returns the soft limit in force then (`None` where it cannot be told). Many
+/// systems start processes with a soft limit of 1024 and a far higher hard one, which
+/// exists to be raised by programs that need more (as Go's runtime does at start).
+pub fn raise_open_files_limit(want: u64) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        let hard = limit.maximum.unwrap_or(u64::MAX);
+        let soft = limit.current?;
+        let target = want.min(hard);
+        if target > soft {
+            limit.current = Some(target);
+            if setrlimit(Resource::Nofile, limit).is_ok() {
+                return Some(target);
+            }
+        }
+        Some(soft)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = want;
+        None
+    }
+}
+
+/// This process's soft limit on open files, where it can be told.
+pub(crate) fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Bytes available to an unprivileged writer on the file system holding `dir`, where the
 /// platform can tell.
 pub(crate) fn available_space(dir: &Path) -> Option<u64> {

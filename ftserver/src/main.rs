@@ -25,6 +25,10 @@ macro_rules! warn {
     }};
 }
 
+/// The soft limit on open files ftserver asks for at start (at most its hard limit): a
+/// group commit's files (up to 1024 per store) beside up to `--max-connections` sockets.
+const OPEN_FILES: u64 = 65536;
+
 const EXAMPLES: &str = "\
 Examples:
   ftserver 6789                          serve ./server_data on all interfaces, port 6789, over TLS
@@ -143,6 +147,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Room for a group commit's open files beside the connections' sockets.
+    ftlib::raise_open_files_limit(OPEN_FILES);
     let args = match parse() {
         Ok(args) => args,
         Err(code) => return code,

@@ -92,6 +92,11 @@ impl Client {
                 continue;
             }
             self.settle_puts(&mut window, PIPELINE_WINDOW - 1, done);
+            if i % SETTLE_EVERY == 0 {
+                // Verdicts already here are read now and then, so that they never pile
+                // up in the socket until the server cannot send and stops reading.
+                self.settle_arrived_puts(&mut window, done);
+            }
             progress(
                 i,
                 Progress {
@@ -122,6 +127,19 @@ impl Client {
             }
         }
         self.settle_puts(&mut window, 0, done);
+    }
+
+    /// Reads the verdicts of pipelined uploads that have arrived, without waiting.
+    fn settle_arrived_puts(
+        &mut self,
+        window: &mut VecDeque<Sent>,
+        done: &mut dyn FnMut(usize, Result<Received>),
+    ) {
+        while !window.is_empty()
+            && matches!(self.with_conn(|conn, _| Ok(conn.input_pending())), Ok(true))
+        {
+            self.settle_puts(window, window.len() - 1, done);
+        }
     }
 
     /// Reads verdicts of pipelined uploads until at most `keep` are outstanding.
@@ -260,8 +278,12 @@ impl Client {
                     held = held.saturating_add(*size);
                 }
                 group.push(((i, digest), received));
-                if group_full(group.len(), held) {
-                    // More to receive: this group is committed meanwhile.
+                let previous_done = in_flight.as_ref().is_none_or(InFlight::is_finished);
+                if !window.is_empty() && (previous_done || group_full(group.len(), held)) {
+                    // More to receive: this group is committed meanwhile, as soon as the
+                    // one before is done (so a group is what arrived during the commit
+                    // before it, and a slow sync makes fewer, larger groups), at the
+                    // latest once it is full.
                     finish(in_flight.take(), done);
                     in_flight = Some(commit_in_background(scope, dir, std::mem::take(&mut group)));
                     held = 0;
@@ -307,6 +329,9 @@ fn continued(
     Some((partial, (have, prefix.unwrap_or_else(Xxh3::new))))
 }
 
+/// How many pipelined uploads a client sends between looks for verdicts that arrived.
+const SETTLE_EVERY: usize = 64;
+
 /// A download of a group: its index, and the digest it was verified with once received.
 type Item = (usize, Option<[u8; DIGEST_LEN]>);
 
@@ -318,6 +343,16 @@ enum InFlight<'scope> {
         Vec<usize>,
     ),
     Done(Vec<(Item, Result<u64>)>),
+}
+
+impl InFlight<'_> {
+    /// Whether its results are ready ([`finish`] would not wait).
+    fn is_finished(&self) -> bool {
+        match self {
+            InFlight::Thread(handle, _) => handle.is_finished(),
+            InFlight::Done(_) => true,
+        }
+    }
 }
 
 /// Starts committing `group` on another thread (or commits it here, if no thread can be

@@ -223,6 +223,9 @@ impl Client {
                         Some(login) => Some(log_in(&mut conn, version, login)?),
                         None => None,
                     };
+                    // Requests and small files' bodies go out together, before the client
+                    // waits for an answer.
+                    conn.gather(true)?;
                     return Ok(Client {
                         conn: Some(conn),
                         peer: *addr,

@@ -7,7 +7,7 @@
 //! verified uploads are always published.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::upload::stored;
@@ -41,6 +41,10 @@ pub(super) struct Pending {
 /// A group's uploads, each with its outcome after the commit.
 type Committed = Vec<(Pending, crate::error::Result<u64>)>;
 
+/// How often a connection with no input looks again whether the group being committed is
+/// done (or input came): the most an answer waits beyond its commit.
+const IDLE_POLL: Duration = Duration::from_micros(500);
+
 /// The pipelined uploads of one connection waiting for their commit, in request order,
 /// and the group before them, if it is being committed in the background meanwhile.
 #[derive(Default)]
@@ -67,20 +71,37 @@ impl Group {
         self.waiting.is_empty() && self.in_flight.is_none()
     }
 
-    /// Does what is due before reading on, if anything: with no input waiting (the client
-    /// may be waiting for answers), commits and answers everything; with a full group while
-    /// input keeps coming, answers the group before it (waiting for its commit) and starts
-    /// committing this one in the background, so that receiving goes on meanwhile. False
-    /// when answers could not be sent.
+    /// Does what is due before reading on, if anything. While input keeps coming, uploads
+    /// wait; a full group waits for the group before it to be answered, then is committed
+    /// in the background while the next one is received. With no input waiting (the
+    /// client may be waiting for answers) the group being committed is waited for and
+    /// answered, and whatever arrived meanwhile starts its commit at once, also in the
+    /// background: so a group is what arrived during the commit before it, and grows with
+    /// the cost of a commit (a slow sync makes larger groups and fewer syncs). False when
+    /// answers could not be sent.
     pub(super) fn advance(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
-        let idle = !conn.input_pending();
-        if idle && (self.in_flight.is_some() || !self.waiting.is_empty()) {
-            return self.commit(ctx, conn);
+        let mut sending = true;
+        loop {
+            if conn.input_pending() {
+                if !group_full(self.waiting.len(), self.bytes) {
+                    return sending;
+                }
+                sending &= self.answer_in_flight(ctx, conn);
+                return self.commit_in_background(ctx, conn) && sending;
+            }
+            match &self.in_flight {
+                Some(handle) if !handle.is_finished() => std::thread::sleep(IDLE_POLL),
+                Some(_) => sending &= self.answer_in_flight(ctx, conn),
+                None if self.waiting.is_empty() => return sending,
+                None => sending &= self.commit_in_background(ctx, conn),
+            }
         }
-        if !group_full(self.waiting.len(), self.bytes) {
-            return true;
-        }
-        let sending = self.answer_in_flight(ctx, conn);
+    }
+
+    /// Starts committing the waiting uploads on another thread (here and now if no thread
+    /// can start). False when answers could not be sent.
+    fn commit_in_background(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
+        debug_assert!(self.in_flight.is_none());
         // Shared with the thread, so that they are not lost if it cannot start.
         let outcomes = Arc::new(Mutex::new(Some(self.take())));
         let theirs = Arc::clone(&outcomes);
@@ -94,13 +115,13 @@ impl Group {
         match committing {
             Ok(handle) => {
                 self.in_flight = Some(handle);
-                sending
+                true
             }
             // No thread to spare: committed here and now instead.
             Err(_) => {
                 let outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let committed = commit_outcomes(ctx.store.as_ref(), outcomes.unwrap_or_default());
-                self.answer(ctx, conn, committed) && sending
+                self.answer(ctx, conn, committed)
             }
         }
     }
@@ -176,6 +197,7 @@ impl Group {
                 .with_digest(digest);
             ctx.report(&report.by(self.user.as_deref()));
         }
-        sending
+        // The client may be waiting for them (and a commit may run before the next read).
+        sending && conn.flush().is_ok()
     }
 }

@@ -95,6 +95,9 @@ pub(super) fn serve(
             return;
         }
     };
+    // Answers, and small files' frames, go out together: before the next read, and at the
+    // end of each group's answers.
+    let _ = conn.gather(true);
     let mut session = Session {
         ctx,
         conn,

@@ -26,8 +26,10 @@ const COMMIT_THREADS: usize = 4;
 pub(super) const COMMIT_HELPERS: usize = 8;
 
 /// Most files of a group written out before one sync of the file system: each is held
-/// open until published.
-const BATCH_MAX: usize = 64;
+/// open until published. As many as a group of pipelined uploads may hold
+/// (`pipeline::GROUP_MAX`), so that a group takes one sync where the store may hold that
+/// many files open.
+pub(super) const BATCH_MAX: usize = 1024;
 
 /// One file of a group.
 enum Member {

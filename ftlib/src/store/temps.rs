@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::group::BATCH_MAX;
 use super::name::{PART_PREFIX, TEMP_PREFIX};
 use crate::sys;
 use crate::sys::at::{DirFd, syncfs_reports_errors};
@@ -36,15 +37,22 @@ pub(super) struct Temps {
     dirs_made: AtomicU64,
     dirs_synced: AtomicU64,
     /// Files a batch commit may hold open at once, across all connections
-    /// ([`OPEN_BUDGET`]).
+    /// ([`open_budget`]), and how many are.
+    open_budget: usize,
     open: Mutex<usize>,
     open_freed: Condvar,
 }
 
 /// Most files the batch commits of one store hold open at once (written, waiting for the
-/// file system's sync): bounded, whatever the number of connections, far below the usual
-/// limit of 1024 descriptors.
-pub(super) const OPEN_BUDGET: usize = 256;
+/// file system's sync), whatever the number of connections: a whole batch
+/// ([`BATCH_MAX`]), so that one sync serves a whole group, where the process may open four
+/// times as many ([`crate::raise_open_files_limit`]); else a quarter of its limit, at
+/// least 16.
+fn open_budget() -> usize {
+    let limit = crate::sys::open_files_limit().unwrap_or(1024);
+    let quarter = usize::try_from(limit / 4).unwrap_or(usize::MAX);
+    quarter.clamp(16, BATCH_MAX)
+}
 
 /// Room for files held open by a batch commit, given back when dropped.
 #[derive(Debug)]
@@ -72,6 +80,7 @@ impl Temps {
             batch_sync: syncfs_reports_errors(),
             dirs_made: AtomicU64::new(0),
             dirs_synced: AtomicU64::new(0),
+            open_budget: open_budget(),
             open: Mutex::new(0),
             open_freed: Condvar::new(),
         }
@@ -83,16 +92,16 @@ impl Temps {
     }
 
     /// Room for up to `want` (at least 1) files held open at once, waiting while the
-    /// store's [`OPEN_BUDGET`] is spent.
+    /// store's budget is spent.
     pub(super) fn open_files(&self, want: usize) -> OpenFiles<'_> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        while *open >= OPEN_BUDGET {
+        while *open >= self.open_budget {
             open = self
                 .open_freed
                 .wait(open)
                 .unwrap_or_else(|p| p.into_inner());
         }
-        let count = want.clamp(1, OPEN_BUDGET - *open);
+        let count = want.clamp(1, self.open_budget - *open);
         *open += count;
         OpenFiles { temps: self, count }
     }
