@@ -1742,6 +1742,15 @@ def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_di
                    f"free and every run keeps its copy until the end: {need / GiB:.1f} GiB "
                    f"needed (fewer --{kind}-reps, or another --disk)")
         return []
+    # Every copy kept takes an inode per file and directory too (a 16 GiB ext4 made with
+    # mkfs's defaults has about a million).
+    inodes = (rows_writing * reps + 1) * (n + len(dirs))
+    if st.f_files and st.f_favail < inodes:
+        shutil.rmtree(w, ignore_errors=True)
+        tools.note(f"{label}: skipped, {base} has {st.f_favail} free inodes and every run "
+                   f"keeps its copy until the end: {inodes} needed (fewer --{kind}-reps, "
+                   "or another --disk)")
+        return []
     group = f"{label}: {n} files, {len(dirs)} dirs (disk)"
     counter = iter(range(1, 1 << 30))
     times: dict[str, list[bool]] = {}

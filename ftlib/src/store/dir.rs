@@ -7,7 +7,8 @@
 use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::kept;
 use super::name::{Name, RESERVED_PREFIX};
@@ -37,10 +38,30 @@ pub struct DirStore {
     partials: Arc<Partials>,
     /// Commit helper threads running now (at most [`group::COMMIT_HELPERS`]).
     pub(super) helpers: AtomicUsize,
-    /// The directory the last upload went to, while an upload still holds it: files of one
-    /// directory arriving in a row share one handle (and one sync at a group commit).
-    last_dir: Mutex<Option<(String, Weak<DirFd>)>>,
+    /// The directory the last upload went to, and when it was opened: files of one
+    /// directory arriving in a row share one handle (and one sync at a group commit) for
+    /// [`DIR_FRESH`], without walking to it from the root each.
+    last_dir: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
+    /// The free space last read from the file system, for [`DirStore::check_space`].
+    space: Mutex<Option<Space>>,
 }
+
+/// Free space read at `at`, and the bytes uploads announced since.
+#[derive(Debug, Clone, Copy)]
+struct Space {
+    at: Instant,
+    available: u64,
+    claimed: u64,
+}
+
+/// How long the handle of the directory uploads last went to is used again for the next
+/// ones ([`DirStore::upload_dir`]); after that the path is walked again, so that a
+/// directory removed or replaced meanwhile is seen.
+const DIR_FRESH: Duration = Duration::from_secs(1);
+
+/// How long a reading of the free space may stand for small uploads
+/// ([`DirStore::check_space`]).
+const SPACE_FRESH: Duration = Duration::from_secs(1);
 
 impl DirStore {
     /// Uses the existing directory `root`.
@@ -73,6 +94,7 @@ impl DirStore {
             root_fd,
             helpers: AtomicUsize::new(0),
             last_dir: Mutex::new(None),
+            space: Mutex::new(None),
         })
     }
 
@@ -108,13 +130,13 @@ impl DirStore {
                 let mut last = self.last_dir.lock().unwrap_or_else(|p| p.into_inner());
                 let cached = last
                     .as_ref()
-                    .filter(|(path, _)| path == parent)
-                    .and_then(|(_, weak)| weak.upgrade());
+                    .filter(|(path, _, at)| path == parent && at.elapsed() < DIR_FRESH)
+                    .map(|(_, dir, _)| Arc::clone(dir));
                 match cached {
                     Some(dir) => dir,
                     None => match self.dir(Some(parent), false) {
                         Ok(dir) => {
-                            *last = Some((parent.to_owned(), Arc::downgrade(&dir)));
+                            *last = Some((parent.to_owned(), Arc::clone(&dir), Instant::now()));
                             dir
                         }
                         Err(Error::NotFound {
@@ -195,15 +217,35 @@ impl DirStore {
     ///
     /// # Errors
     /// [`Error::NoSpace`].
+    /// The file system is asked again unless it said, less than [`SPACE_FRESH`] ago, that
+    /// it had room for sixteen times what was announced since, this upload included: a
+    /// tree of small files does not ask once per file. (An early refusal only: a write that
+    /// finds the disk full fails `no-space` anyway.)
     pub(crate) fn check_space(&self, name: &Name, size: u64) -> Result<()> {
-        match sys::available_space(&self.root) {
-            Some(available) if available < size => Err(Error::NoSpace {
+        let mut space = self.space.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = space.as_mut() {
+            let claimed = known.claimed.saturating_add(size);
+            if known.at.elapsed() < SPACE_FRESH && claimed <= known.available / 16 {
+                known.claimed = claimed;
+                return Ok(());
+            }
+        }
+        let Some(available) = sys::available_space(&self.root) else {
+            return Ok(());
+        };
+        *space = Some(Space {
+            at: Instant::now(),
+            available,
+            claimed: size,
+        });
+        if available < size {
+            return Err(Error::NoSpace {
                 name: name.to_string(),
                 needed: size,
                 available,
-            }),
-            _ => Ok(()),
+            });
         }
+        Ok(())
     }
 
     /// Starts writing `name` (its directories created when it is published); with `replace`,
