@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -263,9 +264,15 @@ fn run(args: Args) -> Result<(), String> {
     let local = server.local_addr().map_err(|e| e.to_string())?;
 
     let stop = server.shutdown_handle();
+    let lines = Lines::start();
+    let unsaid = Arc::clone(&lines);
     ctrlc::set_handler(move || {
         if stop.is_shutdown() {
             warn!("ftserver: second signal, exiting at once");
+            // The lines gathered go out first, unless a writer is stuck on stdout.
+            if let Ok(mut out) = unsaid.out.try_lock() {
+                let _ = out.flush();
+            }
             std::process::exit(130);
         }
         warn!("ftserver: shutting down (again to force)");
@@ -282,17 +289,67 @@ fn run(args: Args) -> Result<(), String> {
         ),
     }
     let json = args.json;
-    server
-        .run(move |report| {
-            let line = if json {
-                report.to_json()
-            } else {
-                report.to_string()
-            };
-            // A closed stdout must not stop the server.
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
-        })
-        .map_err(|e| e.to_string())
+    let sink = Arc::clone(&lines);
+    let ran = server.run(move |report| {
+        let line = if json {
+            report.to_json()
+        } else {
+            report.to_string()
+        };
+        sink.write(&line);
+    });
+    lines.flush();
+    ran.map_err(|e| e.to_string())
+}
+
+/// Report lines on stdout, gathered and written out at most [`LINES_EVERY`] after they were
+/// made: a group of a thousand small uploads is reported in a few writes, not a thousand.
+/// A closed stdout must not stop the server, so write errors are ignored.
+struct Lines {
+    out: Mutex<io::BufWriter<io::Stdout>>,
+    /// No thread to flush them: each line is written at once.
+    at_once: std::sync::atomic::AtomicBool,
+}
+
+/// How long a report line may wait in [`Lines`].
+const LINES_EVERY: Duration = Duration::from_millis(50);
+
+impl Lines {
+    /// Gathers lines, flushed by a thread of its own every [`LINES_EVERY`].
+    fn start() -> Arc<Lines> {
+        let lines = Arc::new(Lines {
+            out: Mutex::new(io::BufWriter::with_capacity(64 * 1024, io::stdout())),
+            at_once: std::sync::atomic::AtomicBool::new(false),
+        });
+        let flushed = Arc::downgrade(&lines);
+        let flusher = std::thread::Builder::new()
+            .name("ft report lines".into())
+            .spawn(move || {
+                while let Some(lines) = flushed.upgrade() {
+                    lines.flush();
+                    drop(lines);
+                    std::thread::sleep(LINES_EVERY);
+                }
+            });
+        if flusher.is_err() {
+            lines
+                .at_once
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        lines
+    }
+
+    fn write(&self, line: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(out, "{line}");
+        if self.at_once.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = out.flush();
+        }
+    }
+
+    fn flush(&self) {
+        let _ = self.out.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    }
 }
 
 /// The server's identity from the state directory, created there on first start; the
