@@ -89,9 +89,8 @@ fn batch_commit(mut members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) 
         .as_ref()
         .map_err(|e| io::Error::new(e.kind(), e.to_string()))
         .and_then(|fd| temps.sync_all(fd));
-    let published: Vec<Published> = slots
-        .into_iter()
-        .map(|(member, written)| match member {
+    let publish = |(member, written): (Member, Option<Result<()>>)| -> Published {
+        match member {
             Member::Ours(upload) => {
                 written.unwrap_or(Ok(()))?;
                 if let Err(e) = &synced {
@@ -102,6 +101,32 @@ fn batch_commit(mut members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) 
             }
             Member::Foreign(file) => file.commit().map(|()| None),
             Member::Lost => Err(Error::Protocol("group commit lost an upload".into())),
+        }
+    };
+    // The first upload of each name is published by several threads at once (linking
+    // through /proc and closing run side by side); the others after them, in order, so
+    // that the first upload of a name wins it.
+    let at_once = first_of_each_name(slots.iter().map(|(member, _)| member));
+    let mut cells: Vec<_> = slots.into_iter().map(|slot| (Some(slot), None)).collect();
+    {
+        let mut work: Vec<_> = cells
+            .iter_mut()
+            .zip(&at_once)
+            .filter(|(_, at_once)| **at_once)
+            .map(|(cell, _)| cell)
+            .collect();
+        in_parallel(&mut work, helpers, |cell| {
+            if let Some(slot) = cell.0.take() {
+                cell.1 = Some(publish(slot));
+            }
+        });
+    }
+    let published: Vec<Published> = cells
+        .into_iter()
+        .map(|(slot, done)| match (slot, done) {
+            (_, Some(done)) => done,
+            (Some(slot), None) => publish(slot),
+            (None, None) => Err(Error::Protocol("group commit lost an upload".into())),
         })
         .collect();
     let mut dirs: Vec<Arc<DirFd>> = Vec::new();
@@ -208,21 +233,7 @@ fn claim(file: Box<dyn PendingFile>, temps: &Arc<Temps>) -> Member {
 /// a name is the one that wins it. One result per file, in order.
 fn sync_and_publish(mut members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Published> {
     share_dirs(&mut members);
-    let mut seen = HashSet::new();
-    // A file of another store may have any name: from the first one on, everything waits
-    // and goes in order, so that it is not overtaken by a later upload of its name.
-    let mut foreign_seen = false;
-    let at_once: Vec<bool> = members
-        .iter()
-        .map(|m| match m {
-            Member::Ours(upload) if !foreign_seen => seen.insert(upload.name().to_lowercase()),
-            Member::Ours(_) => false,
-            Member::Foreign(_) | Member::Lost => {
-                foreign_seen = true;
-                false
-            }
-        })
-        .collect();
+    let at_once = first_of_each_name(members.iter());
     let mut slots: Vec<Option<Member>> = members.into_iter().map(Some).collect();
     let mut results: Vec<Option<Published>> = slots.iter().map(|_| None).collect();
     let commit = |slot: &mut Option<Member>, result: &mut Option<Published>| {
@@ -252,6 +263,26 @@ fn sync_and_publish(mut members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Publ
     results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::Protocol("group commit lost an upload".into()))))
+        .collect()
+}
+
+/// For each member, whether it may be committed beside the others: the store's own upload
+/// of a name (compared without case, for case-insensitive file systems) not seen earlier
+/// in the group. A file of another store may have any name: from the first one on,
+/// everything waits and goes in order, so that it is not overtaken by a later upload of its
+/// name.
+fn first_of_each_name<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<bool> {
+    let mut seen = HashSet::new();
+    let mut foreign_seen = false;
+    members
+        .map(|m| match m {
+            Member::Ours(upload) if !foreign_seen => seen.insert(upload.name().to_lowercase()),
+            Member::Ours(_) => false,
+            Member::Foreign(_) | Member::Lost => {
+                foreign_seen = true;
+                false
+            }
+        })
         .collect()
 }
 
