@@ -42,6 +42,8 @@ pub struct DirStore {
     /// directory arriving in a row share one handle (and one sync at a group commit) for
     /// [`DIR_FRESH`], without walking to it from the root each.
     last_dir: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
+    /// The same for the directory a download was last read from.
+    last_read: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
     /// The free space last read from the file system, for [`DirStore::check_space`].
     space: Mutex<Option<Space>>,
 }
@@ -54,9 +56,10 @@ struct Space {
     claimed: u64,
 }
 
-/// How long the handle of the directory uploads last went to is used again for the next
-/// ones ([`DirStore::upload_dir`]); after that the path is walked again, so that a
-/// directory removed or replaced meanwhile is seen.
+/// How long the handle of the directory uploads last went to (or downloads were last read
+/// from) is used again for the next ones ([`DirStore::upload_dir`],
+/// [`DirStore::open_file`]); after that the path is walked again, so that a directory
+/// removed or replaced meanwhile is seen.
 const DIR_FRESH: Duration = Duration::from_secs(1);
 
 /// How long a reading of the free space may stand for small uploads
@@ -94,6 +97,7 @@ impl DirStore {
             root_fd,
             helpers: AtomicUsize::new(0),
             last_dir: Mutex::new(None),
+            last_read: Mutex::new(None),
             space: Mutex::new(None),
         })
     }
@@ -286,7 +290,24 @@ impl DirStore {
     /// # Errors
     /// [`Error::NotFound`] (missing, a symbolic link, not a regular file), [`Error::Io`].
     fn open_file(&self, name: &Name) -> Result<std::fs::File> {
-        let dir = self.dir(name.parent(), false)?;
+        let dir = match name.parent() {
+            None => Arc::clone(&self.root_fd),
+            Some(parent) => {
+                let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
+                let cached = last
+                    .as_ref()
+                    .filter(|(path, _, at)| path == parent && at.elapsed() < DIR_FRESH)
+                    .map(|(_, dir, _)| Arc::clone(dir));
+                match cached {
+                    Some(dir) => dir,
+                    None => {
+                        let dir = self.dir(Some(parent), false)?;
+                        *last = Some((parent.to_owned(), Arc::clone(&dir), Instant::now()));
+                        dir
+                    }
+                }
+            }
+        };
         dir.open_file(name.leaf())
             .map_err(|e| match dir.stat(name.leaf()) {
                 Ok(stat) if stat.kind == Kind::Symlink => Error::NotFound {
