@@ -15,9 +15,20 @@ pub const PIPELINE_WINDOW: usize = 2048;
 /// group).
 pub const GROUP_MAX: usize = 1024;
 
-/// Receivers commit a group of uploads once it holds this many bytes, which bounds the
-/// memory a connection's waiting small uploads take.
+/// Receivers commit a group of uploads once it holds this many bytes in memory (uploads of
+/// at most [`BUFFERED_MAX`](crate::store::BUFFERED_MAX) bytes, which wait in memory: see
+/// [`held_bytes`]), which bounds the memory a connection's waiting small uploads take.
 pub const GROUP_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The bytes a waiting upload of `size` holds in memory, as [`GROUP_BYTES`] counts them: a
+/// larger one waits in its file on disk.
+pub(crate) fn held_bytes(size: u64) -> u64 {
+    if size <= crate::store::BUFFERED_MAX as u64 {
+        size
+    } else {
+        0
+    }
+}
 
 /// True when a receiver's waiting uploads make a full group, to be committed before it
 /// reads on: [`GROUP_MAX`] files, or [`GROUP_BYTES`] bytes.

@@ -314,8 +314,9 @@ fn waiting_pipelined_uploads_hold_no_descriptors() {
 fn a_group_is_committed_when_it_holds_enough_bytes() {
     let server = TestServer::start();
     let peer = RawPeer::connect(server.addr);
-    let size = ftlib::pipeline::GROUP_BYTES / 4;
-    let count = 12;
+    // Held in memory while they wait (larger ones wait on disk and do not count).
+    let size = ftlib::store::BUFFERED_MAX as u64;
+    let count = 40;
     // Everything, then half a header, in one write: input stays pending as far as the
     // network allows, and the group stays far below GROUP_MAX files.
     let mut wire = Vec::new();
@@ -342,7 +343,7 @@ fn a_group_is_committed_when_it_holds_enough_bytes() {
     let stream = peer.conn_stream();
     let conn_stream = peer.conn_stream();
     let writer = std::thread::spawn(move || std::io::Write::write_all(&mut &stream, &wire));
-    // At most GROUP_BYTES (three of these files plus the one that reaches it) may wait:
+    // At most GROUP_BYTES (fifteen of these files plus the one that reaches it) may wait:
     // the others are published while the rest of the header has not arrived. Answers are
     // read meanwhile (by another thread), so the server never waits on a full socket.
     let left = (ftlib::pipeline::GROUP_BYTES / size - 1) as usize;

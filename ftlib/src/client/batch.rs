@@ -11,7 +11,7 @@ use super::exchange::{Keep, Sink, verdict};
 use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress, download_key};
 use crate::error::{Error, Result};
-use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full};
+use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full, held_bytes};
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
 use crate::transfer::{self, Digest, Hooks, Received, Span};
@@ -275,7 +275,7 @@ impl Client {
                     }
                 });
                 if let Ok((_, size)) = &received {
-                    held = held.saturating_add(*size);
+                    held = held.saturating_add(held_bytes(*size));
                 }
                 group.push(((i, digest), received));
                 let previous_done = in_flight.as_ref().is_none_or(InFlight::is_finished);

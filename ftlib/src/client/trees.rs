@@ -15,7 +15,7 @@ use super::observer::Observer;
 use super::session::Session;
 use super::walk::{Failed, Found, LocalTree};
 use crate::error::{Error, Result};
-use crate::protocol::EntryKind;
+use crate::protocol::{EntryKind, MAX_PIPELINED};
 use crate::report::{Op, Report};
 use crate::store::{DirStore, Name, Store};
 use crate::text::escape;
@@ -95,14 +95,25 @@ impl Session {
                     continue;
                 }
             };
+            // Files small enough to be pipelined, and the others, sent after them: each of
+            // those waits for every answer before it (the server commits what it holds
+            // before it serves another request), so sent among the small files each would
+            // drain the pipeline. (A tree's files go in the order its walk finds them,
+            // which promises no order anyway.)
             let mut chunk = Chunk::default();
+            let mut later = Chunk::default();
             let mut dirs = Vec::new();
             for found in walk {
                 match found {
-                    Found::File { path, name, .. } => {
-                        chunk.bytes += name.len() + path.as_os_str().len();
-                        chunk.names.push(name);
-                        chunk.paths.push(path);
+                    Found::File { path, name, size } => {
+                        let to = if size > MAX_PIPELINED {
+                            &mut later
+                        } else {
+                            &mut chunk
+                        };
+                        to.bytes += name.len() + path.as_os_str().len();
+                        to.names.push(name);
+                        to.paths.push(path);
                     }
                     Found::EmptyDir { name } => dirs.push(name),
                     Found::Skipped {
@@ -125,8 +136,11 @@ impl Session {
                         self.report_skipped(Op::Put, &name, result, observer);
                     }
                 }
-                if chunk.names.len() == TREE_CHUNK || chunk.bytes >= TREE_CHUNK_BYTES {
+                if chunk.names.len() + later.names.len() == TREE_CHUNK
+                    || chunk.bytes + later.bytes >= TREE_CHUNK_BYTES
+                {
                     all_ok &= self.put_chunk(std::mem::take(&mut chunk), resume, observer)?;
+                    all_ok &= self.put_chunk(std::mem::take(&mut later), resume, observer)?;
                     all_ok &= self.make_dirs(std::mem::take(&mut dirs), observer)?;
                 }
                 if self.cancelled() {
@@ -134,6 +148,7 @@ impl Session {
                 }
             }
             all_ok &= self.put_chunk(chunk, resume, observer)?;
+            all_ok &= self.put_chunk(later, resume, observer)?;
             all_ok &= self.make_dirs(dirs, observer)?;
         }
         Ok(all_ok)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::Ctx;
 use super::upload::stored;
 use crate::connection::Connection;
-use crate::pipeline::{Outcome, commit_outcomes, group_full};
+use crate::pipeline::{Outcome, commit_outcomes, group_full, held_bytes};
 use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
 
@@ -62,7 +62,7 @@ pub(super) struct Group {
 impl Group {
     /// Adds a received upload; its answer waits for the group's commit.
     pub(super) fn push(&mut self, upload: Waiting) {
-        self.bytes = self.bytes.saturating_add(upload.size);
+        self.bytes = self.bytes.saturating_add(held_bytes(upload.size));
         self.waiting.push(upload);
     }
 
