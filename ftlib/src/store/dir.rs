@@ -44,6 +44,10 @@ pub struct DirStore {
     last_dir: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
     /// The same for the directory a download was last read from.
     last_read: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
+    /// The directory an upload last found missing, and when: uploads into it or below it
+    /// within [`DIR_FRESH`] do not look again (their directories are made when they are
+    /// published; one made meanwhile is found then).
+    last_missing: Mutex<Option<(String, Instant)>>,
     /// The free space last read from the file system, for [`DirStore::check_space`].
     space: Mutex<Option<Space>>,
 }
@@ -98,6 +102,7 @@ impl DirStore {
             helpers: AtomicUsize::new(0),
             last_dir: Mutex::new(None),
             last_read: Mutex::new(None),
+            last_missing: Mutex::new(None),
             space: Mutex::new(None),
         })
     }
@@ -136,6 +141,20 @@ impl DirStore {
                     .as_ref()
                     .filter(|(path, _, at)| path == parent && at.elapsed() < DIR_FRESH)
                     .map(|(_, dir, _)| Arc::clone(dir));
+                let mut missing = self.last_missing.lock().unwrap_or_else(|p| p.into_inner());
+                let below = |gone: &str| {
+                    parent == gone
+                        || parent
+                            .strip_prefix(gone)
+                            .is_some_and(|rest| rest.starts_with('/'))
+                };
+                if cached.is_none()
+                    && missing
+                        .as_ref()
+                        .is_some_and(|(gone, at)| at.elapsed() < DIR_FRESH && below(gone))
+                {
+                    return Ok(None);
+                }
                 match cached {
                     Some(dir) => dir,
                     None => match self.dir(Some(parent), false) {
@@ -146,7 +165,10 @@ impl DirStore {
                         Err(Error::NotFound {
                             why: Missing::Absent,
                             ..
-                        }) => return Ok(None),
+                        }) => {
+                            *missing = Some((parent.to_owned(), Instant::now()));
+                            return Ok(None);
+                        }
                         // A file or a link on the way: the error of making the directories,
                         // which stops at that component, before making any.
                         Err(_) => self.dir(Some(parent), true)?,
