@@ -41,9 +41,9 @@ pub struct DirStore {
     /// The directory the last upload went to, and when it was opened: files of one
     /// directory arriving in a row share one handle (and one sync at a group commit) for
     /// [`DIR_FRESH`], without walking to it from the root each.
-    last_dir: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
+    last_dir: RecentDir,
     /// The same for the directory a download was last read from.
-    last_read: Mutex<Option<(String, Arc<DirFd>, Instant)>>,
+    last_read: RecentDir,
     /// The directory an upload last found missing, and when: uploads into it or below it
     /// within [`DIR_FRESH`] do not look again (their directories are made when they are
     /// published; one made meanwhile is found then).
@@ -65,6 +65,34 @@ struct Space {
 /// [`DirStore::open_file`]); after that the path is walked again, so that a directory
 /// removed or replaced meanwhile is seen.
 const DIR_FRESH: Duration = Duration::from_secs(1);
+
+/// The handle of the directory last used for one purpose, and when it was opened.
+#[derive(Debug, Default)]
+struct RecentDir(Mutex<Option<(String, Arc<DirFd>, Instant)>>);
+
+impl RecentDir {
+    /// The handle of `path`, if it is the directory kept and was opened less than
+    /// [`DIR_FRESH`] ago; else `walk`'s, kept for the next call.
+    ///
+    /// # Errors
+    /// `walk`'s.
+    fn get_or_walk(
+        &self,
+        path: &str,
+        walk: impl FnOnce() -> Result<Arc<DirFd>>,
+    ) -> Result<Arc<DirFd>> {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, dir, _)) = last
+            .as_ref()
+            .filter(|(kept, _, at)| kept == path && at.elapsed() < DIR_FRESH)
+        {
+            return Ok(Arc::clone(dir));
+        }
+        let dir = walk()?;
+        *last = Some((path.to_owned(), Arc::clone(&dir), Instant::now()));
+        Ok(dir)
+    }
+}
 
 /// How long a reading of the free space may stand for small uploads
 /// ([`DirStore::check_space`]).
@@ -100,8 +128,8 @@ impl DirStore {
             root,
             root_fd,
             helpers: AtomicUsize::new(0),
-            last_dir: Mutex::new(None),
-            last_read: Mutex::new(None),
+            last_dir: RecentDir::default(),
+            last_read: RecentDir::default(),
             last_missing: Mutex::new(None),
             space: Mutex::new(None),
         })
@@ -136,11 +164,6 @@ impl DirStore {
         let dir = match name.parent() {
             None => Arc::clone(&self.root_fd),
             Some(parent) => {
-                let mut last = self.last_dir.lock().unwrap_or_else(|p| p.into_inner());
-                let cached = last
-                    .as_ref()
-                    .filter(|(path, _, at)| path == parent && at.elapsed() < DIR_FRESH)
-                    .map(|(_, dir, _)| Arc::clone(dir));
                 let mut missing = self.last_missing.lock().unwrap_or_else(|p| p.into_inner());
                 let below = |gone: &str| {
                     parent == gone
@@ -148,31 +171,34 @@ impl DirStore {
                             .strip_prefix(gone)
                             .is_some_and(|rest| rest.starts_with('/'))
                 };
-                if cached.is_none()
-                    && missing
+                // Found missing just now, without looking (kept as it was found).
+                let mut known = false;
+                let walked = self.last_dir.get_or_walk(parent, || {
+                    known = missing
                         .as_ref()
-                        .is_some_and(|(gone, at)| at.elapsed() < DIR_FRESH && below(gone))
-                {
-                    return Ok(None);
-                }
-                match cached {
-                    Some(dir) => dir,
-                    None => match self.dir(Some(parent), false) {
-                        Ok(dir) => {
-                            *last = Some((parent.to_owned(), Arc::clone(&dir), Instant::now()));
-                            dir
-                        }
-                        Err(Error::NotFound {
+                        .is_some_and(|(gone, at)| at.elapsed() < DIR_FRESH && below(gone));
+                    if known {
+                        return Err(Error::NotFound {
+                            name: parent.to_owned(),
                             why: Missing::Absent,
-                            ..
-                        }) => {
+                        });
+                    }
+                    self.dir(Some(parent), false)
+                });
+                match walked {
+                    Ok(dir) => dir,
+                    Err(Error::NotFound {
+                        why: Missing::Absent,
+                        ..
+                    }) => {
+                        if !known {
                             *missing = Some((parent.to_owned(), Instant::now()));
-                            return Ok(None);
                         }
-                        // A file or a link on the way: the error of making the directories,
-                        // which stops at that component, before making any.
-                        Err(_) => self.dir(Some(parent), true)?,
-                    },
+                        return Ok(None);
+                    }
+                    // A file or a link on the way: the error of making the directories,
+                    // which stops at that component, before making any.
+                    Err(_) => self.dir(Some(parent), true)?,
                 }
             }
         };
@@ -314,21 +340,9 @@ impl DirStore {
     fn open_file(&self, name: &Name) -> Result<std::fs::File> {
         let dir = match name.parent() {
             None => Arc::clone(&self.root_fd),
-            Some(parent) => {
-                let mut last = self.last_read.lock().unwrap_or_else(|p| p.into_inner());
-                let cached = last
-                    .as_ref()
-                    .filter(|(path, _, at)| path == parent && at.elapsed() < DIR_FRESH)
-                    .map(|(_, dir, _)| Arc::clone(dir));
-                match cached {
-                    Some(dir) => dir,
-                    None => {
-                        let dir = self.dir(Some(parent), false)?;
-                        *last = Some((parent.to_owned(), Arc::clone(&dir), Instant::now()));
-                        dir
-                    }
-                }
-            }
+            Some(parent) => self
+                .last_read
+                .get_or_walk(parent, || self.dir(Some(parent), false))?,
         };
         dir.open_file(name.leaf())
             .map_err(|e| match dir.stat(name.leaf()) {
