@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full, held_bytes};
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
+
+/// How many requests a download batch sends at once, when that many have been answered:
+/// one write for many small requests, where topping up after every answer sent each
+/// request in a write (and a TLS record) of its own.
+const REFILL: usize = 64;
 use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -210,7 +215,14 @@ impl Client {
             // The full group before, committed by another thread while this one arrives.
             let mut in_flight: Option<InFlight<'_>> = None;
             loop {
-                while window.len() < PIPELINE_WINDOW && next < names.len() {
+                // Topped up only once there is room for REFILL more, so that requests go
+                // out together rather than one after each answer.
+                let fill = if window.len() + REFILL <= PIPELINE_WINDOW {
+                    PIPELINE_WINDOW
+                } else {
+                    window.len()
+                };
+                while window.len() < fill && next < names.len() {
                     let i = next;
                     next += 1;
                     let (remote, local) = names[i];

@@ -17,7 +17,7 @@ use super::walk::{Failed, Found, LocalTree};
 use crate::error::{Error, Result};
 use crate::protocol::{EntryKind, MAX_PIPELINED};
 use crate::report::{Op, Report};
-use crate::store::{DirStore, Name, Store};
+use crate::store::{DirStore, Name, Store, TreeDirs};
 use crate::text::escape;
 
 /// Most files moved per batch of a tree: what is held in memory at once (names and paths,
@@ -231,6 +231,9 @@ impl Session {
             let top = name.rsplit('/').next().unwrap_or(name).to_owned();
             let mut names = Vec::new();
             let mut locals = Vec::new();
+            // The handles of the directories made last, so that the next is made in its
+            // parent without walking from the top.
+            let mut made_dirs = TreeDirs::default();
             // The bytes of `names` and `locals`.
             let mut held = 0;
             for line in BufReader::new(spool).lines() {
@@ -249,7 +252,8 @@ impl Session {
                 }
                 let local = format!("{top}/{rel}");
                 if kind == "d" {
-                    let made = Name::new(&local).and_then(|local| dir.make_dir(&local));
+                    let made = Name::new(&local)
+                        .and_then(|local| dir.make_dir_in_tree(&local, &mut made_dirs));
                     if let Err(e) = made {
                         all_ok = false;
                         self.report_skipped(Op::Get, &format!("{name}/{rel}/"), Err(e), observer);
@@ -276,6 +280,12 @@ impl Session {
                 }
             }
             all_ok &= self.get_chunk(&mut names, &mut locals, dir, overwrite, resume, observer)?;
+            // The directories made without syncing, the empty ones in particular, are
+            // durable before the tree is reported done.
+            if let Err(e) = dir.settle_dirs() {
+                all_ok = false;
+                self.report_skipped(Op::Get, name, Err(e), observer);
+            }
         }
         Ok(all_ok)
     }

@@ -94,6 +94,11 @@ impl RecentDir {
     }
 }
 
+/// The handles of the directories a tree's listing made or found last, from the outermost
+/// down ([`DirStore::make_dir_in_tree`]).
+#[derive(Debug, Default)]
+pub(crate) struct TreeDirs(Vec<(String, Arc<DirFd>)>);
+
 /// How long a reading of the free space may stand for small uploads
 /// ([`DirStore::check_space`]).
 const SPACE_FRESH: Duration = Duration::from_secs(1);
@@ -311,6 +316,63 @@ impl DirStore {
     pub fn create_file(&self, name: &Name, replace: bool) -> Result<DirUpload> {
         let dir = self.upload_dir(name, replace)?;
         Ok(DirUpload::in_memory(&self.temps, dir, name, replace, 0))
+    }
+
+    /// Makes the directory `name` like [`Store::make_dir`] (`true` when it was made, `false`
+    /// when it was there), for the directories of a tree made one after another in the
+    /// order of its listing. `open` holds the handles of the directories made or found
+    /// just before (bounded by the depth of the last one): one whose parent is among them
+    /// is made there, without walking from the root. Where one `syncfs` stands for many
+    /// `fsync` calls, the parent is not synced: the directory is durable after the next
+    /// group commit of this store or [`DirStore::settle_dirs`], which must come before
+    /// anything relies on it; elsewhere each parent is synced as `make_dir` does.
+    ///
+    /// # Errors
+    /// As [`Store::make_dir`].
+    pub(crate) fn make_dir_in_tree(&self, name: &Name, open: &mut TreeDirs) -> Result<bool> {
+        if !self.temps.batch_sync() {
+            return self.make_dir(name);
+        }
+        let parent = match name.parent() {
+            None => {
+                open.0.clear();
+                Arc::clone(&self.root_fd)
+            }
+            Some(parent) => match open.0.iter().rposition(|(path, _)| path == parent) {
+                Some(at) => {
+                    open.0.truncate(at + 1);
+                    Arc::clone(&open.0[at].1)
+                }
+                None => {
+                    let dir = walk(&self.temps, Some(parent), true)?;
+                    open.0.clear();
+                    open.0.push((parent.to_owned(), Arc::clone(&dir)));
+                    dir
+                }
+            },
+        };
+        let made = parent
+            .make_dir(name.leaf())
+            .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
+        if made {
+            self.temps.dir_made();
+        }
+        let child = parent
+            .child(name.leaf())
+            .map_err(|e| child_error(e, name.to_string(), true))?;
+        open.0.push((name.to_string(), Arc::new(child)));
+        Ok(made)
+    }
+
+    /// Makes every directory made so far durable (one sync of the file system, if any was
+    /// made without syncing its parent since the last one).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn settle_dirs(&self) -> Result<()> {
+        self.temps
+            .settle_dirs()
+            .map_err(|e| Error::io("syncing the directories made", e))
     }
 
     /// What `name` is, locally: [`Store::stat`] for the client's own directory.
@@ -626,6 +688,55 @@ mod tests {
 
     use super::*;
     use crate::store::test_util::name;
+
+    /// Directories made in a listing's order, out of it, below missing ones, and where a
+    /// file or a symbolic link is in the way: each made where its name says (never through
+    /// the link), and each that exists reported as such.
+    #[cfg(unix)]
+    #[test]
+    fn directories_of_a_tree_are_made_in_place_whatever_the_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("f"), b"x").expect("file");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("s")).expect("symlink");
+        let store = DirStore::open(dir.path()).expect("open");
+        let mut open = TreeDirs::default();
+        let mut make = |path: &str| store.make_dir_in_tree(&name(path), &mut open);
+        for path in ["a", "a/b", "a/b/c", "a/d", "e", "x/y/z", "a/b/c/g", "x/y/w"] {
+            assert!(make(path).expect(path), "{path} is new");
+        }
+        assert!(!make("a/b").expect("again"), "a/b was there");
+        assert!(
+            !make("x").expect("made on the way"),
+            "x was made on the way to x/y/z"
+        );
+        assert!(matches!(
+            make("f/g"),
+            Err(Error::AlreadyExists {
+                why: Taken::NotADirectory,
+                ..
+            })
+        ));
+        assert!(matches!(
+            make("s/t"),
+            Err(Error::AlreadyExists {
+                why: Taken::Symlink,
+                ..
+            })
+        ));
+        assert!(matches!(
+            make("f"),
+            Err(Error::AlreadyExists {
+                why: Taken::NotADirectory,
+                ..
+            })
+        ));
+        store.settle_dirs().expect("settle");
+        for path in ["a/b/c/g", "a/d", "e", "x/y/z", "x/y/w"] {
+            assert!(dir.path().join(path).is_dir(), "{path}");
+        }
+        assert_eq!(fs::read_dir(outside.path()).expect("ls").count(), 0);
+    }
 
     #[test]
     fn racing_commits_have_one_winner() {

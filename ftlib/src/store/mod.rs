@@ -23,6 +23,7 @@ use std::io::{self, Read, Write};
 use std::net::IpAddr;
 
 pub use dir::DirStore;
+pub(crate) use dir::TreeDirs;
 pub use kept::DIGEST_XATTR;
 pub use memory::MemStore;
 pub use name::{Name, PART_PREFIX, RESERVED_PREFIX, TEMP_PREFIX, validate_name};
