@@ -255,6 +255,9 @@ impl DirUpload {
             match self.temps.create_unnamed(&dir) {
                 Ok(Some(mut file)) => {
                     file.write_all(&held)?;
+                    // One sync of the root's file system stands for the file's only if it
+                    // is there: not below a mount point.
+                    let sync = sync || !self.temps.root_fd().same_fs_as_file(&file);
                     finish(&file, self.last(), sync)?;
                     self.data = Data::Unnamed(file, held);
                     return Ok(());

@@ -106,6 +106,12 @@ impl Temps {
         OpenFiles { temps: self, count }
     }
 
+    /// How many directories were created without syncing their parent.
+    #[cfg(test)]
+    pub(super) fn dirs_made(&self) -> u64 {
+        self.dirs_made.load(Ordering::Acquire)
+    }
+
     /// Notes a directory created without syncing its parent (with batch syncing only).
     pub(super) fn dir_made(&self) {
         self.dirs_made.fetch_add(1, Ordering::AcqRel);

@@ -283,6 +283,39 @@ impl DirFd {
         }
     }
 
+    /// Whether `file` is on this directory's file system (the same device); false when
+    /// that cannot be told.
+    pub(crate) fn same_fs_as_file(&self, file: &File) -> bool {
+        #[cfg(unix)]
+        {
+            match (rustix::fs::fstat(&self.fd), rustix::fs::fstat(file)) {
+                (Ok(a), Ok(b)) => a.st_dev == b.st_dev,
+                _ => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = file;
+            false
+        }
+    }
+
+    /// Whether `other` is on this directory's file system; false when that cannot be told.
+    pub(crate) fn same_fs(&self, other: &DirFd) -> bool {
+        #[cfg(unix)]
+        {
+            match (rustix::fs::fstat(&self.fd), rustix::fs::fstat(&other.fd)) {
+                (Ok(a), Ok(b)) => a.st_dev == b.st_dev,
+                _ => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = other;
+            false
+        }
+    }
+
     /// Whether `self` and `other` are the same directory.
     pub(crate) fn same_as(&self, other: &DirFd) -> bool {
         #[cfg(unix)]
