@@ -14,14 +14,14 @@ use crate::error::{Error, Result};
 use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full, held_bytes};
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
+use crate::transfer::{self, Digest, Hooks, Received, Span};
+
+use xxhash_rust::xxh3::Xxh3;
 
 /// How many requests a download batch sends at once, when that many have been answered:
 /// one write for many small requests, where topping up after every answer sent each
 /// request in a write (and a TLS record) of its own.
 const REFILL: usize = 64;
-use crate::transfer::{self, Digest, Hooks, Received, Span};
-
-use xxhash_rust::xxh3::Xxh3;
 
 /// A pipelined upload sent and waiting for its verdict: its index, its size, and the digest
 /// its body ended with, or our own reason when we aborted it (the server's answer still

@@ -354,7 +354,7 @@ impl DirStore {
         let made = parent
             .make_dir(name.leaf())
             .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
-        if made && self.root_fd.same_fs(&parent) {
+        if made && self.temps.on_root_fs(&parent) {
             self.temps.dir_made();
         } else if made {
             // Below a mount point: the root's file system's sync would not cover it.
@@ -467,7 +467,7 @@ pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc
                 let made = here
                     .make_dir(component)
                     .map_err(|e| Error::io(format!("creating {}", escape(&path())), e))?;
-                if made && temps.batch_sync() && temps.root_fd().same_fs(here) {
+                if made && temps.batch_sync() && temps.on_root_fs(here) {
                     // Made durable by the commit of the first file published after it (its
                     // sync is of the root's file system: a directory made on another one,
                     // below a mount point, is synced here instead).

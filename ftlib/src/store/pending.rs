@@ -256,8 +256,8 @@ impl DirUpload {
                 Ok(Some(mut file)) => {
                     file.write_all(&held)?;
                     // One sync of the root's file system stands for the file's only if it
-                    // is there: not below a mount point.
-                    let sync = sync || !self.temps.root_fd().same_fs_as_file(&file);
+                    // is there (made in `dir`, it is on `dir`'s): not below a mount point.
+                    let sync = sync || !self.temps.on_root_fs(&dir);
                     finish(&file, self.last(), sync)?;
                     self.data = Data::Unnamed(file, held);
                     return Ok(());

@@ -39,6 +39,8 @@ pub(super) struct Temps {
     /// Files a batch commit may hold open at once, across all connections
     /// ([`open_budget`]), and how many are.
     open_budget: usize,
+    /// The device of the root's file system ([`Temps::on_root_fs`]).
+    root_device: Option<u64>,
     open: Mutex<usize>,
     open_freed: Condvar,
 }
@@ -73,6 +75,7 @@ impl Temps {
     pub(super) fn new(root: PathBuf, root_fd: Arc<DirFd>) -> Temps {
         Temps {
             root,
+            root_device: root_fd.device(),
             root_fd,
             counter: AtomicU64::new(0),
             pid: std::process::id(),
@@ -84,6 +87,12 @@ impl Temps {
             open: Mutex::new(0),
             open_freed: Condvar::new(),
         }
+    }
+
+    /// Whether `dir` is on the root's file system (not below a mount point), the one the
+    /// root's `syncfs` covers; false when that cannot be told.
+    pub(super) fn on_root_fs(&self, dir: &DirFd) -> bool {
+        self.root_device.is_some() && dir.device() == self.root_device
     }
 
     /// Whether one `syncfs` stands for many `fsync` calls here.

@@ -283,36 +283,17 @@ impl DirFd {
         }
     }
 
-    /// Whether `file` is on this directory's file system (the same device); false when
-    /// that cannot be told.
-    pub(crate) fn same_fs_as_file(&self, file: &File) -> bool {
+    /// The device (file system) this directory is on, to tell whether another is on the
+    /// same one; `None` when that cannot be told, and off Unix.
+    pub(crate) fn device(&self) -> Option<u64> {
         #[cfg(unix)]
         {
-            match (rustix::fs::fstat(&self.fd), rustix::fs::fstat(file)) {
-                (Ok(a), Ok(b)) => a.st_dev == b.st_dev,
-                _ => false,
-            }
+            #[allow(clippy::unnecessary_cast)]
+            rustix::fs::fstat(&self.fd).ok().map(|st| st.st_dev as u64)
         }
         #[cfg(not(unix))]
         {
-            let _ = file;
-            false
-        }
-    }
-
-    /// Whether `other` is on this directory's file system; false when that cannot be told.
-    pub(crate) fn same_fs(&self, other: &DirFd) -> bool {
-        #[cfg(unix)]
-        {
-            match (rustix::fs::fstat(&self.fd), rustix::fs::fstat(&other.fd)) {
-                (Ok(a), Ok(b)) => a.st_dev == b.st_dev,
-                _ => false,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = other;
-            false
+            None
         }
     }
 
