@@ -82,6 +82,19 @@ fn clear_nonblocking(file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `e` says a rename was refused because it would cross file systems (`EXDEV`).
+pub(crate) fn is_cross_device(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        Errno::from_io_error(e) == Some(Errno::XDEV)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
 /// Whether `e` says the system ran out of something (descriptors, space, quota, memory)
 /// rather than refusing the operation itself.
 pub(crate) fn is_exhaustion(e: &io::Error) -> bool {

@@ -408,26 +408,12 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_group_below_a_mount_point_is_committed_whole() {
-        struct Unmount(std::path::PathBuf);
-        impl Drop for Unmount {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount").arg(&self.0).status();
-            }
-        }
         let dir = tempfile::tempdir().expect("tempdir");
         let mount = dir.path().join("m");
         fs::create_dir(&mount).expect("mkdir");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-            .arg(&mount)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
-            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        let Some(_unmount) = crate::store::test_util::mount_tmpfs(&mount) else {
             return;
-        }
-        let _unmount = Unmount(mount.clone());
+        };
         let store = DirStore::open(dir.path()).expect("open");
         assert!(store.temps.batch_sync() || !crate::sys::unnamed_files_possible());
         let below = store.dir(Some("m"), false).expect("m");

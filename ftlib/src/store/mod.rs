@@ -267,6 +267,35 @@ pub(crate) mod test_util {
     pub(crate) fn name(s: &str) -> Name {
         Name::new(s).expect("valid name")
     }
+
+    /// A 16 MiB tmpfs mounted at `at` (an empty directory), unmounted when the guard is
+    /// dropped; `None`, after saying SKIPPED, where this process may not mount (not root).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn mount_tmpfs(at: &std::path::Path) -> Option<Unmount> {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Unmount(at.to_owned()))
+    }
+
+    /// Unmounts what [`mount_tmpfs`] mounted.
+    #[cfg(target_os = "linux")]
+    #[derive(Debug)]
+    pub(crate) struct Unmount(std::path::PathBuf);
+
+    #[cfg(target_os = "linux")]
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
 }
 
 #[cfg(test)]

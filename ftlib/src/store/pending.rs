@@ -373,13 +373,52 @@ impl DirUpload {
         Ok(dir)
     }
 
-    /// Moves the named temporary file to the upload's name in `dir`.
+    /// Moves the named temporary file to the upload's name in `dir`. Where `dir` is on
+    /// another file system than the root (below a mount point inside the served root), no
+    /// rename can move it there: its bytes are copied instead ([`DirUpload::publish_across`]).
     fn publish_named(&self, dir: &DirFd) -> io::Result<()> {
-        if self.replace {
+        let moved = if self.replace {
             dir.publish_replace(&self.tmp, self.name.leaf())
         } else {
             dir.publish_noreplace(&self.tmp, self.name.leaf())
+        };
+        match moved {
+            Err(e) if sys::is_cross_device(&e) => self.publish_across(dir).map_err(|copying| {
+                io::Error::new(
+                    copying.kind(),
+                    format!("copying it to its directory's file system: {copying}"),
+                )
+            }),
+            other => other,
         }
+    }
+
+    /// Publishes a copy of the named temporary file in `dir`, which is on another file
+    /// system: an unnamed file made there gets the bytes, the attributes and the kept
+    /// digest, is synced, then linked to the name (never replacing; when the upload
+    /// replaces, linked to a hidden name first, then renamed over the name). The temporary
+    /// file goes once the copy has its name. Costs a second write of the file, only here.
+    fn publish_across(&self, dir: &DirFd) -> io::Result<()> {
+        let Some(mut copy) = dir.create_unnamed()? else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the file system there has no unnamed files (O_TMPFILE)",
+            ));
+        };
+        io::copy(&mut File::open(&self.tmp)?, &mut copy)?;
+        finish(&copy, self.last(), true)?;
+        if self.replace {
+            let hidden = self.temps.hidden_name();
+            dir.link_unnamed(&copy, &hidden)?;
+            if let Err(e) = dir.rename_here(&hidden, self.name.leaf()) {
+                let _ = dir.remove_file(&hidden);
+                return Err(e);
+            }
+        } else {
+            dir.link_unnamed(&copy, self.name.leaf())?;
+        }
+        let _ = fs::remove_file(&self.tmp);
+        Ok(())
     }
 
     /// Keeps a partial for a later resume: synced, hidden, subject to the store's limits
@@ -588,6 +627,92 @@ mod tests {
         up.commit().expect("commit");
         assert_eq!(fs::read(dir.path().join("a.txt")).expect("read"), b"hello");
         assert!(temp_files(dir.path()).is_empty());
+    }
+
+    /// Uploads too big for memory wait in a hidden file in the root; into a directory on
+    /// another file system (a mount point inside the root), where no rename reaches, they are
+    /// copied: the bytes, the time and the execute bit arrive, the name is still never
+    /// replaced unless asked, a resumable upload's partial goes too, and no hidden file is
+    /// left on either side. Before the copy existed these failed with EXDEV. Needs root to
+    /// mount a tmpfs; skipped otherwise.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn big_uploads_below_a_mount_point_are_copied_across() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mount = dir.path().join("m");
+        fs::create_dir(&mount).expect("mkdir");
+        let Some(_unmount) = crate::store::test_util::mount_tmpfs(&mount) else {
+            return;
+        };
+        let store = DirStore::open(dir.path()).expect("open");
+        let bytes = |seed: u8| -> Vec<u8> {
+            (0..BUFFERED_MAX + 4097)
+                .map(|i| (i % 251) as u8 ^ seed)
+                .collect()
+        };
+        let upload = |path: &str, data: &[u8], replace: bool| {
+            let mut up = store.create_file(&name(path), replace)?;
+            up.write_all(data).expect("write");
+            up.set_attrs(Attrs {
+                modified: 1_600_000_000,
+                nanos: 0,
+                executable: true,
+            });
+            up.commit()
+        };
+
+        upload("m/sub/big.bin", &bytes(1), false).expect("commit across");
+        let at = mount.join("sub/big.bin");
+        assert!(fs::read(&at).expect("read") == bytes(1), "bytes differ");
+        let meta = fs::metadata(&at).expect("stat");
+        assert_eq!(
+            meta.modified().expect("mtime"),
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)
+        );
+        assert_ne!(meta.permissions().mode() & 0o111, 0, "execute bit lost");
+
+        // Taken: refused, and the copy is not made.
+        let taken = upload("m/sub/big.bin", &bytes(2), false);
+        assert!(
+            matches!(taken, Err(Error::AlreadyExists { .. })),
+            "{taken:?}"
+        );
+        assert!(fs::read(&at).expect("read") == bytes(1), "replaced");
+
+        // Asked to replace: replaced.
+        upload("m/sub/big.bin", &bytes(3), true).expect("replace across");
+        assert!(fs::read(&at).expect("read") == bytes(3), "not replaced");
+
+        // A resumable upload, from its partial in the root.
+        let data = bytes(4);
+        let mut resumable = store
+            .create_resumable(&name("m/r.bin"), data.len() as u64, &"ab".repeat(16))
+            .expect("resumable");
+        assert_eq!(resumable.offset, 0);
+        resumable.upload.write_all(&data).expect("write");
+        resumable.upload.commit().expect("commit resumable across");
+        assert!(fs::read(mount.join("r.bin")).expect("read") == data);
+
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "a temporary file is left"
+        );
+        assert!(
+            ft_testutil::partials(dir.path()).is_empty(),
+            "a partial is left"
+        );
+        assert!(
+            temp_files(&mount.join("sub")).is_empty(),
+            "a hidden copy is left"
+        );
+        let mut in_sub: Vec<_> = fs::read_dir(mount.join("sub"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        in_sub.sort();
+        assert_eq!(in_sub, ["big.bin"]);
     }
 
     /// An upload announced larger than the memory limit gets its file at once, so a

@@ -156,17 +156,20 @@ impl Temps {
         &self.root_fd
     }
 
-    /// A new hidden temporary file `.ft-tmp-PID-N-NANOS` in the directory.
-    pub(super) fn create_named(&self) -> io::Result<(PathBuf, File)> {
+    /// A fresh name for a hidden temporary file, `.ft-tmp-PID-N-NANOS`.
+    pub(super) fn hidden_name(&self) -> String {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", self.pid)
+    }
+
+    /// A new hidden temporary file `.ft-tmp-PID-N-NANOS` in the root.
+    pub(super) fn create_named(&self) -> io::Result<(PathBuf, File)> {
         let mut attempt = 0;
         loop {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let tmp = self
-                .root
-                .join(format!("{TEMP_PREFIX}{}-{n}-{nanos:x}", self.pid));
+            let tmp = self.root.join(self.hidden_name());
             match sys::create_new(&tmp) {
                 Ok(file) => return Ok((tmp, file)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {

@@ -229,6 +229,32 @@ impl DirFd {
         }
     }
 
+    /// Removes the file `name` here.
+    pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())?;
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::remove_file(self.path.join(name))
+        }
+    }
+
+    /// Renames `from` to `to`, both here, replacing a file at `to`.
+    pub(crate) fn rename_here(&self, from: &str, to: &str) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            rustix::fs::renameat(&self.fd, from, &self.fd, to)?;
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::rename(self.path.join(from), self.path.join(to))
+        }
+    }
+
     /// Gives the unnamed `file` ([`super::create_unnamed`]) the name `name` here, only if
     /// nothing has it.
     pub(crate) fn link_unnamed(&self, file: &File, name: &str) -> io::Result<()> {
