@@ -25,6 +25,8 @@ use printer::{Listing, Printer};
 use progress::Bars;
 
 fn main() -> ExitCode {
+    // Before anything else: it may start the program over.
+    ftlib::avoid_slow_memory_copies();
     // Room for a group commit's open files (downloads are committed a group at a time).
     ftlib::raise_open_files_limit(4096);
     let args = match cli::parse() {

@@ -170,6 +170,89 @@ pub fn raise_open_files_limit(want: u64) -> Option<u64> {
     }
 }
 
+/// The glibc tunable, in `GLIBC_TUNABLES`, above which size `memcpy` copies with
+/// `rep movsb`; [`avoid_slow_memory_copies`] sets it out of reach.
+pub const REP_MOVSB_TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
+
+/// Set in the environment of the program [`avoid_slow_memory_copies`] starts over, so that it
+/// never starts over twice.
+const RESTARTED: &str = "FT_GLIBC_TUNED";
+
+/// Starts this program over, once, with glibc told not to copy memory with `rep movsb`, on
+/// the machines where that instruction can be very slow: x86-64 processors of AMD, under
+/// glibc. Called first thing by ftserver and ftclient; not by the library, which does not
+/// own its process.
+///
+/// Why: glibc copies blocks of a few KiB and more with `rep movsb`, and on AMD Zen that runs
+/// about 25 times slower (1.6 GB/s against 40) when the destination lies 1 to 31 bytes past
+/// the source modulo 4 KiB. rustls copies every TLS record once on each side (into a new
+/// buffer to encrypt it, out of its buffer once decrypted), and where the allocator places
+/// those buffers decides, for a whole connection, whether every copy is slow: it was, in
+/// the measured runs, for most encrypted uploads and some downloads, costing a quarter to a
+/// third of the process's CPU (docs/PERFORMANCE.md, "Slow copies"). No setting can be changed
+/// once glibc has started, so the program is executed again (`/proc/self/exe`, same process,
+/// arguments and standard streams) with `GLIBC_TUNABLES` extended by
+/// [`REP_MOVSB_TUNABLE`]; glibc then copies with vector instructions, at full speed whatever
+/// the alignment.
+///
+/// Returns, doing nothing, elsewhere; when `GLIBC_TUNABLES` names the tunable already (which
+/// is also how to keep glibc's choice: set it to glibc's default); when this process was
+/// started over already; and when executing fails (the program simply goes on as it is).
+/// Must be called before any thread starts or anything is written.
+pub fn avoid_slow_memory_copies() {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+    {
+        use std::os::unix::process::CommandExt;
+
+        let tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+        let tunables = tunables.to_string_lossy();
+        if tunables.contains(REP_MOVSB_TUNABLE)
+            || std::env::var_os(RESTARTED).is_some()
+            || !cpu_vendor_is("AuthenticAMD")
+        {
+            return;
+        }
+        // 1 GiB: beyond any copy ft makes, so `rep movsb` is never used (glibc still copies
+        // blocks past its non-temporal threshold with non-temporal stores).
+        let setting = format!("{REP_MOVSB_TUNABLE}=1073741824");
+        let tunables = if tunables.is_empty() {
+            setting
+        } else {
+            format!("{tunables}:{setting}")
+        };
+        let mut args = std::env::args_os();
+        let Some(name) = args.next() else {
+            return;
+        };
+        // Returns only on failure.
+        let _ = std::process::Command::new("/proc/self/exe")
+            .arg0(name)
+            .args(args)
+            .env("GLIBC_TUNABLES", tunables)
+            .env(RESTARTED, "1")
+            .exec();
+    }
+}
+
+/// Whether /proc/cpuinfo names `vendor` as the processor's maker.
+#[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+fn cpu_vendor_is(vendor: &str) -> bool {
+    use std::io::{BufRead, BufReader};
+    let Ok(file) = File::open("/proc/cpuinfo") else {
+        return false;
+    };
+    // The first processor's lines come first; its vendor is a few lines in.
+    BufReader::new(file)
+        .lines()
+        .take(16)
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == "vendor_id").then(|| value.trim() == vendor)
+        })
+        .unwrap_or(false)
+}
+
 /// This process's soft limit on open files, where it can be told.
 pub(crate) fn open_files_limit() -> Option<u64> {
     #[cfg(unix)]

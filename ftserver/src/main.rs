@@ -148,6 +148,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before anything else: it may start the program over.
+    ftlib::avoid_slow_memory_copies();
     // Room for a group commit's open files beside the connections' sockets.
     ftlib::raise_open_files_limit(OPEN_FILES);
     let args = match parse() {

@@ -525,3 +525,75 @@ fn bind_takes_a_host_name() {
         "{out:?}"
     );
 }
+
+/// The environment of process `pid`, as `NAME=VALUE` strings.
+#[cfg(target_os = "linux")]
+fn environment_of(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/environ"))
+        .expect("read the server's environment")
+        .split(|&b| b == 0)
+        .filter(|item| !item.is_empty())
+        .map(|item| String::from_utf8_lossy(item).into_owned())
+        .collect()
+}
+
+/// On an AMD x86-64 processor under glibc, ftserver starts itself over once with glibc told
+/// never to copy with `rep movsb` (`ftlib::avoid_slow_memory_copies`): the process the test
+/// spawned (same pid) then has the tunable in its environment, and still serves with the
+/// arguments it was given (port, root, `--plain`). Anywhere else it runs as started. A
+/// `GLIBC_TUNABLES` that names the tunable already is kept as it is, without starting over.
+#[cfg(target_os = "linux")]
+#[test]
+fn starts_over_with_fast_memory_copies_only_where_they_are_slow() {
+    let tunable = ftlib::REP_MOVSB_TUNABLE;
+    let amd = cfg!(all(target_arch = "x86_64", target_env = "gnu"))
+        && fs::read_to_string("/proc/cpuinfo")
+            .expect("read /proc/cpuinfo")
+            .lines()
+            .any(|line| line.starts_with("vendor_id") && line.ends_with("AuthenticAMD"));
+    let inherited = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    let expect_restart = amd && !inherited.contains(tunable);
+
+    let root = tempdir();
+    fs::write(root.path().join("a.txt"), b"hello").expect("write");
+    let server = ServerProcess::start(root.path(), &["--plain"]);
+    let env = environment_of(server.pid());
+    let tuned = env
+        .iter()
+        .any(|item| item.starts_with("GLIBC_TUNABLES=") && item.contains(tunable));
+    assert_eq!(
+        tuned,
+        expect_restart || inherited.contains(tunable),
+        "AMD: {amd}; environment: {env:?}"
+    );
+    assert_eq!(
+        env.iter().any(|item| item.starts_with("FT_GLIBC_TUNED=")),
+        expect_restart,
+        "{env:?}"
+    );
+    let names: Vec<String> = client(&server)
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|entry| entry.name)
+        .collect();
+    assert_eq!(names, ["a.txt"]);
+
+    let own = format!("{tunable}=2048");
+    let root_arg = root.path().to_str().expect("UTF-8 path");
+    let server = ft_testutil::ServerProcess::start_with(
+        ftserver(),
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        &["--root", root_arg, "--plain"],
+        &[("GLIBC_TUNABLES".to_owned(), own.clone())],
+    );
+    let env = environment_of(server.pid());
+    assert!(
+        env.contains(&format!("GLIBC_TUNABLES={own}")),
+        "the user's setting changed: {env:?}"
+    );
+    assert!(
+        !env.iter().any(|item| item.starts_with("FT_GLIBC_TUNED=")),
+        "started over despite the user's setting: {env:?}"
+    );
+}

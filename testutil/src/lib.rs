@@ -204,6 +204,11 @@ impl ServerProcess {
         server
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server and reaps it; its port is free once this returns.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
