@@ -1693,6 +1693,14 @@ CORPUS_RSYNC = [
 ]
 
 
+def rsync_variants(args, variants: list[RsyncVariant]) -> list[RsyncVariant]:
+    """`variants` less the rsync --fsync rows with --no-rsync-fsync (they take most of a
+    corpus run: about a minute per copy of the Rust docs on a journaled disk)."""
+    if not args.no_rsync_fsync:
+        return variants
+    return [v for v in variants if "--fsync" not in v.flags]
+
+
 def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_dir: Path,
                 exclude: tuple[str, ...], origin: str, reps: int, variants: list[RsyncVariant],
                 min_files: int, min_why: str, work: str, tag: str, top: str,
@@ -1870,7 +1878,7 @@ def workload_tree(args, tools: Tools, base: Path) -> list[dict]:
         return []
     return tree_copies(args, tools, base, kind="tree", label="tree", src_dir=src_dir,
                        exclude=exclude, origin=origin, reps=args.tree_reps,
-                       variants=TREE_RSYNC, min_files=TREE_MIN_FILES,
+                       variants=rsync_variants(args, TREE_RSYNC), min_files=TREE_MIN_FILES,
                        min_why="issue 10 asks for", work="tree", tag="tree", top="tree")
 
 
@@ -1912,7 +1920,8 @@ def workload_corpus(args, tools: Tools, base: Path) -> list[dict]:
     for i, (src_dir, name, origin) in enumerate(sources, 1):
         out += tree_copies(args, tools, base, kind="corpus", label=f"corpus {name}",
                            src_dir=src_dir, exclude=(), origin=origin, reps=args.corpus_reps,
-                           variants=CORPUS_RSYNC, min_files=CORPUS_MIN_FILES,
+                           variants=rsync_variants(args, CORPUS_RSYNC),
+                           min_files=CORPUS_MIN_FILES,
                            min_why="the corpus target is stated for (a note, not an error)",
                            work=f"corpus{i}", tag=f"corpus{i}", top="corpus",
                            extra={"name": name}, ft_names=True)
@@ -2424,6 +2433,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--corpus-reps", type=int,
                    help="rounds of the corpus workload (default 3, --quick 2): each round keeps "
                         "one copy of each corpus per row on --disk until the benchmark ends")
+    p.add_argument("--no-rsync-fsync", action="store_true",
+                   help="tree and corpus workloads: leave out the rsync -rt --fsync rows, the "
+                        "slowest of a run (the baseline rows, rsync -r and + sync, stay)")
     p.add_argument("--scp-max-clients", type=int,
                    help="largest client count scp is run with (default 256, --quick 16): "
                         "each scp costs an ssh handshake, which takes minutes at 256 on 2 cores")

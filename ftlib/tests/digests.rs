@@ -243,14 +243,24 @@ fn a_listing_with_digests_gives_every_files_own() {
 }
 
 /// A plain server sends a file of 256 KiB or more from the page cache (`sendfile`) with the
-/// digest it kept at the upload, without reading the bytes: the client's check of that
-/// digest is what verifies them. Shown with a forged kept digest: the download of the
-/// large file fails `checksum-mismatch` (whole and resumed), and a small file, which the
-/// server reads and hashes, arrives intact all the same.
+/// digest it kept at the upload, without reading the bytes, and a TLS server reads it (to
+/// encrypt it) without hashing it: either way the client's check of that digest is what
+/// verifies the bytes. Shown with a forged kept digest: the download of the large file
+/// fails `checksum-mismatch` (whole and resumed), and a small file, which the server reads
+/// and hashes, arrives intact all the same.
 #[cfg(target_os = "linux")]
 #[test]
-fn a_plain_server_sends_large_files_with_the_digest_it_kept() {
-    let server = TestServer::start();
+fn a_server_sends_large_files_with_the_digest_it_kept() {
+    for server in [
+        TestServer::start(),
+        TestServer::secure(ServerConfig::default()),
+    ] {
+        sends_large_files_with_the_digest_it_kept(&server);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sends_large_files_with_the_digest_it_kept(server: &TestServer) {
     let mut client = server.client();
     let large = noise(1_000_000, 5);
     let small = noise(100_000, 6);

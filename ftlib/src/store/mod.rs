@@ -51,7 +51,8 @@ pub struct Source {
     /// The file itself and the verified digest kept with it (of exactly the bytes it holds
     /// as opened), when the store has both ([`DirStore`] with the digest it sealed at the
     /// upload): the server may then send the bytes from the page cache straight to a plain
-    /// socket (`sendfile`) instead of reading and hashing them. `None` otherwise.
+    /// socket (`sendfile`) instead of reading and hashing them, and over TLS read them
+    /// without hashing. `None` otherwise.
     pub kept: Option<(std::fs::File, [u8; DIGEST_LEN])>,
 }
 
