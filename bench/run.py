@@ -2435,7 +2435,7 @@ def parse_args() -> argparse.Namespace:
                         "one copy of each corpus per row on --disk until the benchmark ends")
     p.add_argument("--no-rsync-fsync", action="store_true",
                    help="tree and corpus workloads: leave out the rsync -rt --fsync rows, the "
-                        "slowest of a run (the baseline rows, rsync -r and + sync, stay)")
+                        "slowest of a run (every other rsync row stays)")
     p.add_argument("--scp-max-clients", type=int,
                    help="largest client count scp is run with (default 256, --quick 16): "
                         "each scp costs an ssh handshake, which takes minutes at 256 on 2 cores")

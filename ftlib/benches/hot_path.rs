@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-byte hot path: framing a chunk, decoding it, framing a listing
-//! batch, the XXH3-128 digest, the copy of a TLS record at two alignments, a whole download over loopback at several chunk sizes, and
-//! 100 small files moved one by one against pipelined with group commit (on disk).
+//! batch, the XXH3-128 digest, the copy of a TLS record at two alignments, a whole download
+//! over loopback at several chunk sizes, and 100 small files moved one by one against
+//! pipelined with group commit (on disk).
 //! The end-to-end comparison with other tools is `bench/run.py`; this is the quick check
 //! that a change to the codec or the transfer loop did not slow the hot path down.
 //!

@@ -85,6 +85,6 @@ pub use protocol::{Entry, EntryKind, ErrorKind, Password, Role};
 pub use report::{Failure, Op, Report};
 pub use server::{LISTEN_BACKLOG, Server, ServerConfig, ShutdownHandle, listen};
 pub use store::{DirStore, MemStore, Name, PartialLimits, PendingFile, Store};
-pub use sys::{REP_MOVSB_TUNABLE, avoid_slow_memory_copies, raise_open_files_limit};
+pub use sys::{GLIBC_TUNED, REP_MOVSB_TUNABLE, avoid_slow_memory_copies, raise_open_files_limit};
 pub use tls::{CERT_FILE, Fingerprint, Identity, KEY_FILE, TLS_GREETING, default_state_dir};
 pub use trust::{FirstContact, Trust, default_known_hosts};

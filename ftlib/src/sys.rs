@@ -175,8 +175,8 @@ pub fn raise_open_files_limit(want: u64) -> Option<u64> {
 pub const REP_MOVSB_TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
 
 /// Set in the environment of the program [`avoid_slow_memory_copies`] starts over, so that it
-/// never starts over twice.
-const RESTARTED: &str = "FT_GLIBC_TUNED";
+/// never starts over twice; set by hand (to anything), it keeps glibc's own choice.
+pub const GLIBC_TUNED: &str = "FT_GLIBC_TUNED";
 
 /// Starts this program over, once, with glibc told not to copy memory with `rep movsb`, on
 /// the machines where that instruction can be very slow: x86-64 processors of AMD, under
@@ -184,42 +184,41 @@ const RESTARTED: &str = "FT_GLIBC_TUNED";
 /// own its process.
 ///
 /// Why: glibc copies blocks of a few KiB and more with `rep movsb`, and on AMD Zen that runs
-/// about 25 times slower (1.6 GB/s against 40) when the destination lies 1 to 31 bytes past
-/// the source modulo 4 KiB. rustls copies every TLS record once on each side (into a new
-/// buffer to encrypt it, out of its buffer once decrypted), and where the allocator places
-/// those buffers decides, for a whole connection, whether every copy is slow: it was, in
-/// the measured runs, for most encrypted uploads and some downloads, costing a quarter to a
-/// third of the process's CPU (docs/PERFORMANCE.md, "Slow copies"). No setting can be changed
-/// once glibc has started, so the program is executed again (`/proc/self/exe`, same process,
-/// arguments and standard streams) with `GLIBC_TUNABLES` extended by
-/// [`REP_MOVSB_TUNABLE`]; glibc then copies with vector instructions, at full speed whatever
-/// the alignment.
+/// 25 to 30 times slower when the destination lies 1 to 31 bytes past the source modulo
+/// 4 KiB. rustls copies every TLS record once on each side (into a new buffer to encrypt it,
+/// out of its buffer once decrypted), and where the allocator places those buffers decides,
+/// for a whole connection, whether every copy is slow: it was, in the measured runs, for most
+/// encrypted uploads and some downloads, costing a quarter to a third of the process's CPU
+/// (docs/PERFORMANCE.md, "Slow copies"). No setting can be changed once glibc has started,
+/// so the program is executed again (`/proc/self/exe`, same process, arguments and standard
+/// streams) with `GLIBC_TUNABLES` extended by [`REP_MOVSB_TUNABLE`]; glibc then copies with
+/// vector instructions, at full speed whatever the alignment.
 ///
-/// Returns, doing nothing, elsewhere; when `GLIBC_TUNABLES` names the tunable already (which
-/// is also how to keep glibc's choice: set it to glibc's default); when this process was
-/// started over already; and when executing fails (the program simply goes on as it is).
-/// Must be called before any thread starts or anything is written.
+/// Returns, doing nothing, elsewhere; when `GLIBC_TUNABLES` names the tunable already; when
+/// [`GLIBC_TUNED`] is set (by the first start, or by hand to opt out); when the program was
+/// started through the dynamic loader (`ld-linux-x86-64.so.2 ./ftserver …`: executing
+/// `/proc/self/exe` would run the loader); and when executing fails (the program simply goes
+/// on as it is). Must be called before any thread starts or anything is written.
 pub fn avoid_slow_memory_copies() {
     #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
 
         let tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
-        let tunables = tunables.to_string_lossy();
-        if tunables.contains(REP_MOVSB_TUNABLE)
-            || std::env::var_os(RESTARTED).is_some()
+        if tunables.to_string_lossy().contains(REP_MOVSB_TUNABLE)
+            || std::env::var_os(GLIBC_TUNED).is_some()
             || !cpu_vendor_is("AuthenticAMD")
+            || !exe_is_this_program()
         {
             return;
         }
         // 1 GiB: beyond any copy ft makes, so `rep movsb` is never used (glibc still copies
         // blocks past its non-temporal threshold with non-temporal stores).
-        let setting = format!("{REP_MOVSB_TUNABLE}=1073741824");
-        let tunables = if tunables.is_empty() {
-            setting
-        } else {
-            format!("{tunables}:{setting}")
-        };
+        let mut extended = tunables;
+        if !extended.is_empty() {
+            extended.push(":");
+        }
+        extended.push(format!("{REP_MOVSB_TUNABLE}=1073741824"));
         let mut args = std::env::args_os();
         let Some(name) = args.next() else {
             return;
@@ -228,10 +227,36 @@ pub fn avoid_slow_memory_copies() {
         let _ = std::process::Command::new("/proc/self/exe")
             .arg0(name)
             .args(args)
-            .env("GLIBC_TUNABLES", tunables)
-            .env(RESTARTED, "1")
+            .env("GLIBC_TUNABLES", extended)
+            .env(GLIBC_TUNED, "1")
             .exec();
     }
+}
+
+/// Whether `/proc/self/exe` is the file this code was loaded from, as `/proc/self/maps`
+/// says: not so when the program was started through the dynamic loader.
+#[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+fn exe_is_this_program() -> bool {
+    let Ok(exe) = fs::read_link("/proc/self/exe") else {
+        return false;
+    };
+    let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let here = exe_is_this_program as fn() -> bool as usize;
+    // Lines are `START-END PERMS OFFSET DEV INODE PATH`; only the path holds a '/'.
+    maps.lines().any(|line| {
+        let range = line
+            .split_once(' ')
+            .and_then(|(range, _)| range.split_once('-'))
+            .and_then(|(start, end)| {
+                Some(usize::from_str_radix(start, 16).ok()?..usize::from_str_radix(end, 16).ok()?)
+            });
+        range.is_some_and(|range| range.contains(&here))
+            && line
+                .find('/')
+                .is_some_and(|at| Path::new(&line[at..]) == exe)
+    })
 }
 
 /// Whether /proc/cpuinfo names `vendor` as the processor's maker.

@@ -596,4 +596,35 @@ fn starts_over_with_fast_memory_copies_only_where_they_are_slow() {
         !env.iter().any(|item| item.starts_with("FT_GLIBC_TUNED=")),
         "started over despite the user's setting: {env:?}"
     );
+    drop(server);
+
+    // FT_GLIBC_TUNED set by hand keeps glibc's own choice.
+    let server = ft_testutil::ServerProcess::start_with(
+        ftserver(),
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        &["--root", root_arg, "--plain"],
+        &[(ftlib::GLIBC_TUNED.to_owned(), "1".to_owned())],
+    );
+    let env = environment_of(server.pid());
+    assert!(
+        !env.iter()
+            .any(|item| item.starts_with("GLIBC_TUNABLES=") && item.contains(tunable))
+            || inherited.contains(tunable),
+        "started over despite {}: {env:?}",
+        ftlib::GLIBC_TUNED
+    );
+    drop(server);
+
+    // Started through the dynamic loader, /proc/self/exe is the loader: the program must not
+    // execute it (it would run the loader, which would print its own version here).
+    let loader = Path::new("/lib64/ld-linux-x86-64.so.2");
+    if loader.exists() {
+        let out = run(loader, [ftserver().as_os_str(), "--version".as_ref()]);
+        assert!(
+            out.code == Some(0) && out.stdout.starts_with("ftserver "),
+            "{:?} {:?}",
+            out.stdout,
+            out.stderr
+        );
+    }
 }

@@ -394,29 +394,55 @@ impl DirUpload {
     }
 
     /// Publishes a copy of the named temporary file in `dir`, which is on another file
-    /// system: an unnamed file made there gets the bytes, the attributes and the kept
-    /// digest, is synced, then linked to the name (never replacing; when the upload
-    /// replaces, linked to a hidden name first, then renamed over the name). The temporary
-    /// file goes once the copy has its name. Costs a second write of the file, only here.
+    /// system. A name taken already is refused before copying (the link or rename below
+    /// still decides). The copy is a file made in `dir`: unnamed where that file system has
+    /// them, so that a crash leaves nothing, else hidden (`.ft-tmp-…`, which the start-up
+    /// sweep of the root does not reach). It gets the bytes, the attributes and the kept
+    /// digest, is synced, and takes the name as the rename would have: never replacing
+    /// unless the upload replaces (then through a hidden name renamed over it). `dir` is
+    /// synced before the temporary file in the root goes, so a crash between the two
+    /// cannot lose both. Costs a second write of the file, only here.
     fn publish_across(&self, dir: &DirFd) -> io::Result<()> {
-        let Some(mut copy) = dir.create_unnamed()? else {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the file system there has no unnamed files (O_TMPFILE)",
-            ));
-        };
-        io::copy(&mut File::open(&self.tmp)?, &mut copy)?;
-        finish(&copy, self.last(), true)?;
-        if self.replace {
-            let hidden = self.temps.hidden_name();
-            dir.link_unnamed(&copy, &hidden)?;
-            if let Err(e) = dir.rename_here(&hidden, self.name.leaf()) {
-                let _ = dir.remove_file(&hidden);
-                return Err(e);
-            }
-        } else {
-            dir.link_unnamed(&copy, self.name.leaf())?;
+        let leaf = self.name.leaf();
+        if !self.replace && dir.stat(leaf).is_ok() {
+            return Err(io::ErrorKind::AlreadyExists.into());
         }
+        let mut source = sys::open_read_nofollow(&self.tmp)?;
+        let unnamed = if self.temps.unnamed_enabled() {
+            dir.create_unnamed().ok().flatten()
+        } else {
+            None
+        };
+        let (mut copy, hidden) = match unnamed {
+            Some(file) => (file, None),
+            None => {
+                let hidden = self.temps.hidden_name();
+                (dir.create_new(&hidden)?, Some(hidden))
+            }
+        };
+        let mut publish = || -> io::Result<()> {
+            io::copy(&mut source, &mut copy)?;
+            finish(&copy, self.last(), true)?;
+            match (&hidden, self.replace) {
+                (None, false) => dir.link_unnamed(&copy, leaf),
+                (None, true) => {
+                    let linked = self.temps.hidden_name();
+                    dir.link_unnamed(&copy, &linked)?;
+                    dir.rename_here(&linked, leaf).inspect_err(|_| {
+                        let _ = dir.remove_file(&linked);
+                    })
+                }
+                (Some(hidden), false) => dir.rename_here_noreplace(hidden, leaf),
+                (Some(hidden), true) => dir.rename_here(hidden, leaf),
+            }
+        };
+        if let Err(e) = publish() {
+            if let Some(hidden) = &hidden {
+                let _ = dir.remove_file(hidden);
+            }
+            return Err(e);
+        }
+        dir.sync()?;
         let _ = fs::remove_file(&self.tmp);
         Ok(())
     }
@@ -631,9 +657,10 @@ mod tests {
 
     /// Uploads too big for memory wait in a hidden file in the root; into a directory on
     /// another file system (a mount point inside the root), where no rename reaches, they are
-    /// copied: the bytes, the time and the execute bit arrive, the name is still never
-    /// replaced unless asked, a resumable upload's partial goes too, and no hidden file is
-    /// left on either side. Before the copy existed these failed with EXDEV. Needs root to
+    /// copied, through an unnamed file and, where the store makes none, a hidden named one:
+    /// the bytes, the time, the execute bit and the kept digest arrive, the name is still
+    /// never replaced unless asked, a resumable upload's partial goes too, and no hidden file
+    /// is left on either side. Before the copy existed these failed with EXDEV. Needs root to
     /// mount a tmpfs; skipped otherwise.
     #[cfg(target_os = "linux")]
     #[test]
@@ -660,59 +687,72 @@ mod tests {
                 nanos: 0,
                 executable: true,
             });
+            up.set_digest(ft_testutil::digest(data));
             up.commit()
         };
+        for unnamed in [true, false] {
+            if !unnamed {
+                store.temps.stop_unnamed();
+            }
+            let sub = format!("m/{unnamed}");
+            let at = mount.join(format!("{unnamed}/big.bin"));
+            upload(&format!("{sub}/big.bin"), &bytes(1), false).expect("commit across");
+            assert!(fs::read(&at).expect("read") == bytes(1), "bytes differ");
+            let meta = fs::metadata(&at).expect("stat");
+            assert_eq!(
+                meta.modified().expect("mtime"),
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)
+            );
+            assert_ne!(meta.permissions().mode() & 0o111, 0, "execute bit lost");
+            let file = fs::File::open(&at).expect("open");
+            let stat = crate::sys::at::stat_file(&file).expect("stat");
+            // Where the mounted file system keeps extended attributes (tmpfs does since
+            // Linux 6.6), the digest came along.
+            if let Some(kept) = kept::kept_with(&file, &stat) {
+                assert_eq!(kept, ft_testutil::digest(&bytes(1)));
+            }
 
-        upload("m/sub/big.bin", &bytes(1), false).expect("commit across");
-        let at = mount.join("sub/big.bin");
-        assert!(fs::read(&at).expect("read") == bytes(1), "bytes differ");
-        let meta = fs::metadata(&at).expect("stat");
-        assert_eq!(
-            meta.modified().expect("mtime"),
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000)
-        );
-        assert_ne!(meta.permissions().mode() & 0o111, 0, "execute bit lost");
+            // Taken: refused.
+            let taken = upload(&format!("{sub}/big.bin"), &bytes(2), false);
+            assert!(
+                matches!(taken, Err(Error::AlreadyExists { .. })),
+                "{taken:?}"
+            );
+            assert!(fs::read(&at).expect("read") == bytes(1), "replaced");
 
-        // Taken: refused, and the copy is not made.
-        let taken = upload("m/sub/big.bin", &bytes(2), false);
-        assert!(
-            matches!(taken, Err(Error::AlreadyExists { .. })),
-            "{taken:?}"
-        );
-        assert!(fs::read(&at).expect("read") == bytes(1), "replaced");
+            // Asked to replace: replaced.
+            upload(&format!("{sub}/big.bin"), &bytes(3), true).expect("replace across");
+            assert!(fs::read(&at).expect("read") == bytes(3), "not replaced");
 
-        // Asked to replace: replaced.
-        upload("m/sub/big.bin", &bytes(3), true).expect("replace across");
-        assert!(fs::read(&at).expect("read") == bytes(3), "not replaced");
+            // A resumable upload, from its partial in the root.
+            let data = bytes(4);
+            let mut resumable = store
+                .create_resumable(
+                    &name(&format!("{sub}/r.bin")),
+                    data.len() as u64,
+                    &"ab".repeat(16),
+                )
+                .expect("resumable");
+            assert_eq!(resumable.offset, 0);
+            resumable.upload.write_all(&data).expect("write");
+            resumable.upload.commit().expect("commit resumable across");
+            assert!(fs::read(mount.join(format!("{unnamed}/r.bin"))).expect("read") == data);
 
-        // A resumable upload, from its partial in the root.
-        let data = bytes(4);
-        let mut resumable = store
-            .create_resumable(&name("m/r.bin"), data.len() as u64, &"ab".repeat(16))
-            .expect("resumable");
-        assert_eq!(resumable.offset, 0);
-        resumable.upload.write_all(&data).expect("write");
-        resumable.upload.commit().expect("commit resumable across");
-        assert!(fs::read(mount.join("r.bin")).expect("read") == data);
-
-        assert!(
-            temp_files(dir.path()).is_empty(),
-            "a temporary file is left"
-        );
-        assert!(
-            ft_testutil::partials(dir.path()).is_empty(),
-            "a partial is left"
-        );
-        assert!(
-            temp_files(&mount.join("sub")).is_empty(),
-            "a hidden copy is left"
-        );
-        let mut in_sub: Vec<_> = fs::read_dir(mount.join("sub"))
-            .expect("ls")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        in_sub.sort();
-        assert_eq!(in_sub, ["big.bin"]);
+            assert!(
+                temp_files(dir.path()).is_empty(),
+                "a temporary file is left"
+            );
+            assert!(
+                ft_testutil::partials(dir.path()).is_empty(),
+                "a partial is left"
+            );
+            let mut names: Vec<_> = fs::read_dir(mount.join(unnamed.to_string()))
+                .expect("ls")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["big.bin", "r.bin"], "unnamed files: {unnamed}");
+        }
     }
 
     /// An upload announced larger than the memory limit gets its file at once, so a

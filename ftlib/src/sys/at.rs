@@ -229,6 +229,46 @@ impl DirFd {
         }
     }
 
+    /// Creates the new file `name` here for writing, failing if anything has that name
+    /// (a symbolic link included).
+    pub(crate) fn create_new(&self, name: &str) -> io::Result<File> {
+        #[cfg(unix)]
+        {
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o644))?;
+            Ok(File::from(fd))
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(self.path.join(name))
+        }
+    }
+
+    /// Renames `from` to `to`, both here, only if nothing has the name `to`; fails with
+    /// [`io::ErrorKind::AlreadyExists`] otherwise. Where renaming cannot refuse an existing
+    /// name, `to` is linked, then `from` removed.
+    pub(crate) fn rename_here_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{RenameFlags, renameat_with};
+            match renameat_with(&self.fd, from, &self.fd, to, RenameFlags::NOREPLACE) {
+                Ok(()) => return Ok(()),
+                Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        #[cfg(unix)]
+        rustix::fs::linkat(&self.fd, from, &self.fd, to, AtFlags::empty())?;
+        #[cfg(not(unix))]
+        std::fs::hard_link(self.path.join(from), self.path.join(to))?;
+        let _ = self.remove_file(from);
+        Ok(())
+    }
+
     /// Removes the file `name` here.
     pub(crate) fn remove_file(&self, name: &str) -> io::Result<()> {
         #[cfg(unix)]
