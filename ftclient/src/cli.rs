@@ -118,14 +118,14 @@ pub(crate) enum Command {
         #[arg(long, value_name = "REMOTE_DIR")]
         to: Option<String>,
         /// Send every file so that an interruption can be continued, whatever its size.
-        /// Without it, files of 16 MiB or more already are: each is hashed first, the
-        /// server keeps what arrived if the upload is cut, and running the same command
-        /// again sends only the rest (a changed file starts over); smaller files are
-        /// pipelined.
+        /// Without it, files of 16 MiB or more already are: the server keeps what arrived
+        /// if the upload is cut, and running the same command again sends only the rest
+        /// (a changed file starts over; a server older than ft v5 needs each such file
+        /// hashed first); smaller files are pipelined.
         #[arg(long, conflicts_with = "no_resume")]
         resume: bool,
-        /// Start over: never continue what an interrupted upload left on the server, and
-        /// do not hash large files first (nothing is kept if this upload is cut).
+        /// Start over: never continue what an interrupted upload left on the server
+        /// (nothing is kept if this upload is cut).
         #[arg(long)]
         no_resume: bool,
         /// The name on the server, instead of the file's own (one FILE only).

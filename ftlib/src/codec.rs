@@ -258,7 +258,7 @@ mod tests {
                 frame_of(&error(ErrorKind::PermissionDenied, "x")),
             ),
             (
-                "00 00 00 13 00 89 46 54 0a 04 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
+                "00 00 00 13 00 89 46 54 0a 05 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
                 frame_of(&Request::Hello(Hello::ours())),
             ),
             (
@@ -281,7 +281,7 @@ mod tests {
         let rows: [(String, String); 4] = [
             (
                 format!(
-                    "00 00 00 13 00 89 46 54 0a 04 01 0b {}",
+                    "00 00 00 13 00 89 46 54 0a 05 01 0b {}",
                     text("ftlib/0.1.0")
                 ),
                 frame_of(&Response::Hello(Hello::ours())),
@@ -337,7 +337,7 @@ mod tests {
             modified: 1_700_000_000,
             executable,
         };
-        let rows: [(&str, String); 20] = [
+        let rows: [(&str, String); 21] = [
             (
                 "00 00 00 0b 08 03 64 2f 61 03 01 02 02 01 02",
                 frame_of(&Request::Upload {
@@ -364,6 +364,16 @@ mod tests {
                     size: 5,
                     attrs: Some(attrs(1_700_000_000, 0, false)),
                     how: How::Resumable { digest: hello },
+                }),
+            ),
+            (
+                "00 00 00 21 08 05 61 2e 74 78 74 05 01 fc 00 e2 a7 ca 00 00 03 \
+                 b5 e9 c1 ad 07 1b 3e 7f c7 79 cf aa 5e 52 38 18",
+                frame_of(&Request::Upload {
+                    name: "a.txt".into(),
+                    size: 5,
+                    attrs: Some(attrs(1_700_000_000, 0, false)),
+                    how: How::Tagged { tag: hello },
                 }),
             ),
             (
@@ -472,7 +482,7 @@ mod tests {
                 frame_of(&Response::Made { created: false }),
             ),
             (
-                "00 00 00 13 00 89 46 54 0a 04 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
+                "00 00 00 13 00 89 46 54 0a 05 01 0b 66 74 6c 69 62 2f 30 2e 31 2e 30",
                 frame_of(&Response::Hello(Hello::ours())),
             ),
             (

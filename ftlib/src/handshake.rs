@@ -169,10 +169,10 @@ mod tests {
             ),
             (
                 "too new",
-                Request::Hello(hello(MAGIC, 5, 6)),
+                Request::Hello(hello(MAGIC, 6, 7)),
                 Want::Fails(
                     ErrorKind::Version,
-                    "version mismatch: we speak ft v1..v4, the peer v5..v6",
+                    "version mismatch: we speak ft v1..v5, the peer v6..v7",
                 ),
             ),
             (
@@ -223,10 +223,10 @@ mod tests {
             ),
             (
                 "a server too new",
-                Response::Hello(hello(MAGIC, 5, 9)),
+                Response::Hello(hello(MAGIC, 6, 9)),
                 Want::Fails(
                     ErrorKind::Version,
-                    "version mismatch: we speak ft v1..v4, the peer v5..v9",
+                    "version mismatch: we speak ft v1..v5, the peer v6..v9",
                 ),
             ),
             (

@@ -78,6 +78,7 @@ mod trust;
 pub use accounts::Users;
 pub use client::{
     Client, ClientConfig, Credentials, Observer, Progress, RESUME_FROM, Session, local_source,
+    upload_tag,
 };
 pub use connection::{Connection, Transport};
 pub use error::{Changed, Error, IdentityChange, Missing, Result, Side, StorageFailure, Taken};

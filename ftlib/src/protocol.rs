@@ -1,6 +1,6 @@
-//! The messages of the ft protocol (v4; v1 is its subset without resume and pipelining,
-//! v2 the subset without logins, v3 the subset without trees and file attributes) and the
-//! limits both sides enforce.
+//! The messages of the ft protocol (v5; v1 is its subset without resume and pipelining,
+//! v2 the subset without logins, v3 the subset without trees and file attributes, v4 the
+//! subset without tagged resumable uploads) and the limits both sides enforce.
 //!
 //! This module only defines data: what a frame may carry and how large things may be.
 //! Encoding lives in [`crate::codec`]; the order in which messages flow is in `docs/PROTOCOL.md`.
@@ -10,8 +10,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The newest protocol version this library speaks (2 adds resumable transfers, 3 logins,
-/// 4 directory trees and file attributes).
-pub const VERSION: u32 = 4;
+/// 4 directory trees and file attributes, 5 resumable uploads that need no digest first).
+pub const VERSION: u32 = 5;
 
 /// The first version with [`Request::GetFrom`] and [`Request::PutResumable`].
 pub const RESUME_VERSION: u32 = 2;
@@ -22,6 +22,9 @@ pub const LOGIN_VERSION: u32 = 3;
 /// The first version with [`Request::Upload`], [`Request::Stat`], [`Request::ListDir`],
 /// [`Request::MakeDir`] and the answers [`Response::Opened`] and [`Response::Uploaded`].
 pub const TREE_VERSION: u32 = 4;
+
+/// The first version with [`How::Tagged`].
+pub const TAGGED_VERSION: u32 = 5;
 
 /// Longest user name, in bytes.
 pub const MAX_USER: usize = 64;
@@ -215,6 +218,15 @@ pub enum How {
     },
     /// As [`Request::PutPipelined`]: the body follows at once.
     Pipelined,
+    /// (v5) Resumable like [`How::Resumable`], but the partial is found by `tag`, which
+    /// the client derives from the file's identity and version (its own choice of 16
+    /// bytes, changed whenever the file may have changed), so the client need not read
+    /// the file before sending it: the body's `End` digest alone is checked, against the
+    /// whole file the server then holds.
+    Tagged {
+        /// Identifies this version of the client's file (docs/PROTOCOL.md section 12.2).
+        tag: [u8; DIGEST_LEN],
+    },
 }
 
 /// (v4) A file's attributes that travel with it: its modification time and whether it is

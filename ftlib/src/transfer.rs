@@ -249,7 +249,7 @@ pub(crate) fn send_file_body(
 }
 
 /// Sends an `Abort` carrying `error`, then returns it.
-fn abort<T>(conn: &mut Connection, error: Error) -> Result<T> {
+pub(crate) fn abort<T>(conn: &mut Connection, error: Error) -> Result<T> {
     conn.send(&Body::Abort {
         kind: error.kind(),
         message: clip_message(error.to_string()),

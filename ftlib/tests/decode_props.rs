@@ -211,6 +211,7 @@ fn how() -> impl Strategy<Value = How> {
         Just(How::Wait),
         Just(How::Pipelined),
         any::<[u8; DIGEST_LEN]>().prop_map(|digest| How::Resumable { digest }),
+        any::<[u8; DIGEST_LEN]>().prop_map(|tag| How::Tagged { tag }),
     ]
 }
 

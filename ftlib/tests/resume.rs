@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{RawPeer, TestServer, assert_no_temp_files, quick_config};
 use ft_testutil::{digest, noise, partial_len, partials};
-use ftlib::protocol::{Body, ErrorKind, Hello, Request, Response};
+use ftlib::protocol::{Body, ErrorKind, Hello, How, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Client, Error};
 
@@ -188,10 +188,21 @@ fn a_changed_source_never_continues_an_old_partial() {
         })
         .expect_err("cancelled");
 
-    // Same name and size, other content: a different key, so a fresh upload.
+    // Same name and size, other content: a different key, so a fresh upload. (On a v5
+    // connection the key comes from the file's tag, which changes with its modification
+    // time; set one second on, as a clock with coarse ticks might not.)
     let changed = noise(2 * 1024 * 1024, 8);
     assert_ne!(changed, noise(2 * 1024 * 1024, 5));
+    let before = fs::metadata(&source)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
     fs::write(&source, &changed).expect("write");
+    fs::File::options()
+        .write(true)
+        .open(&source)
+        .and_then(|f| f.set_modified(before + Duration::from_secs(1)))
+        .expect("set mtime");
     let mut first = None;
     let moved = server
         .client()
@@ -202,6 +213,160 @@ fn a_changed_source_never_continues_an_old_partial() {
     assert_eq!(first, Some(0));
     assert_eq!(moved, changed.len() as u64);
     assert_eq!(fs::read(server.root().join("f")).expect("read"), changed);
+}
+
+/// A file rewritten in place whose tag stays the same (same size, and a modification time
+/// put back, as a clock with coarse ticks may leave it): the client continues the old
+/// partial, the server finds the whole file's digest wrong and drops the partial, and the
+/// reference client sends the file once more from the start. The server never publishes
+/// the spliced bytes.
+#[test]
+fn a_tagged_upload_whose_partial_is_not_its_prefix_starts_over() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().expect("tempdir");
+    let source = local.path().join("f");
+    let old = noise(2 * 1024 * 1024, 5);
+    fs::write(&source, &old).expect("write");
+    let (mut client, cancel, at) = cancelling_client(&server, 512 * 1024);
+    client
+        .put_resumable(&source, "f", |p| {
+            if p.done >= at {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect_err("cancelled");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while partials(server.root()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(partials(server.root()).len(), 1, "a partial was kept");
+
+    let before = fs::metadata(&source)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    let changed = noise(2 * 1024 * 1024, 8);
+    fs::write(&source, &changed).expect("write");
+    fs::File::options()
+        .write(true)
+        .open(&source)
+        .and_then(|f| f.set_modified(before))
+        .expect("put the mtime back");
+    let mut starts = Vec::new();
+    let mut last = u64::MAX;
+    let moved = server
+        .client()
+        .put_resumable(&source, "f", |p| {
+            if p.done < last {
+                starts.push(p.done);
+            }
+            last = p.done;
+        })
+        .expect("uploaded");
+    assert_eq!(
+        moved,
+        changed.len() as u64,
+        "the second attempt sends it all"
+    );
+    assert!(
+        starts.len() == 2 && starts[0] > 0 && starts[1] == 0,
+        "continued, then started over: {starts:?}"
+    );
+    assert_eq!(fs::read(server.root().join("f")).expect("read"), changed);
+    assert!(partials(server.root()).is_empty());
+    assert_no_temp_files(server.root());
+}
+
+/// A v5 tagged upload sent by hand: no digest declared, the partial found again by the tag
+/// after a cut, and the `End` digest of the whole file checked; a tagged upload on a v4
+/// connection is refused as a protocol error.
+#[test]
+fn a_tagged_upload_continues_by_its_tag_and_is_checked_at_its_end() {
+    let server = TestServer::start();
+    let tag = [7u8; 16];
+    let request = Request::Upload {
+        name: "t.bin".into(),
+        size: 10,
+        attrs: None,
+        how: How::Tagged { tag },
+    };
+    let mut first = RawPeer::connect(server.addr);
+    first.send(&request);
+    assert_eq!(first.recv(), Response::ReadyFrom { offset: 0 });
+    first.send(&Body::Chunk(b"01234"));
+    first.send(&Body::Abort {
+        kind: ErrorKind::Cancelled,
+        message: "cut".into(),
+    });
+    match first.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::Cancelled),
+        other => panic!("expected the abort answered, got {other:?}"),
+    }
+    assert_eq!(partial_len(server.root()), Some(5));
+
+    // Another tag: another partial, from 0 (dropped unfinished).
+    let mut other = RawPeer::connect(server.addr);
+    other.send(&Request::Upload {
+        name: "t.bin".into(),
+        size: 10,
+        attrs: None,
+        how: How::Tagged { tag: [8u8; 16] },
+    });
+    assert_eq!(other.recv(), Response::ReadyFrom { offset: 0 });
+    drop(other);
+
+    // The same tag continues; a wrong digest of the whole is refused and forgets the bytes.
+    let mut liar = RawPeer::connect(server.addr);
+    liar.send(&request);
+    assert_eq!(liar.recv(), Response::ReadyFrom { offset: 5 });
+    liar.send(&Body::Chunk(b"56789"));
+    liar.send(&Body::End {
+        digest: digest(b"56789"),
+    });
+    match liar.recv() {
+        Response::Error { kind, .. } => assert_eq!(kind, ErrorKind::ChecksumMismatch),
+        other => panic!("expected checksum-mismatch, got {other:?}"),
+    }
+    assert!(!server.root().join("t.bin").exists());
+
+    // From the start again, then whole and right.
+    let mut honest = RawPeer::connect(server.addr);
+    honest.send(&request);
+    assert_eq!(honest.recv(), Response::ReadyFrom { offset: 0 });
+    honest.send(&Body::Chunk(b"0123456789"));
+    honest.send(&Body::End {
+        digest: digest(b"0123456789"),
+    });
+    assert_eq!(
+        honest.recv(),
+        Response::Uploaded {
+            name: "t.bin".into(),
+            size: 10
+        }
+    );
+    assert_eq!(
+        fs::read(server.root().join("t.bin")).expect("read"),
+        b"0123456789"
+    );
+
+    // On a v4 connection: a protocol error.
+    let mut old = RawPeer::connect_silent(server.addr);
+    assert!(matches!(
+        old.conn.recv_hello::<Response>(),
+        Ok(Response::Hello(_))
+    ));
+    old.send(&Request::Hello(Hello {
+        version: 4,
+        ..Hello::ours()
+    }));
+    old.send(&request);
+    match old.recv() {
+        Response::Error { kind, message } => {
+            assert_eq!(kind, ErrorKind::Protocol);
+            assert!(message.contains("need ft v5"), "{message}");
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
 }
 
 #[test]

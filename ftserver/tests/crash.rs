@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use ftlib::connection::Connection;
-use ftlib::protocol::{Body, Hello, Request, Response};
+use ftlib::protocol::{Body, Hello, How, Request, Response};
 use util::{DEADLINE, ServerProcess, client, noise, partial_len, partials, temp_files, wait_until};
 
 /// A raw connection past the handshake, to stop an upload half-way on purpose.
@@ -70,14 +70,17 @@ fn a_resumable_upload_survives_a_server_crash() {
     let body = noise(3 << 20, 3);
     let source = local.path().join("big.bin");
     fs::write(&source, &body).expect("write");
-    let digest = util::digest(&body);
+    // The tag ftlib's client sends for this file (v5), so that its resume below finds the
+    // partial this raw upload leaves.
+    let tag = ftlib::upload_tag(&fs::File::open(&source).expect("open")).expect("tag");
 
     let mut server = ServerProcess::start(root.path(), &["--plain"]);
     let mut conn = raw(&server);
-    conn.send(&Request::PutResumable {
+    conn.send(&Request::Upload {
         name: "big.bin".into(),
         size: body.len() as u64,
-        digest,
+        attrs: None,
+        how: How::Tagged { tag },
     })
     .expect("put");
     assert_eq!(

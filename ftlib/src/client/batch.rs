@@ -79,7 +79,8 @@ impl Client {
             let resumable = self.version >= RESUME_VERSION
                 && self.config.resume_from.is_some_and(|from| size >= from);
             if resumable {
-                // Large enough to be worth continuing if cut: hashed, then sent resumably.
+                // Large enough to be worth continuing if cut: sent resumably (hashed first
+                // for a server older than v5).
                 self.settle_puts(&mut window, 0, done);
                 let sent = self.put_resumable_opened(&local.path, (file, size), &name, &mut |p| {
                     progress(i, p);

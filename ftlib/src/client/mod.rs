@@ -42,6 +42,7 @@ use open::{log_in, secure};
 pub use local::local_source;
 pub use observer::Observer;
 pub use session::Session;
+pub use upload::upload_tag;
 
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone)]
@@ -61,8 +62,8 @@ pub struct ClientConfig {
     /// The account to log in with, if any (over TLS only).
     pub login: Option<Credentials>,
     /// Files of at least this many bytes are moved so that an interruption can be
-    /// continued, without asking for it: an upload is hashed first and sent resumably (the
-    /// server keeps a partial if it is cut), a download goes into a hidden partial file
+    /// continued, without asking for it: an upload is sent resumably (the server keeps a
+    /// partial if it is cut; hashed first for a server older than v5), a download goes into a hidden partial file
     /// that is kept if it is cut, and the next plain transfer of the same file continues
     /// it. `None` never does (ftclient's `--no-resume`); the default is
     /// [`RESUME_FROM`]. The calls named resumable, and the sessions' `resume` flag, do it

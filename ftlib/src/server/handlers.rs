@@ -11,12 +11,12 @@ use super::Ctx;
 use super::pipeline::Waiting;
 use super::session::{Access, Session, answer_error, gone_mid_body};
 use super::tree;
-use super::upload::{put, put_pipelined, put_resumable};
+use super::upload::{Resume, put, put_pipelined, put_resumable};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::protocol::{
     Attrs, DIGEST_LEN, How, LOGIN_VERSION, MAX_PASSWORD, MAX_USER, Password, RESUME_VERSION,
-    Request, Response, TREE_VERSION,
+    Request, Response, TAGGED_VERSION, TREE_VERSION,
 };
 use crate::report::{Op, Report};
 use crate::store::{Name, Source};
@@ -48,7 +48,20 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
             | Request::ListDir { .. }
             | Request::MakeDir { .. }
     );
+    let needs_v5 = matches!(
+        request,
+        Request::Upload {
+            how: How::Tagged { .. },
+            ..
+        }
+    );
     match request {
+        _ if needs_v5 && s.version < TAGGED_VERSION => {
+            let error = Error::Protocol(format!(
+                "tagged resumable uploads need ft v{TAGGED_VERSION}"
+            ));
+            answer_now(s, Op::Connect, None, started, |_| Err(error.into()))
+        }
         _ if needs_v4 && s.version < TREE_VERSION => {
             let error = Error::Protocol(format!(
                 "directory trees and file attributes need ft v{TREE_VERSION}"
@@ -76,7 +89,7 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
             let allowed = s.may(Access::Write);
             answer_now(s, Op::Put, Some(&name), started, |ex| {
                 allowed?;
-                put_resumable(ex, &name, size, digest, None, false)
+                put_resumable(ex, &name, size, Resume::Digest(digest), None, false)
             })
         }
         Request::PutPipelined { name, size } => put_pipelined(s, name, size, None, false, started),
@@ -94,9 +107,12 @@ pub(super) fn handle(s: &mut Session<'_>, request: Request, started: Instant) ->
                 allowed?;
                 match how {
                     How::Resumable { digest } => {
-                        put_resumable(ex, &name, size, digest, attrs, true)
+                        put_resumable(ex, &name, size, Resume::Digest(digest), attrs, true)
                     }
-                    _ => put(ex, &name, size, attrs, true),
+                    How::Tagged { tag } => {
+                        put_resumable(ex, &name, size, Resume::Tag(tag), attrs, true)
+                    }
+                    How::Wait | How::Pipelined => put(ex, &name, size, attrs, true),
                 }
             })
         }

@@ -61,12 +61,12 @@ pub(super) fn put_resumable(
     ex: &mut Exchange<'_>,
     name: &str,
     size: u64,
-    digest: [u8; DIGEST_LEN],
+    resume: Resume,
     attrs: Option<Attrs>,
     named: bool,
 ) -> Result<u64, Failed> {
     let checked = check_upload(ex.ctx, name, size)?;
-    let key = partial_key(name, size, &digest);
+    let key = partial_key(name, size, resume);
     // A newer attempt of this upload from the same client takes over from a connection
     // still holding the partial; held past the store's lock (dropped after it).
     let _hold = ex.ctx.resuming.hold(
@@ -94,8 +94,14 @@ pub(super) fn put_resumable(
         return Err(e.into());
     }
     let span = Span { name, size, offset };
+    // A tagged upload declared no digest: the `End` check (the whole file the server holds
+    // against the client's digest of its own) is the whole check.
+    let declared = match resume {
+        Resume::Digest(digest) => Some(digest),
+        Resume::Tag(_) => None,
+    };
     match receive_into(ex.conn, span, &mut upload, prefix, &mut ex.moved) {
-        Ok(got) if got.digest == digest => {
+        Ok(got) if declared.is_none_or(|digest| got.digest == digest) => {
             upload.set_digest(got.digest);
             upload.commit()?;
             ex.digest = Some(got.digest);
@@ -228,12 +234,27 @@ fn check_upload(ctx: &Ctx, name: &str, size: u64) -> Result<Name> {
     }
 }
 
-/// The key of a resumable upload: one partial per name, size and content.
-fn partial_key(name: &str, size: u64, digest: &[u8; DIGEST_LEN]) -> String {
+/// What a resumable upload is known by: the whole file's digest, declared before the body
+/// (v2 `PutResumable`, v4 `Upload{how: Resumable}`), or the tag of the client's file
+/// (v5 `Upload{how: Tagged}`), whose body's `End` alone is checked.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Resume {
+    Digest([u8; DIGEST_LEN]),
+    Tag([u8; DIGEST_LEN]),
+}
+
+/// The key of a resumable upload: one partial per name, size and content (or tag). The
+/// byte after the name (0 for a digest, 1 for a tag) keeps the two kinds apart, a name
+/// never holding a zero byte.
+fn partial_key(name: &str, size: u64, resume: Resume) -> String {
+    let (kind, bytes) = match resume {
+        Resume::Digest(digest) => (0u8, digest),
+        Resume::Tag(tag) => (1u8, tag),
+    };
     let mut hasher = Xxh3::new();
     hasher.update(name.as_bytes());
-    hasher.update(&[0]);
+    hasher.update(&[kind]);
     hasher.update(&size.to_le_bytes());
-    hasher.update(digest);
+    hasher.update(&bytes);
     format!("{:032x}", hasher.digest128())
 }
