@@ -249,12 +249,17 @@ pub(crate) fn send_file_body(
 }
 
 /// Sends an `Abort` carrying `error`, then returns it.
-pub(crate) fn abort<T>(conn: &mut Connection, error: Error) -> Result<T> {
+fn abort<T>(conn: &mut Connection, error: Error) -> Result<T> {
+    send_abort(conn, &error)?;
+    Err(error)
+}
+
+/// Sends an `Abort` carrying `error`'s kind and message.
+pub(crate) fn send_abort(conn: &mut Connection, error: &Error) -> Result<()> {
     conn.send(&Body::Abort {
         kind: error.kind(),
         message: clip_message(error.to_string()),
-    })?;
-    Err(error)
+    })
 }
 
 /// Reads until `buf` is full or the source ends.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{RawPeer, TestServer, assert_no_temp_files, quick_config};
+use ft_testutil::fake_server::{FakeServer, NAME, Peer};
 use ft_testutil::{digest, noise, partial_len, partials};
 use ftlib::protocol::{Body, ErrorKind, Hello, How, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
@@ -367,6 +368,58 @@ fn a_tagged_upload_continues_by_its_tag_and_is_checked_at_its_end() {
         }
         other => panic!("expected a protocol error, got {other:?}"),
     }
+}
+
+/// The size of the file [`a_v4_server`] expects.
+const V4_SIZE: usize = 300_000;
+
+/// A v4 server (a fake one): it wants the whole file's digest first, `Resumable{digest}`.
+fn a_v4_server(peer: &mut Peer) {
+    peer.send(&Response::Hello(Hello {
+        version: 4,
+        ..Hello::ours()
+    }));
+    match peer.request() {
+        Request::Hello(hello) => assert_eq!(hello.version, 4, "{hello:?}"),
+        other => panic!("expected the client's hello, got {other:?}"),
+    }
+    match peer.request() {
+        Request::Upload {
+            name,
+            size,
+            how: How::Resumable { digest: declared },
+            ..
+        } => {
+            assert_eq!(name, NAME);
+            assert_eq!(size, V4_SIZE as u64);
+            assert_eq!(
+                declared,
+                digest(&noise(V4_SIZE, 9)),
+                "the whole file's digest"
+            );
+            peer.send(&Response::ReadyFrom { offset: 0 });
+            assert_eq!(peer.drain_body(), size);
+            peer.send(&Response::Uploaded { name, size });
+        }
+        other => panic!("expected a resumable upload with its digest, got {other:?}"),
+    }
+}
+
+/// Facing a v4 server, the client hashes the file first and sends `Resumable{digest}`, as
+/// before v5 (every test server speaks v5, so nothing else runs this path).
+#[test]
+fn against_a_v4_server_a_resumable_upload_declares_its_digest() {
+    let fake = FakeServer::start(a_v4_server);
+    let local = tempfile::tempdir().expect("tempdir");
+    let source = local.path().join("f");
+    fs::write(&source, noise(V4_SIZE, 9)).expect("write");
+    let mut client = Client::connect(fake.addr, quick_config()).expect("connect");
+    let moved = client
+        .put_resumable(&source, NAME, |_| {})
+        .expect("uploaded");
+    assert_eq!(moved, V4_SIZE as u64);
+    drop(client);
+    fake.finish();
 }
 
 #[test]

@@ -199,6 +199,16 @@ pub(super) fn upload_body(
     })
 }
 
+/// Ends an upload body before its first chunk with `Abort` carrying `error`, reads the
+/// server's confirming `Error` (so the connection stays in step), and returns `error`.
+pub(super) fn abort_upload<T>(conn: &mut Connection, error: Error) -> Result<T> {
+    transfer::send_abort(conn, &error)?;
+    match conn.expect("after an aborted upload")? {
+        Response::Error { .. } => Err(error),
+        other => Err(unexpected(other, "error")),
+    }
+}
+
 /// The server's verdict on the upload of `name`, `size` bytes: `Stored` (before v4), or
 /// `Uploaded` naming exactly this upload.
 pub(super) fn verdict(response: Response, name: &str, size: u64) -> Result<u64> {

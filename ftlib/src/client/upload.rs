@@ -1,12 +1,13 @@
 //! Uploads from a [`Client`]: a file or a reader as one `Put` (or, on a v4 connection, an
 //! `Upload` carrying the file's time and execute bit), and a resumable upload that
-//! continues a partial the server kept of the same content.
+//! continues a partial the server kept of the same file (found by its tag on a v5
+//! connection, by its digest before).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::exchange::{unexpected, upload_body};
+use super::exchange::{abort_upload, unexpected, upload_body};
 use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress};
 use xxhash_rust::xxh3::Xxh3;
@@ -206,7 +207,7 @@ impl Client {
                     .and_then(|_| transfer::hash_prefix(file, offset))
                 {
                     Ok(prefix) => prefix,
-                    Err(e) => return transfer::abort(conn, Error::io(context(), e)),
+                    Err(e) => return abort_upload(conn, Error::io(context(), e)),
                 };
                 let span = Span { name, size, offset };
                 upload_body(

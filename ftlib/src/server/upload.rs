@@ -1,7 +1,7 @@
 //! Serving uploads: [`put`] (the body after `Ready`), [`put_resumable`] (continuing a kept
-//! partial of the same content) and [`put_pipelined`] (the body read at once, the answer
-//! waiting for the group's commit), each checked before any data, each stored file given
-//! the attributes the request carried.
+//! partial of the same content, or on v5 of the same tag) and [`put_pipelined`] (the body
+//! read at once, the answer waiting for the group's commit), each checked before any data,
+//! each stored file given the attributes the request carried.
 
 use std::io::{self, Write};
 use std::time::Instant;
@@ -243,9 +243,9 @@ pub(super) enum Resume {
     Tag([u8; DIGEST_LEN]),
 }
 
-/// The key of a resumable upload: one partial per name, size and content (or tag). The
-/// byte after the name (0 for a digest, 1 for a tag) keeps the two kinds apart, a name
-/// never holding a zero byte.
+/// The key of a resumable upload: one partial per name, size and content (or tag). What
+/// follows the name is always 25 bytes (kind, size, digest or tag), and the kind byte (0
+/// for a digest, 1 for a tag) differs, so the two kinds of key never meet.
 fn partial_key(name: &str, size: u64, resume: Resume) -> String {
     let (kind, bytes) = match resume {
         Resume::Digest(digest) => (0u8, digest),
@@ -257,4 +257,25 @@ fn partial_key(name: &str, size: u64, resume: Resume) -> String {
     hasher.update(&size.to_le_bytes());
     hasher.update(&bytes);
     format!("{:032x}", hasher.digest128())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two keys of docs/PROTOCOL.md: section 12.2's example (`a.txt`, 5 bytes, the
+    /// digest of `hello`) and section 12.2.1's (the same name and size, the tag 00 01 … 0f).
+    #[test]
+    fn partial_keys_match_the_spec() {
+        let hello = xxhash_rust::xxh3::xxh3_128(b"hello").to_be_bytes();
+        assert_eq!(
+            partial_key("a.txt", 5, Resume::Digest(hello)),
+            "a4c22fabaea5e410d6e8a8f5de421c1d"
+        );
+        let tag: [u8; DIGEST_LEN] = std::array::from_fn(|i| i as u8);
+        assert_eq!(
+            partial_key("a.txt", 5, Resume::Tag(tag)),
+            "92154f275606f622a4fce858cea792d1"
+        );
+    }
 }
