@@ -156,8 +156,10 @@ impl Client {
                 }
                 other => return Err(unexpected(other, "ready-from")),
             };
-            file.seek(SeekFrom::Start(offset))
-                .map_err(|e| Error::io(context(), e))?;
+            // The server waits for the body now: a failure here still ends it (`Abort`).
+            if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+                return abort_upload(conn, Error::io(context(), e));
+            }
             let span = Span { name, size, offset };
             upload_body(
                 conn,
