@@ -5,13 +5,14 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::{RawPeer, TestServer, assert_no_temp_files, quick_config};
 use ft_testutil::fake_server::{FakeServer, NAME, Peer};
-use ft_testutil::{digest, noise, partial_len, partials};
+use ft_testutil::{digest, noise, partial_len, partials, wait_until};
 use ftlib::protocol::{Body, ErrorKind, Hello, How, Request, Response};
 use ftlib::store::{DirStore, PART_PREFIX, PartialLimits};
 use ftlib::{Client, Error};
@@ -27,6 +28,40 @@ fn cancelling_client(server: &TestServer, at: u64) -> (Client, Arc<AtomicBool>, 
         cancel,
         at,
     )
+}
+
+/// Starts a resumable upload of `source` as `name` and cancels it once `at` bytes have
+/// moved; the client, its connection still usable.
+fn cut_upload(server: &TestServer, source: &Path, name: &str, at: u64) -> Client {
+    let (mut client, cancel, at) = cancelling_client(server, at);
+    let err = client
+        .put_resumable(source, name, |p| {
+            if p.done >= at {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect_err("cancelled");
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    client
+}
+
+/// Waits until the server keeps the one partial of a cut upload, which it does once its
+/// connection thread has seen the cut.
+fn wait_for_the_partial(server: &TestServer) {
+    wait_until("the server to keep the partial", || {
+        !partials(server.root()).is_empty()
+    });
+    assert_eq!(partials(server.root()).len(), 1);
+}
+
+/// Writes `data` over `source`, then sets its modification time to `modified`.
+fn rewrite(source: &Path, data: &[u8], modified: SystemTime) {
+    fs::write(source, data).expect("write");
+    fs::File::options()
+        .write(true)
+        .open(source)
+        .and_then(|f| f.set_modified(modified))
+        .expect("set the modification time");
 }
 
 #[test]
@@ -129,15 +164,8 @@ fn an_interrupted_upload_resumes_and_is_never_visible_before_it_completes() {
     let source = local.path().join("up.bin");
     fs::write(&source, &data).expect("write");
 
-    let (mut client, cancel, at) = cancelling_client(&server, 1536 * 1024);
-    let err = client
-        .put_resumable(&source, "up.bin", |p| {
-            if p.done >= at {
-                cancel.store(true, Ordering::SeqCst);
-            }
-        })
-        .expect_err("cancelled");
-    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    let at = 1536 * 1024;
+    let mut client = cut_upload(&server, &source, "up.bin", at);
     assert!(!server.root().join("up.bin").exists());
     assert!(
         client.list().expect("list").is_empty(),
@@ -148,12 +176,7 @@ fn an_interrupted_upload_resumes_and_is_never_visible_before_it_completes() {
         .get_into("up.bin", &mut sink, |_| {})
         .expect_err("a partial is never served");
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    // Kept by the server once its connection thread has seen the abort.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while partials(server.root()).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(partials(server.root()).len(), 1);
+    wait_for_the_partial(&server);
 
     let mut first = None;
     let moved = server
@@ -180,14 +203,7 @@ fn a_changed_source_never_continues_an_old_partial() {
     let local = tempfile::tempdir().expect("tempdir");
     let source = local.path().join("f");
     fs::write(&source, noise(2 * 1024 * 1024, 5)).expect("write");
-    let (mut client, cancel, at) = cancelling_client(&server, 512 * 1024);
-    client
-        .put_resumable(&source, "f", |p| {
-            if p.done >= at {
-                cancel.store(true, Ordering::SeqCst);
-            }
-        })
-        .expect_err("cancelled");
+    cut_upload(&server, &source, "f", 512 * 1024);
 
     // Same name and size, other content: a different key, so a fresh upload. (On a v5
     // connection the key comes from the file's tag, which changes with its modification
@@ -198,12 +214,7 @@ fn a_changed_source_never_continues_an_old_partial() {
         .expect("stat")
         .modified()
         .expect("mtime");
-    fs::write(&source, &changed).expect("write");
-    fs::File::options()
-        .write(true)
-        .open(&source)
-        .and_then(|f| f.set_modified(before + Duration::from_secs(1)))
-        .expect("set mtime");
+    rewrite(&source, &changed, before + Duration::from_secs(1));
     let mut first = None;
     let moved = server
         .client()
@@ -228,31 +239,15 @@ fn a_tagged_upload_whose_partial_is_not_its_prefix_starts_over() {
     let source = local.path().join("f");
     let old = noise(2 * 1024 * 1024, 5);
     fs::write(&source, &old).expect("write");
-    let (mut client, cancel, at) = cancelling_client(&server, 512 * 1024);
-    client
-        .put_resumable(&source, "f", |p| {
-            if p.done >= at {
-                cancel.store(true, Ordering::SeqCst);
-            }
-        })
-        .expect_err("cancelled");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while partials(server.root()).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(partials(server.root()).len(), 1, "a partial was kept");
+    cut_upload(&server, &source, "f", 512 * 1024);
+    wait_for_the_partial(&server);
 
     let before = fs::metadata(&source)
         .expect("stat")
         .modified()
         .expect("mtime");
     let changed = noise(2 * 1024 * 1024, 8);
-    fs::write(&source, &changed).expect("write");
-    fs::File::options()
-        .write(true)
-        .open(&source)
-        .and_then(|f| f.set_modified(before))
-        .expect("put the mtime back");
+    rewrite(&source, &changed, before);
     let mut starts = Vec::new();
     let mut last = u64::MAX;
     let moved = server

@@ -12,6 +12,7 @@ use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::connection::Connection;
 use crate::error::{Changed, Error, Result};
 use crate::protocol::{
     Attrs, DIGEST_LEN, ErrorKind, How, RESUME_VERSION, Request, Response, TAGGED_VERSION,
@@ -130,7 +131,7 @@ impl Client {
         let context = || format!("reading {}", path.display());
         if self.version >= TAGGED_VERSION {
             if let Some(tag) = upload_tag(&file) {
-                return self.put_tagged(path, file, size, tag, name, attrs, progress);
+                return self.put_tagged(path, (file, size), tag, name, attrs, progress);
             }
         }
         let (digest, hashed) =
@@ -147,15 +148,7 @@ impl Client {
         let mut each = |done| progress(Progress { done, total: size });
         self.with_conn(|conn, config| {
             conn.send(&request)?;
-            let offset = match conn.expect("before answering the upload")? {
-                Response::ReadyFrom { offset } if offset <= size => offset,
-                Response::ReadyFrom { offset } => {
-                    return Err(Error::Protocol(format!(
-                        "the server resumes at byte {offset} of {size}"
-                    )));
-                }
-                other => return Err(unexpected(other, "ready-from")),
-            };
+            let offset = ready_from(conn, size)?;
             // The server waits for the body now: a failure here still ends it (`Abort`).
             if let Err(e) = file.seek(SeekFrom::Start(offset)) {
                 return abort_upload(conn, Error::io(context(), e));
@@ -175,12 +168,10 @@ impl Client {
     /// The v5 resumable upload of `file` (`size` bytes), known to the server by `tag`: sent
     /// at once, hashed as it goes; when the server holds the first bytes already, those are
     /// read here first, to start the digest of the whole file from them.
-    #[allow(clippy::too_many_arguments)]
     fn put_tagged(
         &mut self,
         path: &Path,
-        mut file: File,
-        size: u64,
+        (mut file, size): (File, u64),
         tag: [u8; DIGEST_LEN],
         name: &Name,
         attrs: Option<Attrs>,
@@ -193,15 +184,7 @@ impl Client {
         let mut attempt = |client: &mut Client, file: &mut File| {
             client.with_conn(|conn, config| {
                 conn.send(&request)?;
-                let offset = match conn.expect("before answering the upload")? {
-                    Response::ReadyFrom { offset } if offset <= size => offset,
-                    Response::ReadyFrom { offset } => {
-                        return Err(Error::Protocol(format!(
-                            "the server resumes at byte {offset} of {size}"
-                        )));
-                    }
-                    other => return Err(unexpected(other, "ready-from")),
-                };
+                let offset = ready_from(conn, size)?;
                 continued.set(offset > 0);
                 // The server waits for the body now: a failure here still ends it (`Abort`).
                 let prefix = match file
@@ -259,6 +242,18 @@ impl Client {
             attrs,
             how,
         }
+    }
+}
+
+/// The server's answer to a resumable upload of `size` bytes: where the body starts, which
+/// must not be beyond the end.
+fn ready_from(conn: &mut Connection, size: u64) -> Result<u64> {
+    match conn.expect("before answering the upload")? {
+        Response::ReadyFrom { offset } if offset <= size => Ok(offset),
+        Response::ReadyFrom { offset } => Err(Error::Protocol(format!(
+            "the server resumes at byte {offset} of {size}"
+        ))),
+        other => Err(unexpected(other, "ready-from")),
     }
 }
 

@@ -408,13 +408,10 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_group_below_a_mount_point_is_committed_whole() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mount = dir.path().join("m");
-        fs::create_dir(&mount).expect("mkdir");
-        let Some(_unmount) = crate::store::test_util::mount_tmpfs(&mount) else {
+        let Some(root) = crate::store::test_util::root_with_tmpfs() else {
             return;
         };
-        let store = DirStore::open(dir.path()).expect("open");
+        let store = DirStore::open(root.path()).expect("open");
         assert!(store.temps.batch_sync() || !crate::sys::unnamed_files_possible());
         let below = store.dir(Some("m"), false).expect("m");
         assert!(!store.temps.on_root_fs(&below), "m is another file system");
@@ -431,11 +428,11 @@ mod tests {
         let results = store.commit_group(uploads);
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         for (i, path) in names.iter().enumerate() {
-            let got = fs::read(dir.path().join(path)).expect("read");
+            let got = fs::read(root.path().join(path)).expect("read");
             assert!(got == vec![i as u8 + 1; len(i)], "{path} differs");
         }
         assert!(
-            temp_files(dir.path()).is_empty(),
+            temp_files(root.path()).is_empty(),
             "a temporary file is left"
         );
         let made = store.dir(Some("m/new"), false).expect("m/new");

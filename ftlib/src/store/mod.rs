@@ -269,13 +269,17 @@ pub(crate) mod test_util {
         Name::new(s).expect("valid name")
     }
 
-    /// A 16 MiB tmpfs mounted at `at` (an empty directory), unmounted when the guard is
-    /// dropped; `None`, after saying SKIPPED, where this process may not mount (not root).
+    /// A temporary directory to serve with a 16 MiB tmpfs mounted at its `m`: another file
+    /// system inside the root, unmounted before the directory goes. `None`, after saying
+    /// SKIPPED, where this process may not mount (not root).
     #[cfg(target_os = "linux")]
-    pub(crate) fn mount_tmpfs(at: &std::path::Path) -> Option<Unmount> {
+    pub(crate) fn root_with_tmpfs() -> Option<RootWithTmpfs> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mount = dir.path().join("m");
+        std::fs::create_dir(&mount).expect("mkdir");
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
-            .arg(at)
+            .arg(&mount)
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
@@ -283,13 +287,35 @@ pub(crate) mod test_util {
             eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
             return None;
         }
-        Some(Unmount(at.to_owned()))
+        Some(RootWithTmpfs {
+            _unmount: Unmount(mount.clone()),
+            mount,
+            dir,
+        })
     }
 
-    /// Unmounts what [`mount_tmpfs`] mounted.
+    /// What [`root_with_tmpfs`] made. Fields drop in order: unmounted first.
     #[cfg(target_os = "linux")]
     #[derive(Debug)]
-    pub(crate) struct Unmount(std::path::PathBuf);
+    pub(crate) struct RootWithTmpfs {
+        _unmount: Unmount,
+        /// Where the tmpfs is mounted: `m` in the root.
+        pub(crate) mount: std::path::PathBuf,
+        dir: tempfile::TempDir,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl RootWithTmpfs {
+        /// The root.
+        pub(crate) fn path(&self) -> &std::path::Path {
+            self.dir.path()
+        }
+    }
+
+    /// Unmounts the tmpfs of a [`RootWithTmpfs`].
+    #[cfg(target_os = "linux")]
+    #[derive(Debug)]
+    struct Unmount(std::path::PathBuf);
 
     #[cfg(target_os = "linux")]
     impl Drop for Unmount {

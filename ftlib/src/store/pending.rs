@@ -667,13 +667,11 @@ mod tests {
     fn big_uploads_below_a_mount_point_are_copied_across() {
         use std::os::unix::fs::PermissionsExt;
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mount = dir.path().join("m");
-        fs::create_dir(&mount).expect("mkdir");
-        let Some(_unmount) = crate::store::test_util::mount_tmpfs(&mount) else {
+        let Some(root) = crate::store::test_util::root_with_tmpfs() else {
             return;
         };
-        let store = DirStore::open(dir.path()).expect("open");
+        let mount = &root.mount;
+        let store = DirStore::open(root.path()).expect("open");
         let bytes = |seed: u8| -> Vec<u8> {
             (0..BUFFERED_MAX + 4097)
                 .map(|i| (i % 251) as u8 ^ seed)
@@ -739,11 +737,11 @@ mod tests {
             assert!(fs::read(mount.join(format!("{unnamed}/r.bin"))).expect("read") == data);
 
             assert!(
-                temp_files(dir.path()).is_empty(),
+                temp_files(root.path()).is_empty(),
                 "a temporary file is left"
             );
             assert!(
-                ft_testutil::partials(dir.path()).is_empty(),
+                ft_testutil::partials(root.path()).is_empty(),
                 "a partial is left"
             );
             let mut names: Vec<_> = fs::read_dir(mount.join(unnamed.to_string()))

@@ -192,28 +192,34 @@ impl DirFd {
     /// [`io::ErrorKind::AlreadyExists`] otherwise. Atomic, like
     /// [`super::publish_noreplace`].
     pub(crate) fn publish_noreplace(&self, tmp: &Path, name: &str) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
+        #[cfg(unix)]
         {
-            use rustix::fs::{RenameFlags, renameat_with};
-            match renameat_with(CWD, tmp, &self.fd, name, RenameFlags::NOREPLACE) {
-                Ok(()) => return Ok(()),
-                Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
-                Err(e) => return Err(e.into()),
-            }
+            use std::os::fd::AsFd;
+            move_noreplace(CWD, tmp, self.fd.as_fd(), name)
         }
-        self.publish_by_link(tmp, name)
+        #[cfg(not(unix))]
+        {
+            std::fs::hard_link(tmp, self.path.join(name))?;
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
+        }
     }
 
-    /// [`DirFd::publish_noreplace`] where renaming cannot refuse an existing name: `link`
-    /// never replaces one; then the temporary name is dropped (a leftover is swept at the
-    /// next start).
+    /// [`DirFd::publish_noreplace`]'s fallback alone, where renaming cannot refuse an
+    /// existing name: `link`, then the temporary name dropped (for its test).
+    #[cfg(test)]
     pub(crate) fn publish_by_link(&self, tmp: &Path, name: &str) -> io::Result<()> {
         #[cfg(unix)]
-        rustix::fs::linkat(CWD, tmp, &self.fd, name, AtFlags::empty())?;
+        {
+            use std::os::fd::AsFd;
+            move_by_link(CWD, tmp, self.fd.as_fd(), name)
+        }
         #[cfg(not(unix))]
-        std::fs::hard_link(tmp, self.path.join(name))?;
-        let _ = std::fs::remove_file(tmp);
-        Ok(())
+        {
+            std::fs::hard_link(tmp, self.path.join(name))?;
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
+        }
     }
 
     /// Moves the file at `tmp` to `name` here, atomically replacing a file there.
@@ -252,21 +258,17 @@ impl DirFd {
     /// [`io::ErrorKind::AlreadyExists`] otherwise. Where renaming cannot refuse an existing
     /// name, `to` is linked, then `from` removed.
     pub(crate) fn rename_here_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
-        #[cfg(target_os = "linux")]
-        {
-            use rustix::fs::{RenameFlags, renameat_with};
-            match renameat_with(&self.fd, from, &self.fd, to, RenameFlags::NOREPLACE) {
-                Ok(()) => return Ok(()),
-                Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
         #[cfg(unix)]
-        rustix::fs::linkat(&self.fd, from, &self.fd, to, AtFlags::empty())?;
+        {
+            use std::os::fd::AsFd;
+            move_noreplace(self.fd.as_fd(), Path::new(from), self.fd.as_fd(), to)
+        }
         #[cfg(not(unix))]
-        std::fs::hard_link(self.path.join(from), self.path.join(to))?;
-        let _ = self.remove_file(from);
-        Ok(())
+        {
+            std::fs::hard_link(self.path.join(from), self.path.join(to))?;
+            let _ = self.remove_file(from);
+            Ok(())
+        }
     }
 
     /// Removes the file `name` here.
@@ -415,6 +417,42 @@ impl std::fmt::Debug for Names {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Names")
     }
+}
+
+/// Moves `from` (relative to `from_dir`) to `to` in `to_dir`, only if nothing has that name
+/// (fails with [`io::ErrorKind::AlreadyExists`] otherwise): `renameat2(RENAME_NOREPLACE)`
+/// on Linux; where renaming cannot refuse an existing name, `link` (which never replaces
+/// one), then `from` is removed (a leftover temporary file is swept at the next start).
+#[cfg(unix)]
+fn move_noreplace(
+    from_dir: std::os::fd::BorrowedFd<'_>,
+    from: &Path,
+    to_dir: std::os::fd::BorrowedFd<'_>,
+    to: &str,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{RenameFlags, renameat_with};
+        match renameat_with(from_dir, from, to_dir, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == Errno::INVAL || e == Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    move_by_link(from_dir, from, to_dir, to)
+}
+
+/// [`move_noreplace`] where renaming cannot refuse an existing name.
+#[cfg(unix)]
+fn move_by_link(
+    from_dir: std::os::fd::BorrowedFd<'_>,
+    from: &Path,
+    to_dir: std::os::fd::BorrowedFd<'_>,
+    to: &str,
+) -> io::Result<()> {
+    rustix::fs::linkat(from_dir, from, to_dir, to, AtFlags::empty())?;
+    let _ = rustix::fs::unlinkat(from_dir, from, AtFlags::empty());
+    Ok(())
 }
 
 /// Sets the modification time of `file` (seconds, nanoseconds since the epoch; the access
