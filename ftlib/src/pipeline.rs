@@ -47,6 +47,17 @@ pub(crate) fn commit_outcomes<T>(
     store: &dyn Store,
     outcomes: Vec<(T, Outcome)>,
 ) -> Vec<(T, Result<u64>)> {
+    commit_outcomes_in_turn(store, outcomes, &|| {}, &|| {})
+}
+
+/// [`commit_outcomes`] for one of a sequence of groups committed in request order by
+/// several threads: [`Store::commit_group_in_turn`].
+pub(crate) fn commit_outcomes_in_turn<T>(
+    store: &dyn Store,
+    outcomes: Vec<(T, Outcome)>,
+    wait_turn: &dyn Fn(),
+    published: &dyn Fn(),
+) -> Vec<(T, Result<u64>)> {
     let mut files = Vec::new();
     let sized: Vec<_> = outcomes
         .into_iter()
@@ -58,7 +69,9 @@ pub(crate) fn commit_outcomes<T>(
             (id, size)
         })
         .collect();
-    let mut committed = store.commit_group(files).into_iter();
+    let mut committed = store
+        .commit_group_in_turn(files, wait_turn, published)
+        .into_iter();
     sized
         .into_iter()
         .map(|(id, size)| {

@@ -1,20 +1,22 @@
 //! The server's side of pipelining: received `PutPipelined` uploads wait in a [`Group`],
 //! which is committed through [`commit_outcomes`] and answered and reported in request
 //! order. It is committed when it is full ([`group_full`], counting declared sizes) — in
-//! the background, while the next group is received — when no input is waiting (the
-//! client may be waiting for the answers), before
+//! the background, while the next group is received, up to [`COMMITTING`] groups at once
+//! — when no input is waiting (the client may be waiting for the answers), before
 //! any other answer, and when the connection ends — also when the client is gone, so that
 //! verified uploads are always published.
 
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::upload::stored;
 use crate::connection::Connection;
-use crate::pipeline::{Outcome, commit_outcomes, group_full, held_bytes};
+use crate::pipeline::{Outcome, commit_outcomes, commit_outcomes_in_turn, group_full, held_bytes};
 use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
+use crate::store::PendingFile;
 
 /// A pipelined upload whose body was read: the verified upload and its size, or why it
 /// was refused.
@@ -45,6 +47,51 @@ type Committed = Vec<(Pending, crate::error::Result<u64>)>;
 /// done (or input came): the most an answer waits beyond its commit.
 const IDLE_POLL: Duration = Duration::from_micros(500);
 
+/// Most groups of one connection committed in the background at once. With two, the next
+/// group is written out while the one before waits for the disk, and one sync makes that
+/// one's names and the next one's bytes durable ([`crate::store::Store::commit_group_in_turn`]);
+/// each holds up to [`GROUP_BYTES`](crate::pipeline::GROUP_BYTES) in memory, besides the
+/// group being received.
+const COMMITTING: usize = 2;
+
+/// A group committed in the background.
+struct InFlight {
+    handle: std::thread::JoinHandle<Committed>,
+    /// Set once it has published its files (or its thread ended): the next group's turn.
+    published: Arc<Turn>,
+}
+
+/// A flag that one group commit sets and the next waits for.
+#[derive(Default)]
+struct Turn {
+    given: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Turn {
+    fn wait(&self) {
+        let mut given = self.given.lock().unwrap_or_else(|p| p.into_inner());
+        while !*given {
+            given = self.changed.wait(given).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give(&self) {
+        *self.given.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Gives a turn when dropped: also when the committing thread ends early or panics, so
+/// that the group after never waits for ever.
+struct GiveOnDrop(Arc<Turn>);
+
+impl Drop for GiveOnDrop {
+    fn drop(&mut self) {
+        self.0.give();
+    }
+}
+
 /// The pipelined uploads of one connection waiting for their commit, in request order,
 /// and the group before them, if it is being committed in the background meanwhile.
 #[derive(Default)]
@@ -52,9 +99,9 @@ pub(super) struct Group {
     waiting: Vec<Waiting>,
     /// Their declared sizes together.
     bytes: u64,
-    /// The full group before, committed by another thread while this one is received; its
-    /// answers go out before any later one.
-    in_flight: Option<std::thread::JoinHandle<Committed>>,
+    /// The groups before, oldest first, committed by other threads while this one is
+    /// received; their answers go out before any later one.
+    in_flight: VecDeque<InFlight>,
     /// The account logged in on the connection, named in the reports.
     pub(super) user: Option<String>,
 }
@@ -68,17 +115,18 @@ impl Group {
 
     /// True when nothing waits, nor is being committed.
     pub(super) fn is_empty(&self) -> bool {
-        self.waiting.is_empty() && self.in_flight.is_none()
+        self.waiting.is_empty() && self.in_flight.is_empty()
     }
 
     /// Does what is due before reading on, if anything. While input keeps coming, uploads
-    /// wait; a full group waits for the group before it to be answered, then is committed
-    /// in the background while the next one is received. With no input waiting (the
-    /// client may be waiting for answers) the group being committed is waited for and
-    /// answered, and whatever arrived meanwhile starts its commit at once, also in the
-    /// background: so a group is what arrived during the commit before it, and grows with
-    /// the cost of a commit (a slow sync makes larger groups and fewer syncs). False when
-    /// answers could not be sent.
+    /// wait; a full group waits, if [`COMMITTING`] groups are being committed, for the
+    /// oldest to be answered, then is committed in the background while the next one is
+    /// received. With no input waiting (the client may be waiting for answers), committed
+    /// groups are answered as they finish, and whatever arrived meanwhile starts its
+    /// commit as soon as fewer than [`COMMITTING`] are under way: so a group is what
+    /// arrived while the ones before were being committed, and grows with the cost of a
+    /// commit (a slow sync makes larger groups and fewer syncs). False when answers could
+    /// not be sent.
     pub(super) fn advance(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
         let mut sending = true;
         loop {
@@ -86,42 +134,69 @@ impl Group {
                 if !group_full(self.waiting.len(), self.bytes) {
                     return sending;
                 }
-                sending &= self.answer_in_flight(ctx, conn);
+                if self.in_flight.len() >= COMMITTING {
+                    sending &= self.answer_oldest(ctx, conn);
+                }
                 return self.commit_in_background(ctx, conn) && sending;
             }
-            match &self.in_flight {
-                Some(handle) if !handle.is_finished() => std::thread::sleep(IDLE_POLL),
-                Some(_) => sending &= self.answer_in_flight(ctx, conn),
-                None if self.waiting.is_empty() => return sending,
-                None => sending &= self.commit_in_background(ctx, conn),
+            if self
+                .in_flight
+                .front()
+                .is_some_and(|f| f.handle.is_finished())
+            {
+                sending &= self.answer_oldest(ctx, conn);
+            } else if !self.waiting.is_empty() && self.in_flight.len() < COMMITTING {
+                sending &= self.commit_in_background(ctx, conn);
+            } else if self.in_flight.is_empty() {
+                return sending;
+            } else {
+                std::thread::sleep(IDLE_POLL);
             }
         }
     }
 
-    /// Starts committing the waiting uploads on another thread (here and now if no thread
-    /// can start). False when answers could not be sent.
+    /// Starts committing the waiting uploads on another thread (here and now, after the
+    /// groups under way, if no thread can start): their files are written out at once
+    /// ([`crate::store::Store::write_ahead`]), and published once the group before has
+    /// published its own. False when answers could not be sent.
     fn commit_in_background(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
-        debug_assert!(self.in_flight.is_none());
+        debug_assert!(self.in_flight.len() < COMMITTING);
         // Shared with the thread, so that they are not lost if it cannot start.
         let outcomes = Arc::new(Mutex::new(Some(self.take())));
         let theirs = Arc::clone(&outcomes);
         let store = Arc::clone(&ctx.store);
+        let before = self.in_flight.back().map(|f| Arc::clone(&f.published));
+        let published = Arc::new(Turn::default());
+        let give = GiveOnDrop(Arc::clone(&published));
         let committing = std::thread::Builder::new()
             .name("ft group commit".into())
             .spawn(move || {
-                let outcomes = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
-                commit_outcomes(store.as_ref(), outcomes.unwrap_or_default())
+                let mut outcomes = theirs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_default();
+                let mut files: Vec<&mut dyn PendingFile> = outcomes
+                    .iter_mut()
+                    .filter_map(|(_, outcome)| outcome.as_mut().ok())
+                    .map(|(file, _)| &mut **file as &mut dyn PendingFile)
+                    .collect();
+                store.write_ahead(&mut files);
+                let wait_turn = || before.as_ref().map_or((), |turn| turn.wait());
+                let give_turn = || give.0.give();
+                commit_outcomes_in_turn(store.as_ref(), outcomes, &wait_turn, &give_turn)
             });
         match committing {
             Ok(handle) => {
-                self.in_flight = Some(handle);
+                self.in_flight.push_back(InFlight { handle, published });
                 true
             }
-            // No thread to spare: committed here and now instead.
+            // No thread to spare: committed here and now instead, after the groups before.
             Err(_) => {
+                let sending = self.answer_in_flight(ctx, conn);
                 let outcomes = outcomes.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let committed = commit_outcomes(ctx.store.as_ref(), outcomes.unwrap_or_default());
-                self.answer(ctx, conn, committed)
+                self.answer(ctx, conn, committed) && sending
             }
         }
     }
@@ -143,9 +218,18 @@ impl Group {
             .collect()
     }
 
-    /// Waits for the group committed in the background, if any, and answers it.
+    /// Waits for the groups committed in the background, if any, and answers them in order.
     fn answer_in_flight(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
-        let Some(handle) = self.in_flight.take() else {
+        let mut sending = true;
+        while !self.in_flight.is_empty() {
+            sending &= self.answer_oldest(ctx, conn);
+        }
+        sending
+    }
+
+    /// Waits for the oldest group committed in the background, if any, and answers it.
+    fn answer_oldest(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
+        let Some(InFlight { handle, .. }) = self.in_flight.pop_front() else {
             return true;
         };
         match handle.join() {

@@ -662,6 +662,19 @@ impl Store for DirStore {
         group::commit_group(files, &self.temps, &self.helpers)
     }
 
+    fn write_ahead(&self, files: &mut [&mut dyn PendingFile]) {
+        group::write_ahead(files, &self.temps, &self.helpers);
+    }
+
+    fn commit_group_in_turn(
+        &self,
+        files: Vec<Box<dyn PendingFile>>,
+        wait_turn: &dyn Fn(),
+        published: &dyn Fn(),
+    ) -> Vec<Result<()>> {
+        group::commit_group_in_turn(files, &self.temps, &self.helpers, wait_turn, published)
+    }
+
     fn cleanup(&self) -> Result<usize> {
         DirStore::cleanup(self)
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::PendingFile;
 use super::pending::DirUpload;
-use super::temps::Temps;
+use super::temps::{Mark, RoomAhead, Temps, Watch};
 use crate::error::{Error, Result};
 use crate::sys::at::DirFd;
 use crate::text::escape;
@@ -50,20 +50,108 @@ pub(super) fn commit_group(
     temps: &Arc<Temps>,
     helpers: &AtomicUsize,
 ) -> Vec<Result<()>> {
+    commit_group_in_turn(files, temps, helpers, &|| {}, &|| {})
+}
+
+/// [`commit_group`] for one of a sequence of groups: nothing is published before
+/// `wait_turn` returns, and `published` is called once everything is, before the
+/// directories are synced; see [`Store::commit_group_in_turn`](super::Store::commit_group_in_turn).
+pub(super) fn commit_group_in_turn(
+    files: Vec<Box<dyn PendingFile>>,
+    temps: &Arc<Temps>,
+    helpers: &AtomicUsize,
+    wait_turn: &dyn Fn(),
+    published: &dyn Fn(),
+) -> Vec<Result<()>> {
     let members: Vec<Member> = files.into_iter().map(|f| claim(f, temps)).collect();
-    if temps.batch_sync() {
-        // In batches of what may be held open at once.
-        let mut results = Vec::with_capacity(members.len());
-        let mut rest = members.into_iter().peekable();
-        while rest.peek().is_some() {
-            let room = temps.open_files(BATCH_MAX);
-            let batch: Vec<Member> = rest.by_ref().take(room.count).collect();
-            results.extend(batch_commit(batch, temps, helpers));
-        }
-        return results;
+    // Waited for before any room is taken: the group before, which may be waiting for
+    // room, never waits for this one.
+    wait_turn();
+    if !temps.batch_sync() {
+        let results = sync_and_publish(members, helpers);
+        published();
+        return sync_dirs_after(results);
     }
-    let published = sync_and_publish(members, helpers);
-    sync_dirs_after(published)
+    let written_ahead = |m: &Member| !matches!(m, Member::Ours(upload) if upload.ahead.is_none());
+    if members.len() <= BATCH_MAX && members.iter().all(written_ahead) {
+        // Their files are open already, with room of their own.
+        return batch_commit(members, temps, helpers, published);
+    }
+    // In batches of what may be held open at once.
+    let mut results = Vec::with_capacity(members.len());
+    let mut rest = members.into_iter().peekable();
+    while rest.peek().is_some() {
+        let room = temps.open_files(BATCH_MAX);
+        let batch: Vec<Member> = rest.by_ref().take(room.count).collect();
+        let last = rest.peek().is_none();
+        results.extend(batch_commit(
+            batch,
+            temps,
+            helpers,
+            if last { published } else { &|| {} },
+        ));
+    }
+    results
+}
+
+/// What an upload written out ahead of its commit ([`write_ahead`]) keeps for it.
+#[derive(Debug)]
+pub(super) struct WrittenAhead {
+    /// Taken before it was written.
+    watch: Watch,
+    /// Taken once its group was written.
+    mark: Mark,
+    /// Why it could not be written, reported by its commit.
+    failed: Option<Error>,
+    /// Its open file's room.
+    _room: RoomAhead,
+}
+
+/// Writes out the store's own uploads of `files` that are held in memory (up to
+/// [`BATCH_MAX`] of them, when the store has room for them open: [`Temps::room_ahead`]),
+/// on up to [`COMMIT_THREADS`] threads, ahead of their commit: while the group before
+/// is being committed, so that their writing overlaps its waits for the disk; see
+/// [`Store::write_ahead`](super::Store::write_ahead). A failure stays in the upload, and
+/// its commit reports it.
+pub(super) fn write_ahead(
+    files: &mut [&mut dyn PendingFile],
+    temps: &Arc<Temps>,
+    helpers: &AtomicUsize,
+) {
+    if !temps.batch_sync() {
+        return;
+    }
+    let mut ours: Vec<&mut DirUpload> = files
+        .iter_mut()
+        .filter_map(|file| file.as_any_mut().downcast_mut::<DirUpload>())
+        .filter(|upload| upload.made_by(temps) && upload.is_in_memory())
+        .take(BATCH_MAX)
+        .collect();
+    if ours.is_empty() {
+        return;
+    }
+    let Some(rooms) = temps.room_ahead(ours.len()) else {
+        return;
+    };
+    let watch = temps.watch();
+    let mut opened = HashMap::new();
+    for upload in &mut ours {
+        upload.share_dir(&mut opened);
+    }
+    let mut written: Vec<(&mut DirUpload, Option<Error>)> =
+        ours.into_iter().map(|upload| (upload, None)).collect();
+    in_parallel(&mut written, helpers, |(upload, failed)| {
+        *failed = upload.write_out().err();
+    });
+    let mark = temps.mark();
+    for ((upload, failed), room) in written.into_iter().zip(rooms) {
+        upload.ahead = Some(WrittenAhead {
+            watch,
+            mark,
+            failed,
+            _room: room,
+        });
+    }
 }
 
 /// A group commit where one `syncfs` stands for the `fsync` of every file: the store's
@@ -73,22 +161,46 @@ pub(super) fn commit_group(
 /// file system once more when there are several or new directories. The same promise as
 /// [`sync_and_publish`]: nothing is published before its data is durable, nothing is
 /// acknowledged before its name is.
-fn batch_commit(mut members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) -> Vec<Result<()>> {
-    // Opened before anything is written, so that its sync reports every write error since.
-    let syncer = temps.syncer();
+fn batch_commit(
+    mut members: Vec<Member>,
+    temps: &Temps,
+    helpers: &AtomicUsize,
+    published_all: &dyn Fn(),
+) -> Vec<Result<()>> {
+    let ahead = || {
+        members.iter().filter_map(|member| match member {
+            Member::Ours(upload) => upload.ahead.as_ref(),
+            _ => None,
+        })
+    };
+    // Taken before anything is written (by `write_ahead`, or here), so that the syncs
+    // after report every write error since.
+    let watch = ahead()
+        .map(|a| a.watch)
+        .min()
+        .unwrap_or_else(|| temps.watch());
+    let all_ahead = members
+        .iter()
+        .all(|m| !matches!(m, Member::Ours(upload) if upload.ahead.is_none()));
+    let ahead_mark = ahead().map(|a| a.mark).max();
     share_dirs(&mut members);
     let mut slots: Vec<(Member, Option<Result<()>>)> =
         members.into_iter().map(|m| (m, None)).collect();
     in_parallel(&mut slots, helpers, |(member, written)| {
         if let Member::Ours(upload) = member {
-            *written = Some(upload.write_out());
+            // Written ahead, its own error kept; else written now.
+            let failed_ahead = upload.ahead.as_mut().and_then(|a| a.failed.take());
+            *written = Some(failed_ahead.map_or_else(|| upload.write_out(), Err));
         }
     });
-    // Directories made before it are durable after it too.
-    let synced = syncer
-        .as_ref()
-        .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-        .and_then(|fd| temps.sync_all(fd));
+    // A sync that starts once they are written: the one that makes the group before's
+    // names durable, when that group was published after they were written. Directories
+    // made before it are durable after it too.
+    let written = match ahead_mark {
+        Some(mark) if all_ahead => mark,
+        _ => temps.mark(),
+    };
+    let synced = temps.sync_after(written, watch);
     let publish = |(member, written): (Member, Option<Result<()>>)| -> Published {
         match member {
             Member::Ours(upload) => {
@@ -129,6 +241,9 @@ fn batch_commit(mut members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) 
             (None, None) => Err(Error::Protocol("group commit lost an upload".into())),
         })
         .collect();
+    // The names, durable after any sync that starts from now on: the next group's may.
+    let names = temps.mark();
+    published_all();
     let mut dirs: Vec<Arc<DirFd>> = Vec::new();
     for dir in published
         .iter()
@@ -145,10 +260,7 @@ fn batch_commit(mut members: Vec<Member>, temps: &Temps, helpers: &AtomicUsize) 
         let settled = temps.settle_dirs();
         return fail_ours_if(results, &dirs, settled);
     }
-    let settled = match &syncer {
-        Ok(fd) => temps.sync_all(fd),
-        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-    };
+    let settled = temps.sync_after(names, watch);
     let results = published.into_iter().map(|r| r.map(drop)).collect();
     fail_ours_if(results, &dirs, settled)
 }
@@ -397,6 +509,75 @@ mod tests {
                 assert_eq!(got, format!("new{k}"), "round {round}: {n}");
             }
             assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 10);
+        }
+    }
+
+    /// Two groups committed in turn by two threads, the second written out ahead while
+    /// the first commits: of a name in both, the first group's upload wins, every time;
+    /// every other byte lands; the files written ahead give their room back.
+    #[test]
+    fn a_group_written_ahead_publishes_after_the_group_before() {
+        for round in 0..10 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = DirStore::open(dir.path()).expect("open");
+            let group = |names: &[&str], tag: &str| -> Vec<Box<dyn PendingFile>> {
+                names
+                    .iter()
+                    .map(|n| {
+                        let mut up = store.create_file(&name(n), false).expect("create");
+                        up.write_all(format!("{n}{tag}").as_bytes()).expect("write");
+                        up.release();
+                        Box::new(up) as Box<dyn PendingFile>
+                    })
+                    .collect()
+            };
+            let first = group(&["a", "b/x", "c"], "1");
+            let mut second = group(&["a", "b/x", "d", "b/y"], "2");
+            let mut files: Vec<&mut dyn PendingFile> = second
+                .iter_mut()
+                .map(|f| &mut **f as &mut dyn PendingFile)
+                .collect();
+            store.write_ahead(&mut files);
+            if store.temps.batch_sync() {
+                let ahead = second.iter().filter(|f| {
+                    f.as_any()
+                        .downcast_ref::<DirUpload>()
+                        .is_some_and(|u| u.ahead.is_some())
+                });
+                assert_eq!(ahead.count(), 4, "round {round}: written ahead");
+                assert_eq!(store.temps.open_ahead(), 4);
+            }
+            let (published, turn) = std::sync::mpsc::channel::<()>();
+            let (results1, results2) = std::thread::scope(|s| {
+                let store = &store;
+                let later = s.spawn(move || {
+                    let wait_turn = || turn.recv().expect("the first group gives its turn");
+                    store.commit_group_in_turn(second, &wait_turn, &|| {})
+                });
+                let give = || published.send(()).expect("the second group waits");
+                let results1 = store.commit_group_in_turn(first, &|| {}, &give);
+                (results1, later.join().expect("second group"))
+            });
+            assert!(results1.iter().all(Result::is_ok), "{results1:?}");
+            let ok: Vec<bool> = results2.iter().map(Result::is_ok).collect();
+            assert_eq!(
+                ok,
+                [false, false, true, true],
+                "round {round}: {results2:?}"
+            );
+            for (n, tag) in [("a", 1), ("b/x", 1), ("c", 1), ("d", 2), ("b/y", 2)] {
+                let got = fs::read_to_string(dir.path().join(n)).expect("read");
+                assert_eq!(got, format!("{n}{tag}"), "round {round}");
+            }
+            assert_eq!(
+                store.temps.open_ahead(),
+                0,
+                "round {round}: room given back"
+            );
+            assert!(
+                temp_files(dir.path()).is_empty(),
+                "a temporary file is left"
+            );
         }
     }
 

@@ -77,6 +77,9 @@ pub trait AsAny {
 
     /// A reference as `Any`, to ask its type before taking it.
     fn as_any(&self) -> &dyn Any;
+
+    /// A mutable reference as `Any`, to work on it as its own type.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl<T: PendingFile + Any> AsAny for T {
@@ -85,6 +88,10 @@ impl<T: PendingFile + Any> AsAny for T {
     }
 
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 }
@@ -241,6 +248,37 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The default commits each in turn.
     fn commit_group(&self, files: Vec<Box<dyn PendingFile>>) -> Vec<Result<()>> {
         files.into_iter().map(PendingFile::commit).collect()
+    }
+
+    /// Does what it can of a later [`Store::commit_group_in_turn`] of `files` now, while
+    /// the group before is being committed (a [`DirStore`] writes them out, so that the
+    /// writing overlaps the other group's waits for the disk). Failures are kept in the
+    /// files and reported by their commit.
+    ///
+    /// The default does nothing.
+    fn write_ahead(&self, files: &mut [&mut dyn PendingFile]) {
+        let _ = files;
+    }
+
+    /// As [`Store::commit_group`], for one of a sequence of groups committed by several
+    /// threads in request order: `wait_turn` returns once the group before has published
+    /// its files; `published` is called once this group has published its own (the
+    /// group after may then publish), before they are all known durable. So the first
+    /// upload of a name still wins it, while a group's waits for the disk may overlap the
+    /// next one's (a [`DirStore`] makes one group's names and the next group's bytes
+    /// durable with one sync).
+    ///
+    /// The default commits the whole group in its turn.
+    fn commit_group_in_turn(
+        &self,
+        files: Vec<Box<dyn PendingFile>>,
+        wait_turn: &dyn Fn(),
+        published: &dyn Fn(),
+    ) -> Vec<Result<()>> {
+        wait_turn();
+        let results = self.commit_group(files);
+        published();
+        results
     }
 
     /// Removes what a crash left behind (temporary files whose creating process is gone)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::PendingFile;
 use super::dir::walk;
+use super::group::WrittenAhead;
 use super::kept;
 use super::name::Name;
 use super::temps::{PartialLock, Temps};
@@ -67,6 +68,9 @@ pub struct DirUpload {
     replace: bool,
     /// Set for a partial of a resumable transfer.
     lock: Option<PartialLock>,
+    /// Set when it was written out ahead of its group's commit
+    /// ([`super::group::write_ahead`]).
+    pub(super) ahead: Option<WrittenAhead>,
 }
 
 impl DirUpload {
@@ -89,6 +93,7 @@ impl DirUpload {
             name: name.clone(),
             replace,
             lock: None,
+            ahead: None,
         }
     }
 
@@ -112,7 +117,13 @@ impl DirUpload {
             name: name.clone(),
             replace,
             lock: Some(lock),
+            ahead: None,
         }
+    }
+
+    /// Whether its bytes are still held in memory only (not written out yet).
+    pub(super) fn is_in_memory(&self) -> bool {
+        matches!(self.data, Data::Memory(_))
     }
 
     /// The name it is published under.

@@ -9,7 +9,7 @@ use std::fs::{self, File};
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +43,58 @@ pub(super) struct Temps {
     root_device: Option<u64>,
     open: Mutex<usize>,
     open_freed: Condvar,
+    /// Files written ahead of their group's commit and held open meanwhile
+    /// ([`Temps::room_ahead`]): at most `open_budget` more.
+    open_ahead: AtomicUsize,
+    /// The store's syncs of its file system ([`Temps::sync_after`]).
+    syncs: Mutex<Syncs>,
+    sync_ended: Condvar,
+    /// Makes the next sync fail, to test what a failure reaches (nothing else can make
+    /// a sync fail on demand).
+    #[cfg(test)]
+    fail_next_sync: AtomicBool,
+}
+
+/// The syncs of a store's file system: `syncfs` through the root's handle (opened with the
+/// store), one at a time, each shared by everyone waiting when it starts — a group commit
+/// of syncs. A connection's next group, written out meanwhile, has its bytes made durable
+/// by the same sync as the names of the group before it, and the groups of several
+/// connections share syncs.
+///
+/// Write errors: every sync goes through that one handle, so each write-back error the file
+/// system records after the store was opened is reported by exactly one sync, the first
+/// to end after it. A failed sync fails every caller whose [`Watch`] is at or below its
+/// number: everyone whose writes began before that sync ended. So no error is lost, at the
+/// price of failing, when an error happens, files whose own bytes were written fine.
+#[derive(Debug, Default)]
+struct Syncs {
+    /// Syncs started so far; the one running, if any, is number `started`.
+    started: u64,
+    /// The number of the last sync that ended.
+    ended: u64,
+    running: bool,
+    /// The last sync that failed: its number and error.
+    failed: Option<(u64, io::ErrorKind, String)>,
+}
+
+/// Taken before writing: the first sync that may report an error of what is written after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Watch(u64);
+
+/// Taken once something is written or published: a sync of this number or later started
+/// after it, and covers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Mark(u64);
+
+/// Room for one file written ahead of its commit and held open ([`Temps::room_ahead`]),
+/// given back when dropped.
+#[derive(Debug)]
+pub(super) struct RoomAhead(Arc<Temps>);
+
+impl Drop for RoomAhead {
+    fn drop(&mut self) {
+        self.0.open_ahead.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Most files the batch commits of one store hold open at once (written, waiting for the
@@ -86,6 +138,11 @@ impl Temps {
             open_budget: open_budget(),
             open: Mutex::new(0),
             open_freed: Condvar::new(),
+            open_ahead: AtomicUsize::new(0),
+            syncs: Mutex::new(Syncs::default()),
+            sync_ended: Condvar::new(),
+            #[cfg(test)]
+            fail_next_sync: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +172,31 @@ impl Temps {
         OpenFiles { temps: self, count }
     }
 
+    /// Room for `count` files written ahead of their group's commit, if the store has it
+    /// now: never waited for (their commit waits for the group before, which may be
+    /// waiting for room itself), and apart from [`Temps::open_files`]'s budget, so that
+    /// together they hold at most twice that many files open.
+    pub(super) fn room_ahead(self: &Arc<Self>, count: usize) -> Option<Vec<RoomAhead>> {
+        self.open_ahead
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(count).filter(|&n| n <= self.open_budget)
+            })
+            .ok()?;
+        Some((0..count).map(|_| RoomAhead(Arc::clone(self))).collect())
+    }
+
+    /// How many syncs have started.
+    #[cfg(test)]
+    pub(super) fn syncs_started(&self) -> u64 {
+        self.syncs.lock().unwrap_or_else(|p| p.into_inner()).started
+    }
+
+    /// How many files written ahead are held open.
+    #[cfg(test)]
+    pub(super) fn open_ahead(&self) -> usize {
+        self.open_ahead.load(Ordering::Acquire)
+    }
+
     /// How many directories were created without syncing their parent.
     #[cfg(test)]
     pub(super) fn dirs_made(&self) -> u64 {
@@ -133,22 +215,66 @@ impl Temps {
         if made <= self.dirs_synced.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.sync_all(&self.syncer()?)
+        let watch = self.watch();
+        self.sync_after(self.mark(), watch)
     }
 
-    /// A handle to sync the file system with later ([`Temps::sync_all`]): its sync
-    /// reports the write errors that happen from now on.
-    pub(super) fn syncer(&self) -> io::Result<DirFd> {
-        DirFd::open(&self.root)
+    /// The first sync that may report an error of what is written from now on: the one
+    /// running, if any, else the next.
+    pub(super) fn watch(&self) -> Watch {
+        let syncs = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+        Watch(syncs.started + u64::from(!syncs.running))
     }
 
-    /// Syncs the whole file system through `syncer`; every directory created before is
-    /// durable then.
-    pub(super) fn sync_all(&self, syncer: &DirFd) -> io::Result<()> {
-        let made = self.dirs_made.load(Ordering::Acquire);
-        syncer.sync_fs()?;
-        self.dirs_synced.fetch_max(made, Ordering::AcqRel);
-        Ok(())
+    /// The first sync to start from now on: it covers what is written or published before.
+    pub(super) fn mark(&self) -> Mark {
+        Mark(self.syncs.lock().unwrap_or_else(|p| p.into_inner()).started + 1)
+    }
+
+    /// Waits until a sync of the file system numbered `mark` or later has ended, starting
+    /// one if none is running (a sync that starts while others wait serves them all);
+    /// every directory created before it started is durable then. Fails if that sync, or
+    /// any since `watch`, failed ([`Syncs`]).
+    pub(super) fn sync_after(&self, mark: Mark, watch: Watch) -> io::Result<()> {
+        let mut syncs = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+        while syncs.ended < mark.0 {
+            if syncs.running {
+                syncs = self
+                    .sync_ended
+                    .wait(syncs)
+                    .unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            syncs.running = true;
+            syncs.started += 1;
+            let number = syncs.started;
+            drop(syncs);
+            let made = self.dirs_made.load(Ordering::Acquire);
+            #[cfg(test)]
+            let synced = if self.fail_next_sync.swap(false, Ordering::AcqRel) {
+                Err(io::Error::other("a failure made by the test"))
+            } else {
+                self.root_fd.sync_fs()
+            };
+            #[cfg(not(test))]
+            let synced = self.root_fd.sync_fs();
+            if synced.is_ok() {
+                self.dirs_synced.fetch_max(made, Ordering::AcqRel);
+            }
+            syncs = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+            syncs.running = false;
+            syncs.ended = number;
+            if let Err(e) = synced {
+                syncs.failed = Some((number, e.kind(), e.to_string()));
+            }
+            self.sync_ended.notify_all();
+        }
+        match &syncs.failed {
+            Some((number, kind, message)) if *number >= watch.0 => {
+                Err(io::Error::new(*kind, message.clone()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The root's handle.
@@ -477,6 +603,44 @@ mod tests {
     use ft_testutil::{partials as partials_in, temp_files};
 
     use super::*;
+
+    /// One sync serves everyone whose mark was taken before it started; a mark taken later
+    /// needs a later sync; a failed sync fails every caller that began writing before it
+    /// ended (also through a later sync that succeeds), and no one who began after.
+    #[test]
+    fn syncs_are_shared_and_a_failure_reaches_everyone_who_wrote_before_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root_fd = Arc::new(DirFd::open(dir.path()).expect("root"));
+        let temps = Temps::new(dir.path().to_owned(), root_fd);
+        let (watch, mark) = (temps.watch(), temps.mark());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| temps.sync_after(mark, watch).expect("sync"));
+            }
+        });
+        assert_eq!(temps.syncs_started(), 1, "four callers, one sync");
+        temps.sync_after(mark, watch).expect("sync");
+        assert_eq!(temps.syncs_started(), 1, "that mark is covered already");
+        let later = temps.mark();
+        assert!(later > mark);
+        temps.sync_after(later, watch).expect("sync");
+        assert_eq!(temps.syncs_started(), 2, "a later mark needs a later sync");
+
+        let before = temps.watch();
+        temps.fail_next_sync.store(true, Ordering::Release);
+        let failed = temps
+            .sync_after(temps.mark(), before)
+            .expect_err("failed sync");
+        assert!(failed.to_string().contains("made by the test"), "{failed}");
+        assert!(
+            temps.sync_after(temps.mark(), before).is_err(),
+            "a writer from before the failure is failed by a later sync too"
+        );
+        assert!(temps.sync_after(later, watch).is_err(), "an old mark too");
+        temps
+            .sync_after(temps.mark(), temps.watch())
+            .expect("a writer from after the failure is not failed");
+    }
 
     #[test]
     fn cleanup_removes_only_orphaned_temporaries() {
