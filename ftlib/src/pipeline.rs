@@ -5,6 +5,8 @@
 //! None of these is a wire limit (those are in [`crate::protocol`]); another
 //! implementation may choose differently (`docs/PROTOCOL.md`, section 1).
 
+use std::sync::{Arc, Condvar, Mutex};
+
 use crate::error::{Error, Result};
 use crate::store::{PendingFile, Store};
 
@@ -50,9 +52,74 @@ pub(crate) fn commit_outcomes<T>(
     commit_outcomes_in_turn(store, outcomes, &|| {}, &|| {})
 }
 
+/// Most groups of one connection committed in the background at once. With two, the next
+/// group is written out while the one before waits for the disk, and one sync makes that
+/// one's names and the next one's bytes durable ([`Store::commit_group_in_turn`]); each
+/// holds up to [`GROUP_BYTES`] in memory, besides the group being received.
+pub(crate) const COMMITTING: usize = 2;
+
+/// A flag that one group commit gives once it has published its files, and the next waits
+/// for before publishing its own.
+#[derive(Default)]
+pub(crate) struct Turn {
+    given: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Turn {
+    /// Waits until it is given.
+    pub(crate) fn wait(&self) {
+        let mut given = self.given.lock().unwrap_or_else(|p| p.into_inner());
+        while !*given {
+            given = self.changed.wait(given).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Whether it was given.
+    pub(crate) fn is_given(&self) -> bool {
+        *self.given.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn give(&self) {
+        *self.given.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Gives its turn when the commit does, or when dropped: also when the committing thread
+/// ends early or panics, so that the group after never waits for ever.
+pub(crate) struct GiveOnDrop(pub(crate) Arc<Turn>);
+
+impl Drop for GiveOnDrop {
+    fn drop(&mut self) {
+        self.0.give();
+    }
+}
+
+/// Commits `outcomes` as one of a sequence of groups: their files are written out at once
+/// ([`Store::write_ahead`]), while the group before may still be committing, and
+/// published once its turn `before` is given; `published` is given once they are
+/// ([`Store::commit_group_in_turn`]).
+pub(crate) fn commit_in_turn<T>(
+    store: &dyn Store,
+    mut outcomes: Vec<(T, Outcome)>,
+    before: Option<&Turn>,
+    published: &GiveOnDrop,
+) -> Vec<(T, Result<u64>)> {
+    let mut files: Vec<&mut dyn PendingFile> = outcomes
+        .iter_mut()
+        .filter_map(|(_, outcome)| outcome.as_mut().ok())
+        .map(|(file, _)| &mut **file as &mut dyn PendingFile)
+        .collect();
+    store.write_ahead(&mut files);
+    let wait_turn = || before.map_or((), Turn::wait);
+    let give_turn = || published.0.give();
+    commit_outcomes_in_turn(store, outcomes, &wait_turn, &give_turn)
+}
+
 /// [`commit_outcomes`] for one of a sequence of groups committed in request order by
 /// several threads: [`Store::commit_group_in_turn`].
-pub(crate) fn commit_outcomes_in_turn<T>(
+fn commit_outcomes_in_turn<T>(
     store: &dyn Store,
     outcomes: Vec<(T, Outcome)>,
     wait_turn: &dyn Fn(),

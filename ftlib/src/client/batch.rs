@@ -11,7 +11,10 @@ use super::exchange::{Keep, Sink, verdict};
 use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress, download_key};
 use crate::error::{Error, Result};
-use crate::pipeline::{Outcome, PIPELINE_WINDOW, commit_outcomes, group_full, held_bytes};
+use crate::pipeline::{
+    COMMITTING, GiveOnDrop, Outcome, PIPELINE_WINDOW, Turn, commit_in_turn, commit_outcomes,
+    group_full, held_bytes,
+};
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
 use crate::transfer::{self, Digest, Hooks, Received, Span};
@@ -213,8 +216,9 @@ impl Client {
         let mut held = 0u64;
         let mut next = 0;
         std::thread::scope(|scope| {
-            // The full group before, committed by another thread while this one arrives.
-            let mut in_flight: Option<InFlight<'_>> = None;
+            // The groups before, oldest first, committed by other threads while this one
+            // arrives.
+            let mut in_flight: VecDeque<InFlight<'_>> = VecDeque::new();
             loop {
                 // Topped up only once there is room for REFILL more, so that requests go
                 // out together rather than one after each answer.
@@ -291,22 +295,33 @@ impl Client {
                     held = held.saturating_add(held_bytes(*size));
                 }
                 group.push(((i, digest), received));
-                let previous_done = in_flight.as_ref().is_none_or(InFlight::is_finished);
-                if !window.is_empty() && (previous_done || group_full(group.len(), held)) {
+                while in_flight.front().is_some_and(InFlight::is_finished) {
+                    finish(in_flight.pop_front(), done);
+                }
+                let published = in_flight.back().is_none_or(InFlight::has_published);
+                if !window.is_empty() && (published || group_full(group.len(), held)) {
                     // More to receive: this group is committed meanwhile, as soon as the
-                    // one before is done (so a group is what arrived during the commit
-                    // before it, and a slow sync makes fewer, larger groups), at the
-                    // latest once it is full.
-                    finish(in_flight.take(), done);
-                    in_flight = Some(commit_in_background(scope, dir, std::mem::take(&mut group)));
+                    // one before has published its files (so a group is what arrived
+                    // during the commit before it, and a slow sync makes fewer, larger
+                    // groups), at the latest once it is full; up to COMMITTING at once.
+                    if in_flight.len() >= COMMITTING {
+                        finish(in_flight.pop_front(), done);
+                    }
+                    let before = in_flight.back().and_then(InFlight::turn);
+                    let group = std::mem::take(&mut group);
+                    in_flight.push_back(commit_in_background(scope, dir, group, before));
                     held = 0;
                 } else if window.is_empty() {
-                    finish(in_flight.take(), done);
+                    while !in_flight.is_empty() {
+                        finish(in_flight.pop_front(), done);
+                    }
                     commit_downloads(dir, &mut group, done);
                     held = 0;
                 }
             }
-            finish(in_flight.take(), done);
+            while !in_flight.is_empty() {
+                finish(in_flight.pop_front(), done);
+            }
             commit_downloads(dir, &mut group, done);
         });
     }
@@ -348,12 +363,13 @@ const SETTLE_EVERY: usize = 64;
 /// A download of a group: its index, and the digest it was verified with once received.
 type Item = (usize, Option<[u8; DIGEST_LEN]>);
 
-/// A group of downloads being committed by another thread (with the items it holds), or
-/// committed already.
+/// A group of downloads being committed by another thread (with the items it holds, and
+/// the turn it gives once it has published its files), or committed already.
 enum InFlight<'scope> {
     Thread(
         std::thread::ScopedJoinHandle<'scope, Vec<(Item, Result<u64>)>>,
         Vec<usize>,
+        Arc<Turn>,
     ),
     Done(Vec<(Item, Result<u64>)>),
 }
@@ -362,33 +378,57 @@ impl InFlight<'_> {
     /// Whether its results are ready ([`finish`] would not wait).
     fn is_finished(&self) -> bool {
         match self {
-            InFlight::Thread(handle, _) => handle.is_finished(),
+            InFlight::Thread(handle, ..) => handle.is_finished(),
             InFlight::Done(_) => true,
+        }
+    }
+
+    /// Whether it has published its files: the next group may publish.
+    fn has_published(&self) -> bool {
+        match self {
+            InFlight::Thread(_, _, turn) => turn.is_given(),
+            InFlight::Done(_) => true,
+        }
+    }
+
+    /// The turn the next group waits for, while it has not published.
+    fn turn(&self) -> Option<Arc<Turn>> {
+        match self {
+            InFlight::Thread(_, _, turn) => Some(Arc::clone(turn)),
+            InFlight::Done(_) => None,
         }
     }
 }
 
 /// Starts committing `group` on another thread (or commits it here, if no thread can be
-/// started); its results come from [`finish`].
+/// started), its files written out at once and published once `before` is given
+/// ([`commit_in_turn`]); its results come from [`finish`].
 fn commit_in_background<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     dir: &'env DirStore,
     group: Vec<(Item, Outcome)>,
+    before: Option<Arc<Turn>>,
 ) -> InFlight<'scope> {
     let items = group.iter().map(|((i, _), _)| *i).collect();
     // Shared with the thread, so that the group is not lost if it cannot start.
     let shared = Arc::new(Mutex::new(Some(group)));
     let theirs = Arc::clone(&shared);
+    let published = Arc::new(Turn::default());
+    let give = GiveOnDrop(Arc::clone(&published));
+    let waits_for = before.clone();
     let work = move || {
         let group = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        commit_outcomes(dir, group.unwrap_or_default())
+        commit_in_turn(dir, group.unwrap_or_default(), waits_for.as_deref(), &give)
     };
     match std::thread::Builder::new()
         .name("ft download commit".into())
         .spawn_scoped(scope, work)
     {
-        Ok(handle) => InFlight::Thread(handle, items),
+        Ok(handle) => InFlight::Thread(handle, items, published),
         Err(_) => {
+            if let Some(before) = before {
+                before.wait();
+            }
             let group = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
             InFlight::Done(commit_outcomes(dir, group.unwrap_or_default()))
         }
@@ -400,7 +440,7 @@ fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<Re
     let committed = match in_flight {
         None => return,
         Some(InFlight::Done(committed)) => committed,
-        Some(InFlight::Thread(handle, items)) => match handle.join() {
+        Some(InFlight::Thread(handle, items, _)) => match handle.join() {
             Ok(committed) => committed,
             Err(_) => items
                 .into_iter()

@@ -7,16 +7,17 @@
 //! verified uploads are always published.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::upload::stored;
 use crate::connection::Connection;
-use crate::pipeline::{Outcome, commit_outcomes, commit_outcomes_in_turn, group_full, held_bytes};
+use crate::pipeline::{
+    COMMITTING, GiveOnDrop, Outcome, Turn, commit_in_turn, commit_outcomes, group_full, held_bytes,
+};
 use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
-use crate::store::PendingFile;
 
 /// A pipelined upload whose body was read: the verified upload and its size, or why it
 /// was refused.
@@ -47,49 +48,11 @@ type Committed = Vec<(Pending, crate::error::Result<u64>)>;
 /// done (or input came): the most an answer waits beyond its commit.
 const IDLE_POLL: Duration = Duration::from_micros(500);
 
-/// Most groups of one connection committed in the background at once. With two, the next
-/// group is written out while the one before waits for the disk, and one sync makes that
-/// one's names and the next one's bytes durable ([`crate::store::Store::commit_group_in_turn`]);
-/// each holds up to [`GROUP_BYTES`](crate::pipeline::GROUP_BYTES) in memory, besides the
-/// group being received.
-const COMMITTING: usize = 2;
-
 /// A group committed in the background.
 struct InFlight {
     handle: std::thread::JoinHandle<Committed>,
     /// Set once it has published its files (or its thread ended): the next group's turn.
     published: Arc<Turn>,
-}
-
-/// A flag that one group commit sets and the next waits for.
-#[derive(Default)]
-struct Turn {
-    given: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Turn {
-    fn wait(&self) {
-        let mut given = self.given.lock().unwrap_or_else(|p| p.into_inner());
-        while !*given {
-            given = self.changed.wait(given).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn give(&self) {
-        *self.given.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.changed.notify_all();
-    }
-}
-
-/// Gives a turn when dropped: also when the committing thread ends early or panics, so
-/// that the group after never waits for ever.
-struct GiveOnDrop(Arc<Turn>);
-
-impl Drop for GiveOnDrop {
-    fn drop(&mut self) {
-        self.0.give();
-    }
 }
 
 /// The pipelined uploads of one connection waiting for their commit, in request order,
@@ -171,20 +134,9 @@ impl Group {
         let committing = std::thread::Builder::new()
             .name("ft group commit".into())
             .spawn(move || {
-                let mut outcomes = theirs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take()
-                    .unwrap_or_default();
-                let mut files: Vec<&mut dyn PendingFile> = outcomes
-                    .iter_mut()
-                    .filter_map(|(_, outcome)| outcome.as_mut().ok())
-                    .map(|(file, _)| &mut **file as &mut dyn PendingFile)
-                    .collect();
-                store.write_ahead(&mut files);
-                let wait_turn = || before.as_ref().map_or((), |turn| turn.wait());
-                let give_turn = || give.0.give();
-                commit_outcomes_in_turn(store.as_ref(), outcomes, &wait_turn, &give_turn)
+                let outcomes = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let outcomes = outcomes.unwrap_or_default();
+                commit_in_turn(store.as_ref(), outcomes, before.as_deref(), &give)
             });
         match committing {
             Ok(handle) => {
