@@ -107,6 +107,13 @@ pub(super) struct WrittenAhead {
     _room: RoomAhead,
 }
 
+impl WrittenAhead {
+    /// Taken before it was written.
+    pub(super) fn watch(&self) -> Watch {
+        self.watch
+    }
+}
+
 /// Writes out the store's own uploads of `files` that are held in memory (up to
 /// [`BATCH_MAX`] of them, when the store has room for them open: [`Temps::room_ahead`]),
 /// on up to [`COMMIT_THREADS`] threads, ahead of their commit: while the group before
@@ -124,7 +131,7 @@ pub(super) fn write_ahead(
     let mut ours: Vec<&mut DirUpload> = files
         .iter_mut()
         .filter_map(|file| file.as_any_mut().downcast_mut::<DirUpload>())
-        .filter(|upload| upload.made_by(temps) && upload.is_in_memory())
+        .filter(|upload| upload.made_by(temps) && upload.writes_out_unsynced())
         .take(BATCH_MAX)
         .collect();
     if ours.is_empty() {
@@ -167,22 +174,23 @@ fn batch_commit(
     helpers: &AtomicUsize,
     published_all: &dyn Fn(),
 ) -> Vec<Result<()>> {
-    let ahead = || {
+    // Taken before anything was written (as it arrived, by `write_ahead`, or here), so
+    // that the syncs after report every write error since.
+    let ours = || {
         members.iter().filter_map(|member| match member {
-            Member::Ours(upload) => upload.ahead.as_ref(),
+            Member::Ours(upload) => Some(upload),
             _ => None,
         })
     };
-    // Taken before anything is written (by `write_ahead`, or here), so that the syncs
-    // after report every write error since.
-    let watch = ahead()
-        .map(|a| a.watch)
+    let watch = ours()
+        .filter_map(|upload| upload.watched_since())
+        .chain([temps.watch()])
         .min()
         .unwrap_or_else(|| temps.watch());
-    let all_ahead = members
-        .iter()
-        .all(|m| !matches!(m, Member::Ours(upload) if upload.ahead.is_none()));
-    let ahead_mark = ahead().map(|a| a.mark).max();
+    let all_ahead = ours().all(|upload| upload.ahead.is_some());
+    let ahead_mark = ours()
+        .filter_map(|upload| upload.ahead.as_ref().map(|a| a.mark))
+        .max();
     share_dirs(&mut members);
     let mut slots: Vec<(Member, Option<Result<()>>)> =
         members.into_iter().map(|m| (m, None)).collect();
@@ -526,13 +534,17 @@ mod tests {
                     .map(|n| {
                         let mut up = store.create_file(&name(n), false).expect("create");
                         up.write_all(format!("{n}{tag}").as_bytes()).expect("write");
+                        if n.ends_with("big") {
+                            // Too big for memory: received into a temporary file.
+                            up.write_all(&[7; BUFFERED_MAX]).expect("write");
+                        }
                         up.release();
                         Box::new(up) as Box<dyn PendingFile>
                     })
                     .collect()
             };
             let first = group(&["a", "b/x", "c"], "1");
-            let mut second = group(&["a", "b/x", "d", "b/y"], "2");
+            let mut second = group(&["a", "b/x", "d", "b/y", "e/big"], "2");
             let mut files: Vec<&mut dyn PendingFile> = second
                 .iter_mut()
                 .map(|f| &mut **f as &mut dyn PendingFile)
@@ -544,8 +556,8 @@ mod tests {
                         .downcast_ref::<DirUpload>()
                         .is_some_and(|u| u.ahead.is_some())
                 });
-                assert_eq!(ahead.count(), 4, "round {round}: written ahead");
-                assert_eq!(store.temps.open_ahead(), 4);
+                assert_eq!(ahead.count(), 5, "round {round}: written ahead");
+                assert_eq!(store.temps.open_ahead(), 5);
             }
             let (published, turn) = std::sync::mpsc::channel::<()>();
             let (results1, results2) = std::thread::scope(|s| {
@@ -562,13 +574,15 @@ mod tests {
             let ok: Vec<bool> = results2.iter().map(Result::is_ok).collect();
             assert_eq!(
                 ok,
-                [false, false, true, true],
+                [false, false, true, true, true],
                 "round {round}: {results2:?}"
             );
             for (n, tag) in [("a", 1), ("b/x", 1), ("c", 1), ("d", 2), ("b/y", 2)] {
                 let got = fs::read_to_string(dir.path().join(n)).expect("read");
                 assert_eq!(got, format!("{n}{tag}"), "round {round}");
             }
+            let big = fs::read(dir.path().join("e/big")).expect("read");
+            assert!(big.starts_with(b"e/big2") && big.len() == 6 + BUFFERED_MAX);
             assert_eq!(
                 store.temps.open_ahead(),
                 0,

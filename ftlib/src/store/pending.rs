@@ -14,7 +14,7 @@ use super::dir::walk;
 use super::group::WrittenAhead;
 use super::kept;
 use super::name::Name;
-use super::temps::{PartialLock, Temps};
+use super::temps::{PartialLock, Temps, Watch};
 use crate::error::{Error, Result, Taken};
 use crate::protocol::{Attrs, DIGEST_LEN};
 use crate::sys;
@@ -71,6 +71,11 @@ pub struct DirUpload {
     /// Set when it was written out ahead of its group's commit
     /// ([`super::group::write_ahead`]).
     pub(super) ahead: Option<WrittenAhead>,
+    /// For a temporary file this store made (not a partial, which may hold bytes an
+    /// earlier process wrote): taken before its first byte was written, so that a sync of
+    /// the store's file system reports every write error of it ([`Temps::sync_after`]),
+    /// and a group commit need not fsync it on its own.
+    written_since: Option<Watch>,
 }
 
 impl DirUpload {
@@ -94,6 +99,7 @@ impl DirUpload {
             replace,
             lock: None,
             ahead: None,
+            written_since: None,
         }
     }
 
@@ -118,12 +124,26 @@ impl DirUpload {
             replace,
             lock: Some(lock),
             ahead: None,
+            written_since: None,
         }
     }
 
-    /// Whether its bytes are still held in memory only (not written out yet).
-    pub(super) fn is_in_memory(&self) -> bool {
-        matches!(self.data, Data::Memory(_))
+    /// Whether [`DirUpload::write_out`] would write it out without an fsync of its own:
+    /// its bytes are in memory, or in a temporary file this store made.
+    pub(super) fn writes_out_unsynced(&self) -> bool {
+        match self.data {
+            Data::Memory(_) => true,
+            Data::Named(_) | Data::Closed => self.written_since.is_some(),
+            Data::Unnamed(..) | Data::Failed => false,
+        }
+    }
+
+    /// The first sync that may report an error of what was written of it so far, if it
+    /// was written before its group's commit (received into a temporary file, or written
+    /// out ahead).
+    pub(super) fn watched_since(&self) -> Option<Watch> {
+        let ahead = self.ahead.as_ref().map(WrittenAhead::watch);
+        ahead.into_iter().chain(self.written_since).min()
     }
 
     /// The name it is published under.
@@ -227,20 +247,22 @@ impl DirUpload {
     }
 
     /// Writes bytes held in memory to a new file (not synced: a group commit then syncs
-    /// the whole file system once); a file written earlier is synced now, as its own
-    /// write errors are only reported through it. Either way the attributes are set.
+    /// the whole file system once); a file written earlier is synced now if an earlier
+    /// process may have written it (a partial), as its write errors before this store was
+    /// opened are only reported through it. Either way the attributes are set.
     ///
     /// # Errors
     /// [`Error::Io`].
     pub(super) fn write_out(&mut self) -> Result<()> {
         let attrs = self.last();
+        let sync = self.written_since.is_none();
         let written = match &mut self.data {
             Data::Memory(_) => self.materialize(false),
-            Data::Named(file) => finish(file, attrs, true),
+            Data::Named(file) => finish(file, attrs, sync),
             // Written and synced already (by `sync`).
             Data::Unnamed(..) => Ok(()),
             Data::Closed => {
-                sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs, true))
+                sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs, sync))
             }
             Data::Failed => Err(failed()),
         };
@@ -292,7 +314,9 @@ impl DirUpload {
     /// Moves the bytes held in memory to a new named temporary file. If the file cannot be
     /// created, they stay in memory; if they cannot all be written, the upload is failed.
     pub(super) fn spill(&mut self) -> io::Result<()> {
+        let watch = self.temps.watch();
         let (tmp, mut file) = self.temps.create_named()?;
+        self.written_since = Some(watch);
         // From here on, dropping the upload removes the file.
         self.tmp = tmp;
         let Some(held) = self.take_held() else {
