@@ -287,8 +287,8 @@ fn a_download_that_fills_the_local_disk_fails_cleanly() {
 }
 
 /// Many small pipelined uploads into a disk that holds only some of them: each fits the
-/// early check, and small files are written to disk only at the group commit, where the
-/// disk fills. Those that fit are stored intact; every other one fails as `no-space`,
+/// early check, and small files are written to disk only once their group is cut (ahead
+/// of its commit, or at it), where the disk fills. Those that fit are stored intact; every other one fails as `no-space`,
 /// naming the file, with nothing left behind; the connection goes on.
 #[test]
 fn small_files_that_fill_the_server_disk_fail_one_by_one() {

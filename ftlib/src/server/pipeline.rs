@@ -44,8 +44,8 @@ pub(super) struct Pending {
 /// A group's uploads, each with its outcome after the commit.
 type Committed = Vec<(Pending, crate::error::Result<u64>)>;
 
-/// How often a connection with no input looks again whether the group being committed is
-/// done (or input came): the most an answer waits beyond its commit.
+/// How often a connection with no input looks again whether the oldest group being
+/// committed is done (or input came): the most an answer waits beyond its commit.
 const IDLE_POLL: Duration = Duration::from_micros(500);
 
 /// A group committed in the background.
@@ -56,7 +56,7 @@ struct InFlight {
 }
 
 /// The pipelined uploads of one connection waiting for their commit, in request order,
-/// and the group before them, if it is being committed in the background meanwhile.
+/// and the groups before them being committed in the background meanwhile.
 #[derive(Default)]
 pub(super) struct Group {
     waiting: Vec<Waiting>,
@@ -67,6 +67,9 @@ pub(super) struct Group {
     in_flight: VecDeque<InFlight>,
     /// The account logged in on the connection, named in the reports.
     pub(super) user: Option<String>,
+    /// Set when a group's answers were lost (its commit thread panicked): no later answer
+    /// is sent, as the client would take it for one of the lost group's.
+    answers_lost: bool,
 }
 
 impl Group {
@@ -186,12 +189,16 @@ impl Group {
         };
         match handle.join() {
             Ok(committed) => self.answer(ctx, conn, committed),
-            // The commit thread panicked: the connection cannot say what became of them.
-            Err(_) => false,
+            // The commit thread panicked: the connection cannot say what became of them,
+            // nor answer anything after them.
+            Err(_) => {
+                self.answers_lost = true;
+                false
+            }
         }
     }
 
-    /// Commits the waiting uploads as one group (after answering the group committed in
+    /// Commits the waiting uploads as one group (after answering the groups committed in
     /// the background, if any), then answers and reports each in order. Every one is
     /// committed and reported even when the answers cannot be sent. False when they could
     /// not.
@@ -207,7 +214,7 @@ impl Group {
 
     /// Answers and reports each upload of a committed group, in order.
     fn answer(&mut self, ctx: &Ctx, conn: &mut Connection, committed: Committed) -> bool {
-        let mut sending = true;
+        let mut sending = !self.answers_lost;
         for (pending, result) in committed {
             let Pending {
                 name,

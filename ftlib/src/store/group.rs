@@ -114,7 +114,8 @@ impl WrittenAhead {
     }
 }
 
-/// Writes out the store's own uploads of `files` that are held in memory (up to
+/// Writes out the store's own uploads of `files` that are held in memory, in a directory
+/// that exists, or in a temporary file this store made ([`DirUpload::writes_out_unsynced`]; up to
 /// [`BATCH_MAX`] of them, when the store has room for them open: [`Temps::room_ahead`]),
 /// on up to [`COMMIT_THREADS`] threads, ahead of their commit: while the group before
 /// is being committed, so that their writing overlaps its waits for the disk; see
@@ -128,23 +129,32 @@ pub(super) fn write_ahead(
     if !temps.batch_sync() {
         return;
     }
-    let mut ours: Vec<&mut DirUpload> = files
-        .iter_mut()
-        .filter_map(|file| file.as_any_mut().downcast_mut::<DirUpload>())
-        .filter(|upload| upload.made_by(temps) && upload.writes_out_unsynced())
-        .take(BATCH_MAX)
-        .collect();
+    let watch = temps.watch();
+    let mut opened = HashMap::new();
+    let mut ours: Vec<&mut DirUpload> = Vec::new();
+    for file in files.iter_mut() {
+        let Some(upload) = file.as_any_mut().downcast_mut::<DirUpload>() else {
+            continue;
+        };
+        if ours.len() == BATCH_MAX {
+            break;
+        }
+        // Not before its turn does anything create a directory: made now, it could take
+        // the name of a file the group before is about to publish. So an upload held in
+        // memory is written ahead only if its directory exists already.
+        if upload.made_by(temps)
+            && upload.writes_out_unsynced()
+            && (!upload.is_in_memory() || upload.find_existing_dir(&mut opened))
+        {
+            ours.push(upload);
+        }
+    }
     if ours.is_empty() {
         return;
     }
     let Some(rooms) = temps.room_ahead(ours.len()) else {
         return;
     };
-    let watch = temps.watch();
-    let mut opened = HashMap::new();
-    for upload in &mut ours {
-        upload.share_dir(&mut opened);
-    }
     let mut written: Vec<(&mut DirUpload, Option<Error>)> =
         ours.into_iter().map(|upload| (upload, None)).collect();
     in_parallel(&mut written, helpers, |(upload, failed)| {
@@ -152,6 +162,11 @@ pub(super) fn write_ahead(
     });
     let mark = temps.mark();
     for ((upload, failed), room) in written.into_iter().zip(rooms) {
+        if failed.is_some() && !upload.is_failed() {
+            // Its bytes stayed where they were (no file could be made or opened: out of
+            // descriptors or space): not written ahead, tried again at its commit.
+            continue;
+        }
         upload.ahead = Some(WrittenAhead {
             watch,
             mark,
@@ -165,7 +180,7 @@ pub(super) fn write_ahead(
 /// uploads are written out (several at a time, unsynced), the file system is synced once,
 /// then every file is published in request order (so the first upload of a name wins
 /// it), and the directories they went to are made durable — each synced, or the whole
-/// file system once more when there are several or new directories. The same promise as
+/// file system once more when there are more than two or new directories. The same promise as
 /// [`sync_and_publish`]: nothing is published before its data is durable, nothing is
 /// acknowledged before its name is.
 fn batch_commit(
@@ -196,9 +211,11 @@ fn batch_commit(
         members.into_iter().map(|m| (m, None)).collect();
     in_parallel(&mut slots, helpers, |(member, written)| {
         if let Member::Ours(upload) = member {
-            // Written ahead, its own error kept; else written now.
-            let failed_ahead = upload.ahead.as_mut().and_then(|a| a.failed.take());
-            *written = Some(failed_ahead.map_or_else(|| upload.write_out(), Err));
+            // Written ahead (with its own error, if it failed), or written now.
+            *written = Some(match upload.ahead.as_mut() {
+                Some(ahead) => ahead.failed.take().map_or(Ok(()), Err),
+                None => upload.write_out(),
+            });
         }
     });
     // A sync that starts once they are written: the one that makes the group before's
@@ -551,13 +568,20 @@ mod tests {
                 .collect();
             store.write_ahead(&mut files);
             if store.temps.batch_sync() {
-                let ahead = second.iter().filter(|f| {
-                    f.as_any()
-                        .downcast_ref::<DirUpload>()
-                        .is_some_and(|u| u.ahead.is_some())
-                });
-                assert_eq!(ahead.count(), 5, "round {round}: written ahead");
-                assert_eq!(store.temps.open_ahead(), 5);
+                // a, d and e/big (in a temporary file already); not b/x and b/y, whose
+                // directory does not exist yet: made ahead of its turn, it could take the
+                // name of a file `b` of the first group.
+                let ahead: Vec<bool> = second
+                    .iter()
+                    .map(|f| {
+                        f.as_any()
+                            .downcast_ref::<DirUpload>()
+                            .is_some_and(|u| u.ahead.is_some())
+                    })
+                    .collect();
+                assert_eq!(ahead, [true, false, true, false, true], "round {round}");
+                assert_eq!(store.temps.open_ahead(), 3);
+                assert!(!dir.path().join("b").exists(), "no directory made ahead");
             }
             let (published, turn) = std::sync::mpsc::channel::<()>();
             let (results1, results2) = std::thread::scope(|s| {

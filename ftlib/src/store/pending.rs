@@ -34,7 +34,8 @@ enum Data {
     Memory(Vec<u8>),
     /// In the named temporary (or partial) file at `tmp`, open.
     Named(File),
-    /// In the file at `tmp`, closed while waiting ([`DirUpload::release`]); reopened to sync.
+    /// In the file at `tmp`, closed while waiting ([`DirUpload::release`]); reopened to
+    /// finish (and sync, for a partial).
     Closed,
     /// In an unnamed file (`O_TMPFILE`), published by linking it; the bytes are still held
     /// in case the link fails for a reason other than the name being taken.
@@ -128,6 +129,16 @@ impl DirUpload {
         }
     }
 
+    /// Whether its bytes are held in memory.
+    pub(super) fn is_in_memory(&self) -> bool {
+        matches!(self.data, Data::Memory(_))
+    }
+
+    /// Whether it failed for good (an earlier write of it failed part way).
+    pub(super) fn is_failed(&self) -> bool {
+        matches!(self.data, Data::Failed)
+    }
+
     /// Whether [`DirUpload::write_out`] would write it out without an fsync of its own:
     /// its bytes are in memory, or in a temporary file this store made.
     pub(super) fn writes_out_unsynced(&self) -> bool {
@@ -173,6 +184,24 @@ impl DirUpload {
             opened.insert(parent.unwrap_or_default().to_owned(), Arc::clone(&dir));
             self.dir = Some(dir);
         }
+    }
+
+    /// Gives the upload its directory's handle if that directory exists (from `opened`,
+    /// shared as in [`DirUpload::share_dir`], but never creating it); true when it has it,
+    /// or needs none before it is published (a replacing upload is written to a named file
+    /// in the root).
+    pub(super) fn find_existing_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>) -> bool {
+        if self.dir.is_some() || self.replace {
+            return true;
+        }
+        let parent = self.name.parent();
+        if let Some(dir) = opened.get(parent.unwrap_or_default()) {
+            self.dir = Some(Arc::clone(dir));
+        } else if let Ok(dir) = walk(&self.temps, parent, false) {
+            opened.insert(parent.unwrap_or_default().to_owned(), Arc::clone(&dir));
+            self.dir = Some(dir);
+        }
+        self.dir.is_some()
     }
 
     /// The directory it is published in, opened again (and created if it went) when it
@@ -259,7 +288,7 @@ impl DirUpload {
         let written = match &mut self.data {
             Data::Memory(_) => self.materialize(false),
             Data::Named(file) => finish(file, attrs, sync),
-            // Written and synced already (by `sync`).
+            // Written already (by `sync`, synced; or by an earlier `write_out`).
             Data::Unnamed(..) => Ok(()),
             Data::Closed => {
                 sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs, sync))

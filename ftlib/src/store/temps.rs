@@ -174,12 +174,14 @@ impl Temps {
 
     /// Room for `count` files written ahead of their group's commit, if the store has it
     /// now: never waited for (their commit waits for the group before, which may be
-    /// waiting for room itself), and apart from [`Temps::open_files`]'s budget, so that
-    /// together they hold at most twice that many files open.
+    /// waiting for room itself), and apart from [`Temps::open_files`]'s budget: half as
+    /// many again, so that with a directory handle each (at worst) they all stay within
+    /// three quarters of the process's limit on open files.
     pub(super) fn room_ahead(self: &Arc<Self>, count: usize) -> Option<Vec<RoomAhead>> {
         self.open_ahead
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(count).filter(|&n| n <= self.open_budget)
+                used.checked_add(count)
+                    .filter(|&n| n <= self.open_budget / 2)
             })
             .ok()?;
         Some((0..count).map(|_| RoomAhead(Arc::clone(self))).collect())
