@@ -97,7 +97,8 @@ impl Drop for GiveOnDrop {
 }
 
 /// Commits `outcomes` as one of a sequence of groups: their files are written out at once
-/// ([`Store::write_ahead`]), while the group before may still be committing, and
+/// ([`Store::write_ahead`], with `taken_before` saying which paths a group before may
+/// still publish a file at), while the group before may still be committing, and
 /// published once its turn `before` is given; `published` is given once they are
 /// ([`Store::commit_group_in_turn`]).
 pub(crate) fn commit_in_turn<T>(
@@ -105,13 +106,14 @@ pub(crate) fn commit_in_turn<T>(
     mut outcomes: Vec<(T, Outcome)>,
     before: Option<&Turn>,
     published: &GiveOnDrop,
+    taken_before: &dyn Fn(&str) -> bool,
 ) -> Vec<(T, Result<u64>)> {
     let mut files: Vec<&mut dyn PendingFile> = outcomes
         .iter_mut()
         .filter_map(|(_, outcome)| outcome.as_mut().ok())
         .map(|(file, _)| &mut **file as &mut dyn PendingFile)
         .collect();
-    store.write_ahead(&mut files);
+    store.write_ahead(&mut files, taken_before);
     let wait_turn = || before.map_or((), Turn::wait);
     let give_turn = || published.0.give();
     commit_outcomes_in_turn(store, outcomes, &wait_turn, &give_turn)

@@ -418,7 +418,15 @@ fn commit_in_background<'scope, 'env>(
     let waits_for = before.clone();
     let work = move || {
         let group = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        commit_in_turn(dir, group.unwrap_or_default(), waits_for.as_deref(), &give)
+        // No directory is made ahead (those of a tree are made before its files anyway).
+        let taken_before = |_: &str| true;
+        commit_in_turn(
+            dir,
+            group.unwrap_or_default(),
+            waits_for.as_deref(),
+            &give,
+            &taken_before,
+        )
     };
     match std::thread::Builder::new()
         .name("ft download commit".into())

@@ -6,7 +6,7 @@
 //! any other answer, and when the connection ends — also when the client is gone, so that
 //! verified uploads are always published.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ const IDLE_POLL: Duration = Duration::from_micros(500);
 /// A group committed in the background.
 struct InFlight {
     handle: std::thread::JoinHandle<Committed>,
+    /// The names of its uploads, lower-cased: a group after it makes no directory of
+    /// these names ahead of its turn.
+    names: Arc<HashSet<String>>,
     /// Set once it has published its files (or its thread ended): the next group's turn.
     published: Arc<Turn>,
 }
@@ -127,6 +130,13 @@ impl Group {
     /// published its own. False when answers could not be sent.
     fn commit_in_background(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
         debug_assert!(self.in_flight.len() < COMMITTING);
+        let names: Arc<HashSet<String>> =
+            Arc::new(self.waiting.iter().map(|w| w.name.to_lowercase()).collect());
+        let earlier: Vec<Arc<HashSet<String>>> = self
+            .in_flight
+            .iter()
+            .map(|f| Arc::clone(&f.names))
+            .collect();
         // Shared with the thread, so that they are not lost if it cannot start.
         let outcomes = Arc::new(Mutex::new(Some(self.take())));
         let theirs = Arc::clone(&outcomes);
@@ -139,11 +149,25 @@ impl Group {
             .spawn(move || {
                 let outcomes = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let outcomes = outcomes.unwrap_or_default();
-                commit_in_turn(store.as_ref(), outcomes, before.as_deref(), &give)
+                let taken_before = |path: &str| {
+                    let path = path.to_lowercase();
+                    earlier.iter().any(|names| names.contains(&path))
+                };
+                commit_in_turn(
+                    store.as_ref(),
+                    outcomes,
+                    before.as_deref(),
+                    &give,
+                    &taken_before,
+                )
             });
         match committing {
             Ok(handle) => {
-                self.in_flight.push_back(InFlight { handle, published });
+                self.in_flight.push_back(InFlight {
+                    handle,
+                    names,
+                    published,
+                });
                 true
             }
             // No thread to spare: committed here and now instead, after the groups before.

@@ -125,6 +125,7 @@ pub(super) fn write_ahead(
     files: &mut [&mut dyn PendingFile],
     temps: &Arc<Temps>,
     helpers: &AtomicUsize,
+    taken_before: &dyn Fn(&str) -> bool,
 ) {
     if !temps.batch_sync() {
         return;
@@ -139,12 +140,20 @@ pub(super) fn write_ahead(
         if ours.len() == BATCH_MAX {
             break;
         }
-        // Not before its turn does anything create a directory: made now, it could take
-        // the name of a file the group before is about to publish. So an upload held in
-        // memory is written ahead only if its directory exists already.
+        // A directory made ahead of its turn could take the name of a file the group
+        // before is about to publish: an upload held in memory is written ahead if its
+        // directory exists, or if no group before may publish a file where it or one of
+        // its parents goes.
         if upload.made_by(temps)
             && upload.writes_out_unsynced()
-            && (!upload.is_in_memory() || upload.find_existing_dir(&mut opened))
+            && (!upload.is_in_memory()
+                || upload.find_existing_dir(&mut opened)
+                || (!upload.name().parent().is_some_and(|dir| {
+                    dir.match_indices('/')
+                        .map(|(at, _)| &dir[..at])
+                        .chain([dir])
+                        .any(taken_before)
+                }) && upload.share_dir(&mut opened)))
         {
             ours.push(upload);
         }
@@ -538,8 +547,10 @@ mod tests {
     }
 
     /// Two groups committed in turn by two threads, the second written out ahead while
-    /// the first commits: of a name in both, the first group's upload wins, every time;
-    /// every other byte lands; the files written ahead give their room back.
+    /// the first commits: of a name in both, the first group's upload wins, every time,
+    /// also when the second needs it as a directory (none is made ahead where the first
+    /// group may publish a file); every other byte lands; the files written ahead give
+    /// their room back.
     #[test]
     fn a_group_written_ahead_publishes_after_the_group_before() {
         for round in 0..10 {
@@ -560,17 +571,18 @@ mod tests {
                     })
                     .collect()
             };
-            let first = group(&["a", "b/x", "c"], "1");
-            let mut second = group(&["a", "b/x", "d", "b/y", "e/big"], "2");
+            let first = group(&["a", "b", "c"], "1");
+            let mut second = group(&["a", "b/x", "d", "b/y", "e/big", "f/z"], "2");
             let mut files: Vec<&mut dyn PendingFile> = second
                 .iter_mut()
                 .map(|f| &mut **f as &mut dyn PendingFile)
                 .collect();
-            store.write_ahead(&mut files);
+            // The first group publishes a file `b`: no directory `b` is made ahead.
+            store.write_ahead(&mut files, &|dir| dir.eq_ignore_ascii_case("b"));
             if store.temps.batch_sync() {
-                // a, d and e/big (in a temporary file already); not b/x and b/y, whose
-                // directory does not exist yet: made ahead of its turn, it could take the
-                // name of a file `b` of the first group.
+                // a, d, f/z (its directory made ahead) and e/big (in a temporary file
+                // already); not b/x and b/y: their directory, made ahead of its turn,
+                // would take the name of the first group's file `b`.
                 let ahead: Vec<bool> = second
                     .iter()
                     .map(|f| {
@@ -579,9 +591,14 @@ mod tests {
                             .is_some_and(|u| u.ahead.is_some())
                     })
                     .collect();
-                assert_eq!(ahead, [true, false, true, false, true], "round {round}");
-                assert_eq!(store.temps.open_ahead(), 3);
-                assert!(!dir.path().join("b").exists(), "no directory made ahead");
+                assert_eq!(
+                    ahead,
+                    [true, false, true, false, true, true],
+                    "round {round}"
+                );
+                assert_eq!(store.temps.open_ahead(), 4);
+                assert!(!dir.path().join("b").exists(), "no directory b made ahead");
+                assert!(dir.path().join("f").is_dir(), "f was made ahead");
             }
             let (published, turn) = std::sync::mpsc::channel::<()>();
             let (results1, results2) = std::thread::scope(|s| {
@@ -598,10 +615,10 @@ mod tests {
             let ok: Vec<bool> = results2.iter().map(Result::is_ok).collect();
             assert_eq!(
                 ok,
-                [false, false, true, true, true],
+                [false, false, true, false, true, true],
                 "round {round}: {results2:?}"
             );
-            for (n, tag) in [("a", 1), ("b/x", 1), ("c", 1), ("d", 2), ("b/y", 2)] {
+            for (n, tag) in [("a", 1), ("b", 1), ("c", 1), ("d", 2), ("f/z", 2)] {
                 let got = fs::read_to_string(dir.path().join(n)).expect("read");
                 assert_eq!(got, format!("{n}{tag}"), "round {round}");
             }

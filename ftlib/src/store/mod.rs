@@ -252,12 +252,15 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Does what it can of a later [`Store::commit_group_in_turn`] of `files` now, while
     /// the group before is being committed (a [`DirStore`] writes them out, so that the
-    /// writing overlaps the other group's waits for the disk). Failures are kept in the
-    /// files and reported by their commit.
+    /// writing overlaps the other group's waits for the disk). `taken_before(path)` says
+    /// whether a group before, still being committed, may publish a file at `path` (a
+    /// directory's path, compared without case): such a directory is not created ahead of
+    /// its turn, as the earlier file must win the name. Failures are kept in the files
+    /// and reported by their commit.
     ///
     /// The default does nothing.
-    fn write_ahead(&self, files: &mut [&mut dyn PendingFile]) {
-        let _ = files;
+    fn write_ahead(&self, files: &mut [&mut dyn PendingFile], taken_before: &dyn Fn(&str) -> bool) {
+        let _ = (files, taken_before);
     }
 
     /// As [`Store::commit_group`], for one of a sequence of groups committed by several

@@ -172,10 +172,10 @@ impl DirUpload {
     /// there: a group's files of one directory then share one walk from the root instead of
     /// one each. An upload that replaces (publishing decides its directory late) or that
     /// has its handle already is left alone, as is one whose directory cannot be opened
-    /// (writing it out says why).
-    pub(super) fn share_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>) {
+    /// (writing it out says why). True when it has its handle, or needs none yet.
+    pub(super) fn share_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>) -> bool {
         if self.dir.is_some() || self.replace {
-            return;
+            return true;
         }
         let parent = self.name.parent();
         if let Some(dir) = opened.get(parent.unwrap_or_default()) {
@@ -184,6 +184,7 @@ impl DirUpload {
             opened.insert(parent.unwrap_or_default().to_owned(), Arc::clone(&dir));
             self.dir = Some(dir);
         }
+        self.dir.is_some()
     }
 
     /// Gives the upload its directory's handle if that directory exists (from `opened`,

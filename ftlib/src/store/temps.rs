@@ -44,8 +44,9 @@ pub(super) struct Temps {
     open: Mutex<usize>,
     open_freed: Condvar,
     /// Files written ahead of their group's commit and held open meanwhile
-    /// ([`Temps::room_ahead`]): at most `open_budget` more.
+    /// ([`Temps::room_ahead`]), and how many may be.
     open_ahead: AtomicUsize,
+    ahead_budget: usize,
     /// The store's syncs of its file system ([`Temps::sync_after`]).
     syncs: Mutex<Syncs>,
     sync_ended: Condvar,
@@ -108,6 +109,17 @@ fn open_budget() -> usize {
     quarter.clamp(16, BATCH_MAX)
 }
 
+/// Most files written ahead of their group's commit ([`Temps::room_ahead`]) that one store
+/// holds open at once: a whole batch ([`BATCH_MAX`]) where the process may open eight
+/// times as many, else an eighth of its limit, at least 16. With the batch commits' own
+/// budget ([`open_budget`], a quarter) and a directory handle each at worst, they stay
+/// within three quarters of the limit.
+fn ahead_budget() -> usize {
+    let limit = crate::sys::open_files_limit().unwrap_or(1024);
+    let eighth = usize::try_from(limit / 8).unwrap_or(usize::MAX);
+    eighth.clamp(16, BATCH_MAX)
+}
+
 /// Room for files held open by a batch commit, given back when dropped.
 #[derive(Debug)]
 pub(super) struct OpenFiles<'a> {
@@ -139,6 +151,7 @@ impl Temps {
             open: Mutex::new(0),
             open_freed: Condvar::new(),
             open_ahead: AtomicUsize::new(0),
+            ahead_budget: ahead_budget(),
             syncs: Mutex::new(Syncs::default()),
             sync_ended: Condvar::new(),
             #[cfg(test)]
@@ -174,14 +187,12 @@ impl Temps {
 
     /// Room for `count` files written ahead of their group's commit, if the store has it
     /// now: never waited for (their commit waits for the group before, which may be
-    /// waiting for room itself), and apart from [`Temps::open_files`]'s budget: half as
-    /// many again, so that with a directory handle each (at worst) they all stay within
-    /// three quarters of the process's limit on open files.
+    /// waiting for room itself), and apart from [`Temps::open_files`]'s budget
+    /// ([`ahead_budget`]).
     pub(super) fn room_ahead(self: &Arc<Self>, count: usize) -> Option<Vec<RoomAhead>> {
         self.open_ahead
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(count)
-                    .filter(|&n| n <= self.open_budget / 2)
+                used.checked_add(count).filter(|&n| n <= self.ahead_budget)
             })
             .ok()?;
         Some((0..count).map(|_| RoomAhead(Arc::clone(self))).collect())
