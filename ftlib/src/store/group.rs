@@ -607,8 +607,14 @@ mod tests {
                     let wait_turn = || turn.recv().expect("the first group gives its turn");
                     store.commit_group_in_turn(second, &wait_turn, &|| {})
                 });
-                let give = || published.send(()).expect("the second group waits");
-                let results1 = store.commit_group_in_turn(first, &|| {}, &give);
+                let give = || {
+                    // The second group's thread may be gone only if it did not wait.
+                    let _ = published.send(());
+                };
+                // The first group is slow to start (its own turn comes late): the second,
+                // written ahead, would publish first but for its turn.
+                let late = || std::thread::sleep(std::time::Duration::from_millis(50));
+                let results1 = store.commit_group_in_turn(first, &late, &give);
                 (results1, later.join().expect("second group"))
             });
             assert!(results1.iter().all(Result::is_ok), "{results1:?}");
