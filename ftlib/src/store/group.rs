@@ -72,7 +72,6 @@ pub(super) fn commit_group_in_turn(
         published();
         return sync_dirs_after(results);
     }
-    let written_ahead = |m: &Member| !matches!(m, Member::Ours(upload) if upload.ahead.is_none());
     if members.len() <= BATCH_MAX && members.iter().all(written_ahead) {
         // Their files are open already, with room of their own.
         return batch_commit(members, temps, helpers, published);
@@ -148,12 +147,11 @@ pub(super) fn write_ahead(
             && upload.writes_out_unsynced()
             && (!upload.is_in_memory()
                 || upload.find_existing_dir(&mut opened)
-                || (!upload.name().parent().is_some_and(|dir| {
-                    dir.match_indices('/')
-                        .map(|(at, _)| &dir[..at])
-                        .chain([dir])
-                        .any(taken_before)
-                }) && upload.share_dir(&mut opened)))
+                || (!upload
+                    .name()
+                    .parent()
+                    .is_some_and(|dir| any_taken(dir, taken_before))
+                    && upload.share_dir(&mut opened)))
         {
             ours.push(upload);
         }
@@ -208,10 +206,8 @@ fn batch_commit(
     };
     let watch = ours()
         .filter_map(|upload| upload.watched_since())
-        .chain([temps.watch()])
-        .min()
-        .unwrap_or_else(|| temps.watch());
-    let all_ahead = ours().all(|upload| upload.ahead.is_some());
+        .fold(temps.watch(), Watch::min);
+    let all_ahead = members.iter().all(written_ahead);
     let ahead_mark = ours()
         .filter_map(|upload| upload.ahead.as_ref().map(|a| a.mark))
         .max();
@@ -297,6 +293,21 @@ fn batch_commit(
     let settled = temps.sync_after(names, watch);
     let results = published.into_iter().map(|r| r.map(drop)).collect();
     fail_ours_if(results, &dirs, settled)
+}
+
+/// Whether a member needs no writing before its sync: the store's own upload written out
+/// ahead ([`write_ahead`]), or another store's file, committed whole.
+fn written_ahead(member: &Member) -> bool {
+    !matches!(member, Member::Ours(upload) if upload.ahead.is_none())
+}
+
+/// Whether `taken_before` says that the directory `dir`, or one of its parents, may be a
+/// file of a group before.
+fn any_taken(dir: &str, taken_before: &dyn Fn(&str) -> bool) -> bool {
+    dir.match_indices('/')
+        .map(|(at, _)| &dir[..at])
+        .chain([dir])
+        .any(taken_before)
 }
 
 /// Gives the store's uploads of `members` their directories' handles, each directory

@@ -174,17 +174,7 @@ impl DirUpload {
     /// has its handle already is left alone, as is one whose directory cannot be opened
     /// (writing it out says why). True when it has its handle, or needs none yet.
     pub(super) fn share_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>) -> bool {
-        if self.dir.is_some() || self.replace {
-            return true;
-        }
-        let parent = self.name.parent();
-        if let Some(dir) = opened.get(parent.unwrap_or_default()) {
-            self.dir = Some(Arc::clone(dir));
-        } else if let Ok(dir) = walk(&self.temps, parent, true) {
-            opened.insert(parent.unwrap_or_default().to_owned(), Arc::clone(&dir));
-            self.dir = Some(dir);
-        }
-        self.dir.is_some()
+        self.reach_dir(opened, true)
     }
 
     /// Gives the upload its directory's handle if that directory exists (from `opened`,
@@ -192,13 +182,18 @@ impl DirUpload {
     /// or needs none before it is published (a replacing upload is written to a named file
     /// in the root).
     pub(super) fn find_existing_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>) -> bool {
+        self.reach_dir(opened, false)
+    }
+
+    /// [`DirUpload::share_dir`] (`create`) and [`DirUpload::find_existing_dir`].
+    fn reach_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>, create: bool) -> bool {
         if self.dir.is_some() || self.replace {
             return true;
         }
         let parent = self.name.parent();
         if let Some(dir) = opened.get(parent.unwrap_or_default()) {
             self.dir = Some(Arc::clone(dir));
-        } else if let Ok(dir) = walk(&self.temps, parent, false) {
+        } else if let Ok(dir) = walk(&self.temps, parent, create) {
             opened.insert(parent.unwrap_or_default().to_owned(), Arc::clone(&dir));
             self.dir = Some(dir);
         }
