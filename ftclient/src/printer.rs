@@ -83,6 +83,10 @@ impl Observer for Printer<'_> {
         self.bars.start_sized(files, bytes);
     }
 
+    fn wants_totals(&self) -> bool {
+        self.bars.shown()
+    }
+
     fn first_contact(&mut self, contact: &FirstContact) {
         self.bars.err(&format!(
             "ftclient: first contact with {}: its fingerprint {} is now recorded in {}; \

@@ -89,6 +89,11 @@ impl Bars {
         }
     }
 
+    /// Whether bars are drawn at all.
+    pub(crate) fn shown(&self) -> bool {
+        !self.multi.is_hidden()
+    }
+
     /// Starts the overall bar when more than one file is to be moved, their sizes unknown:
     /// it counts files, and shows the bytes moved and the rate.
     pub(crate) fn start(&self, files: usize) {

@@ -778,3 +778,54 @@ fn a_failed_get_of_a_path_leaves_no_directory_behind() {
     assert_eq!(kind, ErrorKind::NotFound);
     assert_eq!(ft_testutil::names_in(local.path()), Vec::<String>::new());
 }
+
+/// Records what a tree upload tells its observer.
+struct Counting {
+    wants: bool,
+    totals: Vec<(usize, u64)>,
+    reports: Vec<ftlib::Report>,
+}
+
+impl ftlib::Observer for Counting {
+    fn totals(&mut self, files: usize, bytes: u64) {
+        self.totals.push((files, bytes));
+    }
+
+    fn wants_totals(&self) -> bool {
+        self.wants
+    }
+
+    fn finished(&mut self, _item: usize, report: ftlib::Report, _error: Option<&Error>) {
+        self.reports.push(report);
+    }
+}
+
+#[test]
+fn a_tree_upload_counts_its_files_first_only_for_an_observer_that_wants_totals() {
+    let local = tempfile::tempdir().expect("tempdir");
+    let top = local.path().join("top");
+    fs::create_dir_all(top.join("a/b")).expect("mkdir");
+    fs::create_dir_all(top.join("empty")).expect("mkdir");
+    let files = [("one", 10), ("a/two", 2000), ("a/b/three", 70_000)];
+    for (i, (name, size)) in files.iter().enumerate() {
+        fs::write(top.join(name), noise(*size, i as u64)).expect("write");
+    }
+    let bytes: u64 = files.iter().map(|(_, size)| *size as u64).sum();
+    for (wants, expected) in [(true, (3, bytes)), (false, (0, 0))] {
+        let server = TestServer::start();
+        let mut observer = Counting {
+            wants,
+            totals: Vec::new(),
+            reports: Vec::new(),
+        };
+        let ok = ftlib::Session::new("127.0.0.1", server.addr.port(), common::quick_config())
+            .put_tree(&[PathBuf::from("top")], None, local.path(), false, &mut observer)
+            .expect("reachable");
+        assert!(ok, "{:?}", observer.reports);
+        assert_eq!(observer.totals, [expected], "wants totals: {wants}");
+        // Counted or not, the whole tree went, its empty directory too.
+        assert_eq!(tree(&server.root().join("top")), tree(&top), "wants totals: {wants}");
+        assert!(server.root().join("top/empty").is_dir());
+        assert_eq!(observer.reports.len(), files.len());
+    }
+}

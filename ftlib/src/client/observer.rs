@@ -28,6 +28,14 @@ pub trait Observer {
         self.start(files);
     }
 
+    /// Whether [`Observer::totals`] is worth a walk of its own: [`Session::put_tree`] walks
+    /// the local trees once more, before sending anything, to count their files and bytes
+    /// only when this says so (the default). Say `false` when nothing shows the totals, so
+    /// that the first file goes out sooner; [`Observer::totals`] is then called with zeros.
+    fn wants_totals(&self) -> bool {
+        true
+    }
+
     /// Item `item`, named `name` on the server, moved: called often, first when its size is
     /// known.
     fn progress(&mut self, item: usize, name: &str, progress: Progress) {

@@ -43,7 +43,8 @@ impl Session {
     /// `NAME/...` on the server, NAME being its last component, inside the server directory
     /// `to` if given. Files keep their modification time and execute bit; empty directories
     /// are created; symbolic links and special files are reported skipped, never followed.
-    /// The trees are walked twice (to count, then to send), in bounded memory.
+    /// The trees are walked in bounded memory, twice when the observer
+    /// [wants totals](Observer::wants_totals): to count, then to send.
     ///
     /// # Errors
     /// As [`Session::put`].
@@ -57,9 +58,10 @@ impl Session {
     ) -> Result<bool> {
         let mut roots = Vec::new();
         let (mut files, mut bytes) = (0usize, 0u64);
+        let count = observer.wants_totals();
         for tree in trees {
             let root = tree_root(tree, to, dir);
-            if let Ok((path, name)) = &root {
+            if let (Ok((path, name)), true) = (&root, count) {
                 if let Ok(walk) = LocalTree::new(path.clone(), name.to_string()) {
                     for found in walk {
                         if let Found::File { size, .. } = found {

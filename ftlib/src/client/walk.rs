@@ -80,16 +80,17 @@ impl Iterator for LocalTree {
                 }
                 continue;
             };
-            let (leaf, kind) = match item.and_then(|e| Ok((e.file_name(), e.file_type()?))) {
-                Ok(found) => found,
-                Err(_) => {
-                    return Some(Found::Skipped {
-                        name: level.name.clone(),
-                        reason: "a directory entry could not be read",
-                        failed: Some(Failed::Read),
-                    });
-                }
-            };
+            let (entry, leaf, kind) =
+                match item.and_then(|e| Ok((e.file_name(), e.file_type()?, e))) {
+                    Ok((leaf, kind, entry)) => (entry, leaf, kind),
+                    Err(_) => {
+                        return Some(Found::Skipped {
+                            name: level.name.clone(),
+                            reason: "a directory entry could not be read",
+                            failed: Some(Failed::Read),
+                        });
+                    }
+                };
             let path = level.path.join(&leaf);
             let Some(leaf) = leaf.to_str() else {
                 let name = format!("{}/{}", level.name, leaf.to_string_lossy());
@@ -148,7 +149,8 @@ impl Iterator for LocalTree {
                 });
             }
             level.filled = true;
-            let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+            // Asked of the open directory (`fstatat`), not by its path from the top.
+            let size = entry.metadata().map_or(0, |m| m.len());
             return Some(Found::File { path, name, size });
         }
     }
