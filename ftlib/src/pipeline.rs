@@ -5,6 +5,7 @@
 //! None of these is a wire limit (those are in [`crate::protocol`]); another
 //! implementation may choose differently (`docs/PROTOCOL.md`, section 1).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{Error, Result};
@@ -52,11 +53,29 @@ pub(crate) fn commit_outcomes<T>(
     commit_outcomes_in_turn(store, outcomes, &|| {}, &|| {})
 }
 
-/// Most groups of one connection committed in the background at once. With two, the next
-/// group is written out while the one before waits for the disk, and one sync makes that
-/// one's names and the next one's bytes durable ([`Store::commit_group_in_turn`]); each
-/// holds up to [`GROUP_BYTES`] in memory, besides the group being received.
-pub(crate) const COMMITTING: usize = 2;
+/// Most groups of one connection committed in the background at once. With several, each
+/// group is written out as soon as it is cut, while those before wait for the disk, and
+/// one sync makes the earlier ones' names and the later ones' bytes durable
+/// ([`Store::commit_group_in_turn`]): the syncs take turns with the receiving instead of
+/// stopping it. Their memory is bounded apart ([`HELD_COMMITTING`]).
+pub(crate) const COMMITTING: usize = 8;
+
+/// Most bytes the groups of one connection being committed hold in memory together
+/// (counted as [`held_bytes`] counts them, until [`Store::write_ahead`] has moved them to
+/// disk): two full groups. With the group being received, a connection's waiting small
+/// uploads hold at most three times [`GROUP_BYTES`], however many groups are in flight.
+pub(crate) const HELD_COMMITTING: u64 = 2 * GROUP_BYTES;
+
+/// Whether a group holding `bytes` in memory may start its commit in the background
+/// while `in_flight` groups, holding `held` bytes together, are being committed: at most
+/// [`COMMITTING`] groups and [`HELD_COMMITTING`] bytes (but always when none is).
+pub(crate) fn may_commit(in_flight: usize, held: u64, bytes: u64) -> bool {
+    in_flight == 0 || (in_flight < COMMITTING && held.saturating_add(bytes) <= HELD_COMMITTING)
+}
+
+/// The bytes a group being committed still holds in memory: set when it is cut, lowered
+/// once its files are written out ahead ([`commit_in_turn`]).
+pub(crate) type Held = Arc<AtomicU64>;
 
 /// A flag that one group commit gives once it has published its files, and the next waits
 /// for before publishing its own.
@@ -98,22 +117,26 @@ impl Drop for GiveOnDrop {
 
 /// Commits `outcomes` as one of a sequence of groups: their files are written out at once
 /// ([`Store::write_ahead`], with `taken_before` saying which paths a group before may
-/// still publish a file at), while the group before may still be committing, and
-/// published once its turn `before` is given; `published` is given once they are
-/// ([`Store::commit_group_in_turn`]).
+/// still publish a file at; `held` is lowered by the bytes that moved out of memory),
+/// while the groups before may still be committing, and published once its turn `before`
+/// is given; `published` is given once they are ([`Store::commit_group_in_turn`]).
 pub(crate) fn commit_in_turn<T>(
     store: &dyn Store,
     mut outcomes: Vec<(T, Outcome)>,
     before: Option<&Turn>,
     published: &GiveOnDrop,
     taken_before: &dyn Fn(&str) -> bool,
+    held: &AtomicU64,
 ) -> Vec<(T, Result<u64>)> {
     let mut files: Vec<&mut dyn PendingFile> = outcomes
         .iter_mut()
         .filter_map(|(_, outcome)| outcome.as_mut().ok())
         .map(|(file, _)| &mut **file as &mut dyn PendingFile)
         .collect();
-    store.write_ahead(&mut files, taken_before);
+    let moved = store.write_ahead(&mut files, taken_before);
+    let _ = held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+        Some(h.saturating_sub(moved))
+    });
     let wait_turn = || before.map_or((), Turn::wait);
     let give_turn = || published.0.give();
     commit_outcomes_in_turn(store, outcomes, &wait_turn, &give_turn)
@@ -161,6 +184,20 @@ mod tests {
 
     use super::*;
     use crate::store::{MemStore, Name};
+
+    /// A group may start its commit while fewer than `COMMITTING` are under way and they
+    /// hold, with it, at most `HELD_COMMITTING` bytes in memory; always when none is.
+    #[test]
+    fn groups_commit_at_once_within_their_count_and_memory() {
+        assert!(may_commit(0, 0, GROUP_BYTES * 10));
+        assert!(may_commit(1, GROUP_BYTES, GROUP_BYTES));
+        assert!(!may_commit(1, GROUP_BYTES, GROUP_BYTES + 1));
+        assert!(!may_commit(2, 2 * GROUP_BYTES, 1));
+        // Written out ahead, groups hold nothing: as many as COMMITTING.
+        assert!(may_commit(COMMITTING - 1, 0, GROUP_BYTES));
+        assert!(!may_commit(COMMITTING, 0, 0));
+        assert!(!may_commit(1, u64::MAX, 1), "no overflow");
+    }
 
     /// Failed outcomes keep their place and their error; received ones are committed as a
     /// group, the first of a repeated name winning; every size comes back with its id.

@@ -819,12 +819,22 @@ fn a_tree_upload_counts_its_files_first_only_for_an_observer_that_wants_totals()
             reports: Vec::new(),
         };
         let ok = ftlib::Session::new("127.0.0.1", server.addr.port(), common::quick_config())
-            .put_tree(&[PathBuf::from("top")], None, local.path(), false, &mut observer)
+            .put_tree(
+                &[PathBuf::from("top")],
+                None,
+                local.path(),
+                false,
+                &mut observer,
+            )
             .expect("reachable");
         assert!(ok, "{:?}", observer.reports);
         assert_eq!(observer.totals, [expected], "wants totals: {wants}");
         // Counted or not, the whole tree went, its empty directory too.
-        assert_eq!(tree(&server.root().join("top")), tree(&top), "wants totals: {wants}");
+        assert_eq!(
+            tree(&server.root().join("top")),
+            tree(&top),
+            "wants totals: {wants}"
+        );
         assert!(server.root().join("top/empty").is_dir());
         assert_eq!(observer.reports.len(), files.len());
     }

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::exchange::{Keep, Sink, verdict};
@@ -12,8 +13,8 @@ use super::local::{Local, local_attrs, open_local};
 use super::{Client, Progress, download_key};
 use crate::error::{Error, Result};
 use crate::pipeline::{
-    COMMITTING, GiveOnDrop, Outcome, PIPELINE_WINDOW, Turn, commit_in_turn, commit_outcomes,
-    group_full, held_bytes,
+    GiveOnDrop, Held, Outcome, PIPELINE_WINDOW, Turn, commit_in_turn, commit_outcomes, group_full,
+    held_bytes, may_commit,
 };
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile};
@@ -303,13 +304,14 @@ impl Client {
                     // More to receive: this group is committed meanwhile, as soon as the
                     // one before has published its files (so a group is what arrived
                     // during the commit before it, and a slow sync makes fewer, larger
-                    // groups), at the latest once it is full; up to COMMITTING at once.
-                    if in_flight.len() >= COMMITTING {
+                    // groups), at the latest once it is full; as many at once as
+                    // `may_commit` allows.
+                    while !may_commit(in_flight.len(), held_by(&in_flight), held) {
                         finish(in_flight.pop_front(), done);
                     }
                     let before = in_flight.back().and_then(InFlight::turn);
                     let group = std::mem::take(&mut group);
-                    in_flight.push_back(commit_in_background(scope, dir, group, before));
+                    in_flight.push_back(commit_in_background(scope, dir, group, before, held));
                     held = 0;
                 } else if window.is_empty() {
                     while !in_flight.is_empty() {
@@ -370,8 +372,20 @@ enum InFlight<'scope> {
         std::thread::ScopedJoinHandle<'scope, Vec<(Item, Result<u64>)>>,
         Vec<usize>,
         Arc<Turn>,
+        Held,
     ),
     Done(Vec<(Item, Result<u64>)>),
+}
+
+/// The bytes the groups `in_flight` still hold in memory together.
+fn held_by(in_flight: &VecDeque<InFlight<'_>>) -> u64 {
+    in_flight
+        .iter()
+        .map(|f| match f {
+            InFlight::Thread(.., held) => held.load(Ordering::Acquire),
+            InFlight::Done(_) => 0,
+        })
+        .sum()
 }
 
 impl InFlight<'_> {
@@ -386,7 +400,7 @@ impl InFlight<'_> {
     /// Whether it has published its files: the next group may publish.
     fn has_published(&self) -> bool {
         match self {
-            InFlight::Thread(_, _, turn) => turn.is_given(),
+            InFlight::Thread(_, _, turn, _) => turn.is_given(),
             InFlight::Done(_) => true,
         }
     }
@@ -394,21 +408,24 @@ impl InFlight<'_> {
     /// The turn the next group waits for, while it has not published.
     fn turn(&self) -> Option<Arc<Turn>> {
         match self {
-            InFlight::Thread(_, _, turn) => Some(Arc::clone(turn)),
+            InFlight::Thread(_, _, turn, _) => Some(Arc::clone(turn)),
             InFlight::Done(_) => None,
         }
     }
 }
 
-/// Starts committing `group` on another thread (or commits it here, if no thread can be
-/// started), its files written out at once and published once `before` is given
-/// ([`commit_in_turn`]); its results come from [`finish`].
+/// Starts committing `group`, which holds `bytes` in memory, on another thread (or commits
+/// it here, if no thread can be started), its files written out at once and published
+/// once `before` is given ([`commit_in_turn`]); its results come from [`finish`].
 fn commit_in_background<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     dir: &'env DirStore,
     group: Vec<(Item, Outcome)>,
     before: Option<Arc<Turn>>,
+    bytes: u64,
 ) -> InFlight<'scope> {
+    let held = Arc::new(AtomicU64::new(bytes));
+    let lowered = Arc::clone(&held);
     let items = group.iter().map(|((i, _), _)| *i).collect();
     // Shared with the thread, so that the group is not lost if it cannot start.
     let shared = Arc::new(Mutex::new(Some(group)));
@@ -426,13 +443,14 @@ fn commit_in_background<'scope, 'env>(
             waits_for.as_deref(),
             &give,
             &taken_before,
+            &lowered,
         )
     };
     match std::thread::Builder::new()
         .name("ft download commit".into())
         .spawn_scoped(scope, work)
     {
-        Ok(handle) => InFlight::Thread(handle, items, published),
+        Ok(handle) => InFlight::Thread(handle, items, published, held),
         Err(_) => {
             if let Some(before) = before {
                 before.wait();
@@ -448,7 +466,7 @@ fn finish(in_flight: Option<InFlight<'_>>, done: &mut dyn FnMut(usize, Result<Re
     let committed = match in_flight {
         None => return,
         Some(InFlight::Done(committed)) => committed,
-        Some(InFlight::Thread(handle, items, _)) => match handle.join() {
+        Some(InFlight::Thread(handle, items, ..)) => match handle.join() {
             Ok(committed) => committed,
             Err(_) => items
                 .into_iter()

@@ -1,20 +1,24 @@
 //! The server's side of pipelining: received `PutPipelined` uploads wait in a [`Group`],
 //! which is committed through [`commit_outcomes`] and answered and reported in request
 //! order. It is committed when it is full ([`group_full`], counting declared sizes) — in
-//! the background, while the next group is received, up to [`COMMITTING`] groups at once
-//! — when no input is waiting (the client may be waiting for the answers), before
+//! the background, while the next group is received, up to [`COMMITTING`] groups (and
+//! [`HELD_COMMITTING`] bytes in memory) at once — when no input is waiting (the client may be waiting for the answers), before
 //! any other answer, and when the connection ends — also when the client is gone, so that
 //! verified uploads are always published.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::upload::stored;
 use crate::connection::Connection;
+#[cfg(doc)]
+use crate::pipeline::{COMMITTING, HELD_COMMITTING};
 use crate::pipeline::{
-    COMMITTING, GiveOnDrop, Outcome, Turn, commit_in_turn, commit_outcomes, group_full, held_bytes,
+    GiveOnDrop, Held, Outcome, Turn, commit_in_turn, commit_outcomes, group_full, held_bytes,
+    may_commit,
 };
 use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
@@ -56,6 +60,8 @@ struct InFlight {
     names: Arc<HashSet<String>>,
     /// Set once it has published its files (or its thread ended): the next group's turn.
     published: Arc<Turn>,
+    /// The bytes it still holds in memory.
+    held: Held,
 }
 
 /// The pipelined uploads of one connection waiting for their commit, in request order,
@@ -88,14 +94,14 @@ impl Group {
     }
 
     /// Does what is due before reading on, if anything. While input keeps coming, uploads
-    /// wait; a full group waits, if [`COMMITTING`] groups are being committed, for the
+    /// wait; a full group waits, while [`may_commit`] says no (as many groups as may be
+    /// are being committed, or they hold as many bytes in memory as they may), for the
     /// oldest to be answered, then is committed in the background while the next one is
     /// received. With no input waiting (the client may be waiting for answers), committed
     /// groups are answered as they finish, and whatever arrived meanwhile starts its
-    /// commit as soon as fewer than [`COMMITTING`] are under way: so a group is what
-    /// arrived while the ones before were being committed, and grows with the cost of a
-    /// commit (a slow sync makes larger groups and fewer syncs). False when answers could
-    /// not be sent.
+    /// commit as soon as [`may_commit`] allows: so a group is what arrived while the
+    /// ones before were being committed, and grows with the cost of a commit (a slow sync
+    /// makes larger groups and fewer syncs). False when answers could not be sent.
     pub(super) fn advance(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
         let mut sending = true;
         loop {
@@ -103,7 +109,7 @@ impl Group {
                 if !group_full(self.waiting.len(), self.bytes) {
                     return sending;
                 }
-                if self.in_flight.len() >= COMMITTING {
+                while !self.may_commit() {
                     sending &= self.answer_oldest(ctx, conn);
                 }
                 return self.commit_in_background(ctx, conn) && sending;
@@ -114,7 +120,7 @@ impl Group {
                 .is_some_and(|f| f.handle.is_finished())
             {
                 sending &= self.answer_oldest(ctx, conn);
-            } else if !self.waiting.is_empty() && self.in_flight.len() < COMMITTING {
+            } else if !self.waiting.is_empty() && self.may_commit() {
                 sending &= self.commit_in_background(ctx, conn);
             } else if self.in_flight.is_empty() {
                 return sending;
@@ -124,12 +130,23 @@ impl Group {
         }
     }
 
+    /// Whether the waiting uploads may start their commit in the background now.
+    fn may_commit(&self) -> bool {
+        let held = self
+            .in_flight
+            .iter()
+            .map(|f| f.held.load(Ordering::Acquire));
+        may_commit(self.in_flight.len(), held.sum(), self.bytes)
+    }
+
     /// Starts committing the waiting uploads on another thread (here and now, after the
     /// groups under way, if no thread can start): their files are written out at once
     /// ([`crate::store::Store::write_ahead`]), and published once the group before has
     /// published its own. False when answers could not be sent.
     fn commit_in_background(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
-        debug_assert!(self.in_flight.len() < COMMITTING);
+        debug_assert!(self.may_commit());
+        let held = Arc::new(AtomicU64::new(self.bytes));
+        let lowered = Arc::clone(&held);
         let names: Arc<HashSet<String>> =
             Arc::new(self.waiting.iter().map(|w| w.name.to_lowercase()).collect());
         let earlier: Vec<Arc<HashSet<String>>> = self
@@ -159,6 +176,7 @@ impl Group {
                     before.as_deref(),
                     &give,
                     &taken_before,
+                    &lowered,
                 )
             });
         match committing {
@@ -167,6 +185,7 @@ impl Group {
                     handle,
                     names,
                     published,
+                    held,
                 });
                 true
             }

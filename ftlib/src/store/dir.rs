@@ -662,8 +662,12 @@ impl Store for DirStore {
         group::commit_group(files, &self.temps, &self.helpers)
     }
 
-    fn write_ahead(&self, files: &mut [&mut dyn PendingFile], taken_before: &dyn Fn(&str) -> bool) {
-        group::write_ahead(files, &self.temps, &self.helpers, taken_before);
+    fn write_ahead(
+        &self,
+        files: &mut [&mut dyn PendingFile],
+        taken_before: &dyn Fn(&str) -> bool,
+    ) -> u64 {
+        group::write_ahead(files, &self.temps, &self.helpers, taken_before)
     }
 
     fn commit_group_in_turn(

@@ -119,15 +119,15 @@ impl WrittenAhead {
 /// on up to [`COMMIT_THREADS`] threads, ahead of their commit: while the group before
 /// is being committed, so that their writing overlaps its waits for the disk; see
 /// [`Store::write_ahead`](super::Store::write_ahead). A failure stays in the upload, and
-/// its commit reports it.
+/// its commit reports it. Returns how many bytes held in memory went out of it.
 pub(super) fn write_ahead(
     files: &mut [&mut dyn PendingFile],
     temps: &Arc<Temps>,
     helpers: &AtomicUsize,
     taken_before: &dyn Fn(&str) -> bool,
-) {
+) -> u64 {
     if !temps.batch_sync() {
-        return;
+        return 0;
     }
     let watch = temps.watch();
     let mut opened = HashMap::new();
@@ -157,18 +157,21 @@ pub(super) fn write_ahead(
         }
     }
     if ours.is_empty() {
-        return;
+        return 0;
     }
     let Some(rooms) = temps.room_ahead(ours.len()) else {
-        return;
+        return 0;
     };
-    let mut written: Vec<(&mut DirUpload, Option<Error>)> =
-        ours.into_iter().map(|upload| (upload, None)).collect();
-    in_parallel(&mut written, helpers, |(upload, failed)| {
+    let mut written: Vec<(&mut DirUpload, Option<Error>, u64)> =
+        ours.into_iter().map(|upload| (upload, None, 0)).collect();
+    in_parallel(&mut written, helpers, |(upload, failed, moved)| {
+        let held = upload.held_in_memory();
         *failed = upload.write_out().err();
+        *moved = held.saturating_sub(upload.held_in_memory());
     });
     let mark = temps.mark();
-    for ((upload, failed), room) in written.into_iter().zip(rooms) {
+    let moved = written.iter().map(|(_, _, moved)| *moved).sum();
+    for ((upload, failed, _), room) in written.into_iter().zip(rooms) {
         if failed.is_some() && !upload.is_failed() {
             // Its bytes stayed where they were (no file could be made or opened: out of
             // descriptors or space): not written ahead, tried again at its commit.
@@ -181,6 +184,7 @@ pub(super) fn write_ahead(
             _room: room,
         });
     }
+    moved
 }
 
 /// A group commit where one `syncfs` stands for the `fsync` of every file: the store's
@@ -589,8 +593,10 @@ mod tests {
                 .map(|f| &mut **f as &mut dyn PendingFile)
                 .collect();
             // The first group publishes a file `b`: no directory `b` is made ahead.
-            store.write_ahead(&mut files, &|dir| dir.eq_ignore_ascii_case("b"));
+            let moved = store.write_ahead(&mut files, &|dir| dir.eq_ignore_ascii_case("b"));
             if store.temps.batch_sync() {
+                // What a, d and f/z held in memory ("a2", "d2", "f/z2") is on disk now.
+                assert_eq!(moved, 8, "round {round}");
                 // a, d, f/z (its directory made ahead) and e/big (in a temporary file
                 // already); not b/x and b/y: their directory, made ahead of its turn,
                 // would take the name of the first group's file `b`.

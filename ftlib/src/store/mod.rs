@@ -256,11 +256,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// whether a group before, still being committed, may publish a file at `path` (a
     /// directory's path, compared without case): such a directory is not created ahead of
     /// its turn, as the earlier file must win the name. Failures are kept in the files
-    /// and reported by their commit.
+    /// and reported by their commit. Returns how many of the bytes the files held in
+    /// memory it moved out (to disk), so that the caller may receive more meanwhile.
     ///
-    /// The default does nothing.
-    fn write_ahead(&self, files: &mut [&mut dyn PendingFile], taken_before: &dyn Fn(&str) -> bool) {
+    /// The default does nothing, and returns 0.
+    fn write_ahead(
+        &self,
+        files: &mut [&mut dyn PendingFile],
+        taken_before: &dyn Fn(&str) -> bool,
+    ) -> u64 {
         let _ = (files, taken_before);
+        0
     }
 
     /// As [`Store::commit_group`], for one of a sequence of groups committed by several

@@ -37,9 +37,11 @@ enum Data {
     /// In the file at `tmp`, closed while waiting ([`DirUpload::release`]); reopened to
     /// finish (and sync, for a partial).
     Closed,
-    /// In an unnamed file (`O_TMPFILE`), published by linking it; the bytes are still held
-    /// in case the link fails for a reason other than the name being taken.
-    Unnamed(File, Vec<u8>),
+    /// In an unnamed file (`O_TMPFILE`, open for reading too), published by linking it; if
+    /// the link fails for a reason other than the name being taken, its bytes are read back
+    /// and published through a named file. (Not held in memory meanwhile: a group written
+    /// out ahead of its commit holds no bytes while it waits.)
+    Unnamed(File),
     /// Moving the bytes to disk failed part way: they can be neither synced nor published.
     Failed,
 }
@@ -132,6 +134,14 @@ impl DirUpload {
     /// Whether its bytes are held in memory.
     pub(super) fn is_in_memory(&self) -> bool {
         matches!(self.data, Data::Memory(_))
+    }
+
+    /// How many bytes it holds in memory.
+    pub(super) fn held_in_memory(&self) -> u64 {
+        match &self.data {
+            Data::Memory(held) => held.len() as u64,
+            _ => 0,
+        }
     }
 
     /// Whether it failed for good (an earlier write of it failed part way).
@@ -261,7 +271,7 @@ impl DirUpload {
         let attrs = self.last();
         let synced = match &mut self.data {
             Data::Memory(_) => self.materialize(true),
-            Data::Named(file) | Data::Unnamed(file, _) => finish(file, attrs, true),
+            Data::Named(file) | Data::Unnamed(file) => finish(file, attrs, true),
             // Released while waiting: reopen the same (hidden) file to sync it.
             Data::Closed => {
                 sys::open_write_existing(&self.tmp).and_then(|file| finish(&file, attrs, true))
@@ -317,7 +327,7 @@ impl DirUpload {
                     // is there (made in `dir`, it is on `dir`'s): not below a mount point.
                     let sync = sync || !self.temps.on_root_fs(&dir);
                     finish(&file, self.last(), sync)?;
-                    self.data = Data::Unnamed(file, held);
+                    self.data = Data::Unnamed(file);
                     return Ok(());
                 }
                 Ok(None) => {}
@@ -396,7 +406,7 @@ impl DirUpload {
         let name = escape(&self.name);
         let dir = self.target_dir()?;
         let published = match std::mem::replace(&mut self.data, Data::Closed) {
-            Data::Unnamed(file, held) => match dir.link_unnamed(&file, self.name.leaf()) {
+            Data::Unnamed(file) => match self.link_unnamed(&dir, &file) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
                     // Linking through /proc is refused here: publish these bytes through a
                     // named temporary file instead, and stop making unnamed ones unless the
@@ -404,6 +414,8 @@ impl DirUpload {
                     if !sys::is_exhaustion(&e) {
                         self.temps.stop_unnamed();
                     }
+                    let held = read_back(&file)
+                        .map_err(|e| Error::io(format!("reading back {name}"), e))?;
                     drop(file);
                     self.data = Data::Memory(held);
                     let attrs = self.last();
@@ -431,6 +443,19 @@ impl DirUpload {
         // Published: from here on the name is the file's, whatever happens.
         self.tmp = PathBuf::new();
         Ok(dir)
+    }
+
+    /// Links the unnamed `file` as the upload's name in `dir`.
+    fn link_unnamed(&self, dir: &DirFd, file: &File) -> io::Result<()> {
+        #[cfg(test)]
+        if self
+            .temps
+            .fail_next_link
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        dir.link_unnamed(file, self.name.leaf())
     }
 
     /// Moves the named temporary file to the upload's name in `dir`. Where `dir` is on
@@ -556,7 +581,7 @@ impl DirUpload {
 
     fn file(&mut self) -> io::Result<&mut File> {
         match &mut self.data {
-            Data::Named(file) | Data::Unnamed(file, _) => Ok(file),
+            Data::Named(file) | Data::Unnamed(file) => Ok(file),
             Data::Memory(_) | Data::Closed => Err(io::Error::other("upload already committed")),
             Data::Failed => Err(failed()),
         }
@@ -605,6 +630,20 @@ fn finish(file: &File, (attrs, digest): Last, sync: bool) -> io::Result<()> {
         file.sync_all()?;
     }
     Ok(())
+}
+
+/// The bytes of an unnamed file written whole (at most [`BUFFERED_MAX`]: the upload held
+/// them in memory before).
+fn read_back(mut file: &File) -> io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut held = Vec::new();
+    file.take(BUFFERED_MAX as u64 + 1).read_to_end(&mut held)?;
+    if held.len() > BUFFERED_MAX {
+        return Err(io::Error::other(
+            "an unnamed file grew past what was written",
+        ));
+    }
+    Ok(held)
 }
 
 /// The error of an upload whose bytes could not all be moved to disk.
@@ -713,6 +752,33 @@ mod tests {
         up.commit().expect("commit");
         assert_eq!(fs::read(dir.path().join("a.txt")).expect("read"), b"hello");
         assert!(temp_files(dir.path()).is_empty());
+    }
+
+    /// An upload written out to an unnamed file holds no bytes in memory; where the file
+    /// cannot be linked (a system without `/proc`), its bytes are read back from it and
+    /// published through a named file, whole, and later uploads make named files.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_that_cannot_be_linked_is_published_through_a_named_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let bytes: Vec<u8> = (0..BUFFERED_MAX).map(|i| (i % 253) as u8).collect();
+        let mut up = store.create_file(&name("d/a.bin"), false).expect("create");
+        up.write_all(&bytes).expect("write");
+        up.write_out().expect("write out");
+        if !matches!(up.data, Data::Unnamed(_)) {
+            // This file system makes no unnamed files: nothing to test here.
+            return;
+        }
+        store
+            .temps
+            .fail_next_link
+            .store(true, std::sync::atomic::Ordering::Release);
+        up.commit().expect("published through a named file");
+        assert!(fs::read(dir.path().join("d/a.bin")).expect("read") == bytes);
+        assert!(!store.temps.unnamed_enabled(), "unnamed files stopped");
+        assert!(temp_files(dir.path()).is_empty());
+        assert!(temp_files(&dir.path().join("d")).is_empty());
     }
 
     /// Uploads too big for memory wait in a hidden file in the root; into a directory on

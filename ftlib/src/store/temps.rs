@@ -54,6 +54,10 @@ pub(super) struct Temps {
     /// a sync fail on demand).
     #[cfg(test)]
     fail_next_sync: AtomicBool,
+    /// Makes the next link of an unnamed file fail as a system without `/proc` would
+    /// (`EPERM`), to test the way round it.
+    #[cfg(test)]
+    pub(super) fail_next_link: AtomicBool,
 }
 
 /// The syncs of a store's file system: `syncfs` through the root's handle (opened with the
@@ -110,14 +114,15 @@ fn open_budget() -> usize {
 }
 
 /// Most files written ahead of their group's commit ([`Temps::room_ahead`]) that one store
-/// holds open at once: a whole batch ([`BATCH_MAX`]) where the process may open eight
-/// times as many, else an eighth of its limit, at least 16. With the batch commits' own
-/// budget ([`open_budget`], a quarter) and a directory handle each at worst, they stay
-/// within three quarters of the limit.
+/// holds open at once: four whole batches ([`BATCH_MAX`]: the groups waiting behind the
+/// one being synced) where the process may open eight times as many, else an eighth of
+/// its limit, at least 16. With the batch commits' own budget ([`open_budget`], a
+/// quarter) and a directory handle each at worst, they stay within three quarters of the
+/// limit.
 fn ahead_budget() -> usize {
     let limit = crate::sys::open_files_limit().unwrap_or(1024);
     let eighth = usize::try_from(limit / 8).unwrap_or(usize::MAX);
-    eighth.clamp(16, BATCH_MAX)
+    eighth.clamp(16, 4 * BATCH_MAX)
 }
 
 /// Room for files held open by a batch commit, given back when dropped.
@@ -156,6 +161,8 @@ impl Temps {
             sync_ended: Condvar::new(),
             #[cfg(test)]
             fail_next_sync: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next_link: AtomicBool::new(false),
         }
     }
 

@@ -321,7 +321,8 @@ impl DirFd {
     pub(crate) fn create_unnamed(&self) -> io::Result<Option<File>> {
         #[cfg(target_os = "linux")]
         {
-            let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+            // Readable too: a file that cannot be linked is read back (`DirUpload::publish`).
+            let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
             match rustix::fs::openat(&self.fd, ".", flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => Ok(Some(File::from(fd))),
                 Err(e) if e == Errno::OPNOTSUPP || e == Errno::ISDIR || e == Errno::INVAL => {
