@@ -571,8 +571,11 @@ fn not_regular() -> io::Error {
     )
 }
 
-/// Whether [`DirFd::sync_fs`] can stand for many `fsync` calls: Linux 5.8 or later, where
-/// `syncfs` reports write errors (earlier kernels return success whatever happened).
+/// Whether [`DirFd::sync_fs`] can stand for many `fsync` calls: Linux 5.17 or later, where
+/// `syncfs` reports every error a sync met. Since 5.8 it reports errors writing files'
+/// data back; only since 5.17 also the file system's own ("vfs: make syncfs return errors
+/// from ->sync_fs"), such as a failed ext4 journal commit — which is what makes new names
+/// durable. Before that, a name could be lost with `syncfs` saying all went well.
 pub(crate) fn syncfs_reports_errors() -> bool {
     if !cfg!(target_os = "linux") {
         return false;
@@ -580,13 +583,19 @@ pub(crate) fn syncfs_reports_errors() -> bool {
     let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
         return false;
     };
+    release_at_least(&release, (5, 17))
+}
+
+/// Whether the kernel release `release` (`6.1.0-18-amd64`) is `least` (major, minor) or
+/// later; an unreadable one is not.
+fn release_at_least(release: &str, least: (u32, u32)) -> bool {
     let mut numbers = release
         .trim()
         .split(|c: char| !c.is_ascii_digit())
         .map(|n| n.parse::<u32>().unwrap_or(0));
     let major = numbers.next().unwrap_or(0);
     let minor = numbers.next().unwrap_or(0);
-    (major, minor) >= (5, 8)
+    (major, minor) >= least
 }
 
 #[cfg(all(test, unix))]
@@ -594,6 +603,26 @@ mod tests {
     use std::fs;
 
     use super::*;
+
+    /// One `syncfs` stands for many `fsync`s only from Linux 5.17, where it reports the
+    /// file system's own errors too (a failed journal commit, which loses names).
+    #[test]
+    fn syncfs_stands_for_fsyncs_only_where_it_reports_every_error() {
+        for (release, reports) in [
+            ("5.8.0", false),
+            ("5.16.20-generic", false),
+            ("5.17.0", true),
+            ("5.15.0-1050-azure", false),
+            ("6.1.0-18-amd64", true),
+            ("6.18.44-fc-v1045", true),
+            ("4.19.0", false),
+            ("10.0", true),
+            ("", false),
+            ("garbage", false),
+        ] {
+            assert_eq!(release_at_least(release, (5, 17)), reports, "{release}");
+        }
+    }
 
     /// Each way a component can fail to be a directory, told apart; nothing is followed.
     #[test]
