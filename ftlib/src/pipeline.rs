@@ -18,20 +18,11 @@ pub const PIPELINE_WINDOW: usize = 2048;
 /// group).
 pub const GROUP_MAX: usize = 1024;
 
-/// Receivers commit a group of uploads once it holds this many bytes in memory (uploads of
-/// at most [`BUFFERED_MAX`](crate::store::BUFFERED_MAX) bytes, which wait in memory: see
-/// [`held_bytes`]), which bounds the memory a connection's waiting small uploads take.
+/// Receivers commit a group of uploads once it holds this many bytes in memory (as the
+/// store says its uploads hold them: [`Store::held_in_memory`]; a directory keeps those of
+/// at most [`BUFFERED_MAX`](crate::store::BUFFERED_MAX) bytes in memory), which bounds the
+/// memory a connection's waiting small uploads take.
 pub const GROUP_BYTES: u64 = 4 * 1024 * 1024;
-
-/// The bytes a waiting upload of `size` holds in memory, as [`GROUP_BYTES`] counts them: a
-/// larger one waits in its file on disk.
-pub(crate) fn held_bytes(size: u64) -> u64 {
-    if size <= crate::store::BUFFERED_MAX as u64 {
-        size
-    } else {
-        0
-    }
-}
 
 /// True when a receiver's waiting uploads make a full group, to be committed before it
 /// reads on: [`GROUP_MAX`] files, or [`GROUP_BYTES`] bytes.
@@ -57,25 +48,80 @@ pub(crate) fn commit_outcomes<T>(
 /// group is written out as soon as it is cut, while those before wait for the disk, and
 /// one sync makes the earlier ones' names and the later ones' bytes durable
 /// ([`Store::commit_group_in_turn`]): the syncs take turns with the receiving instead of
-/// stopping it. Their memory is bounded apart ([`HELD_COMMITTING`]).
+/// stopping it. Beyond [`COMMITTING_ALWAYS`], their memory is bounded apart
+/// ([`HELD_COMMITTING`]).
 pub(crate) const COMMITTING: usize = 8;
 
-/// Most bytes the groups of one connection being committed hold in memory together
-/// (counted as [`held_bytes`] counts them, until [`Store::write_ahead`] has moved them to
-/// disk): two full groups. With the group being received, a connection's waiting small
-/// uploads hold at most three times [`GROUP_BYTES`], however many groups are in flight.
+/// Groups of one connection that may always be committed at once, whatever they hold in
+/// memory: each under [`GROUP_BYTES`] plus one upload.
+pub(crate) const COMMITTING_ALWAYS: usize = 2;
+
+/// Most bytes more than [`COMMITTING_ALWAYS`] groups of one connection being committed
+/// may hold in memory together (counted as [`Store::held_in_memory`] says, until
+/// [`Store::write_ahead`] has moved them to disk): two full groups. So, with the group
+/// being received, a connection's waiting small uploads hold about three times
+/// [`GROUP_BYTES`] at most (each group may pass it by one upload), however many groups
+/// are in flight.
 pub(crate) const HELD_COMMITTING: u64 = 2 * GROUP_BYTES;
 
 /// Whether a group holding `bytes` in memory may start its commit in the background
-/// while `in_flight` groups, holding `held` bytes together, are being committed: at most
-/// [`COMMITTING`] groups and [`HELD_COMMITTING`] bytes (but always when none is).
+/// while `in_flight` groups, holding `held` bytes together, are being committed: always
+/// while fewer than [`COMMITTING_ALWAYS`] are, else while fewer than [`COMMITTING`] are
+/// and they would hold at most [`HELD_COMMITTING`] bytes.
 pub(crate) fn may_commit(in_flight: usize, held: u64, bytes: u64) -> bool {
-    in_flight == 0 || (in_flight < COMMITTING && held.saturating_add(bytes) <= HELD_COMMITTING)
+    in_flight < COMMITTING_ALWAYS
+        || (in_flight < COMMITTING && held.saturating_add(bytes) <= HELD_COMMITTING)
 }
 
 /// The bytes a group being committed still holds in memory: set when it is cut, lowered
-/// once its files are written out ahead ([`commit_in_turn`]).
-pub(crate) type Held = Arc<AtomicU64>;
+/// once its files are written out ahead ([`commit_in_turn`]), which then settles it.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    bytes: AtomicU64,
+    settled: std::sync::atomic::AtomicBool,
+}
+
+impl Held {
+    /// A group's, holding `bytes` when it is cut.
+    pub(crate) fn new(bytes: u64) -> Arc<Held> {
+        Arc::new(Held {
+            bytes: AtomicU64::new(bytes),
+            settled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// What it holds now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Acquire)
+    }
+
+    /// Whether it may still go down before the group's commit ends (its files are being
+    /// written out ahead). A receiver waiting for room then waits for that, not for the
+    /// oldest group's whole commit.
+    pub(crate) fn may_go_down(&self) -> bool {
+        !self.settled.load(Ordering::Acquire)
+    }
+
+    /// `moved` bytes went to disk; no more will before the commit ends.
+    fn settle(&self, moved: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                Some(h.saturating_sub(moved))
+            });
+        self.settled.store(true, Ordering::Release);
+    }
+}
+
+/// Settles a group's [`Held`] when dropped, also when its write-ahead panics, so that no
+/// receiver waits for it for ever.
+struct SettleOnDrop<'a>(&'a Held, u64);
+
+impl Drop for SettleOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.settle(self.1);
+    }
+}
 
 /// A flag that one group commit gives once it has published its files, and the next waits
 /// for before publishing its own.
@@ -126,17 +172,16 @@ pub(crate) fn commit_in_turn<T>(
     before: Option<&Turn>,
     published: &GiveOnDrop,
     taken_before: &dyn Fn(&str) -> bool,
-    held: &AtomicU64,
+    held: &Held,
 ) -> Vec<(T, Result<u64>)> {
     let mut files: Vec<&mut dyn PendingFile> = outcomes
         .iter_mut()
         .filter_map(|(_, outcome)| outcome.as_mut().ok())
         .map(|(file, _)| &mut **file as &mut dyn PendingFile)
         .collect();
-    let moved = store.write_ahead(&mut files, taken_before);
-    let _ = held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-        Some(h.saturating_sub(moved))
-    });
+    let mut settle = SettleOnDrop(held, 0);
+    settle.1 = store.write_ahead(&mut files, taken_before);
+    drop(settle);
     let wait_turn = || before.map_or((), Turn::wait);
     let give_turn = || published.0.give();
     commit_outcomes_in_turn(store, outcomes, &wait_turn, &give_turn)
@@ -185,18 +230,23 @@ mod tests {
     use super::*;
     use crate::store::{MemStore, Name};
 
-    /// A group may start its commit while fewer than `COMMITTING` are under way and they
-    /// hold, with it, at most `HELD_COMMITTING` bytes in memory; always when none is.
+    /// A group may start its commit while fewer than `COMMITTING_ALWAYS` are under way,
+    /// whatever they hold; beyond, while fewer than `COMMITTING` are and they hold, with
+    /// it, at most `HELD_COMMITTING` bytes in memory.
     #[test]
     fn groups_commit_at_once_within_their_count_and_memory() {
         assert!(may_commit(0, 0, GROUP_BYTES * 10));
-        assert!(may_commit(1, GROUP_BYTES, GROUP_BYTES));
-        assert!(!may_commit(1, GROUP_BYTES, GROUP_BYTES + 1));
-        assert!(!may_commit(2, 2 * GROUP_BYTES, 1));
+        assert!(
+            may_commit(1, GROUP_BYTES * 2, GROUP_BYTES * 2),
+            "two always"
+        );
+        assert!(may_commit(2, GROUP_BYTES, GROUP_BYTES));
+        assert!(!may_commit(2, GROUP_BYTES, GROUP_BYTES + 1));
+        assert!(!may_commit(3, 2 * GROUP_BYTES, 1));
         // Written out ahead, groups hold nothing: as many as COMMITTING.
         assert!(may_commit(COMMITTING - 1, 0, GROUP_BYTES));
         assert!(!may_commit(COMMITTING, 0, 0));
-        assert!(!may_commit(1, u64::MAX, 1), "no overflow");
+        assert!(!may_commit(2, u64::MAX, 1), "no overflow");
     }
 
     /// Failed outcomes keep their place and their error; received ones are committed as a

@@ -413,3 +413,67 @@ fn a_protocol_error_is_answered_after_the_waiting_uploads() {
         other => panic!("expected a protocol error last, got {other:?}"),
     }
 }
+
+/// Many groups in flight at once (small files that fill a group by its bytes, sent without
+/// waiting): every answer comes in request order, the first upload of a name wins it
+/// across groups, and a file wins its name over a later upload, groups after it, that
+/// needs that name as a directory.
+#[test]
+fn many_groups_in_flight_keep_request_order_across_groups() {
+    let server = TestServer::start();
+    let local = tempfile::tempdir().expect("tempdir");
+    // Held in memory while they wait: about sixteen to a group.
+    let size = ftlib::store::BUFFERED_MAX - 1000;
+    let per_group = (ftlib::pipeline::GROUP_BYTES / size as u64) as usize + 1;
+    let count = per_group * 12;
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    for i in 0..count {
+        let group = i / per_group;
+        let name = match i % per_group {
+            // The same five names again in every group: the first of each wins.
+            0..=4 => format!("r{}", i % per_group),
+            // A file `dG`, and three groups later an upload that needs it as a directory.
+            5 => format!("d{group}"),
+            6 if group >= 3 => format!("d{}/x", group - 3),
+            _ => format!("u{i}"),
+        };
+        let path = local.path().join(format!("src{i}"));
+        fs::write(&path, noise(size, i as u64)).expect("write");
+        files.push((path, name));
+    }
+    let mut results = Vec::new();
+    server
+        .client()
+        .put_many(&files, |_, _| {}, |i, result| results.push((i, result)));
+    let order: Vec<usize> = results.iter().map(|r| r.0).collect();
+    assert_eq!(order, (0..count).collect::<Vec<_>>(), "reported in order");
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (_, name)) in files.iter().enumerate() {
+        let result = &results[i].1;
+        if name.contains('/') {
+            assert!(
+                result.is_err(),
+                "{name} made a directory of an earlier file"
+            );
+            continue;
+        }
+        match first.get(name.as_str()) {
+            None => {
+                assert_eq!(*result.as_ref().expect(name), size as u64, "{name}");
+                first.insert(name, i);
+            }
+            Some(_) => assert_eq!(
+                result.as_ref().expect_err(name).kind(),
+                ErrorKind::AlreadyExists,
+                "{name} (upload {i})"
+            ),
+        }
+    }
+    for (name, i) in first {
+        assert!(
+            fs::read(server.root().join(name)).expect(name) == noise(size, i as u64),
+            "{name} holds the bytes of its first upload ({i})"
+        );
+    }
+    assert_no_temp_files(server.root());
+}

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::exchange::{Keep, Sink, verdict};
@@ -14,10 +13,10 @@ use super::{Client, Progress, download_key};
 use crate::error::{Error, Result};
 use crate::pipeline::{
     GiveOnDrop, Held, Outcome, PIPELINE_WINDOW, Turn, commit_in_turn, commit_outcomes, group_full,
-    held_bytes, may_commit,
+    may_commit,
 };
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
-use crate::store::{DirStore, DirUpload, Name, PendingFile};
+use crate::store::{DirStore, DirUpload, Name, PendingFile, Store};
 use crate::transfer::{self, Digest, Hooks, Received, Span};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -293,7 +292,7 @@ impl Client {
                     }
                 });
                 if let Ok((_, size)) = &received {
-                    held = held.saturating_add(held_bytes(*size));
+                    held = held.saturating_add(dir.held_in_memory(*size));
                 }
                 group.push(((i, digest), received));
                 while in_flight.front().is_some_and(InFlight::is_finished) {
@@ -307,7 +306,14 @@ impl Client {
                     // groups), at the latest once it is full; as many at once as
                     // `may_commit` allows.
                     while !may_commit(in_flight.len(), held_by(&in_flight), held) {
-                        finish(in_flight.pop_front(), done);
+                        // A group being written out ahead is about to free its bytes:
+                        // waited for a little, rather than the oldest group's whole commit.
+                        let oldest_done = in_flight.front().is_some_and(InFlight::is_finished);
+                        if !oldest_done && in_flight.iter().any(InFlight::may_go_down) {
+                            std::thread::sleep(ROOM_POLL);
+                        } else {
+                            finish(in_flight.pop_front(), done);
+                        }
                     }
                     let before = in_flight.back().and_then(InFlight::turn);
                     let group = std::mem::take(&mut group);
@@ -359,6 +365,10 @@ fn continued(
     Some((partial, (have, prefix.unwrap_or_else(Xxh3::new))))
 }
 
+/// How long a download waiting for room to commit another group sleeps before it looks
+/// again whether a group being written out ahead has freed its bytes.
+const ROOM_POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// How many pipelined uploads a client sends between looks for verdicts that arrived.
 const SETTLE_EVERY: usize = 64;
 
@@ -372,7 +382,7 @@ enum InFlight<'scope> {
         std::thread::ScopedJoinHandle<'scope, Vec<(Item, Result<u64>)>>,
         Vec<usize>,
         Arc<Turn>,
-        Held,
+        Arc<Held>,
     ),
     Done(Vec<(Item, Result<u64>)>),
 }
@@ -382,7 +392,7 @@ fn held_by(in_flight: &VecDeque<InFlight<'_>>) -> u64 {
     in_flight
         .iter()
         .map(|f| match f {
-            InFlight::Thread(.., held) => held.load(Ordering::Acquire),
+            InFlight::Thread(.., held) => held.bytes(),
             InFlight::Done(_) => 0,
         })
         .sum()
@@ -394,6 +404,14 @@ impl InFlight<'_> {
         match self {
             InFlight::Thread(handle, ..) => handle.is_finished(),
             InFlight::Done(_) => true,
+        }
+    }
+
+    /// Whether the bytes it holds in memory may still go down before its commit ends.
+    fn may_go_down(&self) -> bool {
+        match self {
+            InFlight::Thread(.., held) => held.may_go_down(),
+            InFlight::Done(_) => false,
         }
     }
 
@@ -424,7 +442,7 @@ fn commit_in_background<'scope, 'env>(
     before: Option<Arc<Turn>>,
     bytes: u64,
 ) -> InFlight<'scope> {
-    let held = Arc::new(AtomicU64::new(bytes));
+    let held = Held::new(bytes);
     let lowered = Arc::clone(&held);
     let items = group.iter().map(|((i, _), _)| *i).collect();
     // Shared with the thread, so that the group is not lost if it cannot start.

@@ -149,7 +149,7 @@ impl Iterator for LocalTree {
                 });
             }
             level.filled = true;
-            // Asked of the open directory (`fstatat`), not by its path from the top.
+            // Asked relative to the open directory, not by its path from the top.
             let size = entry.metadata().map_or(0, |m| m.len());
             return Some(Found::File { path, name, size });
         }

@@ -1,24 +1,20 @@
 //! The server's side of pipelining: received `PutPipelined` uploads wait in a [`Group`],
 //! which is committed through [`commit_outcomes`] and answered and reported in request
-//! order. It is committed when it is full ([`group_full`], counting declared sizes) — in
-//! the background, while the next group is received, up to [`COMMITTING`] groups (and
-//! [`HELD_COMMITTING`] bytes in memory) at once — when no input is waiting (the client may be waiting for the answers), before
+//! order. It is committed when it is full ([`group_full`], counting what the store holds in
+//! memory) — in the background, while the next group is received, as many groups at once
+//! as [`may_commit`] allows — when no input is waiting (the client may be waiting for the answers), before
 //! any other answer, and when the connection ends — also when the client is gone, so that
 //! verified uploads are always published.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::upload::stored;
 use crate::connection::Connection;
-#[cfg(doc)]
-use crate::pipeline::{COMMITTING, HELD_COMMITTING};
 use crate::pipeline::{
-    GiveOnDrop, Held, Outcome, Turn, commit_in_turn, commit_outcomes, group_full, held_bytes,
-    may_commit,
+    GiveOnDrop, Held, Outcome, Turn, commit_in_turn, commit_outcomes, group_full, may_commit,
 };
 use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
@@ -27,8 +23,9 @@ use crate::report::{Op, Report};
 /// was refused.
 pub(super) struct Waiting {
     pub(super) name: String,
-    /// As declared: what it holds in memory at most.
-    pub(super) size: u64,
+    /// What it holds in memory, as the store says (`Store::held_in_memory`; none when it
+    /// was refused).
+    pub(super) held: u64,
     pub(super) started: Instant,
     pub(super) outcome: Outcome,
     /// A v4 `Upload`, answered `Uploaded` with its name (else `Stored`).
@@ -61,7 +58,7 @@ struct InFlight {
     /// Set once it has published its files (or its thread ended): the next group's turn.
     published: Arc<Turn>,
     /// The bytes it still holds in memory.
-    held: Held,
+    held: Arc<Held>,
 }
 
 /// The pipelined uploads of one connection waiting for their commit, in request order,
@@ -84,7 +81,7 @@ pub(super) struct Group {
 impl Group {
     /// Adds a received upload; its answer waits for the group's commit.
     pub(super) fn push(&mut self, upload: Waiting) {
-        self.bytes = self.bytes.saturating_add(held_bytes(upload.size));
+        self.bytes = self.bytes.saturating_add(upload.held);
         self.waiting.push(upload);
     }
 
@@ -110,7 +107,7 @@ impl Group {
                     return sending;
                 }
                 while !self.may_commit() {
-                    sending &= self.answer_oldest(ctx, conn);
+                    sending &= self.make_room(ctx, conn);
                 }
                 return self.commit_in_background(ctx, conn) && sending;
             }
@@ -132,11 +129,23 @@ impl Group {
 
     /// Whether the waiting uploads may start their commit in the background now.
     fn may_commit(&self) -> bool {
-        let held = self
-            .in_flight
-            .iter()
-            .map(|f| f.held.load(Ordering::Acquire));
+        let held = self.in_flight.iter().map(|f| f.held.bytes());
         may_commit(self.in_flight.len(), held.sum(), self.bytes)
+    }
+
+    /// Waits a little for room to commit another group: for a group being written out
+    /// ahead, whose bytes are about to leave memory, else for the oldest group's answers.
+    /// False when answers could not be sent.
+    fn make_room(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
+        let oldest_done = self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.handle.is_finished());
+        if !oldest_done && self.in_flight.iter().any(|f| f.held.may_go_down()) {
+            std::thread::sleep(IDLE_POLL);
+            return true;
+        }
+        self.answer_oldest(ctx, conn)
     }
 
     /// Starts committing the waiting uploads on another thread (here and now, after the
@@ -145,7 +154,7 @@ impl Group {
     /// published its own. False when answers could not be sent.
     fn commit_in_background(&mut self, ctx: &Ctx, conn: &mut Connection) -> bool {
         debug_assert!(self.may_commit());
-        let held = Arc::new(AtomicU64::new(self.bytes));
+        let held = Held::new(self.bytes);
         let lowered = Arc::clone(&held);
         let names: Arc<HashSet<String>> =
             Arc::new(self.waiting.iter().map(|w| w.name.to_lowercase()).collect());

@@ -137,7 +137,11 @@ pub(super) fn put_pipelined(
     match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size, attrs) {
         Ok((outcome, digest)) => Handled::Deferred(Waiting {
             name,
-            size,
+            held: if outcome.is_ok() {
+                s.ctx.store.held_in_memory(size)
+            } else {
+                0
+            },
             started,
             outcome,
             named,

@@ -662,6 +662,11 @@ impl Store for DirStore {
         group::commit_group(files, &self.temps, &self.helpers)
     }
 
+    fn held_in_memory(&self, size: u64) -> u64 {
+        // A larger upload goes to a temporary file as it arrives.
+        if size <= BUFFERED_MAX as u64 { size } else { 0 }
+    }
+
     fn write_ahead(
         &self,
         files: &mut [&mut dyn PendingFile],

@@ -250,6 +250,15 @@ pub trait Store: Send + Sync + fmt::Debug {
         files.into_iter().map(PendingFile::commit).collect()
     }
 
+    /// How many bytes an upload of `size` bytes holds in memory while it waits for its
+    /// group commit (until [`Store::write_ahead`] moves them): what a receiver counts to
+    /// bound the memory its waiting uploads take (`pipeline::GROUP_BYTES`).
+    ///
+    /// The default: all of them.
+    fn held_in_memory(&self, size: u64) -> u64 {
+        size
+    }
+
     /// Does what it can of a later [`Store::commit_group_in_turn`] of `files` now, while
     /// the group before is being committed (a [`DirStore`] writes them out, so that the
     /// writing overlaps the other group's waits for the disk). `taken_before(path)` says

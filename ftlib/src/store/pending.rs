@@ -755,7 +755,7 @@ mod tests {
     }
 
     /// An upload written out to an unnamed file holds no bytes in memory; where the file
-    /// cannot be linked (a system without `/proc`), its bytes are read back from it and
+    /// cannot be linked (a system that forbids linking through `/proc`), its bytes are read back from it and
     /// published through a named file, whole, and later uploads make named files.
     #[cfg(target_os = "linux")]
     #[test]

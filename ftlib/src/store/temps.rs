@@ -54,8 +54,8 @@ pub(super) struct Temps {
     /// a sync fail on demand).
     #[cfg(test)]
     fail_next_sync: AtomicBool,
-    /// Makes the next link of an unnamed file fail as a system without `/proc` would
-    /// (`EPERM`), to test the way round it.
+    /// Makes the next link of an unnamed file fail (`EPERM`, as a system that forbids
+    /// linking through `/proc` would), to test the way round it.
     #[cfg(test)]
     pub(super) fail_next_link: AtomicBool,
 }
