@@ -132,6 +132,8 @@ pub(super) fn write_ahead(
     let watch = temps.watch();
     let mut opened = HashMap::new();
     let mut ours: Vec<&mut DirUpload> = Vec::new();
+    // The names of this group's uploads so far.
+    let mut earlier = HashSet::new();
     for file in files.iter_mut() {
         let Some(upload) = file.as_any_mut().downcast_mut::<DirUpload>() else {
             continue;
@@ -139,20 +141,21 @@ pub(super) fn write_ahead(
         if ours.len() == BATCH_MAX {
             break;
         }
-        // A directory made ahead of its turn could take the name of a file the group
-        // before is about to publish: an upload held in memory is written ahead if its
-        // directory exists, or if no group before may publish a file where it or one of
-        // its parents goes.
-        if upload.made_by(temps)
+        // A directory made ahead of its turn could take the name of a file that a group
+        // before, or an earlier upload of this one, is about to publish: an upload held in
+        // memory is written ahead if its directory exists, or if none of those may publish
+        // a file where it or one of its parents goes.
+        let taken = |dir: &str| {
+            any_taken(dir, taken_before)
+                || any_taken(dir, &|path| earlier.contains(&path.to_lowercase()))
+        };
+        let ahead = upload.made_by(temps)
             && upload.writes_out_unsynced()
             && (!upload.is_in_memory()
                 || upload.find_existing_dir(&mut opened)
-                || (!upload
-                    .name()
-                    .parent()
-                    .is_some_and(|dir| any_taken(dir, taken_before))
-                    && upload.share_dir(&mut opened)))
-        {
+                || (!upload.name().parent().is_some_and(taken) && upload.share_dir(&mut opened)));
+        earlier.insert(upload.name().to_lowercase());
+        if ahead {
             ours.push(upload);
         }
     }
@@ -316,12 +319,26 @@ fn any_taken(dir: &str, taken_before: &dyn Fn(&str) -> bool) -> bool {
 
 /// Gives the store's uploads of `members` their directories' handles, each directory
 /// walked from the root once for all of them (files arrive a directory at a time), not
-/// once per file by each writing thread ([`DirUpload::share_dir`]).
+/// once per file by each writing thread ([`DirUpload::share_dir`]). An upload whose
+/// directory (or one of its parents) has the name of an earlier upload of the group gets
+/// its directory only in its turn ([`DirUpload::make_dir_in_turn`]), so that the earlier
+/// file wins that name, as in request order; it is then published in order, after it.
 fn share_dirs(members: &mut [Member]) {
     let mut opened = HashMap::new();
+    let mut earlier = HashSet::new();
     for member in members {
         if let Member::Ours(upload) = member {
-            upload.share_dir(&mut opened);
+            if upload
+                .name()
+                .parent()
+                .is_some_and(|dir| any_taken(dir, &|path| earlier.contains(&path.to_lowercase())))
+            {
+                upload.make_dir_in_turn();
+                upload.find_existing_dir(&mut opened);
+            } else {
+                upload.share_dir(&mut opened);
+            }
+            earlier.insert(upload.name().to_lowercase());
         }
     }
 }
@@ -431,15 +448,17 @@ fn sync_and_publish(mut members: Vec<Member>, helpers: &AtomicUsize) -> Vec<Publ
 
 /// For each member, whether it may be committed beside the others: the store's own upload
 /// of a name (compared without case, for case-insensitive file systems) not seen earlier
-/// in the group. A file of another store may have any name: from the first one on,
-/// everything waits and goes in order, so that it is not overtaken by a later upload of its
-/// name.
+/// in the group, whose directory is not made in its turn ([`share_dirs`]). A file of
+/// another store may have any name: from the first one on, everything waits and goes in
+/// order, so that it is not overtaken by a later upload of its name.
 fn first_of_each_name<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<bool> {
     let mut seen = HashSet::new();
     let mut foreign_seen = false;
     members
         .map(|m| match m {
-            Member::Ours(upload) if !foreign_seen => seen.insert(upload.name().to_lowercase()),
+            Member::Ours(upload) if !foreign_seen => {
+                seen.insert(upload.name().to_lowercase()) && !upload.makes_dir_in_turn()
+            }
             Member::Ours(_) => false,
             Member::Foreign(_) | Member::Lost => {
                 foreign_seen = true;
@@ -566,6 +585,51 @@ mod tests {
     /// also when the second needs it as a directory (none is made ahead where the first
     /// group may publish a file); every other byte lands; the files written ahead give
     /// their room back.
+    /// Within one group, a file wins its name over a later upload that needs it as a
+    /// directory, as in request order: no directory is made for the later one before its
+    /// turn, written ahead or not (names compared without case for that; on a
+    /// case-sensitive file system `B/z` still goes in, in its turn); and a directory made
+    /// by an earlier upload still takes the name of a later file.
+    #[test]
+    fn a_file_wins_its_name_over_a_later_upload_of_its_group_that_needs_it_as_a_directory() {
+        for ahead in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = DirStore::open(dir.path()).expect("open");
+            let names = ["b", "b/x", "c/y", "c", "B/z", "d/e/f", "d/e"];
+            let mut files: Vec<Box<dyn PendingFile>> = names
+                .iter()
+                .map(|n| {
+                    let mut up = store.create_file(&name(n), false).expect("create");
+                    up.write_all(n.as_bytes()).expect("write");
+                    up.release();
+                    Box::new(up) as Box<dyn PendingFile>
+                })
+                .collect();
+            if ahead {
+                let mut refs: Vec<&mut dyn PendingFile> = files
+                    .iter_mut()
+                    .map(|f| &mut **f as &mut dyn PendingFile)
+                    .collect();
+                store.write_ahead(&mut refs, &|_| false);
+                assert!(!dir.path().join("b").exists(), "no directory b made ahead");
+            }
+            let results = store.commit_group(files);
+            let ok: Vec<bool> = results.iter().map(Result::is_ok).collect();
+            assert_eq!(
+                ok,
+                [true, false, true, false, true, true, false],
+                "written ahead: {ahead}: {results:?}"
+            );
+            assert_eq!(fs::read(dir.path().join("b")).expect("file b"), b"b");
+            assert_eq!(fs::read(dir.path().join("c/y")).expect("c/y"), b"c/y");
+            assert_eq!(fs::read(dir.path().join("d/e/f")).expect("d/e/f"), b"d/e/f");
+            assert_eq!(fs::read(dir.path().join("B/z")).expect("B/z"), b"B/z");
+            assert!(matches!(results[3], Err(Error::AlreadyExists { .. })));
+            assert!(temp_files(dir.path()).is_empty());
+            assert_eq!(store.temps.open_ahead(), 0);
+        }
+    }
+
     #[test]
     fn a_group_written_ahead_publishes_after_the_group_before() {
         for round in 0..10 {

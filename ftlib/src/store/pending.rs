@@ -79,6 +79,10 @@ pub struct DirUpload {
     /// the store's file system reports every write error of it ([`Temps::sync_after`]),
     /// and a group commit need not fsync it on its own.
     written_since: Option<Watch>,
+    /// Set when an earlier upload of its group may publish a file where its directory (or
+    /// one of its parents) goes: the directory is then not made before this upload's turn
+    /// to publish, so that the earlier file wins that name, as in request order.
+    dir_in_turn: bool,
 }
 
 impl DirUpload {
@@ -103,6 +107,7 @@ impl DirUpload {
             lock: None,
             ahead: None,
             written_since: None,
+            dir_in_turn: false,
         }
     }
 
@@ -128,6 +133,7 @@ impl DirUpload {
             lock: Some(lock),
             ahead: None,
             written_since: None,
+            dir_in_turn: false,
         }
     }
 
@@ -195,11 +201,23 @@ impl DirUpload {
         self.reach_dir(opened, false)
     }
 
+    /// Makes no directory for it before its turn to publish: an earlier upload of its
+    /// group may publish a file where that directory goes.
+    pub(super) fn make_dir_in_turn(&mut self) {
+        self.dir_in_turn = true;
+    }
+
+    /// Whether its directory is made only in its turn ([`DirUpload::make_dir_in_turn`]).
+    pub(super) fn makes_dir_in_turn(&self) -> bool {
+        self.dir_in_turn
+    }
+
     /// [`DirUpload::share_dir`] (`create`) and [`DirUpload::find_existing_dir`].
     fn reach_dir(&mut self, opened: &mut HashMap<String, Arc<DirFd>>, create: bool) -> bool {
         if self.dir.is_some() || self.replace {
             return true;
         }
+        let create = create && !self.dir_in_turn;
         let parent = self.name.parent();
         if let Some(dir) = opened.get(parent.unwrap_or_default()) {
             self.dir = Some(Arc::clone(dir));
@@ -316,6 +334,9 @@ impl DirUpload {
         // publishing says why.
         let dir = if self.replace {
             None
+        } else if self.dir_in_turn && self.dir.is_none() {
+            // Not made before its turn: written into it only if it exists already.
+            walk(&self.temps, self.name.parent(), false).ok()
         } else {
             self.target_dir().ok()
         };
