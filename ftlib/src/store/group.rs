@@ -592,9 +592,19 @@ mod tests {
     /// by an earlier upload still takes the name of a later file.
     #[test]
     fn a_file_wins_its_name_over_a_later_upload_of_its_group_that_needs_it_as_a_directory() {
-        for ahead in [false, true] {
+        for (ahead, per_file) in [(false, false), (true, false), (false, true)] {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = DirStore::open(dir.path()).expect("open");
+            let store = if per_file {
+                // As on a kernel before 5.17: each file and directory fsynced.
+                super::super::temps::with_per_file_sync(|| DirStore::open(dir.path()))
+            } else {
+                DirStore::open(dir.path())
+            }
+            .expect("open");
+            assert_eq!(
+                store.temps.batch_sync(),
+                !per_file && crate::sys::at::syncfs_reports_errors()
+            );
             let names = ["b", "b/x", "c/y", "c", "B/z", "d/e/f", "d/e"];
             let mut files: Vec<Box<dyn PendingFile>> = names
                 .iter()
@@ -618,7 +628,7 @@ mod tests {
             assert_eq!(
                 ok,
                 [true, false, true, false, true, true, false],
-                "written ahead: {ahead}: {results:?}"
+                "written ahead: {ahead}, file by file: {per_file}: {results:?}"
             );
             assert_eq!(fs::read(dir.path().join("b")).expect("file b"), b"b");
             assert_eq!(fs::read(dir.path().join("c/y")).expect("c/y"), b"c/y");
