@@ -5,7 +5,7 @@
 //! None of these is a wire limit (those are in [`crate::protocol`]); another
 //! implementation may choose differently (`docs/PROTOCOL.md`, section 1).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{Error, Result};
@@ -78,7 +78,7 @@ pub(crate) fn may_commit(in_flight: usize, held: u64, bytes: u64) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Held {
     bytes: AtomicU64,
-    settled: std::sync::atomic::AtomicBool,
+    settled: AtomicBool,
 }
 
 impl Held {
@@ -86,7 +86,7 @@ impl Held {
     pub(crate) fn new(bytes: u64) -> Arc<Held> {
         Arc::new(Held {
             bytes: AtomicU64::new(bytes),
-            settled: std::sync::atomic::AtomicBool::new(false),
+            settled: AtomicBool::new(false),
         })
     }
 
@@ -98,7 +98,7 @@ impl Held {
     /// Whether it may still go down before the group's commit ends (its files are being
     /// written out ahead). A receiver waiting for room then waits for that, not for the
     /// oldest group's whole commit.
-    pub(crate) fn may_go_down(&self) -> bool {
+    fn may_go_down(&self) -> bool {
         !self.settled.load(Ordering::Acquire)
     }
 
@@ -111,6 +111,26 @@ impl Held {
             });
         self.settled.store(true, Ordering::Release);
     }
+}
+
+/// How long a receiver out of room to commit another group sleeps before it looks again
+/// whether a group being written out ahead has freed its bytes.
+const ROOM_POLL: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// For a receiver out of room to commit another group ([`may_commit`]), given whether the
+/// oldest group being committed is done and what each holds: while that one is not and
+/// another is still being written out ahead (its bytes about to leave memory), waits a
+/// little ([`ROOM_POLL`]) and returns true; else returns false, and the oldest group's
+/// results are what to wait for.
+pub(crate) fn waited_for_write_ahead<'a>(
+    oldest_done: bool,
+    mut held: impl Iterator<Item = &'a Held>,
+) -> bool {
+    if oldest_done || !held.any(Held::may_go_down) {
+        return false;
+    }
+    std::thread::sleep(ROOM_POLL);
+    true
 }
 
 /// Settles a group's [`Held`] when dropped, also when its write-ahead panics, so that no

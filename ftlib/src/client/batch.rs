@@ -13,7 +13,7 @@ use super::{Client, Progress, download_key};
 use crate::error::{Error, Result};
 use crate::pipeline::{
     GiveOnDrop, Held, Outcome, PIPELINE_WINDOW, Turn, commit_in_turn, commit_outcomes, group_full,
-    may_commit,
+    may_commit, waited_for_write_ahead,
 };
 use crate::protocol::{DIGEST_LEN, How, MAX_PIPELINED, RESUME_VERSION};
 use crate::store::{DirStore, DirUpload, Name, PendingFile, Store};
@@ -306,12 +306,9 @@ impl Client {
                     // groups), at the latest once it is full; as many at once as
                     // `may_commit` allows.
                     while !may_commit(in_flight.len(), held_by(&in_flight), held) {
-                        // A group being written out ahead is about to free its bytes:
-                        // waited for a little, rather than the oldest group's whole commit.
                         let oldest_done = in_flight.front().is_some_and(InFlight::is_finished);
-                        if !oldest_done && in_flight.iter().any(InFlight::may_go_down) {
-                            std::thread::sleep(ROOM_POLL);
-                        } else {
+                        let helds = in_flight.iter().filter_map(InFlight::held);
+                        if !waited_for_write_ahead(oldest_done, helds) {
                             finish(in_flight.pop_front(), done);
                         }
                     }
@@ -320,16 +317,12 @@ impl Client {
                     in_flight.push_back(commit_in_background(scope, dir, group, before, held));
                     held = 0;
                 } else if window.is_empty() {
-                    while !in_flight.is_empty() {
-                        finish(in_flight.pop_front(), done);
-                    }
+                    finish_all(&mut in_flight, done);
                     commit_downloads(dir, &mut group, done);
                     held = 0;
                 }
             }
-            while !in_flight.is_empty() {
-                finish(in_flight.pop_front(), done);
-            }
+            finish_all(&mut in_flight, done);
             commit_downloads(dir, &mut group, done);
         });
     }
@@ -365,10 +358,6 @@ fn continued(
     Some((partial, (have, prefix.unwrap_or_else(Xxh3::new))))
 }
 
-/// How long a download waiting for room to commit another group sleeps before it looks
-/// again whether a group being written out ahead has freed its bytes.
-const ROOM_POLL: std::time::Duration = std::time::Duration::from_micros(500);
-
 /// How many pipelined uploads a client sends between looks for verdicts that arrived.
 const SETTLE_EVERY: usize = 64;
 
@@ -391,10 +380,8 @@ enum InFlight<'scope> {
 fn held_by(in_flight: &VecDeque<InFlight<'_>>) -> u64 {
     in_flight
         .iter()
-        .map(|f| match f {
-            InFlight::Thread(.., held) => held.bytes(),
-            InFlight::Done(_) => 0,
-        })
+        .filter_map(InFlight::held)
+        .map(Held::bytes)
         .sum()
 }
 
@@ -407,11 +394,11 @@ impl InFlight<'_> {
         }
     }
 
-    /// Whether the bytes it holds in memory may still go down before its commit ends.
-    fn may_go_down(&self) -> bool {
+    /// What it holds in memory, while it is being committed.
+    fn held(&self) -> Option<&Held> {
         match self {
-            InFlight::Thread(.., held) => held.may_go_down(),
-            InFlight::Done(_) => false,
+            InFlight::Thread(.., held) => Some(held),
+            InFlight::Done(_) => None,
         }
     }
 
@@ -476,6 +463,17 @@ fn commit_in_background<'scope, 'env>(
             let group = shared.lock().unwrap_or_else(|p| p.into_inner()).take();
             InFlight::Done(commit_outcomes(dir, group.unwrap_or_default()))
         }
+    }
+}
+
+/// Waits for every group committed in the background, oldest first, and reports their
+/// files.
+fn finish_all(
+    in_flight: &mut VecDeque<InFlight<'_>>,
+    done: &mut dyn FnMut(usize, Result<Received>),
+) {
+    while let Some(group) = in_flight.pop_front() {
+        finish(Some(group), done);
     }
 }
 

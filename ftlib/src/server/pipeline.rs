@@ -2,9 +2,9 @@
 //! which is committed through [`commit_outcomes`] and answered and reported in request
 //! order. It is committed when it is full ([`group_full`], counting what the store holds in
 //! memory) — in the background, while the next group is received, as many groups at once
-//! as [`may_commit`] allows — when no input is waiting (the client may be waiting for the answers), before
-//! any other answer, and when the connection ends — also when the client is gone, so that
-//! verified uploads are always published.
+//! as [`may_commit`] allows — when no input is waiting (the client may be waiting for the
+//! answers), before any other answer, and when the connection ends — also when the client
+//! is gone, so that verified uploads are always published.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use super::upload::stored;
 use crate::connection::Connection;
 use crate::pipeline::{
     GiveOnDrop, Held, Outcome, Turn, commit_in_turn, commit_outcomes, group_full, may_commit,
+    waited_for_write_ahead,
 };
 use crate::protocol::{DIGEST_LEN, Response, clip_message};
 use crate::report::{Op, Report};
@@ -141,8 +142,7 @@ impl Group {
             .in_flight
             .front()
             .is_some_and(|f| f.handle.is_finished());
-        if !oldest_done && self.in_flight.iter().any(|f| f.held.may_go_down()) {
-            std::thread::sleep(IDLE_POLL);
+        if waited_for_write_ahead(oldest_done, self.in_flight.iter().map(|f| &*f.held)) {
             return true;
         }
         self.answer_oldest(ctx, conn)

@@ -7,9 +7,9 @@ use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::PendingFile;
 use super::pending::DirUpload;
 use super::temps::{Mark, RoomAhead, Temps, Watch};
+use super::{Name, PendingFile};
 use crate::error::{Error, Result};
 use crate::sys::at::DirFd;
 use crate::text::escape;
@@ -145,15 +145,16 @@ pub(super) fn write_ahead(
         // before, or an earlier upload of this one, is about to publish: an upload held in
         // memory is written ahead if its directory exists, or if none of those may publish
         // a file where it or one of its parents goes.
-        let taken = |dir: &str| {
-            any_taken(dir, taken_before)
-                || any_taken(dir, &|path| earlier.contains(&path.to_lowercase()))
+        let taken = |name: &Name| {
+            name.parent()
+                .is_some_and(|dir| any_taken(dir, taken_before))
+                || under_one_of(name, &earlier)
         };
         let ahead = upload.made_by(temps)
             && upload.writes_out_unsynced()
             && (!upload.is_in_memory()
                 || upload.find_existing_dir(&mut opened)
-                || (!upload.name().parent().is_some_and(taken) && upload.share_dir(&mut opened)));
+                || (!taken(upload.name()) && upload.share_dir(&mut opened)));
         earlier.insert(upload.name().to_lowercase());
         if ahead {
             ours.push(upload);
@@ -317,6 +318,13 @@ fn any_taken(dir: &str, taken_before: &dyn Fn(&str) -> bool) -> bool {
         .any(taken_before)
 }
 
+/// Whether `name` goes below one of `names` (lower-cased paths): its directory, or one of
+/// that directory's parents, has one of those names.
+fn under_one_of(name: &Name, names: &HashSet<String>) -> bool {
+    name.parent()
+        .is_some_and(|dir| any_taken(dir, &|path| names.contains(&path.to_lowercase())))
+}
+
 /// Gives the store's uploads of `members` their directories' handles, each directory
 /// walked from the root once for all of them (files arrive a directory at a time), not
 /// once per file by each writing thread ([`DirUpload::share_dir`]). An upload whose
@@ -328,11 +336,7 @@ fn share_dirs(members: &mut [Member]) {
     let mut earlier = HashSet::new();
     for member in members {
         if let Member::Ours(upload) = member {
-            if upload
-                .name()
-                .parent()
-                .is_some_and(|dir| any_taken(dir, &|path| earlier.contains(&path.to_lowercase())))
-            {
+            if under_one_of(upload.name(), &earlier) {
                 upload.make_dir_in_turn();
                 upload.find_existing_dir(&mut opened);
             } else {
@@ -540,17 +544,23 @@ mod tests {
     /// A group commits distinct names at once; of two uploads of one name, the first in the
     /// group wins and the second is refused, every time; replacing uploads end with the
     /// last one's bytes.
+    /// A store in `dir` that syncs file by file (as on a kernel before 5.17) if `per_file`,
+    /// else as this kernel allows.
+    fn open_store(dir: &std::path::Path, per_file: bool) -> DirStore {
+        if per_file {
+            super::super::temps::with_per_file_sync(|| DirStore::open(dir))
+        } else {
+            DirStore::open(dir)
+        }
+        .expect("open")
+    }
+
     #[test]
     fn group_commit_keeps_request_order_for_repeated_names() {
         for round in 0..20 {
             let dir = tempfile::tempdir().expect("tempdir");
             // Every other round file by file, as on a kernel before 5.17.
-            let store = if round % 2 == 1 {
-                super::super::temps::with_per_file_sync(|| DirStore::open(dir.path()))
-            } else {
-                DirStore::open(dir.path())
-            }
-            .expect("open");
+            let store = open_store(dir.path(), round % 2 == 1);
             let mut uploads: Vec<Box<dyn PendingFile>> = Vec::new();
             let names = ["a", "b", "a", "c", "b", "d", "e", "f"];
             for (k, n) in names.iter().enumerate() {
@@ -600,13 +610,7 @@ mod tests {
     fn a_file_wins_its_name_over_a_later_upload_of_its_group_that_needs_it_as_a_directory() {
         for (ahead, per_file) in [(false, false), (true, false), (false, true)] {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = if per_file {
-                // As on a kernel before 5.17: each file and directory fsynced.
-                super::super::temps::with_per_file_sync(|| DirStore::open(dir.path()))
-            } else {
-                DirStore::open(dir.path())
-            }
-            .expect("open");
+            let store = open_store(dir.path(), per_file);
             assert_eq!(
                 store.temps.batch_sync(),
                 !per_file && crate::sys::at::syncfs_reports_errors()
