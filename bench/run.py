@@ -44,8 +44,8 @@ Workloads (sizes configurable, see --help):
               -r followed by sync(2) inside the timing ("+ sync"), and rsync -rt --fsync;
               ratios are files/s and CPU (client + server) against rsync -r, per round;
               3 rounds (--corpus-reps). A corpus under 15,000 files gets a note; files
-              whose names ft refuses (a ':' in Perl's man pages) are left out of the
-              copy, for every tool, with a note
+              whose names ft refuses, or older builds refused (a ':' in
+              Perl's man pages), are left out of the copy, for every tool, with a note
   concurrent  16 and 256 client processes at once, each getting a 16 MiB file (tmpfs)
   rss         peak RSS of ftserver and ftclient during a 100 MiB and a 4 GiB transfer
   s3          issue 11 (code in bench/s3.py): ftserver --store s3://BUCKET/PREFIX against
@@ -1560,7 +1560,8 @@ def file_sha(path: Path) -> str:
 
 def ft_refuses(name: str) -> str | None:
     """Why ft refuses `name` as a component of a file name (ftlib's store/name.rs, on Unix),
-    or None when it takes it."""
+    or None when it takes it. A ':' counts too: ft takes it on Unix since stop 24 (2026-12-01), but
+    builds before refuse it, and the corpus must be one that every build compared moves."""
     try:
         size = len(name.encode())
     except UnicodeEncodeError:  # os.walk's surrogate escapes: bytes that are not UTF-8
@@ -1712,8 +1713,8 @@ def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_di
     kept until the benchmark ends (main removes it with the rest of --disk's scratch
     directory). `label` starts the group name, the log lines and the notes; `kind` is the
     entries' "kind", and their key for the source's description (plus `extra`); `tag` names
-    the servers' logs. `ft_names`: files whose names ft refuses (a ':' in
-    Perl's man pages, say) are left out of the copy, for every tool, with a note."""
+    the servers' logs. `ft_names`: files whose names ft refuses (or older builds refused:
+    a ':' in Perl's man pages) are left out of the copy, for every tool, with a note."""
     builds = []
     for build in tools.modal():
         flag = ft_tree_flag(build)
@@ -1736,8 +1737,9 @@ def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_di
     log(f"{label}: {n} files, {len(dirs)} directories, {total} bytes")
     if left_out:
         tools.note(f"{label}: {len(left_out)} files or directories left out of the copy, for "
-                   "every tool, because ft refuses their names (\\, :, control characters, "
-                   f"not UTF-8, over 255 bytes, .ft-), e.g. {', '.join(left_out[:3])}")
+                   "every tool, because ft refuses their names (\\, control characters, "
+                   "not UTF-8, over 255 bytes, .ft-; or :, which older builds "
+                   f"refused), e.g. {', '.join(left_out[:3])}")
     if n < min_files:
         tools.note(f"{label}: the source holds {n} files, fewer than the {min_files} "
                    f"{min_why}")

@@ -48,8 +48,6 @@ fn hostile_names_are_refused_and_touch_nothing() {
         "..\\escape",
         "a\\b",
         "C:\\x",
-        "C:x",
-        "sub/C:x",
         "nul\0byte",
         "new\nline",
         "sub/new\nline",

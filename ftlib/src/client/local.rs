@@ -205,7 +205,6 @@ mod tests {
             "/".into(),
             "sub/..".into(),
             ".ft-tmp-1-2-3".into(),
-            "a:b".into(),
             "tab\there".into(),
         ];
         #[cfg(unix)]

@@ -115,9 +115,10 @@ impl fmt::Display for Name {
 }
 
 /// Checks that `name` is a relative path of 1 to [`MAX_DEPTH`] components separated by `/`,
-/// at most [`MAX_PATH`] bytes, each component a plain path component that is safe on every
-/// platform (no `.`, `..`, empty component, backslash, `:`, control character, `.ft-`
-/// prefix, longer than [`MAX_NAME`] bytes).
+/// at most [`MAX_PATH`] bytes, each component a plain path component (no `.`, `..`, empty
+/// component, backslash, control character, `.ft-` prefix, longer than [`MAX_NAME`]
+/// bytes) that this platform can store as it is: on Windows also no `:`, device name
+/// such as `CON`, trailing dot or space, or `< > " | ? *`.
 ///
 /// # Errors
 /// [`Error::InvalidName`] saying which rule the name broke.
@@ -162,8 +163,6 @@ fn component_reason(name: &str) -> Option<&'static str> {
         Some("has a . or .. component")
     } else if name.contains('\\') {
         Some("contains a backslash, a path separator on Windows")
-    } else if name.contains(':') {
-        Some("contains ':', a drive or stream separator on Windows")
     } else if name.chars().any(char::is_control) {
         Some("contains a control character")
     } else if name.starts_with(RESERVED_PREFIX) {
@@ -180,14 +179,17 @@ fn component_reason(name: &str) -> Option<&'static str> {
     }
 }
 
-/// Names Windows maps to devices or silently alters.
+/// Names Windows reads as a drive or stream, maps to devices or silently alters. Elsewhere
+/// these are ordinary names (`Foo::Bar.3pm.gz`, `12:30.jpg`), stored as they are.
 fn windows_reason(name: &str) -> Option<&'static str> {
     const DEVICES: &[&str] = &[
         "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
         "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
     ];
     let stem = name.split('.').next().unwrap_or(name).trim_end();
-    if DEVICES.iter().any(|d| d.eq_ignore_ascii_case(stem)) {
+    if name.contains(':') {
+        Some("contains ':', a drive or stream separator on Windows")
+    } else if DEVICES.iter().any(|d| d.eq_ignore_ascii_case(stem)) {
         Some("a reserved device name on Windows")
     } else if name.ends_with(['.', ' ']) || name.contains(['<', '>', '"', '|', '?', '*']) {
         Some("not a valid file name on Windows")
@@ -226,9 +228,6 @@ mod tests {
             ("a//b", "empty component"),
             ("..\\x", "backslash"),
             ("a\\b", "backslash"),
-            ("C:", "drive"),
-            ("C:evil", "drive"),
-            ("a/C:/b", "drive"),
             ("a\0b", "control"),
             ("a\nb", "control"),
             ("dir/a\nb", "control"),
@@ -277,6 +276,25 @@ mod tests {
             assert_eq!(checked.as_str(), name);
             assert_eq!(&*checked, name);
             assert_eq!(checked.to_string(), name);
+        }
+    }
+
+    /// `:` is a drive or stream separator only on Windows; elsewhere names such as Perl's
+    /// man pages (`File::Copy.3perl.gz`) are stored as they are.
+    #[test]
+    fn colons_are_refused_only_on_windows() {
+        for name in ["C:", "C:evil", "a/C:/b", "File::Copy.3perl.gz", "12:30.jpg"] {
+            let got = validate_name(name);
+            if cfg!(windows) {
+                match got {
+                    Err(Error::InvalidName { reason, .. }) => {
+                        assert!(reason.contains("drive"), "{name:?}: {reason}");
+                    }
+                    other => panic!("{name:?} accepted on Windows: {other:?}"),
+                }
+            } else {
+                got.unwrap_or_else(|e| panic!("{name:?} refused: {e}"));
+            }
         }
     }
 }
