@@ -278,6 +278,55 @@ fn cpu_vendor_is(vendor: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A zeroed buffer of `len` bytes for reading files into, starting on a 4 KiB boundary.
+///
+/// Why: the kernel copies file pages into a reader's buffer with `rep movsb` too (the trap
+/// [`avoid_slow_memory_copies`] avoids in glibc, which no tunable reaches in the kernel),
+/// and on this machine's AMD EPYC that ran about three times slower when the buffer began 1
+/// to 31 bytes past a 4 KiB boundary, as the pages start on one: reading 1 GiB from tmpfs in
+/// 256 KiB reads took 0.60–0.74 s into a buffer 8, 16 or 31 bytes past, 0.20–0.23 s at 0, 32,
+/// 64 or 256 past (a scratch C program, docs/PERFORMANCE.md). glibc hands out a large block
+/// 16 bytes past a page boundary (after its header), so every large read buffer of ft was
+/// slow. Written by hand (ten lines): aligning with the allocator needs `unsafe`, and no
+/// crate in our set does it; a few KiB more than asked for, skipped, needs neither.
+pub(crate) struct PageAligned {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl PageAligned {
+    /// Where pages start and end.
+    const PAGE: usize = 4096;
+
+    /// `len` zero bytes, from a page boundary on.
+    pub(crate) fn zeroed(len: usize) -> PageAligned {
+        let storage = vec![0u8; len + Self::PAGE - 1];
+        // `align_offset` may give up (usize::MAX): the buffer is then only slower.
+        let start = storage.as_ptr().align_offset(Self::PAGE);
+        let start = if start < Self::PAGE { start } else { 0 };
+        PageAligned {
+            storage,
+            start,
+            len,
+        }
+    }
+}
+
+impl std::ops::Deref for PageAligned {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+}
+
+impl std::ops::DerefMut for PageAligned {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.storage[self.start..self.start + self.len]
+    }
+}
+
 /// This process's soft limit on open files, where it can be told.
 pub(crate) fn open_files_limit() -> Option<u64> {
     #[cfg(unix)]
@@ -373,6 +422,18 @@ pub(crate) fn get_xattr(file: &File, name: &str, buf: &mut [u8]) -> Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_aligned_buffers_start_on_a_page_and_hold_their_length() {
+        for len in [0, 1, 4095, 4096, 256 * 1024 + 3] {
+            let mut buf = PageAligned::zeroed(len);
+            assert_eq!(buf.len(), len);
+            assert_eq!(buf.as_ptr() as usize % PageAligned::PAGE, 0, "{len}");
+            assert!(buf.iter().all(|&b| b == 0));
+            buf.fill(7);
+            assert!(buf.iter().all(|&b| b == 7));
+        }
+    }
 
     /// Both ways of publishing, renameat2's and the link + unlink fallback's.
     #[test]

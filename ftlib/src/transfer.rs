@@ -13,6 +13,7 @@ use crate::protocol::{
     Body, DIGEST_LEN, Entry, EntryV3, LIST_BATCH, MAX_CHUNK, MAX_NAME, MAX_PATH, Response,
     clip_message,
 };
+use crate::sys::PageAligned;
 use crate::text::escape;
 
 /// What a transfer reports to and asks of its caller between chunks.
@@ -92,7 +93,7 @@ pub(crate) fn hash_all(reader: &mut dyn Read) -> io::Result<([u8; DIGEST_LEN], u
 fn hash_into(mut hasher: Xxh3, reader: &mut dyn Read) -> io::Result<(Xxh3, u64)> {
     // Large reads: `io::copy`'s 8 KiB buffer made hashing a big file cost a system call
     // per 8 KiB; 256 KiB still stays in the cache between the read and the hash.
-    let mut buf = vec![0u8; HASH_BUFFER];
+    let mut buf = PageAligned::zeroed(HASH_BUFFER);
     let mut len = 0u64;
     loop {
         match reader.read(&mut buf) {
@@ -154,7 +155,9 @@ pub(crate) fn send_body(
     let Span { name, size, offset } = span;
     let chunk_size = chunk_size.clamp(1, MAX_CHUNK);
     let left = size.saturating_sub(offset);
-    let mut buf = vec![0u8; usize::try_from(left).map_or(chunk_size, |s| s.clamp(1, chunk_size))];
+    // Page-aligned: the kernel copies file pages into it fastest so (`sys::PageAligned`).
+    let mut buf =
+        PageAligned::zeroed(usize::try_from(left).map_or(chunk_size, |s| s.clamp(1, chunk_size)));
     // Ok: hash as we go; Err: the whole file's digest is known already.
     let mut running = match digest {
         Digest::Running(state) => Ok(*state),

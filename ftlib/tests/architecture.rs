@@ -70,7 +70,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &["protocol", "text", "tls"]),
     ("report", &["protocol", "error", "text"]),
     ("connection", &["protocol", "codec", "error"]),
-    ("transfer", &["protocol", "connection", "error", "text"]),
+    // `sys` for its page-aligned read buffers only.
+    (
+        "transfer",
+        &["protocol", "connection", "error", "text", "sys"],
+    ),
     ("handshake", &["protocol", "connection", "error"]),
     // TLS under the framing: knows connections and the greeting, nothing of what they carry.
     ("tls", &["protocol", "connection", "error"]),

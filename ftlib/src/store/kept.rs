@@ -65,7 +65,7 @@ pub(super) fn hash_all(reader: &mut dyn Read) -> io::Result<[u8; DIGEST_LEN]> {
     // Not `transfer::hash_all`: the store stays below the transfer layer (the architecture
     // test's rules), and these eight lines are the whole of it.
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = crate::sys::PageAligned::zeroed(256 * 1024);
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return Ok(hasher.digest128().to_be_bytes()),
