@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-byte hot path: framing a chunk, decoding it, framing a listing
-//! batch, the XXH3-128 digest, the copy of a TLS record at two alignments, a whole download
+//! batch, the XXH3-128 digest, the copy of a TLS record at two alignments, reading a file
+//! into buffers at three alignments, a whole download
 //! over loopback at several chunk sizes, and 100 small files moved one by one against
 //! pipelined with group commit (on disk).
 //! The end-to-end comparison with other tools is `bench/run.py`; this is the quick check
@@ -98,6 +99,43 @@ fn copy_benches(c: &mut Criterion) {
             b.iter(|| {
                 dst[past..past + RECORD].copy_from_slice(black_box(&src[..RECORD]));
                 black_box(&dst[past]);
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Reading a 32 MiB file (tmpfs where there is one, so from the page cache) in 256 KiB reads
+/// into a buffer that starts on a 4 KiB boundary, 16 bytes past one (where glibc puts a
+/// large block) and 256 past. The kernel copies file pages with `rep movsb` too, and on AMD
+/// Zen the second is about three times slower, which no glibc tunable reaches: ft reads
+/// files into page-aligned buffers (`sys::PageAligned`, docs/PERFORMANCE.md).
+fn read_benches(c: &mut Criterion) {
+    use std::io::{Read, Seek};
+    const SIZE: usize = 32 * 1024 * 1024;
+    const READ: usize = 256 * 1024;
+    let dir = scratch();
+    let path = dir.path().join("source");
+    std::fs::write(&path, noise(SIZE, 3)).expect("write the source");
+    let mut file = std::fs::File::open(&path).expect("open the source");
+    let mut group = c.benchmark_group("read_file");
+    group.throughput(Throughput::Bytes(SIZE as u64));
+    group.sample_size(20);
+    let mut storage = vec![0u8; READ + 2 * 4096];
+    let page = storage.as_ptr().align_offset(4096).min(4096);
+    for past in [0, 16, 256] {
+        let buf = &mut storage[page + past..page + past + READ];
+        group.bench_function(format!("256KiB_reads_into_{past}B_past_a_page"), |b| {
+            b.iter(|| {
+                file.rewind().expect("rewind");
+                let mut total = 0;
+                loop {
+                    match file.read(buf).expect("read") {
+                        0 => break,
+                        n => total += n,
+                    }
+                }
+                assert_eq!(total, SIZE);
             });
         });
     }
@@ -290,6 +328,7 @@ criterion_group!(
     codec_benches,
     digest_benches,
     copy_benches,
+    read_benches,
     loopback_benches,
     small_file_benches
 );
