@@ -39,6 +39,15 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
     // --user NAME", "connect without --user"). A hint there would contradict them.
     match error {
         Error::PermissionDenied(_) => return None,
+        Error::AlreadyExists {
+            why: ftlib::Taken::SameCommand,
+            ..
+        } => {
+            return Some(match op {
+                Op::Get => "download it in a command of its own, with --dir elsewhere".into(),
+                _ => "upload it in a command of its own, with --as or --to".into(),
+            });
+        }
         Error::Remote { message, .. } if message.contains("--user") => return None,
         _ => {}
     }
@@ -70,7 +79,9 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             format!("a plain name is looked up in {dir}, then in the current directory")
         }
         (Op::Put, ErrorKind::InvalidName) => {
-            "rename it: each part of a name is a plain file name without control characters, \\ or :".into()
+            "each part of a name must be a plain file name: not . or .., without control \
+             characters or \\, at most 255 bytes (a Windows server refuses : too)"
+                .into()
         }
         (Op::Get, ErrorKind::InvalidName) => {
             format!("use a name as `ftclient {host} {port} list` prints it")
@@ -205,7 +216,7 @@ mod tests {
                 },
                 "looked up in client_data, then in the current directory",
             ),
-            (Op::Put, remote(ErrorKind::InvalidName), "rename it"),
+            (Op::Put, remote(ErrorKind::InvalidName), "a plain file name"),
             (Op::Get, remote(ErrorKind::InvalidName), "as `ftclient"),
             (Op::Put, remote(ErrorKind::TooLarge), "--max-file-size"),
             (Op::Put, remote(ErrorKind::NoSpace), "server's disk"),

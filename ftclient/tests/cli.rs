@@ -225,6 +225,79 @@ fn names_with_colons_round_trip_on_unix() {
     );
 }
 
+/// Two files of one command that would land on the same name (the same last component):
+/// the first moves, the later one is refused before it is sent, so neither `get
+/// --overwrite` nor `put --to` lets one file of the command replace or race another.
+#[test]
+fn files_of_one_command_that_share_a_name_move_only_the_first() {
+    let f = Fixture::new();
+    for (dir, data) in [("a", "first"), ("b", "second")] {
+        fs::create_dir_all(f.served().join(dir)).expect("mkdir");
+        fs::write(f.served().join(dir).join("copyright"), data).expect("write");
+        fs::create_dir_all(f.local().join(dir)).expect("mkdir");
+        fs::write(f.local().join(dir).join("copyright"), data).expect("write");
+    }
+    let down = f.base.path().join("down");
+    fs::create_dir(&down).expect("mkdir");
+    let port = f.port();
+    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), port.into(), "get".into()];
+    args.extend(["a/copyright", "b/copyright", "--overwrite", "--dir"].map(OsString::from));
+    args.push(down.clone().into());
+    let out = f.ft_raw(args);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    let got: Vec<_> = lines
+        .iter()
+        .map(|l| (l.name.as_str(), l.kind.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [("a/copyright", None), ("copyright", Some("already-exists"))],
+        "{out:?}"
+    );
+    assert!(
+        lines[1].message.contains("an earlier file of this command"),
+        "{out:?}"
+    );
+    assert_eq!(names_in(&down), ["copyright"]);
+    assert_eq!(fs::read(down.join("copyright")).expect("read"), b"first");
+
+    let (a, b) = (f.local().join("a/copyright"), f.local().join("b/copyright"));
+    let (a, b) = (a.to_str().expect("UTF-8"), b.to_str().expect("UTF-8"));
+    let out = f.ft(&["put", a, b, "--to", "dup"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let got: Vec<_> = reports(&out.stdout)
+        .iter()
+        .map(|l| (l.name.clone(), l.kind.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "dup/copyright".to_owned(),
+                Some("already-exists".to_owned())
+            ),
+            ("dup/copyright".to_owned(), None)
+        ],
+        "the refused twin is reported first, before anything is sent: {out:?}"
+    );
+    assert_eq!(f.served_bytes("dup/copyright"), b"first");
+}
+
+/// `get -r ""` is an invalid name like any other, refused before anything is listed
+/// (the empty directory name of a listing is the whole served directory).
+#[test]
+fn a_tree_download_of_the_empty_name_is_refused_before_listing() {
+    let f = Fixture::new();
+    fs::write(f.served().join("x"), b"x").expect("write");
+    let out = f.ft(&["get", "-r", ""]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines = reports(&out.stdout);
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert_eq!(lines[0].kind.as_deref(), Some("invalid-name"), "{out:?}");
+    assert!(names_in(&f.local()).is_empty(), "{out:?}");
+}
+
 #[test]
 fn list_prints_names_on_stdout_and_the_report_on_stderr() {
     let f = Fixture::new();

@@ -354,6 +354,9 @@ pub enum Taken {
     InUse,
     /// Another upload of that name was published first.
     Raced,
+    /// An earlier file of the same command goes to that name (two files with the same last
+    /// component, say), so this one is not moved: it would fail or replace that one.
+    SameCommand,
     /// A directory has that name (a file never replaces a directory).
     Directory,
     /// A file (or anything but a directory) has the name of a directory the path needs.
@@ -370,6 +373,7 @@ impl fmt::Display for Taken {
             Taken::NotAFile => " and is not a regular file",
             Taken::InUse => " (the same file is being transferred right now)",
             Taken::Raced => " (another upload finished first)",
+            Taken::SameCommand => " (an earlier file of this command takes that name)",
             Taken::Directory => " as a directory",
             Taken::NotADirectory => " and is not a directory",
             Taken::Symlink => " as a symbolic link, which ft does not follow",
@@ -741,6 +745,10 @@ mod tests {
             (
                 Taken::Raced,
                 "x already exists (another upload finished first)",
+            ),
+            (
+                Taken::SameCommand,
+                "x already exists (an earlier file of this command takes that name)",
             ),
         ];
         for (why, text) in taken {

@@ -190,8 +190,8 @@ pub const GLIBC_TUNED: &str = "FT_GLIBC_TUNED";
 /// for a whole connection, whether every copy is slow: it was, in the measured runs, for most
 /// encrypted uploads and some downloads, costing a quarter to a third of the process's CPU
 /// (docs/PERFORMANCE.md, "Slow copies"). No setting can be changed once glibc has started,
-/// so the program is executed again (`/proc/self/exe`, same process, arguments and standard
-/// streams) with `GLIBC_TUNABLES` extended by [`REP_MOVSB_TUNABLE`]; glibc then copies with
+/// so the program is executed again (the file `/proc/self/exe` points to, so the process
+/// keeps its name; same process, arguments and standard streams) with `GLIBC_TUNABLES` extended by [`REP_MOVSB_TUNABLE`]; glibc then copies with
 /// vector instructions, at full speed whatever the alignment.
 ///
 /// Returns, doing nothing, elsewhere; when `GLIBC_TUNABLES` names the tunable already; when
@@ -208,10 +208,12 @@ pub fn avoid_slow_memory_copies() {
         if tunables.to_string_lossy().contains(REP_MOVSB_TUNABLE)
             || std::env::var_os(GLIBC_TUNED).is_some()
             || !cpu_vendor_is("AuthenticAMD")
-            || !exe_is_this_program()
         {
             return;
         }
+        let Some(exe) = this_program() else {
+            return;
+        };
         // 1 GiB: beyond any copy ft makes, so `rep movsb` is never used (glibc still copies
         // blocks past its non-temporal threshold with non-temporal stores).
         let mut extended = tunables;
@@ -223,8 +225,10 @@ pub fn avoid_slow_memory_copies() {
         let Some(name) = args.next() else {
             return;
         };
-        // Returns only on failure.
-        let _ = std::process::Command::new("/proc/self/exe")
+        // By its path, not `/proc/self/exe`: the kernel names the process after the file it
+        // executes, and `exe` would hide ftserver from `pgrep`, `pkill` and `top`. Returns
+        // only on failure (the file was removed or replaced since, say).
+        let _ = std::process::Command::new(exe)
             .arg0(name)
             .args(args)
             .env("GLIBC_TUNABLES", extended)
@@ -233,19 +237,16 @@ pub fn avoid_slow_memory_copies() {
     }
 }
 
-/// Whether `/proc/self/exe` is the file this code was loaded from, as `/proc/self/maps`
-/// says: not so when the program was started through the dynamic loader.
+/// The path of the program's file, `/proc/self/exe`'s target, if it is the file this code
+/// was loaded from, as `/proc/self/maps` says: not so when the program was started through
+/// the dynamic loader.
 #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
-fn exe_is_this_program() -> bool {
-    let Ok(exe) = fs::read_link("/proc/self/exe") else {
-        return false;
-    };
-    let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
-        return false;
-    };
-    let here = exe_is_this_program as fn() -> bool as usize;
+fn this_program() -> Option<std::path::PathBuf> {
+    let exe = fs::read_link("/proc/self/exe").ok()?;
+    let maps = fs::read_to_string("/proc/self/maps").ok()?;
+    let here = this_program as fn() -> Option<std::path::PathBuf> as usize;
     // Lines are `START-END PERMS OFFSET DEV INODE PATH`; only the path holds a '/'.
-    maps.lines().any(|line| {
+    let loaded_from_it = maps.lines().any(|line| {
         let range = line
             .split_once(' ')
             .and_then(|(range, _)| range.split_once('-'))
@@ -256,7 +257,8 @@ fn exe_is_this_program() -> bool {
             && line
                 .find('/')
                 .is_some_and(|at| Path::new(&line[at..]) == exe)
-    })
+    });
+    loaded_from_it.then_some(exe)
 }
 
 /// Whether /proc/cpuinfo names `vendor` as the processor's maker.

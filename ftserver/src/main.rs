@@ -252,7 +252,8 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => warn!(
             "ftserver: warning: no --users: anyone who can reach port {port} may download, \
-             list and upload files; see --users to require a login"
+             list{} files; see --users to require a login",
+            if args.read_only { "" } else { " and upload" }
         ),
     }
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);

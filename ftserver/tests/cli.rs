@@ -540,7 +540,8 @@ fn environment_of(pid: u32) -> Vec<String> {
 /// On an AMD x86-64 processor under glibc, ftserver starts itself over once with glibc told
 /// never to copy with `rep movsb` (`ftlib::avoid_slow_memory_copies`): the process the test
 /// spawned (same pid) then has the tunable in its environment, and still serves with the
-/// arguments it was given (port, root, `--plain`). Anywhere else it runs as started. A
+/// arguments it was given (port, root, `--plain`) and its name. Anywhere else it runs as
+/// started. A
 /// `GLIBC_TUNABLES` that names the tunable already is kept as it is, without starting over.
 #[cfg(target_os = "linux")]
 #[test]
@@ -571,6 +572,10 @@ fn starts_over_with_fast_memory_copies_only_where_they_are_slow() {
         expect_restart,
         "{env:?}"
     );
+    // Started over or not, the process keeps its name (`pgrep ftserver` finds it), which it
+    // would not, as `exe`, if started over through /proc/self/exe.
+    let comm = fs::read_to_string(format!("/proc/{}/comm", server.pid())).expect("comm");
+    assert_eq!(comm.trim_end(), "ftserver");
     let names: Vec<String> = client(&server)
         .list()
         .expect("list")

@@ -195,7 +195,14 @@ impl Session {
             .iter()
             .map(|file| within(rename.map_or_else(|| remote_name(file), str::to_owned)))
             .collect();
+        let twins = later_twins(&names);
         let source = |i: usize| {
+            if twins[i] {
+                return Err(Error::AlreadyExists {
+                    name: names[i].clone(),
+                    why: Taken::SameCommand,
+                });
+            }
             let (path, own) = local_source(&files[i], dir)?;
             let name = rename.map_or_else(|| own.to_string(), str::to_owned);
             Ok((path, Name::new(&within(name))?))
@@ -281,7 +288,30 @@ impl Session {
             .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
             .collect();
         observer.start(names.len());
-        self.get_items(names, &locals, dir, overwrite, resume, observer)
+        // Two names with the same last component would land on one local file: the later
+        // ones are refused, not moved, so that no download replaces another of the command.
+        let twins = later_twins(&locals);
+        let (mut moved, mut moved_locals, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        for ((name, local), twin) in names.iter().zip(locals).zip(twins) {
+            if twin {
+                refused.push(local);
+            } else {
+                moved.push(name.clone());
+                moved_locals.push(local);
+            }
+        }
+        self.item_base = 0;
+        let mut all_ok = self.get_items(&moved, &moved_locals, dir, overwrite, resume, observer)?;
+        self.item_base = moved.len();
+        for local in refused {
+            all_ok = false;
+            let twin = Error::AlreadyExists {
+                name: local.clone(),
+                why: Taken::SameCommand,
+            };
+            self.report_skipped(Op::Get, &local, Err(twin), observer);
+        }
+        Ok(all_ok)
     }
 
     /// Downloads each server file `names[i]` into `dir` as `locals[i]`.
@@ -498,6 +528,15 @@ impl Session {
         }
         Ok(all_ok && todo.is_empty())
     }
+}
+
+/// For each of `names`, whether an earlier one is the same.
+fn later_twins(names: &[String]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .map(|name| !seen.insert(name.as_str()))
+        .collect()
 }
 
 #[cfg(test)]

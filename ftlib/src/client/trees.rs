@@ -208,7 +208,9 @@ impl Session {
         let mut spools = Vec::new();
         let (mut files, mut bytes) = (0usize, 0u64);
         for name in names {
-            let spooled = self.spool_listing(name, observer);
+            // A name the server would not take is refused here, before its listing: `""`
+            // would list the whole served directory.
+            let spooled = Name::new(name).and_then(|_| self.spool_listing(name, observer));
             if let Ok((_, n, b)) = &spooled {
                 files += n;
                 bytes = bytes.saturating_add(*b);
@@ -447,7 +449,7 @@ impl Session {
     }
 
     /// Reports one item that moved nothing: a failure, or a skip for the reason given.
-    fn report_skipped(
+    pub(super) fn report_skipped(
         &mut self,
         op: Op,
         name: &str,
