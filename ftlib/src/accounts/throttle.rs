@@ -20,6 +20,13 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Most addresses remembered at once.
 const MAX_ADDRESSES: usize = 4096;
 
+/// Most user names whose failures an address keeps apart, so that a success forgets only
+/// its own user's; further failures count for the address alone.
+const MAX_USERS_APART: usize = 8;
+
+/// Longest user name kept apart (the longest an account may have).
+const MAX_NAME_APART: usize = 64;
+
 /// Longest an address's logins may queue: beyond it a login is refused at once.
 const MAX_QUEUE: Duration = Duration::from_secs(30);
 
@@ -28,10 +35,12 @@ const MAX_QUEUE: Duration = Duration::from_secs(30);
 /// doubling with each further one up to 8 s ([`delay_for`](Throttle::delay_for)). Logins
 /// from one address queue: each waits its delay after the previous one's turn, so parallel
 /// connections guess no faster than one; a login that would queue longer than 30 s is
-/// refused at once. An address's failures are forgotten
-/// 15 minutes after the last, or at its next success; at most 4096 addresses are
-/// remembered (when full, the expired ones go first, then the one whose last failure is
-/// oldest).
+/// refused at once. An address's failures are forgotten 15 minutes after the last; a
+/// successful login forgets only those of its own user name, so that logging in to one
+/// account does not reset the delay between guesses at another (an address keeps up to 8
+/// user names apart; failures beyond them stay until they expire). At most 4096 addresses
+/// are remembered (when full, the expired ones go first, then the one whose last failure
+/// is oldest).
 ///
 /// IPv6 addresses count by their /64 network, which one host can change at will; an
 /// IPv4-mapped IPv6 address counts as the IPv4 address.
@@ -44,10 +53,13 @@ const MAX_QUEUE: Duration = Duration::from_secs(30);
 /// let throttle = Throttle::new();
 /// let ip = "192.0.2.7".parse()?;
 /// assert_eq!(throttle.delay_for(ip), Duration::ZERO);
-/// throttle.failed(ip);
-/// throttle.failed(ip);
+/// throttle.failed(ip, "bob");
+/// throttle.failed(ip, "alice");
 /// assert_eq!(throttle.delay_for(ip), Duration::from_millis(500));
-/// throttle.succeeded(ip);
+/// // Alice's success does not forget the guess at Bob's password.
+/// throttle.succeeded(ip, "alice");
+/// assert_eq!(throttle.delay_for(ip), Duration::from_millis(250));
+/// throttle.succeeded(ip, "bob");
 /// assert_eq!(throttle.delay_for(ip), Duration::ZERO);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -57,9 +69,11 @@ pub struct Throttle {
 }
 
 /// The recent failures of one address.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Failures {
     count: u32,
+    /// How many of them each user name had (at most [`MAX_USERS_APART`] names).
+    by_user: Vec<(String, u32)>,
     last: Instant,
     /// When the last turn taken ends: the next one starts from there.
     turn_ends: Instant,
@@ -100,14 +114,26 @@ impl Throttle {
         Some(wait)
     }
 
-    /// Counts a failed login from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
-        self.failed_at(ip, Instant::now());
+    /// Counts a failed login from `ip` as `user`.
+    pub fn failed(&self, ip: IpAddr, user: &str) {
+        self.failed_as_at(ip, user, Instant::now());
     }
 
-    /// Forgets the failures of `ip` after a successful login.
-    pub fn succeeded(&self, ip: IpAddr) {
-        lock(&self.table).remove(&address_key(ip));
+    /// Forgets the failures of `ip` as `user` after `user` logged in from there; those
+    /// under other names stay.
+    pub fn succeeded(&self, ip: IpAddr, user: &str) {
+        let key = address_key(ip);
+        let mut table = lock(&self.table);
+        let Some(failures) = table.get_mut(&key) else {
+            return;
+        };
+        if let Some(at) = failures.by_user.iter().position(|(name, _)| name == user) {
+            let (_, count) = failures.by_user.swap_remove(at);
+            failures.count = failures.count.saturating_sub(count);
+        }
+        if failures.count == 0 {
+            table.remove(&key);
+        }
     }
 
     fn delay_at(&self, ip: IpAddr, now: Instant) -> Duration {
@@ -117,7 +143,13 @@ impl Throttle {
         }
     }
 
+    /// A failure under no user name in particular (the tests of the delays).
+    #[cfg(test)]
     fn failed_at(&self, ip: IpAddr, now: Instant) {
+        self.failed_as_at(ip, "", now);
+    }
+
+    fn failed_as_at(&self, ip: IpAddr, user: &str, now: Instant) {
         let key = address_key(ip);
         let mut table = lock(&self.table);
         if !table.contains_key(&key) && table.len() >= MAX_ADDRESSES {
@@ -134,14 +166,21 @@ impl Throttle {
         }
         let failures = table.entry(key).or_insert(Failures {
             count: 0,
+            by_user: Vec::new(),
             last: now,
             turn_ends: now,
         });
         if failures.expired(now) {
             failures.count = 0;
+            failures.by_user.clear();
         }
         failures.count = failures.count.saturating_add(1);
         failures.last = now;
+        if let Some((_, count)) = failures.by_user.iter_mut().find(|(name, _)| name == user) {
+            *count = count.saturating_add(1);
+        } else if failures.by_user.len() < MAX_USERS_APART && user.len() <= MAX_NAME_APART {
+            failures.by_user.push((user.to_owned(), 1));
+        }
     }
 
     /// Addresses remembered (expired ones included until they are swept).
@@ -198,7 +237,7 @@ mod tests {
         assert_eq!(throttle.delay_at(ip, now), MAX_DELAY);
         let other: IpAddr = "192.0.2.2".parse().expect("ip");
         assert_eq!(throttle.delay_at(other, now), Duration::ZERO);
-        throttle.succeeded(ip);
+        throttle.succeeded(ip, "");
         assert_eq!(throttle.delay_at(ip, now), Duration::ZERO);
     }
 
@@ -234,8 +273,42 @@ mod tests {
         assert!(waits.iter().all(|w| *w <= MAX_QUEUE), "{waits:?}");
         assert!(waits.windows(2).all(|w| w[1] == w[0] + eight), "{waits:?}");
         assert_eq!(throttle.turn_at(ip, now), None);
-        throttle.succeeded(ip);
+        throttle.succeeded(ip, "");
         assert_eq!(throttle.turn_at(ip, now), Some(Duration::ZERO));
+    }
+
+    /// A success forgets its own user's failures only: logging in to one account does not
+    /// reset the delay between guesses at another. Names beyond the eight kept apart stay
+    /// counted until they expire.
+    #[test]
+    fn a_success_forgets_only_its_own_users_failures() {
+        let throttle = Throttle::new();
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        throttle.failed_as_at(ip, "bob", now);
+        throttle.failed_as_at(ip, "bob", now);
+        throttle.failed_as_at(ip, "alice", now);
+        assert_eq!(throttle.delay_at(ip, now), ms(1000));
+        throttle.succeeded(ip, "alice");
+        assert_eq!(throttle.delay_at(ip, now), ms(500));
+        throttle.succeeded(ip, "alice");
+        assert_eq!(throttle.delay_at(ip, now), ms(500));
+        throttle.succeeded(ip, "bob");
+        assert_eq!(throttle.delay_at(ip, now), Duration::ZERO);
+
+        for n in 0..MAX_USERS_APART + 2 {
+            throttle.failed_as_at(ip, &format!("user{n}"), now);
+        }
+        for n in 0..MAX_USERS_APART + 2 {
+            throttle.succeeded(ip, &format!("user{n}"));
+        }
+        assert_eq!(throttle.delay_at(ip, now), ms(500), "two not kept apart");
+        assert_eq!(
+            throttle.delay_at(ip, now + FORGET_AFTER),
+            Duration::ZERO,
+            "they expire"
+        );
     }
 
     #[test]

@@ -432,14 +432,14 @@ fn check_login(s: &mut Session<'_>, user: &str, password: &Password) -> Result<c
     };
     match role {
         Some(role) => {
-            s.ctx.throttle.succeeded(ip);
+            s.ctx.throttle.succeeded(ip, user);
             s.user = Some(user.to_owned());
             s.waiting.user = Some(user.to_owned());
             s.role = Some(role);
             Ok(role)
         }
         None => {
-            s.ctx.throttle.failed(ip);
+            s.ctx.throttle.failed(ip, user);
             Err(Error::AuthFailed(
                 "login failed: wrong user name or password".into(),
             ))
