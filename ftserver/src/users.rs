@@ -25,12 +25,16 @@ pub(crate) fn add_user(file: &Path, name: &str, role: Role) -> Result<String, St
     add_with(file, name, role, &password)
 }
 
+/// Said after a change to the users file: the server reads it only at start.
+pub(crate) const RESTART: &str =
+    "; a running ftserver reads the file when it starts: restart it to use the change";
+
 /// What [`add_user`] does once it has the password.
 fn add_with(file: &Path, name: &str, role: Role, password: &str) -> Result<String, String> {
     let shown = file.display();
     match accounts::add_user(file, name, role, password) {
-        Ok(Added::Added) => Ok(format!("added user {name} ({role}) to {shown}")),
-        Ok(Added::Replaced) => Ok(format!("replaced user {name} ({role}) in {shown}")),
+        Ok(Added::Added) => Ok(format!("added user {name} ({role}) to {shown}{RESTART}")),
+        Ok(Added::Replaced) => Ok(format!("replaced user {name} ({role}) in {shown}{RESTART}")),
         Err(e) => Err(format!("cannot add user {name} to {shown}: {e}")),
     }
 }
@@ -160,11 +164,11 @@ mod tests {
         let shown = file.display();
         assert_eq!(
             add_with(&file, "alice", Role::Write, "pw"),
-            Ok(format!("added user alice (write) to {shown}"))
+            Ok(format!("added user alice (write) to {shown}{RESTART}"))
         );
         assert_eq!(
             add_with(&file, "alice", Role::Read, "pw2"),
-            Ok(format!("replaced user alice (read) in {shown}"))
+            Ok(format!("replaced user alice (read) in {shown}{RESTART}"))
         );
         let refused = add_with(&file, "alice", Role::Read, "").expect_err("empty");
         assert_eq!(

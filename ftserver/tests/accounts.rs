@@ -16,6 +16,10 @@ use util::{DEADLINE, Line, Output, ServerProcess, ftserver, names_in, pinned};
 
 const LOGIN_FAILED: &str = "login failed: wrong user name or password";
 
+/// What `--add-user` adds after saying what it did.
+const RESTART: &str =
+    "; a running ftserver reads the file when it starts: restart it to use the change";
+
 /// `ftserver --users FILE --add-user NAME --role ROLE`, with `FT_PASSWORD` set to
 /// `password`, or unset for `None`; stdin is not a terminal.
 fn add_user(file: &Path, name: &str, role: &str, password: Option<&str>) -> Output {
@@ -93,10 +97,16 @@ fn add_user_writes_a_private_file_of_hashes_and_replaces_in_place() {
 
     let out = add_user(&file, "alice", "write", Some("correct horse"));
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert_eq!(out.stdout, format!("added user alice (write) to {shown}\n"));
+    assert_eq!(
+        out.stdout,
+        format!("added user alice (write) to {shown}{RESTART}\n")
+    );
     assert_eq!(out.stderr, "");
     let out = add_user(&file, "bob", "read", Some("battery staple"));
-    assert_eq!(out.stdout, format!("added user bob (read) to {shown}\n"));
+    assert_eq!(
+        out.stdout,
+        format!("added user bob (read) to {shown}{RESTART}\n")
+    );
     let before = fs::read_to_string(&file).expect("read");
     let lines: Vec<&str> = before.lines().collect();
     assert_eq!(lines.len(), 2, "{before}");
@@ -121,7 +131,7 @@ fn add_user_writes_a_private_file_of_hashes_and_replaces_in_place() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(
         out.stdout,
-        format!("replaced user alice (read) in {shown}\n")
+        format!("replaced user alice (read) in {shown}{RESTART}\n")
     );
     let after = fs::read_to_string(&file).expect("read");
     let lines: Vec<&str> = after.lines().collect();

@@ -29,6 +29,21 @@ const TREE_CHUNK: usize = 16_384;
 /// Most bytes of names and paths held for one batch of a tree.
 const TREE_CHUNK_BYTES: usize = 8 << 20;
 
+/// `text`'s bytes in hexadecimal: a refused name on one line of the spooled listing.
+fn to_hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The text [`to_hex`] wrote (what cannot be read back is replaced, as lossy UTF-8 is).
+fn from_hex(hex: &str) -> String {
+    let bytes: Vec<u8> = hex
+        .as_bytes()
+        .chunks(2)
+        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Files of one chunk: their server names and local paths.
 #[derive(Default)]
 struct Chunk {
@@ -246,6 +261,7 @@ impl Session {
                     continue;
                 };
                 if kind == "x" {
+                    let rel = from_hex(rel);
                     all_ok = false;
                     let refused = Error::InvalidName {
                         name: format!("{name}/{rel}"),
@@ -333,13 +349,14 @@ impl Session {
                 return;
             }
             // Whatever the server sends, only names this client would accept are fetched;
-            // another is a failed item of its own (spooled escaped, on one line).
+            // another is a failed item of its own (spooled in hexadecimal, so that it fits
+            // one line whatever it holds, and is reported as it is, escaped once).
             let full = format!("{name}/{}", entry.name);
             if Name::new(&entry.name)
                 .and_then(|_| Name::new(&full))
                 .is_err()
             {
-                if let Err(e) = writeln!(out, "x\t{}", escape(&entry.name)) {
+                if let Err(e) = writeln!(out, "x\t{}", to_hex(&entry.name)) {
                     failed_write = Some(e);
                 }
                 return;
