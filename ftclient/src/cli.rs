@@ -136,8 +136,9 @@ pub(crate) enum Command {
     /// FILE); with -r, server directories as --dir/NAME/... An existing local file is
     /// kept unless --overwrite (one with the same bytes is reported skipped).
     Get {
-        /// Names of files on the server (directories with -r). `NAME -` writes the one file
-        /// to standard output, once it is verified (the report goes to stderr).
+        /// Names of files on the server (directories with -r, as `list` shows them or
+        /// without the final /). `NAME -` writes the one file to standard output, once it
+        /// is verified (the report goes to stderr).
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
         /// Download directories whole, with modification times and execute bits; running
@@ -157,7 +158,7 @@ pub(crate) enum Command {
     },
     /// List a directory on the server (default: the top), one name per line.
     List {
-        /// The server directory to list.
+        /// The server directory to list (`sub` or, as `list` shows it, `sub/`).
         #[arg(id = "remote_dir", value_name = "DIR")]
         path: Option<String>,
         /// Everything beneath the directory, as paths relative to it.

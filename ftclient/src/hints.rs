@@ -69,8 +69,18 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         (Op::Put, ErrorKind::AlreadyExists) => {
             "the server never replaces a file: choose another name (rename or copy yours)".into()
         }
-        (Op::Get, ErrorKind::AlreadyExists) if !remote => {
-            "pass --overwrite to replace your copy, or --dir to download elsewhere".into()
+        (Op::Get, ErrorKind::AlreadyExists) if !remote => match error {
+            // --overwrite replaces only a regular file: a link or directory stays.
+            Error::AlreadyExists {
+                why: ftlib::Taken::Exists,
+                ..
+            } => "pass --overwrite to replace your copy, or --dir to download elsewhere".into(),
+            _ => "ft never replaces a symbolic link or a directory, even with --overwrite: \
+                  move it away, or download elsewhere with --dir"
+                .into(),
+        },
+        (Op::Get, ErrorKind::NotFound) if error.to_string().contains("(not a regular file)") => {
+            "a directory is downloaded with `get -r`".into()
         }
         (Op::Get, ErrorKind::NotFound) => {
             format!("`ftclient {host} {port} list` shows the files the server has")
@@ -205,8 +215,33 @@ mod tests {
             ),
             (
                 Op::Get,
+                Error::AlreadyExists {
+                    name: "x".into(),
+                    why: Taken::Symlink,
+                },
+                "even with --overwrite",
+            ),
+            (
+                Op::Get,
+                Error::AlreadyExists {
+                    name: "x".into(),
+                    why: Taken::SameCommand,
+                },
+                "a command of its own",
+            ),
+            (
+                Op::Get,
                 remote(ErrorKind::NotFound),
                 "`ftclient files.example 6789 list`",
+            ),
+            (
+                Op::Get,
+                Error::Remote {
+                    side: Side::Server,
+                    kind: ErrorKind::NotFound,
+                    message: "doc not found (not a regular file)".into(),
+                },
+                "`get -r`",
             ),
             (
                 Op::Put,

@@ -217,7 +217,9 @@ fn run(
                 }
             };
             if *recursive {
-                session.get_tree(names, &dir, args.overwrite, *resume, printer)
+                // A directory as `list` shows it (`sub/`) names that directory.
+                let names: Vec<String> = names.iter().map(|n| as_dir(n).to_owned()).collect();
+                session.get_tree(&names, &dir, args.overwrite, *resume, printer)
             } else {
                 session.get(names, &dir, args.overwrite, *resume, printer)
             }
@@ -229,7 +231,7 @@ fn run(
             bytes,
             digest,
         } => {
-            let dir = path.as_deref().unwrap_or("");
+            let dir = path.as_deref().map_or("", as_dir);
             let mut listing = Listing::new(printer, *long, *bytes, *digest);
             if *digest {
                 session.list_dir_digests(dir, *recursive, &mut listing)
@@ -237,6 +239,15 @@ fn run(
                 session.list_dir(dir, *recursive, &mut listing)
             }
         }
+    }
+}
+
+/// A server directory's name as given, without the one `/` that `list` shows after a
+/// directory (`sub/` is `sub`); anything else as it is, for the name rules to judge.
+fn as_dir(name: &str) -> &str {
+    match name.strip_suffix('/') {
+        Some(dir) if !dir.is_empty() && !dir.ends_with('/') => dir,
+        _ => name,
     }
 }
 

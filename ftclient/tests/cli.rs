@@ -328,6 +328,26 @@ fn a_listed_name_the_client_refuses_is_reported_as_it_is() {
     assert_eq!(fs::read(f.local().join("weird/ok")).expect("read"), b"ok");
 }
 
+/// A directory named as `list` shows it, `sub/`, is that directory for `get -r` and `list`.
+#[test]
+fn a_directory_named_as_list_shows_it_is_that_directory() {
+    let f = Fixture::new();
+    fs::create_dir(f.served().join("sub")).expect("mkdir");
+    fs::write(f.served().join("sub/a"), b"a").expect("write");
+    let out = f.ft(&["list"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "sub/\n"),
+        "{out:?}"
+    );
+    let out = f.ft(&["list", "sub/"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "a\n"), "{out:?}");
+    assert_success(&f.ft(&["get", "-r", "sub/"]));
+    assert_eq!(fs::read(f.local().join("sub/a")).expect("read"), b"a");
+    // Two slashes are still an empty component.
+    assert_eq!(f.ft(&["list", "sub//"]).code, Some(1));
+}
+
 #[test]
 fn list_prints_names_on_stdout_and_the_report_on_stderr() {
     let f = Fixture::new();
