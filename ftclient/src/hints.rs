@@ -52,20 +52,31 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         _ => {}
     }
     let text = match (op, error.kind()) {
-        (_, ErrorKind::Connection) => match error {
-            Error::Resolve(_) => format!("check the host name {host:?}"),
-            Error::Network { source, .. } => match source.kind() {
-                io::ErrorKind::ConnectionRefused => {
-                    format!("is ftserver running on {host}, port {port}?")
-                }
-                io::ErrorKind::TimedOut => format!(
-                    "nothing answered within {timeout} s: check the host and port, \
+        (_, ErrorKind::Connection) => {
+            let what = match error {
+                Error::Resolve(_) => format!("check the host name {host:?}"),
+                Error::Network { source, .. } => match source.kind() {
+                    io::ErrorKind::ConnectionRefused => {
+                        format!("is ftserver running on {host}, port {port}?")
+                    }
+                    io::ErrorKind::TimedOut => format!(
+                        "nothing answered within {timeout} s: check the host and port, \
                      and that no firewall blocks port {port}"
-                ),
-                _ => format!("check the network, and that ftserver still runs on {host}"),
-            },
-            _ => format!("check that ftserver still runs on {host}, port {port}, and try again"),
-        },
+                    ),
+                    _ => format!("check the network, and that ftserver still runs on {host}"),
+                },
+                _ => {
+                    format!("check that ftserver still runs on {host}, port {port}, and try again")
+                }
+            };
+            // A transfer cut: what it moved is kept, as after Ctrl-C.
+            if matches!(op, Op::Put | Op::Get) && resume {
+                what + "; running the same command again goes on: a file of 16 MiB or more \
+                        continues where it stopped"
+            } else {
+                what
+            }
+        }
         (Op::Put, ErrorKind::AlreadyExists) => {
             "the server never replaces a file: choose another name (rename or copy yours)".into()
         }
@@ -118,8 +129,13 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         (Op::Put, ErrorKind::SizeMismatch) if !remote => {
             "the file changed while it was sent; upload it again once it is complete".into()
         }
-        (_, ErrorKind::ChecksumMismatch | ErrorKind::SizeMismatch) => {
+        (_, ErrorKind::ChecksumMismatch) => {
             "the data was damaged in transit and nothing was kept; try again".into()
+        }
+        (_, ErrorKind::SizeMismatch) => {
+            "the file changed while it was sent, so nothing was kept; try again once it is \
+             complete"
+                .into()
         }
         // Interrupted here (Ctrl-C): the server's cancelled means another client's doing.
         (Op::Put | Op::Get, ErrorKind::Cancelled) if !remote && resume => {
@@ -306,6 +322,20 @@ mod tests {
                 "run the same command again to go on",
             ),
             (Op::Get, Error::Cancelled, "continues where it stopped"),
+            (
+                Op::Put,
+                Error::Closed("in the middle of a file body"),
+                "continues where it stopped",
+            ),
+            (
+                Op::Get,
+                Error::Remote {
+                    side: Side::Server,
+                    kind: ErrorKind::SizeMismatch,
+                    message: "f: expected 5 bytes, got 6 (the file grew while being sent)".into(),
+                },
+                "the file changed while it was sent",
+            ),
             (
                 Op::Get,
                 Error::Timeout(std::time::Duration::from_secs(30)),

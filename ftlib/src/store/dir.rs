@@ -881,6 +881,44 @@ mod tests {
         assert!(err.to_string().contains("not a directory"), "{err}");
     }
 
+    /// Once a name is published, the partials that interrupted uploads of it kept can never
+    /// be finished (nothing replaces the name): they go, and another name's stays.
+    #[test]
+    fn publishing_a_name_removes_the_partials_kept_for_it() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let interrupted = |file: &str, key: &str| {
+            let mut cut = store
+                .create_resumable(&name(file), 10, key)
+                .expect("resumable")
+                .upload;
+            cut.write_all(b"hello").expect("write");
+            cut.keep();
+        };
+        interrupted("f", "aaaa");
+        interrupted("g", "cccc");
+        let parts = || {
+            let mut found: Vec<String> = fs::read_dir(dir.path())
+                .expect("ls")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".ft-part-"))
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(parts(), [".ft-part-aaaa", ".ft-part-cccc"]);
+        // The file changed (another key): its upload starts over in a partial of its own.
+        let mut again = store
+            .create_resumable(&name("f"), 10, "bbbb")
+            .expect("resumable");
+        assert_eq!(again.offset, 0);
+        again.upload.write_all(b"0123456789").expect("write");
+        again.upload.commit().expect("commit");
+        assert_eq!(fs::read(dir.path().join("f")).expect("read"), b"0123456789");
+        assert_eq!(parts(), [".ft-part-cccc"]);
+    }
+
     /// A partial's key is part of a file name: anything but hex digits is refused.
     #[test]
     fn partial_keys_are_hex_only() {

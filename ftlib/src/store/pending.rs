@@ -118,9 +118,14 @@ impl DirUpload {
         dir: Option<Arc<DirFd>>,
         name: &Name,
         replace: bool,
-        lock: PartialLock,
+        mut lock: PartialLock,
         file: File,
     ) -> DirUpload {
+        // Only a server's uploads (never replacing) leave a partial that a published name
+        // makes useless.
+        if !replace {
+            lock.set_name(name);
+        }
         DirUpload {
             data: Data::Named(file),
             tmp: lock.path().to_owned(),
@@ -463,6 +468,9 @@ impl DirUpload {
         })?;
         // Published: from here on the name is the file's, whatever happens.
         self.tmp = PathBuf::new();
+        if let Some(lock) = &self.lock {
+            lock.published();
+        }
         Ok(dir)
     }
 

@@ -445,6 +445,9 @@ pub(super) struct Partials {
     /// The client address of each kept partial whose client is known (in memory: a restart
     /// forgets them). Entries of partials gone from the directory are dropped at each prune.
     owners: Mutex<HashMap<PathBuf, IpAddr>>,
+    /// The upload name each kept partial is for (in memory, as `owners`): once that name is
+    /// published, no upload can finish the partial (nothing replaces a published name).
+    names: Mutex<HashMap<PathBuf, String>>,
     limits: Mutex<PartialLimits>,
 }
 
@@ -454,7 +457,34 @@ impl Partials {
             root,
             active: Mutex::default(),
             owners: Mutex::default(),
+            names: Mutex::default(),
             limits: Mutex::default(),
+        }
+    }
+
+    fn names(&self) -> MutexGuard<'_, HashMap<PathBuf, String>> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes the kept partials of uploads of `name` (not those in use): called once
+    /// `name` is published, when none of them can ever be finished. Partials kept before
+    /// the server started are not known here; the limits remove those.
+    pub(super) fn discard_for(&self, name: &str) {
+        let mut names = self.names();
+        if names.is_empty() {
+            return;
+        }
+        let stale: Vec<PathBuf> = names
+            .iter()
+            .filter(|(_, n)| *n == name)
+            .map(|(path, _)| path.clone())
+            .collect();
+        let active = self.active();
+        for path in stale {
+            if !active.contains(&path) {
+                let _ = fs::remove_file(&path);
+                names.remove(&path);
+            }
         }
     }
 
@@ -500,6 +530,7 @@ impl Partials {
             partials: Arc::clone(self),
             path,
             peer: None,
+            name: None,
         })
     }
 
@@ -567,6 +598,11 @@ impl Partials {
     fn prune_per_peer(&self, kept: Vec<Kept>, max_per_peer: usize) -> Vec<Kept> {
         let mut owners = self.owners();
         let present: HashSet<&PathBuf> = kept.iter().map(|k| &k.2).collect();
+        {
+            let active = self.active();
+            self.names()
+                .retain(|path, _| present.contains(path) || active.contains(path));
+        }
         // Not listed: gone, aged out, or in use (whose next keep says its client again).
         owners.retain(|path, _| present.contains(path));
         let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
@@ -604,12 +640,28 @@ pub(super) struct PartialLock {
     /// The client address the transfer comes from, if known: the partial is counted as
     /// theirs once kept.
     peer: Option<IpAddr>,
+    /// The name the upload is for, if it is one, remembered once kept
+    /// ([`Partials::discard_for`]).
+    name: Option<String>,
 }
 
 impl PartialLock {
     /// Names the client the transfer comes from.
     pub(super) fn set_peer(&mut self, peer: IpAddr) {
         self.peer = Some(peer);
+    }
+
+    /// Names the upload the partial is for.
+    pub(super) fn set_name(&mut self, name: &str) {
+        self.name = Some(name.to_owned());
+    }
+
+    /// Removes the other kept partials of uploads of the same name, once this one is
+    /// published ([`Partials::discard_for`]).
+    pub(super) fn published(&self) {
+        if let Some(name) = &self.name {
+            self.partials.discard_for(name);
+        }
     }
 
     /// The partial's file.
@@ -631,6 +683,11 @@ impl PartialLock {
             None => owners.remove(&self.path),
         };
         drop(owners);
+        if let Some(name) = &self.name {
+            self.partials
+                .names()
+                .insert(self.path.clone(), name.clone());
+        }
         let partials = Arc::clone(&self.partials);
         drop(self);
         partials.prune();
