@@ -81,17 +81,25 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             "the server never replaces a file: choose another name (rename or copy yours)".into()
         }
         (Op::Get, ErrorKind::AlreadyExists) if !remote => match error {
-            // --overwrite replaces only a regular file: a link or directory stays.
+            // --overwrite replaces only a regular file: anything else stays.
             Error::AlreadyExists {
-                why: ftlib::Taken::Exists,
+                why:
+                    ftlib::Taken::Symlink
+                    | ftlib::Taken::Directory
+                    | ftlib::Taken::NotAFile
+                    | ftlib::Taken::NotADirectory,
                 ..
-            } => "pass --overwrite to replace your copy, or --dir to download elsewhere".into(),
-            _ => "ft never replaces a symbolic link or a directory, even with --overwrite: \
-                  move it away, or download elsewhere with --dir"
+            } => "ft replaces only a regular file, even with --overwrite: move this one \
+                  away, or download elsewhere with --dir"
                 .into(),
+            Error::AlreadyExists {
+                why: ftlib::Taken::InUse,
+                ..
+            } => "another transfer of it is running; try again once it is done".into(),
+            _ => "pass --overwrite to replace your copy, or --dir to download elsewhere".into(),
         },
         (Op::Get, ErrorKind::NotFound) if error.to_string().contains("(not a regular file)") => {
-            "a directory is downloaded with `get -r`".into()
+            "if it is a directory, download it with `get -r`".into()
         }
         (Op::Get, ErrorKind::NotFound) => {
             format!("`ftclient {host} {port} list` shows the files the server has")
@@ -235,7 +243,7 @@ mod tests {
                     name: "x".into(),
                     why: Taken::Symlink,
                 },
-                "even with --overwrite",
+                "only a regular file, even with --overwrite",
             ),
             (
                 Op::Get,

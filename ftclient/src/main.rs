@@ -110,7 +110,13 @@ fn main() -> ExitCode {
         (false, Some(fp)) => Trust::Pinned(fp),
         (false, None) => Trust::default(),
     };
-    let config_resumes = config.resume_from.is_some();
+    // A stream (`put -`, `get NAME -`) never resumes, whatever the flags.
+    let streams = match &args.command {
+        Command::Put { files, .. } => files.len() == 1 && files[0].as_os_str() == "-",
+        Command::Get { names, .. } => stdout_target(names).is_some(),
+        _ => false,
+    };
+    let config_resumes = config.resume_from.is_some() && !streams;
     let mut session = Session::new(&args.host, args.port, config);
     let host = session.host().to_owned();
     let target = Target {

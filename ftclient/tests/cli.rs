@@ -252,11 +252,14 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
         .collect();
     assert_eq!(
         got,
-        [("a/copyright", None), ("copyright", Some("already-exists"))],
-        "{out:?}"
+        [
+            ("b/copyright", Some("already-exists")),
+            ("a/copyright", None)
+        ],
+        "the refused twin is reported first, before anything is asked for: {out:?}"
     );
     assert!(
-        lines[1].message.contains("an earlier file of this command"),
+        lines[0].message.contains("another file of this command"),
         "{out:?}"
     );
     assert_eq!(names_in(&down), ["copyright"]);
@@ -282,6 +285,38 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
         "the refused twin is reported first, before anything is sent: {out:?}"
     );
     assert_eq!(f.served_bytes("dup/copyright"), b"first");
+
+    // The same name twice: moved once, the second said to be the same name.
+    let again = f.base.path().join("again");
+    fs::create_dir(&again).expect("mkdir");
+    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), f.port().into(), "get".into()];
+    args.extend(["a/copyright", "a/copyright", "--dir"].map(OsString::from));
+    args.push(again.clone().into());
+    let out = f.ft_raw(args);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("another file of this command"),
+        "{out:?}"
+    );
+    assert_eq!(fs::read(again.join("copyright")).expect("read"), b"first");
+
+    // Two trees with the same last component would merge: the later one is refused.
+    for (dir, file) in [("t1/t", "x"), ("t2/t", "y")] {
+        fs::create_dir_all(f.served().join(dir)).expect("mkdir");
+        fs::write(f.served().join(dir).join(file), file).expect("write");
+    }
+    let trees = f.base.path().join("trees");
+    fs::create_dir(&trees).expect("mkdir");
+    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), f.port().into(), "get".into()];
+    args.extend(["-r", "t1/t", "t2/t", "--overwrite", "--dir"].map(OsString::from));
+    args.push(trees.clone().into());
+    let out = f.ft_raw(args);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("another file of this command"),
+        "{out:?}"
+    );
+    assert_eq!(names_in(&trees.join("t")), ["x"]);
 }
 
 /// `get -r ""` is an invalid name like any other, refused before anything is listed

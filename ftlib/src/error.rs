@@ -354,8 +354,8 @@ pub enum Taken {
     InUse,
     /// Another upload of that name was published first.
     Raced,
-    /// An earlier file of the same command goes to that name (two files with the same last
-    /// component, say), so this one is not moved: it would fail or replace that one.
+    /// Another, earlier file of the same command goes to that name (two files with the same
+    /// last component, say), so this one is not moved: it would fail or replace that one.
     SameCommand,
     /// A directory has that name (a file never replaces a directory).
     Directory,
@@ -373,7 +373,7 @@ impl fmt::Display for Taken {
             Taken::NotAFile => " and is not a regular file",
             Taken::InUse => " (the same file is being transferred right now)",
             Taken::Raced => " (another upload finished first)",
-            Taken::SameCommand => " (an earlier file of this command takes that name)",
+            Taken::SameCommand => " (another file of this command goes to that name)",
             Taken::Directory => " as a directory",
             Taken::NotADirectory => " and is not a directory",
             Taken::Symlink => " as a symbolic link, which ft does not follow",
@@ -748,7 +748,7 @@ mod tests {
             ),
             (
                 Taken::SameCommand,
-                "x already exists (an earlier file of this command takes that name)",
+                "x already exists (another file of this command goes to that name)",
             ),
         ];
         for (why, text) in taken {

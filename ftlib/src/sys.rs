@@ -225,15 +225,28 @@ pub fn avoid_slow_memory_copies() {
         let Some(name) = args.next() else {
             return;
         };
-        // By its path, not `/proc/self/exe`: the kernel names the process after the file it
-        // executes, and `exe` would hide ftserver from `pgrep`, `pkill` and `top`. Returns
-        // only on failure (the file was removed or replaced since, say).
-        let _ = std::process::Command::new(exe)
-            .arg0(name)
-            .args(args)
-            .env("GLIBC_TUNABLES", extended)
-            .env(GLIBC_TUNED, "1")
-            .exec();
+        let args: Vec<_> = args.collect();
+        // By its path first, not `/proc/self/exe`: the kernel names the process after the
+        // file it executes, and `exe` would hide ftserver from `pgrep`, `pkill` and `top`.
+        // If that fails (the file was removed since, say), through `/proc/self/exe`, which
+        // still reaches it. `exec` returns only on failure.
+        // Only if the path still holds this very file (not one put there since).
+        let same_file = |a: &Path, b: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            match (fs::metadata(a), fs::metadata(b)) {
+                (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+                _ => false,
+            }
+        };
+        let by_path = same_file(&exe, Path::new("/proc/self/exe")).then_some(exe);
+        for program in by_path.into_iter().chain(["/proc/self/exe".into()]) {
+            let _ = std::process::Command::new(program)
+                .arg0(&name)
+                .args(&args)
+                .env("GLIBC_TUNABLES", &extended)
+                .env(GLIBC_TUNED, "1")
+                .exec();
+        }
     }
 }
 

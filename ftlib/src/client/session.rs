@@ -195,6 +195,8 @@ impl Session {
             .iter()
             .map(|file| within(rename.map_or_else(|| remote_name(file), str::to_owned)))
             .collect();
+        // Two local files that would land on one server name (or one file named twice):
+        // the later ones are refused before they are sent.
         let twins = later_twins(&names);
         let source = |i: usize| {
             if twins[i] {
@@ -288,30 +290,8 @@ impl Session {
             .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
             .collect();
         observer.start(names.len());
-        // Two names with the same last component would land on one local file: the later
-        // ones are refused, not moved, so that no download replaces another of the command.
-        let twins = later_twins(&locals);
-        let (mut moved, mut moved_locals, mut refused) = (Vec::new(), Vec::new(), Vec::new());
-        for ((name, local), twin) in names.iter().zip(locals).zip(twins) {
-            if twin {
-                refused.push(local);
-            } else {
-                moved.push(name.clone());
-                moved_locals.push(local);
-            }
-        }
         self.item_base = 0;
-        let mut all_ok = self.get_items(&moved, &moved_locals, dir, overwrite, resume, observer)?;
-        self.item_base = moved.len();
-        for local in refused {
-            all_ok = false;
-            let twin = Error::AlreadyExists {
-                name: local.clone(),
-                why: Taken::SameCommand,
-            };
-            self.report_skipped(Op::Get, &local, Err(twin), observer);
-        }
-        Ok(all_ok)
+        self.get_items(names, &locals, dir, overwrite, resume, observer)
     }
 
     /// Downloads each server file `names[i]` into `dir` as `locals[i]`.
@@ -327,8 +307,19 @@ impl Session {
         let mut same = |client: &mut Client, i: usize| {
             client.same_as_local(&names[i], &dir.root().join(&locals[i]))
         };
+        // Two server files that would land on one local file (the same last component, or
+        // the same name twice): the later ones are refused before they are asked for, so
+        // that no download of the command replaces another.
+        let twins = later_twins(locals);
+        let twin = |i: usize| Error::AlreadyExists {
+            name: locals[i].clone(),
+            why: Taken::SameCommand,
+        };
         if resume {
             let get = |client: &mut Client, i: usize, progress: &mut dyn FnMut(Progress)| {
+                if twins[i] {
+                    return Err(twin(i));
+                }
                 client.get_resumable_as(&names[i], &locals[i], dir, overwrite, progress)
             };
             return self.one_by_one(names, Op::Get, observer, get, &mut same);
@@ -337,11 +328,23 @@ impl Session {
                    todo: &[usize],
                    progress: &mut dyn FnMut(usize, Progress),
                    done: &mut dyn FnMut(usize, Result<Received>)| {
-            let subset: Vec<(&str, &str)> = todo
-                .iter()
-                .map(|&i| (names[i].as_str(), locals[i].as_str()))
-                .collect();
-            client.get_many_as(&subset, dir, overwrite, progress, done);
+            let mut asked = Vec::new();
+            let mut subset: Vec<(&str, &str)> = Vec::new();
+            for (k, &i) in todo.iter().enumerate() {
+                if twins[i] {
+                    done(k, Err(twin(i)));
+                } else {
+                    asked.push(k);
+                    subset.push((names[i].as_str(), locals[i].as_str()));
+                }
+            }
+            client.get_many_as(
+                &subset,
+                dir,
+                overwrite,
+                &mut |j, p| progress(asked[j], p),
+                &mut |j, r| done(asked[j], r),
+            );
         };
         self.batch(names, Op::Get, observer, run, &mut same)
     }
@@ -530,8 +533,8 @@ impl Session {
     }
 }
 
-/// For each of `names`, whether an earlier one is the same.
-fn later_twins(names: &[String]) -> Vec<bool> {
+/// For each of `names`, whether an earlier one is the same (the first of each stands).
+pub(super) fn later_twins(names: &[String]) -> Vec<bool> {
     let mut seen = std::collections::HashSet::new();
     names
         .iter()

@@ -222,10 +222,24 @@ impl Session {
         let _ = dir.cleanup();
         let mut spools = Vec::new();
         let (mut files, mut bytes) = (0usize, 0u64);
-        for name in names {
+        // Two server directories with the same last component would merge into one local
+        // one: the later ones are refused, before their listing.
+        let tops: Vec<String> = names
+            .iter()
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
+            .collect();
+        let twins = super::session::later_twins(&tops);
+        for (name, twin) in names.iter().zip(twins) {
             // A name the server would not take is refused here, before its listing: `""`
             // would list the whole served directory.
-            let spooled = Name::new(name).and_then(|_| self.spool_listing(name, observer));
+            let spooled = if twin {
+                Err(Error::AlreadyExists {
+                    name: name.rsplit('/').next().unwrap_or(name).to_owned(),
+                    why: crate::error::Taken::SameCommand,
+                })
+            } else {
+                Name::new(name).and_then(|_| self.spool_listing(name, observer))
+            };
             if let Ok((_, n, b)) = &spooled {
                 files += n;
                 bytes = bytes.saturating_add(*b);

@@ -470,21 +470,30 @@ impl Partials {
     /// `name` is published, when none of them can ever be finished. Partials kept before
     /// the server started are not known here; the limits remove those.
     pub(super) fn discard_for(&self, name: &str) {
-        let mut names = self.names();
-        if names.is_empty() {
-            return;
-        }
-        let stale: Vec<PathBuf> = names
+        // One lock at a time (never `names` with `active`, which `prune` takes too), and no
+        // file call under either but the removal, which `discard` makes under `active`.
+        let stale: Vec<PathBuf> = self
+            .names()
             .iter()
             .filter(|(_, n)| *n == name)
             .map(|(path, _)| path.clone())
             .collect();
-        let active = self.active();
-        for path in stale {
-            if !active.contains(&path) {
-                let _ = fs::remove_file(&path);
-                names.remove(&path);
+        if stale.is_empty() {
+            return;
+        }
+        let mut gone = Vec::new();
+        {
+            let active = self.active();
+            for path in stale {
+                if !active.contains(&path) {
+                    let _ = fs::remove_file(&path);
+                    gone.push(path);
+                }
             }
+        }
+        let mut names = self.names();
+        for path in gone {
+            names.remove(&path);
         }
     }
 
@@ -598,11 +607,10 @@ impl Partials {
     fn prune_per_peer(&self, kept: Vec<Kept>, max_per_peer: usize) -> Vec<Kept> {
         let mut owners = self.owners();
         let present: HashSet<&PathBuf> = kept.iter().map(|k| &k.2).collect();
-        {
-            let active = self.active();
-            self.names()
-                .retain(|path, _| present.contains(path) || active.contains(path));
-        }
+        // One lock at a time: `discard_for` takes these two too.
+        let active = self.active().clone();
+        self.names()
+            .retain(|path, _| present.contains(path) || active.contains(path));
         // Not listed: gone, aged out, or in use (whose next keep says its client again).
         owners.retain(|path, _| present.contains(path));
         let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
