@@ -217,6 +217,8 @@ impl Session {
             .map(|meta| meta.len())
             .sum();
         observer.totals(names.len(), bytes);
+        // Items are numbered from 0 in each command, whatever this session did before.
+        self.item_base = 0;
         self.put_items(&names, &source, true, resume, observer)
     }
 
