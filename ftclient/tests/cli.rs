@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use util::{
-    Fixture, JSON_REPORT_FIELDS, assert_success, dead_port, ftclient_in, names_in, noise, reports,
-    temp_files,
+    Fixture, JSON_REPORT_FIELDS, Output, assert_success, dead_port, ftclient_in, names_in, noise,
+    reports, temp_files,
 };
 
 #[test]
@@ -225,6 +225,19 @@ fn names_with_colons_round_trip_on_unix() {
     );
 }
 
+/// Each report line's name and error kind (`None`: success), in order.
+fn outcomes(out: &Output) -> Vec<(String, Option<String>)> {
+    reports(&out.stdout)
+        .into_iter()
+        .map(|l| (l.name, l.kind))
+        .collect()
+}
+
+/// One of [`outcomes`].
+fn outcome(name: &str, kind: Option<&str>) -> (String, Option<String>) {
+    (name.to_owned(), kind.map(str::to_owned))
+}
+
 /// Two files of one command that would land on the same name (the same last component):
 /// the first moves, the later one is refused before it is sent, so neither `get
 /// --overwrite` nor `put --to` lets one file of the command replace or race another.
@@ -245,21 +258,18 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
     args.push(down.clone().into());
     let out = f.ft_raw(args);
     assert_eq!(out.code, Some(1), "{out:?}");
-    let lines = reports(&out.stdout);
-    let got: Vec<_> = lines
-        .iter()
-        .map(|l| (l.name.as_str(), l.kind.as_deref()))
-        .collect();
     assert_eq!(
-        got,
+        outcomes(&out),
         [
-            ("b/copyright", Some("already-exists")),
-            ("a/copyright", None)
+            outcome("b/copyright", Some("already-exists")),
+            outcome("a/copyright", None)
         ],
         "the refused twin is reported first, before anything is asked for: {out:?}"
     );
     assert!(
-        lines[0].message.contains("another file of this command"),
+        reports(&out.stdout)[0]
+            .message
+            .contains("another file of this command"),
         "{out:?}"
     );
     assert_eq!(names_in(&down), ["copyright"]);
@@ -269,18 +279,11 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
     let (a, b) = (a.to_str().expect("UTF-8"), b.to_str().expect("UTF-8"));
     let out = f.ft(&["put", a, b, "--to", "dup"]);
     assert_eq!(out.code, Some(1), "{out:?}");
-    let got: Vec<_> = reports(&out.stdout)
-        .iter()
-        .map(|l| (l.name.clone(), l.kind.clone()))
-        .collect();
     assert_eq!(
-        got,
+        outcomes(&out),
         [
-            (
-                "dup/copyright".to_owned(),
-                Some("already-exists".to_owned())
-            ),
-            ("dup/copyright".to_owned(), None)
+            outcome("dup/copyright", Some("already-exists")),
+            outcome("dup/copyright", None)
         ],
         "the refused twin is reported first, before anything is sent: {out:?}"
     );
@@ -344,19 +347,13 @@ fn a_listed_name_the_client_refuses_is_reported_as_it_is() {
     fs::write(f.served().join("weird/ok"), b"ok").expect("write");
     let out = f.ft(&["get", "-r", "weird"]);
     assert_eq!(out.code, Some(1), "{out:?}");
-    let mut got: Vec<_> = reports(&out.stdout)
-        .into_iter()
-        .map(|l| (l.name, l.kind))
-        .collect();
+    let mut got = outcomes(&out);
     got.sort();
     assert_eq!(
         got,
         [
-            (
-                "\"weird/new\\nline\"".to_owned(),
-                Some("invalid-name".to_owned())
-            ),
-            ("weird/ok".to_owned(), None)
+            outcome("\"weird/new\\nline\"", Some("invalid-name")),
+            outcome("weird/ok", None)
         ],
         "{out:?}"
     );
