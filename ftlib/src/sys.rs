@@ -191,8 +191,9 @@ pub const GLIBC_TUNED: &str = "FT_GLIBC_TUNED";
 /// encrypted uploads and some downloads, costing a quarter to a third of the process's CPU
 /// (docs/PERFORMANCE.md, "Slow copies"). No setting can be changed once glibc has started,
 /// so the program is executed again (the file `/proc/self/exe` points to, so the process
-/// keeps its name; same process, arguments and standard streams) with `GLIBC_TUNABLES` extended by [`REP_MOVSB_TUNABLE`]; glibc then copies with
-/// vector instructions, at full speed whatever the alignment.
+/// keeps its name; same process, arguments and standard streams) with `GLIBC_TUNABLES`
+/// extended by [`REP_MOVSB_TUNABLE`]; glibc then copies with vector instructions, at full
+/// speed whatever the alignment.
 ///
 /// Returns, doing nothing, elsewhere; when `GLIBC_TUNABLES` names the tunable already; when
 /// [`GLIBC_TUNED`] is set (by the first start, or by hand to opt out); when the program was
@@ -228,9 +229,9 @@ pub fn avoid_slow_memory_copies() {
         let args: Vec<_> = args.collect();
         // By its path first, not `/proc/self/exe`: the kernel names the process after the
         // file it executes, and `exe` would hide ftserver from `pgrep`, `pkill` and `top`.
-        // If that fails (the file was removed since, say), through `/proc/self/exe`, which
-        // still reaches it. `exec` returns only on failure.
-        // Only if the path still holds this very file (not one put there since).
+        // Only while the path still holds this very file (not one put there since); else,
+        // or if that fails, through `/proc/self/exe`, which still reaches it. `exec`
+        // returns only on failure.
         let same_file = |a: &Path, b: &Path| {
             use std::os::unix::fs::MetadataExt;
             match (fs::metadata(a), fs::metadata(b)) {
@@ -306,9 +307,9 @@ fn cpu_vendor_is(vendor: &str) -> bool {
 /// slow. Written by hand (ten lines): aligning with the allocator needs `unsafe`, and no
 /// crate in our set does it; a few KiB more than asked for, skipped, needs neither.
 pub(crate) struct PageAligned {
+    /// The bytes before `start` are skipped; the buffer runs from there to the end.
     storage: Vec<u8>,
     start: usize,
-    len: usize,
 }
 
 impl PageAligned {
@@ -326,18 +327,14 @@ impl PageAligned {
             return PageAligned {
                 storage: vec![0u8; len],
                 start: 0,
-                len,
             };
         }
-        let storage = vec![0u8; len + Self::PAGE - 1];
+        let mut storage = vec![0u8; len + Self::PAGE - 1];
         // `align_offset` may give up (usize::MAX): the buffer is then only slower.
         let start = storage.as_ptr().align_offset(Self::PAGE);
         let start = if start < Self::PAGE { start } else { 0 };
-        PageAligned {
-            storage,
-            start,
-            len,
-        }
+        storage.truncate(start + len);
+        PageAligned { storage, start }
     }
 }
 
@@ -345,13 +342,13 @@ impl std::ops::Deref for PageAligned {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.storage[self.start..self.start + self.len]
+        &self.storage[self.start..]
     }
 }
 
 impl std::ops::DerefMut for PageAligned {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.start + self.len]
+        &mut self.storage[self.start..]
     }
 }
 

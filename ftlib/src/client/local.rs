@@ -65,6 +65,12 @@ pub(super) fn remote_name(file: &Path) -> String {
         .into_owned()
 }
 
+/// Where a download of the server name `name` lands in the local directory: its last
+/// component (`photos/a.jpg` as `a.jpg`, a tree `docs/2024` as `2024/...`).
+pub(super) fn local_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
 /// The attributes of a local file that travel with it.
 pub(super) fn local_attrs(file: &File) -> Option<Attrs> {
     let meta = file.metadata().ok()?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::local::{Local, local_source, remote_name};
+use super::local::{Local, local_name, local_source, remote_name};
 use super::observer::Observer;
 use super::{Client, ClientConfig, Progress};
 use crate::error::{Error, Result, Taken};
@@ -287,10 +287,7 @@ impl Session {
     ) -> Result<bool> {
         // Best effort: a temporary file that cannot be removed stays hidden.
         let _ = dir.cleanup();
-        let locals: Vec<String> = names
-            .iter()
-            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
-            .collect();
+        let locals: Vec<String> = names.iter().map(|n| local_name(n).to_owned()).collect();
         observer.start(names.len());
         self.item_base = 0;
         self.get_items(names, &locals, dir, overwrite, resume, observer)

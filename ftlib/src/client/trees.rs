@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::Client;
-use super::local::local_source;
+use super::local::{local_name, local_source};
 use super::observer::Observer;
 use super::session::Session;
 use super::walk::{Failed, Found, LocalTree};
@@ -224,17 +224,14 @@ impl Session {
         let (mut files, mut bytes) = (0usize, 0u64);
         // Two server directories with the same last component would merge into one local
         // one: the later ones are refused, before their listing.
-        let tops: Vec<String> = names
-            .iter()
-            .map(|n| n.rsplit('/').next().unwrap_or(n).to_owned())
-            .collect();
+        let tops: Vec<String> = names.iter().map(|n| local_name(n).to_owned()).collect();
         let twins = super::session::later_twins(&tops);
-        for (name, twin) in names.iter().zip(twins) {
+        for ((name, top), twin) in names.iter().zip(&tops).zip(twins) {
             // A name the server would not take is refused here, before its listing: `""`
             // would list the whole served directory.
             let spooled = if twin {
                 Err(Error::AlreadyExists {
-                    name: name.rsplit('/').next().unwrap_or(name).to_owned(),
+                    name: top.clone(),
                     why: crate::error::Taken::SameCommand,
                 })
             } else {
@@ -249,7 +246,7 @@ impl Session {
         observer.totals(files, bytes);
         let mut all_ok = true;
         self.item_base = 0;
-        for (name, spooled) in names.iter().zip(spools) {
+        for ((name, spooled), top) in names.iter().zip(spools).zip(&tops) {
             let spool = match spooled {
                 Ok((spool, _, _)) => spool,
                 Err(e) if e.breaks_connection() && !matches!(e, Error::Remote { .. }) => {
@@ -261,7 +258,6 @@ impl Session {
                     continue;
                 }
             };
-            let top = name.rsplit('/').next().unwrap_or(name).to_owned();
             let mut names = Vec::new();
             let mut locals = Vec::new();
             // The handles of the directories made last, so that the next is made in its
@@ -308,7 +304,7 @@ impl Session {
             }
             if names.is_empty() && locals.is_empty() {
                 // An empty directory (or one of only directories) still arrives.
-                if let Err(e) = Name::new(&top).and_then(|top| dir.make_dir(&top)) {
+                if let Err(e) = Name::new(top).and_then(|top| dir.make_dir(&top)) {
                     all_ok = false;
                     self.report_skipped(Op::Get, name, Err(e), observer);
                 }

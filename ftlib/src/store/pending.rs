@@ -121,8 +121,8 @@ impl DirUpload {
         mut lock: PartialLock,
         file: File,
     ) -> DirUpload {
-        // Only a server's uploads (never replacing) leave a partial that a published name
-        // makes useless.
+        // A name that is never replaced (every upload to a server, a download without
+        // --overwrite) makes the other partials for it useless once it is published.
         if !replace {
             lock.set_name(name);
         }

@@ -437,18 +437,26 @@ impl Default for PartialLimits {
 }
 
 /// The partials of one directory: those in use (never pruned, never opened twice), the
-/// client each kept one is for, and the limits on the rest.
+/// client and name each kept one is for, and the limits on the rest.
 #[derive(Debug)]
 pub(super) struct Partials {
     root: PathBuf,
     active: Mutex<HashSet<PathBuf>>,
-    /// The client address of each kept partial whose client is known (in memory: a restart
-    /// forgets them). Entries of partials gone from the directory are dropped at each prune.
-    owners: Mutex<HashMap<PathBuf, IpAddr>>,
-    /// The upload name each kept partial is for (in memory, as `owners`): once that name is
-    /// published, no upload can finish the partial (nothing replaces a published name).
-    names: Mutex<HashMap<PathBuf, String>>,
+    /// What is known of each kept partial: its client and the name it is for (in memory: a
+    /// restart forgets them). Entries of partials gone from the directory, or in use (whose
+    /// next keep says it again), are dropped at each prune.
+    kept_for: Mutex<HashMap<PathBuf, KeptFor>>,
     limits: Mutex<PartialLimits>,
+}
+
+/// What a [`Partials`] knows of one kept partial.
+#[derive(Debug)]
+struct KeptFor {
+    /// The client address its transfer came from: it counts as theirs.
+    peer: Option<IpAddr>,
+    /// The upload name it is for: once that name is published, no upload can finish it
+    /// (nothing replaces a published name).
+    name: Option<String>,
 }
 
 impl Partials {
@@ -456,49 +464,36 @@ impl Partials {
         Partials {
             root,
             active: Mutex::default(),
-            owners: Mutex::default(),
-            names: Mutex::default(),
+            kept_for: Mutex::default(),
             limits: Mutex::default(),
         }
-    }
-
-    fn names(&self) -> MutexGuard<'_, HashMap<PathBuf, String>> {
-        self.names.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Removes the kept partials of uploads of `name` (not those in use): called once
     /// `name` is published, when none of them can ever be finished. Partials kept before
     /// the server started are not known here; the limits remove those.
     pub(super) fn discard_for(&self, name: &str) {
-        // One lock at a time (never `names` with `active`, which `prune` takes too), and no
-        // file call under either but the removal, which `discard` makes under `active`.
+        // One lock at a time (never `kept_for` with `active`, as `prune` takes it too).
         let stale: Vec<PathBuf> = self
-            .names()
+            .kept_for()
             .iter()
-            .filter(|(_, n)| *n == name)
+            .filter(|(_, kept)| kept.name.as_deref() == Some(name))
             .map(|(path, _)| path.clone())
             .collect();
-        if stale.is_empty() {
-            return;
-        }
-        let mut gone = Vec::new();
-        {
-            let active = self.active();
-            for path in stale {
-                if !active.contains(&path) {
-                    let _ = fs::remove_file(&path);
-                    gone.push(path);
-                }
+        let gone: Vec<PathBuf> = stale
+            .into_iter()
+            .filter(|path| self.remove_unless_active(path))
+            .collect();
+        if !gone.is_empty() {
+            let mut kept_for = self.kept_for();
+            for path in gone {
+                kept_for.remove(&path);
             }
-        }
-        let mut names = self.names();
-        for path in gone {
-            names.remove(&path);
         }
     }
 
-    fn owners(&self) -> MutexGuard<'_, HashMap<PathBuf, IpAddr>> {
-        self.owners.lock().unwrap_or_else(|p| p.into_inner())
+    fn kept_for(&self) -> MutexGuard<'_, HashMap<PathBuf, KeptFor>> {
+        self.kept_for.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn active(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
@@ -521,11 +516,18 @@ impl Partials {
 
     /// Removes the kept partial `key`, unless a transfer uses it.
     pub(super) fn discard(&self, key: &str) {
-        let path = self.path_of(key);
+        self.remove_unless_active(&self.path_of(key));
+    }
+
+    /// Removes the partial at `path` unless a transfer uses it (checked and removed under
+    /// the lock that marks partials in use); whether it was not in use.
+    fn remove_unless_active(&self, path: &Path) -> bool {
         let active = self.active();
-        if !active.contains(&path) {
-            let _ = fs::remove_file(&path);
+        let unused = !active.contains(path);
+        if unused {
+            let _ = fs::remove_file(path);
         }
+        unused
     }
 
     /// Marks the partial `key` as in use, until the lock is dropped; `None` while another
@@ -602,26 +604,22 @@ type Kept = (Duration, u64, PathBuf);
 
 impl Partials {
     /// Of `kept` (oldest first), removes each client's oldest while it has more than
-    /// `max_per_peer`; returns those left, in the same order. Forgets the clients of
+    /// `max_per_peer`; returns those left, in the same order. Forgets what it knew of
     /// partials no longer there.
     fn prune_per_peer(&self, kept: Vec<Kept>, max_per_peer: usize) -> Vec<Kept> {
-        let mut owners = self.owners();
+        let mut kept_for = self.kept_for();
         let present: HashSet<&PathBuf> = kept.iter().map(|k| &k.2).collect();
-        // One lock at a time: `discard_for` takes these two too.
-        let active = self.active().clone();
-        self.names()
-            .retain(|path, _| present.contains(path) || active.contains(path));
-        // Not listed: gone, aged out, or in use (whose next keep says its client again).
-        owners.retain(|path, _| present.contains(path));
+        // Not listed: gone, aged out, or in use (whose next keep says it again).
+        kept_for.retain(|path, _| present.contains(path));
         let mut per_peer: HashMap<IpAddr, usize> = HashMap::new();
-        for peer in owners.values() {
-            *per_peer.entry(*peer).or_default() += 1;
+        for peer in kept_for.values().filter_map(|kept| kept.peer) {
+            *per_peer.entry(peer).or_default() += 1;
         }
         let mut left = Vec::with_capacity(kept.len());
         for item in kept {
-            let over = owners
+            let over = kept_for
                 .get(&item.2)
-                .and_then(|peer| per_peer.get_mut(peer))
+                .and_then(|kept| per_peer.get_mut(&kept.peer?))
                 .filter(|n| **n > max_per_peer);
             let Some(n) = over else {
                 left.push(item);
@@ -632,7 +630,7 @@ impl Partials {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => left.push(item),
                 _ => {
                     *n -= 1;
-                    owners.remove(&item.2);
+                    kept_for.remove(&item.2);
                 }
             }
         }
@@ -685,17 +683,17 @@ impl PartialLock {
         if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
             let _ = fs::remove_file(&self.path);
         }
-        let mut owners = self.partials.owners();
-        match self.peer {
-            Some(peer) => owners.insert(self.path.clone(), peer),
-            None => owners.remove(&self.path),
-        };
-        drop(owners);
-        if let Some(name) = &self.name {
-            self.partials
-                .names()
-                .insert(self.path.clone(), name.clone());
+        let mut kept_for = self.partials.kept_for();
+        if self.peer.is_none() && self.name.is_none() {
+            kept_for.remove(&self.path);
+        } else {
+            let kept = KeptFor {
+                peer: self.peer,
+                name: self.name.clone(),
+            };
+            kept_for.insert(self.path.clone(), kept);
         }
+        drop(kept_for);
         let partials = Arc::clone(&self.partials);
         drop(self);
         partials.prune();
