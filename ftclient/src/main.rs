@@ -112,7 +112,7 @@ fn main() -> ExitCode {
     };
     // A stream (`put -`, `get NAME -`) never resumes, whatever the flags.
     let streams = match &args.command {
-        Command::Put { files, .. } => files.len() == 1 && files[0].as_os_str() == "-",
+        Command::Put { files, .. } => from_stdin(files),
         Command::Get { names, .. } => stdout_target(names).is_some(),
         _ => false,
     };
@@ -162,7 +162,7 @@ fn run(
             rename: Some(name),
             to,
             ..
-        } if files.len() == 1 && files[0].as_os_str() == "-" => {
+        } if from_stdin(files) => {
             let name = match to {
                 Some(to) => format!("{to}/{name}"),
                 None => name.clone(),
@@ -263,6 +263,11 @@ fn stdout_target(names: &[String]) -> Option<&str> {
         [name, dash] if dash == "-" && name != "-" => Some(name),
         _ => None,
     }
+}
+
+/// Whether `put FILE...` is `put -`, which reads standard input.
+fn from_stdin(files: &[std::path::PathBuf]) -> bool {
+    matches!(files, [file] if file.as_os_str() == "-")
 }
 
 /// Why a command misuses `-` (standard input or output), if it does.

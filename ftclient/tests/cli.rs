@@ -48,11 +48,9 @@ fn put_then_get_round_trips_byte_identical_with_one_line_per_file() {
 
     let down = f.base.path().join("down");
     fs::create_dir(&down).expect("mkdir");
-    let port = f.port();
-    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), port.into(), "get".into()];
-    args.extend(files.iter().map(|(name, _)| OsString::from(name)));
-    args.extend(["--dir".into(), down.clone().into()]);
-    let out = f.ft_raw(args);
+    let mut args = vec!["get"];
+    args.extend(files.iter().map(|(name, _)| *name));
+    let out = f.ft_in(&down, &args);
     assert_success(&out);
     let lines = reports(&out.stdout);
     assert_eq!(lines.len(), files.len(), "{out:?}");
@@ -208,12 +206,8 @@ fn names_with_colons_round_trip_on_unix() {
 
     let down = f.base.path().join("down");
     fs::create_dir(&down).expect("mkdir");
-    let port = f.port();
     for what in [&["get", "File::Copy.3perl"][..], &["get", "-r", "at 12:30"]] {
-        let mut args: Vec<OsString> = vec!["127.0.0.1".into(), port.clone().into()];
-        args.extend(what.iter().map(OsString::from));
-        args.extend(["--dir".into(), down.clone().into()]);
-        assert_success(&f.ft_raw(args));
+        assert_success(&f.ft_in(&down, what));
     }
     assert_eq!(
         fs::read(down.join("File::Copy.3perl")).expect("read"),
@@ -252,11 +246,7 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
     }
     let down = f.base.path().join("down");
     fs::create_dir(&down).expect("mkdir");
-    let port = f.port();
-    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), port.into(), "get".into()];
-    args.extend(["a/copyright", "b/copyright", "--overwrite", "--dir"].map(OsString::from));
-    args.push(down.clone().into());
-    let out = f.ft_raw(args);
+    let out = f.ft_in(&down, &["get", "a/copyright", "b/copyright", "--overwrite"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(
         outcomes(&out),
@@ -292,10 +282,7 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
     // The same name twice: moved once, the second said to be the same name.
     let again = f.base.path().join("again");
     fs::create_dir(&again).expect("mkdir");
-    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), f.port().into(), "get".into()];
-    args.extend(["a/copyright", "a/copyright", "--dir"].map(OsString::from));
-    args.push(again.clone().into());
-    let out = f.ft_raw(args);
+    let out = f.ft_in(&again, &["get", "a/copyright", "a/copyright"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stdout.contains("another file of this command"),
@@ -310,10 +297,7 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
     }
     let trees = f.base.path().join("trees");
     fs::create_dir(&trees).expect("mkdir");
-    let mut args: Vec<OsString> = vec!["127.0.0.1".into(), f.port().into(), "get".into()];
-    args.extend(["-r", "t1/t", "t2/t", "--overwrite", "--dir"].map(OsString::from));
-    args.push(trees.clone().into());
-    let out = f.ft_raw(args);
+    let out = f.ft_in(&trees, &["get", "-r", "t1/t", "t2/t", "--overwrite"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stdout.contains("another file of this command"),

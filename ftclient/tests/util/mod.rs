@@ -107,6 +107,15 @@ impl Fixture {
         all
     }
 
+    /// `ftclient 127.0.0.1 PORT ARGS… --dir DIR`, run in `cwd/`: a download elsewhere than
+    /// LOCAL.
+    pub fn ft_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut all: Vec<OsString> = vec!["127.0.0.1".into(), self.port().into()];
+        all.extend(args.iter().map(OsString::from));
+        all.extend(["--dir".into(), dir.into()]);
+        self.ft_raw(all)
+    }
+
     /// `--fingerprint FP` for the server, or `--plain` when it is plain.
     pub fn trust(&self) -> Vec<OsString> {
         match &self.server.fingerprint {
