@@ -108,7 +108,8 @@ pub(crate) enum Command {
         /// the current directory. `-` alone, with --as NAME, uploads standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Upload directories whole, as NAME/... on the server: files with their
+        /// Upload directories whole, as NAME/... on the server (`.` as the name of the
+        /// directory it is): files with their
         /// modification times and execute bits, empty directories too; symbolic links are
         /// skipped, never followed. Files already there with the same bytes are skipped, so
         /// running the same command again after an interruption finishes the job.

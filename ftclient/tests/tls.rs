@@ -150,7 +150,8 @@ fn a_changed_identity_is_refused_before_any_request() {
 }
 
 /// `--fingerprint` of another server: the same refusal, naming the pin and the server's
-/// fingerprint; known_hosts is neither read nor written.
+/// fingerprint, and not saying the identity "has changed" (the pin may be mistyped);
+/// known_hosts is neither read nor written.
 #[test]
 fn a_wrong_pin_is_refused_before_any_request() {
     let f = Fixture::new();
@@ -163,12 +164,18 @@ fn a_wrong_pin_is_refused_before_any_request() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     for needle in [
+        format!(
+            "ftclient: the identity of 127.0.0.1 port {} is not the one pinned",
+            f.port()
+        ),
         format!("the pinned fingerprint says {}", printed(&other)),
         format!("the server presented {}", printed(&f)),
+        "Check the fingerprint given".to_owned(),
         "pin the new fingerprint".to_owned(),
     ] {
         assert!(out.stderr.contains(&needle), "{needle:?} not in {out:?}");
     }
+    assert!(!out.stderr.contains("has changed"), "{out:?}");
     assert!(
         !home.path().join("config").exists(),
         "known_hosts was touched"

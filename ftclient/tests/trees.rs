@@ -524,3 +524,40 @@ fn every_report_line_of_a_tree_names_the_server() {
         assert_eq!(line.ip, "127.0.0.1", "{line:?}");
     }
 }
+
+/// `put -r .` (and `..`) uploads the directory it is run in (the parent), named after it,
+/// not `--dir`; `/` has no name and is refused before anything is sent.
+#[test]
+fn a_tree_named_dot_is_the_directory_it_is() {
+    let f = Fixture::new();
+    let proj = f.cwd().join("proj");
+    write(&proj.join("a.txt"), b"a\n");
+    write(&proj.join("sub/b.txt"), b"b\n");
+    // A decoy in --dir: `.` must not be looked up there as a plain name is.
+    write(&f.local().join("decoy.txt"), b"not this\n");
+    let run_in = |cwd: &Path, args: &[&str]| {
+        let mut all: Vec<std::ffi::OsString> = vec!["127.0.0.1".into(), f.port().into()];
+        all.extend(args.iter().map(Into::into));
+        all.extend(["--dir".into(), f.local().into()]);
+        all.extend(f.trust());
+        util::ftclient_in(cwd, all)
+    };
+    let out = run_in(&proj, &["put", "-r", ".", "--to", "one"]);
+    assert_success(&out);
+    assert_eq!(names_in(&f.served().join("one")), vec!["proj"]);
+    assert_eq!(tree(&f.served().join("one/proj")), tree(&proj));
+    let out = run_in(&proj.join("sub"), &["put", "-r", "..", "--to", "two"]);
+    assert_success(&out);
+    assert_eq!(
+        fs::read(f.served().join("two/proj/sub/b.txt")).expect("read"),
+        b"b\n"
+    );
+    let out = run_in(&proj, &["put", "-r", "/"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let refused = outcomes(&out).into_values().collect::<Vec<_>>();
+    assert!(
+        matches!(&refused[..], [Outcome::Failure { kind, .. }] if kind == "invalid-name"),
+        "{out:?}"
+    );
+    assert_eq!(names_in(&f.served()), vec!["one", "two"]);
+}

@@ -233,20 +233,23 @@ pub enum Error {
 /// A server presenting another identity than the one trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the identity of {server} has changed: {recorded} says {expected}, the server presented \
-     {found}. Someone may be intercepting the connection, or the server was given a new \
-     identity. {advice}"
+    "the identity of {server} {mismatch}: {recorded} says {expected}, the server presented \
+     {found}. {advice}"
 )]
 pub struct IdentityChange {
     /// The server as the user named it (`HOST port PORT`).
     pub server: String,
+    /// How the identity differs: "has changed" (from the one recorded on an earlier
+    /// contact) or "is not the one pinned" (a fingerprint given for this connection, which
+    /// may be mistyped or another server's).
+    pub mismatch: &'static str,
     /// Where the trusted fingerprint comes from (a known-hosts line, a pin).
     pub recorded: String,
     /// The fingerprint trusted.
     pub expected: crate::tls::Fingerprint,
     /// The fingerprint presented.
     pub found: crate::tls::Fingerprint,
-    /// What to do if the change is expected.
+    /// What it may mean and what to do.
     pub advice: String,
 }
 

@@ -13,7 +13,7 @@ use common::{RawPeer, TestServer, assert_no_temp_files};
 use ft_testutil::{digest, noise, partials, temp_files};
 use ftlib::protocol::{Body, Request, Response};
 use ftlib::store::DirStore;
-use ftlib::{ErrorKind, ServerConfig};
+use ftlib::{ErrorKind, ServerConfig, Session};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
 struct Tmpfs {
@@ -23,6 +23,10 @@ struct Tmpfs {
 
 impl Tmpfs {
     fn mount(size: &str) -> Option<Tmpfs> {
+        Tmpfs::mount_with(&format!("size={size}"))
+    }
+
+    fn mount_with(options: &str) -> Option<Tmpfs> {
         if !rustix::process::geteuid().is_root() {
             eprintln!("SKIPPED: mounting a tmpfs needs root");
             return None;
@@ -31,7 +35,7 @@ impl Tmpfs {
         let path = parent.path().join("small");
         std::fs::create_dir(&path).expect("mkdir");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(&path)
             .status();
         match status {
@@ -334,4 +338,49 @@ fn small_files_that_fill_the_server_disk_fail_one_by_one() {
     assert_no_temp_files(server.root());
     assert!(client.is_open(), "failed uploads keep the connection");
     assert!(client.list().is_ok());
+}
+
+/// A download into a directory on a read-only file system fails each file before it is
+/// asked for: the server sends nothing (a 5 MB file, resumable or pipelined, would
+/// otherwise cross the network first).
+#[test]
+fn a_download_into_a_read_only_directory_fails_before_its_bytes_move() {
+    let Some(fs) = Tmpfs::mount_with("ro,size=1m") else {
+        return;
+    };
+    let server = TestServer::start();
+    std::fs::write(server.root().join("big.bin"), noise(5_000_000, 7)).expect("write");
+    let local = DirStore::open(fs.path()).expect("open the read-only directory");
+    for resume in [false, true] {
+        let mut seen = Collect::default();
+        let ok = Session::new("127.0.0.1", server.addr.port(), common::quick_config())
+            .get(&["big.bin".to_owned()], &local, false, resume, &mut seen)
+            .expect("reachable");
+        assert!(!ok, "resume {resume}");
+        assert_eq!(
+            seen.kinds,
+            vec![Some(ErrorKind::PermissionDenied)],
+            "resume {resume}"
+        );
+    }
+    // The server was asked for nothing: no report of a get at all.
+    let mut client = server.client();
+    client.list().expect("list");
+    let reports = server.wait_reports(1);
+    assert_eq!(
+        reports.iter().map(|r| r.op).collect::<Vec<_>>(),
+        vec![ftlib::Op::List],
+        "{reports:?}"
+    );
+}
+
+#[derive(Default)]
+struct Collect {
+    kinds: Vec<Option<ErrorKind>>,
+}
+
+impl ftlib::Observer for Collect {
+    fn finished(&mut self, _item: usize, _report: ftlib::Report, error: Option<&ftlib::Error>) {
+        self.kinds.push(error.map(ftlib::Error::kind));
+    }
 }

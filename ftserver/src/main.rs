@@ -178,6 +178,17 @@ fn parse() -> Result<Args, ExitCode> {
         out = man::page(Args::command()).into_bytes();
     } else {
         let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if args.plain && args.users.is_some() && args.add_user.is_none() {
+            // A usage error (exit status 2), with the reason clap's own conflict message
+            // would not give.
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--users needs TLS: passwords would cross the network in clear; drop \
+                     --plain",
+                )
+                .exit();
+        }
         warn_unused_with_store(&args, &matches);
         return Ok(args);
     }
@@ -388,13 +399,6 @@ fn identity(args: &Args) -> Result<Identity, String> {
 
 /// The accounts in `file`, which must not be served, for a server with TLS.
 fn accounts(args: &Args, file: &Path) -> Result<Users, String> {
-    if args.plain {
-        return Err(
-            "--users needs TLS: passwords would cross the network in clear; drop \
-                    --plain"
-                .into(),
-        );
-    }
     if resolve(file).starts_with(resolve(&args.root)) {
         return Err(format!(
             "the users file {} is inside the served root {}: clients could download the \

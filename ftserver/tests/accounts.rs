@@ -240,7 +240,8 @@ fn add_user_refuses_what_it_cannot_record() {
     assert!(fs::read(&file).expect("read") == original);
 }
 
-/// What refuses to start: `--users` with `--plain` (passwords would cross in clear), a
+/// What refuses to start: `--users` with `--plain` (passwords would cross in clear; a
+/// usage error, status 2, as the other conflicting options), a
 /// users file inside the served root (also through `..` or a symbolic link), a missing
 /// users file, and `--anonymous` other than with `--users` and `read`. Nothing is served.
 #[test]
@@ -257,8 +258,8 @@ fn unsafe_or_invalid_account_options_refuse_to_start() {
     let mut rows: Vec<(Vec<String>, i32, String)> = vec![
         (
             vec!["--users".into(), path(&users), "--plain".into()],
-            1,
-            "ftserver: --users needs TLS: passwords would cross the network in clear; drop \
+            2,
+            "error: --users needs TLS: passwords would cross the network in clear; drop \
              --plain\n"
                 .into(),
         ),

@@ -22,26 +22,33 @@ pub(super) fn secure(
     config: &ClientConfig,
 ) -> Result<(Connection, Option<FirstContact>)> {
     let server = format!("{host} port {}", addr.port());
-    let (expected, recorded, advice) = match &config.trust {
+    let (expected, mismatch, recorded, advice) = match &config.trust {
         Trust::Plain => {
             let conn = Connection::tcp(stream, config.timeout).map_err(|e| Error::net(addr, e))?;
             return Ok((conn, None));
         }
         Trust::Pinned(fp) => (
             Some(*fp),
+            "is not the one pinned",
             "the pinned fingerprint".to_owned(),
-            "If the change is expected, pin the new fingerprint.".to_owned(),
+            "Check the fingerprint given (the server prints its own when it starts); if it is \
+             right, someone may be intercepting the connection. If the server was given a new \
+             identity, pin the new fingerprint."
+                .to_owned(),
         ),
         Trust::KnownHosts(file) => match trust::lookup(file, host, addr.port())? {
             Some((line, fp)) => (
                 Some(fp),
+                "has changed",
                 format!("{} line {line}", file.display()),
                 format!(
-                    "If the change is expected, remove line {line} of {} and connect again.",
+                    "Someone may be intercepting the connection, or the server was given a new \
+                     identity. If the change is expected, remove line {line} of {} and connect \
+                     again.",
                     file.display()
                 ),
             ),
-            None => (None, String::new(), String::new()),
+            None => (None, "", String::new(), String::new()),
         },
     };
     match tls::connect(stream, host, expected, config.timeout)? {
@@ -62,6 +69,7 @@ pub(super) fn secure(
         Err(tls::Mismatch { expected, found }) => {
             Err(Error::IdentityChanged(Box::new(IdentityChange {
                 server,
+                mismatch,
                 recorded,
                 expected,
                 found,

@@ -310,14 +310,25 @@ impl Session {
         // the same name twice): the later ones are refused before they are asked for, so
         // that no download of the command replaces another.
         let twins = later_twins(locals);
-        let twin = |i: usize| Error::AlreadyExists {
-            name: locals[i].clone(),
-            why: Taken::SameCommand,
+        // A directory the files cannot be written into fails each of them before it is
+        // asked for, not once its bytes have crossed the network.
+        let unwritable = crate::sys::cannot_create_in(dir.root());
+        let refused = |i: usize| match &unwritable {
+            Some(e) => Some(Error::io(
+                format!("writing {}", locals[i]),
+                e.raw_os_error()
+                    .map_or_else(|| e.kind().into(), std::io::Error::from_raw_os_error),
+            )),
+            None if twins[i] => Some(Error::AlreadyExists {
+                name: locals[i].clone(),
+                why: Taken::SameCommand,
+            }),
+            None => None,
         };
         if resume {
             let get = |client: &mut Client, i: usize, progress: &mut dyn FnMut(Progress)| {
-                if twins[i] {
-                    return Err(twin(i));
+                if let Some(e) = refused(i) {
+                    return Err(e);
                 }
                 client.get_resumable_as(&names[i], &locals[i], dir, overwrite, progress)
             };
@@ -330,8 +341,8 @@ impl Session {
             let mut asked = Vec::new();
             let mut subset: Vec<(&str, &str)> = Vec::new();
             for (k, &i) in todo.iter().enumerate() {
-                if twins[i] {
-                    done(k, Err(twin(i)));
+                if let Some(e) = refused(i) {
+                    done(k, Err(e));
                 } else {
                     asked.push(k);
                     subset.push((names[i].as_str(), locals[i].as_str()));

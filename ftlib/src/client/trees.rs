@@ -510,9 +510,26 @@ impl Session {
 }
 
 /// Where a tree to upload is read from, and its name on the server (its last component,
-/// inside `to` if given).
+/// inside `to` if given). A path ending in `.` or `..` (`put -r .`) is read where it is,
+/// relative to the working directory, and named after the directory it is.
 fn tree_root(tree: &Path, to: Option<&str>, dir: &Path) -> Result<(PathBuf, Name)> {
-    let (path, own) = local_source(tree, dir)?;
+    let (path, own) = match local_source(tree, dir) {
+        Err(refused) if tree.file_name().is_none() => match std::fs::canonicalize(tree) {
+            // `/` has no name: refused as any path without one.
+            Ok(real) => match real.file_name() {
+                Some(own) => (tree.to_path_buf(), local_source(Path::new(own), dir)?.1),
+                None => return Err(refused),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound {
+                    name: tree.display().to_string(),
+                    why: crate::error::Missing::Local,
+                });
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", tree.display()), e)),
+        },
+        other => other?,
+    };
     let meta = std::fs::metadata(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::NotFound {
