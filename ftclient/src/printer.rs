@@ -65,6 +65,9 @@ impl<'a> Printer<'a> {
         let failed = match error.kind() {
             ErrorKind::AuthFailed => "cannot log in to",
             ErrorKind::TlsRequired => "cannot talk to",
+            // Refused here, not by the network: a login over plain, a known-hosts file
+            // that cannot be read.
+            _ if matches!(error, Error::Config(_)) => "cannot connect to",
             _ => "cannot reach",
         };
         self.bars.err(&format!(
@@ -88,13 +91,21 @@ impl Observer for Printer<'_> {
     }
 
     fn first_contact(&mut self, contact: &FirstContact) {
-        self.bars.err(&format!(
-            "ftclient: first contact with {}: its fingerprint {} is now recorded in {}; \
-             compare it with the one the server printed",
-            escape_message(&contact.server),
-            contact.fingerprint,
-            contact.file.display()
-        ));
+        let server = escape_message(&contact.server);
+        let fp = contact.fingerprint;
+        self.bars.err(&match &contact.not_recorded {
+            None => format!(
+                "ftclient: first contact with {server}: its fingerprint {fp} is now recorded \
+                 in {}; compare it with the one the server printed",
+                contact.file.display()
+            ),
+            Some(why) => format!(
+                "ftclient: warning: first contact with {server}: its fingerprint {fp} could \
+                 not be recorded ({why}), so the next connection will be a first contact \
+                 again; compare it with the one the server printed, and pass --fingerprint \
+                 {fp} to pin it"
+            ),
+        });
     }
 
     fn progress(&mut self, item: usize, name: &str, progress: Progress) {

@@ -65,6 +65,63 @@ fn assert_only_a_refused_handshake(lines: &[Line]) {
     );
 }
 
+/// A known_hosts file that cannot be written (here its directory's parent is a file) does
+/// not stop the command: the first contact is said with why it was not recorded, and the
+/// next run is a first contact again.
+#[test]
+fn a_first_contact_that_cannot_be_recorded_goes_on_and_says_why() {
+    let f = Fixture::new();
+    let home = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        home.path().join("config"),
+        b"a file where a directory would go",
+    )
+    .expect("write");
+    let fp = printed(&f);
+    fs::write(f.cwd().join("a.txt"), b"still sent").expect("write");
+    for args in [&["put", "a.txt"][..], &["list"]] {
+        let out = ftclient_at(home.path(), &f.cwd(), &f.args(args));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        for needle in [
+            format!(
+                "ftclient: warning: first contact with 127.0.0.1 port {}: its fingerprint {fp} \
+                 could not be recorded (",
+                f.port()
+            ),
+            "so the next connection will be a first contact again".to_owned(),
+            format!("pass --fingerprint {fp} to pin it"),
+        ] {
+            assert!(out.stderr.contains(&needle), "{needle:?} not in {out:?}");
+        }
+    }
+    assert_eq!(f.served_bytes("a.txt"), b"still sent");
+}
+
+/// A known_hosts file that exists but cannot be read (here a directory) stops the command
+/// before any request, saying so, not that the server cannot be reached.
+#[test]
+fn an_unreadable_known_hosts_file_is_named() {
+    let f = Fixture::new();
+    let home = tempfile::tempdir().expect("tempdir");
+    let file = known_hosts(home.path());
+    fs::create_dir_all(&file).expect("a directory where the file would be");
+    let out = ftclient_at(home.path(), &f.cwd(), &f.args(&["list"]));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let start = format!(
+        "ftclient: cannot connect to 127.0.0.1:{}: cannot read the known-hosts file {}",
+        f.port(),
+        file.display()
+    );
+    assert!(
+        out.stderr.starts_with(&start),
+        "{start:?} does not start {out:?}"
+    );
+    assert!(
+        out.stderr.contains("pin the server with --fingerprint"),
+        "{out:?}"
+    );
+}
+
 /// Without `--fingerprint`, the first run records the server in known_hosts (exactly
 /// `127.0.0.1 PORT SHA256:…`, the fingerprint the server printed) and says so on stderr;
 /// the next run finds it and says nothing.

@@ -46,6 +46,10 @@ pub struct FirstContact {
     pub fingerprint: Fingerprint,
     /// The known-hosts file it was written to.
     pub file: PathBuf,
+    /// Why it could not be written there (a home directory that cannot be written, say),
+    /// if it could not: the connection goes on, as after any first contact, and the next
+    /// one will be a first contact again.
+    pub not_recorded: Option<String>,
 }
 
 /// The key a server is known by: the host as typed (lowercase, IPv6 brackets removed) and
@@ -72,8 +76,22 @@ pub(crate) fn lookup(file: &Path, host: &str, port: u16) -> Result<Option<(usize
     }
     let text = match fs::read_to_string(file) {
         Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", file.display()), e)),
+        // A file in the way of its directory: it cannot exist either.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot read the known-hosts file {}: {e}; make it readable, or pin the server \
+                 with --fingerprint",
+                file.display()
+            )));
+        }
     };
     let host = host_key(host);
     for (index, line) in text.lines().enumerate() {

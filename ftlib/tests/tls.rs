@@ -103,6 +103,7 @@ fn known_hosts_records_a_server_on_first_contact_and_knows_it_after() {
             server: format!("127.0.0.1 port {port}"),
             fingerprint: fp,
             file: file.clone(),
+            not_recorded: None,
         })
     );
     let line = format!("127.0.0.1 {port} {fp}\n");

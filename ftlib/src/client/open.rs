@@ -55,11 +55,16 @@ pub(super) fn secure(
         Ok((conn, found)) => {
             let first_contact = match (&config.trust, expected) {
                 (Trust::KnownHosts(file), None) => {
-                    trust::record(file, host, addr.port(), found)?;
+                    // Not recording it trusts this server no less than recording it would
+                    // (the first contact trusts whoever answers); the observer says so.
+                    let not_recorded = trust::record(file, host, addr.port(), found)
+                        .err()
+                        .map(|e| e.to_string());
                     Some(FirstContact {
                         server,
                         fingerprint: found,
                         file: file.clone(),
+                        not_recorded,
                     })
                 }
                 _ => None,
