@@ -224,6 +224,35 @@ pub fn add_user(path: &Path, name: &str, role: Role, password: &str) -> Result<A
     Ok(added)
 }
 
+/// Removes the account `name` from the users file at `path`: its line goes, every other
+/// line (comments included) is kept in order, and the file is replaced as [`add_user`]
+/// replaces it. Returns `false`, changing nothing, when there is no such account.
+///
+/// # Errors
+/// [`Error::Config`] for an invalid name or a file that does not load (see
+/// [`Users::load`]); [`Error::Io`] when the file cannot be read or written (a missing file
+/// included: there is nothing to remove from).
+pub fn remove_user(path: &Path, name: &str) -> Result<bool> {
+    check_name(name).map_err(Error::Config)?;
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading the users file {}", path.display()), e))?;
+    // Never rewrite a file the server would not load.
+    Users::parse(&text, path)?;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !matches!(parse_line(line), Ok(Some((n, _, _))) if n == name))
+        .collect();
+    if kept.len() == text.lines().count() {
+        return Ok(false);
+    }
+    let mut contents = kept.join("\n");
+    if !contents.is_empty() {
+        contents.push('\n');
+    }
+    replace_file(path, contents.as_bytes())?;
+    Ok(true)
+}
+
 /// The account on `line`, `None` for a comment or a blank line, or why the line is invalid.
 fn parse_line(line: &str) -> std::result::Result<Option<(&str, Role, PasswordHashString)>, String> {
     let line = line.trim();

@@ -37,6 +37,7 @@ Examples:
   ftserver 6789 --store s3://files/team  serve the keys under team/ of bucket files (AWS_* variables)
   FT_PASSWORD=... ftserver --users users.txt --add-user alice --role write
                                          add (or replace) an account, then exit
+  ftserver --users users.txt --remove-user alice   remove an account, then exit
   ftserver 6789 --users users.txt        only accounts get in: read may get and list, write may put
   ftserver 6789 --users users.txt --anonymous read   anyone may get and list; accounts may put
   ftserver 0 --bind 127.0.0.1            loopback only, on a free port (printed at start)
@@ -59,7 +60,7 @@ gracefully: transfers in progress get a few seconds to finish; a second Ctrl-C e
 #[command(version, about, after_help = EXAMPLES)]
 struct Args {
     /// TCP port to listen on; 0 picks a free port.
-    #[arg(required_unless_present = "add_user")]
+    #[arg(required_unless_present_any = ["add_user", "remove_user"])]
     port: Option<u16>,
     /// Directory to serve; it must exist.
     #[arg(long, default_value = "server_data", value_name = "DIR")]
@@ -130,6 +131,14 @@ struct Args {
     /// password is read from FT_PASSWORD, else asked twice on the terminal.
     #[arg(long, value_name = "NAME", requires_all = ["users", "role"])]
     add_user: Option<String>,
+    /// With --users: remove the account NAME and exit (its other lines are kept).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "users",
+        conflicts_with = "add_user"
+    )]
+    remove_user: Option<String>,
     /// The role of the account --add-user writes: `read` (get, list) or `write` (also put).
     #[arg(long, value_name = "ROLE", requires = "add_user", value_parser = parse_role)]
     role: Option<Role>,
@@ -178,7 +187,8 @@ fn parse() -> Result<Args, ExitCode> {
         out = man::page(Args::command()).into_bytes();
     } else {
         let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-        if args.plain && args.users.is_some() && args.add_user.is_none() {
+        let edits_users = args.add_user.is_some() || args.remove_user.is_some();
+        if args.plain && args.users.is_some() && !edits_users {
             // A usage error (exit status 2), with the reason clap's own conflict message
             // would not give.
             Args::command()
@@ -229,7 +239,11 @@ fn run(args: Args) -> Result<(), String> {
         println!("{}", users::add_user(file, name, role)?);
         return Ok(());
     }
-    // Required by clap unless --add-user, which returned above.
+    if let (Some(file), Some(name)) = (&args.users, &args.remove_user) {
+        println!("{}", users::remove_user(file, name)?);
+        return Ok(());
+    }
+    // Required by clap unless --add-user or --remove-user, which returned above.
     let port = args.port.unwrap_or_default();
     let store = store::open(&args)?;
     let host = args.bind.trim_start_matches('[').trim_end_matches(']');

@@ -39,6 +39,16 @@ fn add_with(file: &Path, name: &str, role: Role, password: &str) -> Result<Strin
     }
 }
 
+/// Removes the account `name` from the users file `file`. Returns the line to print.
+pub(crate) fn remove_user(file: &Path, name: &str) -> Result<String, String> {
+    let shown = file.display();
+    match accounts::remove_user(file, name) {
+        Ok(true) => Ok(format!("removed user {name} from {shown}{RESTART}")),
+        Ok(false) => Err(format!("no user {name} in {shown}; nothing was changed")),
+        Err(e) => Err(format!("cannot remove user {name} from {shown}: {e}")),
+    }
+}
+
 /// The password in `var` if set; else, on a `terminal`, what `ask` reads after `prompt`.
 fn password_from(
     var: Option<OsString>,

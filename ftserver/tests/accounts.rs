@@ -153,6 +153,50 @@ fn add_user_writes_a_private_file_of_hashes_and_replaces_in_place() {
 
 /// Each refusal of `--add-user`: its exit status and message, and the users file exactly as
 /// it was, with nothing left beside it.
+/// `--remove-user` drops only that account's line (a comment and the other account stay,
+/// and the others still log in while it no longer does); a name that is not there fails
+/// with exit 1 and leaves the file as it was.
+#[test]
+fn remove_user_drops_one_line_and_the_login() {
+    let (_dir, file) = users_file();
+    let mut text = fs::read_to_string(&file).expect("read");
+    text.insert_str(0, "# team accounts\n");
+    fs::write(&file, &text).expect("write");
+    let remove = |name: &str| {
+        let mut command = Command::new(ftserver());
+        command
+            .arg("--users")
+            .arg(&file)
+            .args(["--remove-user", name]);
+        ft_testutil::run(command)
+    };
+    let out = remove("writer");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!("removed user writer from {}{RESTART}\n", file.display())
+    );
+    let left = fs::read_to_string(&file).expect("read");
+    let want: String = text
+        .lines()
+        .filter(|l| !l.starts_with("writer:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(left, want);
+    assert_eq!(mode(&file), 0o600);
+
+    let out = remove("writer");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("no user writer in"), "{out:?}");
+    assert_eq!(fs::read_to_string(&file).expect("read"), left);
+
+    let root = tempfile::tempdir().expect("tempdir");
+    let server = start(root.path(), &file, &[]);
+    assert!(log_in(&server, Some(("reader", "r-secret"))).is_ok());
+    let refused = log_in(&server, Some(("writer", "w-secret"))).expect_err("removed");
+    assert_eq!(refused.kind(), ErrorKind::AuthFailed, "{refused}");
+}
+
 #[test]
 fn add_user_refuses_what_it_cannot_record() {
     let dir = tempfile::tempdir().expect("tempdir");
