@@ -9,12 +9,13 @@ use ft_manpage::{after_help, paragraphs, section};
 /// The page for `cmd`.
 pub(crate) fn page(cmd: clap::Command) -> String {
     let (examples, prose) = after_help(&cmd);
+    let cmd_for_synopsis = cmd.clone();
     let man = Man::new(cmd);
 
     let mut page = Roff::new().render();
     page += &section(|w| man.render_title(w));
     page += &section(|w| man.render_name_section(w));
-    page += &section(|w| man.render_synopsis_section(w));
+    page += &ft_manpage::synopsis(&cmd_for_synopsis);
     page += &section(|w| man.render_description_section(w));
     page += &paragraphs(&prose);
     page += &section(|w| man.render_options_section(w));

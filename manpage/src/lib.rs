@@ -54,6 +54,33 @@ pub fn examples(examples: &[(String, String)]) -> String {
     section(|w| block.to_writer(w))
 }
 
+/// clap_mangen's synopsis of `cmd` with each option's value named, as `--help` shows it:
+/// `[--root DIR]` where clap_mangen writes `[--root]`.
+pub fn synopsis(cmd: &clap::Command) -> String {
+    let mut text = section(|w| clap_mangen::Man::new(cmd.clone()).render_synopsis_section(w));
+    for arg in cmd.get_arguments() {
+        let (Some(long), Some(values)) = (arg.get_long(), arg.get_value_names()) else {
+            continue;
+        };
+        if !arg.get_action().takes_values() {
+            continue;
+        }
+        let names: Vec<String> = values
+            .iter()
+            .map(|v| format!("\\fI{}\\fR", escape(v)))
+            .collect();
+        let bare = format!("\\fB\\-\\-{}\\fR]", escape(long));
+        let named = format!("\\fB\\-\\-{}\\fR {}]", escape(long), names.join(" "));
+        text = text.replace(&bare, &named);
+    }
+    text
+}
+
+/// `text` as roff prints it literally: backslashes and hyphens escaped.
+fn escape(text: &str) -> String {
+    text.replace('\\', "\\e").replace('-', "\\-")
+}
+
 /// One section as clap_mangen or roff writes it, without the preamble each write repeats.
 pub fn section(render: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
     let mut out = Vec::new();
@@ -101,6 +128,30 @@ pub fn split_after_help(text: &str) -> (Vec<(String, String)>, Vec<Vec<&str>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_synopsis_names_option_values() {
+        let cmd = clap::Command::new("t")
+            .arg(clap::Arg::new("root").long("root").value_name("DIR"))
+            .arg(
+                clap::Arg::new("max-size")
+                    .long("max-size")
+                    .value_name("N-BYTES"),
+            )
+            .arg(
+                clap::Arg::new("plain")
+                    .long("plain")
+                    .action(clap::ArgAction::SetTrue),
+            );
+        let text = synopsis(&cmd);
+        for needle in [
+            "[\\fB\\-\\-root\\fR \\fIDIR\\fR]",
+            "[\\fB\\-\\-max\\-size\\fR \\fIN\\-BYTES\\fR]",
+            "[\\fB\\-\\-plain\\fR]",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in {text:?}");
+        }
+    }
 
     #[test]
     fn after_help_splits_into_examples_and_paragraphs() {

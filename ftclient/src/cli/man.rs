@@ -38,7 +38,7 @@ pub(super) fn page(cmd: clap::Command) -> String {
     let lead = section(|w| lead.to_writer(w));
     for (i, sub) in subs.iter().enumerate() {
         // clap_mangen's synopsis of the subcommand: one text line starting with its name.
-        let own = section(|w| Man::new(sub.clone()).render_synopsis_section(w));
+        let own = ft_manpage::synopsis(sub);
         let own = own.strip_prefix(".SH SYNOPSIS\n").unwrap_or(&own);
         if i > 0 {
             page += ".br\n";
