@@ -312,7 +312,7 @@ impl Session {
         let twins = later_twins(locals);
         // A directory the files cannot be written into fails each of them before it is
         // asked for, not once its bytes have crossed the network.
-        let unwritable = crate::sys::cannot_create_in(dir.root());
+        let unwritable = dir.cannot_create();
         let refused = |i: usize| match &unwritable {
             Some(e) => Some(Error::io(
                 format!("writing {}", locals[i]),

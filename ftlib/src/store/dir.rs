@@ -270,6 +270,13 @@ impl DirStore {
         }
     }
 
+    /// Why this process may not create files in the root, if it can tell: no write or
+    /// search permission, or a file system mounted read-only (a client's download
+    /// directory, checked before any byte is asked for).
+    pub(crate) fn cannot_create(&self) -> Option<io::Error> {
+        sys::cannot_create_in(&self.root)
+    }
+
     /// Refuses early when the file system has less free space than `size`.
     ///
     /// # Errors
