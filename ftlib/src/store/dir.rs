@@ -47,7 +47,6 @@ pub struct DirStore {
     /// The directory an upload last found missing, and when: uploads into it or below it
     /// within [`DIR_FRESH`] do not look again (their directories are made when they are
     /// published; one made meanwhile is found then).
-    last_missing: Mutex<Option<(String, Instant)>>,
     /// The free space last read from the file system, for [`DirStore::check_space`].
     space: Mutex<Option<Space>>,
 }
@@ -135,7 +134,6 @@ impl DirStore {
             helpers: AtomicUsize::new(0),
             last_dir: RecentDir::default(),
             last_read: RecentDir::default(),
-            last_missing: Mutex::new(None),
             space: Mutex::new(None),
         })
     }
@@ -169,19 +167,17 @@ impl DirStore {
         let dir = match name.parent() {
             None => Arc::clone(&self.root_fd),
             Some(parent) => {
-                let mut missing = self.last_missing.lock().unwrap_or_else(|p| p.into_inner());
                 let below = |gone: &str| {
                     parent == gone
                         || parent
                             .strip_prefix(gone)
                             .is_some_and(|rest| rest.starts_with('/'))
                 };
+                let mark = self.temps.dirs_mark();
                 // Found missing just now, without looking (kept as it was found).
                 let mut known = false;
                 let walked = self.last_dir.get_or_walk(parent, || {
-                    known = missing
-                        .as_ref()
-                        .is_some_and(|(gone, at)| at.elapsed() < DIR_FRESH && below(gone));
+                    known = self.temps.known_missing(below);
                     if known {
                         return Err(Error::NotFound {
                             name: parent.to_owned(),
@@ -197,7 +193,7 @@ impl DirStore {
                         ..
                     }) => {
                         if !known {
-                            *missing = Some((parent.to_owned(), Instant::now()));
+                            self.temps.remember_missing(parent, mark);
                         }
                         return Ok(None);
                     }
@@ -361,6 +357,9 @@ impl DirStore {
         let made = parent
             .make_dir(name.leaf())
             .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
+        if made {
+            self.temps.made_dir(name.as_str());
+        }
         if made && self.temps.on_root_fs(&parent) {
             self.temps.dir_made();
         } else if made {
@@ -474,6 +473,9 @@ pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc
                 let made = here
                     .make_dir(component)
                     .map_err(|e| Error::io(format!("creating {}", escape(&path())), e))?;
+                if made {
+                    temps.made_dir(&dir[..walked]);
+                }
                 if made && temps.batch_sync() && temps.on_root_fs(here) {
                     // Made durable by the commit of the first file published after it (its
                     // sync is of the root's file system: a directory made on another one,
@@ -586,6 +588,7 @@ impl Store for DirStore {
             .make_dir(name.leaf())
             .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
         if made {
+            self.temps.made_dir(name.as_str());
             parent
                 .sync()
                 .map_err(|e| Error::io(format!("syncing the directory of {}", escape(name)), e))?;
@@ -772,6 +775,51 @@ mod tests {
             assert!(dir.path().join(path).is_dir(), "{path}");
         }
         assert_eq!(fs::read_dir(outside.path()).expect("ls").count(), 0);
+    }
+
+    /// A name whose directories its own upload made is taken at once: the directory found
+    /// missing by that upload's check is not taken as still missing (it was, for a second,
+    /// so a second upload was let through its check and refused only after its body).
+    /// The same after a directory made by a `MakeDir` or a tree's listing.
+    #[test]
+    fn a_directory_made_is_no_longer_taken_as_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let mut first = store.create_file(&name("n/sub/a"), false).expect("free");
+        first.write_all(b"hi\n").expect("write");
+        first.commit().expect("published, n/sub made");
+        assert!(matches!(
+            store.create_file(&name("n/sub/a"), false),
+            Err(Error::AlreadyExists {
+                why: Taken::Exists,
+                ..
+            })
+        ));
+        // Found missing again, then made by a MakeDir, then by a tree's listing.
+        for (path, file) in [("m/d", "m/d/f"), ("t/u", "t/u/f")] {
+            let mut upload = store.create_file(&name(file), false).expect("free");
+            if path == "m/d" {
+                assert!(Store::make_dir(&store, &name(path)).expect("made"));
+            } else {
+                let mut open = TreeDirs::default();
+                assert!(store.make_dir_in_tree(&name("t"), &mut open).expect("made"));
+                assert!(
+                    store
+                        .make_dir_in_tree(&name(path), &mut open)
+                        .expect("made")
+                );
+            }
+            fs::write(dir.path().join(file), b"there").expect("write");
+            assert!(
+                matches!(
+                    store.create_file(&name(file), false),
+                    Err(Error::AlreadyExists { .. })
+                ),
+                "{file}"
+            );
+            upload.write_all(b"x").expect("write");
+            assert!(upload.commit().is_err(), "{file} is taken");
+        }
     }
 
     #[test]

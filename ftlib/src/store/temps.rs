@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::group::BATCH_MAX;
 use super::name::{PART_PREFIX, TEMP_PREFIX};
@@ -47,6 +47,8 @@ pub(super) struct Temps {
     /// ([`Temps::room_ahead`]), and how many may be.
     open_ahead: AtomicUsize,
     ahead_budget: usize,
+    /// The directory an upload's check last found missing ([`Temps::known_missing`]).
+    missing: Mutex<MissingDir>,
     /// The store's syncs of its file system ([`Temps::sync_after`]).
     syncs: Mutex<Syncs>,
     sync_ended: Condvar,
@@ -81,6 +83,20 @@ struct Syncs {
     /// The last sync that failed: its number and error.
     failed: Option<(u64, io::ErrorKind, String)>,
 }
+
+/// The directory an upload's check last found missing, and when, so that the next files of
+/// a new tree do not each walk to it again; and how many directories this store has made,
+/// so that a directory made while a check walked is never remembered as missing.
+#[derive(Debug, Default)]
+struct MissingDir {
+    made: u64,
+    last: Option<(String, Instant)>,
+}
+
+/// How long a directory found missing is taken as still missing without looking again,
+/// unless this store makes it meanwhile (then it is forgotten at once): only a directory
+/// made by another process in the served root can be missed, for that long.
+const MISSING_FRESH: Duration = Duration::from_secs(1);
 
 /// Taken before writing: the first sync that may report an error of what is written after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -184,6 +200,7 @@ impl Temps {
             open_freed: Condvar::new(),
             open_ahead: AtomicUsize::new(0),
             ahead_budget: ahead_budget(),
+            missing: Mutex::default(),
             syncs: Mutex::new(Syncs::default()),
             sync_ended: Condvar::new(),
             #[cfg(test)]
@@ -248,6 +265,42 @@ impl Temps {
     #[cfg(test)]
     pub(super) fn dirs_made(&self) -> u64 {
         self.dirs_made.load(Ordering::Acquire)
+    }
+
+    /// How many directories this store has made: taken before walking to a directory that
+    /// may be missing, for [`Temps::remember_missing`].
+    pub(super) fn dirs_mark(&self) -> u64 {
+        self.missing.lock().unwrap_or_else(|p| p.into_inner()).made
+    }
+
+    /// Notes that the directory `path` (from the root) was just made, forgetting it as
+    /// missing.
+    pub(super) fn made_dir(&self, path: &str) {
+        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        missing.made += 1;
+        if missing.last.as_ref().is_some_and(|(gone, _)| gone == path) {
+            missing.last = None;
+        }
+    }
+
+    /// Remembers `path` as missing, as a walk begun at `mark` ([`Temps::dirs_mark`]) found
+    /// it, unless a directory was made since (the walk may have missed it).
+    pub(super) fn remember_missing(&self, path: &str, mark: u64) {
+        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        if missing.made == mark {
+            missing.last = Some((path.to_owned(), Instant::now()));
+        }
+    }
+
+    /// Whether the directory remembered missing, if any, is `of` it (it or one of its
+    /// parents) and still taken as missing.
+    pub(super) fn known_missing(&self, of: impl Fn(&str) -> bool) -> bool {
+        self.missing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last
+            .as_ref()
+            .is_some_and(|(gone, at)| at.elapsed() < MISSING_FRESH && of(gone))
     }
 
     /// Notes a directory created without syncing its parent (with batch syncing only).
