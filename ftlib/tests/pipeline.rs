@@ -167,6 +167,27 @@ fn pipelined_refusals_and_lies_keep_the_connection_in_step() {
         fs::read(server.root().join("fine")).expect("read"),
         b"good data"
     );
+    // Reported with the bytes each moved: none for the refusal before its body, the
+    // body received for the one that failed its check.
+    let reports = server.wait_reports(3);
+    let bytes: Vec<_> = reports
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_deref().unwrap_or_default(),
+                r.bytes,
+                r.is_success(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bytes,
+        vec![
+            ("exists", 0, false),
+            ("corrupt", 5, false),
+            ("fine", 9, true)
+        ]
+    );
     // A pipelined upload larger than the limit cannot be drained safely: closed.
     peer.send(&Request::PutPipelined {
         name: "huge".into(),

@@ -33,6 +33,9 @@ pub(super) struct Waiting {
     pub(super) named: bool,
     /// The verified digest of what was received, for the report.
     pub(super) digest: Option<[u8; DIGEST_LEN]>,
+    /// The bytes of its body received, for the report of a body that failed (0 when it
+    /// was refused before its body).
+    pub(super) received: u64,
 }
 
 /// What a waiting upload's answer and report need once it is committed.
@@ -41,6 +44,7 @@ pub(super) struct Pending {
     started: Instant,
     named: bool,
     digest: Option<[u8; DIGEST_LEN]>,
+    received: u64,
 }
 
 /// A group's uploads, each with its outcome after the commit.
@@ -219,6 +223,7 @@ impl Group {
                     started: w.started,
                     named: w.named,
                     digest: w.digest,
+                    received: w.received,
                 };
                 (pending, w.outcome)
             })
@@ -273,6 +278,7 @@ impl Group {
                 started,
                 named,
                 digest,
+                received,
             } = pending;
             if sending {
                 let answer = match &result {
@@ -286,7 +292,7 @@ impl Group {
             }
             let (bytes, error) = match &result {
                 Ok(size) => (*size, None),
-                Err(e) => (0, Some(e)),
+                Err(e) => (received, Some(e)),
             };
             let report = Report::new(conn.peer(), Op::Put, Some(&name), started, bytes, error)
                 .with_digest(digest);

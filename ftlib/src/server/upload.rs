@@ -135,7 +135,7 @@ pub(super) fn put_pipelined(
 ) -> Handled {
     let allowed = s.may(Access::Write);
     match receive_pipelined(s.ctx, &mut s.conn, allowed, &name, size, attrs) {
-        Ok((outcome, digest)) => Handled::Deferred(Waiting {
+        Ok((outcome, digest, received)) => Handled::Deferred(Waiting {
             name,
             held: if outcome.is_ok() {
                 s.ctx.store.held_in_memory(size)
@@ -146,6 +146,7 @@ pub(super) fn put_pipelined(
             outcome,
             named,
             digest,
+            received,
         }),
         Err(e) => {
             s.waiting.commit(s.ctx, &mut s.conn);
@@ -169,15 +170,22 @@ fn receive_pipelined(
     name: &str,
     size: u64,
     attrs: Option<Attrs>,
-) -> Result<(Outcome, Option<[u8; DIGEST_LEN]>)> {
+) -> Result<(Outcome, Option<[u8; DIGEST_LEN]>, u64)> {
     if size > MAX_PIPELINED {
         return Err(Error::Protocol(format!(
             "a pipelined upload of {size} bytes (at most {MAX_PIPELINED})"
         )));
     }
     // Its bytes are reported once it is committed.
-    let whole = |conn: &mut Connection, writer: &mut dyn Write| {
-        receive_into(conn, Span::whole(name, size), writer, Xxh3::new(), &mut 0)
+    let mut moved = 0;
+    let mut whole = |conn: &mut Connection, writer: &mut dyn Write| {
+        receive_into(
+            conn,
+            Span::whole(name, size),
+            writer,
+            Xxh3::new(),
+            &mut moved,
+        )
     };
     let accepted = allowed
         .and_then(|()| check_upload(ctx, name, size))
@@ -191,15 +199,16 @@ fn receive_pipelined(
                 upload.set_digest(got.digest);
                 // Waiting uploads must not pile up open descriptors.
                 upload.release();
-                Ok((Ok((upload, got.bytes)), Some(got.digest)))
+                Ok((Ok((upload, got.bytes)), Some(got.digest), got.bytes))
             }
             Err(e) if e.breaks_connection() => Err(e),
-            Err(e) => Ok((Err(e), None)),
+            Err(e) => Ok((Err(e), None, moved)),
         },
-        // Refused before its body was read: read it anyway, to stay in step.
+        // Refused before its body was read: read it anyway, to stay in step (reported as
+        // no bytes, as a refusal before any data is).
         Err(refused) => match whole(conn, &mut io::sink()) {
             Err(e) if e.breaks_connection() => Err(e),
-            _ => Ok((Err(refused), None)),
+            _ => Ok((Err(refused), None, 0)),
         },
     }
 }
