@@ -561,3 +561,97 @@ fn a_tree_named_dot_is_the_directory_it_is() {
     );
     assert_eq!(names_in(&f.served()), vec!["one", "two"]);
 }
+
+/// A directory the server may not read (its process runs as `nobody`, the directory is
+/// root's, mode 0700): `list -r` and `get -r` get everything else, then fail naming it,
+/// exit 1 — never a listing that silently left it out. Needs root and `setpriv`, as CI has;
+/// skipped elsewhere.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_directory_the_server_cannot_read_fails_the_tree_after_the_rest() {
+    let base = tempfile::tempdir().expect("tempdir");
+    // Owned by whoever runs the test: root, or this test cannot serve as another user.
+    if std::os::unix::fs::MetadataExt::uid(&fs::metadata(base.path()).expect("stat")) != 0 {
+        eprintln!("SKIPPED: serving as another user needs root");
+        return;
+    }
+    fs::set_permissions(base.path(), Permissions::from_mode(0o755)).expect("chmod");
+    let served = base.path().join("served");
+    write(&served.join("top/open/a.txt"), b"a\n");
+    write(&served.join("top/locked/b.txt"), b"b\n");
+    write(&served.join("top/z.txt"), b"z\n");
+    for dir in ["", "top", "top/open"] {
+        fs::set_permissions(served.join(dir), Permissions::from_mode(0o755)).expect("chmod");
+    }
+    fs::set_permissions(served.join("top/locked"), Permissions::from_mode(0o700)).expect("chmod");
+    let state = base.path().join("state");
+    fs::create_dir(&state).expect("mkdir");
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new("setpriv");
+    ft_testutil::isolate(&mut command, home.path());
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(util::ftserver())
+        .args(["0", "--bind", "127.0.0.1", "--plain", "--root"])
+        .arg(&served)
+        .arg("--state-dir")
+        .arg(&state);
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: no setpriv");
+        return;
+    }
+    let server = ft_testutil::ServerProcess::launch(
+        command,
+        "127.0.0.1:0".parse().expect("addr"),
+        true,
+        home,
+    );
+    let local = base.path().join("local");
+    fs::create_dir(&local).expect("mkdir");
+    let port = server.addr.port().to_string();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--plain", "127.0.0.1", &port];
+        all.extend_from_slice(args);
+        util::ftclient_in(&local, all)
+    };
+
+    let listed = run(&["list", "-r", "top"]);
+    assert_eq!(listed.code, Some(1), "{listed:?}");
+    for name in ["locked/", "open/a.txt", "z.txt"] {
+        assert!(
+            listed.stdout.lines().any(|l| l == name),
+            "{name}: {listed:?}"
+        );
+    }
+    for needle in [
+        " list top 4 entries ",
+        "failure permission-denied: server: reading the directory top/locked (not listed; \
+         everything else is): Permission denied",
+    ] {
+        assert!(
+            listed.stderr.contains(needle),
+            "{needle:?} not in {listed:?}"
+        );
+    }
+
+    let got = run(&["get", "-r", "top", "--dir", "."]);
+    assert_eq!(got.code, Some(1), "{got:?}");
+    assert_eq!(fs::read(local.join("top/open/a.txt")).expect("a"), b"a\n");
+    assert_eq!(fs::read(local.join("top/z.txt")).expect("z"), b"z\n");
+    assert!(!local.join("top/locked/b.txt").exists());
+    let failed: Vec<_> = outcomes(&got)
+        .into_iter()
+        .filter(|(_, outcome)| !matches!(outcome, Outcome::Success))
+        .collect();
+    assert!(
+        matches!(&failed[..], [(name, Outcome::Failure { kind, .. })]
+            if name == "top" && kind == "permission-denied"),
+        "{got:?}"
+    );
+    assert!(
+        got.stdout
+            .contains("permission-denied: server: reading the directory top/locked (not listed"),
+        "{got:?}"
+    );
+}

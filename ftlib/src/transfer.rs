@@ -405,6 +405,11 @@ pub(crate) fn send_listing(
                 batch.push(entry);
             }
             Err(e) => {
+                // What was listed goes first: a listing may end with an error once all the
+                // rest is listed (a directory that could not be read).
+                if !batch.is_empty() {
+                    conn.send(&batch_of(std::mem::take(&mut batch)))?;
+                }
                 conn.send(&Response::Error {
                     kind: e.kind(),
                     message: clip_message(e.to_string()),

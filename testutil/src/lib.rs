@@ -157,7 +157,10 @@ impl ServerProcess {
         )
     }
 
-    fn launch(
+    /// Starts `command`, an ftserver (perhaps run through another program, such as
+    /// `setpriv` to serve as another user) asked to listen on `addr`, and waits for its
+    /// start lines as [`ServerProcess::start`] does.
+    pub fn launch(
         mut command: Command,
         addr: SocketAddr,
         plain: bool,

@@ -237,7 +237,7 @@ impl Session {
             } else {
                 Name::new(name).and_then(|_| self.spool_listing(name, observer))
             };
-            if let Ok((_, n, b)) = &spooled {
+            if let Ok((_, n, b, _)) = &spooled {
                 files += n;
                 bytes = bytes.saturating_add(*b);
             }
@@ -247,8 +247,8 @@ impl Session {
         let mut all_ok = true;
         self.item_base = 0;
         for ((name, spooled), top) in names.iter().zip(spools).zip(&tops) {
-            let spool = match spooled {
-                Ok((spool, _, _)) => spool,
+            let (spool, incomplete) = match spooled {
+                Ok((spool, _, _, incomplete)) => (spool, incomplete),
                 Err(e) if e.breaks_connection() && !matches!(e, Error::Remote { .. }) => {
                     return Err(e);
                 }
@@ -316,6 +316,12 @@ impl Session {
                 all_ok = false;
                 self.report_skipped(Op::Get, name, Err(e), observer);
             }
+            // What the server could not list (a directory it may not read): the rest of
+            // the tree came, this did not.
+            if let Some(e) = incomplete {
+                all_ok = false;
+                self.report_skipped(Op::Get, name, Err(e), observer);
+            }
         }
         Ok(all_ok)
     }
@@ -348,13 +354,15 @@ impl Session {
         &mut self,
         name: &str,
         observer: &mut dyn Observer,
-    ) -> Result<(std::fs::File, usize, u64)> {
+    ) -> Result<(std::fs::File, usize, u64, Option<Error>)> {
         let spool = tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
         let mut out = BufWriter::new(spool);
         let (mut files, mut bytes) = (0usize, 0u64);
         let mut failed_write: Option<std::io::Error> = None;
+        let mut entries = 0usize;
         let client = self.connected(observer)?;
-        client.list_dir_each(name, true, |entry| {
+        let listed = client.list_dir_each(name, true, |entry| {
+            entries += 1;
             if failed_write.is_some() {
                 return;
             }
@@ -383,7 +391,14 @@ impl Session {
             if let Err(e) = writeln!(out, "{kind}\t{}", entry.name) {
                 failed_write = Some(e);
             }
-        })?;
+        });
+        // A listing the server ended with an error after entries (a directory it could
+        // not read, listed last): what was listed is fetched, the error reported after.
+        let incomplete = match listed {
+            Ok(_) => None,
+            Err(e @ Error::Remote { .. }) if entries > 0 => Some(e),
+            Err(e) => return Err(e),
+        };
         if let Some(e) = failed_write {
             return Err(Error::io("writing the spooled listing", e));
         }
@@ -393,7 +408,7 @@ impl Session {
         spool
             .rewind()
             .map_err(|e| Error::io("reading the spooled listing", e))?;
-        Ok((spool, files, bytes))
+        Ok((spool, files, bytes, incomplete))
     }
 
     /// Lists the server directory `dir` (`""`: the top), recursively if asked: each entry
@@ -444,14 +459,15 @@ impl Session {
         } else {
             format!("{dir}/")
         };
+        // Entries received, also when the listing or a digest then fails.
+        let mut count = 0;
         let result = client.list_dir_each(dir, recursive, |entry| {
+            count += 1;
             if digests && entry.kind == EntryKind::File {
                 files.push(format!("{prefix}{}", entry.name));
             }
             observer.entry(entry);
         });
-        // Entries received, also when a digest then fails.
-        let count = *result.as_ref().unwrap_or(&0);
         let mut result = result.map(drop);
         if let (true, Ok(())) = (digests, &result) {
             let mut failed = None;

@@ -572,8 +572,8 @@ impl Store for DirStore {
     ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + Send + '_>> {
         let at = self.dir(dir.map(Name::as_str), false)?;
         let depth = dir.map_or(0, Name::depth);
-        let base_len = dir.map_or(0, |d| d.len() + 1);
-        let walk = Walk::new(at, depth, base_len, recursive)
+        let base = dir.map_or_else(String::new, |d| format!("{d}/"));
+        let walk = Walk::new(at, depth, base, recursive)
             .map_err(|e| Error::io("reading the directory", e))?;
         Ok(Box::new(walk))
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::dir::{entry_of, visible};
 use crate::error::{Error, Result};
 use crate::protocol::{Entry, MAX_DEPTH, MAX_PATH};
-use crate::sys::at::{DirFd, Kind, Names};
+use crate::sys::at::{ChildError, DirFd, Kind, Names};
 use crate::text::escape;
 
 /// One directory being read: its handle, its names, and its path relative to the listed
@@ -22,13 +22,55 @@ struct Level {
 /// directory's entry before its contents. Never follows a symbolic link: subdirectories are
 /// opened by handle, one component at a time. Names that are not UTF-8, ft's own files,
 /// symbolic links and special files are left out, as are directories deeper than a name
-/// can reach ([`MAX_DEPTH`], [`MAX_PATH`] counting `base_depth` components above).
+/// can reach ([`MAX_DEPTH`], [`MAX_PATH`] counting `base_depth` components above). A
+/// subdirectory that cannot be read is listed, the walk goes on past it, and once all the
+/// rest is listed the walk ends with an error naming it: a listing that left something out
+/// never ends as if complete.
 pub(super) struct Walk {
     stack: Vec<Level>,
     recursive: bool,
     base_depth: usize,
-    /// Bytes of the listed directory's own name and the `/` after it (0 for the top).
-    base_len: usize,
+    /// The listed directory's own name and the `/` after it (empty for the top).
+    base: String,
+    unreadable: Unreadable,
+}
+
+/// The subdirectories a recursive walk could not read: the first few by name, how many in
+/// all, and the first one's error.
+#[derive(Default)]
+struct Unreadable {
+    names: Vec<String>,
+    count: usize,
+    first: Option<std::io::Error>,
+}
+
+/// Subdirectories that could not be read named in the error; the others are counted.
+const UNREADABLE_NAMED: usize = 3;
+
+impl Unreadable {
+    fn note(&mut self, name: String, e: std::io::Error) {
+        self.count += 1;
+        if self.names.len() < UNREADABLE_NAMED {
+            self.names.push(name);
+        }
+        self.first.get_or_insert(e);
+    }
+
+    /// The error that ends the walk, once, if any directory could not be read.
+    fn take(&mut self) -> Option<Error> {
+        let first = self.first.take()?;
+        let names: Vec<String> = self.names.iter().map(|n| escape(n)).collect();
+        let more = match self.count - self.names.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        let what = format!(
+            "reading the director{} {}{more} (not listed; everything else is)",
+            if self.count == 1 { "y" } else { "ies" },
+            names.join(", ")
+        );
+        Some(Error::io(what, first))
+    }
 }
 
 impl std::fmt::Debug for Walk {
@@ -40,12 +82,12 @@ impl std::fmt::Debug for Walk {
 }
 
 impl Walk {
-    /// Starts listing `dir`, which is `base_depth` components and `base_len` bytes (its
-    /// name and a `/`; 0 for the top) below the top.
+    /// Starts listing `dir`, which is `base_depth` components below the top, at `base`
+    /// (its name and a `/`; empty for the top).
     pub(super) fn new(
         dir: Arc<DirFd>,
         base_depth: usize,
-        base_len: usize,
+        base: String,
         recursive: bool,
     ) -> std::io::Result<Walk> {
         let names = dir.names()?;
@@ -57,7 +99,8 @@ impl Walk {
             }],
             recursive,
             base_depth,
-            base_len,
+            base,
+            unreadable: Unreadable::default(),
         })
     }
 
@@ -97,24 +140,36 @@ impl Walk {
                 format!("{}/{name}", level.prefix)
             };
             // Only what a client can name again (from the top) is listed.
-            if self.base_len + path.len() > MAX_PATH {
+            if self.base.len() + path.len() > MAX_PATH {
                 continue;
             }
             if stat.kind == Kind::Dir
                 && self.recursive
                 && self.base_depth + depth < MAX_DEPTH
-                && self.base_len + path.len() + 2 <= MAX_PATH
+                && self.base.len() + path.len() + 2 <= MAX_PATH
             {
                 // Entered after this entry is handed out (so a directory comes first).
                 let leaf = path.rsplit('/').next().unwrap_or(&path).to_owned();
-                let child = level.dir.child(&leaf).ok().and_then(|dir| {
-                    let names = dir.names().ok()?;
-                    Some(Level {
+                let child = match level.dir.child(&leaf) {
+                    Ok(dir) => dir.names().map(|names| Level {
                         dir: Arc::new(dir),
                         names,
                         prefix: path.clone(),
-                    })
-                });
+                    }),
+                    Err(ChildError::Io(e)) => Err(e),
+                    // Gone, or swapped for a link or a file, since it was read: not a
+                    // directory of the tree any more.
+                    Err(_) => {
+                        return Some(Ok(entry_of(path, &stat)));
+                    }
+                };
+                let child = match child {
+                    Ok(child) => Some(child),
+                    Err(e) => {
+                        self.unreadable.note(format!("{}{path}", self.base), e);
+                        None
+                    }
+                };
                 let entry = entry_of(path, &stat);
                 if let Some(child) = child {
                     self.stack.push(child);
@@ -138,6 +193,6 @@ impl Iterator for Walk {
                 }
             }
         }
-        None
+        self.unreadable.take().map(Err)
     }
 }
