@@ -139,6 +139,15 @@ fn main() -> ExitCode {
         }
     };
     bars.finish();
+    let all_ok = match progress::stdout_failure() {
+        Some(e) => {
+            bars.err(&format!(
+                "ftclient: cannot write to standard output: {e}; what it shows is incomplete"
+            ));
+            false
+        }
+        None => all_ok,
+    };
     if cancel.load(Ordering::SeqCst) {
         ExitCode::from(130)
     } else if all_ok {

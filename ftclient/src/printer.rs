@@ -11,7 +11,7 @@ use ftlib::{Entry, Error, ErrorKind, FirstContact, Observer, Op, Progress, Repor
 
 use crate::hints::{Target, hint, with_hint};
 use crate::output::{entry_json, listed_name, long_listing};
-use crate::progress::{Bars, FileBar};
+use crate::progress::{Bars, FileBar, stdout_written};
 
 /// Bars and report lines for puts and gets, and the report of a listing.
 #[derive(Debug)]
@@ -187,13 +187,12 @@ impl Observer for Listing<'_, '_> {
 
     fn entry(&mut self, entry: Entry) {
         let out = self.out.get_or_insert_with(|| std::io::stdout().lock());
-        // A closed stdout is not worth failing the listing for.
         if self.printer.json && !self.digests {
-            let _ = writeln!(out, "{}", entry_json(&entry, None));
+            stdout_written(writeln!(out, "{}", entry_json(&entry, None)));
         } else if self.long || self.digests {
             self.kept.push(entry);
         } else {
-            let _ = writeln!(out, "{}", listed_name(&entry));
+            stdout_written(writeln!(out, "{}", listed_name(&entry)));
         }
     }
 
@@ -209,14 +208,14 @@ impl Observer for Listing<'_, '_> {
         if self.printer.json {
             for entry in &self.kept {
                 let digest = digests.and_then(|got| got.get(&entry.name));
-                let _ = writeln!(out, "{}", entry_json(entry, digest));
+                stdout_written(writeln!(out, "{}", entry_json(entry, digest)));
             }
         } else {
             for line in long_listing(&mut self.kept, self.exact, digests, &Local) {
-                let _ = writeln!(out, "{line}");
+                stdout_written(writeln!(out, "{line}"));
             }
         }
-        let _ = out.flush();
+        stdout_written(out.flush());
         drop(out);
         self.printer.finished(item, report, error);
     }

@@ -151,8 +151,7 @@ impl Bars {
     /// Prints `line` on stdout, above the bars.
     pub(crate) fn out(&self, line: &str) {
         self.multi.suspend(|| {
-            // A closed stdout must not stop the other transfers.
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            stdout_written(writeln!(std::io::stdout().lock(), "{line}"));
         });
     }
 
@@ -365,6 +364,31 @@ fn clock(secs: u64) -> String {
     } else {
         format!("{minutes}:{seconds:02}")
     }
+}
+
+/// The first error writing to stdout other than a closed pipe, if any.
+static STDOUT_FAILED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Notes the outcome of a write to stdout. A failure does not stop the transfers (the
+/// other lines, the files, still matter), but the command fails once they are done
+/// ([`stdout_failure`]): a listing or reports lost on a full disk must not look complete.
+/// A closed pipe (`ftclient … list | head`) is not a failure: the reader had enough.
+pub(crate) fn stdout_written(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let mut failed = STDOUT_FAILED.lock().unwrap_or_else(|p| p.into_inner());
+            failed.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// Flushes stdout and says why writing to it failed, if it did ([`stdout_written`]).
+pub(crate) fn stdout_failure() -> Option<String> {
+    stdout_written(std::io::stdout().lock().flush());
+    STDOUT_FAILED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 #[cfg(test)]

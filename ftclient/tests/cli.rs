@@ -738,3 +738,63 @@ fn put_as_chooses_the_name_on_the_server() {
     );
     assert_eq!(names_in(&f.served()), vec!["again.txt", "final.txt"]);
 }
+
+/// Output that cannot be written (stdout on a full disk, here `/dev/full`) fails the
+/// command after the transfers, saying so: a listing or reports lost must not look
+/// complete. A closed pipe (`list | head`) is not a failure.
+#[cfg(target_os = "linux")]
+#[test]
+fn output_lost_on_a_full_disk_fails_the_command() {
+    use std::process::{Command, Stdio};
+    let f = Fixture::new();
+    fs::write(f.local().join("a.txt"), b"a").expect("write");
+    let run = |args: &[&str], stdout: Stdio| {
+        let mut command = Command::new(util::ftclient());
+        command
+            .current_dir(f.cwd())
+            .args(f.args(args))
+            .args(f.trust())
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        command.output().expect("run ftclient")
+    };
+    let full = || {
+        Stdio::from(
+            fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .expect("open"),
+        )
+    };
+    for args in [
+        &["put", "a.txt"][..],
+        &["list"],
+        &["list", "--json"],
+        &["list", "-l"],
+    ] {
+        let out = run(args, full());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("ftclient: cannot write to standard output: No space left on device"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        f.served_bytes("a.txt"),
+        b"a",
+        "the upload itself went through"
+    );
+    // A reader that stops early: still a success.
+    let mut command = Command::new(util::ftclient());
+    command
+        .current_dir(f.cwd())
+        .args(f.args(&["list"]))
+        .args(f.trust())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
