@@ -109,7 +109,7 @@ pub(crate) enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Upload directories whole, as NAME/... on the server (`.` as the name of the
-        /// directory it is): files with their
+        /// directory it is; a file given is uploaded as itself): files with their
         /// modification times and execute bits, empty directories too; symbolic links are
         /// skipped, never followed. Files already there with the same bytes are skipped, so
         /// running the same command again after an interruption finishes the job.

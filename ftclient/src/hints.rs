@@ -104,9 +104,26 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         (Op::Get, ErrorKind::NotFound) => {
             format!("`ftclient {host} {port} list` shows the files the server has")
         }
-        (Op::Put, ErrorKind::NotFound) => {
-            format!("a plain name is looked up in {dir}, then in the current directory")
-        }
+        (Op::Put, ErrorKind::NotFound) => match error {
+            Error::NotFound {
+                name,
+                why: ftlib::Missing::NotRegular,
+            } if Path::new(name).is_dir() => "it is a directory: upload it with put -r".into(),
+            Error::NotFound {
+                why: ftlib::Missing::NotRegular,
+                ..
+            } => "only regular files are uploaded; to send what a pipe or a device gives, \
+                 read it as a stream: `put - --as NAME < FILE`"
+                .into(),
+            // Where a plain name (one component) was looked for: `--dir` first.
+            Error::NotFound {
+                name,
+                why: ftlib::Missing::Local,
+            } if Path::new(name).parent() == Some(to.dir) && to.dir != Path::new(".") => {
+                format!("a plain name is looked up in {dir}, then in the current directory")
+            }
+            _ => return None,
+        },
         (Op::Put, ErrorKind::InvalidName) => {
             "each part of a name must be a plain file name: not . or .., without control \
              characters or \\, at most 255 bytes (a Windows server refuses : too)"

@@ -45,24 +45,6 @@ fn main() -> ExitCode {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
-    if let Command::Put {
-        files,
-        recursive: false,
-        ..
-    } = &args.command
-    {
-        let dirs = files.iter().filter_map(|file| {
-            let (path, _) = ftlib::local_source(file, &args.dir).ok()?;
-            path.is_dir().then_some(file)
-        });
-        if let Some(dir) = dirs.into_iter().next() {
-            eprintln!(
-                "error: {} is a directory: upload it with put -r",
-                ftlib::text::escape(&dir.display().to_string())
-            );
-            return ExitCode::from(2);
-        }
-    }
     let bars = Bars::new(!args.quiet && std::io::stderr().is_terminal());
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);

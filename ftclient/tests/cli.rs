@@ -798,3 +798,28 @@ fn output_lost_on_a_full_disk_fails_the_command() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+/// A FIFO named on the command line is refused at once, with how to send it as a stream;
+/// opening it used to wait for a writer, forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let f = Fixture::new();
+    let fifo = f.local().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    fs::write(f.local().join("a.txt"), b"a").expect("write");
+    // Run with the test's deadline: a hang fails it.
+    let out = f.ft(&["put", "pipe", "a.txt"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        outcomes(&out),
+        vec![outcome("pipe", Some("not-found")), outcome("a.txt", None)],
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("put - --as NAME < FILE"), "{out:?}");
+    assert_eq!(f.served_bytes("a.txt"), b"a");
+}

@@ -470,14 +470,44 @@ fn to_places_trees_and_files_and_get_and_list_find_them() {
     assert_eq!(names_in(&down), ["b.txt"]);
     assert_eq!(fs::read(down.join("b.txt")).expect("read"), b"bb");
 
-    // A directory without -r: a usage error before connecting, saying what to type.
+    // A directory without -r: that item fails, saying what to type; a file beside it
+    // goes up (a glob of files and directories, `put ./*`).
     let before = tree(&f.served());
-    let out = f.ft(&["put", "pics"]);
-    assert_eq!(out.code, Some(2), "{out:?}");
-    assert!(out.stdout.is_empty(), "{out:?}");
-    assert!(out.stderr.contains("pics is a directory"), "{out:?}");
-    assert!(out.stderr.contains("put -r"), "{out:?}");
-    assert_eq!(tree(&f.served()), before);
+    let out = f.ft(&["put", "pics", "note.txt", "--to", "mixed"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        outcomes(&out).into_iter().collect::<Vec<_>>(),
+        vec![
+            ("mixed/note.txt".to_owned(), Outcome::Success),
+            (
+                "mixed/pics".to_owned(),
+                Outcome::Failure {
+                    kind: "not-found".into(),
+                    message: format!(
+                        "{} not found (not a regular file); it is a directory: upload it \
+                         with put -r",
+                        f.local().join("pics").display()
+                    ),
+                }
+            ),
+        ],
+        "{out:?}"
+    );
+    let mut want = before.clone();
+    want.insert("mixed".into(), Node::Dir);
+    want.insert(
+        "mixed/note.txt".into(),
+        tree(&f.served())
+            .remove("mixed/note.txt")
+            .expect("uploaded"),
+    );
+    assert_eq!(tree(&f.served()), want);
+
+    // With -r, a file among the trees goes up as itself.
+    let out = f.ft(&["put", "-r", "pics", "note.txt", "--to", "both"]);
+    assert_success(&out);
+    assert_eq!(f.served_bytes("both/note.txt"), b"note");
+    assert_eq!(f.served_bytes("both/pics/sub/b.txt"), b"bb");
 
     // get -r of a file, and of nothing: a clear failure each, nothing written.
     let empty = fresh_dir(&f, "empty");

@@ -125,10 +125,16 @@ pub(super) fn open_local(local: &Local) -> Result<(File, u64)> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
-    if !local.follow {
+    {
         use std::os::unix::fs::OpenOptionsExt;
-        // Written as rustix's constant: no libc dependency for one flag.
-        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        // Without blocking: opening a FIFO for reading would wait for a writer, forever,
+        // before it could be refused as not a regular file (no effect on a regular file).
+        let mut flags = rustix::fs::OFlags::NONBLOCK;
+        if !local.follow {
+            flags |= rustix::fs::OFlags::NOFOLLOW;
+        }
+        // Written as rustix's constants: no libc dependency for two flags.
+        options.custom_flags(flags.bits() as i32);
     }
     let file = options.open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound {

@@ -76,7 +76,10 @@ impl Session {
         let count = observer.wants_totals();
         for tree in trees {
             let root = tree_root(tree, to, dir);
-            if let (Ok((path, name)), true) = (&root, count) {
+            if let (Ok((_, _, Some(size))), true) = (&root, count) {
+                files += 1;
+                bytes = bytes.saturating_add(*size);
+            } else if let (Ok((path, name, None)), true) = (&root, count) {
                 if let Ok(walk) = LocalTree::new(path.clone(), name.to_string()) {
                     for found in walk {
                         if let Found::File { size, .. } = found {
@@ -98,7 +101,17 @@ impl Session {
                 return Ok(false);
             }
             let shown = tree.display().to_string();
-            let walk = root.and_then(|(path, name)| {
+            // A file among the trees: uploaded as itself.
+            if let Ok((path, name, Some(_))) = &root {
+                let file = Chunk {
+                    names: vec![name.to_string()],
+                    paths: vec![path.clone()],
+                    bytes: 0,
+                };
+                all_ok &= self.put_chunk(file, resume, observer)?;
+                continue;
+            }
+            let walk = root.and_then(|(path, name, _)| {
                 let walk = LocalTree::new(path.clone(), name.to_string()).map_err(|e| {
                     Error::io(format!("reading the directory {}", path.display()), e)
                 })?;
@@ -525,10 +538,12 @@ impl Session {
     }
 }
 
-/// Where a tree to upload is read from, and its name on the server (its last component,
-/// inside `to` if given). A path ending in `.` or `..` (`put -r .`) is read where it is,
-/// relative to the working directory, and named after the directory it is.
-fn tree_root(tree: &Path, to: Option<&str>, dir: &Path) -> Result<(PathBuf, Name)> {
+/// Where a tree to upload is read from, its name on the server (its last component, inside
+/// `to` if given), and its size if it is a regular file rather than a directory (uploaded
+/// as a file, as `cp -r` and `scp -r` take files too). A path ending in `.` or `..`
+/// (`put -r .`) is read where it is, relative to the working directory, and named after
+/// the directory it is.
+fn tree_root(tree: &Path, to: Option<&str>, dir: &Path) -> Result<(PathBuf, Name, Option<u64>)> {
     let (path, own) = match local_source(tree, dir) {
         Err(refused) if tree.file_name().is_none() => match std::fs::canonicalize(tree) {
             // `/` has no name: refused as any path without one.
@@ -556,15 +571,15 @@ fn tree_root(tree: &Path, to: Option<&str>, dir: &Path) -> Result<(PathBuf, Name
             Error::io(format!("reading {}", path.display()), e)
         }
     })?;
-    if !meta.is_dir() {
+    if !meta.is_dir() && !meta.is_file() {
         return Err(Error::NotFound {
             name: path.display().to_string(),
-            why: crate::error::Missing::NotADirectory,
+            why: crate::error::Missing::NotRegular,
         });
     }
     let name = match to {
         Some(to) => Name::new(&format!("{to}/{own}"))?,
         None => own,
     };
-    Ok((path, name))
+    Ok((path, name, meta.is_file().then_some(meta.len())))
 }
