@@ -304,6 +304,58 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
         "{out:?}"
     );
     assert_eq!(names_in(&trees.join("t")), ["x"]);
+
+    // A twin that is not there (a mistyped path, an invalid name) stands in no one's way:
+    // it fails for what it is, and the one that exists moves.
+    let typo = f.base.path().join("typo");
+    fs::create_dir(&typo).expect("mkdir");
+    let out = f.ft_in(
+        &typo,
+        &["get", "nosuch/copyright", "x/../copyright", "a/copyright"],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let mut got = outcomes(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            outcome("a/copyright", None),
+            outcome("nosuch/copyright", Some("not-found")),
+            outcome("x/../copyright", Some("invalid-name")),
+        ],
+        "{out:?}"
+    );
+    assert_eq!(fs::read(typo.join("copyright")).expect("read"), b"first");
+    let missing = f.local().join("nosuch/copyright");
+    let missing = missing.to_str().expect("UTF-8");
+    let out = f.ft(&["put", missing, b, "--to", "typo"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let mut got = outcomes(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            outcome("typo/copyright", None),
+            outcome("typo/copyright", Some("not-found")),
+        ],
+        "{out:?}"
+    );
+    assert_eq!(f.served_bytes("typo/copyright"), b"second");
+    let trees = f.base.path().join("trees2");
+    fs::create_dir(&trees).expect("mkdir");
+    let out = f.ft_in(&trees, &["get", "-r", "nosuch/t", "t2/t"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let mut got = outcomes(&out);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            outcome("nosuch/t", Some("not-found")),
+            outcome("t2/t/y", None)
+        ],
+        "{out:?}"
+    );
+    assert_eq!(names_in(&trees.join("t")), ["y"]);
 }
 
 /// `get -r ""` is an invalid name like any other, refused before anything is listed

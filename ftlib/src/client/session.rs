@@ -197,7 +197,10 @@ impl Session {
             .collect();
         // Two local files that would land on one server name (or one file named twice):
         // the later ones are refused before they are sent.
-        let twins = later_twins(&names);
+        let twins = later_twins(&names, |i| {
+            local_source(&files[i], dir)
+                .is_ok_and(|(path, _)| std::fs::metadata(path).is_ok_and(|m| m.is_file()))
+        });
         let source = |i: usize| {
             if twins[i] {
                 return Err(Error::AlreadyExists {
@@ -309,7 +312,12 @@ impl Session {
         // Two server files that would land on one local file (the same last component, or
         // the same name twice): the later ones are refused before they are asked for, so
         // that no download of the command replaces another.
-        let twins = later_twins(locals);
+        let twins = if later_twins(locals, |_| true).contains(&true) {
+            let client = self.connected(observer)?;
+            later_twins(locals, |i| server_has(client, &names[i], false))
+        } else {
+            vec![false; locals.len()]
+        };
         // A directory the files cannot be written into fails each of them before it is
         // asked for, not once its bytes have crossed the network.
         let unwritable = dir.cannot_create();
@@ -543,13 +551,37 @@ impl Session {
     }
 }
 
-/// For each of `names`, whether an earlier one is the same (the first of each stands).
-pub(super) fn later_twins(names: &[String]) -> Vec<bool> {
+/// For each of `names`, whether an earlier one that `claims` its name is the same (the
+/// first of each stands). `claims(i)` says whether item `i` would really go to its name (its
+/// source exists); it is asked only of names given more than once, and an item that does
+/// not claim its name neither stands nor is refused for it (it fails in its turn, for what
+/// it is), so a mistyped path does not block the right one.
+pub(super) fn later_twins(names: &[String], mut claims: impl FnMut(usize) -> bool) -> Vec<bool> {
+    let mut times: HashMap<&str, usize> = HashMap::new();
+    for name in names {
+        *times.entry(name.as_str()).or_default() += 1;
+    }
     let mut seen = std::collections::HashSet::new();
     names
         .iter()
-        .map(|name| !seen.insert(name.as_str()))
+        .enumerate()
+        .map(|(i, name)| times[name.as_str()] > 1 && claims(i) && !seen.insert(name.as_str()))
         .collect()
+}
+
+/// Whether the server has `name` as a regular file (`dir`: as a directory), for
+/// [`later_twins`]: true also when it cannot tell (a server before `Stat`, a failure), so
+/// that a doubt keeps the refusal.
+pub(super) fn server_has(client: &mut Client, name: &str, dir: bool) -> bool {
+    use crate::protocol::{EntryKind, TREE_VERSION};
+    if client.version() < TREE_VERSION {
+        return true;
+    }
+    let want = if dir { EntryKind::Dir } else { EntryKind::File };
+    match client.stat(name, false) {
+        Ok((entry, _)) => entry.kind == want,
+        Err(e) => !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidName),
+    }
 }
 
 #[cfg(test)]

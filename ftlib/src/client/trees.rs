@@ -238,7 +238,14 @@ impl Session {
         // Two server directories with the same last component would merge into one local
         // one: the later ones are refused, before their listing.
         let tops: Vec<String> = names.iter().map(|n| local_name(n).to_owned()).collect();
-        let twins = super::session::later_twins(&tops);
+        let twins = if super::session::later_twins(&tops, |_| true).contains(&true) {
+            let client = self.connected(observer)?;
+            super::session::later_twins(&tops, |i| {
+                Name::new(&names[i]).is_ok() && super::session::server_has(client, &names[i], true)
+            })
+        } else {
+            vec![false; tops.len()]
+        };
         for ((name, top), twin) in names.iter().zip(&tops).zip(twins) {
             // A name the server would not take is refused here, before its listing: `""`
             // would list the whole served directory.
