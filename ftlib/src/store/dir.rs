@@ -318,7 +318,14 @@ impl DirStore {
     /// file; and when a parent is a file), [`Error::Io`] when the name cannot be checked.
     pub fn create_file(&self, name: &Name, replace: bool) -> Result<DirUpload> {
         let dir = self.upload_dir(name, replace)?;
-        Ok(DirUpload::in_memory(&self.temps, dir, name, replace, 0))
+        Ok(DirUpload::in_memory(
+            &self.temps,
+            &self.partials,
+            dir,
+            name,
+            replace,
+            0,
+        ))
     }
 
     /// Makes the directory `name` like [`Store::make_dir`] (`true` when it was made, `false`
@@ -637,7 +644,8 @@ impl Store for DirStore {
         let dir = self.upload_dir(name, false)?;
         self.check_space(name, size)?;
         let expected = usize::try_from(size).unwrap_or(usize::MAX);
-        let mut upload = DirUpload::in_memory(&self.temps, dir, name, false, expected);
+        let mut upload =
+            DirUpload::in_memory(&self.temps, &self.partials, dir, name, false, expected);
         if expected > BUFFERED_MAX {
             // Too big for memory: create its file now, so a failure shows before the body.
             upload.spill().map_err(|e| {
@@ -972,6 +980,12 @@ mod tests {
         again.upload.commit().expect("commit");
         assert_eq!(fs::read(dir.path().join("f")).expect("read"), b"0123456789");
         assert_eq!(parts(), [".ft-part-cccc"]);
+        // Published by an upload that keeps no partial (`put --no-resume`, a pipelined
+        // one), the same: the partial kept for it goes.
+        let mut whole = store.create(&name("g"), 3).expect("create");
+        whole.write_all(b"new").expect("write");
+        whole.commit().expect("commit");
+        assert_eq!(parts(), Vec::<String>::new());
     }
 
     /// A partial's key is part of a file name: anything but hex digits is refused.

@@ -14,7 +14,7 @@ use super::dir::walk;
 use super::group::WrittenAhead;
 use super::kept;
 use super::name::Name;
-use super::temps::{PartialLock, Temps, Watch};
+use super::temps::{PartialLock, Partials, Temps, Watch};
 use crate::error::{Error, Result, Taken};
 use crate::protocol::{Attrs, DIGEST_LEN};
 use crate::sys;
@@ -67,6 +67,9 @@ pub struct DirUpload {
     /// ([`super::kept`]).
     digest: Option<[u8; DIGEST_LEN]>,
     temps: Arc<Temps>,
+    /// The store's kept partials, whose ones for `name` go once it is published (not for
+    /// a partial upload, whose lock does that, nor for one that may replace).
+    partials: Option<Arc<Partials>>,
     name: Name,
     replace: bool,
     /// Set for a partial of a resumable transfer.
@@ -90,12 +93,16 @@ impl DirUpload {
     /// bytes (at most [`BUFFERED_MAX`]).
     pub(super) fn in_memory(
         temps: &Arc<Temps>,
+        partials: &Arc<Partials>,
         dir: Option<Arc<DirFd>>,
         name: &Name,
         replace: bool,
         expected: usize,
     ) -> DirUpload {
         DirUpload {
+            // As for a partial upload: once the name is published, partials kept for it
+            // can never be finished.
+            partials: (!replace).then(|| Arc::clone(partials)),
             data: Data::Memory(Vec::with_capacity(expected.min(BUFFERED_MAX))),
             tmp: PathBuf::new(),
             dir,
@@ -133,6 +140,7 @@ impl DirUpload {
             attrs: None,
             digest: None,
             temps: Arc::clone(temps),
+            partials: None,
             name: name.clone(),
             replace,
             lock: Some(lock),
@@ -468,6 +476,9 @@ impl DirUpload {
         })?;
         // Published: from here on the name is the file's, whatever happens.
         self.tmp = PathBuf::new();
+        if let Some(partials) = &self.partials {
+            partials.discard_for(self.name.as_str());
+        }
         if let Some(lock) = &self.lock {
             lock.published();
         }
