@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::protocol::{EntryKind, MAX_PIPELINED};
 use crate::report::{Op, Report};
 use crate::store::{DirStore, Name, Store, TreeDirs};
-use crate::text::escape;
 
 /// Most files moved per batch of a tree: what is held in memory at once (names and paths,
 /// at most [`TREE_CHUNK_BYTES`] of them). Each batch ends with the pipeline drained (every
@@ -157,13 +156,14 @@ impl Session {
                                 name: name.clone(),
                                 reason,
                             }),
-                            Some(Failed::Read) => Err(Error::io(
-                                format!("reading {}", escape(&name)),
-                                std::io::Error::other(reason),
-                            )),
                         };
                         all_ok &= failed.is_none();
                         self.report_skipped(Op::Put, &name, result, observer);
+                    }
+                    Found::Unreadable { name, path, error } => {
+                        all_ok = false;
+                        let failed = Error::io(format!("reading {}", path.display()), error);
+                        self.report_skipped(Op::Put, &name, Err(failed), observer);
                     }
                 }
                 if chunk.names.len() + later.names.len() == TREE_CHUNK

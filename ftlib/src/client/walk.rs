@@ -27,6 +27,12 @@ pub(super) enum Found {
         reason: &'static str,
         failed: Option<Failed>,
     },
+    /// A directory (or an entry of one) that could not be read, at `path`: a failure.
+    Unreadable {
+        name: String,
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// Why something of a local tree could not be uploaded.
@@ -34,8 +40,6 @@ pub(super) enum Found {
 pub(super) enum Failed {
     /// Its name cannot be a name on the server.
     Name,
-    /// It could not be read.
-    Read,
 }
 
 /// One directory being read.
@@ -83,11 +87,11 @@ impl Iterator for LocalTree {
             let (entry, leaf, kind) =
                 match item.and_then(|e| Ok((e.file_name(), e.file_type()?, e))) {
                     Ok((leaf, kind, entry)) => (entry, leaf, kind),
-                    Err(_) => {
-                        return Some(Found::Skipped {
+                    Err(error) => {
+                        return Some(Found::Unreadable {
                             name: level.name.clone(),
-                            reason: "a directory entry could not be read",
-                            failed: Some(Failed::Read),
+                            path: level.path.clone(),
+                            error,
                         });
                     }
                 };
@@ -131,13 +135,7 @@ impl Iterator for LocalTree {
                             filled: false,
                         });
                     }
-                    Err(_) => {
-                        return Some(Found::Skipped {
-                            name,
-                            reason: "the directory cannot be read",
-                            failed: Some(Failed::Read),
-                        });
-                    }
+                    Err(error) => return Some(Found::Unreadable { name, path, error }),
                 }
                 continue;
             }
