@@ -48,7 +48,11 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
                 _ => "upload it in a command of its own, with --as or --to".into(),
             });
         }
-        Error::Remote { message, .. } if message.contains("--user") => return None,
+        Error::Remote { message, .. }
+            if message.contains("--user") || message.contains("may only read") =>
+        {
+            return None;
+        }
         _ => {}
     }
     let text = match (op, error.kind()) {
@@ -142,9 +146,7 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             format!("free space in {dir}, or download elsewhere with --dir")
         }
         (Op::Put, ErrorKind::PermissionDenied) if remote => {
-            "the server refused: your account may not upload, or the server may not write its \
-             directory"
-                .into()
+            "the server may not write that directory: ask its operator".into()
         }
         (Op::Put, ErrorKind::PermissionDenied) => "check that you may read the file".into(),
         (Op::Get, ErrorKind::PermissionDenied) if remote => {
@@ -304,7 +306,7 @@ mod tests {
             (
                 Op::Put,
                 remote(ErrorKind::PermissionDenied),
-                "your account may not upload",
+                "the server may not write that directory",
             ),
             (
                 Op::Get,

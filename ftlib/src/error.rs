@@ -87,7 +87,8 @@ pub enum Error {
     },
     /// The body's digest did not match the data received.
     #[error(
-        "{}: checksum mismatch, the data was corrupted in transit",
+        "{}: checksum mismatch: the bytes received are not those the sender hashed (damaged \
+         on the way, or the file changed while it was sent or since the part kept)",
         escape(name)
     )]
     ChecksumMismatch {

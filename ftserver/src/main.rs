@@ -276,9 +276,13 @@ fn run(args: Args) -> Result<(), String> {
             config.anonymous = args.anonymous.as_ref().map(|_| Role::Read);
         }
         None => warn!(
-            "ftserver: warning: no --users: anyone who can reach port {port} may download, \
-             list{} files; see --users to require a login",
-            if args.read_only { "" } else { " and upload" }
+            "ftserver: warning: no --users: anyone who can reach port {port} may {} files; \
+             see --users to require a login",
+            if args.read_only {
+                "download and list"
+            } else {
+                "download, list and upload"
+            }
         ),
     }
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);

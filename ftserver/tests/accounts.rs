@@ -374,8 +374,8 @@ fn only_a_server_without_accounts_warns_that_anyone_may_write() {
     let root = tempfile::tempdir().expect("tempdir");
     let open = ServerProcess::start(root.path(), &[]);
     open.wait_for_stderr(&format!(
-        "ftserver: warning: no --users: anyone who can reach port {} may download, list and \
-         upload files; see --users to require a login",
+        "ftserver: warning: no --users: anyone who can reach port {} may download, list \
+         and upload files; see --users to require a login",
         open.addr.port()
     ));
 

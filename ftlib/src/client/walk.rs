@@ -112,11 +112,14 @@ impl Iterator for LocalTree {
                     failed: None,
                 });
             }
-            if Name::new(&name).is_err() {
-                let reason = if name.len() > MAX_PATH || name.split('/').count() > MAX_DEPTH {
-                    "the path is too long or too deep for the server"
-                } else {
-                    "not a valid name on the server"
+            if let Err(refused) = Name::new(&name) {
+                let reason = match refused {
+                    _ if name.len() > MAX_PATH || name.split('/').count() > MAX_DEPTH => {
+                        "the path is too long or too deep for the server"
+                    }
+                    // What is wrong with it: a backslash, a control character, `.ft-`.
+                    crate::Error::InvalidName { reason, .. } => reason,
+                    _ => "not a valid name on the server",
                 };
                 return Some(Found::Skipped {
                     name,
