@@ -139,6 +139,13 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         (Op::Put, ErrorKind::TooLarge) => {
             "the server's --max-file-size refuses it; ask its operator".into()
         }
+        // A stream held in a temporary file until it is verified (`put -`, `get NAME -`).
+        (_, ErrorKind::NoSpace) if !remote && error.to_string().contains("a temporary file in") => {
+            "free space there, or set TMPDIR to a directory with room".into()
+        }
+        (_, ErrorKind::NoSpace) if !remote && error.to_string().contains("to the output") => {
+            "the output's disk is full".into()
+        }
         (_, ErrorKind::NoSpace) if remote || op == Op::Put => {
             "the server's disk is too full; ask its operator to free space".into()
         }
@@ -298,6 +305,22 @@ mod tests {
             (Op::Get, remote(ErrorKind::InvalidName), "as `ftclient"),
             (Op::Put, remote(ErrorKind::TooLarge), "--max-file-size"),
             (Op::Put, remote(ErrorKind::NoSpace), "server's disk"),
+            (
+                Op::Put,
+                Error::io(
+                    "holding the input in a temporary file in /tmp",
+                    io::Error::from(io::ErrorKind::StorageFull),
+                ),
+                "set TMPDIR",
+            ),
+            (
+                Op::Get,
+                Error::io(
+                    "writing to the output",
+                    io::Error::from(io::ErrorKind::StorageFull),
+                ),
+                "the output's disk is full",
+            ),
             (
                 Op::Get,
                 Error::io("writing", io::Error::from(io::ErrorKind::StorageFull)),

@@ -82,10 +82,14 @@ impl Session {
             Op::Get,
             observer,
             |client, _, progress| {
-                let mut spool =
-                    tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
-                let got =
-                    client.download(&Name::new(name)?, None, Sink::Writer(&mut spool), progress)?;
+                let mut spool = tempfile::tempfile().map_err(spooling("the download"))?;
+                let got = client
+                    .download(&Name::new(name)?, None, Sink::Writer(&mut spool), progress)
+                    .map_err(|e| match e {
+                        // Writing the spool, not the output, failed.
+                        Error::Io { source, .. } => spooling("the download")(source),
+                        other => other,
+                    })?;
                 spool
                     .rewind()
                     .and_then(|()| std::io::copy(&mut spool, writer))
@@ -100,7 +104,20 @@ impl Session {
 
 /// Copies `reader` to its end into an unnamed temporary file.
 fn spool(reader: &mut dyn Read) -> Result<std::fs::File> {
-    let mut file = tempfile::tempfile().map_err(|e| Error::io("creating a temporary file", e))?;
-    std::io::copy(reader, &mut file).map_err(|e| Error::io("reading the input", e))?;
+    let mut file = tempfile::tempfile().map_err(spooling("the input"))?;
+    std::io::copy(reader, &mut file).map_err(spooling("the input"))?;
     Ok(file)
+}
+
+/// The error of holding `what` in an unnamed temporary file, naming where those go
+/// (`TMPDIR`, else `/tmp`), so that a full or missing directory there is not taken for the
+/// server's or the output's.
+fn spooling(what: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| {
+        let dir = std::env::temp_dir();
+        Error::io(
+            format!("holding {what} in a temporary file in {}", dir.display()),
+            e,
+        )
+    }
 }
