@@ -135,7 +135,8 @@ pub(crate) enum Command {
     },
     /// Download files into --dir (a file in a server directory, DIR/FILE, arrives as
     /// FILE); with -r, server directories as --dir/NAME/... An existing local file is
-    /// kept unless --overwrite (one with the same bytes is reported skipped).
+    /// kept unless --overwrite (without it, one with the same bytes is reported skipped;
+    /// with it, every file is downloaded again).
     Get {
         /// Names of files on the server (directories with -r, as `list` shows them or
         /// without the final /). `NAME -` writes the one file to standard output, once it

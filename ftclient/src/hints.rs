@@ -160,11 +160,23 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             "the server may not read that file; tell its operator".into()
         }
         (Op::Get, ErrorKind::PermissionDenied) => format!("check that you may write to {dir}"),
+        // A file the system gives a size of 0 but content (such as in /proc): only a
+        // stream reads it whole.
+        (Op::Put, ErrorKind::SizeMismatch)
+            if !remote && error.to_string().contains("expected 0 bytes") =>
+        {
+            format!(
+                "its size is not known before it is read (a file of /proc or /sys): send it as \
+                 a stream, `cat FILE | ftclient {host} {port} put - --as NAME`"
+            )
+        }
         (Op::Put, ErrorKind::SizeMismatch) if !remote => {
             "the file changed while it was sent; upload it again once it is complete".into()
         }
         (_, ErrorKind::ChecksumMismatch) => {
-            "the data was damaged in transit and nothing was kept; try again".into()
+            "nothing was kept; try again (a file that changed since an interrupted transfer \
+             starts over)"
+                .into()
         }
         (_, ErrorKind::SizeMismatch) => {
             "the file changed while it was sent, so nothing was kept; try again once it is \
