@@ -594,11 +594,11 @@ fn a_tree_named_dot_is_the_directory_it_is() {
 
 /// A directory the server may not read (its process runs as `nobody`, the directory is
 /// root's, mode 0700): `list -r` and `get -r` get everything else, then fail naming it,
-/// exit 1 — never a listing that silently left it out. Needs root and `setpriv`, as CI has;
-/// skipped elsewhere.
+/// exit 1 — never a listing that silently left it out. One it may not write: uploads are
+/// refused before their bytes. Needs root and `setpriv`, as CI has; skipped elsewhere.
 #[cfg(target_os = "linux")]
 #[test]
-fn a_directory_the_server_cannot_read_fails_the_tree_after_the_rest() {
+fn directories_the_server_may_not_read_or_write_fail_clearly() {
     let base = tempfile::tempdir().expect("tempdir");
     // Owned by whoever runs the test: root, or this test cannot serve as another user.
     if std::os::unix::fs::MetadataExt::uid(&fs::metadata(base.path()).expect("stat")) != 0 {
@@ -684,4 +684,23 @@ fn a_directory_the_server_cannot_read_fails_the_tree_after_the_rest() {
             .contains("permission-denied: server: reading the directory top/locked (not listed"),
         "{got:?}"
     );
+
+    // Uploads into a directory the server may not write (root's, mode 0755) are refused
+    // before their bytes, small (pipelined) and large (resumable) alike.
+    write(&local.join("small.txt"), b"small");
+    write(&local.join("large.bin"), &noise(20 << 20, 9));
+    let put = run(&["put", "small.txt", "large.bin", "--to", "top", "--dir", "."]);
+    assert_eq!(put.code, Some(1), "{put:?}");
+    let lines = reported(&put.stdout);
+    assert_eq!(lines.len(), 2, "{put:?}");
+    for line in lines {
+        assert_eq!(line.count, 0, "{line:?}");
+        assert!(
+            matches!(&line.outcome, Outcome::Failure { kind, message }
+                if kind == "permission-denied"
+                    && message.contains("writing in the directory of top/")),
+            "{line:?}"
+        );
+    }
+    assert!(!served.join("top/large.bin").exists());
 }

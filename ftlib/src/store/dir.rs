@@ -204,6 +204,10 @@ impl DirStore {
             }
         };
         check_target(&dir, name, replace)?;
+        // A directory the server may not write: refused now, before the body, rather than
+        // at publish once every byte has come.
+        dir.may_create()
+            .map_err(|e| Error::io(format!("writing in the directory of {}", escape(name)), e))?;
         Ok(Some(dir))
     }
 

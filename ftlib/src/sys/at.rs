@@ -127,6 +127,29 @@ impl DirFd {
         }
     }
 
+    /// Fails when this process may not create entries in the directory: no write or
+    /// search permission, or a file system mounted read-only (`faccessat`, with the real
+    /// ids, which a server does not change).
+    pub(crate) fn may_create(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::Access;
+            match rustix::fs::accessat(
+                &self.fd,
+                ".",
+                Access::WRITE_OK | Access::EXEC_OK,
+                AtFlags::empty(),
+            ) {
+                Err(e) if matches!(e, Errno::ACCESS | Errno::PERM | Errno::ROFS) => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(())
+        }
+    }
+
     /// What `name` is, not following a symbolic link.
     pub(crate) fn stat(&self, name: &str) -> io::Result<Stat> {
         #[cfg(unix)]
