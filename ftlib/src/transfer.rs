@@ -1045,7 +1045,8 @@ mod tests {
         );
     }
 
-    /// A failing entry ends the listing with the server's error, in step.
+    /// A failing entry ends the listing with the server's error, in step, after every
+    /// entry before it (the partial batch too).
     #[test]
     fn a_failing_entry_ends_the_listing_with_an_error() {
         let (mut a, mut b) = connection_pair(TIMEOUT);
@@ -1068,7 +1069,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(got, LIST_BATCH, "the full batch arrived before the error");
+        assert_eq!(got, LIST_BATCH + 3, "every entry arrived before the error");
         assert_eq!(b.recv().expect("in step"), Some(Request::List));
     }
 
