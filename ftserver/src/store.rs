@@ -41,10 +41,18 @@ fn open_bucket(url: &str, args: &Args) -> Result<Arc<dyn Store>, String> {
     config.timeout = Duration::from_secs(args.store_timeout);
     config.staged_expiry = Duration::from_secs(args.staged_expiry);
     let store = S3Store::open(config).map_err(|e| {
+        // Without keys, object_store asks a cloud machine's metadata service, whose
+        // failure says nothing of the missing keys.
+        let unset = if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            " (AWS_ACCESS_KEY_ID is not set: without it the credentials are asked of a cloud \
+             machine's metadata service)"
+        } else {
+            ""
+        };
         format!(
             "cannot serve {url}: {e}; the endpoint and credentials come from AWS_ENDPOINT, \
              AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION (and \
-             AWS_ALLOW_HTTP=true for a plain-HTTP endpoint)"
+             AWS_ALLOW_HTTP=true for a plain-HTTP endpoint){unset}"
         )
     })?;
     Ok(Arc::new(store))

@@ -81,9 +81,15 @@ impl Session {
             } else if let (Ok((path, name, None)), true) = (&root, count) {
                 if let Ok(walk) = LocalTree::new(path.clone(), name.to_string()) {
                     for found in walk {
-                        if let Found::File { size, .. } = found {
-                            files += 1;
-                            bytes = bytes.saturating_add(size);
+                        // Every item with a report line counts, skipped ones too, so that
+                        // the count done never passes the total.
+                        match found {
+                            Found::File { size, .. } => {
+                                files += 1;
+                                bytes = bytes.saturating_add(size);
+                            }
+                            Found::Skipped { .. } | Found::Unreadable { .. } => files += 1,
+                            Found::EmptyDir { .. } => {}
                         }
                     }
                 }
