@@ -163,7 +163,7 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         // A file the system gives a size of 0 but content (such as in /proc): only a
         // stream reads it whole.
         (Op::Put, ErrorKind::SizeMismatch)
-            if !remote && error.to_string().contains("expected 0 bytes") =>
+            if !remote && matches!(error, Error::SizeMismatch { expected: 0, .. }) =>
         {
             format!(
                 "its size is not known before it is read (a file of /proc or /sys): send it as \

@@ -503,10 +503,13 @@ fn to_places_trees_and_files_and_get_and_list_find_them() {
     );
     assert_eq!(tree(&f.served()), want);
 
-    // With -r, a file among the trees goes up as itself.
-    let out = f.ft(&["put", "-r", "pics", "note.txt", "--to", "both"]);
+    // With -r, a file among the trees goes up as itself, and a symbolic link named on the
+    // command line is followed, as `put` follows it.
+    symlink("note.txt", f.local().join("link to note")).expect("symlink");
+    let out = f.ft(&["put", "-r", "pics", "note.txt", "link to note", "--to", "both"]);
     assert_success(&out);
     assert_eq!(f.served_bytes("both/note.txt"), b"note");
+    assert_eq!(f.served_bytes("both/link to note"), b"note");
     assert_eq!(f.served_bytes("both/pics/sub/b.txt"), b"bb");
 
     // get -r of a file, and of nothing: a clear failure each, nothing written.
@@ -656,8 +659,8 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
     }
     for needle in [
         " list top 4 entries ",
-        "failure permission-denied: server: reading the directory top/locked (not listed; \
-         everything else is): Permission denied",
+        "failure permission-denied: server: reading top/locked (not listed; everything else \
+         is): Permission denied",
     ] {
         assert!(
             listed.stderr.contains(needle),
@@ -681,18 +684,23 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
     );
     assert!(
         got.stdout
-            .contains("permission-denied: server: reading the directory top/locked (not listed"),
+            .contains("permission-denied: server: reading top/locked (not listed"),
         "{got:?}"
     );
 
-    // Uploads into a directory the server may not write (root's, mode 0755) are refused
-    // before their bytes, small (pipelined) and large (resumable) alike.
+    // Uploads into a directory the server may not write (root's, mode 0755), or below it,
+    // are refused at their check: the large (resumable) ones before any of their bytes
+    // (0 moved; before the check they were received whole). A small one is pipelined, its
+    // body follows its request whatever the answer, so it shows only the refusal.
     write(&local.join("small.txt"), b"small");
     write(&local.join("large.bin"), &noise(20 << 20, 9));
     let put = run(&["put", "small.txt", "large.bin", "--to", "top", "--dir", "."]);
     assert_eq!(put.code, Some(1), "{put:?}");
-    let lines = reported(&put.stdout);
-    assert_eq!(lines.len(), 2, "{put:?}");
+    let mut lines = reported(&put.stdout);
+    let deeper = run(&["put", "large.bin", "--to", "top/new/deeper", "--dir", "."]);
+    assert_eq!(deeper.code, Some(1), "{deeper:?}");
+    lines.extend(reported(&deeper.stdout));
+    assert_eq!(lines.len(), 3, "{put:?} {deeper:?}");
     for line in lines {
         assert_eq!(line.count, 0, "{line:?}");
         assert!(
@@ -703,4 +711,5 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
         );
     }
     assert!(!served.join("top/large.bin").exists());
+    assert!(!served.join("top/new").exists());
 }

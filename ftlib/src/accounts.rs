@@ -376,7 +376,7 @@ struct Gate {
 struct GateState {
     running: usize,
     /// The memory of verifications that ended: at most [`CONCURRENT_HASHES`] of them, each
-    /// as large as the costliest hash it verified.
+    /// at most the default cost (19 MiB).
     spare: Vec<Vec<Block>>,
 }
 
@@ -413,9 +413,15 @@ impl Gate {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        // Kept for the next check up to the default cost; a costlier hash's memory (a
+        // users file may hold up to MAX_M_COST) is given back.
+        let mut blocks = std::mem::take(&mut self.blocks);
+        if blocks.len() > Params::DEFAULT.block_count() {
+            blocks = Vec::new();
+        }
         let mut state = lock(&self.gate.state);
         state.running -= 1;
-        state.spare.push(std::mem::take(&mut self.blocks));
+        state.spare.push(blocks);
         drop(state);
         self.gate.freed.notify_one();
     }
@@ -662,7 +668,7 @@ mod tests {
                 assert_eq!(matches_hash(&hash, password, &mut blocks), want, "{phc}");
             }
         }
-        assert_eq!(blocks.len(), 1024, "grown to the costliest, and kept");
+        assert_eq!(blocks.len(), 1024, "grown to the costliest");
     }
 
     #[test]

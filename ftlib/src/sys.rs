@@ -379,25 +379,6 @@ pub(crate) fn available_space(dir: &Path) -> Option<u64> {
     }
 }
 
-/// Why this process may not create files in `dir`, if the platform can tell: no write or
-/// search permission (`access(2)`, with the real ids of a command-line client), or a file
-/// system mounted read-only. A directory that does not exist is not refused here.
-pub(crate) fn cannot_create_in(dir: &Path) -> Option<io::Error> {
-    #[cfg(unix)]
-    {
-        use rustix::fs::Access;
-        match rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK) {
-            Err(e) if matches!(e, Errno::ACCESS | Errno::PERM | Errno::ROFS) => Some(e.into()),
-            _ => None,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        None
-    }
-}
-
 /// Whether process `pid` may still be running. Errs on the side of "alive" (another
 /// user's process, or a platform that cannot tell).
 pub(crate) fn process_alive(pid: u32) -> bool {

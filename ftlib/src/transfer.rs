@@ -379,7 +379,8 @@ pub(crate) fn recv_body(
 }
 
 /// Streams `entries` as batches of at most [`LIST_BATCH`], then `ListEnd`. A failing
-/// entry ends the listing with an `Error` response instead.
+/// entry ends the listing with an `Error` response instead, after the entries before it.
+/// `sent` counts the entries sent, for the report, also when the listing fails.
 ///
 /// # Errors
 /// The entry error (connection still usable), or connection errors.
@@ -387,6 +388,7 @@ pub(crate) fn send_listing(
     conn: &mut Connection,
     entries: impl Iterator<Item = Result<Entry>>,
     tree: bool,
+    sent: &mut u64,
 ) -> Result<u64> {
     let batch_of = |batch: Vec<Entry>| {
         if tree {
@@ -397,7 +399,7 @@ pub(crate) fn send_listing(
     };
     let mut batch = Vec::with_capacity(LIST_BATCH);
     let mut bytes = 0;
-    let mut count = 0u64;
+    *sent = 0;
     for entry in entries {
         match entry {
             Ok(entry) => {
@@ -408,7 +410,9 @@ pub(crate) fn send_listing(
                 // What was listed goes first: a listing may end with an error once all the
                 // rest is listed (a directory that could not be read).
                 if !batch.is_empty() {
+                    let n = batch.len() as u64;
                     conn.send(&batch_of(std::mem::take(&mut batch)))?;
+                    *sent += n;
                 }
                 conn.send(&Response::Error {
                     kind: e.kind(),
@@ -419,18 +423,20 @@ pub(crate) fn send_listing(
         }
         // Long names fill a frame before LIST_BATCH entries do.
         if batch.len() == LIST_BATCH || bytes >= LIST_BATCH_BYTES {
-            count += batch.len() as u64;
+            let n = batch.len() as u64;
             conn.send(&batch_of(std::mem::take(&mut batch)))?;
+            *sent += n;
             batch.reserve(LIST_BATCH);
             bytes = 0;
         }
     }
     if !batch.is_empty() {
-        count += batch.len() as u64;
+        let n = batch.len() as u64;
         conn.send(&batch_of(batch))?;
+        *sent += n;
     }
-    conn.send(&Response::ListEnd { count })?;
-    Ok(count)
+    conn.send(&Response::ListEnd { count: *sent })?;
+    Ok(*sent)
 }
 
 /// A listing batch is sent once its names reach this many bytes, whatever its count, so
@@ -1008,7 +1014,7 @@ mod tests {
     fn listings_round_trip_in_batches() {
         for n in [0, 1, LIST_BATCH, LIST_BATCH + 1, 3 * LIST_BATCH + 5] {
             let (mut a, mut b) = connection_pair(TIMEOUT);
-            let sent = send_listing(&mut a, entries(n).into_iter().map(Ok), false);
+            let sent = send_listing(&mut a, entries(n).into_iter().map(Ok), false, &mut 0);
             assert_eq!(sent.expect("sent"), n as u64);
             a.send(&Request::List).expect("next frame");
             let mut got = Vec::new();
@@ -1027,9 +1033,10 @@ mod tests {
             &mut a,
             entries(2 * LIST_BATCH + 1).into_iter().map(Ok),
             false,
+            &mut 0,
         )
         .expect("sent");
-        send_listing(&mut a, std::iter::empty(), false).expect("sent");
+        send_listing(&mut a, std::iter::empty(), false, &mut 0).expect("sent");
         let mut shapes = Vec::new();
         for _ in 0..5 {
             shapes.push(match b.expect::<Response>("a listing").expect("frame") {
@@ -1057,7 +1064,9 @@ mod tests {
                 "reading the directory",
                 io::Error::other("gone"),
             ))]);
-        let sent = send_listing(&mut a, failing, false);
+        let mut count = 0;
+        let sent = send_listing(&mut a, failing, false, &mut count);
+        assert_eq!(count, LIST_BATCH as u64 + 3, "counted for the report");
         assert!(matches!(sent, Err(Error::Io { .. })), "{sent:?}");
         a.send(&Request::List).expect("next frame");
         let mut got = 0;

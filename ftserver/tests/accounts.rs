@@ -151,8 +151,6 @@ fn add_user_writes_a_private_file_of_hashes_and_replaces_in_place() {
     assert_eq!(names_in(dir.path()), ["users"], "no temporary file left");
 }
 
-/// Each refusal of `--add-user`: its exit status and message, and the users file exactly as
-/// it was, with nothing left beside it.
 /// `--remove-user` drops only that account's line (a comment and the other account stay,
 /// and the others still log in while it no longer does); a name that is not there fails
 /// with exit 1 and leaves the file as it was.
@@ -197,6 +195,8 @@ fn remove_user_drops_one_line_and_the_login() {
     assert_eq!(refused.kind(), ErrorKind::AuthFailed, "{refused}");
 }
 
+/// Each refusal of `--add-user`: its exit status and message, and the users file exactly as
+/// it was, with nothing left beside it.
 #[test]
 fn add_user_refuses_what_it_cannot_record() {
     let dir = tempfile::tempdir().expect("tempdir");

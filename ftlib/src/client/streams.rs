@@ -104,9 +104,19 @@ impl Session {
 
 /// Copies `reader` to its end into an unnamed temporary file.
 fn spool(reader: &mut dyn Read) -> Result<std::fs::File> {
+    use std::io::Write;
     let mut file = tempfile::tempfile().map_err(spooling("the input"))?;
-    std::io::copy(reader, &mut file).map_err(spooling("the input"))?;
-    Ok(file)
+    // Read and written apart, so that each failure is named for what failed.
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(file),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading the input", e)),
+        };
+        file.write_all(&buf[..n]).map_err(spooling("the input"))?;
+    }
 }
 
 /// The error of holding `what` in an unnamed temporary file, naming where those go

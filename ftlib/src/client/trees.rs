@@ -106,14 +106,13 @@ impl Session {
                 return Ok(false);
             }
             let shown = tree.display().to_string();
-            // A file among the trees: uploaded as itself.
+            // A file among the trees: uploaded as itself, as `put` would (a symbolic link
+            // named on the command line is followed).
             if let Ok((path, name, Some(_))) = &root {
-                let file = Chunk {
-                    names: vec![name.to_string()],
-                    paths: vec![path.clone()],
-                    bytes: 0,
-                };
-                all_ok &= self.put_chunk(file, resume, observer)?;
+                let names = [name.to_string()];
+                let source = |_: usize| Ok((path.clone(), name.clone()));
+                all_ok &= self.put_items(&names, &source, true, resume, observer)?;
+                self.item_base += 1;
                 continue;
             }
             let walk = root.and_then(|(path, name, _)| {
@@ -263,8 +262,9 @@ impl Session {
             } else {
                 Name::new(name).and_then(|_| self.spool_listing(name, observer))
             };
-            if let Ok((_, n, b, _)) = &spooled {
-                files += n;
+            if let Ok((_, n, b, incomplete)) = &spooled {
+                // An incomplete listing is reported as an item of its own.
+                files += n + usize::from(incomplete.is_some());
                 bytes = bytes.saturating_add(*b);
             }
             spools.push(spooled);
@@ -400,6 +400,8 @@ impl Session {
                 .and_then(|_| Name::new(&full))
                 .is_err()
             {
+                // A report line of its own, counted with the files.
+                files += 1;
                 if let Err(e) = writeln!(out, "x\t{}", to_hex(&entry.name)) {
                     failed_write = Some(e);
                 }

@@ -372,7 +372,7 @@ fn opened(version: u32, name: &str, source: &Source, from: Option<u64>) -> Respo
 
 fn list(ex: &mut Exchange<'_>) -> Result<u64, Failed> {
     let entries = ex.ctx.store.list(None, false)?;
-    transfer::send_listing(ex.conn, entries, false).map_err(answered)
+    transfer::send_listing(ex.conn, entries, false, &mut ex.moved).map_err(answered)
 }
 
 /// Logs the connection in: only over TLS, once, and against the server's accounts. A

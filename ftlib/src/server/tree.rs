@@ -30,7 +30,7 @@ pub(super) fn list_dir(ex: &mut Exchange<'_>, dir: &str, recursive: bool) -> Res
         Some(Name::new(dir)?)
     };
     let entries = ex.ctx.store.list(checked.as_ref(), recursive)?;
-    transfer::send_listing(ex.conn, entries, true).map_err(answered)
+    transfer::send_listing(ex.conn, entries, true, &mut ex.moved).map_err(answered)
 }
 
 /// Creates directory `name` (and its parents) unless it exists: answers `Made`.

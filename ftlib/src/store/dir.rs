@@ -44,9 +44,6 @@ pub struct DirStore {
     last_dir: RecentDir,
     /// The same for the directory a download was last read from.
     last_read: RecentDir,
-    /// The directory an upload last found missing, and when: uploads into it or below it
-    /// within [`DIR_FRESH`] do not look again (their directories are made when they are
-    /// published; one made meanwhile is found then).
     /// The free space last read from the file system, for [`DirStore::check_space`].
     space: Mutex<Option<Space>>,
 }
@@ -193,6 +190,9 @@ impl DirStore {
                         ..
                     }) => {
                         if !known {
+                            // Its directories are made at publish, in the deepest one
+                            // that exists: one the server may not write is refused now.
+                            may_create(&self.deepest_existing(parent), name)?;
                             self.temps.remember_missing(parent, mark);
                         }
                         return Ok(None);
@@ -204,11 +204,21 @@ impl DirStore {
             }
         };
         check_target(&dir, name, replace)?;
-        // A directory the server may not write: refused now, before the body, rather than
-        // at publish once every byte has come.
-        dir.may_create()
-            .map_err(|e| Error::io(format!("writing in the directory of {}", escape(name)), e))?;
+        may_create(&dir, name)?;
         Ok(Some(dir))
+    }
+
+    /// The deepest directory on the way to `path` (which is missing) that exists: the
+    /// root at worst.
+    fn deepest_existing(&self, path: &str) -> Arc<DirFd> {
+        let mut at = path;
+        while let Some((up, _)) = at.rsplit_once('/') {
+            if let Ok(dir) = self.dir(Some(up), false) {
+                return dir;
+            }
+            at = up;
+        }
+        Arc::clone(&self.root_fd)
     }
 
     /// Opens (creating if needed) the partial `key` for `name`, for a resumable transfer:
@@ -274,7 +284,7 @@ impl DirStore {
     /// search permission, or a file system mounted read-only (a client's download
     /// directory, checked before any byte is asked for).
     pub(crate) fn cannot_create(&self) -> Option<io::Error> {
-        sys::cannot_create_in(&self.root)
+        self.root_fd.may_create().err()
     }
 
     /// Refuses early when the file system has less free space than `size`.
@@ -505,6 +515,14 @@ pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc
         at = Some(next);
     }
     Ok(at.map_or_else(|| Arc::clone(root), Arc::new))
+}
+
+/// Refuses an upload of `name` whose file (or first missing directory) would be made in
+/// `dir` when this process may not write there: now, before its body, rather than at
+/// publish once every byte has come.
+fn may_create(dir: &DirFd, name: &Name) -> Result<()> {
+    dir.may_create()
+        .map_err(|e| Error::io(format!("writing in the directory of {}", escape(name)), e))
 }
 
 /// Whether publishing `name` in `dir` may go ahead: free, or (with `replace`) a regular

@@ -35,8 +35,8 @@ pub(super) struct Walk {
     unreadable: Unreadable,
 }
 
-/// The subdirectories a recursive walk could not read: the first few by name, how many in
-/// all, and the first one's error.
+/// What a walk could not read (a subdirectory, the rest of a directory, an entry's
+/// attributes): the first few by path from the top, how many in all, and the first error.
 #[derive(Default)]
 struct Unreadable {
     names: Vec<String>,
@@ -65,8 +65,7 @@ impl Unreadable {
             n => format!(" and {n} more"),
         };
         let what = format!(
-            "reading the director{} {}{more} (not listed; everything else is)",
-            if self.count == 1 { "y" } else { "ies" },
+            "reading {}{more} (not listed; everything else is)",
             names.join(", ")
         );
         Some(Error::io(what, first))
@@ -111,9 +110,13 @@ impl Walk {
         loop {
             let name = match level.names.next()? {
                 Ok(name) => name,
+                // The rest of this directory cannot be read: noted, and the walk goes on
+                // with its parent.
                 Err(e) => {
-                    let what = format!("reading directory {}", escape(&level.prefix));
-                    return Some(Err(Error::io(what, e)));
+                    let dir = format!("{}{}", self.base, level.prefix);
+                    self.unreadable
+                        .note(dir.trim_end_matches('/').to_owned(), e);
+                    return None;
                 }
             };
             let Ok(name) = name.into_string() else {
@@ -126,9 +129,13 @@ impl Walk {
                 Ok(stat) => stat,
                 // Gone since it was read.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                // Named but not described (a directory that may be read, not searched):
+                // noted, and the walk goes on.
                 Err(e) => {
-                    let what = format!("reading {}", escape(&name));
-                    return Some(Err(Error::io(what, e)));
+                    let slash = if level.prefix.is_empty() { "" } else { "/" };
+                    let path = format!("{}{}{slash}{name}", self.base, level.prefix);
+                    self.unreadable.note(path, e);
+                    continue;
                 }
             };
             if !matches!(stat.kind, Kind::File | Kind::Dir) {
