@@ -133,6 +133,10 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
              characters or \\, at most 255 bytes (a Windows server refuses : too)"
                 .into()
         }
+        // `list` shows a directory as `NAME/`.
+        (Op::Get, ErrorKind::InvalidName) if directory_name(error) => {
+            "a name ending in / is a directory: download it with `get -r`".into()
+        }
         (Op::Get, ErrorKind::InvalidName) => {
             format!("use a name as `ftclient {host} {port} list` prints it")
         }
@@ -214,6 +218,11 @@ pub(crate) fn with_hint(message: &str, hint: Option<String>) -> String {
         Some(hint) if !message.contains(&hint) => format!("{message}; {hint}"),
         _ => message.to_owned(),
     }
+}
+
+/// Whether `error` refuses a name ending in `/`, as `list` shows a directory.
+fn directory_name(error: &Error) -> bool {
+    matches!(error, Error::InvalidName { name, .. } if name.ends_with('/'))
 }
 
 #[cfg(test)]
@@ -315,6 +324,14 @@ mod tests {
             ),
             (Op::Put, remote(ErrorKind::InvalidName), "a plain file name"),
             (Op::Get, remote(ErrorKind::InvalidName), "as `ftclient"),
+            (
+                Op::Get,
+                Error::InvalidName {
+                    name: "odd/".into(),
+                    reason: "has an empty component",
+                },
+                "download it with `get -r`",
+            ),
             (Op::Put, remote(ErrorKind::TooLarge), "--max-file-size"),
             (Op::Put, remote(ErrorKind::NoSpace), "server's disk"),
             (

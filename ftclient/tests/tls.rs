@@ -95,6 +95,12 @@ fn a_first_contact_that_cannot_be_recorded_goes_on_and_says_why() {
         }
     }
     assert_eq!(f.served_bytes("a.txt"), b"still sent");
+    // A home that does not exist is not made for the file.
+    let gone = home.path().join("no such home");
+    let out = ftclient_at(&gone, &f.cwd(), &f.args(&["list"]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("could not be recorded ("), "{out:?}");
+    assert!(!gone.exists(), "the home was made");
 }
 
 /// A known_hosts file that exists but cannot be read (here a directory) stops the command

@@ -506,7 +506,15 @@ fn to_places_trees_and_files_and_get_and_list_find_them() {
     // With -r, a file among the trees goes up as itself, and a symbolic link named on the
     // command line is followed, as `put` follows it.
     symlink("note.txt", f.local().join("link to note")).expect("symlink");
-    let out = f.ft(&["put", "-r", "pics", "note.txt", "link to note", "--to", "both"]);
+    let out = f.ft(&[
+        "put",
+        "-r",
+        "pics",
+        "note.txt",
+        "link to note",
+        "--to",
+        "both",
+    ]);
     assert_success(&out);
     assert_eq!(f.served_bytes("both/note.txt"), b"note");
     assert_eq!(f.served_bytes("both/link to note"), b"note");

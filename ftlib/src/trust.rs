@@ -128,6 +128,17 @@ pub(crate) fn lookup(file: &Path, host: &str, port: u16) -> Result<Option<(usize
 /// [`Error::Io`] when the file cannot be written.
 pub(crate) fn record(file: &Path, host: &str, port: u16, fp: Fingerprint) -> Result<()> {
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The configuration directory and its parent (`~/.config/ft`) may be made, never
+        // the home directory they belong in.
+        let home = dir.parent().and_then(Path::parent);
+        if home.is_some_and(|home| !home.as_os_str().is_empty() && !home.is_dir()) {
+            return Err(Error::Config(format!(
+                "{} does not exist: no known-hosts file is made there",
+                home.map(Path::display)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            )));
+        }
         create_private_dir(dir)?;
     }
     let context = || format!("recording the server in {}", file.display());
