@@ -120,6 +120,7 @@ fn main() -> ExitCode {
             false
         }
     };
+    printer.finish();
     bars.finish();
     let all_ok = match progress::stdout_failure() {
         Some(e) => {

@@ -23,6 +23,10 @@ pub(crate) struct Printer<'a> {
     live: HashMap<usize, FileBar<'a>>,
     /// Reports go to stderr (stdout carries a downloaded file).
     stderr: bool,
+    /// Items an interrupt kept from starting, after the first (text reports only): one
+    /// line says how many, rather than thousands of `failure cancelled` lines.
+    unstarted: usize,
+    said_unstarted: bool,
 }
 
 impl<'a> Printer<'a> {
@@ -34,6 +38,19 @@ impl<'a> Printer<'a> {
             target,
             live: HashMap::new(),
             stderr: false,
+            unstarted: 0,
+            said_unstarted: false,
+        }
+    }
+
+    /// Says how many more items an interrupt kept from starting, if any (text reports).
+    pub(crate) fn finish(&self) {
+        if self.unstarted > 0 {
+            self.bars.err(&format!(
+                "ftclient: interrupted: {} more not started (not listed one by one); run the \
+                 same command again to finish",
+                self.unstarted
+            ));
         }
     }
 
@@ -125,6 +142,20 @@ impl Observer for Printer<'_> {
             let bar = self.live.remove(&item).unwrap_or_else(|| bars.file(name));
             let moved = report.is_success() && report.skipped.is_none();
             bar.finish(moved.then_some(report.bytes));
+        }
+        // Interrupted before it started (Ctrl-C here, not the server's): the first is
+        // reported, the others counted.
+        let unstarted = report.bytes == 0
+            && error.is_some_and(|e| {
+                e.kind() == ErrorKind::Cancelled
+                    && !matches!(e, Error::Remote { .. } | Error::Aborted { .. })
+            });
+        if unstarted && !self.json {
+            if self.said_unstarted {
+                self.unstarted += 1;
+                return;
+            }
+            self.said_unstarted = true;
         }
         if let (Some(failure), Some(error)) = (report.failure.as_mut(), error) {
             failure.message = with_hint(&failure.message, hint(report.op, error, self.target));

@@ -306,3 +306,36 @@ fn no_resume_starts_over() {
     let refused = f.ft(&["get", "--resume", "--no-resume", "big.bin"]);
     assert_eq!(refused.code, Some(2), "{refused:?}");
 }
+
+/// Ctrl-C in the middle of many files: the items it kept from starting are counted in one
+/// line on stderr, not reported one by one (the first only), and every file is accounted
+/// for: moved, failed, or counted as not started.
+#[test]
+fn an_interrupt_counts_what_it_kept_from_starting_in_one_line() {
+    let f = Fixture::new();
+    let top = f.local().join("many");
+    fs::create_dir(&top).expect("mkdir");
+    const FILES: usize = 3000;
+    for i in 0..FILES {
+        fs::write(top.join(format!("f{i:04}")), [b'x']).expect("write");
+    }
+    let served = f.served().join("many");
+    let out = signal_when(&f, &["put", "-r", "many"], libc::SIGINT, || {
+        fs::read_dir(&served).is_ok_and(|mut d| d.next().is_some())
+    });
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Line> = stdout.lines().map(Line::parse).collect();
+    let unstarted_lines = lines
+        .iter()
+        .filter(|l| l.kind.as_deref() == Some("cancelled") && l.count == 0)
+        .count();
+    assert!(unstarted_lines <= 1, "{unstarted_lines} lines: {stdout}");
+    let counted: usize = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("ftclient: interrupted: "))
+        .and_then(|rest| rest.split(' ').next())
+        .map_or(0, |n| n.parse().expect("a count"));
+    assert_eq!(lines.len() + counted, FILES, "{stdout}\n{stderr}");
+}
