@@ -369,6 +369,8 @@ fn a_tree_download_of_the_empty_name_is_refused_before_listing() {
     let lines = reports(&out.stdout);
     assert_eq!(lines.len(), 1, "{out:?}");
     assert_eq!(lines[0].kind.as_deref(), Some("invalid-name"), "{out:?}");
+    // Reported before any connection, under the server's address as given (not 0.0.0.0).
+    assert_eq!(lines[0].ip, "127.0.0.1", "{out:?}");
     assert!(names_in(&f.local()).is_empty(), "{out:?}");
 }
 

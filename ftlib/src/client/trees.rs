@@ -544,10 +544,18 @@ impl Session {
         }
     }
 
-    /// The server's address for a report made without a transfer.
+    /// The server's address for a report made without a transfer: the connection's, else
+    /// the host's when it is an address (a name is not looked up for a report), else the
+    /// unspecified address.
     pub(super) fn peer_or_unspecified(&self) -> std::net::SocketAddr {
         self.client.as_ref().map_or_else(
-            || std::net::SocketAddr::from(([0, 0, 0, 0], self.port)),
+            || {
+                let ip = self
+                    .host()
+                    .parse::<std::net::IpAddr>()
+                    .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                std::net::SocketAddr::new(ip, self.port)
+            },
             Client::peer,
         )
     }
