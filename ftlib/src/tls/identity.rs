@@ -136,7 +136,10 @@ impl Identity {
                         Err(e) => return Err(e),
                     }
                 }
-                (true, false) | (false, true) if std::time::Instant::now() < deadline => {}
+                // Only a file just written can be another process's creation in progress.
+                (true, false) | (false, true)
+                    if std::time::Instant::now() < deadline
+                        && just_written(&key_path, &cert_path) => {}
                 (true, false) | (false, true) => {
                     return Err(Error::Config(format!(
                         "{} holds only one of {KEY_FILE} and {CERT_FILE}: restore the other, \
@@ -193,6 +196,19 @@ impl Identity {
 }
 
 /// PEM text of one DER object.
+/// Whether the one of `a` and `b` that exists was written in the last few seconds: the
+/// first file of an identity another process is creating (the second follows within
+/// milliseconds), rather than what a crash or an operator left.
+fn just_written(a: &Path, b: &Path) -> bool {
+    [a, b]
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
+        .any(|at| {
+            at.elapsed()
+                .map_or(true, |age| age < std::time::Duration::from_secs(10))
+        })
+}
+
 fn pem(label: &str, der: &[u8]) -> String {
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let mut text = format!("-----BEGIN {label}-----\n");
@@ -384,5 +400,21 @@ mod tests {
         fs::remove_file(dir.path().join(CERT_FILE)).expect("remove");
         let e = Identity::load_or_create(dir.path()).expect_err("half");
         assert!(e.to_string().contains("only one of"), "{e}");
+        // Left long ago (a crash, an operator), not being written now: refused at once,
+        // without the wait for another server's creation to finish.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(dir.path().join(KEY_FILE))
+            .and_then(|f| f.set_modified(old))
+            .expect("age the key");
+        let started = std::time::Instant::now();
+        let e = Identity::load_or_create(dir.path()).expect_err("half");
+        assert!(e.to_string().contains("only one of"), "{e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "waited {:?}",
+            started.elapsed()
+        );
     }
 }
