@@ -197,6 +197,10 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
             "run the same command again to start over".into()
         }
         (_, ErrorKind::Busy | ErrorKind::ShuttingDown) => "try again later".into(),
+        (Op::Put | Op::Get, ErrorKind::Timeout) if resume => format!(
+            "the server stopped answering; run the same command again to go on (a file of 16 \
+             MiB or more continues where it stopped), or raise --timeout (now {timeout} s)"
+        ),
         (_, ErrorKind::Timeout) => {
             format!("the server stopped answering; try again, or raise --timeout (now {timeout} s)")
         }
