@@ -161,7 +161,7 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
         }
         (Op::Put, ErrorKind::PermissionDenied) => "check that you may read the file".into(),
         (Op::Get, ErrorKind::PermissionDenied) if remote => {
-            "the server may not read that file; tell its operator".into()
+            "the server may not read it; tell its operator".into()
         }
         (Op::Get, ErrorKind::PermissionDenied) => format!("check that you may write to {dir}"),
         // A file the system gives a size of 0 but content (such as in /proc): only a
@@ -372,7 +372,7 @@ mod tests {
             (
                 Op::Get,
                 remote(ErrorKind::PermissionDenied),
-                "the server may not read that file",
+                "the server may not read it",
             ),
             (
                 Op::Connect,

@@ -47,8 +47,8 @@ impl<'a> Printer<'a> {
     pub(crate) fn finish(&self) {
         if self.unstarted > 0 {
             self.bars.err(&format!(
-                "ftclient: interrupted: {} more not started (not listed one by one); run the \
-                 same command again to finish",
+                "ftclient: interrupted: {} more not started (not listed one by one), besides \
+                 any the command had not reached yet; run the same command again to finish",
                 self.unstarted
             ));
         }

@@ -356,6 +356,21 @@ fn files_of_one_command_that_share_a_name_move_only_the_first() {
         "{out:?}"
     );
     assert_eq!(names_in(&trees.join("t")), ["y"]);
+
+    // Two local trees with the same last component: the later one is refused, not merged.
+    for (dir, file) in [("q1/t", "one"), ("q2/t", "two")] {
+        fs::create_dir_all(f.local().join(dir)).expect("mkdir");
+        fs::write(f.local().join(dir).join(file), file).expect("write");
+    }
+    let (q1, q2) = (f.local().join("q1/t"), f.local().join("q2/t"));
+    let (q1, q2) = (q1.to_str().expect("UTF-8"), q2.to_str().expect("UTF-8"));
+    let out = f.ft(&["put", "-r", q1, q2, "--to", "merged"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("another file of this command"),
+        "{out:?}"
+    );
+    assert_eq!(names_in(&f.served().join("merged/t")), ["one"]);
 }
 
 /// `get -r ""` is an invalid name like any other, refused before anything is listed

@@ -87,8 +87,8 @@ pub(crate) fn lookup(file: &Path, host: &str, port: u16) -> Result<Option<(usize
         }
         Err(e) => {
             return Err(Error::Config(format!(
-                "cannot read the known-hosts file {}: {e}; make it readable, or pin the server \
-                 with --fingerprint",
+                "cannot read the known-hosts file {}: {e}; fix it (a readable file of \
+                 `HOST PORT SHA256:…` lines), or pin the server with --fingerprint",
                 file.display()
             )));
         }

@@ -73,8 +73,30 @@ impl Session {
         let mut roots = Vec::new();
         let (mut files, mut bytes) = (0usize, 0u64);
         let count = observer.wants_totals();
-        for tree in trees {
-            let root = tree_root(tree, to, dir);
+        // Two trees (or files) that would land on one name would merge there: the later
+        // ones are refused, as for `get -r`.
+        let tops: Vec<Option<String>> = trees
+            .iter()
+            .map(|tree| {
+                tree_root(tree, to, dir)
+                    .ok()
+                    .map(|(_, name, _)| name.to_string())
+            })
+            .collect();
+        let keyed: Vec<String> = tops
+            .iter()
+            .enumerate()
+            .map(|(i, top)| top.clone().unwrap_or_else(|| format!("\0{i}")))
+            .collect();
+        let twins = super::session::later_twins(&keyed, |i| tops[i].is_some());
+        for (tree, twin) in trees.iter().zip(&twins) {
+            let root = match tree_root(tree, to, dir) {
+                Ok((_, name, _)) if *twin => Err(Error::AlreadyExists {
+                    name: name.to_string(),
+                    why: crate::error::Taken::SameCommand,
+                }),
+                other => other,
+            };
             if let (Ok((_, _, Some(size))), true) = (&root, count) {
                 files += 1;
                 bytes = bytes.saturating_add(*size);
