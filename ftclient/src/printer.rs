@@ -248,6 +248,15 @@ impl Observer for Listing<'_, '_> {
         }
         stdout_written(out.flush());
         drop(out);
+        // Entries lost on the way out: the listing did not succeed, whatever the server
+        // said.
+        let mut report = report;
+        if let (None, Some(why)) = (&report.failure, crate::progress::stdout_failure()) {
+            report.failure = Some(ftlib::Failure {
+                kind: ErrorKind::Io,
+                message: format!("writing the listing to standard output: {why}"),
+            });
+        }
         self.printer.finished(item, report, error);
     }
 }

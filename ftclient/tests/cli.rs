@@ -848,6 +848,13 @@ fn output_lost_on_a_full_disk_fails_the_command() {
             stderr.contains("ftclient: cannot write to standard output: No space left on device"),
             "{args:?}: {stderr}"
         );
+        // A listing's own report (on stderr) says it failed too.
+        if args[0] == "list" && !args.contains(&"--json") {
+            assert!(
+                stderr.contains("failure io: writing the listing to standard output"),
+                "{args:?}: {stderr}"
+            );
+        }
     }
     assert_eq!(
         f.served_bytes("a.txt"),
