@@ -667,8 +667,8 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
     }
     for needle in [
         " list top 4 entries ",
-        "failure permission-denied: server: reading top/locked (not listed; everything else \
-         is): Permission denied",
+        "failure permission-denied: server: 1 left out of the listing, unreadable \
+         (everything else is listed): top/locked: Permission denied",
     ] {
         assert!(
             listed.stderr.contains(needle),
@@ -692,7 +692,7 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
     );
     assert!(
         got.stdout
-            .contains("permission-denied: server: reading top/locked (not listed"),
+            .contains("permission-denied: server: 1 left out of the listing, unreadable"),
         "{got:?}"
     );
 

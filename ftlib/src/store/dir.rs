@@ -602,8 +602,11 @@ impl Store for DirStore {
         let at = self.dir(dir.map(Name::as_str), false)?;
         let depth = dir.map_or(0, Name::depth);
         let base = dir.map_or_else(String::new, |d| format!("{d}/"));
-        let walk = Walk::new(at, depth, base, recursive)
-            .map_err(|e| Error::io("reading the directory", e))?;
+        let shown = match dir {
+            Some(dir) => format!("reading the directory {}", escape(dir)),
+            None => "reading the served directory".to_owned(),
+        };
+        let walk = Walk::new(at, depth, base, recursive).map_err(|e| Error::io(shown, e))?;
         Ok(Box::new(walk))
     }
 

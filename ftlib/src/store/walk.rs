@@ -64,8 +64,11 @@ impl Unreadable {
             0 => String::new(),
             n => format!(" and {n} more"),
         };
+        // The count first: a message is cut at MESSAGE_MAX bytes on the wire, and paths
+        // can be long.
         let what = format!(
-            "reading {}{more} (not listed; everything else is)",
+            "{} left out of the listing, unreadable (everything else is listed): {}{more}",
+            self.count,
             names.join(", ")
         );
         Some(Error::io(what, first))
