@@ -576,13 +576,8 @@ fn a_tree_named_dot_is_the_directory_it_is() {
     write(&proj.join("sub/b.txt"), b"b\n");
     // A decoy in --dir: `.` must not be looked up there as a plain name is.
     write(&f.local().join("decoy.txt"), b"not this\n");
-    let run_in = |cwd: &Path, args: &[&str]| {
-        let mut all: Vec<std::ffi::OsString> = vec!["127.0.0.1".into(), f.port().into()];
-        all.extend(args.iter().map(Into::into));
-        all.extend(["--dir".into(), f.local().into()]);
-        all.extend(f.trust());
-        util::ftclient_in(cwd, all)
-    };
+    let run_in =
+        |cwd: &Path, args: &[&str]| util::ftclient_in(cwd, [f.args(args), f.trust()].concat());
     let out = run_in(&proj, &["put", "-r", ".", "--to", "one"]);
     assert_success(&out);
     assert_eq!(names_in(&f.served().join("one")), vec!["proj"]);

@@ -312,12 +312,7 @@ impl Session {
         // Two server files that would land on one local file (the same last component, or
         // the same name twice): the later ones are refused before they are asked for, so
         // that no download of the command replaces another.
-        let twins = if later_twins(locals, |_| true).contains(&true) {
-            let client = self.connected(observer)?;
-            later_twins(locals, |i| server_has(client, &names[i], false))
-        } else {
-            vec![false; locals.len()]
-        };
+        let twins = self.twins_on_server(locals, names, false, observer)?;
         // A directory the files cannot be written into fails each of them before it is
         // asked for, not once its bytes have crossed the network.
         let unwritable = dir.cannot_create();
@@ -569,10 +564,32 @@ pub(super) fn later_twins(names: &[String], mut claims: impl FnMut(usize) -> boo
         .collect()
 }
 
+impl Session {
+    /// [`later_twins`] of `locals`, where the server names `names[i]` lands on: an item
+    /// claims its local name only if the server has it (a directory with `dir`, else a
+    /// file). Connects only when some local name is given twice.
+    ///
+    /// # Errors
+    /// As [`Session::put`], when the server cannot be reached.
+    pub(super) fn twins_on_server(
+        &mut self,
+        locals: &[String],
+        names: &[String],
+        dir: bool,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<bool>> {
+        if !later_twins(locals, |_| true).contains(&true) {
+            return Ok(vec![false; locals.len()]);
+        }
+        let client = self.connected(observer)?;
+        Ok(later_twins(locals, |i| server_has(client, &names[i], dir)))
+    }
+}
+
 /// Whether the server has `name` as a regular file (`dir`: as a directory), for
 /// [`later_twins`]: true also when it cannot tell (a server before `Stat`, a failure), so
-/// that a doubt keeps the refusal.
-pub(super) fn server_has(client: &mut Client, name: &str, dir: bool) -> bool {
+/// that a doubt keeps the refusal. An invalid name never counts.
+fn server_has(client: &mut Client, name: &str, dir: bool) -> bool {
     use crate::protocol::{EntryKind, TREE_VERSION};
     if client.version() < TREE_VERSION {
         return true;

@@ -70,37 +70,35 @@ impl Session {
         resume: bool,
         observer: &mut dyn Observer,
     ) -> Result<bool> {
-        let mut roots = Vec::new();
-        let (mut files, mut bytes) = (0usize, 0u64);
-        let count = observer.wants_totals();
         // Two trees (or files) that would land on one name would merge there: the later
-        // ones are refused, as for `get -r`.
-        let tops: Vec<Option<String>> = trees
+        // ones are refused, as for `get -r`. (One that cannot be read claims no name.)
+        let roots: Vec<_> = trees.iter().map(|tree| tree_root(tree, to, dir)).collect();
+        let tops: Vec<String> = roots
             .iter()
-            .map(|tree| {
-                tree_root(tree, to, dir)
-                    .ok()
-                    .map(|(_, name, _)| name.to_string())
+            .map(|root| {
+                root.as_ref()
+                    .map_or_else(|_| String::new(), |(_, n, _)| n.to_string())
             })
             .collect();
-        let keyed: Vec<String> = tops
-            .iter()
-            .enumerate()
-            .map(|(i, top)| top.clone().unwrap_or_else(|| format!("\0{i}")))
-            .collect();
-        let twins = super::session::later_twins(&keyed, |i| tops[i].is_some());
-        for (tree, twin) in trees.iter().zip(&twins) {
-            let root = match tree_root(tree, to, dir) {
-                Ok((_, name, _)) if *twin => Err(Error::AlreadyExists {
+        let twins = super::session::later_twins(&tops, |i| roots[i].is_ok());
+        let roots: Vec<_> = roots
+            .into_iter()
+            .zip(twins)
+            .map(|(root, twin)| match root {
+                Ok((_, name, _)) if twin => Err(Error::AlreadyExists {
                     name: name.to_string(),
                     why: crate::error::Taken::SameCommand,
                 }),
                 other => other,
-            };
-            if let (Ok((_, _, Some(size))), true) = (&root, count) {
+            })
+            .collect();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let count = observer.wants_totals();
+        for root in &roots {
+            if let (Ok((_, _, Some(size))), true) = (root, count) {
                 files += 1;
                 bytes = bytes.saturating_add(*size);
-            } else if let (Ok((path, name, None)), true) = (&root, count) {
+            } else if let (Ok((path, name, None)), true) = (root, count) {
                 if let Ok(walk) = LocalTree::new(path.clone(), name.to_string()) {
                     for found in walk {
                         // Every item with a report line counts, skipped ones too, so that
@@ -116,7 +114,6 @@ impl Session {
                     }
                 }
             }
-            roots.push(root);
         }
         observer.totals(files, bytes);
         // Connected first, so that items reported before any transfer name the server.
@@ -265,14 +262,7 @@ impl Session {
         // Two server directories with the same last component would merge into one local
         // one: the later ones are refused, before their listing.
         let tops: Vec<String> = names.iter().map(|n| local_name(n).to_owned()).collect();
-        let twins = if super::session::later_twins(&tops, |_| true).contains(&true) {
-            let client = self.connected(observer)?;
-            super::session::later_twins(&tops, |i| {
-                Name::new(&names[i]).is_ok() && super::session::server_has(client, &names[i], true)
-            })
-        } else {
-            vec![false; tops.len()]
-        };
+        let twins = self.twins_on_server(&tops, names, true, observer)?;
         for ((name, top), twin) in names.iter().zip(&tops).zip(twins) {
             // A name the server would not take is refused here, before its listing: `""`
             // would list the whole served directory.

@@ -379,7 +379,7 @@ impl DirStore {
             .make_dir(name.leaf())
             .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
         if made {
-            self.temps.made_dir(name.as_str());
+            self.temps.forget_missing(name.as_str());
         }
         if made && self.temps.on_root_fs(&parent) {
             self.temps.dir_made();
@@ -495,7 +495,7 @@ pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc
                     .make_dir(component)
                     .map_err(|e| Error::io(format!("creating {}", escape(&path())), e))?;
                 if made {
-                    temps.made_dir(&dir[..walked]);
+                    temps.forget_missing(&dir[..walked]);
                 }
                 if made && temps.batch_sync() && temps.on_root_fs(here) {
                     // Made durable by the commit of the first file published after it (its
@@ -620,7 +620,7 @@ impl Store for DirStore {
             .make_dir(name.leaf())
             .map_err(|e| Error::io(format!("creating {}", escape(name)), e))?;
         if made {
-            self.temps.made_dir(name.as_str());
+            self.temps.forget_missing(name.as_str());
             parent
                 .sync()
                 .map_err(|e| Error::io(format!("syncing the directory of {}", escape(name)), e))?;

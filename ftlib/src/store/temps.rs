@@ -270,13 +270,14 @@ impl Temps {
     /// How many directories this store has made: taken before walking to a directory that
     /// may be missing, for [`Temps::remember_missing`].
     pub(super) fn dirs_mark(&self) -> u64 {
-        self.missing.lock().unwrap_or_else(|p| p.into_inner()).made
+        self.missing().made
     }
 
-    /// Notes that the directory `path` (from the root) was just made, forgetting it as
-    /// missing.
-    pub(super) fn made_dir(&self, path: &str) {
-        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+    /// Notes that the directory `path` (from the root) was just made: forgotten as
+    /// missing, and counted, so that no walk begun before is remembered
+    /// ([`Temps::remember_missing`]).
+    pub(super) fn forget_missing(&self, path: &str) {
+        let mut missing = self.missing();
         missing.made += 1;
         if missing.last.as_ref().is_some_and(|(gone, _)| gone == path) {
             missing.last = None;
@@ -286,7 +287,7 @@ impl Temps {
     /// Remembers `path` as missing, as a walk begun at `mark` ([`Temps::dirs_mark`]) found
     /// it, unless a directory was made since (the walk may have missed it).
     pub(super) fn remember_missing(&self, path: &str, mark: u64) {
-        let mut missing = self.missing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut missing = self.missing();
         if missing.made == mark {
             missing.last = Some((path.to_owned(), Instant::now()));
         }
@@ -295,12 +296,14 @@ impl Temps {
     /// Whether the directory remembered missing, if any, is `of` it (it or one of its
     /// parents) and still taken as missing.
     pub(super) fn known_missing(&self, of: impl Fn(&str) -> bool) -> bool {
-        self.missing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.missing()
             .last
             .as_ref()
             .is_some_and(|(gone, at)| at.elapsed() < MISSING_FRESH && of(gone))
+    }
+
+    fn missing(&self) -> MutexGuard<'_, MissingDir> {
+        self.missing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Notes a directory created without syncing its parent (with batch syncing only).

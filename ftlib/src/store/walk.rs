@@ -44,7 +44,7 @@ struct Unreadable {
     first: Option<std::io::Error>,
 }
 
-/// Subdirectories that could not be read named in the error; the others are counted.
+/// Paths that could not be read named in the error; the others are counted.
 const UNREADABLE_NAMED: usize = 3;
 
 impl Unreadable {
@@ -56,7 +56,7 @@ impl Unreadable {
         self.first.get_or_insert(e);
     }
 
-    /// The error that ends the walk, once, if any directory could not be read.
+    /// The error that ends the walk, once, if anything could not be read.
     fn take(&mut self) -> Option<Error> {
         let first = self.first.take()?;
         let names: Vec<String> = self.names.iter().map(|n| escape(n)).collect();
@@ -116,9 +116,7 @@ impl Walk {
                 // The rest of this directory cannot be read: noted, and the walk goes on
                 // with its parent.
                 Err(e) => {
-                    let dir = format!("{}{}", self.base, level.prefix);
-                    self.unreadable
-                        .note(dir.trim_end_matches('/').to_owned(), e);
+                    self.unreadable.note(from_top(&self.base, &level.prefix), e);
                     return None;
                 }
             };
@@ -128,27 +126,26 @@ impl Walk {
             if !visible(&name) {
                 continue;
             }
-            let stat = match level.dir.stat(&name) {
+            let path = if level.prefix.is_empty() {
+                name
+            } else {
+                format!("{}/{name}", level.prefix)
+            };
+            let leaf = path.rsplit('/').next().unwrap_or(&path);
+            let stat = match level.dir.stat(leaf) {
                 Ok(stat) => stat,
                 // Gone since it was read.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 // Named but not described (a directory that may be read, not searched):
                 // noted, and the walk goes on.
                 Err(e) => {
-                    let slash = if level.prefix.is_empty() { "" } else { "/" };
-                    let path = format!("{}{}{slash}{name}", self.base, level.prefix);
-                    self.unreadable.note(path, e);
+                    self.unreadable.note(from_top(&self.base, &path), e);
                     continue;
                 }
             };
             if !matches!(stat.kind, Kind::File | Kind::Dir) {
                 continue;
             }
-            let path = if level.prefix.is_empty() {
-                name
-            } else {
-                format!("{}/{name}", level.prefix)
-            };
             // Only what a client can name again (from the top) is listed.
             if self.base.len() + path.len() > MAX_PATH {
                 continue;
@@ -159,8 +156,7 @@ impl Walk {
                 && self.base.len() + path.len() + 2 <= MAX_PATH
             {
                 // Entered after this entry is handed out (so a directory comes first).
-                let leaf = path.rsplit('/').next().unwrap_or(&path).to_owned();
-                let child = match level.dir.child(&leaf) {
+                let entered = match level.dir.child(leaf) {
                     Ok(dir) => dir.names().map(|names| Level {
                         dir: Arc::new(dir),
                         names,
@@ -169,22 +165,12 @@ impl Walk {
                     Err(ChildError::Io(e)) => Err(e),
                     // Gone, or swapped for a link or a file, since it was read: not a
                     // directory of the tree any more.
-                    Err(_) => {
-                        return Some(Ok(entry_of(path, &stat)));
-                    }
+                    Err(_) => return Some(Ok(entry_of(path, &stat))),
                 };
-                let child = match child {
-                    Ok(child) => Some(child),
-                    Err(e) => {
-                        self.unreadable.note(format!("{}{path}", self.base), e);
-                        None
-                    }
-                };
-                let entry = entry_of(path, &stat);
-                if let Some(child) = child {
-                    self.stack.push(child);
+                match entered {
+                    Ok(child) => self.stack.push(child),
+                    Err(e) => self.unreadable.note(from_top(&self.base, &path), e),
                 }
-                return Some(Ok(entry));
             }
             return Some(Ok(entry_of(path, &stat)));
         }
@@ -204,5 +190,15 @@ impl Iterator for Walk {
             }
         }
         self.unreadable.take().map(Err)
+    }
+}
+
+/// `rel` (below the listed directory) named from the top, as the error shows it: `.` for
+/// the served directory itself.
+fn from_top(base: &str, rel: &str) -> String {
+    let path = format!("{base}{rel}");
+    match path.trim_end_matches('/') {
+        "" => ".".to_owned(),
+        path => path.to_owned(),
     }
 }
