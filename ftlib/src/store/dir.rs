@@ -209,16 +209,17 @@ impl DirStore {
     }
 
     /// The deepest directory on the way to `path` (which is missing) that exists: the
-    /// root at worst.
+    /// root at worst. One walk from the root, never through a link, stopping at the first
+    /// component it cannot enter.
     fn deepest_existing(&self, path: &str) -> Arc<DirFd> {
-        let mut at = path;
-        while let Some((up, _)) = at.rsplit_once('/') {
-            if let Ok(dir) = self.dir(Some(up), false) {
-                return dir;
+        let mut at = Arc::clone(&self.root_fd);
+        for component in path.split('/') {
+            match at.child(component) {
+                Ok(next) => at = Arc::new(next),
+                Err(_) => break,
             }
-            at = up;
         }
-        Arc::clone(&self.root_fd)
+        at
     }
 
     /// Opens (creating if needed) the partial `key` for `name`, for a resumable transfer:
