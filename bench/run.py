@@ -42,7 +42,8 @@ Workloads (sizes configurable, see --help):
               until the benchmark ends, the page cache synced before each run): ft put
               -r --to NEW / get -r against an rsync daemon: rsync -r (the baseline), rsync
               -r followed by sync(2) inside the timing ("+ sync"), and rsync -rt --fsync;
-              ratios are files/s and CPU (client + server) against rsync -r, per round;
+              and, for reference, a local cp -r to the same disk followed by sync(2) (op
+              "copy": no network, one sync, the cheapest durable copy here); ratios are files/s and CPU (client + server) against rsync -r, per round;
               3 rounds (--corpus-reps). A corpus under 15,000 files gets a note; files
               whose names ft refuses, or older builds refused (a ':' in
               Perl's man pages), are left out of the copy, for every tool, with a note
@@ -1705,7 +1706,8 @@ def rsync_variants(args, variants: list[RsyncVariant]) -> list[RsyncVariant]:
 def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_dir: Path,
                 exclude: tuple[str, ...], origin: str, reps: int, variants: list[RsyncVariant],
                 min_files: int, min_why: str, work: str, tag: str, top: str,
-                extra: dict | None = None, ft_names: bool = False) -> list[dict]:
+                extra: dict | None = None, ft_names: bool = False,
+                local_copy: bool = False) -> list[dict]:
     """The body of the tree and corpus workloads: copies `src_dir` (less `exclude`) once
     into `base/work/data/src/top` on disk, then puts and gets it whole with ft (put -r --to
     NEW, get -r) and with rsync to a daemon (`variants`), `reps` interleaved rounds; each
@@ -1714,7 +1716,9 @@ def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_di
     directory). `label` starts the group name, the log lines and the notes; `kind` is the
     entries' "kind", and their key for the source's description (plus `extra`); `tag` names
     the servers' logs. `ft_names`: files whose names ft refuses (or older builds refused:
-    a ':' in Perl's man pages) are left out of the copy, for every tool, with a note."""
+    a ':' in Perl's man pages) are left out of the copy, for every tool, with a note.
+    `local_copy`: also a row of `cp -r` on the same disk followed by sync(2), no network at
+    all: what the cheapest durable copy of the same files costs here, for reference."""
     builds = []
     for build in tools.modal():
         flag = ft_tree_flag(build)
@@ -1743,7 +1747,8 @@ def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_di
     if n < min_files:
         tools.note(f"{label}: the source holds {n} files, fewer than the {min_files} "
                    f"{min_why}")
-    rows_writing = 2 * len(builds) + (2 * len(variants) if tools.have("rsync") else 0)
+    rows_writing = (2 * len(builds) + (2 * len(variants) if tools.have("rsync") else 0)
+                    + (1 if local_copy else 0))
     need = (rows_writing * reps + 1) * (total + 4 * KiB * (n + len(dirs)))
     st = os.statvfs(w)
     if st.f_bavail * st.f_frsize < need:
@@ -1843,6 +1848,18 @@ def tree_copies(args, tools: Tools, base: Path, *, kind: str, label: str, src_di
             rows += [Row(group, v.tool, "put", rs_put(v), total, n, baseline=v.baseline,
                          note=v.note),
                      Row(group, v.tool, "get", rs_get(v), total, n, baseline=v.baseline)]
+    cp = shutil.which("cp")
+    if local_copy and cp:
+        def cp_sync() -> Sample:
+            d = fresh("cp")
+            return copied("local cp -r + sync copy", lambda: synced(run_clients(
+                [[cp, "-r", str(src / top), str(d / top)]], None, w / "cp.log")),
+                lambda: d / top)
+
+        rows.append(Row(group, "local cp -r + sync", "copy", cp_sync, total, n,
+                        note="cp -r from the source to a new directory on the same disk, "
+                        "then sync(2) inside the timing: no network, no encryption, one "
+                        "sync; a reference for what a durable copy costs here, not a baseline"))
     try:
         interleave(rows, reps, label)
     finally:
@@ -1912,8 +1929,8 @@ def workload_corpus(args, tools: Tools, base: Path) -> list[dict]:
     """Real corpora of small files (by default /usr/share/man/man1, flat, and
     /usr/share/man, nested), each copied once to disk and put and got whole by ft (put -r,
     get -r) and by rsync to a daemon: rsync -r (the baseline), the same followed by sync(2)
-    inside the timing, and rsync -rt --fsync; a new destination per run, every copy kept
-    until the benchmark ends."""
+    inside the timing, and rsync -rt --fsync; for reference, a local cp -r followed by
+    sync(2); a new destination per run, every copy kept until the benchmark ends."""
     sources = corpus_sources(args, tools)
     if not sources:
         tools.note("corpus: skipped, no source directory (--corpus-src DIR)")
@@ -1926,7 +1943,7 @@ def workload_corpus(args, tools: Tools, base: Path) -> list[dict]:
                            min_files=CORPUS_MIN_FILES,
                            min_why="the corpus target is stated for (a note, not an error)",
                            work=f"corpus{i}", tag=f"corpus{i}", top="corpus",
-                           extra={"name": name}, ft_names=True)
+                           extra={"name": name}, ft_names=True, local_copy=True)
     return out
 
 
