@@ -715,4 +715,36 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
     }
     assert!(!served.join("top/large.bin").exists());
     assert!(!served.join("top/new").exists());
+
+    // Where it may write (the root made its own, for the partial files of large uploads,
+    // and a directory of its own): the uploads land whole, published by a process without
+    // CAP_DAC_READ_SEARCH (which older kernels ask for to link a file by its handle; the
+    // store then links through /proc).
+    let own = served.join("own");
+    fs::create_dir(&own).expect("mkdir");
+    for dir in [&served, &own] {
+        std::os::unix::fs::chown(dir, Some(65534), Some(65534)).expect("chown");
+    }
+    for i in 0..40 {
+        write(
+            &local.join(format!("tree/d{}/f{i}.txt", i % 4)),
+            format!("{i}\n").as_bytes(),
+        );
+    }
+    let put = run(&["put", "small.txt", "large.bin", "--to", "own", "--dir", "."]);
+    assert_eq!(put.code, Some(0), "{put:?}");
+    let tree = run(&["put", "-r", "tree", "--to", "own", "--dir", "."]);
+    assert_eq!(tree.code, Some(0), "{tree:?}");
+    assert_eq!(fs::read(own.join("small.txt")).expect("small"), b"small");
+    assert_eq!(
+        fs::read(own.join("large.bin")).expect("large"),
+        fs::read(local.join("large.bin")).expect("large")
+    );
+    for i in 0..40 {
+        let path = own.join(format!("tree/d{}/f{i}.txt", i % 4));
+        assert_eq!(
+            fs::read(&path).expect("tree file"),
+            format!("{i}\n").as_bytes()
+        );
+    }
 }

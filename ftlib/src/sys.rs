@@ -491,12 +491,24 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn unnamed_files_are_invisible_until_linked_and_never_replace() {
-        use std::io::Write;
-        let dir = tempfile::tempdir().expect("tempdir");
         if !unnamed_files_possible() {
             eprintln!("SKIPPED: /proc is not mounted");
             return;
         }
+        // By the handle (where the kernel lets this process), then through /proc, as a
+        // process the kernel does not let does from its first refusal on (the rest of this
+        // test process then links through /proc too, which is as correct).
+        unnamed_file_linked(false);
+        unnamed_file_linked(true);
+    }
+
+    #[cfg(target_os = "linux")]
+    fn unnamed_file_linked(through_proc: bool) {
+        use std::io::Write;
+        if through_proc {
+            at::LINK_THROUGH_PROC.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
         let at = at::DirFd::open(dir.path()).expect("open");
         let Some(mut file) = at.create_unnamed().expect("O_TMPFILE") else {
             eprintln!("SKIPPED: this file system has no O_TMPFILE");
