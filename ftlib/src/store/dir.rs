@@ -64,11 +64,22 @@ const DIR_FRESH: Duration = Duration::from_secs(1);
 
 /// The handle of the directory last used for one purpose, and when it was opened.
 #[derive(Debug, Default)]
-struct RecentDir(Mutex<Option<(String, Arc<DirFd>, Instant)>>);
+struct RecentDir(Mutex<Option<Recent>>);
+
+/// The directory a [`RecentDir`] keeps.
+#[derive(Debug)]
+struct Recent {
+    path: String,
+    dir: Arc<DirFd>,
+    opened: Instant,
+    /// Whether this process was found allowed to create files in it since
+    /// ([`RecentDir::may_create`]).
+    writable: bool,
+}
 
 impl RecentDir {
-    /// The handle of `path`, if it is the directory kept and was opened less than
-    /// [`DIR_FRESH`] ago; else `walk`'s, kept for the next call.
+    /// The handle of `path` (`""`: the root), if it is the directory kept and was opened
+    /// less than [`DIR_FRESH`] ago; else `walk`'s, kept for the next call.
     ///
     /// # Errors
     /// `walk`'s.
@@ -78,15 +89,43 @@ impl RecentDir {
         walk: impl FnOnce() -> Result<Arc<DirFd>>,
     ) -> Result<Arc<DirFd>> {
         let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, dir, _)) = last
+        if let Some(kept) = last
             .as_ref()
-            .filter(|(kept, _, at)| kept == path && at.elapsed() < DIR_FRESH)
+            .filter(|kept| kept.path == path && kept.opened.elapsed() < DIR_FRESH)
         {
-            return Ok(Arc::clone(dir));
+            return Ok(Arc::clone(&kept.dir));
         }
         let dir = walk()?;
-        *last = Some((path.to_owned(), Arc::clone(&dir), Instant::now()));
+        *last = Some(Recent {
+            path: path.to_owned(),
+            dir: Arc::clone(&dir),
+            opened: Instant::now(),
+            writable: false,
+        });
         Ok(dir)
+    }
+
+    /// [`may_create`] `name` in `dir`, asked of the system once for the directory kept
+    /// (while it is kept): files of one directory arriving in a row take one
+    /// `faccessat`, not one each. Only an answer that lets the upload go on is kept, and
+    /// for no longer than the handle: the check refuses early what publishing would
+    /// refuse anyway, so a directory made read-only meanwhile still fails the upload,
+    /// at its publish.
+    fn may_create(&self, dir: &Arc<DirFd>, name: &Name) -> Result<()> {
+        let known = |last: &Option<Recent>| {
+            last.as_ref().is_some_and(|kept| {
+                kept.writable && Arc::ptr_eq(&kept.dir, dir) && kept.opened.elapsed() < DIR_FRESH
+            })
+        };
+        if known(&self.0.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(());
+        }
+        may_create(dir, name)?;
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = last.as_mut().filter(|kept| Arc::ptr_eq(&kept.dir, dir)) {
+            kept.writable = true;
+        }
+        Ok(())
     }
 }
 
@@ -162,7 +201,10 @@ impl DirStore {
     /// file or a symbolic link; [`Error::Io`].
     fn upload_dir(&self, name: &Name, replace: bool) -> Result<Option<Arc<DirFd>>> {
         let dir = match name.parent() {
-            None => Arc::clone(&self.root_fd),
+            // Kept as the directory of the last upload too, for its write check.
+            None => self
+                .last_dir
+                .get_or_walk("", || Ok(Arc::clone(&self.root_fd)))?,
             Some(parent) => {
                 let below = |gone: &str| {
                     parent == gone
@@ -204,7 +246,7 @@ impl DirStore {
             }
         };
         check_target(&dir, name, replace)?;
-        may_create(&dir, name)?;
+        self.last_dir.may_create(&dir, name)?;
         Ok(Some(dir))
     }
 
