@@ -205,6 +205,17 @@ fn the_server_answers_the_digest_it_kept_only_while_the_file_is_unchanged() {
         client.stat("kept.bin", true).expect("stat").1,
         Some(digest(&other))
     );
+    // A small upload (256 KiB or less, held in memory until its commit) gets none: its
+    // digest is read, which costs less than recording one at every upload.
+    client
+        .put_reader(&b"small"[..], 5, "small.txt", |_| {})
+        .expect("put");
+    let small = server.root().join("small.txt");
+    assert!(rustix::fs::getxattr(&small, DIGEST_XATTR, &mut buf[..]).is_err());
+    assert_eq!(
+        client.stat("small.txt", true).expect("stat").1,
+        Some(digest(b"small"))
+    );
     // Written without ft: read.
     server.write("plain.txt", b"no digest kept");
     assert_eq!(

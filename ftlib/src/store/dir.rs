@@ -781,8 +781,9 @@ pub(super) fn visible(name: &str) -> bool {
 }
 
 /// Files of at least this many bytes are opened with their kept digest and a second handle
-/// ([`Source::kept`]), for the server to send them from the page cache.
-const SEND_FROM_CACHE: u64 = 256 * 1024;
+/// ([`Source::kept`]), for the server to send them from the page cache: those that have
+/// one ([`kept::KEPT_FROM`]).
+const SEND_FROM_CACHE: u64 = kept::KEPT_FROM;
 
 /// Refuses a partial's key that is not 1 to 64 hex digits: the key becomes part of a file
 /// name (ft's keys are digests), so no key from any caller can name another path.

@@ -263,9 +263,12 @@ impl DirUpload {
     }
 
     /// Records the verified digest of the bytes written, kept with the file when it is
-    /// synced (see [`PendingFile::set_digest`]).
+    /// synced (see [`PendingFile::set_digest`]) if it is not held in memory: a file of at
+    /// most [`BUFFERED_MAX`] bytes is read when its digest is asked ([`kept::KEPT_FROM`]).
     pub fn set_digest(&mut self, digest: [u8; DIGEST_LEN]) {
-        self.digest = Some(digest);
+        if !matches!(self.data, Data::Memory(_)) {
+            self.digest = Some(digest);
+        }
     }
 
     /// What the file gets once its bytes are final: attributes, then the kept digest.
