@@ -298,7 +298,7 @@ impl DirStore {
 
     /// Whether the partial `key` is kept here, for a transfer to continue.
     pub(crate) fn has_partial(&self, key: &str) -> bool {
-        check_key(key).is_ok() && self.partials.is_kept(key)
+        check_key(key).is_ok() && self.partials.is_kept(key, &self.root_fd)
     }
 
     /// Removes the partial `key` unless a transfer uses it (a transfer told to start over).

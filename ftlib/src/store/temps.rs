@@ -565,9 +565,13 @@ impl Partials {
     }
 
     /// Whether the partial `key` is kept (a regular file, not in use).
-    pub(super) fn is_kept(&self, key: &str) -> bool {
-        let path = self.path_of(key);
-        !self.active().contains(&path) && fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+    /// Asked of `root`, the handle of the directory partials are kept in: one name looked
+    /// up, not the whole path (a download of many files asks once per file).
+    pub(super) fn is_kept(&self, key: &str, root: &DirFd) -> bool {
+        !self.active().contains(&self.path_of(key))
+            && root
+                .stat(&format!("{PART_PREFIX}{key}"))
+                .is_ok_and(|stat| stat.kind == sys::at::Kind::File)
     }
 
     /// Removes the kept partial `key`, unless a transfer uses it.
