@@ -215,6 +215,8 @@ impl DirStore {
                 let mark = self.temps.dirs_mark();
                 // Found missing just now, without looking (kept as it was found).
                 let mut known = false;
+                // Where the walk stopped, if it did.
+                let mut deepest = None;
                 let walked = self.last_dir.get_or_walk(parent, || {
                     known = self.temps.known_missing(below);
                     if known {
@@ -223,7 +225,7 @@ impl DirStore {
                             why: Missing::Absent,
                         });
                     }
-                    self.dir(Some(parent), false)
+                    walk_from_root(&self.temps, Some(parent), false, &mut deepest)
                 });
                 match walked {
                     Ok(dir) => dir,
@@ -234,7 +236,8 @@ impl DirStore {
                         if !known {
                             // Its directories are made at publish, in the deepest one
                             // that exists: one the server may not write is refused now.
-                            may_create(&self.deepest_existing(parent), name)?;
+                            let deepest = deepest.unwrap_or_else(|| self.deepest_existing(parent));
+                            may_create(&deepest, name)?;
                             self.temps.remember_missing(parent, mark);
                         }
                         return Ok(None);
@@ -521,6 +524,16 @@ impl DirStore {
 /// not a directory. With it: [`Error::AlreadyExists`] when a component is a file, a
 /// symbolic link or anything but a directory. [`Error::Io`].
 pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc<DirFd>> {
+    walk_from_root(temps, dir, create, &mut None)
+}
+
+/// [`walk`], leaving in `deepest` the deepest directory it reached when it fails.
+fn walk_from_root(
+    temps: &Temps,
+    dir: Option<&str>,
+    create: bool,
+    deepest: &mut Option<Arc<DirFd>>,
+) -> Result<Arc<DirFd>> {
     let root = temps.root_fd();
     let Some(dir) = dir else {
         return Ok(Arc::clone(root));
@@ -553,7 +566,10 @@ pub(super) fn walk(temps: &Temps, dir: Option<&str>, create: bool) -> Result<Arc
                 here.child(component)
                     .map_err(|e| child_error(e, path(), create))?
             }
-            Err(e) => return Err(child_error(e, path(), create)),
+            Err(e) => {
+                *deepest = Some(at.map_or_else(|| Arc::clone(root), Arc::new));
+                return Err(child_error(e, path(), create));
+            }
         };
         at = Some(next);
     }
