@@ -718,8 +718,8 @@ fn directories_the_server_may_not_read_or_write_fail_clearly() {
 
     // Where it may write (the root made its own, for the partial files of large uploads,
     // and a directory of its own): the uploads land whole, published by a process without
-    // CAP_DAC_READ_SEARCH (which older kernels ask for to link a file by its handle; the
-    // store then links through /proc).
+    // CAP_DAC_READ_SEARCH (which older kernels ask for to link a file by its handle, and
+    // the store then links through /proc; newer ones let it link by the handle).
     let own = served.join("own");
     fs::create_dir(&own).expect("mkdir");
     for dir in [&served, &own] {

@@ -118,7 +118,7 @@ pub(crate) fn is_exhaustion(e: &io::Error) -> bool {
 }
 
 /// Whether [`at::DirFd::create_unnamed`] can work here at all: Linux, with `/proc` mounted (linking an
-/// unnamed file goes through `/proc/self/fd`).
+/// unnamed file goes through `/proc/self/fd` where the kernel refuses to link it by its handle).
 pub(crate) fn unnamed_files_possible() -> bool {
     cfg!(target_os = "linux") && Path::new("/proc/self/fd").is_dir()
 }
@@ -495,19 +495,30 @@ mod tests {
             eprintln!("SKIPPED: /proc is not mounted");
             return;
         }
-        // By the handle (where the kernel lets this process), then through /proc, as a
-        // process the kernel does not let does from its first refusal on (the rest of this
-        // test process then links through /proc too, which is as correct).
-        unnamed_file_linked(false);
-        unnamed_file_linked(true);
+        // Each way the store links one: whichever the kernel lets it, by the handle where
+        // this kernel lets this process, and through /proc.
+        unnamed_file_linked(at::DirFd::link_unnamed);
+        unnamed_file_linked(at::DirFd::link_through_proc);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = at::DirFd::open(dir.path()).expect("open");
+        let Some(file) = at.create_unnamed().expect("O_TMPFILE") else {
+            return;
+        };
+        match at.link_by_handle(&file, "f") {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                eprintln!("SKIPPED: this kernel does not let this process link by handle");
+                return;
+            }
+            Err(e) => panic!("link by handle: {e}"),
+        }
+        unnamed_file_linked(at::DirFd::link_by_handle);
     }
 
+    /// Links through `link`: invisible until linked, never over an existing name or link.
     #[cfg(target_os = "linux")]
-    fn unnamed_file_linked(through_proc: bool) {
+    fn unnamed_file_linked(link_as: fn(&at::DirFd, &fs::File, &str) -> io::Result<()>) {
         use std::io::Write;
-        if through_proc {
-            at::LINK_THROUGH_PROC.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         let dir = tempfile::tempdir().expect("tempdir");
         let at = at::DirFd::open(dir.path()).expect("open");
         let Some(mut file) = at.create_unnamed().expect("O_TMPFILE") else {
@@ -518,16 +529,16 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
         let (dst, taken) = (dir.path().join("d"), dir.path().join("taken"));
         fs::write(&taken, b"old").expect("write");
-        let err = at.link_unnamed(&file, "taken").expect_err("must refuse");
+        let err = link_as(&at, &file, "taken").expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&taken).expect("read"), b"old");
         // A symlink at the name is a name: refused, its target untouched.
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&taken, &link).expect("symlink");
-        let err = at.link_unnamed(&file, "link").expect_err("must refuse");
+        let err = link_as(&at, &file, "link").expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&taken).expect("read"), b"old");
-        at.link_unnamed(&file, "d").expect("link");
+        link_as(&at, &file, "d").expect("link");
         assert_eq!(fs::read(&dst).expect("read"), b"new");
     }
 

@@ -1,6 +1,6 @@
 //! Checksums a person can see: every report of a file moved carries its XXH3-128 as it
 //! was verified end to end (client and server, put and get, pipelined, waited for and
-//! resumed); the served directory keeps the digest of what it stored
+//! resumed); the served directory keeps the digest of what it stored over 256 KiB
 //! (`user.ft.xxh3`) and answers it without reading the file, but only while the file's
 //! size and time are those it was stored with; a listing can carry every file's digest.
 
@@ -253,7 +253,7 @@ fn a_listing_with_digests_gives_every_files_own() {
     assert_eq!(listed.reports[0].digest, None);
 }
 
-/// A plain server sends a file of 256 KiB or more from the page cache (`sendfile`) with the
+/// A plain server sends a file of more than 256 KiB from the page cache (`sendfile`) with the
 /// digest it kept at the upload, without reading the bytes, and a TLS server reads it (to
 /// encrypt it) without hashing it: either way the client's check of that digest is what
 /// verifies the bytes. Shown with a forged kept digest: the download of the large file

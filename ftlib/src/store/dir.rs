@@ -42,6 +42,8 @@ pub struct DirStore {
     /// directory arriving in a row share one handle (and one sync at a group commit) for
     /// [`DIR_FRESH`], without walking to it from the root each.
     last_dir: RecentDir,
+    /// When the root was last found writable ([`DirStore::root_may_create`]).
+    root_writable: Mutex<Option<Instant>>,
     /// The same for the directory a download was last read from.
     last_read: RecentDir,
     /// The free space last read from the file system, for [`DirStore::check_space`].
@@ -78,8 +80,8 @@ struct Recent {
 }
 
 impl RecentDir {
-    /// The handle of `path` (`""`: the root), if it is the directory kept and was opened
-    /// less than [`DIR_FRESH`] ago; else `walk`'s, kept for the next call.
+    /// The handle of `path`, if it is the directory kept and was opened less than
+    /// [`DIR_FRESH`] ago; else `walk`'s, kept for the next call.
     ///
     /// # Errors
     /// `walk`'s.
@@ -169,6 +171,7 @@ impl DirStore {
             root_fd,
             helpers: AtomicUsize::new(0),
             last_dir: RecentDir::default(),
+            root_writable: Mutex::new(None),
             last_read: RecentDir::default(),
             space: Mutex::new(None),
         })
@@ -201,10 +204,7 @@ impl DirStore {
     /// file or a symbolic link; [`Error::Io`].
     fn upload_dir(&self, name: &Name, replace: bool) -> Result<Option<Arc<DirFd>>> {
         let dir = match name.parent() {
-            // Kept as the directory of the last upload too, for its write check.
-            None => self
-                .last_dir
-                .get_or_walk("", || Ok(Arc::clone(&self.root_fd)))?,
+            None => Arc::clone(&self.root_fd),
             Some(parent) => {
                 let below = |gone: &str| {
                     parent == gone
@@ -249,8 +249,26 @@ impl DirStore {
             }
         };
         check_target(&dir, name, replace)?;
-        self.last_dir.may_create(&dir, name)?;
+        if Arc::ptr_eq(&dir, &self.root_fd) {
+            self.root_may_create(name)?;
+        } else {
+            self.last_dir.may_create(&dir, name)?;
+        }
         Ok(Some(dir))
+    }
+
+    /// [`may_create`] `name` in the root, asked of the system at most once per
+    /// [`DIR_FRESH`] while the answer is yes (as [`RecentDir::may_create`]), apart from the
+    /// directory kept there, so that uploads alternating between the root and another
+    /// directory do not walk to that one again each time.
+    fn root_may_create(&self, name: &Name) -> Result<()> {
+        let mut writable = self.root_writable.lock().unwrap_or_else(|p| p.into_inner());
+        if writable.is_some_and(|at| at.elapsed() < DIR_FRESH) {
+            return Ok(());
+        }
+        may_create(&self.root_fd, name)?;
+        *writable = Some(Instant::now());
+        Ok(())
     }
 
     /// The deepest directory on the way to `path` (which is missing) that exists: the

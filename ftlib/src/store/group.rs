@@ -253,14 +253,15 @@ fn batch_commit(
             Member::Lost => Err(Error::Protocol("group commit lost an upload".into())),
         }
     };
-    // The first upload of each name is published by several threads at once (linking
-    // through /proc and closing run side by side); the others after them, in order, so
-    // that the first upload of a name wins it.
+    // The first upload of each name is published by several threads at once (links into
+    // several directories, and closing, run side by side); the others after them, in
+    // order, so that the first upload of a name wins it.
     let at_once = first_of_each_name(slots.iter().map(|(member, _)| member));
     // Links into one directory take turns on its lock: more threads than directories
     // only spin waiting for it (on two cores, about a twentieth of the server's CPU when
     // every file goes into one directory).
     let threads = directories_among(
+        temps,
         slots
             .iter()
             .zip(&at_once)
@@ -383,14 +384,16 @@ fn fail_ours_if(
         .collect()
 }
 
-/// How many directories `members` go to, up to [`COMMIT_THREADS`] (each file of another
-/// store, or without its directory's handle yet, counted as one of its own).
-fn directories_among<'a>(members: impl Iterator<Item = &'a Member>) -> usize {
+/// How many directories `members` go to, up to [`COMMIT_THREADS`]. Each file of another
+/// store, without its directory's handle yet, or going below a mount point (copied,
+/// synced and linked on its own: `publish_across`) counts as one of its own.
+fn directories_among<'a>(temps: &Temps, members: impl Iterator<Item = &'a Member>) -> usize {
     let mut seen: Vec<*const DirFd> = Vec::new();
     let mut others = 0;
     for member in members {
         match member {
             Member::Ours(upload) => match upload.dir_handle() {
+                Some(dir) if !temps.on_root_fs(dir) => others += 1,
                 Some(dir) if !seen.contains(&Arc::as_ptr(dir)) => seen.push(Arc::as_ptr(dir)),
                 Some(_) => {}
                 None => others += 1,

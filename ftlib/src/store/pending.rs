@@ -378,8 +378,14 @@ impl DirUpload {
                     self.data = Data::Memory(held);
                     return Err(e);
                 }
-                // Refused here in a way the probe did not foresee: use named files.
-                Err(_) => self.temps.stop_unnamed(),
+                // Refused here in a way the probe did not foresee: use named files, from
+                // now on unless this directory refuses new files (then unnamed ones still
+                // work elsewhere, and publishing says why this one failed).
+                Err(_) => {
+                    if dir.may_create().is_ok() {
+                        self.temps.stop_unnamed();
+                    }
+                }
             }
         }
         self.data = Data::Memory(held);
@@ -450,10 +456,11 @@ impl DirUpload {
         let published = match std::mem::replace(&mut self.data, Data::Closed) {
             Data::Unnamed(file) => match self.link_unnamed(&dir, &file) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                    // Linking through /proc is refused here: publish these bytes through a
-                    // named temporary file instead, and stop making unnamed ones unless the
-                    // system was only out of space or descriptors.
-                    if !sys::is_exhaustion(&e) {
+                    // Linking is refused here: publish these bytes through a named temporary
+                    // file instead, and stop making unnamed ones unless the system was only
+                    // out of space or descriptors, or this directory refuses new names
+                    // (then the named file fails too, and says why).
+                    if !sys::is_exhaustion(&e) && dir.may_create().is_ok() {
                         self.temps.stop_unnamed();
                     }
                     let held = read_back(&file)

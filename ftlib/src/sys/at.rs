@@ -22,8 +22,7 @@ use rustix::io::Errno;
 /// Set once an unnamed file could be linked through /proc and not by its handle
 /// ([`DirFd::link_unnamed`]): the process lacks CAP_DAC_READ_SEARCH.
 #[cfg(target_os = "linux")]
-pub(super) static LINK_THROUGH_PROC: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+static LINK_THROUGH_PROC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What a name in a directory is, not following a symbolic link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,25 +330,22 @@ impl DirFd {
     pub(crate) fn link_unnamed(&self, file: &File, name: &str) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         {
-            use std::os::fd::AsRawFd;
             use std::sync::atomic::Ordering;
-            // By the handle itself (AT_EMPTY_PATH) where the kernel lets the process: it
-            // then looks nothing up, where the path through /proc costs a lookup of
-            // /proc/self/fd/N each time (about a tenth of a server's CPU when many small
-            // files go into one directory). Older kernels let only a process with
-            // CAP_DAC_READ_SEARCH do it (6.18 lets any, for a file it opened itself); one
-            // that refuses says ENOENT, and the link goes through /proc, from then on
+            // By the handle itself where the kernel lets the process: it then looks nothing
+            // up, where the path through /proc costs a lookup of /proc/self/fd/N each time
+            // (about a tenth of a server's CPU when many small files go into one
+            // directory). Older kernels let only a process with CAP_DAC_READ_SEARCH do it
+            // (this machine's 6.18 lets an unprivileged one link a file it opened itself);
+            // one that refuses says ENOENT, and the link goes through /proc, from then on
             // directly.
             if !LINK_THROUGH_PROC.load(Ordering::Relaxed) {
-                match rustix::fs::linkat(file, "", &self.fd, name, AtFlags::EMPTY_PATH) {
-                    Ok(()) => return Ok(()),
+                match self.link_by_handle(file, name) {
                     // No capability, or the directory is gone: /proc tells which.
-                    Err(e) if e == Errno::NOENT => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    done => return done,
                 }
             }
-            let from = format!("/proc/self/fd/{}", file.as_raw_fd());
-            rustix::fs::linkat(CWD, from.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW)?;
+            self.link_through_proc(file, name)?;
             LINK_THROUGH_PROC.store(true, Ordering::Relaxed);
             Ok(())
         }
@@ -358,6 +354,22 @@ impl DirFd {
             let _ = (file, name);
             Err(io::Error::from(io::ErrorKind::Unsupported))
         }
+    }
+
+    /// [`DirFd::link_unnamed`] by the file's handle (`linkat(AT_EMPTY_PATH)`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn link_by_handle(&self, file: &File, name: &str) -> io::Result<()> {
+        rustix::fs::linkat(file, "", &self.fd, name, AtFlags::EMPTY_PATH)?;
+        Ok(())
+    }
+
+    /// [`DirFd::link_unnamed`] through `/proc/self/fd`, which any process may.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn link_through_proc(&self, file: &File, name: &str) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, from.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW)?;
+        Ok(())
     }
 
     /// Creates an unnamed regular file in this directory (Linux `O_TMPFILE`), as
