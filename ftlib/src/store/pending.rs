@@ -214,11 +214,6 @@ impl DirUpload {
         self.reach_dir(opened, false)
     }
 
-    /// The handle of its directory, once it has one ([`DirUpload::share_dir`]).
-    pub(super) fn dir_handle(&self) -> Option<&Arc<DirFd>> {
-        self.dir.as_ref()
-    }
-
     /// Makes no directory for it before its turn to publish: an earlier upload of its
     /// group may publish a file where that directory goes.
     pub(super) fn make_dir_in_turn(&mut self) {
