@@ -38,13 +38,15 @@ pub struct DirStore {
     partials: Arc<Partials>,
     /// Commit helper threads running now (at most [`group::COMMIT_HELPERS`]).
     pub(super) helpers: AtomicUsize,
-    /// The directory the last upload went to, and when it was opened: files of one
-    /// directory arriving in a row share one handle (and one sync at a group commit) for
-    /// [`DIR_FRESH`], without walking to it from the root each.
+    /// The directory the last upload went to, and when it was opened: the checks of files
+    /// of one directory arriving in a row share one handle for [`DIR_FRESH`], without
+    /// walking to it from the root each (the uploads themselves walk again).
     last_dir: RecentDir,
     /// When the root was last found writable ([`DirStore::root_may_create`]).
     root_writable: Mutex<Option<Instant>>,
-    /// The same for the directory a download was last read from.
+    /// The same as `last_dir` for the directory a download was last read from (the file
+    /// is opened in it: a directory moved out of the served tree in that second is read
+    /// from, SECURITY.md section 3).
     last_read: RecentDir,
     /// The free space last read from the file system, for [`DirStore::check_space`].
     space: Mutex<Option<Space>>,
@@ -193,11 +195,14 @@ impl DirStore {
         walk(&self.temps, dir, create)
     }
 
-    /// The directory an upload of `name` goes to, if it exists (shared with the upload
-    /// before it when that one went to the same directory and is still pending), checked
-    /// to be free for `name` (a regular file, with `replace`). `None` when a directory on
-    /// the way does not exist yet: the name is free, and the directories are made when the
-    /// upload is published, so a failed upload leaves none behind.
+    /// Checks that an upload of `name` may go ahead: free (or, with `replace`, a regular
+    /// file), in a directory this process may write. The checks use the handle of the
+    /// directory the uploads before went to, kept up to [`DIR_FRESH`]; the upload itself
+    /// gets only the root's (`Some`, for a name at the top): it reaches any other
+    /// directory again from the root when it writes or publishes there (a directory moved
+    /// out of the served tree meanwhile is never written into). A directory on the way
+    /// that does not exist yet is made when the upload is published, so a failed upload
+    /// leaves none behind.
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when the name is taken, or a component on the way is a
@@ -251,10 +256,13 @@ impl DirStore {
         check_target(&dir, name, replace)?;
         if Arc::ptr_eq(&dir, &self.root_fd) {
             self.root_may_create(name)?;
-        } else {
-            self.last_dir.may_create(&dir, name)?;
+            return Ok(Some(dir));
         }
-        Ok(Some(dir))
+        self.last_dir.may_create(&dir, name)?;
+        // Only the checks use a handle that may be kept from an earlier upload: the upload
+        // reaches its directory again from the root when it writes or publishes there, so a
+        // directory moved out of the served tree since is never written into.
+        Ok(None)
     }
 
     /// [`may_create`] `name` in the root, asked of the system at most once per
@@ -886,6 +894,43 @@ mod tests {
             assert!(dir.path().join(path).is_dir(), "{path}");
         }
         assert_eq!(fs::read_dir(outside.path()).expect("ls").count(), 0);
+    }
+
+    /// A directory moved out of the served tree right after an upload into it (within the
+    /// second its handle is kept for the checks) does not receive the next upload of that
+    /// directory: that one is published where its name says, in a directory made anew,
+    /// whatever its size and way (in memory, a temporary file, a partial).
+    #[test]
+    fn a_directory_moved_away_receives_no_later_upload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("t")).expect("mkdir");
+        let store = DirStore::open(dir.path()).expect("open");
+        let big = vec![7u8; BUFFERED_MAX + 1];
+        let mut first = store.create_file(&name("t/a"), false).expect("free");
+        first.write_all(b"a").expect("write");
+        first.commit().expect("commit");
+        fs::rename(dir.path().join("t"), outside.path().join("t")).expect("move away");
+        let mut small = store.create_file(&name("t/b"), false).expect("free");
+        small.write_all(b"b").expect("write");
+        small.commit().expect("commit");
+        let mut large = store.create_file(&name("t/c"), false).expect("free");
+        large.write_all(&big).expect("write");
+        large.commit().expect("commit");
+        let (mut partial, _) = store
+            .open_partial("0a1b", &name("t/d"), false)
+            .expect("partial");
+        partial.write_all(&big).expect("write");
+        partial.commit().expect("commit");
+        let mut moved: Vec<_> = fs::read_dir(outside.path().join("t"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        moved.sort();
+        assert_eq!(moved, ["a"], "written into the directory moved away");
+        assert_eq!(fs::read(dir.path().join("t/b")).expect("b"), b"b");
+        assert!(fs::read(dir.path().join("t/c")).expect("c") == big);
+        assert!(fs::read(dir.path().join("t/d")).expect("d") == big);
     }
 
     /// A name whose directories its own upload made is taken at once: the directory found
