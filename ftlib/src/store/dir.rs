@@ -44,10 +44,6 @@ pub struct DirStore {
     last_dir: RecentDir,
     /// When the root was last found writable ([`DirStore::root_may_create`]).
     root_writable: Mutex<Option<Instant>>,
-    /// The same as `last_dir` for the directory a download was last read from (the file
-    /// is opened in it: a directory moved out of the served tree in that second is read
-    /// from, SECURITY.md section 3).
-    last_read: RecentDir,
     /// The free space last read from the file system, for [`DirStore::check_space`].
     space: Mutex<Option<Space>>,
 }
@@ -60,10 +56,9 @@ struct Space {
     claimed: u64,
 }
 
-/// How long the handle of the directory uploads last went to (or downloads were last read
-/// from) is used again for the next ones ([`DirStore::upload_dir`],
-/// [`DirStore::open_file`]); after that the path is walked again, so that a directory
-/// removed or replaced meanwhile is seen.
+/// How long the handle of the directory uploads last went to is used again for the next
+/// ones' checks ([`DirStore::upload_dir`]); after that the path is walked again, so that a
+/// directory removed or replaced meanwhile is seen.
 const DIR_FRESH: Duration = Duration::from_secs(1);
 
 /// The handle of the directory last used for one purpose, and when it was opened.
@@ -174,7 +169,6 @@ impl DirStore {
             helpers: AtomicUsize::new(0),
             last_dir: RecentDir::default(),
             root_writable: Mutex::new(None),
-            last_read: RecentDir::default(),
             space: Mutex::new(None),
         })
     }
@@ -504,12 +498,15 @@ impl DirStore {
     /// # Errors
     /// [`Error::NotFound`] (missing, a symbolic link, not a regular file), [`Error::Io`].
     fn open_file(&self, name: &Name) -> Result<std::fs::File> {
-        let dir = match name.parent() {
-            None => Arc::clone(&self.root_fd),
-            Some(parent) => self
-                .last_read
-                .get_or_walk(parent, || self.dir(Some(parent), false))?,
-        };
+        // Resolved from the root every time, never through a handle kept from an earlier
+        // request (a directory moved out of the served tree is never read from): in one
+        // call where the kernel can, else (and to tell why that failed) one component at
+        // a time.
+        #[cfg(target_os = "linux")]
+        if let Some(file) = self.root_fd.open_file_beneath(name.as_str()) {
+            return Ok(file);
+        }
+        let dir = self.dir(name.parent(), false)?;
         dir.open_file(name.leaf())
             .map_err(|e| match dir.stat(name.leaf()) {
                 Ok(stat) if stat.kind == Kind::Symlink => Error::NotFound {
@@ -931,6 +928,13 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("t/b")).expect("b"), b"b");
         assert!(fs::read(dir.path().join("t/c")).expect("c") == big);
         assert!(fs::read(dir.path().join("t/d")).expect("d") == big);
+        // Read just before the move, then after it: never from where it went.
+        assert!(store.open(&name("t/b"), 0).is_ok());
+        fs::rename(dir.path().join("t"), outside.path().join("t2")).expect("move again");
+        assert!(matches!(
+            store.open(&name("t/b"), 0),
+            Err(Error::NotFound { .. })
+        ));
     }
 
     /// A name whose directories its own upload made is taken at once: the directory found

@@ -1,9 +1,11 @@
 //! Directories by handle: [`DirFd`] is an open directory, and every call here names a file
-//! relative to one, never by a path string from the root. A name is always one component,
-//! opened without following a symbolic link, so a link or a swapped directory planted inside
-//! the served root can never lead a read, a write or a listing outside it.
+//! relative to one. A name is one component, opened without following a symbolic link, so a
+//! link or a swapped directory planted inside the served root can never lead a read, a
+//! write or a listing outside it; the one exception, [`DirFd::open_file_beneath`], opens a
+//! whole path from the root's handle with the kernel's guarantee of the same.
 //!
-//! `openat2(RESOLVE_BENEATH)` would resolve a whole path in one call, but Linux only; one
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` resolves a whole path in one call, but
+//! Linux only (5.6 and later): downloads use it there, with the walk as the fallback. One
 //! `openat(O_NOFOLLOW | O_DIRECTORY)` per component gives the same guarantee on every Unix
 //! (names here never hold `..`: [`crate::store::Name`] refuses it).
 
@@ -192,6 +194,28 @@ impl DirFd {
             }
             File::open(path)
         }
+    }
+
+    /// [`DirFd::open_file`] of `path` below this directory (components separated by `/`,
+    /// never `..`) in one call, where the kernel has `openat2` (Linux 5.6): resolved
+    /// beneath this directory and through no symbolic link at all, which is what a walk
+    /// one component at a time with `O_NOFOLLOW` guarantees too. `None` when it cannot be
+    /// opened so (missing, a link on the way, not a regular file, a kernel without
+    /// `openat2`): the caller walks, which also tells why.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn open_file_beneath(&self, path: &str) -> Option<File> {
+        use rustix::fs::ResolveFlags;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        let fd = rustix::fs::openat2(&self.fd, path, flags, Mode::empty(), resolve).ok()?;
+        let file = File::from(fd);
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let flags = rustix::fs::fcntl_getfl(&file).ok()?;
+        rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).ok()?;
+        Some(file)
     }
 
     /// The names in the directory (not `.` and `..`), streamed; a name that is not valid
