@@ -357,7 +357,7 @@ impl DirFd {
             use std::sync::atomic::Ordering;
             // By the handle itself where the kernel lets the process: it then looks nothing
             // up, where the path through /proc costs a lookup of /proc/self/fd/N each time
-            // (about a tenth of a server's CPU when many small files go into one
+            // (about 7 % of a server's CPU when many small files go into one
             // directory). Older kernels let only a process with CAP_DAC_READ_SEARCH do it
             // (this machine's 6.18 lets an unprivileged one link a file it opened itself);
             // one that refuses says ENOENT, and the link goes through /proc, from then on
