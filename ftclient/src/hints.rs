@@ -81,6 +81,18 @@ pub(crate) fn hint(op: Op, error: &Error, to: Target<'_>) -> Option<String> {
                 what
             }
         }
+        // A directory on the way is a link or a file there (PROTOCOL 6.1's messages): no
+        // name of this one would do.
+        (Op::Put, ErrorKind::AlreadyExists)
+            if error.to_string().contains("which ft does not follow")
+                || error
+                    .to_string()
+                    .contains("already exists and is not a directory") =>
+        {
+            "ft puts nothing through a symbolic link or a file on the server's path: choose \
+             another directory (--to), or ask the server's operator"
+                .into()
+        }
         (Op::Put, ErrorKind::AlreadyExists) => {
             "the server never replaces a file: choose another name (rename or copy yours)".into()
         }

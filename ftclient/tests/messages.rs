@@ -23,6 +23,8 @@ fn failures_say_what_to_do() {
     let port = f.port();
     fs::write(f.served().join("taken.txt"), b"theirs").expect("write");
     fs::write(f.local().join("taken.txt"), b"mine").expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/tmp", f.served().join("linked")).expect("symlink");
     let list = format!("`ftclient 127.0.0.1 {port} list`");
     let rows: Vec<(&[&str], &str, String)> = vec![
         (
@@ -35,6 +37,13 @@ fn failures_say_what_to_do() {
             &["get", "taken.txt"],
             "already-exists",
             "pass --overwrite to replace your copy".into(),
+        ),
+        (
+            &["put", "taken.txt", "--to", "taken.txt"],
+            "already-exists",
+            "taken.txt already exists and is not a directory; ft puts nothing through a \
+             symbolic link or a file on the server's path"
+                .into(),
         ),
         (
             &["get", "absent.txt"],
@@ -65,6 +74,18 @@ fn failures_say_what_to_do() {
         fs::read(f.local().join("taken.txt")).expect("read"),
         b"mine"
     );
+    #[cfg(unix)]
+    {
+        let line = failed(&f.ft(&["put", "taken.txt", "--to", "linked"]));
+        assert!(
+            line.message.contains(
+                "linked already exists as a symbolic link, which ft does not follow; ft puts \
+                 nothing through a symbolic link"
+            ),
+            "{line:?}"
+        );
+        assert!(!line.message.contains("never replaces"), "{line:?}");
+    }
 
     // The hint is part of the JSON message too.
     let out = f.ft(&["get", "absent.txt", "--json"]);
