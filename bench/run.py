@@ -43,7 +43,8 @@ Workloads (sizes configurable, see --help):
               -r --to NEW / get -r against an rsync daemon: rsync -r (the baseline), rsync
               -r followed by sync(2) inside the timing ("+ sync"), and rsync -rt --fsync;
               and, for reference, a local cp -r to the same disk followed by sync(2) (op
-              "copy": no network, one sync, the cheapest durable copy here); ratios are files/s and CPU (client + server) against rsync -r, per round;
+              "copy": no network, one sync, the cheapest durable copy here); ratios are
+              files/s and CPU (client + server) against rsync -r, per round;
               3 rounds (--corpus-reps). A corpus under 15,000 files gets a note; files
               whose names ft refuses, or older builds refused (a ':' in
               Perl's man pages), are left out of the copy, for every tool, with a note

@@ -234,9 +234,11 @@ impl DirStore {
                     }) => {
                         if !known {
                             // Its directories are made at publish, in the deepest one
-                            // that exists: one the server may not write is refused now.
-                            let deepest = deepest.unwrap_or_else(|| self.deepest_existing(parent));
-                            may_create(&deepest, name)?;
+                            // that exists (where the walk that found it missing stopped):
+                            // one the server may not write is refused now.
+                            if let Some(deepest) = &deepest {
+                                may_create(deepest, name)?;
+                            }
                             self.temps.remember_missing(parent, mark);
                         }
                         return Ok(None);
@@ -271,20 +273,6 @@ impl DirStore {
         may_create(&self.root_fd, name)?;
         *writable = Some(Instant::now());
         Ok(())
-    }
-
-    /// The deepest directory on the way to `path` (which is missing) that exists: the
-    /// root at worst. One walk from the root, never through a link, stopping at the first
-    /// component it cannot enter.
-    fn deepest_existing(&self, path: &str) -> Arc<DirFd> {
-        let mut at = Arc::clone(&self.root_fd);
-        for component in path.split('/') {
-            match at.child(component) {
-                Ok(next) => at = Arc::new(next),
-                Err(_) => break,
-            }
-        }
-        at
     }
 
     /// Opens (creating if needed) the partial `key` for `name`, for a resumable transfer:

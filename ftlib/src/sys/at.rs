@@ -22,9 +22,29 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 /// Set once an unnamed file could be linked through /proc and not by its handle
-/// ([`DirFd::link_unnamed`]): the process lacks CAP_DAC_READ_SEARCH.
+/// ([`DirFd::link_unnamed`]): the kernel does not let this process link by handle.
 #[cfg(target_os = "linux")]
 static LINK_THROUGH_PROC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How [`DirFd::open_file`] opens: never through a link at the name, and without waiting
+/// for a writer if it is a FIFO ([`regular_for_reading`] then refuses it).
+#[cfg(unix)]
+const READ_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::NONBLOCK)
+    .union(OFlags::CLOEXEC);
+
+/// The file `fd` opened with [`READ_FLAGS`], if it is a regular file, back in blocking
+/// mode.
+#[cfg(unix)]
+fn regular_for_reading(fd: rustix::fd::OwnedFd) -> io::Result<File> {
+    let file = File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    super::clear_nonblocking(&file)?;
+    Ok(file)
+}
 
 /// What a name in a directory is, not following a symbolic link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,15 +196,8 @@ impl DirFd {
     pub(crate) fn open_file(&self, name: &str) -> io::Result<File> {
         #[cfg(unix)]
         {
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let fd = rustix::fs::openat(&self.fd, name, flags, Mode::empty())?;
-            let file = File::from(fd);
-            if !file.metadata()?.is_file() {
-                return Err(not_regular());
-            }
-            let flags = rustix::fs::fcntl_getfl(&file)?;
-            rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
-            Ok(file)
+            let fd = rustix::fs::openat(&self.fd, name, READ_FLAGS, Mode::empty())?;
+            regular_for_reading(fd)
         }
         #[cfg(not(unix))]
         {
@@ -205,17 +218,10 @@ impl DirFd {
     #[cfg(target_os = "linux")]
     pub(crate) fn open_file_beneath(&self, path: &str) -> Option<File> {
         use rustix::fs::ResolveFlags;
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let resolve =
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        let fd = rustix::fs::openat2(&self.fd, path, flags, Mode::empty(), resolve).ok()?;
-        let file = File::from(fd);
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
-        let flags = rustix::fs::fcntl_getfl(&file).ok()?;
-        rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).ok()?;
-        Some(file)
+        let fd = rustix::fs::openat2(&self.fd, path, READ_FLAGS, Mode::empty(), resolve).ok()?;
+        regular_for_reading(fd).ok()
     }
 
     /// The names in the directory (not `.` and `..`), streamed; a name that is not valid
